@@ -1,0 +1,74 @@
+"""The one place that wires the packages together into an aiohttp application."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from ingest.rtsp import RtspSource, RtspTarget
+from rtcc import ops_routes
+from rtcc.appkeys import HUB, SETTINGS
+from rtcc.config import CameraConfig, Settings
+from rtcc.hub import Source, SourceFactory, StreamHub, StreamSettings
+from rtcc.security_headers import security_headers_middleware
+
+log = logging.getLogger(__name__)
+
+
+def _stream_settings(settings: Settings, camera: CameraConfig) -> StreamSettings:
+    hub = settings.hub
+    return StreamSettings(
+        close_after=hub.close_after,
+        start_timeout=hub.start_timeout,
+        preload=camera.preload,
+        gop_cache_bytes=hub.gop_cache_bytes,
+        gop_cache_age=hub.gop_cache_age,
+        subscriber_queue=hub.subscriber_queue,
+    )
+
+
+def _rtsp_factory(settings: Settings, camera: CameraConfig, profile: str) -> SourceFactory:
+    config = camera.profiles[profile]  # type: ignore[index]
+    target = RtspTarget(
+        url=config.url,
+        username=config.username,
+        password=config.password.get_secret_value(),
+        transport=config.transport,
+    )
+
+    def make() -> Source:
+        return RtspSource(f"{camera.id}/{profile}", target, settings.ingest)
+
+    return make
+
+
+def register_cameras(hub: StreamHub, settings: Settings) -> None:
+    for camera in settings.cameras:
+        for profile in camera.profiles:
+            hub.register(
+                camera.id,
+                profile,
+                _rtsp_factory(settings, camera, profile),
+                _stream_settings(settings, camera),
+            )
+
+
+async def _hub_context(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    async with StreamHub() as hub:
+        app[HUB] = hub
+        register_cameras(hub, settings)
+        await hub.start_preloaded()
+        yield
+        log.info("stopping %d streams", len(hub.streams()))
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(middlewares=[security_headers_middleware], client_max_size=16 * 1024**2)
+    app[SETTINGS] = settings
+    app.cleanup_ctx.append(_hub_context)
+    ops_routes.add_routes(app)
+    # -- packages add their routes below (each module exposes add_routes(app)) --
+    return app

@@ -1,0 +1,255 @@
+"""Configuration files: YAML validated by pydantic, with secrets from the environment.
+
+A wrong key or value is reported as one message naming the file, the key and what is allowed.
+Any string value may be written as ``${NAME}`` to read it from the environment variable NAME.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from rtcc.errors import ConfigError
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SharingLevel(enum.StrEnum):
+    """How an owner shares a camera, from least to most open."""
+
+    REGISTRY_ONLY = "registry_only"
+    ON_REQUEST = "on_request"
+    LIVE_EMERGENCY = "live_emergency"
+    LIVE_ALWAYS = "live_always"
+
+
+class CameraKind(enum.StrEnum):
+    PUBLIC = "public"
+    BUSINESS = "business"
+    RESIDENTIAL = "residential"
+    SCHOOL = "school"
+    WORSHIP = "worship"
+    HOSPITAL = "hospital"
+    OTHER = "other"
+
+
+class ProfileConfig(_Model):
+    url: str = Field(description="rtsp:// or rtsps:// URL of this profile, without credentials")
+    username: str = ""
+    password: SecretStr = SecretStr("")
+    transport: Literal["tcp", "udp"] = "tcp"
+    """RTSP transport; TCP by default because it survives NAT and loss without smearing."""
+
+    @field_validator("url")
+    @classmethod
+    def _no_inline_credentials(cls, value: str) -> str:
+        if "@" in value.split("//", 1)[-1].split("/", 1)[0]:
+            raise ValueError(
+                "put the camera's credentials in 'username' and 'password', not in the URL"
+            )
+        return value
+
+
+class TimeWindow(_Model):
+    """A weekly window during which sharing applies (camera's local time, HH:MM)."""
+
+    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(
+        default_factory=lambda: ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+    )
+    start: str = "00:00"
+    end: str = "24:00"
+
+    @field_validator("start", "end")
+    @classmethod
+    def _hhmm(cls, value: str) -> str:
+        match = re.fullmatch(r"(\d{2}):(\d{2})", value)
+        if not match or int(match[1]) > 24 or int(match[2]) > 59 or (
+            int(match[1]) == 24 and int(match[2]) != 0
+        ):
+            raise ValueError("time must be HH:MM between 00:00 and 24:00")
+        return value
+
+
+class CameraConfig(_Model):
+    id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    owner: str = "department"
+    site: str = ""
+    lat: Annotated[float, Field(ge=-90, le=90)]
+    lon: Annotated[float, Field(ge=-180, le=180)]
+    heading: Annotated[float, Field(ge=0, le=360)] = 0.0
+    fov: Annotated[float, Field(ge=1, le=360)] = 90.0
+    range_m: Annotated[float, Field(gt=0, le=5000)] = 60.0
+    kind: CameraKind = CameraKind.BUSINESS
+    sharing: SharingLevel = SharingLevel.REGISTRY_ONLY
+    windows: list[TimeWindow] = Field(default_factory=list)
+    ptz_allowed: bool = False
+    preload: bool = False
+    record: bool = False
+    profiles: dict[Literal["main", "sub"], ProfileConfig] = Field(default_factory=dict)
+
+    @field_validator("lat", "lon", "heading", "fov", "range_m")
+    @classmethod
+    def _finite(cls, value: float) -> float:
+        if not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        return value
+
+
+class ServerConfig(_Model):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8080
+    public_url: str = ""
+    """The URL people open, when the server sits behind a proxy; printed at start."""
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+
+class HubConfig(_Model):
+    close_after: Annotated[float, Field(ge=0)] = 10.0
+    start_timeout: Annotated[float, Field(gt=0)] = 10.0
+    gop_cache_bytes: Annotated[int, Field(ge=65536)] = 8 * 1024 * 1024
+    gop_cache_age: Annotated[float, Field(gt=0)] = 12.0
+    subscriber_queue: Annotated[int, Field(ge=2)] = 120
+
+
+class IngestConfig(_Model):
+    open_timeout: Annotated[float, Field(gt=0)] = 5.0
+    """Seconds to connect and read the camera's description."""
+    stall_timeout: Annotated[float, Field(gt=0)] = 10.0
+    """Seconds without a packet before the source reconnects."""
+    backoff_initial: Annotated[float, Field(gt=0)] = 1.0
+    backoff_max: Annotated[float, Field(gt=0)] = 30.0
+
+
+class SecurityConfig(_Model):
+    require_totp: bool = True
+    """Staff roles must use a second factor. Only a demo may turn this off."""
+    allow_private_camera_hosts: list[str] = Field(default_factory=list)
+    """Networks (CIDR) cameras may be pulled from directly although private, e.g. the demo's
+    loopback simulator or a department VLAN."""
+    session_idle_minutes: Annotated[int, Field(ge=1, le=30)] = 30
+
+
+class CamsimCameraConfig(_Model):
+    name: str
+    path: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+    width: Annotated[int, Field(ge=64, le=3840)] = 1280
+    height: Annotated[int, Field(ge=64, le=2160)] = 720
+    fps: Annotated[int, Field(ge=1, le=60)] = 30
+    bitrate_kbps: Annotated[int, Field(ge=50, le=20000)] = 2000
+    gop_seconds: Annotated[float, Field(gt=0, le=20)] = 2.0
+    profile: Literal["baseline", "main", "high"] = "high"
+    username: str = ""
+    password: SecretStr = SecretStr("")
+
+
+class CamsimConfig(_Model):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 8554
+    cameras: list[CamsimCameraConfig] = Field(default_factory=list)
+
+
+class Settings(_Model):
+    server: ServerConfig = ServerConfig()
+    store: str = "sqlite:///data/rtcc.sqlite3"
+    """``sqlite:///PATH`` (embedded default) or ``redis://HOST:PORT/DB``."""
+    data_dir: Path = Path("data")
+    hub: HubConfig = HubConfig()
+    ingest: IngestConfig = IngestConfig()
+    security: SecurityConfig = SecurityConfig()
+    cameras: list[CameraConfig] = Field(default_factory=list)
+    camsim: CamsimConfig | None = None
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("store")
+    @classmethod
+    def _store_url(cls, value: str) -> str:
+        if not (value.startswith("sqlite:///") or value.startswith(("redis://", "rediss://"))):
+            raise ValueError("store must start with sqlite:/// or redis://")
+        return value
+
+    @field_validator("cameras")
+    @classmethod
+    def _unique_ids(cls, cameras: list[CameraConfig]) -> list[CameraConfig]:
+        seen: set[str] = set()
+        for camera in cameras:
+            if camera.id in seen:
+                raise ValueError(f"camera id {camera.id!r} is used twice")
+            seen.add(camera.id)
+        return cameras
+
+
+def _expand_env(value: Any, where: str, env: Mapping[str, str]) -> Any:
+    if isinstance(value, str):
+        def repl(match: re.Match[str]) -> str:
+            name = match[1]
+            if name not in env:
+                raise ConfigError(f"{where}: environment variable {name} is not set")
+            return env[name]
+
+        return _ENV_REF.sub(repl, value)
+    if isinstance(value, list):
+        return [_expand_env(item, f"{where}[{i}]", env) for i, item in enumerate(value)]
+    if isinstance(value, dict):
+        return {k: _expand_env(v, f"{where}.{k}" if where else str(k), env) for k, v in value.items()}
+    return value
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def format_validation_error(source: str, error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        key = _location(tuple(item["loc"]))
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown key (check its spelling and the documented keys)"
+        elif "input" in item and not isinstance(item["input"], dict | list):
+            # Echo the offending value so a person can find it, but never a secret.
+            lowered = key.lower()
+            if "password" not in lowered and "secret" not in lowered and "token" not in lowered:
+                message = f"{message} (got {item['input']!r})"
+        lines.append(f"{source}: {key}: {message}")
+    return "\n".join(lines)
+
+
+def parse_settings(data: Any, source: str, env: Mapping[str, str] | None = None) -> Settings:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of keys to values")
+    expanded = _expand_env(data, "", os.environ if env is None else env)
+    try:
+        return Settings.model_validate(expanded)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(source, exc)) from None
+
+
+def load_settings(path: Path, env: Mapping[str, str] | None = None) -> Settings:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the configuration file: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    return parse_settings(data, str(path), env)

@@ -1,0 +1,43 @@
+"""Operational routes: health, stream statistics, Prometheus metrics."""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+
+from rtcc import __version__, metrics
+from rtcc.appkeys import HUB
+from rtcc.policy import public, staff
+
+
+@public()
+async def health(request: web.Request) -> web.Response:
+    hub = request.app[HUB]
+    states: dict[str, int] = {}
+    for stream in hub.streams():
+        states[str(stream.state)] = states.get(str(stream.state), 0) + 1
+    return web.json_response(
+        {"status": "ok", "version": __version__, "time": time.time(), "streams": states}
+    )
+
+
+@staff()
+async def streams(request: web.Request) -> web.Response:
+    return web.json_response({"streams": request.app[HUB].stats()})
+
+
+@staff()
+async def prometheus(request: web.Request) -> web.Response:
+    body = metrics.render(request.app[HUB].stats())
+    return web.Response(text=body, content_type="text/plain", charset="utf-8",
+                        headers={"X-Prometheus-Format": "0.0.4"})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/api/health", health)
+    app.router.add_get("/api/streams", streams)
+    app.router.add_get("/metrics", prometheus)
+
+
+__all__ = ["add_routes"]

@@ -1,0 +1,67 @@
+"""Route policies: every HTTP route declares who may call it.
+
+A handler without a declared policy is refused by the security middleware (and fails the
+authorization-matrix test), so a new route cannot be born open by accident.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+_ATTR = "__rtcc_policy__"
+
+
+class Role(enum.StrEnum):
+    ADMIN = "admin"
+    SUPERVISOR = "supervisor"
+    ANALYST = "analyst"
+    INVESTIGATOR = "investigator"
+    OWNER = "owner"
+    AGENT = "agent"
+
+
+STAFF_ROLES = frozenset({Role.ADMIN, Role.SUPERVISOR, Role.ANALYST, Role.INVESTIGATOR})
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    public: bool
+    """Reachable without logging in (health, login page, public map, owner sign-up)."""
+    roles: frozenset[Role]
+    """Roles allowed when not public. Per-object checks (owner's own cameras) happen inside."""
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def public() -> Callable[[F], F]:
+    """Anyone may call this route."""
+    return _mark(Policy(public=True, roles=frozenset()))
+
+
+def allow(*roles: Role) -> Callable[[F], F]:
+    """Only logged-in users with one of these roles may call this route."""
+    if not roles:
+        raise ValueError("allow() needs at least one role; use public() for open routes")
+    return _mark(Policy(public=False, roles=frozenset(roles)))
+
+
+def staff() -> Callable[[F], F]:
+    return _mark(Policy(public=False, roles=STAFF_ROLES))
+
+
+def _mark(policy: Policy) -> Callable[[F], F]:
+    def decorate(handler: F) -> F:
+        setattr(handler, _ATTR, policy)
+        return handler
+
+    return decorate
+
+
+def policy_of(handler: object) -> Policy | None:
+    """The policy declared on a handler (or on the class of a class-based view)."""
+    found = getattr(handler, _ATTR, None)
+    return found if isinstance(found, Policy) else None

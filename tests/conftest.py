@@ -1,0 +1,1 @@
+"""Fixtures shared by every test package live in tests/fixtures/ and are registered here."""

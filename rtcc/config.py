@@ -62,12 +62,14 @@ class ProfileConfig(_Model):
         return value
 
 
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+ALL_DAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
 class TimeWindow(_Model):
     """A weekly window during which sharing applies (camera's local time, HH:MM)."""
 
-    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(
-        default_factory=lambda: ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-    )
+    days: list[Weekday] = Field(default_factory=lambda: list(ALL_DAYS))
     start: str = "00:00"
     end: str = "24:00"
 
@@ -204,8 +206,19 @@ def _expand_env(value: Any, where: str, env: Mapping[str, str]) -> Any:
     if isinstance(value, list):
         return [_expand_env(item, f"{where}[{i}]", env) for i, item in enumerate(value)]
     if isinstance(value, dict):
-        return {k: _expand_env(v, f"{where}.{k}" if where else str(k), env) for k, v in value.items()}
+        return {
+            key: _expand_env(item, f"{where}.{key}" if where else str(key), env)
+            for key, item in value.items()
+        }
     return value
+
+
+_USERINFO = re.compile(r"//[^/@\s]*@")
+
+
+def redact_url(text: str) -> str:
+    """Hide any user:password@ part of URLs inside a text."""
+    return _USERINFO.sub("//***@", text)
 
 
 def _location(loc: tuple[int | str, ...]) -> str:
@@ -226,7 +239,7 @@ def format_validation_error(source: str, error: ValidationError) -> str:
             # Echo the offending value so a person can find it, but never a secret.
             lowered = key.lower()
             if "password" not in lowered and "secret" not in lowered and "token" not in lowered:
-                message = f"{message} (got {item['input']!r})"
+                message = f"{message} (got {redact_url(repr(item['input']))})"
         lines.append(f"{source}: {key}: {message}")
     return "\n".join(lines)
 

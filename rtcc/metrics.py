@@ -50,8 +50,8 @@ def render(streams: Iterable[Mapping[str, object]]) -> str:
     for stream in streams:
         base = {"camera": str(stream["camera_id"]), "profile": str(stream["profile"])}
         for state in _STATES:
-            value = 1 if stream["state"] == state else 0
-            out.append(f"rtcc_stream_state{_labels({**base, 'state': state})} {value}")
+            flag = 1 if stream["state"] == state else 0
+            out.append(f"rtcc_stream_state{_labels({**base, 'state': state})} {flag}")
     family("rtcc_stream_subscribers", "Current subscribers of the stream", "gauge")
     for stream in streams:
         base = {"camera": str(stream["camera_id"]), "profile": str(stream["profile"])}

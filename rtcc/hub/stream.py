@@ -309,7 +309,9 @@ class Stream:
             "bytes": self.bytes_in,
             "keyframes": self.keyframes_in,
             "starts": self.starts,
-            "last_frame_age": round(now - self.last_frame_time, 3) if self.last_frame_time else None,
+            "last_frame_age": (
+                round(now - self.last_frame_time, 3) if self.last_frame_time else None
+            ),
             "gop_cache_frames": self._gop.frame_count,
             "gop_cache_bytes": self._gop.byte_count,
             "preload": self.settings.preload,

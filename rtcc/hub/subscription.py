@@ -36,6 +36,8 @@ class Subscription:
         self._queue: deque[EncodedFrame] = deque()
         self._ready = asyncio.Event()
         self._need_keyframe = False
+        # A consumer starts at a keyframe: delta frames before it are useless to a decoder.
+        self._started = False
         self._closed = False
         self._close_reason = ""
         self.created = time.time()
@@ -57,6 +59,10 @@ class Subscription:
         """Queue a frame if there is room; return False if it was dropped."""
         if self._closed:
             return False
+        if not self._started:
+            if not frame.keyframe:
+                return False
+            self._started = True
         if self._need_keyframe and not frame.keyframe:
             self.frames_dropped += 1
             return False
@@ -134,6 +140,8 @@ class Subscription:
             "drop_events": self.drop_events,
             "queued": len(self._queue),
             "waiting_for_keyframe": self._need_keyframe,
-            "last_frame_age": round(now - self.last_frame_time, 3) if self.last_frame_time else None,
+            "last_frame_age": (
+                round(now - self.last_frame_time, 3) if self.last_frame_time else None
+            ),
             "connected_seconds": round(now - self.created, 3),
         }

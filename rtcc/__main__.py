@@ -1,0 +1,5 @@
+import sys
+
+from rtcc.cli import main
+
+sys.exit(main())

@@ -1,0 +1,125 @@
+"""The ``rtcc`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rtcc.config import Settings, load_settings
+from rtcc.errors import ConfigError
+from rtcc.logs import setup_logging
+
+log = logging.getLogger("rtcc")
+
+DEFAULT_CONFIG = Path("configs/demo.yaml")
+
+
+def _override_server(settings: Settings, args: argparse.Namespace) -> Settings:
+    server = settings.server
+    changes: dict[str, object] = {}
+    if getattr(args, "host", None):
+        changes["host"] = args.host
+    if getattr(args, "port", None) is not None:
+        changes["port"] = args.port
+    if getattr(args, "tls_cert", None):
+        changes["tls_cert"] = args.tls_cert
+    if getattr(args, "tls_key", None):
+        changes["tls_key"] = args.tls_key
+    if not changes:
+        return settings
+    return settings.model_copy(update={"server": server.model_copy(update=changes)})
+
+
+async def _serve(settings: Settings, banner: str = "") -> None:
+    from rtcc.server import serving, wait_for_stop_signal
+
+    async with serving(settings) as url:
+        print(f"RTCC server listening on {url}", flush=True)
+        if banner:
+            print(banner.replace("{url}", url), flush=True)
+        await wait_for_stop_signal()
+        print("Stopping: closing viewers and camera sessions...", flush=True)
+
+
+async def _demo(settings: Settings) -> None:
+    from ingest.camsim.runner import Camsim
+
+    if settings.camsim is None or not settings.camsim.cameras:
+        raise ConfigError("the demo configuration has no 'camsim' cameras to simulate")
+    async with Camsim(settings.camsim) as sim:
+        print(f"Simulated cameras: {len(settings.camsim.cameras)} streams at "
+              f"rtsp://{settings.camsim.host}:{sim.port}/", flush=True)
+        banner = (
+            "\n  Open the console:  {url}/console/\n"
+            "  Stream status:     {url}/api/streams   (metrics: {url}/metrics)\n"
+            "  Press Ctrl-C to stop everything.\n"
+        )
+        await _serve(settings, banner)
+
+
+async def _camsim(settings: Settings) -> None:
+    from ingest.camsim.runner import run_camsim
+
+    if settings.camsim is None:
+        raise ConfigError("the configuration has no 'camsim' section")
+    await run_camsim(settings.camsim)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rtcc", description=__doc__)
+    parser.add_argument("--log-format", choices=["text", "json"], default="text")
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the server")
+    serve.add_argument("--config", type=Path, required=True)
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--tls-cert", type=Path)
+    serve.add_argument("--tls-key", type=Path)
+
+    demo = sub.add_parser("demo", help="run the server with simulated cameras (embedded storage)")
+    demo.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    demo.add_argument("--host")
+    demo.add_argument("--port", type=int)
+
+    camsim = sub.add_parser("camsim", help="serve simulated RTSP cameras")
+    camsim.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+
+    check = sub.add_parser("check-config", help="validate a configuration file and exit")
+    check.add_argument("config", type=Path)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(f"configuration error:\n{exc}", file=sys.stderr)
+        return 2
+    setup_logging(args.log_level or settings.log_level, args.log_format)
+    try:
+        if args.command == "check-config":
+            print(f"{args.config}: OK ({len(settings.cameras)} cameras)")
+            return 0
+        settings = _override_server(settings, args)
+        if args.command == "serve":
+            asyncio.run(_serve(settings))
+        elif args.command == "demo":
+            asyncio.run(_demo(settings))
+        elif args.command == "camsim":
+            asyncio.run(_camsim(settings))
+    except ConfigError as exc:
+        print(f"configuration error:\n{exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+__all__ = ["main"]

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from console_web import routes as console_routes
 from ingest.rtsp import RtspSource, RtspTarget
 from rtcc import ops_routes
 from rtcc.appkeys import HUB, SETTINGS
@@ -71,4 +72,5 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_hub_context)
     ops_routes.add_routes(app)
     # -- packages add their routes below (each module exposes add_routes(app)) --
+    console_routes.add_routes(app)
     return app

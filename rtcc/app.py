@@ -13,6 +13,8 @@ from rtcc import ops_routes
 from rtcc.appkeys import HUB, SETTINGS
 from rtcc.config import CameraConfig, Settings
 from rtcc.hub import Source, SourceFactory, StreamHub, StreamSettings
+from rtcc.security import add_routes as add_security_routes
+from rtcc.security import security_context, security_middleware
 from rtcc.security_headers import security_headers_middleware
 
 log = logging.getLogger(__name__)
@@ -67,10 +69,13 @@ async def _hub_context(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[security_headers_middleware], client_max_size=16 * 1024**2)
+    app = web.Application(middlewares=[security_headers_middleware, security_middleware],
+                          client_max_size=16 * 1024**2)
     app[SETTINGS] = settings
+    app.cleanup_ctx.append(security_context)  # first in, last out: audits the others' shutdown
     app.cleanup_ctx.append(_hub_context)
     ops_routes.add_routes(app)
     # -- packages add their routes below (each module exposes add_routes(app)) --
+    add_security_routes(app)
     console_routes.add_routes(app)
     return app

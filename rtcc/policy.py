@@ -2,14 +2,16 @@
 
 A handler without a declared policy is refused by the security middleware (and fails the
 authorization-matrix test), so a new route cannot be born open by accident.
+Static files get one too: ``public()(app.router.add_static("/static", folder))``.
 """
 
 from __future__ import annotations
 
 import enum
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 _ATTR = "__rtcc_policy__"
 
@@ -34,7 +36,8 @@ class Policy:
     """Roles allowed when not public. Per-object checks (owner's own cameras) happen inside."""
 
 
-F = TypeVar("F", bound=Callable[..., Any])
+F = TypeVar("F")
+"""A handler function, a class-based view, or a resource such as ``app.router.add_static(...)``."""
 
 
 def public() -> Callable[[F], F]:
@@ -62,6 +65,9 @@ def _mark(policy: Policy) -> Callable[[F], F]:
 
 
 def policy_of(handler: object) -> Policy | None:
-    """The policy declared on a handler (or on the class of a class-based view)."""
+    """The policy declared on a handler, on a class-based view, or, for a bound method such as
+    a static resource's handler, on the object it is bound to."""
     found = getattr(handler, _ATTR, None)
+    if found is None and inspect.ismethod(handler):
+        found = getattr(handler.__self__, _ATTR, None)
     return found if isinstance(found, Policy) else None

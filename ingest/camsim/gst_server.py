@@ -121,7 +121,11 @@ def camera_spec(raw, index):
 
 def load_spec(argument):
     try:
-        text = sys.stdin.readline() if argument == "-" else open(argument, encoding="utf-8").read()
+        if argument == "-":
+            text = sys.stdin.readline()
+        else:
+            with open(argument, encoding="utf-8") as spec_file:
+                text = spec_file.read()
         spec = json.loads(text)
     except (OSError, ValueError) as exc:
         fail(2, f"ERROR cannot read the camera spec: {exc}")
@@ -152,6 +156,9 @@ def launch_line(cam):
     fps = cam["fps"]
     gop = max(1, round(cam["gop_seconds"] * fps))
     interval = -1 if cam["parameter_sets_in_band"] else 0
+    # Without in-band parameter sets x264 writes SPS/PPS only into the AVC caps, and with
+    # config-interval=0 the client finds them only in the SDP (sprop-parameter-sets).
+    fmt = "" if cam["parameter_sets_in_band"] else ",stream-format=avc"
     video = (
         f"videotestsrc is-live=true pattern={cam['pattern']} ! "
         f"video/x-raw,width={cam['width']},height={cam['height']},framerate={fps}/1 ! "
@@ -165,9 +172,17 @@ def launch_line(cam):
             tuning = f"bframes={cam['bframes']} b-adapt=false rc-lookahead=4 sync-lookahead=0"
         else:
             tuning = "tune=zerolatency bframes=0"
+        # The ultrafast preset turns off CABAC and 8x8 transforms, so x264 would write a
+        # Constrained Baseline stream whatever the caps say: turn back on what the profile uses.
+        features = {"baseline": [], "main": ["cabac=1"], "high": ["cabac=1", "8x8dct=1"]}
+        options = features[cam["profile"]]
+        if not cam["parameter_sets_in_band"]:
+            options = [*options, "repeat-headers=0"]
+        if options:
+            tuning += f' option-string="{":".join(options)}"'
         video += (
             f"x264enc {tuning} speed-preset=ultrafast key-int-max={gop} "
-            f"bitrate={cam['bitrate_kbps']} ! video/x-h264,profile={cam['profile']} ! "
+            f"bitrate={cam['bitrate_kbps']} ! video/x-h264,profile={cam['profile']}{fmt} ! "
             f"rtph264pay name=pay0 pt=96 config-interval={interval}"
         )
     else:
@@ -188,6 +203,16 @@ def launch_line(cam):
                    "rtpmp4gpay name=pay1 pt=98",
         }[cam["audio"]]
     return f"( {video} {audio} )"
+
+
+def allow_role(factory, role, construct):
+    from gi.repository import Gst
+
+    flag = "true" if construct else "false"
+    structure, _ = Gst.Structure.from_string(
+        f"{role}, media.factory.access=(boolean)true, media.factory.construct=(boolean){flag}"
+    )
+    factory.add_role_from_structure(structure)
 
 
 def main(argv):
@@ -223,10 +248,13 @@ def main(argv):
         factory = rtsp_server.RTSPMediaFactory()
         factory.set_launch(launch_line(cam))
         factory.set_shared(True)
-        role = f"role-{cam['path']}" if cam["username"] else "anonymous"
-        factory.add_role_from_structure(gst.Structure.from_string(
-            f"{role}, media.factory.access=(boolean)true, media.factory.construct=(boolean)true"
-        )[0])
+        if cam["username"]:
+            # Anonymous clients may see the mount but not play it: the server answers 401 with
+            # a digest challenge (a 404 would tell the client there is nothing to log in to).
+            allow_role(factory, "anonymous", construct=False)
+            allow_role(factory, f"role-{cam['path']}", construct=True)
+        else:
+            allow_role(factory, "anonymous", construct=True)
         mounts.add_factory(f"/{cam['path']}", factory)
 
     try:

@@ -1,0 +1,1 @@
+"""Benchmarks: each module prints JSON; run them with ``python -m benchmarks <name>``."""

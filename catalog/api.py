@@ -1,0 +1,349 @@
+"""The catalog's HTTP API: cameras as GeoJSON, geographic search, bulk import and export.
+
+Reads are for staff; writes, imports and exports for administrators and supervisors (owners
+manage their own cameras through the owner portal). Bad input is answered with 400 and
+``{"error": reason, "field": name, "allowed": what is allowed}``; a refused import lists every
+bad row in ``rows``. Passwords are accepted in clear, stored encrypted and never returned.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from catalog import io, params
+from catalog.errors import CameraExists, FieldError, ImportConflict, ImportRejected
+from catalog.geo import MAX_RADIUS_M
+from catalog.keys import CATALOG_EVENTS, CATALOG_STORE
+from catalog.live import close_feeds, events
+from catalog.model import Camera, camera_public
+from catalog.openapi import openapi_document
+from catalog.query import SearchResult
+from catalog.shapes import parse_polygon, parse_route
+from catalog.store import CatalogStore
+from catalog.validate import check_camera_id, parse_camera
+from rtcc.appkeys import HUB, SECRET_BOX
+from rtcc.config import SharingLevel
+from rtcc.policy import Role, allow, public, staff
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_LIVE_LEVELS = frozenset({SharingLevel.LIVE_EMERGENCY, SharingLevel.LIVE_ALWAYS})
+_SEARCH_KEYS = frozenset({"polygon", "route", "buffer_m", "filters", "offset", "limit"})
+_CSV_TYPES = frozenset({"text/csv", "application/csv"})
+_GEOJSON_TYPES = frozenset({"application/geo+json", "application/json"})
+writers = functools.partial(allow, Role.ADMIN, Role.SUPERVISOR)
+
+
+def _error(status: int, reason: str, field: str = "", allowed: str = "",
+           **extra: Any) -> web.Response:
+    return web.json_response({"error": reason, "field": field, "allowed": allowed, **extra},
+                             status=status)
+
+
+def json_errors(handler: Handler) -> Handler:
+    """Map the catalog's refusals to JSON answers."""
+
+    @functools.wraps(handler)
+    async def wrapper(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except FieldError as exc:
+            return _error(400, exc.reason, exc.field, exc.allowed)
+        except ImportRejected as exc:
+            return _error(400, str(exc), "rows", "see rows",
+                          rows=[e.as_dict() for e in exc.errors])
+        except CameraExists as exc:
+            return _error(409, str(exc), "id", "an id not yet registered")
+
+    return wrapper
+
+
+def _store(request: web.Request) -> CatalogStore:
+    return request.config_dict[CATALOG_STORE]
+
+
+async def _publish(request: web.Request, event: dict[str, Any]) -> None:
+    bus = request.config_dict.get(CATALOG_EVENTS)
+    if bus is not None:
+        await bus.publish(event)
+
+
+def _end_live_sessions(request: web.Request, camera_id: str, reason: str) -> None:
+    hub = request.config_dict.get(HUB)
+    if hub is not None and hub.has_camera(camera_id):
+        ended = hub.close_camera_sessions(camera_id, reason)
+        if ended:
+            log.info("camera %s: ended %d live session(s): %s", camera_id, ended, reason)
+
+
+def _collection(result: SearchResult, offset: int, limit: int) -> dict[str, Any]:
+    return {
+        "type": "FeatureCollection",
+        "features": [io.camera_feature(hit.camera, hit) for hit in result.hits],
+        "total": result.total, "offset": offset, "limit": limit,
+    }
+
+
+async def _json_body(request: web.Request) -> Any:
+    try:
+        return await request.json()
+    except (ValueError, UnicodeDecodeError):
+        raise FieldError("body", "not valid JSON", "a JSON object") from None
+
+
+# -- reads ------------------------------------------------------------------------------------
+
+
+@staff()
+@json_errors
+async def list_cameras(request: web.Request) -> web.Response:
+    """GET /api/cameras: near a point, able to see a point, or every camera by id."""
+    query = request.query
+    params.check_query_names(query, params.LIST_PARAMS)
+    store = _store(request)
+    filters = params.query_filters(query)
+    near = params.point(query, "near")
+    sees = params.point(query, "sees")
+    if near is not None and sees is not None:
+        raise FieldError("sees", "use either near or sees", "near=LAT,LON or sees=LAT,LON")
+    if near is not None:
+        page = params.page_from(query, default_limit=20)
+        result = await store.nearest(*near, limit=page.limit, offset=page.offset,
+                                     radius_m=params.radius(query, MAX_RADIUS_M),
+                                     filters=filters)
+        return web.json_response(_collection(result, page.offset, page.limit))
+    if sees is not None:
+        page = params.page_from(query, default_limit=50)
+        result = await store.can_see(*sees, near_m=params.near_radius(query), filters=filters,
+                                     page=page)
+        return web.json_response(_collection(result, page.offset, page.limit))
+    if "radius_m" in query:
+        raise FieldError("radius_m", "needs near or sees", "near=LAT,LON&radius_m=R")
+    if "offset" in query:
+        raise FieldError("offset", "a plain listing pages with after=<last id>", "after")
+    page = params.page_from(query)
+    cameras = await store.list_cameras(filters, after=query.get("after", ""), limit=page.limit)
+    return web.json_response({
+        "type": "FeatureCollection",
+        "features": [io.camera_feature(c) for c in cameras],
+        "limit": page.limit,
+        "next": cameras[-1].id if len(cameras) == page.limit else None,
+    })
+
+
+@staff()
+@json_errors
+async def search(request: web.Request) -> web.Response:
+    """POST /api/cameras/search: inside a polygon, or along a route with a buffer."""
+    body = await _json_body(request)
+    if not isinstance(body, dict):
+        raise FieldError("body", "must be a JSON object", "polygon or route")
+    for key in body:
+        if key not in _SEARCH_KEYS:
+            raise FieldError(str(key)[:64], "unknown field", ", ".join(sorted(_SEARCH_KEYS)))
+    raw_filters = body.get("filters") or {}
+    if not isinstance(raw_filters, dict) or any(k not in params.FILTER_PARAMS
+                                                for k in raw_filters):
+        raise FieldError("filters", "must be an object of lists",
+                         ", ".join(params.FILTER_PARAMS))
+    filters = params.filters_from({k: v if isinstance(v, list) else [v]
+                                   for k, v in raw_filters.items()})
+    page = params.page_from(body)
+    store = _store(request)
+    if ("polygon" in body) == ("route" in body):
+        raise FieldError("polygon", "give exactly one of polygon or route",
+                         "polygon (GeoJSON Polygon) or route (GeoJSON LineString) and buffer_m")
+    if "polygon" in body:
+        if "buffer_m" in body:
+            raise FieldError("buffer_m", "only for a route", "route with buffer_m")
+        result = await store.within_polygon(parse_polygon(body["polygon"]), filters=filters,
+                                            page=page)
+    else:
+        route = parse_route(body["route"], body.get("buffer_m", 50.0))
+        result = await store.along_route(route, filters=filters, page=page)
+    return web.json_response(_collection(result, page.offset, page.limit))
+
+
+@staff()
+@json_errors
+async def get_camera(request: web.Request) -> web.Response:
+    camera_id = request.match_info["id"]
+    camera = await _store(request).get(camera_id)
+    if camera is None:
+        return _error(404, f"camera {camera_id!r} is not registered", "id")
+    return web.json_response(io.camera_feature(camera))
+
+
+# -- writes -----------------------------------------------------------------------------------
+
+
+def _feature_response(camera: Camera, status: int) -> web.Response:
+    response = web.json_response(io.camera_feature(camera), status=status)
+    if status == 201:
+        response.headers["Location"] = f"/api/cameras/{camera.id}"
+    return response
+
+
+async def _after_write(request: web.Request, before: Camera | None, after: Camera) -> None:
+    if before is not None and before.sharing in _LIVE_LEVELS and after.sharing not in _LIVE_LEVELS:
+        _end_live_sessions(request, after.id, f"sharing changed to {after.sharing}")
+    kind = "camera.updated" if before is not None else "camera.created"
+    await _publish(request, {"type": kind, "id": after.id, "camera": camera_public(after)})
+
+
+@writers()
+@json_errors
+async def create_camera(request: web.Request) -> web.Response:
+    fields = io.feature_fields(await _json_body(request))
+    camera = parse_camera(fields, request.config_dict.get(SECRET_BOX))
+    await _store(request).create(camera)
+    await _after_write(request, None, camera)
+    return _feature_response(camera, 201)
+
+
+@writers()
+@json_errors
+async def put_camera(request: web.Request) -> web.Response:
+    camera_id = check_camera_id(request.match_info["id"])
+    fields = io.feature_fields(await _json_body(request))
+    if fields.setdefault("id", camera_id) != camera_id:
+        raise FieldError("id", "does not match the id in the URL", camera_id)
+    store = _store(request)
+    before = await store.get(camera_id)
+    camera = parse_camera(fields, request.config_dict.get(SECRET_BOX), before)
+    await store.put(camera)
+    await _after_write(request, before, camera)
+    return _feature_response(camera, 200 if before is not None else 201)
+
+
+@writers()
+@json_errors
+async def patch_camera(request: web.Request) -> web.Response:
+    camera_id = request.match_info["id"]
+    store = _store(request)
+    before = await store.get(camera_id)
+    if before is None:
+        return _error(404, f"camera {camera_id!r} is not registered", "id")
+    changes = io.feature_fields(await _json_body(request))
+    if changes.get("id", camera_id) != camera_id:
+        raise FieldError("id", "cannot be changed", camera_id)
+    fields = camera_public(before)
+    fields.update(changes)
+    camera = parse_camera(fields, request.config_dict.get(SECRET_BOX), before)
+    await store.put(camera)
+    await _after_write(request, before, camera)
+    return _feature_response(camera, 200)
+
+
+@writers()
+@json_errors
+async def delete_camera(request: web.Request) -> web.Response:
+    camera_id = request.match_info["id"]
+    if not await _store(request).delete(camera_id):
+        return _error(404, f"camera {camera_id!r} is not registered", "id")
+    _end_live_sessions(request, camera_id, "camera removed from the catalog")
+    await _publish(request, {"type": "camera.deleted", "id": camera_id})
+    return web.Response(status=204)
+
+
+@writers()
+@json_errors
+async def import_cameras(request: web.Request) -> web.Response:
+    """POST /api/cameras/import?mode=create|upsert with a CSV or GeoJSON body."""
+    params.check_query_names(request.query, frozenset({"mode"}))
+    mode = request.query.get("mode", "create")
+    if mode not in ("create", "upsert"):
+        raise FieldError("mode", f"unknown mode {mode[:20]!r}", "create, upsert")
+    content_type = request.content_type
+    if content_type in _CSV_TYPES:
+        rows, unreadable = io.csv_rows(await request.read())
+    elif content_type in _GEOJSON_TYPES:
+        rows, unreadable = io.geojson_rows(await request.read())
+    else:
+        return _error(415, f"cannot import {content_type}", "Content-Type",
+                      "text/csv, application/geo+json")
+    store = _store(request)
+    previous = await store.get_many([str(f.get("id")) for _, f in rows]) if mode == "upsert" \
+        else {}
+    cameras = io.cameras_from_rows(rows, request.config_dict.get(SECRET_BOX), previous,
+                                   unreadable)
+    try:
+        count = await store.import_cameras(cameras, "upsert" if mode == "upsert" else "create")
+    except ImportConflict as exc:
+        taken = set(exc.camera_ids)
+        report = [
+            {"row": number, "field": "id", "reason": f"camera {fields['id']!r} is already "
+             "registered", "allowed": "a new id, or ?mode=upsert to replace"}
+            for number, fields in rows if fields.get("id") in taken
+        ]
+        return _error(409, f"import refused: {len(report)} camera(s) already registered, "
+                      "nothing was written", "rows", "see rows", rows=report)
+    for camera in cameras:
+        if camera.sharing not in _LIVE_LEVELS and previous.get(camera.id) is not None and \
+                previous[camera.id].sharing in _LIVE_LEVELS:
+            _end_live_sessions(request, camera.id, f"sharing changed to {camera.sharing}")
+    await _publish(request, {"type": "catalog.imported", "count": count, "mode": mode})
+    return web.json_response({"imported": count, "mode": mode})
+
+
+@writers()
+@json_errors
+async def export_cameras(request: web.Request) -> web.StreamResponse:
+    """GET /api/cameras/export?format=csv|geojson (streamed; no passwords)."""
+    params.check_query_names(request.query, frozenset({"format"}))
+    fmt = request.query.get("format", "geojson")
+    if fmt not in ("csv", "geojson"):
+        raise FieldError("format", f"unknown format {fmt[:20]!r}", "csv, geojson")
+    content_type = "text/csv" if fmt == "csv" else "application/geo+json"
+    response = web.StreamResponse(headers={
+        "Content-Type": f"{content_type}; charset=utf-8",
+        "Content-Disposition": f'attachment; filename="cameras.{fmt}"',
+    })
+    await response.prepare(request)
+    store = _store(request)
+    if fmt == "csv":
+        await response.write(io.csv_line(io.EXPORT_COLUMNS).encode())
+        async for camera in store.iter_cameras():
+            await response.write(io.csv_line(io.camera_csv_cells(camera)).encode())
+    else:
+        await response.write(b'{"type":"FeatureCollection","features":[')
+        separator = b""
+        async for camera in store.iter_cameras():
+            feature = json.dumps(io.camera_feature(camera), separators=(",", ":")).encode()
+            await response.write(separator + feature)
+            separator = b","
+        await response.write(b"]}")
+    await response.write_eof()
+    return response
+
+
+@public()
+async def openapi(request: web.Request) -> web.Response:
+    """The API description: it lists routes and parameters, never data."""
+    return web.json_response(openapi_document(request.app.router.routes()))
+
+
+def add_routes(app: web.Application) -> None:
+    router = app.router
+    router.add_get("/api/cameras", list_cameras)
+    router.add_post("/api/cameras", create_camera)
+    router.add_post("/api/cameras/search", search)
+    router.add_post("/api/cameras/import", import_cameras)
+    router.add_get("/api/cameras/export", export_cameras)
+    router.add_get("/api/cameras/{id}", get_camera)
+    router.add_put("/api/cameras/{id}", put_camera)
+    router.add_patch("/api/cameras/{id}", patch_camera)
+    router.add_delete("/api/cameras/{id}", delete_camera)
+    router.add_get("/api/events", events)
+    router.add_get("/api/openapi.json", openapi)
+    app.on_shutdown.append(close_feeds)
+
+
+__all__ = ["add_routes"]

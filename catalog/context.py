@@ -1,0 +1,63 @@
+"""Opening the catalog store named by the configuration, and seeding it on first start."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+from aiohttp import web
+from redis.exceptions import RedisError
+
+from catalog.keys import CATALOG_STORE
+from catalog.model import camera_from_config
+from catalog.redis_store import RedisCatalog
+from catalog.sqlite_store import SqliteCatalog
+from catalog.store import CatalogStore
+from rtcc.access import SecretBox
+from rtcc.appkeys import CAMERA_DIRECTORY, SECRET_BOX, SETTINGS
+from rtcc.config import CameraConfig
+from rtcc.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+async def open_store(url: str) -> CatalogStore:
+    """``sqlite:///relative/path``, ``sqlite:////absolute/path`` or ``redis://host:port/db``."""
+    if url.startswith("sqlite:///"):
+        return await SqliteCatalog.open(Path(url[len("sqlite:///"):]))
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        try:
+            return await RedisCatalog.open(url)
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise ConfigError(f"store: cannot reach Redis: {exc}") from None
+    raise ConfigError("store must start with sqlite:/// or redis://")
+
+
+async def seed_if_empty(
+    store: CatalogStore, cameras: Sequence[CameraConfig], box: SecretBox | None
+) -> int:
+    """Load the configuration file's cameras into an empty catalog; returns how many."""
+    if not cameras or await store.count() > 0:
+        return 0
+    count = await store.import_cameras([camera_from_config(c, box) for c in cameras])
+    log.info("catalog: seeded %d cameras from the configuration", count)
+    return count
+
+
+async def catalog_context(app: web.Application) -> AsyncIterator[None]:
+    """cleanup_ctx: open ``settings.store``, seed it on first start, publish it, close it.
+
+    Needs ``SECRET_BOX`` set by an earlier context when seeded cameras have passwords. The store
+    becomes ``CATALOG_STORE`` and, unless another directory was set, ``CAMERA_DIRECTORY``.
+    """
+    settings = app[SETTINGS]
+    store = await open_store(settings.store)
+    try:
+        await seed_if_empty(store, settings.cameras, app.get(SECRET_BOX))
+        app[CATALOG_STORE] = store
+        if CAMERA_DIRECTORY not in app:
+            app[CAMERA_DIRECTORY] = store
+        yield
+    finally:
+        await store.aclose()

@@ -1,0 +1,226 @@
+"""Catalog events to consoles: a non-blocking fan-out and the buses that feed it.
+
+``Broadcaster.publish`` hands an event to every connected console's bounded queue without
+awaiting any of them; a console that falls ``queue_size`` events behind is disconnected (its
+browser reconnects and reloads the state) instead of slowing the others.
+
+With SQLite the bus is in-process (``LocalBus``). With Redis (``RedisBus``) every event goes
+through a pub/sub channel and each process's broadcaster is fed from its subscription, so a
+console connected to any process hears changes made in every other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any, Protocol
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
+
+Event = Mapping[str, Any]
+_PUBLISH_TIMEOUT_S = 2.0
+_RETRY_MAX_S = 30.0
+
+
+class Feed:
+    """One console's queue of encoded events."""
+
+    def __init__(self, queue_size: int, types: frozenset[str], cameras: frozenset[str]) -> None:
+        self._queue: asyncio.Queue[str | None] = asyncio.Queue(queue_size)
+        self.types = types
+        self.cameras = cameras
+        self.overflowed = False
+        self.closed = False
+
+    def wants(self, event: Event) -> bool:
+        if self.types and event.get("type") not in self.types:
+            return False
+        return not self.cameras or event.get("id") in self.cameras
+
+    def offer(self, encoded: str) -> None:
+        if self.closed:
+            return
+        try:
+            self._queue.put_nowait(encoded)
+        except asyncio.QueueFull:
+            self.overflowed = True
+            self.close()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        while True:  # make room for the end marker
+            try:
+                self._queue.put_nowait(None)
+                return
+            except asyncio.QueueFull:
+                self._queue.get_nowait()
+
+    async def next(self, idle_s: float) -> str | None:
+        """The next encoded event; None at the end of the feed; TimeoutError after ``idle_s``
+        seconds without one."""
+        async with asyncio.timeout(idle_s):
+            return await self._queue.get()
+
+
+class Broadcaster:
+    def __init__(self, queue_size: int = 256) -> None:
+        self.queue_size = queue_size
+        self._feeds: set[Feed] = set()
+        self.published = 0
+        self.dropped_clients = 0
+        self._closed = False
+
+    def subscribe(self, types: frozenset[str] = frozenset(),
+                  cameras: frozenset[str] = frozenset()) -> Feed:
+        feed = Feed(self.queue_size, types, cameras)
+        if self._closed:
+            feed.close()
+        else:
+            self._feeds.add(feed)
+        return feed
+
+    def unsubscribe(self, feed: Feed) -> None:
+        self._feeds.discard(feed)
+        feed.close()
+
+    def publish(self, event: Event) -> None:
+        encoded = json.dumps(event, separators=(",", ":"))
+        self.published += 1
+        for feed in list(self._feeds):
+            if feed.wants(event):
+                feed.offer(encoded)
+                if feed.overflowed:
+                    self._feeds.discard(feed)
+                    self.dropped_clients += 1
+                    log.warning("catalog events: a console fell %d events behind and was "
+                                "disconnected", self.queue_size)
+
+    @property
+    def clients(self) -> int:
+        return len(self._feeds)
+
+    def close(self) -> None:
+        self._closed = True
+        for feed in list(self._feeds):
+            feed.close()
+        self._feeds.clear()
+
+
+class EventBus(Protocol):
+    async def publish(self, event: Event) -> None: ...
+
+    async def __aenter__(self) -> EventBus: ...
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None: ...
+
+
+class LocalBus:
+    """Events stay in this process."""
+
+    def __init__(self, broadcaster: Broadcaster) -> None:
+        self._broadcaster = broadcaster
+
+    async def publish(self, event: Event) -> None:
+        self._broadcaster.publish(event)
+
+    async def __aenter__(self) -> LocalBus:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        return None
+
+
+class RedisBus:
+    """Events go through a Redis pub/sub channel, heard by every process subscribed to it."""
+
+    def __init__(self, client: aioredis.Redis, channel: str, broadcaster: Broadcaster) -> None:
+        self._client = client
+        self._channel = channel
+        self._broadcaster = broadcaster
+        self._task: asyncio.Task[None] | None = None
+        self._subscribed = asyncio.Event()
+        self._last_warning = 0.0
+
+    async def publish(self, event: Event) -> None:
+        try:
+            async with asyncio.timeout(_PUBLISH_TIMEOUT_S):
+                await self._client.publish(self._channel, json.dumps(event))
+        except (RedisError, OSError, TimeoutError) as exc:
+            # Consoles of this process still hear it; others miss this one event.
+            self._broadcaster.publish(event)
+            self._warn("catalog events: cannot publish to Redis (%s); delivered locally only", exc)
+
+    def _warn(self, message: str, *args: object) -> None:
+        now = time.monotonic()
+        if now - self._last_warning > 30.0:
+            self._last_warning = now
+            log.warning(message, *args)
+
+    async def _listen(self) -> None:
+        delay = 1.0
+        while True:
+            pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+            try:
+                async with asyncio.timeout(_PUBLISH_TIMEOUT_S * 2):
+                    await pubsub.subscribe(self._channel)
+                self._subscribed.set()
+                delay = 1.0
+                while True:
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message is None or message.get("type") != "message":
+                        continue
+                    try:
+                        event = json.loads(message["data"])
+                    except (TypeError, ValueError):
+                        log.warning("catalog events: ignored a malformed message on %s",
+                                    self._channel)
+                        continue
+                    if isinstance(event, dict):
+                        self._broadcaster.publish(event)
+            except (RedisError, OSError, TimeoutError) as exc:
+                self._warn("catalog events: Redis subscription lost (%s); retrying in %.0f s",
+                           exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(_RETRY_MAX_S, delay * 2)
+            finally:
+                with contextlib.suppress(RedisError, OSError, TimeoutError):
+                    async with asyncio.timeout(_PUBLISH_TIMEOUT_S):
+                        await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def __aenter__(self) -> RedisBus:
+        self._task = asyncio.create_task(self._listen(), name=f"catalog:events:{self._channel}")
+        try:
+            async with asyncio.timeout(_PUBLISH_TIMEOUT_S * 2):
+                await self._subscribed.wait()
+        except TimeoutError:
+            log.warning("catalog events: not yet subscribed to %s; continuing", self._channel)
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            await cancel_and_wait(task)
+
+
+async def cancel_and_wait(task: asyncio.Task[None]) -> None:
+    """Stop a task this object owns; a cancellation of the caller itself still propagates."""
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise

@@ -1,0 +1,264 @@
+"""What the catalog knows: cameras, their owners, sites and the agents that reach them.
+
+Camera passwords exist here only as ciphertext made by the server's ``SecretBox``; the public
+form of a camera (:func:`camera_public`) carries ``has_password`` instead, never the ciphertext.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from rtcc.access import CameraConsent, SecretBox
+from rtcc.config import CameraConfig, CameraKind, SharingLevel, TimeWindow
+from rtcc.errors import ConfigError
+from rtcc.media import StreamState
+
+ProfileName = Literal["main", "sub"]
+PROFILE_NAMES: tuple[ProfileName, ...] = ("main", "sub")
+
+
+class CameraStatus(enum.StrEnum):
+    """The camera's live state as the stream hub last reported it."""
+
+    UNKNOWN = "unknown"
+    IDLE = "idle"
+    STARTING = "starting"
+    LIVE = "live"
+    RECONNECTING = "reconnecting"
+    ERROR = "error"
+
+    @classmethod
+    def from_stream_state(cls, state: StreamState) -> CameraStatus:
+        return cls(str(state))
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """Where one encoding of a camera (main or sub stream) is pulled from."""
+
+    url: str
+    username: str = ""
+    password_ciphertext: str = ""
+    """The password as encrypted by the server's SecretBox; empty when the camera has none."""
+    transport: Literal["tcp", "udp"] = "tcp"
+
+
+@dataclass(frozen=True, slots=True)
+class Camera:
+    id: str
+    name: str
+    lat: float
+    lon: float
+    owner_id: str = "department"
+    site_id: str = ""
+    heading: float = 0.0
+    """Direction the camera looks, degrees clockwise from north."""
+    fov: float = 90.0
+    """Horizontal field of view, degrees (360 for a fisheye or a PTZ that may turn anywhere)."""
+    range_m: float = 60.0
+    """How far the camera usefully sees, metres."""
+    kind: CameraKind = CameraKind.BUSINESS
+    sharing: SharingLevel = SharingLevel.REGISTRY_ONLY
+    windows: tuple[TimeWindow, ...] = ()
+    timezone: str = "UTC"
+    ptz_allowed: bool = False
+    preload: bool = False
+    record: bool = False
+    via_agent: bool = False
+    """Reached through the owner's agent (outbound connection) rather than pulled directly."""
+    profiles: Mapping[str, Profile] = field(default_factory=dict)
+    status: CameraStatus = CameraStatus.UNKNOWN
+    last_frame_time: float | None = None
+
+    def consent(self) -> CameraConsent:
+        return CameraConsent(
+            camera_id=self.id,
+            owner_id=self.owner_id,
+            sharing=self.sharing,
+            windows=self.windows,
+            ptz_allowed=self.ptz_allowed,
+            timezone=self.timezone,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    id: str
+    organisation: str
+    contact_name: str = ""
+    contact_email: str = ""
+    contact_phone: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    id: str
+    owner_id: str
+    address: str = ""
+    outline: tuple[tuple[float, float], ...] = ()
+    """Outline polygon as (lon, lat) positions, the ring closed implicitly."""
+    soft_target: bool = False
+    """A school, place of worship, hospital or venue where crowds gather."""
+
+
+@dataclass(frozen=True, slots=True)
+class Agent:
+    id: str
+    owner_id: str
+    camera_ids: tuple[str, ...] = ()
+    last_seen: float | None = None
+
+
+# -- conversions ------------------------------------------------------------------------------
+
+
+def camera_from_config(config: CameraConfig, box: SecretBox | None) -> Camera:
+    """A camera of the configuration file (the demo's seeds) as the catalog stores it."""
+    profiles: dict[str, Profile] = {}
+    for name, profile in config.profiles.items():
+        secret = profile.password.get_secret_value()
+        if secret and box is None:
+            raise ConfigError(
+                f"camera {config.id!r}: its {name} profile has a password but the server has no "
+                "secret box to encrypt it; configure the security module before the catalog"
+            )
+        profiles[name] = Profile(
+            url=profile.url,
+            username=profile.username,
+            password_ciphertext=box.encrypt(secret) if secret and box is not None else "",
+            transport=profile.transport,
+        )
+    return Camera(
+        id=config.id,
+        name=config.name,
+        lat=config.lat,
+        lon=config.lon,
+        owner_id=config.owner,
+        site_id=config.site,
+        heading=config.heading,
+        fov=config.fov,
+        range_m=config.range_m,
+        kind=config.kind,
+        sharing=config.sharing,
+        windows=tuple(config.windows),
+        ptz_allowed=config.ptz_allowed,
+        preload=config.preload,
+        record=config.record,
+        profiles=profiles,
+    )
+
+
+def _window_dict(window: TimeWindow) -> dict[str, Any]:
+    return {"days": list(window.days), "start": window.start, "end": window.end}
+
+
+def camera_record(camera: Camera) -> dict[str, Any]:
+    """The stored form (JSON-ready). Holds the password ciphertext: never send it to a client."""
+    return {
+        "id": camera.id,
+        "name": camera.name,
+        "lat": camera.lat,
+        "lon": camera.lon,
+        "owner_id": camera.owner_id,
+        "site_id": camera.site_id,
+        "heading": camera.heading,
+        "fov": camera.fov,
+        "range_m": camera.range_m,
+        "kind": str(camera.kind),
+        "sharing": str(camera.sharing),
+        "windows": [_window_dict(w) for w in camera.windows],
+        "timezone": camera.timezone,
+        "ptz_allowed": camera.ptz_allowed,
+        "preload": camera.preload,
+        "record": camera.record,
+        "via_agent": camera.via_agent,
+        "profiles": {
+            name: {
+                "url": p.url,
+                "username": p.username,
+                "password_ciphertext": p.password_ciphertext,
+                "transport": p.transport,
+            }
+            for name, p in camera.profiles.items()
+        },
+    }
+
+
+def camera_from_record(
+    record: Mapping[str, Any], status: CameraStatus = CameraStatus.UNKNOWN,
+    last_frame_time: float | None = None,
+) -> Camera:
+    """Back from the stored form (trusted: it was validated before it was written)."""
+    return Camera(
+        id=record["id"],
+        name=record["name"],
+        lat=record["lat"],
+        lon=record["lon"],
+        owner_id=record["owner_id"],
+        site_id=record["site_id"],
+        heading=record["heading"],
+        fov=record["fov"],
+        range_m=record["range_m"],
+        kind=CameraKind(record["kind"]),
+        sharing=SharingLevel(record["sharing"]),
+        windows=tuple(TimeWindow.model_construct(**w) for w in record["windows"]),
+        timezone=record["timezone"],
+        ptz_allowed=record["ptz_allowed"],
+        preload=record["preload"],
+        record=record["record"],
+        via_agent=record["via_agent"],
+        profiles={name: Profile(**p) for name, p in record["profiles"].items()},
+        status=status,
+        last_frame_time=last_frame_time,
+    )
+
+
+def camera_public(camera: Camera) -> dict[str, Any]:
+    """What API clients see: everything but secrets (``has_password`` instead)."""
+    out = camera_record(camera)
+    out["profiles"] = {
+        name: {
+            "url": p.url,
+            "username": p.username,
+            "has_password": bool(p.password_ciphertext),
+            "transport": p.transport,
+        }
+        for name, p in camera.profiles.items()
+    }
+    out["status"] = str(camera.status)
+    out["last_frame_time"] = camera.last_frame_time
+    return out
+
+
+def owner_record(owner: Owner) -> dict[str, Any]:
+    return {"id": owner.id, "organisation": owner.organisation,
+            "contact_name": owner.contact_name, "contact_email": owner.contact_email,
+            "contact_phone": owner.contact_phone}
+
+
+def owner_from_record(record: Mapping[str, Any]) -> Owner:
+    return Owner(**record)
+
+
+def site_record(site: Site) -> dict[str, Any]:
+    return {"id": site.id, "owner_id": site.owner_id, "address": site.address,
+            "outline": [list(p) for p in site.outline], "soft_target": site.soft_target}
+
+
+def site_from_record(record: Mapping[str, Any]) -> Site:
+    return Site(id=record["id"], owner_id=record["owner_id"], address=record["address"],
+                outline=tuple((float(p[0]), float(p[1])) for p in record["outline"]),
+                soft_target=record["soft_target"])
+
+
+def agent_record(agent: Agent) -> dict[str, Any]:
+    return {"id": agent.id, "owner_id": agent.owner_id, "camera_ids": list(agent.camera_ids),
+            "last_seen": agent.last_seen}
+
+
+def agent_from_record(record: Mapping[str, Any]) -> Agent:
+    return Agent(id=record["id"], owner_id=record["owner_id"],
+                 camera_ids=tuple(record["camera_ids"]), last_seen=record["last_seen"])

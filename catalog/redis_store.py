@@ -1,0 +1,323 @@
+"""The scale-out catalog engine: Redis GEO sets and hashes through ``redis.asyncio``.
+
+Keys (all under one prefix with a hash tag, so a Redis Cluster keeps them in one slot):
+
+- ``cams`` hash: camera id -> stored record (JSON);
+- ``attrs`` hash: camera id -> the compact fields a search ranks and filters on;
+- ``status`` hash: camera id -> ``status|last_frame_time`` (absent: unknown);
+- ``geo:<metres>`` GEO sets: camera positions, one set per view-range class (100, 300, 1000,
+  5000 m), so "can see" asks each set only as far out as its cameras can see;
+- ``polar`` set: cameras beyond latitude +-85.05, which Redis GEO cannot index;
+- ``ids`` sorted set (all scores 0): ids in lexical order, for cursor paging;
+- ``ent:<kind>`` hashes: owners, sites and agents.
+
+Every write is one MULTI/EXEC transaction built only after all input was validated, so EXEC has
+nothing left to refuse and a failed bulk import changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, cast
+
+import redis.asyncio as aioredis
+from redis.exceptions import WatchError
+
+from catalog.errors import CameraExists, ImportConflict, ImportRejected, RowError
+from catalog.geo import Box, Circle, circle_extent, haversine_m, wrap_lon
+from catalog.model import Camera, CameraStatus, camera_from_record, camera_record
+from catalog.query import Candidate, Filters
+from catalog.store import EntityKind, ImportMode, StoreBase
+
+log = logging.getLogger(__name__)
+
+RANGE_CLASSES = (100.0, 300.0, 1000.0, 5000.0)
+"""Upper view range (metres) of each GEO set."""
+GEO_MAX_LAT = 85.05
+"""Redis GEO indexes latitudes within +-85.05112878; cameras beyond go to the polar set."""
+_GEO_EXACT_LIMIT = 85.05112878
+_PAD = 1.002
+"""Redis measures on a slightly larger sphere and quantises positions (~0.6 m): search a bit
+wider, then the exact filter in ``SpatialSearch`` decides."""
+_BATCH = 1000
+_TIMEOUT_S = 5.0
+_SET_STATUS = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+local lft = ARGV[3]
+if lft == '' then
+  local old = redis.call('HGET', KEYS[2], ARGV[1])
+  if old then lft = string.match(old, '|(.*)$') or '' end
+end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2] .. '|' .. lft)
+return 1
+"""
+
+
+def range_class(range_m: float) -> float:
+    for limit in RANGE_CLASSES:
+        if range_m <= limit:
+            return limit
+    return RANGE_CLASSES[-1]
+
+
+def _attrs(camera: Camera) -> str:
+    return "|".join((repr(camera.lat), repr(camera.lon), repr(camera.heading), repr(camera.fov),
+                     repr(camera.range_m), str(camera.sharing), str(camera.kind),
+                     camera.owner_id))
+
+
+def _candidate(camera_id: str, attrs: str, status: str | None) -> Candidate:
+    lat, lon, heading, fov, range_m, sharing, kind, owner = attrs.split("|", 7)
+    return Candidate(camera_id, float(lat), float(lon), float(heading), float(fov),
+                     float(range_m), sharing, kind, owner,
+                     status.split("|", 1)[0] if status else "unknown")
+
+
+def _status(value: str | None) -> tuple[CameraStatus, float | None]:
+    if not value:
+        return CameraStatus.UNKNOWN, None
+    status, _, lft = value.partition("|")
+    return CameraStatus(status), float(lft) if lft else None
+
+
+class RedisCatalog(StoreBase):
+    engine = "redis"
+
+    def __init__(self, client: aioredis.Redis, prefix: str = "rtcc:{catalog}:",
+                 *, owns_client: bool = True) -> None:
+        self.client = client
+        self.prefix = prefix
+        self._owns_client = owns_client
+        self._cams = prefix + "cams"
+        self._attrs_key = prefix + "attrs"
+        self._status_key = prefix + "status"
+        self._polar = prefix + "polar"
+        self._ids = prefix + "ids"
+        self._geo = {limit: f"{prefix}geo:{int(limit)}" for limit in RANGE_CLASSES}
+        self._set_status = client.register_script(_SET_STATUS)
+        self._closed = False
+
+    @property
+    def events_channel(self) -> str:
+        return self.prefix + "events"
+
+    @classmethod
+    async def open(cls, url: str, prefix: str = "rtcc:{catalog}:") -> RedisCatalog:
+        client = aioredis.Redis.from_url(
+            url, decode_responses=True, socket_timeout=_TIMEOUT_S,
+            socket_connect_timeout=_TIMEOUT_S, health_check_interval=30,
+        )
+        try:
+            await client.ping()
+        except BaseException:
+            await client.aclose()
+            raise
+        log.info("catalog: Redis store opened (prefix %s)", prefix)
+        return cls(client, prefix)
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._owns_client:
+            await self.client.aclose()
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    def _queue_write(self, pipe: Any, cameras: Sequence[Camera]) -> None:
+        """Queue the commands that store ``cameras`` (replacing any previous index entries)."""
+        for start in range(0, len(cameras), _BATCH):
+            chunk = cameras[start:start + _BATCH]
+            ids = [c.id for c in chunk]
+            pipe.hset(self._cams, mapping={
+                c.id: json.dumps(camera_record(c), separators=(",", ":")) for c in chunk})
+            pipe.hset(self._attrs_key, mapping={c.id: _attrs(c) for c in chunk})
+            for key in self._geo.values():
+                pipe.zrem(key, *ids)
+            pipe.srem(self._polar, *ids)
+            by_class: dict[float, list[Any]] = {}
+            polar: list[str] = []
+            for c in chunk:
+                if abs(c.lat) > GEO_MAX_LAT:
+                    polar.append(c.id)
+                else:
+                    by_class.setdefault(range_class(c.range_m), []).extend((c.lon, c.lat, c.id))
+            for limit, values in by_class.items():
+                pipe.geoadd(self._geo[limit], values)
+            if polar:
+                pipe.sadd(self._polar, *polar)
+            pipe.zadd(self._ids, dict.fromkeys(ids, 0))
+
+    async def _transaction(self, cameras: Sequence[Camera], mode: ImportMode) -> int:
+        """Write all cameras in one MULTI/EXEC; returns how many existed before."""
+        for _attempt in range(5):
+            async with self.client.pipeline(transaction=True) as pipe:
+                try:
+                    await pipe.watch(self._attrs_key)
+                    existing: list[str] = []
+                    for start in range(0, len(cameras), _BATCH):
+                        ids = [c.id for c in cameras[start:start + _BATCH]]
+                        found = await pipe.hmget(self._attrs_key, ids)
+                        existing += [i for i, f in zip(ids, found, strict=True) if f is not None]
+                    if existing and mode == "create":
+                        await pipe.unwatch()  # type: ignore[no-untyped-call]
+                        raise ImportConflict(sorted(existing))
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    self._queue_write(pipe, cameras)
+                    await pipe.execute()
+                    return len(existing)
+                except WatchError:
+                    continue
+        raise RuntimeError("the catalog was changed concurrently too often; try again")
+
+    async def import_cameras(self, cameras: Sequence[Camera], mode: ImportMode = "create") -> int:
+        seen: dict[str, int] = {}
+        errors: list[RowError] = []
+        for row, camera in enumerate(cameras, start=1):
+            if camera.id in seen:
+                errors.append(RowError(row, "id", f"duplicate of row {seen[camera.id]}"))
+            seen.setdefault(camera.id, row)
+        if errors:
+            raise ImportRejected(errors)
+        await self._transaction(list(cameras), mode)
+        return len(cameras)
+
+    async def create(self, camera: Camera) -> None:
+        try:
+            await self._transaction([camera], "create")
+        except ImportConflict:
+            raise CameraExists(camera.id) from None
+
+    async def put(self, camera: Camera) -> bool:
+        return await self._transaction([camera], "upsert") > 0
+
+    async def delete(self, camera_id: str) -> bool:
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.hdel(self._cams, camera_id)
+            pipe.hdel(self._attrs_key, camera_id)
+            pipe.hdel(self._status_key, camera_id)
+            for key in self._geo.values():
+                pipe.zrem(key, camera_id)
+            pipe.srem(self._polar, camera_id)
+            pipe.zrem(self._ids, camera_id)
+            results = await pipe.execute()
+        return bool(results[0])
+
+    async def set_status(
+        self, camera_id: str, status: CameraStatus, last_frame_time: float | None
+    ) -> bool:
+        lft = repr(last_frame_time) if last_frame_time is not None else ""
+        result = await self._set_status(keys=[self._cams, self._status_key],
+                                        args=[camera_id, str(status), lft])
+        return bool(result)
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    async def get(self, camera_id: str) -> Camera | None:
+        return (await self._load([camera_id])).get(camera_id)
+
+    async def _load(self, ids: Sequence[str]) -> dict[str, Camera]:
+        if not ids:
+            return {}
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.hmget(self._cams, list(ids))
+            pipe.hmget(self._status_key, list(ids))
+            docs, statuses = await pipe.execute()
+        out: dict[str, Camera] = {}
+        for camera_id, doc, status in zip(ids, docs, statuses, strict=True):
+            if doc is not None:
+                out[camera_id] = camera_from_record(json.loads(doc), *_status(status))
+        return out
+
+    async def count(self) -> int:
+        return int(await self.client.hlen(self._cams))
+
+    async def list_cameras(
+        self, filters: Filters = Filters(), *, after: str = "", limit: int = 100  # noqa: B008
+    ) -> list[Camera]:
+        out: list[Camera] = []
+        cursor = f"({after}" if after else "-"
+        step = max(limit, 200)
+        while len(out) < limit:
+            ids = cast(list[str], await self.client.zrangebylex(self._ids, cursor, "+", 0, step))
+            if not ids:
+                break
+            cameras = await self._load(ids)
+            for camera_id in ids:
+                camera = cameras.get(camera_id)
+                if camera is not None and filters.matches_camera(camera):
+                    out.append(camera)
+                    if len(out) == limit:
+                        break
+            if len(ids) < step:
+                break
+            cursor = f"({ids[-1]}"
+        return out
+
+    async def iter_cameras(self, batch: int = 1000) -> AsyncIterator[Camera]:
+        after = ""
+        while True:
+            cameras = await self.list_cameras(after=after, limit=batch)
+            for camera in cameras:
+                yield camera
+            if len(cameras) < batch:
+                return
+            after = cameras[-1].id
+
+    def _queue_circle(self, pipe: Any, key: str, circle: Circle) -> bool:
+        """Queue a GEOSEARCH covering the circle; True when it reaches the polar caps."""
+        lat = max(-_GEO_EXACT_LIMIT, min(_GEO_EXACT_LIMIT, circle.lat))
+        radius = circle.radius_m + haversine_m(lat, circle.lon, circle.lat, circle.lon)
+        # Redis does not wrap a search centred on exactly +180 (it does from -180).
+        pipe.geosearch(key, longitude=wrap_lon(circle.lon), latitude=lat,
+                       radius=radius * _PAD + 2.0, unit="m")
+        min_lat, max_lat, _, _ = circle_extent(circle.lat, circle.lon, circle.radius_m)
+        return max_lat > GEO_MAX_LAT - 0.01 or min_lat < -GEO_MAX_LAT + 0.01
+
+    async def _search(self, searches: Sequence[tuple[str, Circle]]) -> list[Candidate]:
+        async with self.client.pipeline(transaction=False) as pipe:
+            polar = False
+            for key, circle in searches:
+                polar = self._queue_circle(pipe, key, circle) or polar
+            if polar:
+                pipe.smembers(self._polar)
+            results = await pipe.execute()
+        ids = list(dict.fromkeys(i for found in results for i in found))
+        if not ids:
+            return []
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.hmget(self._attrs_key, ids)
+            pipe.hmget(self._status_key, ids)
+            attrs, statuses = await pipe.execute()
+        return [_candidate(i, a, s) for i, a, s in zip(ids, attrs, statuses, strict=True)
+                if a is not None]
+
+    async def _candidates(
+        self, boxes: list[Box], circles: list[Circle], filters: Filters
+    ) -> list[Candidate]:
+        return await self._search([(key, c) for c in circles for key in self._geo.values()])
+
+    async def _covering(self, lat: float, lon: float, filters: Filters) -> list[Candidate]:
+        return await self._search(
+            [(key, Circle(lat, lon, limit)) for limit, key in self._geo.items()])
+
+    # -- documents (owners, sites, agents) -------------------------------------------------------
+
+    def _doc_key(self, kind: EntityKind) -> str:
+        return f"{self.prefix}ent:{kind}"
+
+    async def _put_doc(self, kind: EntityKind, doc_id: str, doc: Mapping[str, Any]) -> None:
+        await self.client.hset(self._doc_key(kind), doc_id, json.dumps(doc))
+
+    async def _get_doc(self, kind: EntityKind, doc_id: str) -> dict[str, Any] | None:
+        text = await self.client.hget(self._doc_key(kind), doc_id)
+        return cast(dict[str, Any], json.loads(text)) if text is not None else None
+
+    async def _list_docs(self, kind: EntityKind) -> list[dict[str, Any]]:
+        docs = await self.client.hgetall(self._doc_key(kind))
+        return [json.loads(docs[k]) for k in sorted(docs)]
+
+    async def _delete_doc(self, kind: EntityKind, doc_id: str) -> bool:
+        return bool(await self.client.hdel(self._doc_key(kind), doc_id))

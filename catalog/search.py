@@ -1,0 +1,170 @@
+"""The geographic queries, written once over two engine primitives.
+
+An engine supplies a superset of the cameras in a region (``_candidates``), the cameras whose
+view cone might hold a point (``_covering``) and full records by id (``_load``). Exact distances,
+cone tests, filters, ranking and paging happen here, so SQLite and Redis answer identically.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+
+from catalog.geo import (
+    MAX_RADIUS_M,
+    Box,
+    Circle,
+    circle_boxes,
+    cone_contains,
+    haversine_m,
+    initial_bearing_deg,
+)
+from catalog.model import Camera
+from catalog.query import Candidate, Filters, Hit, Page, SearchResult
+from catalog.shapes import GeoPolygon, GeoRoute
+
+_FIRST_RADIUS_M = 400.0
+"""Nearest-N starts looking this far out, then widens."""
+_NO_FILTERS = Filters()
+_DEFAULT_PAGE = Page()
+
+
+def _sees(c: Candidate, lat: float, lon: float) -> bool:
+    return cone_contains(c.lat, c.lon, c.heading, c.fov, c.range_m, lat, lon)
+
+
+def _unique(candidates: Iterable[Candidate], filters: Filters) -> list[Candidate]:
+    seen: dict[str, Candidate] = {}
+    for candidate in candidates:
+        if candidate.id not in seen and filters.matches(candidate):
+            seen[candidate.id] = candidate
+    return list(seen.values())
+
+
+class SpatialSearch(ABC):
+    """Geographic queries over an engine's candidate primitives."""
+
+    @abstractmethod
+    async def _candidates(
+        self, boxes: list[Box], circles: list[Circle], filters: Filters
+    ) -> list[Candidate]:
+        """Every camera inside the union of ``boxes`` (or of ``circles``: an engine uses the
+        form its index understands), possibly more, possibly repeated."""
+
+    @abstractmethod
+    async def _covering(self, lat: float, lon: float, filters: Filters) -> list[Candidate]:
+        """Every camera whose view cone may hold the point, possibly more."""
+
+    @abstractmethod
+    async def _load(self, ids: Sequence[str]) -> dict[str, Camera]:
+        """Full cameras by id (missing ids are left out)."""
+
+    async def _in_circle(
+        self, lat: float, lon: float, radius_m: float, filters: Filters
+    ) -> list[tuple[float, str, Candidate]]:
+        found = await self._candidates(
+            circle_boxes(lat, lon, radius_m), [Circle(lat, lon, radius_m)], filters
+        )
+        ranked = []
+        for c in _unique(found, filters):
+            distance = haversine_m(lat, lon, c.lat, c.lon)
+            if distance <= radius_m:
+                ranked.append((distance, c.id, c))
+        ranked.sort(key=lambda item: (item[0], item[1]))
+        return ranked
+
+    async def _point_hits(
+        self, lat: float, lon: float, ranked: Sequence[tuple[float, str, Candidate]],
+        seeing: set[str] | None = None,
+    ) -> list[Hit]:
+        cameras = await self._load([item[1] for item in ranked])
+        hits = []
+        for distance, camera_id, candidate in ranked:
+            camera = cameras.get(camera_id)
+            if camera is None:  # deleted between the index read and the record read
+                continue
+            sees = camera_id in seeing if seeing is not None else _sees(candidate, lat, lon)
+            hits.append(Hit(camera, distance, initial_bearing_deg(lat, lon, camera.lat,
+                                                                  camera.lon), sees))
+        return hits
+
+    async def nearest(
+        self,
+        lat: float,
+        lon: float,
+        *,
+        limit: int = 20,
+        radius_m: float = MAX_RADIUS_M,
+        filters: Filters = _NO_FILTERS,
+        offset: int = 0,
+    ) -> SearchResult:
+        """The ``limit`` cameras closest to the point, no farther than ``radius_m``."""
+        want = offset + limit
+        radius = min(radius_m, _FIRST_RADIUS_M)
+        while True:
+            ranked = await self._in_circle(lat, lon, radius, filters)
+            if len(ranked) >= want or radius >= radius_m:
+                break
+            # Widen by the density seen so far (at least 2x) until enough cameras are inside.
+            factor = math.sqrt(want / max(1, len(ranked))) * 1.5
+            radius = min(radius_m, radius * max(2.0, min(factor, 16.0)))
+        return SearchResult(await self._point_hits(lat, lon, ranked[offset:want]))
+
+    async def within_radius(
+        self, lat: float, lon: float, radius_m: float, *, filters: Filters = _NO_FILTERS,
+        page: Page = _DEFAULT_PAGE,
+    ) -> SearchResult:
+        ranked = await self._in_circle(lat, lon, radius_m, filters)
+        window = ranked[page.offset:page.offset + page.limit]
+        return SearchResult(await self._point_hits(lat, lon, window), len(ranked))
+
+    async def can_see(
+        self, lat: float, lon: float, *, near_m: float = 0.0, filters: Filters = _NO_FILTERS,
+        page: Page = _DEFAULT_PAGE,
+    ) -> SearchResult:
+        """Cameras whose view cone holds the point (nearest first), then cameras within
+        ``near_m`` that do not see it (nearest first)."""
+        seeing: list[tuple[float, str, Candidate]] = []
+        for c in _unique(await self._covering(lat, lon, filters), filters):
+            if _sees(c, lat, lon):
+                seeing.append((haversine_m(lat, lon, c.lat, c.lon), c.id, c))
+        seeing.sort(key=lambda item: (item[0], item[1]))
+        seeing_ids = {item[1] for item in seeing}
+        near: list[tuple[float, str, Candidate]] = []
+        if near_m > 0:
+            near = [item for item in await self._in_circle(lat, lon, near_m, filters)
+                    if item[1] not in seeing_ids]
+        ranked = seeing + near
+        window = ranked[page.offset:page.offset + page.limit]
+        return SearchResult(await self._point_hits(lat, lon, window, seeing_ids), len(ranked))
+
+    async def within_polygon(
+        self, polygon: GeoPolygon, *, filters: Filters = _NO_FILTERS, page: Page = _DEFAULT_PAGE
+    ) -> SearchResult:
+        """Cameras inside the polygon, by id."""
+        found = await self._candidates(polygon.boxes(), polygon.circles(), filters)
+        inside = sorted(c.id for c in _unique(found, filters) if polygon.contains(c.lat, c.lon))
+        window = inside[page.offset:page.offset + page.limit]
+        cameras = await self._load(window)
+        return SearchResult([Hit(cameras[i]) for i in window if i in cameras], len(inside))
+
+    async def along_route(
+        self, route: GeoRoute, *, filters: Filters = _NO_FILTERS, page: Page = _DEFAULT_PAGE
+    ) -> SearchResult:
+        """Cameras within the route's buffer, in the order a vehicle on the route meets them."""
+        found = await self._candidates(route.boxes(), route.circles(), filters)
+        ranked: list[tuple[float, float, str]] = []
+        for c in _unique(found, filters):
+            position = route.locate(c.lat, c.lon)
+            if position.distance_m <= route.buffer_m:
+                ranked.append((position.along_m, position.distance_m, c.id))
+        ranked.sort()
+        window = ranked[page.offset:page.offset + page.limit]
+        cameras = await self._load([item[2] for item in window])
+        hits = [
+            Hit(cameras[camera_id], distance_m=distance, along_m=along)
+            for along, distance, camera_id in window
+            if camera_id in cameras
+        ]
+        return SearchResult(hits, len(ranked))

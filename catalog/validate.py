@@ -1,0 +1,304 @@
+"""Turning untrusted input (API bodies, CSV rows, GeoJSON features) into valid Cameras.
+
+Every refusal is a :class:`FieldError` naming the field, the reason and what is allowed. Input
+never contains the password ciphertext: a password given in clear is encrypted at once with the
+server's ``SecretBox``; one left out keeps the stored one (so editing a camera's name does not
+erase its password); an empty one removes it.
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from functools import lru_cache
+from typing import Any, Literal, cast
+
+from pydantic import ValidationError
+
+from catalog.errors import FieldError
+from catalog.geo import check_fov, check_heading, check_lat, check_lon, check_range
+from catalog.model import PROFILE_NAMES, Camera, Profile
+from rtcc.access import SecretBox
+from rtcc.config import CameraKind, SharingLevel, TimeWindow
+
+CAMERA_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+REF_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+RESERVED_IDS = frozenset({"import", "export", "search"})
+"""Words that are routes under /api/cameras/ and so cannot be camera ids."""
+
+CAMERA_FIELDS = (
+    "id", "name", "lat", "lon", "owner_id", "site_id", "heading", "fov", "range_m", "kind",
+    "sharing", "windows", "timezone", "ptz_allowed", "preload", "record", "via_agent", "profiles",
+)
+READ_ONLY_FIELDS = frozenset({"status", "last_frame_time", "distance_m", "bearing_deg", "sees",
+                              "along_m"})
+"""Fields the API sends out that are accepted back (a GET body may be PUT again) and ignored."""
+PROFILE_FIELDS = ("url", "username", "password", "transport")
+
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_TRUE = frozenset({"true", "1", "yes", "y", "on"})
+_FALSE = frozenset({"false", "0", "no", "n", "off", ""})
+_KINDS = ", ".join(k.value for k in CameraKind)
+_SHARING = ", ".join(s.value for s in SharingLevel)
+
+
+def check_camera_id(value: object, field: str = "id") -> str:
+    allowed = "1-64 of a-z 0-9 _ -, starting with a letter or digit"
+    if not isinstance(value, str) or not CAMERA_ID.fullmatch(value):
+        raise FieldError(field, "not a valid camera id", allowed)
+    if value in RESERVED_IDS:
+        raise FieldError(field, f"{value!r} is a reserved word", allowed + "; not import, export "
+                         "or search")
+    return value
+
+
+def _ref(value: object, field: str, default: str) -> str:
+    if value is None or value == "":
+        return default
+    if not isinstance(value, str) or not REF_ID.fullmatch(value):
+        raise FieldError(field, "not a valid identifier", "1-64 of A-Z a-z 0-9 _ . -")
+    return value
+
+
+def _text(value: object, field: str, low: int, high: int) -> str:
+    if not isinstance(value, str):
+        raise FieldError(field, "must be text", f"{low}..{high} characters")
+    value = value.strip()
+    if not low <= len(value) <= high or any(ord(c) < 32 for c in value):
+        raise FieldError(field, "wrong length or control characters",
+                         f"{low}..{high} printable characters")
+    return value
+
+
+def _bool(value: object, field: str, default: bool) -> bool:
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered == "":
+            return default
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+    raise FieldError(field, "must be true or false", "true, false (or 1, 0, yes, no)")
+
+
+def _enum_kind(value: object, default: CameraKind) -> CameraKind:
+    if value is None or value == "":
+        return default
+    try:
+        return CameraKind(cast(str, value))
+    except ValueError:
+        raise FieldError("kind", f"unknown kind {str(value)[:40]!r}", _KINDS) from None
+
+
+def _enum_sharing(value: object, default: SharingLevel) -> SharingLevel:
+    if value is None or value == "":
+        return default
+    try:
+        return SharingLevel(cast(str, value))
+    except ValueError:
+        raise FieldError("sharing", f"unknown sharing level {str(value)[:40]!r}",
+                         _SHARING) from None
+
+
+@lru_cache(maxsize=512)
+def _zone_ok(name: str) -> bool:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def _timezone(value: object, default: str) -> str:
+    if value is None or value == "":
+        return default
+    if not isinstance(value, str) or len(value) > 64 or not _zone_ok(value):
+        raise FieldError("timezone", "unknown time zone", "an IANA zone such as America/Chicago")
+    return value
+
+
+# -- time windows -----------------------------------------------------------------------------
+
+
+def _expand_days(text: str, field: str) -> list[str]:
+    days: list[str] = []
+    for part in text.split(","):
+        part = part.strip().lower()
+        if part in ("*", "daily"):
+            days += _DAYS
+        elif "-" in part:
+            first, _, last = part.partition("-")
+            if first not in _DAYS or last not in _DAYS:
+                raise FieldError(field, f"unknown days {part!r}", "mon..sun, e.g. mon-fri")
+            a, b = _DAYS.index(first), _DAYS.index(last)
+            days += [_DAYS[i % 7] for i in range(a, b + 1 if b >= a else b + 8)]
+        elif part in _DAYS:
+            days.append(part)
+        else:
+            raise FieldError(field, f"unknown day {part!r}", "mon, tue, wed, thu, fri, sat, sun")
+    return list(dict.fromkeys(days))
+
+
+def parse_windows_text(text: str, field: str = "windows") -> tuple[TimeWindow, ...]:
+    """``"mon-fri 08:00-18:00; sat,sun 10:00-14:00"`` (the CSV form)."""
+    windows: list[dict[str, Any]] = []
+    for index, chunk in enumerate(p for p in text.split(";") if p.strip()):
+        where = f"{field}[{index}]"
+        parts = chunk.split()
+        if len(parts) != 2 or "-" not in parts[1]:
+            raise FieldError(where, f"cannot read {chunk.strip()[:40]!r}",
+                             "DAYS HH:MM-HH:MM; ... e.g. mon-fri 08:00-18:00")
+        start, _, end = parts[1].partition("-")
+        windows.append({"days": _expand_days(parts[0], where), "start": start, "end": end})
+    return _windows(windows, field)
+
+
+def format_windows(windows: tuple[TimeWindow, ...]) -> str:
+    return "; ".join(f"{','.join(w.days)} {w.start}-{w.end}" for w in windows)
+
+
+def _windows(value: object, field: str = "windows") -> tuple[TimeWindow, ...]:
+    if value is None or value == "":
+        return ()
+    if isinstance(value, str):
+        return parse_windows_text(value, field)
+    if not isinstance(value, list) or len(value) > 50:
+        raise FieldError(field, "must be a list of windows", "at most 50 of "
+                         '{"days": ["mon", ...], "start": "HH:MM", "end": "HH:MM"}')
+    out: list[TimeWindow] = []
+    for index, item in enumerate(value):
+        try:
+            out.append(TimeWindow.model_validate(item))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            loc = ".".join(str(p) for p in first["loc"])
+            raise FieldError(f"{field}[{index}]{'.' + loc if loc else ''}", first["msg"],
+                             "days mon..sun, start and end HH:MM between 00:00 and 24:00"
+                             ) from None
+    return tuple(out)
+
+
+# -- profiles ---------------------------------------------------------------------------------
+
+
+def check_stream_url(value: object, field: str) -> str:
+    allowed = "rtsp:// or rtsps:// URL without credentials, at most 2048 characters"
+    if not isinstance(value, str) or not value.startswith(("rtsp://", "rtsps://")):
+        raise FieldError(field, "must be an rtsp:// or rtsps:// URL", allowed)
+    if len(value) > 2048 or any(ord(c) <= 32 or ord(c) == 127 for c in value):
+        raise FieldError(field, "too long or contains spaces or control characters", allowed)
+    if "@" in value.split("//", 1)[1].split("/", 1)[0]:
+        raise FieldError(field, "put credentials in username and password, not in the URL",
+                         allowed)
+    return value
+
+
+def _profile(
+    name: str, value: object, box: SecretBox | None, previous: Profile | None
+) -> Profile:
+    field = f"profiles.{name}"
+    if not isinstance(value, Mapping):
+        raise FieldError(field, "must be an object", "url, username, password, transport")
+    for key in value:
+        if key not in PROFILE_FIELDS and key != "has_password":
+            raise FieldError(f"{field}.{key}", "unknown field", ", ".join(PROFILE_FIELDS))
+    url = check_stream_url(value.get("url"), f"{field}.url")
+    username = value.get("username") or ""
+    if not isinstance(username, str) or len(username) > 128:
+        raise FieldError(f"{field}.username", "must be text", "0..128 characters")
+    transport = value.get("transport") or "tcp"
+    if transport not in ("tcp", "udp"):
+        raise FieldError(f"{field}.transport", f"unknown transport {str(transport)[:10]!r}",
+                         "tcp, udp")
+    password = value.get("password")
+    if password is None:
+        ciphertext = previous.password_ciphertext if previous is not None else ""
+    elif not isinstance(password, str) or len(password) > 256:
+        raise FieldError(f"{field}.password", "must be text", "0..256 characters")
+    elif password == "":
+        ciphertext = ""
+    elif box is None:
+        raise FieldError(f"{field}.password", "this server has no secret box to store passwords",
+                         "no password, or configure the server's secret key")
+    else:
+        ciphertext = box.encrypt(password)
+    return Profile(url=url, username=username, password_ciphertext=ciphertext,
+                   transport=cast(Literal["tcp", "udp"], transport))
+
+
+def _profiles(
+    value: object, box: SecretBox | None, previous: Camera | None
+) -> dict[str, Profile]:
+    if value is None or value == "":
+        return {}
+    if not isinstance(value, Mapping):
+        raise FieldError("profiles", "must be an object", "main and/or sub profiles")
+    out: dict[str, Profile] = {}
+    for name, profile in value.items():
+        if name not in PROFILE_NAMES:
+            raise FieldError(f"profiles.{name}", "unknown profile", "main, sub")
+        before = previous.profiles.get(name) if previous is not None else None
+        out[name] = _profile(name, profile, box, before)
+    return out
+
+
+# -- cameras ----------------------------------------------------------------------------------
+
+
+def parse_camera(
+    data: Mapping[str, Any],
+    box: SecretBox | None,
+    previous: Camera | None = None,
+) -> Camera:
+    """A camera from a flat mapping of its fields (JSON body, GeoJSON properties, CSV row)."""
+    for key in data:
+        if key not in CAMERA_FIELDS and key not in READ_ONLY_FIELDS:
+            raise FieldError(str(key)[:64], "unknown field", ", ".join(CAMERA_FIELDS))
+    for key in ("id", "name", "lat", "lon"):
+        if data.get(key) is None or data.get(key) == "":
+            raise FieldError(key, "is required", _REQUIRED_HINT[key])
+    get = data.get
+    camera = Camera(
+        id=check_camera_id(get("id")),
+        name=_text(get("name"), "name", 1, 200),
+        lat=check_lat(get("lat")),
+        lon=check_lon(get("lon")),
+        owner_id=_ref(get("owner_id"), "owner_id", "department"),
+        site_id=_ref(get("site_id"), "site_id", ""),
+        heading=_number_or(get("heading"), check_heading, 0.0),
+        fov=_number_or(get("fov"), check_fov, 90.0),
+        range_m=_number_or(get("range_m"), check_range, 60.0),
+        kind=_enum_kind(get("kind"), CameraKind.BUSINESS),
+        sharing=_enum_sharing(get("sharing"), SharingLevel.REGISTRY_ONLY),
+        windows=_windows(get("windows")),
+        timezone=_timezone(get("timezone"), "UTC"),
+        ptz_allowed=_bool(get("ptz_allowed"), "ptz_allowed", False),
+        preload=_bool(get("preload"), "preload", False),
+        record=_bool(get("record"), "record", False),
+        via_agent=_bool(get("via_agent"), "via_agent", False),
+        profiles=_profiles(get("profiles"), box, previous),
+    )
+    if previous is not None:
+        camera = replace(camera, status=previous.status, last_frame_time=previous.last_frame_time)
+    return camera
+
+
+_REQUIRED_HINT = {
+    "id": "1-64 of a-z 0-9 _ -",
+    "name": "1..200 characters",
+    "lat": "-90..90 degrees",
+    "lon": "-180..180 degrees",
+}
+
+
+def _number_or(value: object, check: Callable[[object], float], default: float) -> float:
+    if value is None or value == "":
+        return default
+    return check(value)

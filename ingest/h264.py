@@ -1,0 +1,642 @@
+"""H.264 and H.265 bitstream handling: Annex-B and AVCC framing, parameter sets, keyframes.
+
+Pure functions and two small stateful helpers (``ParameterSetInjector``, ``KeyframeJoiner``)
+that turn what a demuxer gives into access units any decoder can start from: Annex-B with the
+parameter sets in front of every keyframe.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import enum
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+START_CODE = b"\x00\x00\x00\x01"
+_SHORT_START = b"\x00\x00\x01"
+
+Codec = Literal["h264", "h265"]
+
+
+class BitstreamError(ValueError):
+    """The bytes are not the H.264/H.265 structure they claim to be."""
+
+
+class NalType(enum.IntEnum):
+    """H.264 NAL unit types this package cares about (ITU-T H.264 table 7-1)."""
+
+    SLICE = 1
+    IDR = 5
+    SEI = 6
+    SPS = 7
+    PPS = 8
+    AUD = 9
+    FILLER = 12
+
+
+class HevcNalType(enum.IntEnum):
+    """H.265 NAL unit types (ITU-T H.265 table 7-1)."""
+
+    BLA_W_LP = 16
+    IDR_W_RADL = 19
+    IDR_N_LP = 20
+    CRA = 21
+    VPS = 32
+    SPS = 33
+    PPS = 34
+    AUD = 35
+    PREFIX_SEI = 39
+
+
+_H264_PARAMS = (NalType.SPS, NalType.PPS)
+_H265_PARAMS = (HevcNalType.VPS, HevcNalType.SPS, HevcNalType.PPS)
+
+
+def normalize_codec_name(name: str) -> str:
+    """Map demuxer and SDP spellings to ``h264``/``h265``; other names come back lower-case."""
+    lowered = name.lower()
+    if lowered in ("h264", "avc", "avc1", "avc3", "libx264"):
+        return "h264"
+    if lowered in ("hevc", "h265", "hvc1", "hev1", "libx265"):
+        return "h265"
+    return lowered
+
+
+# -- framing --------------------------------------------------------------------------------
+
+
+def _nal_spans(data: bytes) -> Iterator[tuple[int, int]]:
+    """(start, end) of each NAL unit in Annex-B data, start codes and trailing zeros excluded."""
+    pos = data.find(_SHORT_START)
+    while pos >= 0:
+        start = pos + 3
+        nxt = data.find(_SHORT_START, start)
+        end = len(data) if nxt < 0 else nxt
+        # A NAL unit never ends in a zero byte (H.264 7.4.1): zeros before the next start code
+        # belong to it (the 4-byte form, or trailing_zero_8bits).
+        while end > start and data[end - 1] == 0:
+            end -= 1
+        if end > start:
+            yield start, end
+        pos = nxt
+
+
+def is_annexb(data: bytes) -> bool:
+    return data.startswith(_SHORT_START) or data.startswith(START_CODE)
+
+
+def split_annexb(data: bytes) -> list[bytes]:
+    """The NAL units of Annex-B data, without start codes. Bytes before the first start code
+    are not a NAL unit and are ignored."""
+    return [data[start:end] for start, end in _nal_spans(data)]
+
+
+def join_annexb(nals: Iterable[bytes]) -> bytes:
+    """Annex-B data with a 4-byte start code before every NAL unit."""
+    return b"".join(START_CODE + nal for nal in nals if nal)
+
+
+def split_avcc(data: bytes, length_size: int = 4) -> list[bytes]:
+    """The NAL units of length-prefixed (MP4 "AVCC"/"HVCC") data."""
+    if length_size not in (1, 2, 4):
+        raise BitstreamError(f"NAL length size must be 1, 2 or 4 bytes, not {length_size}")
+    nals: list[bytes] = []
+    pos = 0
+    while pos < len(data):
+        if pos + length_size > len(data):
+            raise BitstreamError("length-prefixed NAL data ends inside a length field")
+        size = int.from_bytes(data[pos : pos + length_size], "big")
+        pos += length_size
+        if pos + size > len(data):
+            raise BitstreamError(
+                f"a NAL unit claims {size} bytes but only {len(data) - pos} remain"
+            )
+        if size:
+            nals.append(data[pos : pos + size])
+        pos += size
+    return nals
+
+
+def avcc_to_annexb(data: bytes, length_size: int = 4) -> bytes:
+    return join_annexb(split_avcc(data, length_size))
+
+
+# -- NAL headers ----------------------------------------------------------------------------
+
+
+def nal_type(nal: bytes, codec: Codec = "h264") -> int:
+    if not nal:
+        raise BitstreamError("empty NAL unit")
+    if codec == "h265":
+        return (nal[0] >> 1) & 0x3F
+    return nal[0] & 0x1F
+
+
+def nal_types(data: bytes, codec: Codec = "h264") -> list[int]:
+    """The NAL unit types in Annex-B data, in order, without copying the payloads."""
+    if codec == "h265":
+        return [(data[start] >> 1) & 0x3F for start, _ in _nal_spans(data)]
+    return [data[start] & 0x1F for start, _ in _nal_spans(data)]
+
+
+def _is_keyframe_type(kind: int, codec: Codec) -> bool:
+    if codec == "h265":
+        return HevcNalType.BLA_W_LP <= kind <= HevcNalType.CRA
+    return kind == NalType.IDR
+
+
+def _is_vcl_type(kind: int, codec: Codec) -> bool:
+    return kind < 32 if codec == "h265" else 1 <= kind <= 5
+
+
+def _parameter_types(codec: Codec) -> tuple[int, ...]:
+    return _H265_PARAMS if codec == "h265" else _H264_PARAMS
+
+
+def is_keyframe(data: bytes, codec: Codec = "h264") -> bool:
+    """True if the Annex-B access unit holds an IDR picture (H.265: an IRAP picture)."""
+    return any(_is_keyframe_type(kind, codec) for kind in nal_types(data, codec))
+
+
+def looks_like_h265(data: bytes) -> bool:
+    """True if Annex-B data carries H.265 headers (a VPS, SPS, PPS or access unit delimiter
+    with the two-byte H.265 header), which are not valid H.264 NAL units."""
+    for start, end in _nal_spans(data):
+        if end - start < 2:
+            continue
+        first, second = data[start], data[start + 1]
+        kind = (first >> 1) & 0x3F
+        layer_and_tid_ok = (first & 0x81) == 0 and (second >> 3) == 0 and (second & 7) >= 1
+        if layer_and_tid_ok and kind in (32, 33, 34, 35):
+            return True
+    return False
+
+
+# -- parameter sets -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ParameterSets:
+    """The decoder configuration: H.264 SPS/PPS (and H.265 VPS) NAL units."""
+
+    sps: tuple[bytes, ...] = ()
+    pps: tuple[bytes, ...] = ()
+    vps: tuple[bytes, ...] = ()
+    length_size: int = 4
+    """NAL length field size of AVCC packets (from avcC/hvcC), 4 when unknown."""
+
+    def complete(self, codec: Codec = "h264") -> bool:
+        if codec == "h265":
+            return bool(self.vps and self.sps and self.pps)
+        return bool(self.sps and self.pps)
+
+    def nals(self) -> tuple[bytes, ...]:
+        return self.vps + self.sps + self.pps
+
+    def annexb(self) -> bytes:
+        return join_annexb(self.nals())
+
+
+def _classify(nals: Iterable[bytes], codec: Codec, length_size: int = 4) -> ParameterSets:
+    vps: list[bytes] = []
+    sps: list[bytes] = []
+    pps: list[bytes] = []
+    buckets: dict[int, list[bytes]]
+    if codec == "h265":
+        buckets = {HevcNalType.VPS: vps, HevcNalType.SPS: sps, HevcNalType.PPS: pps}
+    else:
+        buckets = {NalType.SPS: sps, NalType.PPS: pps}
+    for nal in nals:
+        bucket = buckets.get(nal_type(nal, codec)) if nal else None
+        if bucket is not None and nal not in bucket:
+            bucket.append(nal)
+    return ParameterSets(tuple(sps), tuple(pps), tuple(vps), length_size)
+
+
+def parse_avcc_extradata(extradata: bytes) -> ParameterSets:
+    """SPS and PPS from an ``avcC`` box (ISO 14496-15 AVCDecoderConfigurationRecord)."""
+    if len(extradata) < 7 or extradata[0] != 1:
+        raise BitstreamError("not an avcC record (it must start with version 1)")
+    length_size = (extradata[4] & 0x03) + 1
+    if length_size == 3:
+        raise BitstreamError("avcC declares a 3-byte NAL length, which is not allowed")
+    pos = 5
+    groups: list[list[bytes]] = []
+    for count_mask in (0x1F, 0xFF):
+        if pos >= len(extradata):
+            raise BitstreamError("avcC record is truncated")
+        count = extradata[pos] & count_mask
+        pos += 1
+        group: list[bytes] = []
+        for _ in range(count):
+            if pos + 2 > len(extradata):
+                raise BitstreamError("avcC record is truncated")
+            size = int.from_bytes(extradata[pos : pos + 2], "big")
+            pos += 2
+            if pos + size > len(extradata):
+                raise BitstreamError("avcC parameter set runs past the end of the record")
+            group.append(extradata[pos : pos + size])
+            pos += size
+        groups.append(group)
+    return ParameterSets(tuple(groups[0]), tuple(groups[1]), (), length_size)
+
+
+def parse_hvcc_extradata(extradata: bytes) -> ParameterSets:
+    """VPS, SPS and PPS from an ``hvcC`` box (HEVCDecoderConfigurationRecord)."""
+    if len(extradata) < 23 or extradata[0] != 1:
+        raise BitstreamError("not an hvcC record (it must start with version 1)")
+    length_size = (extradata[21] & 0x03) + 1
+    arrays = extradata[22]
+    pos = 23
+    nals: list[bytes] = []
+    for _ in range(arrays):
+        if pos + 3 > len(extradata):
+            raise BitstreamError("hvcC record is truncated")
+        count = int.from_bytes(extradata[pos + 1 : pos + 3], "big")
+        pos += 3
+        for _ in range(count):
+            if pos + 2 > len(extradata):
+                raise BitstreamError("hvcC record is truncated")
+            size = int.from_bytes(extradata[pos : pos + 2], "big")
+            pos += 2
+            if pos + size > len(extradata):
+                raise BitstreamError("hvcC parameter set runs past the end of the record")
+            nals.append(extradata[pos : pos + size])
+            pos += size
+    return _classify(nals, "h265", length_size)
+
+
+def parse_extradata(extradata: bytes, codec: Codec = "h264") -> ParameterSets:
+    """Parameter sets from a demuxer's extradata: Annex-B (RTSP, MPEG-TS) or avcC/hvcC (MP4)."""
+    if not extradata:
+        return ParameterSets()
+    if is_annexb(extradata):
+        return _classify(split_annexb(extradata), codec)
+    if codec == "h265":
+        return parse_hvcc_extradata(extradata)
+    return parse_avcc_extradata(extradata)
+
+
+def extradata_is_length_prefixed(extradata: bytes) -> bool:
+    """True when extradata is an avcC/hvcC record, i.e. the packets are length-prefixed."""
+    return bool(extradata) and extradata[0] == 1
+
+
+def parse_sprop_parameter_sets(value: str) -> ParameterSets:
+    """SPS and PPS from an SDP ``sprop-parameter-sets`` value (RFC 6184: base64, commas)."""
+    nals: list[bytes] = []
+    for item in value.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            nals.append(base64.b64decode(item + "=" * (-len(item) % 4), validate=True))
+        except (binascii.Error, ValueError) as exc:
+            raise BitstreamError(f"sprop-parameter-sets holds invalid base64: {exc}") from None
+    return _classify(nals, "h264")
+
+
+# -- SPS ------------------------------------------------------------------------------------
+
+
+def unescape_rbsp(nal: bytes) -> bytes:
+    """Remove emulation prevention bytes (00 00 03 -> 00 00)."""
+    if b"\x00\x00\x03" not in nal:
+        return nal
+    out = bytearray()
+    zeros = 0
+    for byte in nal:
+        if zeros >= 2 and byte == 3:
+            zeros = 0
+            continue
+        out.append(byte)
+        zeros = zeros + 1 if byte == 0 else 0
+    return bytes(out)
+
+
+class _BitReader:
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._pos = 0
+
+    def bit(self) -> int:
+        byte = self._pos >> 3
+        if byte >= len(self._data):
+            raise BitstreamError("parameter set ends too early")
+        value = (self._data[byte] >> (7 - (self._pos & 7))) & 1
+        self._pos += 1
+        return value
+
+    def bits(self, count: int) -> int:
+        value = 0
+        for _ in range(count):
+            value = (value << 1) | self.bit()
+        return value
+
+    def ue(self) -> int:
+        zeros = 0
+        while self.bit() == 0:
+            zeros += 1
+            if zeros > 31:
+                raise BitstreamError("invalid Exp-Golomb code")
+        return (1 << zeros) - 1 + self.bits(zeros)
+
+    def se(self) -> int:
+        code = self.ue()
+        return (code + 1) // 2 if code & 1 else -(code // 2)
+
+
+_HIGH_PROFILES = frozenset({100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135})
+_PROFILE_NAMES = {
+    66: "baseline",
+    77: "main",
+    88: "extended",
+    100: "high",
+    110: "high 10",
+    122: "high 4:2:2",
+    244: "high 4:4:4",
+    44: "cavlc 4:4:4",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SpsInfo:
+    """What an H.264 sequence parameter set says about the picture."""
+
+    profile_idc: int
+    constraint_flags: int
+    level_idc: int
+    width: int
+    height: int
+    fps: float = 0.0
+    """From the VUI timing information, 0 when the camera does not say."""
+
+    @property
+    def profile(self) -> str:
+        return _PROFILE_NAMES.get(self.profile_idc, f"profile {self.profile_idc}")
+
+    @property
+    def constrained_baseline(self) -> bool:
+        return self.profile_idc == 66 and bool(self.constraint_flags & 0x40)
+
+    @property
+    def level(self) -> str:
+        if self.level_idc == 9 or (
+            self.level_idc == 11 and self.profile_idc in (66, 77, 88)
+            and self.constraint_flags & 0x10
+        ):
+            return "1b"
+        return f"{self.level_idc // 10}.{self.level_idc % 10}"
+
+    @property
+    def profile_level_id(self) -> str:
+        """The RFC 6184 ``profile-level-id`` (six hex digits) of this stream."""
+        return f"{self.profile_idc:02x}{self.constraint_flags:02x}{self.level_idc:02x}"
+
+
+def _skip_scaling_list(reader: _BitReader, size: int) -> None:
+    last = next_scale = 8
+    for _ in range(size):
+        if next_scale:
+            next_scale = (last + reader.se() + 256) % 256
+        last = next_scale or last
+
+
+def parse_sps(nal: bytes) -> SpsInfo:
+    """Profile, level, picture size and frame rate from an H.264 SPS NAL unit (with header)."""
+    if len(nal) < 4 or nal[0] & 0x1F != NalType.SPS:
+        raise BitstreamError("not an H.264 sequence parameter set")
+    reader = _BitReader(unescape_rbsp(nal[1:]))
+    profile_idc = reader.bits(8)
+    constraints = reader.bits(8)
+    level_idc = reader.bits(8)
+    reader.ue()  # seq_parameter_set_id
+    chroma_format_idc = 1
+    separate_planes = 0
+    if profile_idc in _HIGH_PROFILES:
+        chroma_format_idc = reader.ue()
+        if chroma_format_idc == 3:
+            separate_planes = reader.bit()
+        reader.ue()  # bit_depth_luma_minus8
+        reader.ue()  # bit_depth_chroma_minus8
+        reader.bit()  # qpprime_y_zero_transform_bypass_flag
+        if reader.bit():  # seq_scaling_matrix_present_flag
+            for index in range(8 if chroma_format_idc != 3 else 12):
+                if reader.bit():
+                    _skip_scaling_list(reader, 16 if index < 6 else 64)
+    reader.ue()  # log2_max_frame_num_minus4
+    poc_type = reader.ue()
+    if poc_type == 0:
+        reader.ue()
+    elif poc_type == 1:
+        reader.bit()
+        reader.se()
+        reader.se()
+        for _ in range(reader.ue()):
+            reader.se()
+    reader.ue()  # max_num_ref_frames
+    reader.bit()  # gaps_in_frame_num_value_allowed_flag
+    width_mbs = reader.ue() + 1
+    height_units = reader.ue() + 1
+    frame_mbs_only = reader.bit()
+    if not frame_mbs_only:
+        reader.bit()  # mb_adaptive_frame_field_flag
+    reader.bit()  # direct_8x8_inference_flag
+    crop = (0, 0, 0, 0)
+    if reader.bit():
+        crop = (reader.ue(), reader.ue(), reader.ue(), reader.ue())
+    chroma_array_type = 0 if separate_planes else chroma_format_idc
+    if chroma_array_type == 0:
+        unit_x, unit_y = 1, 2 - frame_mbs_only
+    else:
+        unit_x = 1 if chroma_format_idc == 3 else 2
+        unit_y = (2 if chroma_format_idc == 1 else 1) * (2 - frame_mbs_only)
+    width = width_mbs * 16 - unit_x * (crop[0] + crop[1])
+    height = (2 - frame_mbs_only) * height_units * 16 - unit_y * (crop[2] + crop[3])
+    fps = 0.0
+    try:
+        if reader.bit():  # vui_parameters_present_flag
+            fps = _vui_fps(reader)
+    except BitstreamError:
+        fps = 0.0  # a truncated VUI does not make the picture size wrong
+    if width <= 0 or height <= 0:
+        raise BitstreamError("sequence parameter set gives an empty picture")
+    return SpsInfo(profile_idc, constraints, level_idc, width, height, fps)
+
+
+def _vui_fps(reader: _BitReader) -> float:
+    if reader.bit() and reader.bits(8) == 255:  # aspect_ratio_info, Extended_SAR
+        reader.bits(32)
+    if reader.bit():  # overscan_info_present_flag
+        reader.bit()
+    if reader.bit():  # video_signal_type_present_flag
+        reader.bits(4)
+        if reader.bit():
+            reader.bits(24)
+    if reader.bit():  # chroma_loc_info_present_flag
+        reader.ue()
+        reader.ue()
+    if not reader.bit():  # timing_info_present_flag
+        return 0.0
+    units = reader.bits(32)
+    scale = reader.bits(32)
+    if not units or not scale:
+        return 0.0
+    return round(scale / (2 * units), 3)
+
+
+def first_sps_info(params: ParameterSets) -> SpsInfo | None:
+    for sps in params.sps:
+        try:
+            return parse_sps(sps)
+        except BitstreamError:
+            continue
+    return None
+
+
+def starts_new_picture(nal: bytes, codec: Codec = "h264") -> bool:
+    """True if this slice NAL unit is the first slice of its picture (first_mb_in_slice == 0;
+    H.265: first_slice_segment_in_pic_flag)."""
+    if codec == "h265":
+        return len(nal) > 2 and bool(nal[2] & 0x80)
+    if len(nal) < 2:
+        return True
+    try:
+        return _BitReader(unescape_rbsp(nal[1:9])).ue() == 0
+    except BitstreamError:
+        return True
+
+
+# -- access units ---------------------------------------------------------------------------
+
+
+class ParameterSetInjector:
+    """Keeps the latest parameter sets and puts them before every keyframe that lacks them.
+
+    Feed Annex-B access units in decode order; ``process`` returns the access unit to publish
+    and whether it is a keyframe a decoder can start from. Keyframes come out as
+    ``[AUD] [VPS] SPS PPS other NAL units...`` with duplicates removed.
+    """
+
+    def __init__(self, codec: Codec = "h264", initial: ParameterSets | None = None) -> None:
+        self.codec: Codec = codec
+        self.params = initial or ParameterSets()
+        self.inserted = 0
+        """Keyframes that needed parameter sets from the cache."""
+        self.unusable_keyframes = 0
+        """Keyframes published as ordinary frames because no parameter sets were known yet."""
+
+    def process(self, data: bytes) -> tuple[bytes, bool]:
+        codec = self.codec
+        types = nal_types(data, codec)
+        param_types = _parameter_types(codec)
+        keyframe = any(_is_keyframe_type(kind, codec) for kind in types)
+        has_params = any(kind in param_types for kind in types)
+        if not keyframe:
+            if has_params:
+                self._remember(split_annexb(data))
+            return data, False
+        nals = split_annexb(data)
+        in_band = self._remember(nals) if has_params else ParameterSets()
+        params = self.params
+        if not params.complete(codec):
+            self.unusable_keyframes += 1
+            return data, False
+        if not in_band.complete(codec):
+            self.inserted += 1
+        return self._rebuild(nals, params), True
+
+    def _remember(self, nals: list[bytes]) -> ParameterSets:
+        found = _classify(nals, self.codec, self.params.length_size)
+        self.params = ParameterSets(
+            found.sps or self.params.sps,
+            found.pps or self.params.pps,
+            found.vps or self.params.vps,
+            self.params.length_size,
+        )
+        return found
+
+    def _rebuild(self, nals: list[bytes], params: ParameterSets) -> bytes:
+        aud_type = HevcNalType.AUD if self.codec == "h265" else NalType.AUD
+        param_types = _parameter_types(self.codec)
+        head: list[bytes] = []
+        rest: list[bytes] = []
+        for nal in nals:
+            kind = nal_type(nal, self.codec)
+            if kind == aud_type and not head and not rest:
+                head.append(nal)
+            elif kind not in param_types:
+                rest.append(nal)
+        return join_annexb([*head, *params.nals(), *rest])
+
+
+@dataclass(frozen=True, slots=True)
+class DemuxedUnit:
+    """One packet from a demuxer, before it is published as an EncodedFrame."""
+
+    data: bytes
+    pts: int | None
+    dts: int | None
+    continuation: bool = False
+    """The rest of a picture whose first part was already published: not a starting point."""
+
+
+class KeyframeJoiner:
+    """Joins keyframes that a demuxer delivered as several packets.
+
+    FFmpeg's H.264 parser starts a new packet at every SPS, so a camera that repeats SPS/PPS
+    before each slice of a multi-slice IDR picture arrives as one packet per slice. A keyframe
+    packet is therefore held until the next packet shows whether it continues the same picture
+    (its first slice does not start at macroblock 0). Once two keyframes in a row turned out
+    complete, keyframes are no longer held (no added latency); a late continuation switches
+    holding back on.
+    """
+
+    def __init__(self, codec: Codec = "h264") -> None:
+        self.codec: Codec = codec
+        self._held: DemuxedUnit | None = None
+        self._hold = True
+        self._complete_keyframes = 0
+        self.joined = 0
+
+    def push(self, unit: DemuxedUnit) -> list[DemuxedUnit]:
+        """Returns the units ready to publish, in order."""
+        continuation = self._continues_picture(unit.data)
+        held = self._held
+        if held is not None:
+            if continuation:
+                self.joined += 1
+                self._complete_keyframes = 0
+                self._held = DemuxedUnit(
+                    held.data + unit.data,
+                    held.pts if held.pts is not None else unit.pts,
+                    held.dts if held.dts is not None else unit.dts,
+                )
+                return []
+            self._held = None
+            self._complete_keyframes += 1
+            if self._complete_keyframes >= 2:
+                self._hold = False
+            return [held, *self.push(unit)]
+        if continuation:
+            self._hold = True  # the camera splits keyframes after all
+            self._complete_keyframes = 0
+            return [DemuxedUnit(unit.data, unit.pts, unit.dts, continuation=True)]
+        if self._hold and is_keyframe(unit.data, self.codec):
+            self._held = unit
+            return []
+        return [unit]
+
+    def flush(self) -> list[DemuxedUnit]:
+        held, self._held = self._held, None
+        return [held] if held is not None else []
+
+    def _continues_picture(self, data: bytes) -> bool:
+        h265 = self.codec == "h265"
+        for start, end in _nal_spans(data):
+            kind = (data[start] >> 1) & 0x3F if h265 else data[start] & 0x1F
+            if _is_vcl_type(kind, self.codec):
+                return not starts_new_picture(data[start:end], self.codec)
+        return False

@@ -1,0 +1,339 @@
+"""Pulling a camera over RTSP with PyAV: one demux thread per source, reconnecting on its own.
+
+The thread opens the camera (credentials go into the URL only there), hands every frame to the
+event loop with ``loop.call_soon_threadsafe`` and, when the camera drops, stalls or refuses,
+reports why to the sink and tries again after a capped, jittered backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import av
+import av.container
+
+from ingest.backoff import Backoff
+from ingest.framer import Framer
+from ingest.mediainfo import probe, with_b_frames
+from ingest.rtsp_failures import Failure, describe_failure
+from ingest.rtsp_url import parse_rtsp_url, redact_url, scrub, url_with_credentials
+from rtcc.config import IngestConfig
+from rtcc.hub.source import FrameSink
+from rtcc.media import EncodedFrame, MediaInfo, StreamState
+
+log = logging.getLogger(__name__)
+
+Transport = Literal["tcp", "udp"]
+USER_AGENT = "rtcc-ingest"
+PROBE_SIZE = 262_144
+"""Bytes FFmpeg may read to learn the streams (a 720p keyframe fits)."""
+ANALYZE_MICROSECONDS = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class RtspTarget:
+    """Where a camera profile is pulled from. The password never appears in ``repr``."""
+
+    url: str
+    username: str = ""
+    password: str = field(default="", repr=False)
+    transport: Transport = "tcp"
+
+    def __str__(self) -> str:
+        return redact_url(self.url)
+
+
+class _LoopClosed(Exception):
+    """The event loop that owns the sink is gone: the thread has nobody to deliver to."""
+
+
+class RtspSource:
+    """An ``rtcc.hub.Source`` that pulls one RTSP URL.
+
+    ``start`` returns at once; the demux thread then connects, and reconnects until ``aclose``.
+    The first frame after every (re)connect is a keyframe marked ``discontinuity``.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        target: RtspTarget,
+        settings: IngestConfig,
+        *,
+        join_timeout: float = 2.0,
+    ) -> None:
+        self.name = name
+        self._address = parse_rtsp_url(target.url)  # raises UnsafeUrl: only rtsp/rtsps
+        if target.transport not in ("tcp", "udp"):
+            raise ValueError(f"camera {name}: RTSP transport must be 'tcp' or 'udp'")
+        self._target = target
+        self._settings = settings
+        self._join_timeout = join_timeout
+        self._redacted = redact_url(target.url)
+        self._stop = threading.Event()
+        self._thread_done = asyncio.Event()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._sink: FrameSink | None = None
+        self._closing = False
+        self._close_task: asyncio.Task[None] | None = None
+        self._reported: tuple[StreamState, str] | None = None
+        # Counters written by the demux thread, read by stats() (single ints: GIL-atomic).
+        self._state = "idle"
+        self._connects = 0
+        self._reconnects = 0
+        self._packets = 0
+        self._bytes = 0
+        self._frames = 0
+        self._keyframes = 0
+        self._skipped = 0
+        self._joined = 0
+        self._inserted = 0
+        self._last_error = ""
+        self._last_packet = 0.0
+
+    def __repr__(self) -> str:
+        return f"<RtspSource {self.name} {self._redacted}>"
+
+    # -- Source -------------------------------------------------------------------------------
+
+    async def start(self, sink: FrameSink) -> None:
+        if self._thread is not None or self._closing:
+            raise RuntimeError(f"camera {self.name}: an RTSP source can only be started once")
+        self._loop = asyncio.get_running_loop()
+        self._sink = sink
+        self._state = "connecting"
+        self._thread = threading.Thread(
+            target=self._run, name=f"rtsp:{self.name}", daemon=True
+        )
+        self._thread.start()
+
+    async def aclose(self) -> None:
+        """Stop the thread and close the RTSP session. Idempotent, safe for concurrent callers."""
+        if self._close_task is None:
+            self._closing = True
+            self._stop.set()
+            self._close_task = asyncio.get_running_loop().create_task(
+                self._join(), name=f"rtsp:{self.name}:close"
+            )
+        await asyncio.shield(self._close_task)
+
+    def stats(self) -> dict[str, object]:
+        thread = self._thread
+        return {
+            "kind": "rtsp",
+            "url": self._redacted,
+            "transport": self._target.transport,
+            "state": self._state,
+            "connects": self._connects,
+            "reconnects": self._reconnects,
+            "packets": self._packets,
+            "bytes": self._bytes,
+            "frames": self._frames,
+            "keyframes": self._keyframes,
+            "skipped_before_keyframe": self._skipped,
+            "keyframes_joined": self._joined,
+            "parameter_sets_inserted": self._inserted,
+            "last_error": self._last_error,
+            "last_packet_age": (
+                round(time.monotonic() - self._last_packet, 3) if self._last_packet else None
+            ),
+            "thread_alive": bool(thread and thread.is_alive()),
+        }
+
+    async def _join(self) -> None:
+        thread = self._thread
+        if thread is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._join_timeout):
+                    await self._thread_done.wait()
+            if self._thread_done.is_set():
+                thread.join(timeout=0.1)  # it has returned from _run: this only reaps it
+        if thread is not None and thread.is_alive():
+            # Blocked in a read that FFmpeg cannot interrupt from outside; it gives up within
+            # the stall timeout, sees the stop flag and closes the session itself.
+            log.info("camera %s: demux thread still finishing a blocking read", self.name)
+        self._state = "closed"
+
+    # -- event-loop side ----------------------------------------------------------------------
+
+    def _deliver(self, frame: EncodedFrame) -> None:
+        if not self._closing and self._sink is not None:
+            self._sink.push_frame(frame)
+
+    def _apply_state(self, state: StreamState, reason: str) -> None:
+        if not self._closing and self._sink is not None:
+            self._sink.set_state(state, reason)
+
+    def _apply_media(self, info: MediaInfo) -> None:
+        if not self._closing and self._sink is not None:
+            self._sink.set_media_info(info)
+
+    def _call(self, callback: Callable[..., None], *args: object) -> None:
+        loop = self._loop
+        if loop is None:
+            raise _LoopClosed
+        try:
+            loop.call_soon_threadsafe(callback, *args)
+        except RuntimeError:  # the loop was closed under us
+            raise _LoopClosed from None
+
+    def _report(self, state: StreamState, reason: str) -> None:
+        if self._reported == (state, reason):
+            return
+        self._reported = (state, reason)
+        self._call(self._apply_state, state, reason)
+
+    # -- demux thread -------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        settings = self._settings
+        backoff = Backoff(settings.backoff_initial, settings.backoff_max)
+        try:
+            while not self._stop.is_set():
+                failure, delivered = self._session()
+                if failure is None or self._stop.is_set():
+                    break
+                if delivered:
+                    backoff.reset()
+                delay = backoff.next_delay(fatal=failure.fatal)
+                self._fail(failure, delay)
+                if self._stop.wait(delay):
+                    break
+                self._reconnects += 1
+                self._state = "connecting"
+        except _LoopClosed:
+            pass
+        except Exception as exc:  # a bug here must be visible, never with a secret in it
+            text = "".join(traceback.format_exception(exc))
+            log.error("camera %s: demux thread failed:\n%s", self.name,
+                      scrub(text, self._target.password))
+            with contextlib.suppress(_LoopClosed):
+                reason = f"ingest failed unexpectedly ({type(exc).__name__})"
+                self._report(StreamState.ERROR, reason)
+        finally:
+            self._state = "closed" if self._stop.is_set() else "stopped"
+            loop = self._loop
+            if loop is not None:
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(self._thread_done.set)
+
+    def _fail(self, failure: Failure, delay: float) -> None:
+        changed = failure.reason != self._last_error
+        self._last_error = failure.reason
+        self._state = "error" if failure.fatal else "retrying"
+        level = logging.WARNING if changed else logging.DEBUG
+        log.log(level, "camera %s: %s (%s); next attempt in %.1f s",
+                self.name, failure.reason, self._redacted, delay)
+        state = StreamState.ERROR if failure.fatal else StreamState.RECONNECTING
+        self._report(state, failure.reason)
+
+    def _options(self) -> dict[str, str]:
+        return {
+            "rtsp_transport": self._target.transport,
+            "probesize": str(PROBE_SIZE),
+            "analyzeduration": str(ANALYZE_MICROSECONDS),
+            "user_agent": USER_AGENT,
+        }
+
+    def _session(self) -> tuple[Failure | None, bool]:
+        """One connection. Returns why it ended (None: asked to stop) and whether it delivered
+        any frame."""
+        settings = self._settings
+        started = time.monotonic()
+        try:
+            container = av.open(
+                url_with_credentials(
+                    self._target.url, self._target.username, self._target.password
+                ),
+                mode="r",
+                options=self._options(),
+                timeout=(settings.open_timeout, settings.stall_timeout),
+            )
+        except Exception as exc:
+            return self._describe(exc, "open", time.monotonic() - started), False
+        try:
+            return self._pump(container)
+        finally:
+            with contextlib.suppress(Exception):
+                container.close()  # sends TEARDOWN
+
+    def _describe(self, exc: Exception, phase: Literal["open", "read"], elapsed: float) -> Failure:
+        return describe_failure(
+            exc,
+            phase,
+            elapsed,
+            self._address,
+            has_credentials=bool(self._target.username or self._target.password),
+            open_timeout=self._settings.open_timeout,
+            stall_timeout=self._settings.stall_timeout,
+        )
+
+    def _pump(self, container: av.container.InputContainer) -> tuple[Failure | None, bool]:
+        track, info = probe(container)
+        if track is None:
+            return Failure("the camera's stream has no video track", fatal=True), False
+        self._connects += 1
+        self._state = "waiting for keyframe"
+        self._call(self._apply_media, info)
+        log.info("camera %s: connected to %s (%s %dx%d %.3g fps%s)", self.name, self._redacted,
+                 info.video_codec, info.width, info.height, info.fps,
+                 f", audio {info.audio_codec}" if info.audio_codec else "")
+        if self._reported is not None:  # a failure was shown: say the camera is back
+            self._report(StreamState.RECONNECTING, "connected; waiting for a keyframe")
+        framer = Framer(track, info.fps)
+        stall = self._settings.stall_timeout
+        last_video = time.monotonic()
+        delivered = False
+        try:
+            for packet in container.demux():
+                if self._stop.is_set():
+                    return None, delivered
+                now = time.monotonic()
+                if packet.stream_index != track.index or not packet.size:
+                    if now - last_video > stall:
+                        return Failure(f"no video for {stall:g} s: reconnecting"), delivered
+                    continue
+                last_video = now
+                self._last_packet = now
+                data = bytes(packet)
+                self._packets += 1
+                self._bytes += len(data)
+                had_b_frames = framer.saw_b_frames
+                frames = framer.push(
+                    data, packet.pts, packet.dts, packet.is_keyframe, time.time()
+                )
+                if framer.saw_b_frames and not had_b_frames:
+                    info = with_b_frames(info)
+                    self._call(self._apply_media, info)
+                for frame in frames:
+                    self._call(self._deliver, frame)
+                    self._frames += 1
+                    if frame.keyframe:
+                        self._keyframes += 1
+                        self._state = "streaming"
+                if frames:
+                    delivered = True
+                    self._last_error = ""
+                self._skipped = framer.skipped_before_keyframe
+                self._joined = framer.keyframes_joined
+                self._inserted = framer.parameter_sets_inserted
+        except _LoopClosed:
+            raise
+        except Exception as exc:
+            if self._stop.is_set():
+                return None, delivered
+            return self._describe(exc, "read", time.monotonic() - last_video), delivered
+        if self._stop.is_set():
+            return None, delivered
+        return Failure(
+            f"the camera at {self._address.endpoint} ended the stream: reconnecting"
+        ), delivered

@@ -1,0 +1,157 @@
+"""SDP offer checks and the answer: H.264 packetization mode 1 only, with its RTX.
+
+Trap: aiortc picks the codec while the remote offer is applied, from the transceiver's codec
+preferences at that moment. The relay therefore creates its send-only video transceiver, sets the
+preferences and installs its own sender before ``setRemoteDescription``, then checks that the
+negotiated codec really is H.264 (a VP8 answer would make browsers receive frames and decode none).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc import sdp as aiortc_sdp
+from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcrtpparameters import RTCRtpCodecCapability
+
+from relay.sender import PassthroughSender
+from rtcc.errors import CodecNotSupported, RtccError
+
+log = logging.getLogger(__name__)
+
+PREFERRED_PROFILE_LEVEL_IDS = ("42e01f", "42001f")
+"""What the answer signals, whatever the camera's real profile: browsers decode Main and High
+streams signalled as constrained baseline (their decoders do not enforce it), as MediaMTX does."""
+
+
+class InvalidOffer(RtccError):
+    """The SDP offer cannot be parsed or applied."""
+
+
+def _h264_mode1(codec: object) -> bool:
+    mime = getattr(codec, "mimeType", "")
+    params = getattr(codec, "parameters", {})
+    return (
+        isinstance(mime, str)
+        and mime.lower() == "video/h264"
+        and str(params.get("packetization-mode", "0")) == "1"
+    )
+
+
+def inspect_offer(sdp_text: str) -> str:
+    """The profile-level-id the answer will carry. Raises InvalidOffer if the offer is not usable
+    SDP, CodecNotSupported if its video section cannot receive H.264 packetization mode 1."""
+    if "m=video" not in sdp_text:
+        if not sdp_text.lstrip().startswith("v=0"):
+            raise InvalidOffer("the body is not an SDP offer (it must start with v=0)")
+        raise CodecNotSupported("the offer has no video section")
+    try:
+        description = aiortc_sdp.SessionDescription.parse(sdp_text)
+    except Exception as exc:  # aiortc raises ValueError, KeyError, IndexError... on bad SDP
+        raise InvalidOffer(f"the offer is not valid SDP: {type(exc).__name__}: {exc}") from None
+    videos = [media for media in description.media if media.kind == "video"]
+    if not videos:
+        raise CodecNotSupported("the offer has no video section")
+    video = videos[0]
+    if video.direction not in (None, "recvonly", "sendrecv"):
+        raise InvalidOffer(f"the offer's video section is {video.direction}: it must receive")
+    offered: set[str] = set()
+    for codec in video.rtp.codecs:
+        if not _h264_mode1(codec):
+            continue
+        profile_level_id = str(codec.parameters.get("profile-level-id", "42e01f")).lower()
+        try:
+            profile, _ = aiortc_sdp.parse_h264_profile_level_id(profile_level_id)
+        except ValueError:
+            continue
+        if profile is aiortc_sdp.H264Profile.PROFILE_CONSTRAINED_BASELINE:
+            offered.add("42e01f")
+        elif profile is aiortc_sdp.H264Profile.PROFILE_BASELINE:
+            offered.add("42001f")
+    for choice in PREFERRED_PROFILE_LEVEL_IDS:
+        if choice in offered:
+            return choice
+    names = sorted({codec.mimeType.split("/")[-1] for codec in video.rtp.codecs})
+    raise CodecNotSupported(
+        "the viewer cannot receive H.264 (packetization mode 1, baseline profile); it offered: "
+        + (", ".join(names) or "no codec")
+    )
+
+
+def drop_mdns_candidates(sdp_text: str) -> str:
+    """The offer without ICE candidates whose address is an mDNS name (``*.local``).
+
+    Browsers hide their addresses behind such names. aioice resolves them before ICE starts and
+    waits a full second for each name nobody answers (the usual case for a server, not on the
+    viewer's link), while the viewer's own connectivity checks reach the server's candidates and
+    give it a peer-reflexive candidate anyway.
+    """
+    kept = []
+    for line in sdp_text.splitlines():
+        if line.startswith("a=candidate:"):
+            fields = line.split()
+            if len(fields) > 4 and fields[4].lower().endswith(".local"):
+                continue
+        kept.append(line)
+    return "\r\n".join(kept) + "\r\n"
+
+
+def _preferences(profile_level_id: str) -> list[RTCRtpCodecCapability]:
+    chosen: list[RTCRtpCodecCapability] = []
+    rtx: list[RTCRtpCodecCapability] = []
+    for capability in RTCRtpSender.getCapabilities("video").codecs:
+        mime = capability.mimeType.lower()
+        if mime == "video/rtx":
+            rtx.append(capability)
+        elif (
+            _h264_mode1(capability)
+            and str(capability.parameters.get("profile-level-id", "")).lower() == profile_level_id
+        ):
+            chosen.append(capability)
+    if not chosen:
+        raise RuntimeError(f"aiortc has no H.264 {profile_level_id} capability")
+    return chosen + rtx
+
+
+SenderFactory = Callable[[RTCDtlsTransport], PassthroughSender]
+
+
+async def answer_offer(
+    pc: RTCPeerConnection,
+    offer_sdp: str,
+    profile_level_id: str,
+    make_sender: SenderFactory,
+) -> tuple[str, PassthroughSender]:
+    """Apply the offer to a fresh peer connection and return the complete answer (all ICE
+    candidates gathered) and the relay's sender. The caller bounds it with a timeout."""
+    transceiver = pc.addTransceiver("video", direction="sendonly")
+    transceiver.setCodecPreferences(_preferences(profile_level_id))
+    original = transceiver.sender
+    sender = make_sender(original.transport)
+    sender._ssrc = original._ssrc
+    sender._rtx_ssrc = original._rtx_ssrc
+    sender._stream_id = original._stream_id
+    # aiortc has no public way to give a transceiver another sender; it must happen before the
+    # offer is applied, and the check below fails loudly if aiortc changes its layout.
+    setattr(transceiver, "_RTCRtpTransceiver__sender", sender)  # noqa: B010
+    if transceiver.sender is not sender:
+        raise RuntimeError("cannot install the passthrough sender in this aiortc version")
+    try:
+        await pc.setRemoteDescription(
+            RTCSessionDescription(sdp=drop_mdns_candidates(offer_sdp), type="offer")
+        )
+    except (RtccError, TimeoutError):
+        raise
+    except Exception as exc:  # aiortc raises many types on offers it cannot apply
+        raise InvalidOffer(f"the offer cannot be applied: {type(exc).__name__}: {exc}") from None
+    codecs = transceiver._codecs
+    if not codecs or codecs[0].mimeType.lower() != "video/h264":
+        raise CodecNotSupported("no H.264 codec could be negotiated with this viewer")
+    answer = await pc.createAnswer()
+    await pc.setLocalDescription(answer)
+    local = pc.localDescription
+    if transceiver.currentDirection not in ("sendonly", "sendrecv"):
+        raise InvalidOffer("the offer's video section does not receive")
+    return local.sdp, sender

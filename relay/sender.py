@@ -1,0 +1,360 @@
+"""The RTP sender of one viewer: shared H.264 payloads written straight to its SRTP session.
+
+aiortc's own ``RTCRtpSender`` pulls frames from a track, packetizes them again for every viewer,
+builds an ``RtpPacket`` object per packet, awaits four coroutines per datagram, keeps 128 packets
+of history (half a second of 2 Mbit/s video) and ignores PLI/FIR when it has no encoder. This
+sender replaces the sending half: aiortc still negotiates, runs ICE and DTLS and routes the
+viewer's RTCP here; the relay calls ``send_frame`` with payloads packetized once per stream.
+
+Each packet costs one header ``struct.pack``, one join, one SRTP protect and one ``sendto`` on the
+datagram transport of the nominated ICE pair (or aioice's send path when the pair goes through a
+TURN relay). Retransmissions use RTX when negotiated. Keyframe requests (PLI/FIR) are passed to
+the viewer, which answers them from the GOP cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import logging
+import random
+import struct
+import time
+from collections.abc import Callable
+
+from aioice.ice import StunProtocol
+from aiortc import RTCRtpSender
+from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcrtpparameters import RTCRtpSendParameters
+from aiortc.rtp import (
+    RTCP_PSFB_FIR,
+    RTCP_PSFB_PLI,
+    RTCP_RTPFB_NACK,
+    AnyRtcpPacket,
+    RtcpByePacket,
+    RtcpPsfbPacket,
+    RtcpRrPacket,
+    RtcpRtpfbPacket,
+    RtcpSdesPacket,
+    RtcpSenderInfo,
+    RtcpSourceInfo,
+    RtcpSrPacket,
+)
+from aiortc.stats import RTCOutboundRtpStreamStats, RTCStatsReport
+
+from relay.history import DEFAULT_SLOTS, NackHistory
+from relay.packets import PacketizedFrame
+
+log = logging.getLogger(__name__)
+
+MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
+ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+
+_HEADER = struct.Struct("!BBHII")
+_NTP_EPOCH_OFFSET = 2_208_988_800
+_RTT_ALPHA = 0.85
+
+
+def ntp_now() -> int:
+    """The current time as a 64-bit NTP timestamp."""
+    return int((time.time() + _NTP_EPOCH_OFFSET) * 4_294_967_296)
+
+
+class PassthroughSender(RTCRtpSender):
+    """Sends pre-packetized H.264 to one viewer. Created by the relay in place of aiortc's
+    sender of a send-only video transceiver, before the offer is applied."""
+
+    def __init__(
+        self,
+        transport: RTCDtlsTransport,
+        name: str,
+        on_keyframe_request: Callable[[str], None],
+        history_slots: int = DEFAULT_SLOTS,
+        max_buffered_bytes: int = 1 << 20,
+    ) -> None:
+        super().__init__("video", transport)
+        self.name = name
+        self._on_keyframe_request = on_keyframe_request
+        self._max_buffered = max_buffered_bytes
+        self._history = NackHistory(history_slots)
+        self.negotiated = asyncio.Event()
+        self._stopped = False
+        self._registered = False
+        self._rtcp_task: asyncio.Task[None] | None = None
+        self._pt = 0
+        self._rtx_pt: int | None = None
+        self._mid = b""
+        self._mid_id = 0
+        self._abs_id = 0
+        self._cname = b""
+        self._send_mid = True
+        self._seq = random.randrange(32768)
+        self._rtx_seq = random.randrange(32768)
+        self._last_ts = 0
+        self._last_send = 0.0
+        self._lsr = 0
+        self._lsr_time = 0.0
+        # statistics
+        self.packets_sent = 0
+        self.octets_sent = 0
+        self.frames_sent = 0
+        self.packets_dropped = 0
+        self.nacks = 0
+        self.packets_retransmitted = 0
+        self.retransmit_misses = 0
+        self.plis = 0
+        self.firs = 0
+        self.rtcp_received = 0
+        self.last_rtcp = 0.0
+        self.fraction_lost = 0.0
+        self.packets_lost = 0
+        self.jitter = 0
+        self.rtt: float | None = None
+
+    # -- negotiation (called by RTCPeerConnection once DTLS is up) -----------------------------
+
+    async def send(self, parameters: RTCRtpSendParameters) -> None:
+        if self.negotiated.is_set() or self._stopped:
+            return
+        codec = parameters.codecs[0]
+        if codec.mimeType.lower() != "video/h264" or codec.payloadType is None:
+            log.warning("viewer %s: negotiated %s, not H.264; nothing will be sent",
+                        self.name, codec.mimeType)
+            return
+        self._pt = codec.payloadType
+        for candidate in parameters.codecs:
+            if (
+                candidate.mimeType.lower() == "video/rtx"
+                and candidate.parameters.get("apt") == codec.payloadType
+            ):
+                self._rtx_pt = candidate.payloadType
+                break
+        for extension in parameters.headerExtensions:
+            if extension.uri == MID_URI:
+                self._mid_id = extension.id
+            elif extension.uri == ABS_SEND_TIME_URI:
+                self._abs_id = extension.id
+        self._mid = (parameters.muxId or "").encode()[:16]
+        if not self._mid:
+            self._mid_id = 0
+        self._cname = (parameters.rtcp.cname or "").encode()
+        self.transport._register_rtp_sender(self, parameters)
+        self._registered = True
+        self._rtcp_task = asyncio.get_running_loop().create_task(
+            self._run_rtcp(), name=f"relay:{self.name}:rtcp"
+        )
+        self.negotiated.set()
+
+    async def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._registered:
+            self.transport._unregister_rtp_sender(self)
+        task, self._rtcp_task = self._rtcp_task, None
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise
+        if self._registered and self.packets_sent:
+            with contextlib.suppress(ConnectionError):
+                await self.transport._send_rtp(bytes(RtcpByePacket(sources=[self._ssrc])))
+        self._history.clear()
+
+    # -- media --------------------------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        return self.negotiated.is_set() and not self._stopped
+
+    async def send_frame(self, frame: PacketizedFrame, timestamp: int) -> None:
+        """Send one frame's packets now. Raises ConnectionError once the viewer is gone."""
+        if self._stopped:
+            raise ConnectionError("sender stopped")
+        dtls = self.transport
+        srtp = dtls._tx_srtp
+        if dtls.state != "connected" or srtp is None:
+            raise ConnectionError("DTLS transport is not connected")
+        pair = dtls.transport._connection._nominated.get(1)
+        if pair is None:
+            raise ConnectionError("no ICE candidate pair is nominated")
+        protect = srtp.protect
+        pack = _HEADER.pack
+        record = self._history.record
+        extension = self._extension()
+        first = 0x90 if extension else 0x80
+        pt = self._pt
+        ssrc = self._ssrc
+        seq = self._seq
+        payloads = frame.payloads
+        last = len(payloads) - 1
+        protocol = pair.protocol
+        addr = pair.remote_addr
+        if type(protocol) is StunProtocol:
+            udp = protocol.transport
+            send: Callable[[bytes, tuple[str, int]], None] | None = udp.sendto
+            if udp.is_closing():
+                raise ConnectionError("the viewer's socket is closed")
+            if udp.get_write_buffer_size() > self._max_buffered:  # type: ignore[attr-defined]
+                send = None  # the socket is not draining: drop this frame, NACK/PLI recover
+        else:
+            send = None
+        for index, payload in enumerate(payloads):
+            marker = 0x80 if index == last else 0
+            packet = pack(first, marker | pt, seq, timestamp, ssrc)
+            data = protect(b"".join((packet, extension, payload)))
+            if send is not None:
+                send(data, addr)
+            elif type(protocol) is not StunProtocol:
+                await protocol.send_data(data, addr)
+            else:
+                self.packets_dropped += 1
+            record(seq, timestamp, payload, marker)
+            seq = (seq + 1) & 0xFFFF
+        self._seq = seq
+        self.packets_sent += len(payloads)
+        self.octets_sent += frame.size
+        self.frames_sent += 1
+        self._last_ts = timestamp
+        self._last_send = time.monotonic()
+
+    def _extension(self) -> bytes:
+        parts = []
+        if self._mid_id and self._send_mid:
+            parts.append(bytes(((self._mid_id << 4) | (len(self._mid) - 1),)) + self._mid)
+        if self._abs_id:
+            abs_time = (ntp_now() >> 14) & 0xFFFFFF
+            parts.append(bytes(((self._abs_id << 4) | 2,)) + abs_time.to_bytes(3, "big"))
+        if not parts:
+            return b""
+        body = b"".join(parts)
+        body += b"\x00" * (-len(body) % 4)
+        return b"\xbe\xde" + (len(body) // 4).to_bytes(2, "big") + body
+
+    async def _retransmit_packets(self, lost: list[int]) -> None:
+        dtls = self.transport
+        srtp = dtls._tx_srtp
+        if dtls.state != "connected" or srtp is None:
+            return
+        connection = dtls.transport._connection
+        extension = self._extension()
+        first = 0x90 if extension else 0x80
+        for seq in lost:
+            entry = self._history.get(seq)
+            if entry is None:
+                self.retransmit_misses += 1
+                continue
+            timestamp, payload, marker = entry
+            if self._rtx_pt is not None:
+                header = _HEADER.pack(first, marker | self._rtx_pt, self._rtx_seq, timestamp,
+                                      self._rtx_ssrc)
+                self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
+                body = seq.to_bytes(2, "big") + payload
+            else:
+                header = _HEADER.pack(first, marker | self._pt, seq, timestamp, self._ssrc)
+                body = payload
+            try:
+                await connection.send(srtp.protect(b"".join((header, extension, body))))
+            except ConnectionError:
+                return
+            self.packets_retransmitted += 1
+
+    # -- RTCP ---------------------------------------------------------------------------------
+
+    async def _handle_rtcp_packet(self, packet: AnyRtcpPacket) -> None:
+        self.rtcp_received += 1
+        self.last_rtcp = time.monotonic()
+        if isinstance(packet, RtcpRrPacket | RtcpSrPacket):
+            for report in packet.reports:
+                if report.ssrc != self._ssrc:
+                    continue
+                self._send_mid = False  # the receiver knows our SSRC now
+                self.fraction_lost = report.fraction_lost / 256
+                self.packets_lost = report.packets_lost
+                self.jitter = report.jitter
+                if report.lsr and report.lsr == self._lsr and report.dlsr:
+                    rtt = time.time() - self._lsr_time - report.dlsr / 65536
+                    self.rtt = rtt if self.rtt is None else (
+                        _RTT_ALPHA * self.rtt + (1 - _RTT_ALPHA) * rtt
+                    )
+        elif isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
+            self.nacks += 1
+            await self._retransmit_packets(packet.lost)
+        elif isinstance(packet, RtcpPsfbPacket) and packet.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
+            if packet.fmt == RTCP_PSFB_PLI:
+                self.plis += 1
+                self._on_keyframe_request("pli")
+            else:
+                self.firs += 1
+                self._on_keyframe_request("fir")
+
+    async def _run_rtcp(self) -> None:
+        while True:
+            await asyncio.sleep(0.5 + random.random())
+            if not self.packets_sent:
+                continue
+            ntp = ntp_now()
+            elapsed = time.monotonic() - self._last_send
+            rtp_ts = (self._last_ts + int(elapsed * 90_000)) & 0xFFFFFFFF
+            packets: list[AnyRtcpPacket] = [
+                RtcpSrPacket(
+                    ssrc=self._ssrc,
+                    sender_info=RtcpSenderInfo(
+                        ntp_timestamp=ntp,
+                        rtp_timestamp=rtp_ts,
+                        packet_count=self.packets_sent & 0xFFFFFFFF,
+                        octet_count=self.octets_sent & 0xFFFFFFFF,
+                    ),
+                )
+            ]
+            if self._cname:
+                packets.append(
+                    RtcpSdesPacket(chunks=[RtcpSourceInfo(ssrc=self._ssrc,
+                                                          items=[(1, self._cname)])])
+                )
+            self._lsr = (ntp >> 16) & 0xFFFFFFFF
+            self._lsr_time = time.time()
+            try:
+                await self.transport._send_rtp(b"".join(bytes(p) for p in packets))
+            except ConnectionError:
+                return
+
+    async def getStats(self) -> RTCStatsReport:
+        report = RTCStatsReport()
+        report.add(
+            RTCOutboundRtpStreamStats(
+                timestamp=datetime.datetime.now(datetime.UTC),
+                type="outbound-rtp",
+                id=f"outbound-rtp_{id(self)}",
+                ssrc=self._ssrc,
+                kind="video",
+                transportId=self.transport._stats_id,
+                packetsSent=self.packets_sent,
+                bytesSent=self.octets_sent,
+                trackId=self._track_id,
+            )
+        )
+        report.update(self.transport._get_stats())
+        return report
+
+    def stats(self) -> dict[str, object]:
+        return {
+            "packets": self.packets_sent,
+            "bytes": self.octets_sent,
+            "frames": self.frames_sent,
+            "packets_dropped": self.packets_dropped,
+            "nacks": self.nacks,
+            "retransmitted": self.packets_retransmitted,
+            "retransmit_misses": self.retransmit_misses,
+            "plis": self.plis,
+            "firs": self.firs,
+            "fraction_lost": round(self.fraction_lost, 4),
+            "packets_lost": self.packets_lost,
+            "jitter_ms": round(self.jitter / 90, 2),
+            "rtt_ms": round(self.rtt * 1000, 2) if self.rtt is not None else None,
+        }

@@ -1,0 +1,150 @@
+"""The viewer sessions of one application, and the per-stream packet caches they share."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import statistics
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from relay.packets import PacketCache
+from relay.settings import RelaySettings
+from rtcc.hub import StreamKey
+
+if TYPE_CHECKING:
+    from relay.viewer import ViewerSession
+
+log = logging.getLogger(__name__)
+
+
+class RelaySessions:
+    """Every live viewer of this application, by opaque session id.
+
+    Owned by the application (``app[SESSIONS]``), never a module global; ``shutdown`` (wired to
+    ``on_shutdown``) ends every session and closes every peer connection.
+    """
+
+    def __init__(self, settings: RelaySettings) -> None:
+        self.settings = settings
+        self._sessions: dict[str, ViewerSession] = {}
+        self._caches: dict[StreamKey, PacketCache] = {}
+        self._closing: set[asyncio.Task[None]] = set()
+        self._shutting_down = False
+        self.opened = 0
+        self.ended = 0
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    @property
+    def accepting(self) -> bool:
+        return not self._shutting_down and len(self._sessions) < self.settings.max_sessions
+
+    @staticmethod
+    def new_session_id() -> str:
+        return secrets.token_urlsafe(18)
+
+    def cache_for(self, key: StreamKey) -> PacketCache:
+        cache = self._caches.get(key)
+        if cache is None:
+            cache = PacketCache(self.settings.packet_cache_frames)
+            self._caches[key] = cache
+        return cache
+
+    def add(self, session: ViewerSession) -> None:
+        self._sessions[session.session_id] = session
+        self.opened += 1
+
+    def get(self, session_id: str) -> ViewerSession | None:
+        return self._sessions.get(session_id)
+
+    def sessions(self) -> list[ViewerSession]:
+        return list(self._sessions.values())
+
+    def session_closed(self, session: ViewerSession) -> None:
+        """Called by a session once it has fully ended (registered or not)."""
+        if self._sessions.get(session.session_id) is session:
+            del self._sessions[session.session_id]
+            self.ended += 1
+        self.drop_unused_cache(session.stream.key)
+        task = asyncio.current_task()
+        if task is not None:
+            self._closing.discard(task)
+
+    def drop_unused_cache(self, key: StreamKey) -> None:
+        if not any(s.stream.key == key for s in self._sessions.values()):
+            cache = self._caches.pop(key, None)
+            if cache is not None:
+                cache.clear()
+
+    async def close(self, session_id: str, reason: str) -> bool:
+        session = self._sessions.get(session_id)
+        if session is None:
+            return False
+        await session.aclose(reason)
+        return True
+
+    async def shutdown(self, app: web.Application | None = None) -> None:
+        """End every session (application shutdown). Safe to call more than once."""
+        self._shutting_down = True
+        sessions = list(self._sessions.values())
+        if sessions:
+            log.info("closing %d viewer sessions", len(sessions))
+        await asyncio.gather(
+            *(session.aclose("server shutting down") for session in sessions),
+            return_exceptions=True,
+        )
+
+    def stats(self) -> dict[str, object]:
+        sessions = [session.stats() for session in self._sessions.values()]
+        per_stream: dict[StreamKey, dict[str, object]] = {}
+        for session, item in zip(self._sessions.values(), sessions, strict=True):
+            key = session.stream.key
+            entry = per_stream.setdefault(key, {
+                "camera_id": session.camera_id, "profile": session.profile, "viewers": 0,
+                "packets": 0, "bytes": 0, "nacks": 0, "retransmitted": 0, "plis": 0,
+                "resyncs": 0, "frames_caught_up": 0, "packets_dropped": 0,
+                "subscription_drops": 0, "_first_frame": [],
+            })
+            entry["viewers"] = _int(entry["viewers"]) + 1
+            rtp = item["rtp"] if isinstance(item["rtp"], dict) else {}
+            for field in ("packets", "bytes", "nacks", "retransmitted", "plis",
+                          "packets_dropped"):
+                entry[field] = _int(entry[field]) + _int(rtp.get(field, 0))
+            for field in ("resyncs", "frames_caught_up"):
+                entry[field] = _int(entry[field]) + _int(item[field])
+            sub = item["subscription"] if isinstance(item["subscription"], dict) else {}
+            entry["subscription_drops"] = _int(entry["subscription_drops"]) + _int(
+                sub.get("drops", 0)
+            )
+            first = item["first_frame_after"]
+            if isinstance(first, float):
+                firsts = entry["_first_frame"]
+                assert isinstance(firsts, list)
+                firsts.append(first)
+        for key, entry in per_stream.items():
+            firsts = entry.pop("_first_frame")
+            assert isinstance(firsts, list)
+            entry["first_frame_after_median"] = (
+                round(statistics.median(firsts), 3) if firsts else None
+            )
+            cache = self._caches.get(key)
+            entry["packetization"] = cache.stats() if cache is not None else {}
+        return {
+            "viewers": len(sessions),
+            "opened": self.opened,
+            "ended": self.ended,
+            "max_sessions": self.settings.max_sessions,
+            "streams": list(per_stream.values()),
+            "sessions": sessions,
+        }
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) else 0
+
+
+SESSIONS = web.AppKey("relay_sessions", RelaySessions)

@@ -1,0 +1,47 @@
+"""Tunables of the live relay, each with the default the server runs with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from relay.history import DEFAULT_SLOTS
+
+
+@dataclass(frozen=True, slots=True)
+class IceServer:
+    """A STUN or TURN server handed to aiortc (``stun:host:port``, ``turn:host:port``)."""
+
+    urls: str
+    username: str | None = None
+    credential: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RelaySettings:
+    ice_servers: tuple[IceServer, ...] = ()
+    """No STUN/TURN by default: the server answers with its host candidates, which is what a
+    server reachable by its viewers needs (and no packet leaves for a public STUN server)."""
+    max_sessions: int = 1000
+    """Viewers the process accepts at once; beyond it a WHEP POST gets 503."""
+    max_offer_bytes: int = 64 * 1024
+    negotiate_timeout: float = 10.0
+    """Seconds to apply the offer and gather candidates for the answer."""
+    connect_timeout: float = 20.0
+    """Seconds from the answer until ICE and DTLS must be up, else the session ends."""
+    viewer_timeout: float = 10.0
+    """Seconds of sending media without any RTCP back before a viewer counts as gone."""
+    keyframe_request_interval: float = 1.0
+    """At most one PLI/FIR per viewer is answered from the GOP cache in this many seconds."""
+    catchup_bitrate: float = 40e6
+    """Bits per second at which a joining viewer is sent the cached GOP (and timestamps follow)."""
+    catchup_min_step: float = 0.002
+    """Seconds of RTP time each catch-up frame takes at least, so a decoder can keep up."""
+    history_slots: int = DEFAULT_SLOTS
+    """Packets kept per viewer to answer NACKs (a power of two; 4096 is >= 1 s up to 40 Mbit/s)."""
+    max_buffered_bytes: int = 1 << 20
+    """A viewer's socket with more unsent bytes than this drops frames (it is not draining)."""
+    packet_cache_frames: int = 64
+    """Frames per stream whose RTP payloads are kept for the viewers still sending them."""
+    cors_origins: tuple[str, ...] = ()
+    """Origins of other sites' WHEP players allowed to call the endpoint ("*" for any); the
+    server's own pages need none."""

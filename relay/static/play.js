@@ -1,0 +1,131 @@
+// Plays one camera through WHEP (RFC 9725) in a <video> element and shows decoder statistics.
+// The camera id comes from the path (/play/{camera_id}); ?profile=main|sub and ?purpose=... fill
+// the form, and ?autoplay=1 starts at once when a purpose is given.
+"use strict";
+
+(function () {
+  const cameraId = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop() || "");
+  const query = new URLSearchParams(location.search);
+  const $ = (id) => document.getElementById(id);
+  const video = $("video");
+  const state = { pc: null, location: null, postedAt: 0, firstFrameMs: null, timer: null };
+  window.rtccPlay = state;
+
+  $("camera").textContent = cameraId;
+  if (query.get("profile") === "sub") $("profile").value = "sub";
+  if (query.get("purpose")) $("purpose").value = query.get("purpose");
+
+  function status(text) { $("status").textContent = text; }
+
+  function waitForCandidates(pc, ms) {
+    if (pc.iceGatheringState === "complete") return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => { pc.removeEventListener("icegatheringstatechange", check); resolve(); };
+      const check = () => { if (pc.iceGatheringState === "complete") done(); };
+      pc.addEventListener("icegatheringstatechange", check);
+      setTimeout(done, ms);
+    });
+  }
+
+  async function play(event) {
+    if (event) event.preventDefault();
+    await stop();
+    const purpose = $("purpose").value.trim();
+    if (!purpose) { status("A purpose is required for every live view."); return; }
+    const profile = $("profile").value;
+    const pc = new RTCPeerConnection();
+    state.pc = pc;
+    state.firstFrameMs = null;
+    pc.addTransceiver("video", { direction: "recvonly" });
+    pc.addEventListener("track", (e) => { video.srcObject = e.streams[0] || new MediaStream([e.track]); });
+    pc.addEventListener("connectionstatechange", () => {
+      if (pc.connectionState === "failed") status("Connection failed. Press Play to retry.");
+    });
+    status("Connecting…");
+    await pc.setLocalDescription(await pc.createOffer());
+    await waitForCandidates(pc, 2000);
+    const url = `/whep/${encodeURIComponent(cameraId)}?` +
+      new URLSearchParams({ profile, purpose }).toString();
+    state.postedAt = performance.now();
+    let response;
+    try {
+      response = await fetch(url, {
+        method: "POST",
+        headers: { "Content-Type": "application/sdp" },
+        body: pc.localDescription.sdp,
+        credentials: "same-origin",
+      });
+    } catch (err) {
+      status(`The server cannot be reached: ${err}`);
+      return;
+    }
+    const text = await response.text();
+    if (response.status !== 201) {
+      status(`Refused (${response.status}): ${text}`);
+      pc.close();
+      state.pc = null;
+      return;
+    }
+    state.location = response.headers.get("Location");
+    const warning = response.headers.get("RTCC-Media-Warning");
+    $("warning").hidden = !warning;
+    $("warning").textContent = warning || "";
+    await pc.setRemoteDescription({ type: "answer", sdp: text });
+    $("play").disabled = true;
+    $("stop").disabled = false;
+    status("Waiting for the first picture…");
+    state.timer = setInterval(showStats, 250);
+  }
+
+  async function showStats() {
+    const pc = state.pc;
+    if (!pc) return;
+    const report = await pc.getStats();
+    report.forEach((s) => {
+      if (s.type !== "inbound-rtp" || s.kind !== "video") return;
+      const decoded = s.framesDecoded || 0;
+      $("frames-decoded").textContent = String(decoded);
+      $("keyframes-decoded").textContent = String(s.keyFramesDecoded || 0);
+      $("fps").textContent = s.framesPerSecond ? s.framesPerSecond.toFixed(1) : "-";
+      if (s.frameWidth) $("resolution").textContent = `${s.frameWidth}×${s.frameHeight}`;
+      if (s.jitterBufferEmittedCount) {
+        const ms = (1000 * s.jitterBufferDelay) / s.jitterBufferEmittedCount;
+        $("jitter-buffer").textContent = `${ms.toFixed(0)} ms`;
+      }
+      $("loss").textContent = `${s.packetsLost || 0} / ${s.nackCount || 0} / ${s.pliCount || 0}`;
+      if (decoded > 0 && state.firstFrameMs === null) {
+        state.firstFrameMs = performance.now() - state.postedAt;
+        $("first-frame").textContent = `${state.firstFrameMs.toFixed(0)} ms`;
+        status("Live.");
+      }
+    });
+  }
+
+  async function stop() {
+    if (state.timer) clearInterval(state.timer);
+    state.timer = null;
+    const where = state.location;
+    state.location = null;
+    if (state.pc) state.pc.close();
+    state.pc = null;
+    $("play").disabled = false;
+    $("stop").disabled = true;
+    if (where) {
+      try {
+        await fetch(where, { method: "DELETE", credentials: "same-origin" });
+      } catch (err) {
+        // The server ends the session on its own when the connection goes away.
+      }
+      status("Stopped.");
+    }
+  }
+
+  $("start").addEventListener("submit", play);
+  $("stop").addEventListener("click", stop);
+  window.addEventListener("pagehide", () => {
+    if (state.location) {
+      fetch(state.location, { method: "DELETE", keepalive: true, credentials: "same-origin" });
+    }
+  });
+  if (query.get("autoplay") === "1" && $("purpose").value.trim()) play();
+})();

@@ -1,0 +1,272 @@
+"""WHEP (WebRTC-HTTP egress protocol, RFC 9725) for live cameras, and a one-camera player page.
+
+``POST /whep/{camera_id}?profile=main|sub`` with an SDP offer answers ``201 Created`` with the SDP
+answer (every ICE candidate included: the server does not trickle, so ``PATCH`` answers 405) and
+``Location: /whep/{camera_id}/{session_id}``; ``DELETE`` on that location ends the view. Errors
+are plain text: 400 malformed offer, 403 not allowed, 404 unknown camera, 415 a codec the viewer
+cannot play, 503 camera unreachable or relay full.
+
+Consent is decided per camera by ``MediaAccess.open_view`` before any peer connection exists;
+``close_view`` is called exactly once when the session ends, however it ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+from aiohttp import web
+
+from relay.negotiation import InvalidOffer, inspect_offer
+from relay.sessions import SESSIONS, RelaySessions
+from relay.settings import RelaySettings
+from relay.viewer import ViewerSession
+from rtcc.access import ViewGrant
+from rtcc.appkeys import HUB, MEDIA_ACCESS
+from rtcc.errors import (
+    CameraNotFound,
+    CodecNotSupported,
+    ProfileNotFound,
+    SourceUnavailable,
+    StreamClosed,
+)
+from rtcc.hub import Stream, Subscription
+from rtcc.policy import Role, allow, public, staff
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).parent / "static"
+VIEW_ROLES = (Role.ADMIN, Role.SUPERVISOR, Role.ANALYST, Role.INVESTIGATOR, Role.OWNER)
+PROFILES = ("main", "sub")
+WARNING_HEADER = "RTCC-Media-Warning"
+_CAMERA_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_CORS_HEADERS = {
+    "Access-Control-Allow-Methods": "OPTIONS, POST, DELETE, PATCH",
+    "Access-Control-Allow-Headers": "Authorization, Content-Type, If-Match",
+    "Access-Control-Expose-Headers": f"Location, ETag, Link, {WARNING_HEADER}",
+    "Access-Control-Max-Age": "600",
+}
+
+
+def _cors(request: web.Request, headers: dict[str, str]) -> dict[str, str]:
+    """Add CORS headers when the caller's origin is one the configuration allows."""
+    origin = request.headers.get("Origin")
+    allowed = request.app[SESSIONS].settings.cors_origins
+    if origin and ("*" in allowed or origin in allowed):
+        headers["Access-Control-Allow-Origin"] = "*" if "*" in allowed else origin
+        headers["Vary"] = "Origin"
+        headers.update(_CORS_HEADERS)
+    return headers
+
+
+def _error(request: web.Request, kind: type[web.HTTPError], text: str,
+           **headers: str) -> web.HTTPError:
+    return kind(text=text, headers=_cors(request, dict(headers)))
+
+
+async def _read_offer(request: web.Request, limit: int) -> str:
+    if request.content_type != "application/sdp":
+        raise _error(request, web.HTTPUnsupportedMediaType,
+                     "send the SDP offer with Content-Type: application/sdp")
+    if request.content_length is not None and request.content_length > limit:
+        raise _error(request, web.HTTPRequestEntityTooLarge,
+                     f"the offer is larger than {limit} bytes")
+    body = bytearray()
+    async for chunk in request.content.iter_chunked(16384):
+        body += chunk
+        if len(body) > limit:
+            raise _error(request, web.HTTPRequestEntityTooLarge,
+                         f"the offer is larger than {limit} bytes")
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _error(request, web.HTTPBadRequest, "the offer is not UTF-8 text") from None
+
+
+def _check_codec(stream: Stream) -> list[str]:
+    """Warnings about what cannot pass through; raises CodecNotSupported for the video."""
+    info = stream.media_info
+    codec = info.video_codec.lower()
+    if codec and codec != "h264":
+        raise CodecNotSupported(
+            f"camera {stream.key.camera_id} sends {info.video_codec} video, which browsers "
+            "cannot play over WebRTC without transcoding (transcoding is not enabled)"
+        )
+    warnings = []
+    if info.has_b_frames:
+        warnings.append("the camera sends B-frames: playback may stutter; "
+                        "turn B-frames off in the camera's encoder settings")
+    if info.audio_codec:
+        warnings.append(f"the camera's {info.audio_codec} audio is not relayed")
+    return warnings
+
+
+@allow(*VIEW_ROLES)
+async def whep_post(request: web.Request) -> web.Response:
+    registry = request.app[SESSIONS]
+    settings = registry.settings
+    camera_id = request.match_info["camera_id"]
+    requested = request.query.get("profile", "main")
+    if requested not in PROFILES:
+        raise _error(request, web.HTTPBadRequest, "profile must be 'main' or 'sub'")
+    offer = await _read_offer(request, settings.max_offer_bytes)
+    try:
+        profile_level_id = inspect_offer(offer)
+    except InvalidOffer as exc:
+        raise _error(request, web.HTTPBadRequest, str(exc)) from None
+    except CodecNotSupported as exc:
+        raise _error(request, web.HTTPUnsupportedMediaType, str(exc)) from None
+    if not registry.accepting:
+        raise _error(request, web.HTTPServiceUnavailable,
+                     "the relay is at its viewer limit; try again shortly", **{"Retry-After": "5"})
+    hub = request.app[HUB]
+    profiles = hub.profiles(camera_id)
+    profile = requested if requested in profiles or not profiles else "main"
+
+    access = request.app[MEDIA_ACCESS]
+    grant = await access.open_view(request, camera_id, profile)
+    session: ViewerSession | None = None
+    subscription: Subscription | None = None
+    session_id = registry.new_session_id()
+    try:
+        stream = hub.get(camera_id, profile)
+        warnings = _check_codec(stream)
+        gop = len(stream.gop_snapshot())
+        subscription = await stream.subscribe(
+            f"whep:{session_id[:8]}", maxsize=stream.settings.subscriber_queue + gop, wait=True
+        )
+        warnings = _check_codec(stream)
+        session = ViewerSession(
+            session_id=session_id,
+            stream=stream,
+            subscription=subscription,
+            grant=grant,
+            access=access,
+            cache=registry.cache_for(stream.key),
+            settings=settings,
+            on_closed=registry.session_closed,
+        )
+        answer = await session.negotiate(offer, profile_level_id)
+        if not registry.accepting:
+            raise SourceUnavailable("the relay is shutting down or full")
+        registry.add(session)
+        session.start()
+    except BaseException as exc:
+        reason = _failure_reason(exc)
+        if session is not None:
+            await session.aclose(reason)
+        else:
+            if subscription is not None:
+                subscription.close(reason)
+            await _close_grant(request, grant, reason)
+        if not isinstance(exc, Exception):
+            raise
+        raise _http_error(request, exc) from None
+    log.info("viewer %s (%s, %s) watches %s/%s", session.name, grant.user, grant.role,
+             camera_id, profile)
+    headers = {"Location": f"/whep/{camera_id}/{session_id}"}
+    if warnings:
+        headers[WARNING_HEADER] = "; ".join(warnings)
+    return web.Response(status=201, text=answer, content_type="application/sdp",
+                        headers=_cors(request, headers))
+
+
+def _failure_reason(exc: BaseException) -> str:
+    if isinstance(exc, web.HTTPException):
+        return exc.text or exc.reason
+    if isinstance(exc, TimeoutError):
+        return "negotiation timed out"
+    return str(exc) or type(exc).__name__
+
+
+def _http_error(request: web.Request, exc: Exception) -> Exception:
+    if isinstance(exc, web.HTTPException):
+        return exc
+    if isinstance(exc, CameraNotFound | ProfileNotFound):
+        return _error(request, web.HTTPNotFound, str(exc))
+    if isinstance(exc, CodecNotSupported):
+        return _error(request, web.HTTPUnsupportedMediaType, str(exc))
+    if isinstance(exc, InvalidOffer):
+        return _error(request, web.HTTPBadRequest, str(exc))
+    if isinstance(exc, SourceUnavailable | StreamClosed):
+        return _error(request, web.HTTPServiceUnavailable, str(exc), **{"Retry-After": "5"})
+    if isinstance(exc, TimeoutError):
+        return _error(request, web.HTTPServiceUnavailable,
+                      "the server could not prepare its answer in time; try again")
+    log.exception("WHEP request for %s failed", request.match_info.get("camera_id"),
+                  exc_info=exc)
+    return _error(request, web.HTTPInternalServerError, "the relay failed to start this view")
+
+
+async def _close_grant(request: web.Request, grant: ViewGrant, reason: str) -> None:
+    try:
+        await request.app[MEDIA_ACCESS].close_view(grant, reason)
+    except Exception:
+        log.exception("recording the end of view %s failed", grant.view_id)
+
+
+@allow(*VIEW_ROLES)
+async def whep_delete(request: web.Request) -> web.Response:
+    registry = request.app[SESSIONS]
+    session = registry.get(request.match_info["session_id"])
+    if session is None or session.camera_id != request.match_info["camera_id"]:
+        raise _error(request, web.HTTPNotFound, "no such WHEP session (it may have ended)")
+    await session.aclose("viewer ended the session")
+    return web.Response(status=200, text="session ended", headers=_cors(request, {}))
+
+
+@allow(*VIEW_ROLES)
+async def whep_patch(request: web.Request) -> web.Response:
+    raise _error(request, web.HTTPMethodNotAllowed,
+                 "trickle ICE is not supported: the answer already carries every candidate",
+                 Allow="OPTIONS, DELETE")
+
+
+@public()
+async def whep_options(request: web.Request) -> web.Response:
+    if "session_id" in request.match_info:
+        headers = {"Allow": "OPTIONS, DELETE"}
+    else:
+        headers = {"Allow": "OPTIONS, POST", "Accept-Post": "application/sdp"}
+    return web.Response(status=204, headers=_cors(request, headers))
+
+
+@staff()
+async def sessions_stats(request: web.Request) -> web.Response:
+    return web.json_response(request.app[SESSIONS].stats())
+
+
+@public()
+async def play_page(request: web.Request) -> web.StreamResponse:
+    # The page holds no data: the WHEP request it makes is what checks the viewer and consent.
+    if not _CAMERA_ID.match(request.match_info["camera_id"]):
+        raise web.HTTPNotFound(text="no such camera")
+    return web.FileResponse(STATIC / "play.html")
+
+
+@public()
+async def play_asset(request: web.Request) -> web.StreamResponse:
+    allowed = {"play.js": STATIC / "play.js", "play.css": STATIC / "play.css"}
+    path = allowed.get(request.match_info["name"])
+    if path is None:
+        raise web.HTTPNotFound(text="no such file")
+    return web.FileResponse(path)
+
+
+def add_routes(app: web.Application, settings: RelaySettings | None = None) -> RelaySessions:
+    """Register the WHEP endpoint, the player page and the session statistics, and the
+    application's session registry (closed on shutdown)."""
+    registry = RelaySessions(settings or RelaySettings())
+    app[SESSIONS] = registry
+    app.on_shutdown.append(registry.shutdown)
+    router = app.router
+    router.add_post("/whep/{camera_id}", whep_post)
+    router.add_route("OPTIONS", "/whep/{camera_id}", whep_options)
+    router.add_delete("/whep/{camera_id}/{session_id}", whep_delete)
+    router.add_patch("/whep/{camera_id}/{session_id}", whep_patch)
+    router.add_route("OPTIONS", "/whep/{camera_id}/{session_id}", whep_options)
+    router.add_get("/api/relay/sessions", sessions_stats)
+    router.add_get("/play/{camera_id}", play_page)
+    router.add_get("/relay/static/{name}", play_asset)
+    return registry

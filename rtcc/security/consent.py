@@ -1,0 +1,113 @@
+"""What an owner's sharing level allows, decided without side effects.
+
+- ``registry_only``: never streams (location only; ask the owner for footage).
+- ``on_request``: only through an approved footage request of that viewer for that camera.
+- ``live_emergency``: only while the camera is linked to an active incident or panic alert.
+- ``live_always``: any staff viewer with a purpose.
+Time windows (camera's local time) restrict every level for everyone but the owner.
+An owner always sees their own cameras.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from rtcc.access import CameraConsent
+from rtcc.config import SharingLevel, TimeWindow
+from rtcc.policy import Role
+
+LIVE_VIEWER_ROLES = frozenset({Role.ADMIN, Role.SUPERVISOR, Role.ANALYST, Role.INVESTIGATOR})
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    reason: str
+    status: int = 200
+    """HTTP status to answer with when refused (403, or 400 for a missing purpose)."""
+    incident: str = ""
+    footage_request: str = ""
+
+
+def _minutes(hhmm: str) -> int:
+    hours, minutes = hhmm.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+def in_windows(windows: Sequence[TimeWindow], timezone: str, when: float) -> bool:
+    """True when ``when`` (epoch seconds) falls in one of the weekly windows, or none are set.
+
+    A window whose end is before its start runs over midnight into the next day.
+    Raises ``ZoneInfoNotFoundError`` for an unknown time zone.
+    """
+    if not windows:
+        return True
+    local = dt.datetime.fromtimestamp(when, tz=ZoneInfo(timezone))
+    day = _DAYS[local.weekday()]
+    previous_day = _DAYS[(local.weekday() - 1) % 7]
+    minute = local.hour * 60 + local.minute
+    for window in windows:
+        start, end = _minutes(window.start), _minutes(window.end)
+        if start <= end:
+            if day in window.days and start <= minute < end:
+                return True
+        elif (day in window.days and minute >= start) or (
+            previous_day in window.days and minute < end
+        ):
+            return True
+    return False
+
+
+def decide(
+    consent: CameraConsent,
+    *,
+    role: Role,
+    owner_id: str | None,
+    purpose: str,
+    requested_incident: str,
+    active_incidents: Sequence[str],
+    approved_request: str | None,
+    now: float,
+) -> Decision:
+    """May this viewer watch this camera live now?"""
+    if role == Role.OWNER:
+        if owner_id is not None and owner_id == consent.owner_id:
+            return Decision(True, "owner viewing their own camera")
+        return Decision(False, "owners may view only their own cameras", 403)
+    if role not in LIVE_VIEWER_ROLES:
+        return Decision(False, f"the {role} role may not view cameras", 403)
+    if not purpose and not requested_incident:
+        return Decision(False, "a live view needs a purpose: pass 'incident' (an incident id) "
+                               "or 'purpose' (the reason)", 400)
+    if consent.sharing == SharingLevel.REGISTRY_ONLY:
+        return Decision(False, "the owner registered this camera for its location only; ask the "
+                               "owner for footage", 403)
+    try:
+        windows_ok = in_windows(consent.windows, consent.timezone, now)
+    except (ZoneInfoNotFoundError, ValueError):
+        return Decision(False, "the camera's time zone is unknown, so its sharing windows cannot "
+                               "be checked", 403)
+    if not windows_ok:
+        return Decision(False, "outside the owner's sharing hours for this camera", 403)
+    if requested_incident and requested_incident not in active_incidents and (
+        consent.sharing == SharingLevel.LIVE_EMERGENCY
+    ):
+        return Decision(False, f"incident {requested_incident!r} is not active or not linked "
+                               "to this camera", 403)
+    if consent.sharing == SharingLevel.ON_REQUEST:
+        if approved_request is None:
+            return Decision(False, "this camera is shared on request only and there is no "
+                                   "approved footage request of yours for it", 403)
+        return Decision(True, "approved footage request", incident=requested_incident,
+                        footage_request=approved_request)
+    if consent.sharing == SharingLevel.LIVE_EMERGENCY:
+        if not active_incidents:
+            return Decision(False, "this camera is shared live only during an emergency and it "
+                                   "is not linked to an active incident or panic alert", 403)
+        incident = requested_incident or active_incidents[0]
+        return Decision(True, "linked to an active incident", incident=incident)
+    return Decision(True, "shared live", incident=requested_incident)

@@ -1,0 +1,195 @@
+"""The security store: one SQLite file (WAL) holding accounts, sessions, tokens, incidents,
+footage-request approvals and the audit log.
+
+All access happens on the event loop thread; statements are short and indexed. Multi-statement
+changes go through ``transaction()`` so they are atomic.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+"""Seconds since the epoch (``time.time``); injectable so tests can move time."""
+
+STORE_FILE = "security.sqlite3"
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS users (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    username TEXT NOT NULL UNIQUE COLLATE NOCASE,
+    display_name TEXT NOT NULL DEFAULT '',
+    role TEXT NOT NULL,
+    owner_id TEXT,
+    password_hash TEXT,
+    totp_secret TEXT,
+    totp_last_step INTEGER NOT NULL DEFAULT 0,
+    locked_until REAL NOT NULL DEFAULT 0,
+    disabled INTEGER NOT NULL DEFAULT 0,
+    created REAL NOT NULL,
+    last_login REAL
+);
+CREATE TABLE IF NOT EXISTS login_failures (
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS login_failures_user ON login_failures(user_id, at);
+CREATE TABLE IF NOT EXISTS sessions (
+    id_hash TEXT PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    csrf_token TEXT NOT NULL,
+    created REAL NOT NULL,
+    last_seen REAL NOT NULL,
+    source TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS api_tokens (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    token_hash TEXT NOT NULL UNIQUE,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL DEFAULT 'api',
+    created REAL NOT NULL,
+    expires REAL,
+    last_used REAL,
+    revoked REAL
+);
+CREATE TABLE IF NOT EXISTS incidents (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL DEFAULT 'incident',
+    title TEXT NOT NULL DEFAULT '',
+    active INTEGER NOT NULL DEFAULT 1,
+    opened_by TEXT NOT NULL,
+    opened_at REAL NOT NULL,
+    closed_by TEXT,
+    closed_at REAL
+);
+CREATE TABLE IF NOT EXISTS incident_cameras (
+    incident_id TEXT NOT NULL REFERENCES incidents(id) ON DELETE CASCADE,
+    camera_id TEXT NOT NULL,
+    linked_by TEXT NOT NULL,
+    linked_at REAL NOT NULL,
+    PRIMARY KEY (incident_id, camera_id)
+);
+CREATE INDEX IF NOT EXISTS incident_cameras_camera ON incident_cameras(camera_id);
+CREATE TABLE IF NOT EXISTS footage_requests (
+    id TEXT PRIMARY KEY,
+    camera_id TEXT NOT NULL,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    status TEXT NOT NULL DEFAULT 'pending',
+    purpose TEXT NOT NULL DEFAULT '',
+    decided_by TEXT,
+    decided_at REAL,
+    valid_until REAL
+);
+CREATE INDEX IF NOT EXISTS footage_requests_camera ON footage_requests(camera_id, user_id);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts_ms INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    role TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    camera_id TEXT NOT NULL,
+    owner_id TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    source TEXT NOT NULL,
+    details TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_camera ON audit(camera_id, id);
+CREATE INDEX IF NOT EXISTS audit_owner ON audit(owner_id, id);
+CREATE TABLE IF NOT EXISTS audit_head (
+    one INTEGER PRIMARY KEY CHECK (one = 1),
+    last_id INTEGER NOT NULL,
+    last_hash TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+"""
+
+
+class SecurityStore:
+    """The open SQLite connection and the schema. Feature modules issue their own statements."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self.conn = conn
+        self.path = path
+
+    @classmethod
+    def open(cls, path: Path) -> SecurityStore:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
+        conn.row_factory = sqlite3.Row
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.executescript(_SCHEMA)
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except sqlite3.Error:
+            conn.close()
+            raise
+        return cls(conn, path)
+
+    @classmethod
+    def open_in(cls, data_dir: Path) -> SecurityStore:
+        return cls.open(data_dir / STORE_FILE)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT, rolled back on any error."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def user_count(self) -> int:
+        row = self.conn.execute("SELECT COUNT(*) FROM users").fetchone()
+        return int(row[0])
+
+    # -- footage requests (the investigator workflow fills this table) --
+
+    def add_footage_request(
+        self,
+        request_id: str,
+        camera_id: str,
+        user_id: int,
+        *,
+        status: str = "pending",
+        purpose: str = "",
+        decided_by: str | None = None,
+        decided_at: float | None = None,
+        valid_until: float | None = None,
+    ) -> None:
+        self.conn.execute(
+            "INSERT INTO footage_requests"
+            " (id, camera_id, user_id, status, purpose, decided_by, decided_at, valid_until)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (request_id, camera_id, user_id, status, purpose, decided_by, decided_at, valid_until),
+        )
+
+    def approved_request_for(self, camera_id: str, user_id: int, now: float) -> str | None:
+        """The id of an approved, unexpired footage request of this user for this camera."""
+        row = self.conn.execute(
+            "SELECT id FROM footage_requests WHERE camera_id = ? AND user_id = ?"
+            " AND status = 'approved' AND (valid_until IS NULL OR valid_until > ?)"
+            " ORDER BY decided_at DESC LIMIT 1",
+            (camera_id, user_id, now),
+        ).fetchone()
+        return None if row is None else str(row["id"])

@@ -1,0 +1,1 @@
+"""Tests of accounts, sessions, consent, audit, URL safety and route policies."""

@@ -23,10 +23,15 @@ from benchmarks.relay_media import ClipSpec, make_clip
 CLIP_DIR = Path(os.environ.get("RTCC_BENCH_DIR", "/tmp/rtcc-bench"))
 
 
-def process_cpu(pid: int) -> float:
-    """CPU seconds (user + system) a process has used."""
+def process_times(pid: int) -> tuple[float, float]:
+    """CPU seconds (user, system) a process has used."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def process_cpu(pid: int) -> float:
+    return sum(process_times(pid))
 
 
 def _readline(stream: IO[str], what: str) -> str:
@@ -79,12 +84,14 @@ def measure(variant: str, clip: Path, viewers: int, warmup: float, seconds: floa
         try:
             _json_line(client.stdout, "connected")
             time.sleep(warmup)
-            cpu0, ccpu0, t0 = process_cpu(server.pid), process_cpu(client.pid), time.monotonic()
+            (user0, sys0), ccpu0, t0 = (process_times(server.pid), process_cpu(client.pid),
+                                        time.monotonic())
             client.stdin.write("mark\n")
             client.stdin.flush()
             mark0 = _json_line(client.stdout, "mark")
             time.sleep(seconds)
-            cpu1, ccpu1, t1 = process_cpu(server.pid), process_cpu(client.pid), time.monotonic()
+            (user1, sys1), ccpu1, t1 = (process_times(server.pid), process_cpu(client.pid),
+                                        time.monotonic())
             client.stdin.write("mark\n")
             client.stdin.flush()
             mark1 = _json_line(client.stdout, "mark")
@@ -93,6 +100,7 @@ def measure(variant: str, clip: Path, viewers: int, warmup: float, seconds: floa
     finally:
         stop(server)
     elapsed = t1 - t0
+    cpu0, cpu1 = user0 + sys0, user1 + sys1
     packets = [b - a for a, b in zip(mark0["packets"], mark1["packets"], strict=True)]
     octets = sum(b - a for a, b in zip(mark0["bytes"], mark1["bytes"], strict=True))
     cores = (cpu1 - cpu0) / elapsed
@@ -102,6 +110,8 @@ def measure(variant: str, clip: Path, viewers: int, warmup: float, seconds: floa
         "viewers": viewers,
         "seconds": round(elapsed, 2),
         "server_cores": round(cores, 4),
+        "server_user_cores": round((user1 - user0) / elapsed, 4),
+        "server_system_cores": round((sys1 - sys0) / elapsed, 4),
         "server_cores_per_viewer": round(cores / viewers, 5),
         "viewers_per_core": round(viewers / cores, 1) if cores else None,
         "server_us_per_packet": round(1e6 * (cpu1 - cpu0) / delivered, 2) if delivered else None,

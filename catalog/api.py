@@ -8,6 +8,7 @@ bad row in ``rows``. Passwords are accepted in clear, stored encrypted and never
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
@@ -263,17 +264,19 @@ async def import_cameras(request: web.Request) -> web.Response:
         raise FieldError("mode", f"unknown mode {mode[:20]!r}", "create, upsert")
     content_type = request.content_type
     if content_type in _CSV_TYPES:
-        rows, unreadable = io.csv_rows(await request.read())
+        read = io.csv_rows
     elif content_type in _GEOJSON_TYPES:
-        rows, unreadable = io.geojson_rows(await request.read())
+        read = io.geojson_rows
     else:
         return _error(415, f"cannot import {content_type}", "Content-Type",
                       "text/csv, application/geo+json")
+    # Reading and validating a large file takes seconds: off the event loop.
+    rows, unreadable = await asyncio.to_thread(read, await request.read())
     store = _store(request)
     previous = await store.get_many([str(f.get("id")) for _, f in rows]) if mode == "upsert" \
         else {}
-    cameras = io.cameras_from_rows(rows, request.config_dict.get(SECRET_BOX), previous,
-                                   unreadable)
+    cameras = await asyncio.to_thread(io.cameras_from_rows, rows,
+                                      request.config_dict.get(SECRET_BOX), previous, unreadable)
     try:
         count = await store.import_cameras(cameras, "upsert" if mode == "upsert" else "create")
     except ImportConflict as exc:

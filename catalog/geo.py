@@ -40,6 +40,14 @@ def check_number(
     unit: str = "",
 ) -> float:
     """A finite number within [low, high] (or (low, high] when ``low_inclusive`` is false)."""
+    if value.__class__ is not bool and isinstance(value, int | float | str):
+        try:
+            number = float(value)
+        except ValueError:
+            pass
+        else:
+            if (low <= number if low_inclusive else low < number) and number <= high:
+                return number  # also refuses NaN, which compares false with everything
     allowed = f"{'' if low_inclusive else '>'}{_fmt(low)}..{_fmt(high)}{unit}"
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise FieldError(field, "must be a number", allowed)
@@ -49,10 +57,7 @@ def check_number(
         raise FieldError(field, f"not a number: {str(value)[:40]!r}", allowed) from None
     if not math.isfinite(number):
         raise FieldError(field, "must be a finite number (NaN and Infinity are refused)", allowed)
-    below = number < low if low_inclusive else number <= low
-    if below or number > high:
-        raise FieldError(field, f"{_fmt(number)} is out of range", allowed)
-    return number
+    raise FieldError(field, f"{_fmt(number)} is out of range", allowed)
 
 
 def _fmt(number: float) -> str:
@@ -242,27 +247,44 @@ def _unwrap_near(lon: float, reference: float) -> float:
 
 
 def cone_boxes(lat: float, lon: float, heading: float, fov: float, range_m: float) -> list[Box]:
-    """Boxes covering a camera's view cone (tighter than its range circle when fov < 360)."""
+    """Boxes covering a camera's view cone (tighter than its range circle when fov < 360).
+
+    The sector's extent is computed on the local tangent plane (exact for a plane: the centre,
+    both ends of the arc, and the arc's points due north, east, south and west when the sector
+    holds them), then padded by 1 % of the range plus 1 m, more than the plane's error for
+    ranges up to 5 km below 80 degrees of latitude. Nearer the poles the exact circle box is used.
+    """
     min_lat, max_lat, min_lon, max_lon = circle_extent(lat, lon, range_m)
-    if fov >= 360.0 or (min_lon, max_lon) == (-180.0, 180.0):
+    if fov >= 360.0 or abs(lat) > 80.0 or (min_lon, max_lon) == (-180.0, 180.0):
         return split_box(min_lat, max_lat, min_lon, max_lon)
     half = fov / 2.0
-    bearings = [heading - half, heading + half]
-    bearings += [c for c in (0.0, 90.0, 180.0, 270.0) if angle_between_deg(c, heading) <= half]
-    lats = [lat]
-    lons = [lon]
-    for bearing in bearings:
-        p_lat, p_lon = destination(lat, lon, bearing, range_m)
-        lats.append(p_lat)
-        lons.append(_unwrap_near(p_lon, lon))
-    # The sector's longitude extreme lies a little off due east/west on a sphere: pad by 1 %.
-    pad_lat = (max(lats) - min(lats)) * 0.01
-    pad_lon = (max(lons) - min(lons)) * 0.01
+    east = north = west = south = 0.0
+    for bearing in (heading - half, heading + half):
+        theta = math.radians(bearing)
+        dx, dy = math.sin(theta), math.cos(theta)
+        east, west = max(east, dx), min(west, dx)
+        north, south = max(north, dy), min(south, dy)
+    diff = (heading - 0.0) % 360.0
+    if min(diff, 360.0 - diff) <= half:
+        north = 1.0
+    diff = (heading - 90.0) % 360.0
+    if min(diff, 360.0 - diff) <= half:
+        east = 1.0
+    diff = (heading - 180.0) % 360.0
+    if min(diff, 360.0 - diff) <= half:
+        south = -1.0
+    diff = (heading - 270.0) % 360.0
+    if min(diff, 360.0 - diff) <= half:
+        west = -1.0
+    reach = range_m * 1.01 + 1.0
+    deg_lat = math.degrees(reach / EARTH_RADIUS_M)
+    deg_lon = deg_lat / math.cos(math.radians(lat))
+    pad_lat = math.degrees(1.0 / EARTH_RADIUS_M)
     return split_box(
-        max(min_lat, min(lats) - pad_lat),
-        min(max_lat, max(lats) + pad_lat),
-        max(min_lon, min(lons) - pad_lon),
-        min(max_lon, max(lons) + pad_lon),
+        max(min_lat, lat + south * deg_lat - pad_lat - 0.01 * deg_lat),
+        min(max_lat, lat + north * deg_lat + pad_lat + 0.01 * deg_lat),
+        max(min_lon, lon + west * deg_lon - 0.01 * deg_lon),
+        min(max_lon, lon + east * deg_lon + 0.01 * deg_lon),
     )
 
 

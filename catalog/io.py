@@ -70,7 +70,8 @@ def csv_rows(data: bytes) -> tuple[list[Row], list[RowError]]:
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = [name.strip() for name in next(reader)]
-        records = list(reader)
+        if len(records := list(reader)) > MAX_ROWS + 1000:
+            raise FieldError("body", "too many rows", f"at most {MAX_ROWS} cameras per file")
     except csv.Error as exc:
         raise FieldError("body", f"the CSV cannot be read: {exc}", _HEADER_HINT) from None
     for name in header:
@@ -84,36 +85,56 @@ def csv_rows(data: bytes) -> tuple[list[Row], list[RowError]]:
             raise FieldError(name, "missing column", _HEADER_HINT)
     rows: list[Row] = []
     errors: list[RowError] = []
-    for number, record in enumerate((r for r in records if any(c.strip() for c in r)), 1):
+    plan = _plan(header)
+    blank = [""]
+    for number, record in enumerate((r for r in records if r and r != blank), 1):
         if number > MAX_ROWS:
             raise FieldError("body", "too many rows", f"at most {MAX_ROWS} cameras per file")
         if len(record) != len(header):
             errors.append(RowError(number, "(row)", f"has {len(record)} cells, the header has "
                                    f"{len(header)}"))
             continue
-        rows.append((number, _row_fields(dict(zip(header, record, strict=True)))))
+        rows.append((number, _row_fields(plan, record)))
     if not rows and not errors:
         raise FieldError("body", "the CSV has a header but no cameras", _HEADER_HINT)
     return rows, errors
 
 
-def _row_fields(cells: Mapping[str, str]) -> dict[str, Any]:
+_PLAIN, _TEXT, _SECRET = 0, 1, 2
+
+
+def _plan(header: Sequence[str]) -> list[tuple[int, str, str, str]]:
+    """How to read each column: (treatment, column, profile name or "", profile key)."""
+    plan: list[tuple[int, str, str, str]] = []
+    for column in header:
+        treatment = _TEXT if column in _TEXT_COLUMNS else (
+            _SECRET if column.endswith("_password") else _PLAIN)
+        prefix, _, key = column.partition("_")
+        if prefix in PROFILE_NAMES and key in _PROFILE_COLUMNS:
+            plan.append((treatment, column, prefix, key))
+        else:
+            plan.append((treatment, column, "", ""))
+    return plan
+
+
+def _row_fields(plan: list[tuple[int, str, str, str]], record: Sequence[str]) -> dict[str, Any]:
     """A CSV row as camera fields; empty cells mean "not given" (an empty password cell keeps
     the stored password)."""
     fields: dict[str, Any] = {}
-    profiles: dict[str, dict[str, str]] = {}
-    for column, raw in cells.items():
-        if column in _TEXT_COLUMNS:
-            value = _unescape(raw)
-        elif column.endswith("_password"):
-            value = raw
-        else:
+    profiles: dict[str, dict[str, str]] | None = None
+    for (treatment, column, profile, key), raw in zip(plan, record, strict=True):
+        if treatment == _PLAIN:
             value = raw.strip()
+        elif treatment == _TEXT:
+            value = _unescape(raw)
+        else:
+            value = raw
         if value == "":
             continue
-        prefix, _, key = column.partition("_")
-        if prefix in PROFILE_NAMES and key in _PROFILE_COLUMNS:
-            profiles.setdefault(prefix, {})[key] = value
+        if profile:
+            if profiles is None:
+                profiles = {}
+            profiles.setdefault(profile, {})[key] = value
         else:
             fields[column] = value
     if profiles:

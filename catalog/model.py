@@ -156,7 +156,7 @@ def _window_dict(window: TimeWindow) -> dict[str, Any]:
 
 
 def camera_record(camera: Camera) -> dict[str, Any]:
-    """The stored form (JSON-ready). Holds the password ciphertext: never send it to a client."""
+    """Every field, JSON-ready. Holds the password ciphertext: never send it to a client."""
     return {
         "id": camera.id,
         "name": camera.name,
@@ -187,32 +187,46 @@ def camera_record(camera: Camera) -> dict[str, Any]:
     }
 
 
-def camera_from_record(
-    record: Mapping[str, Any], status: CameraStatus = CameraStatus.UNKNOWN,
-    last_frame_time: float | None = None,
+def camera_extra(camera: Camera) -> dict[str, Any]:
+    """The fields a store keeps beside its indexed columns, defaults left out (stored form:
+    holds the password ciphertext)."""
+    extra: dict[str, Any] = {"name": camera.name}
+    if camera.site_id:
+        extra["site_id"] = camera.site_id
+    if camera.windows:
+        extra["windows"] = [_window_dict(w) for w in camera.windows]
+    if camera.timezone != "UTC":
+        extra["timezone"] = camera.timezone
+    for flag in ("ptz_allowed", "preload", "record", "via_agent"):
+        if getattr(camera, flag):
+            extra[flag] = True
+    if camera.profiles:
+        extra["profiles"] = {
+            name: {"url": p.url, "username": p.username,
+                   "password_ciphertext": p.password_ciphertext, "transport": p.transport}
+            for name, p in camera.profiles.items()
+        }
+    return extra
+
+
+def camera_from_parts(
+    camera_id: str, lat: float, lon: float, heading: float, fov: float, range_m: float,
+    sharing: str, kind: str, owner_id: str, extra: Mapping[str, Any],
+    status: CameraStatus = CameraStatus.UNKNOWN, last_frame_time: float | None = None,
 ) -> Camera:
-    """Back from the stored form (trusted: it was validated before it was written)."""
+    """Back from indexed columns and :func:`camera_extra` (trusted: validated when written)."""
+    windows = extra.get("windows")
+    profiles = extra.get("profiles")
     return Camera(
-        id=record["id"],
-        name=record["name"],
-        lat=record["lat"],
-        lon=record["lon"],
-        owner_id=record["owner_id"],
-        site_id=record["site_id"],
-        heading=record["heading"],
-        fov=record["fov"],
-        range_m=record["range_m"],
-        kind=CameraKind(record["kind"]),
-        sharing=SharingLevel(record["sharing"]),
-        windows=tuple(TimeWindow.model_construct(**w) for w in record["windows"]),
-        timezone=record["timezone"],
-        ptz_allowed=record["ptz_allowed"],
-        preload=record["preload"],
-        record=record["record"],
-        via_agent=record["via_agent"],
-        profiles={name: Profile(**p) for name, p in record["profiles"].items()},
-        status=status,
-        last_frame_time=last_frame_time,
+        id=camera_id, name=extra["name"], lat=lat, lon=lon, owner_id=owner_id,
+        site_id=extra.get("site_id", ""), heading=heading, fov=fov, range_m=range_m,
+        kind=CameraKind(kind), sharing=SharingLevel(sharing),
+        windows=tuple(TimeWindow.model_construct(**w) for w in windows) if windows else (),
+        timezone=extra.get("timezone", "UTC"), ptz_allowed=extra.get("ptz_allowed", False),
+        preload=extra.get("preload", False), record=extra.get("record", False),
+        via_agent=extra.get("via_agent", False),
+        profiles={n: Profile(**p) for n, p in profiles.items()} if profiles else {},
+        status=status, last_frame_time=last_frame_time,
     )
 
 

@@ -2,8 +2,8 @@
 
 Keys (all under one prefix with a hash tag, so a Redis Cluster keeps them in one slot):
 
-- ``cams`` hash: camera id -> stored record (JSON);
 - ``attrs`` hash: camera id -> the compact fields a search ranks and filters on;
+- ``cams`` hash: camera id -> the camera's other fields (JSON);
 - ``status`` hash: camera id -> ``status|last_frame_time`` (absent: unknown);
 - ``geo:<metres>`` GEO sets: camera positions, one set per view-range class (100, 300, 1000,
   5000 m), so "can see" asks each set only as far out as its cameras can see;
@@ -17,9 +17,12 @@ nothing left to refuse and a failed bulk import changes nothing.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import math
 from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 import redis.asyncio as aioredis
@@ -27,8 +30,9 @@ from redis.exceptions import WatchError
 
 from catalog.errors import CameraExists, ImportConflict, ImportRejected, RowError
 from catalog.geo import Box, Circle, circle_extent, haversine_m, wrap_lon
-from catalog.model import Camera, CameraStatus, camera_from_record, camera_record
+from catalog.model import Camera, CameraStatus, camera_extra, camera_from_parts
 from catalog.query import Candidate, Filters
+from catalog.search import FIRST_RADIUS_M
 from catalog.store import EntityKind, ImportMode, StoreBase
 
 log = logging.getLogger(__name__)
@@ -41,6 +45,9 @@ _GEO_EXACT_LIMIT = 85.05112878
 _PAD = 1.002
 """Redis measures on a slightly larger sphere and quantises positions (~0.6 m): search a bit
 wider, then the exact filter in ``SpatialSearch`` decides."""
+_REDIS_TO_MEAN = 6_371_008.8 / 6_372_797.560856
+"""Redis GEO distances use a sphere of radius 6372797.56 m; ours, the mean radius."""
+_NO_FILTERS = Filters()
 _BATCH = 1000
 _TIMEOUT_S = 5.0
 _SET_STATUS = """
@@ -80,6 +87,38 @@ def _status(value: str | None) -> tuple[CameraStatus, float | None]:
         return CameraStatus.UNKNOWN, None
     status, _, lft = value.partition("|")
     return CameraStatus(status), float(lft) if lft else None
+
+
+@dataclass(frozen=True, slots=True)
+class _Encoded:
+    """Up to _BATCH cameras ready to be written."""
+
+    ids: list[str]
+    docs: dict[str, str]
+    attrs: dict[str, str]
+    by_class: dict[float, list[Any]]
+    polar: list[str]
+
+
+def _encode(cameras: Sequence[Camera]) -> list[_Encoded]:
+    out: list[_Encoded] = []
+    for start in range(0, len(cameras), _BATCH):
+        chunk = cameras[start:start + _BATCH]
+        by_class: dict[float, list[Any]] = {}
+        polar: list[str] = []
+        for c in chunk:
+            if abs(c.lat) > GEO_MAX_LAT:
+                polar.append(c.id)
+            else:
+                by_class.setdefault(range_class(c.range_m), []).extend((c.lon, c.lat, c.id))
+        out.append(_Encoded(
+            ids=[c.id for c in chunk],
+            docs={c.id: json.dumps(camera_extra(c), separators=(",", ":")) for c in chunk},
+            attrs={c.id: _attrs(c) for c in chunk},
+            by_class=by_class,
+            polar=polar,
+        ))
+    return out
 
 
 class RedisCatalog(StoreBase):
@@ -126,32 +165,29 @@ class RedisCatalog(StoreBase):
 
     # -- writes ---------------------------------------------------------------------------------
 
-    def _queue_write(self, pipe: Any, cameras: Sequence[Camera]) -> None:
-        """Queue the commands that store ``cameras`` (replacing any previous index entries)."""
-        for start in range(0, len(cameras), _BATCH):
-            chunk = cameras[start:start + _BATCH]
-            ids = [c.id for c in chunk]
-            pipe.hset(self._cams, mapping={
-                c.id: json.dumps(camera_record(c), separators=(",", ":")) for c in chunk})
-            pipe.hset(self._attrs_key, mapping={c.id: _attrs(c) for c in chunk})
-            for key in self._geo.values():
-                pipe.zrem(key, *ids)
-            pipe.srem(self._polar, *ids)
-            by_class: dict[float, list[Any]] = {}
-            polar: list[str] = []
-            for c in chunk:
-                if abs(c.lat) > GEO_MAX_LAT:
-                    polar.append(c.id)
-                else:
-                    by_class.setdefault(range_class(c.range_m), []).extend((c.lon, c.lat, c.id))
-            for limit, values in by_class.items():
+    def _queue_write(self, pipe: Any, chunks: Sequence[_Encoded], existing: set[str]) -> None:
+        """Queue the commands that store encoded cameras (replacing the index entries of the
+        ``existing`` ones)."""
+        for chunk in chunks:
+            pipe.hset(self._cams, mapping=chunk.docs)
+            pipe.hset(self._attrs_key, mapping=chunk.attrs)
+            replaced = [i for i in chunk.ids if i in existing]
+            if replaced:
+                for key in self._geo.values():
+                    pipe.zrem(key, *replaced)
+                pipe.srem(self._polar, *replaced)
+            for limit, values in chunk.by_class.items():
                 pipe.geoadd(self._geo[limit], values)
-            if polar:
-                pipe.sadd(self._polar, *polar)
-            pipe.zadd(self._ids, dict.fromkeys(ids, 0))
+            if chunk.polar:
+                pipe.sadd(self._polar, *chunk.polar)
+            pipe.zadd(self._ids, dict.fromkeys(chunk.ids, 0))
 
     async def _transaction(self, cameras: Sequence[Camera], mode: ImportMode) -> int:
         """Write all cameras in one MULTI/EXEC; returns how many existed before."""
+        if len(cameras) > _BATCH:  # keep the event loop free while a large import is encoded
+            chunks = await asyncio.to_thread(_encode, cameras)
+        else:
+            chunks = _encode(cameras)
         for _attempt in range(5):
             async with self.client.pipeline(transaction=True) as pipe:
                 try:
@@ -165,7 +201,7 @@ class RedisCatalog(StoreBase):
                         await pipe.unwatch()  # type: ignore[no-untyped-call]
                         raise ImportConflict(sorted(existing))
                     pipe.multi()  # type: ignore[no-untyped-call]
-                    self._queue_write(pipe, cameras)
+                    self._queue_write(pipe, chunks, set(existing))
                     await pipe.execute()
                     return len(existing)
                 except WatchError:
@@ -222,13 +258,17 @@ class RedisCatalog(StoreBase):
         if not ids:
             return {}
         async with self.client.pipeline(transaction=False) as pipe:
+            pipe.hmget(self._attrs_key, list(ids))
             pipe.hmget(self._cams, list(ids))
             pipe.hmget(self._status_key, list(ids))
-            docs, statuses = await pipe.execute()
+            attrs, docs, statuses = await pipe.execute()
         out: dict[str, Camera] = {}
-        for camera_id, doc, status in zip(ids, docs, statuses, strict=True):
-            if doc is not None:
-                out[camera_id] = camera_from_record(json.loads(doc), *_status(status))
+        for camera_id, attr, doc, status in zip(ids, attrs, docs, statuses, strict=True):
+            if attr is not None and doc is not None:
+                c = _candidate(camera_id, attr, None)
+                out[camera_id] = camera_from_parts(
+                    camera_id, c.lat, c.lon, c.heading, c.fov, c.range_m, c.sharing, c.kind,
+                    c.owner_id, json.loads(doc), *_status(status))
         return out
 
     async def count(self) -> int:
@@ -266,15 +306,27 @@ class RedisCatalog(StoreBase):
                 return
             after = cameras[-1].id
 
-    def _queue_circle(self, pipe: Any, key: str, circle: Circle) -> bool:
-        """Queue a GEOSEARCH covering the circle; True when it reaches the polar caps."""
+    def _queue_circle(self, pipe: Any, key: str, circle: Circle, count: int | None = None) -> bool:
+        """Queue a GEOSEARCH covering the circle (the ``count`` nearest, with their distances,
+        when given); True when the circle reaches the polar caps."""
         lat = max(-_GEO_EXACT_LIMIT, min(_GEO_EXACT_LIMIT, circle.lat))
         radius = circle.radius_m + haversine_m(lat, circle.lon, circle.lat, circle.lon)
         # Redis does not wrap a search centred on exactly +180 (it does from -180).
         pipe.geosearch(key, longitude=wrap_lon(circle.lon), latitude=lat,
-                       radius=radius * _PAD + 2.0, unit="m")
+                       radius=radius * _PAD + 2.0, unit="m", count=count,
+                       sort="ASC" if count else None, withdist=bool(count))
         min_lat, max_lat, _, _ = circle_extent(circle.lat, circle.lon, circle.radius_m)
         return max_lat > GEO_MAX_LAT - 0.01 or min_lat < -GEO_MAX_LAT + 0.01
+
+    async def _with_attrs(self, ids: Sequence[str]) -> list[Candidate]:
+        if not ids:
+            return []
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.hmget(self._attrs_key, list(ids))
+            pipe.hmget(self._status_key, list(ids))
+            attrs, statuses = await pipe.execute()
+        return [_candidate(i, a, s) for i, a, s in zip(ids, attrs, statuses, strict=True)
+                if a is not None]
 
     async def _search(self, searches: Sequence[tuple[str, Circle]]) -> list[Candidate]:
         async with self.client.pipeline(transaction=False) as pipe:
@@ -284,15 +336,7 @@ class RedisCatalog(StoreBase):
             if polar:
                 pipe.smembers(self._polar)
             results = await pipe.execute()
-        ids = list(dict.fromkeys(i for found in results for i in found))
-        if not ids:
-            return []
-        async with self.client.pipeline(transaction=False) as pipe:
-            pipe.hmget(self._attrs_key, ids)
-            pipe.hmget(self._status_key, ids)
-            attrs, statuses = await pipe.execute()
-        return [_candidate(i, a, s) for i, a, s in zip(ids, attrs, statuses, strict=True)
-                if a is not None]
+        return await self._with_attrs(list(dict.fromkeys(i for found in results for i in found)))
 
     async def _candidates(
         self, boxes: list[Box], circles: list[Circle], filters: Filters
@@ -302,6 +346,49 @@ class RedisCatalog(StoreBase):
     async def _covering(self, lat: float, lon: float, filters: Filters) -> list[Candidate]:
         return await self._search(
             [(key, Circle(lat, lon, limit)) for limit, key in self._geo.items()])
+
+    async def _nearest_candidates(
+        self, lat: float, lon: float, want: int, radius_m: float, filters: Filters
+    ) -> list[Candidate]:
+        """GEOSEARCH ... COUNT k ASC in every range class inside a circle that widens (and k
+        that grows) until the ``want`` nearest matching cameras are certainly among the
+        results. Redis sorts everything inside the circle, so the circle starts small."""
+        radius = min(radius_m, FIRST_RADIUS_M)
+        count = 2 * want + 10
+        while True:
+            async with self.client.pipeline(transaction=False) as pipe:
+                polar = False
+                for key in self._geo.values():
+                    polar = self._queue_circle(pipe, key, Circle(lat, lon, radius), count) or polar
+                if polar:
+                    pipe.smembers(self._polar)
+                results = await pipe.execute()
+            classes = results[:len(self._geo)]
+            # Every camera within the radius is here, except beyond the k-th of a full class
+            # (Redis measures on a larger sphere from positions quantised to ~0.6 m: convert,
+            # keep 2 m of margin).
+            full = [found for found in classes if len(found) >= count]
+            sure = min([radius] + [float(found[-1][1]) * _REDIS_TO_MEAN - 2.0 for found in full])
+            ids = [str(item[0]) for found in classes for item in found]
+            ids += list(results[-1]) if polar else []
+            if filters == _NO_FILTERS and not polar:
+                inside = sum(1 for found in classes for item in found
+                             if float(item[1]) * _REDIS_TO_MEAN <= sure)
+                candidates: list[Candidate] | None = None
+            else:
+                candidates = await self._with_attrs(list(dict.fromkeys(ids)))
+                inside = sum(1 for c in candidates if filters.matches(c)
+                             and haversine_m(lat, lon, c.lat, c.lon) <= sure)
+            complete = sure >= radius  # every camera within the radius is here
+            if inside >= want or (radius >= radius_m and complete):
+                if candidates is None:
+                    candidates = await self._with_attrs(list(dict.fromkeys(ids)))
+                return candidates
+            if not complete:
+                count *= 4
+            else:
+                grow = math.sqrt(want / max(1, inside)) * 1.5
+                radius = min(radius_m, radius * max(2.0, min(16.0, grow)))
 
     # -- documents (owners, sites, agents) -------------------------------------------------------
 

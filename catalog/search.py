@@ -24,7 +24,7 @@ from catalog.model import Camera
 from catalog.query import Candidate, Filters, Hit, Page, SearchResult
 from catalog.shapes import GeoPolygon, GeoRoute
 
-_FIRST_RADIUS_M = 400.0
+FIRST_RADIUS_M = 400.0
 """Nearest-N starts looking this far out, then widens."""
 _NO_FILTERS = Filters()
 _DEFAULT_PAGE = Page()
@@ -59,6 +59,23 @@ class SpatialSearch(ABC):
     @abstractmethod
     async def _load(self, ids: Sequence[str]) -> dict[str, Camera]:
         """Full cameras by id (missing ids are left out)."""
+
+    async def _nearest_candidates(
+        self, lat: float, lon: float, want: int, radius_m: float, filters: Filters
+    ) -> list[Candidate]:
+        """A superset of the ``want`` cameras nearest to the point within ``radius_m`` that
+        match the filters. This default widens a circle until it holds enough of them."""
+        radius = min(radius_m, FIRST_RADIUS_M)
+        while True:
+            found = await self._candidates(
+                circle_boxes(lat, lon, radius), [Circle(lat, lon, radius)], filters)
+            inside = sum(1 for c in _unique(found, filters)
+                         if haversine_m(lat, lon, c.lat, c.lon) <= radius)
+            if inside >= want or radius >= radius_m:
+                return found
+            # Widen by the density seen so far (at least 2x) until enough cameras are inside.
+            factor = math.sqrt(want / max(1, inside)) * 1.5
+            radius = min(radius_m, radius * max(2.0, min(factor, 16.0)))
 
     async def _in_circle(
         self, lat: float, lon: float, radius_m: float, filters: Filters
@@ -101,14 +118,13 @@ class SpatialSearch(ABC):
     ) -> SearchResult:
         """The ``limit`` cameras closest to the point, no farther than ``radius_m``."""
         want = offset + limit
-        radius = min(radius_m, _FIRST_RADIUS_M)
-        while True:
-            ranked = await self._in_circle(lat, lon, radius, filters)
-            if len(ranked) >= want or radius >= radius_m:
-                break
-            # Widen by the density seen so far (at least 2x) until enough cameras are inside.
-            factor = math.sqrt(want / max(1, len(ranked))) * 1.5
-            radius = min(radius_m, radius * max(2.0, min(factor, 16.0)))
+        ranked = []
+        for c in _unique(await self._nearest_candidates(lat, lon, want, radius_m, filters),
+                         filters):
+            distance = haversine_m(lat, lon, c.lat, c.lon)
+            if distance <= radius_m:
+                ranked.append((distance, c.id, c))
+        ranked.sort(key=lambda item: (item[0], item[1]))
         return SearchResult(await self._point_hits(lat, lon, ranked[offset:want]))
 
     async def within_radius(

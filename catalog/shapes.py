@@ -92,6 +92,8 @@ class _Ring:
         return [(xs[i], ys[i], xs[i + 1], ys[i + 1]) for i in range(len(xs) - 1)]
 
     def contains(self, lat: float, lon: float) -> bool:
+        if self.pole and lat * self.pole >= 90.0:
+            return True  # the pole itself, on the outline's closing edge
         x = self.min_x + (lon - self.min_x) % 360.0
         while x <= self.max_x:
             if _point_in_planar(x, lat, self.xs, self.ys):
@@ -106,6 +108,13 @@ def _planar_area(xs: list[float], ys: list[float]) -> float:
         j = (i + 1) % len(xs)
         total += xs[i] * ys[j] - xs[j] * ys[i]
     return abs(total) / 2.0
+
+
+def _collinear(xs: list[float], ys: list[float]) -> bool:
+    x0, y0 = xs[0], ys[0]
+    far = max(range(len(xs)), key=lambda i: abs(xs[i] - x0) + abs(ys[i] - y0))
+    dx, dy = xs[far] - x0, ys[far] - y0
+    return all(abs(dx * (ys[i] - y0) - dy * (xs[i] - x0)) < 1e-18 for i in range(len(xs)))
 
 
 def _point_in_planar(x: float, y: float, xs: list[float], ys: list[float]) -> bool:
@@ -193,6 +202,9 @@ class GeoPolygon:
             _Ring(ring, f"{field}.coordinates[{i + 1}]", outer.lons[0])
             for i, ring in enumerate(rings[1:])
         ]
+        for ring in [outer, *self._holes]:
+            if _collinear(ring.xs, ring.ys):
+                raise FieldError(ring.field, "the ring has no area (all positions on one line)")
         edges: list[tuple[float, float, float, float]] = []
         ring_of: list[int] = []
         for number, ring in enumerate([outer, *self._holes]):
@@ -202,9 +214,6 @@ class GeoPolygon:
         if _self_intersecting(edges, ring_of):
             raise FieldError(field, "the polygon intersects itself", "a simple polygon whose "
                              "edges meet only at their shared vertices")
-        for ring in [outer, *self._holes]:
-            if ring.area == 0.0:
-                raise FieldError(ring.field, "the ring has no area (all positions on one line)")
         self.vertex_count = total
         self._circle = self._enclosing_circle()
         if self._circle.radius_m > MAX_POLYGON_RADIUS_M:

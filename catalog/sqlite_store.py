@@ -1,9 +1,10 @@
-"""The embedded catalog engine: one SQLite file in WAL mode with two R*Tree indexes.
+"""The embedded catalog engine: one SQLite file in WAL mode with an R*Tree index.
 
-``camera_points`` indexes each camera's position (near, radius, polygon and route queries);
-``camera_cones`` indexes the bounding box of each camera's view cone, so "which cameras can see
-this point" is one R*Tree lookup of the boxes that hold the point (``cid = rid * 2 + part``: a
-cone that crosses the antimeridian has two boxes). All SQLite calls run on two dedicated threads,
+``camera_cones`` holds the bounding box of each camera's view cone, which always contains the
+camera itself. "Which cameras can see this point" is one lookup of the boxes that hold the point;
+region queries (near, radius, polygon, route) look up the boxes that overlap the region's boxes,
+a small superset of the cameras inside, which the exact test then trims. ``cid = rid * 2 + part``:
+a cone that crosses the antimeridian has two boxes. All SQLite calls run on two dedicated threads,
 one writer and one reader, each with its own connection, so the event loop never blocks and a
 long import does not hold up searches.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -20,9 +22,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from catalog.errors import CameraExists, ImportConflict, ImportRejected, RowError
-from catalog.geo import Box, Circle, cone_boxes
-from catalog.model import Camera, CameraStatus, camera_from_record, camera_record
+from catalog.geo import Box, Circle, circle_boxes, cone_boxes, haversine_m
+from catalog.model import Camera, CameraStatus, camera_extra, camera_from_parts
 from catalog.query import Candidate, Filters
+from catalog.search import FIRST_RADIUS_M
 from catalog.store import EntityKind, ImportMode, StoreBase
 
 log = logging.getLogger(__name__)
@@ -46,8 +49,6 @@ CREATE TABLE IF NOT EXISTS cameras (
     last_frame_time REAL,
     doc TEXT NOT NULL
 );
-CREATE VIRTUAL TABLE IF NOT EXISTS camera_points
-    USING rtree(rid, min_lat, max_lat, min_lon, max_lon);
 CREATE VIRTUAL TABLE IF NOT EXISTS camera_cones
     USING rtree(cid, min_lat, max_lat, min_lon, max_lon);
 CREATE TABLE IF NOT EXISTS entities (
@@ -74,7 +75,7 @@ _CHUNK = 500
 
 
 def _row_values(camera: Camera) -> tuple[Any, ...]:
-    doc = json.dumps(camera_record(camera), separators=(",", ":"))
+    doc = json.dumps(camera_extra(camera), separators=(",", ":"))
     return (camera.id, camera.lat, camera.lon, camera.heading, camera.fov, camera.range_m,
             str(camera.sharing), str(camera.kind), camera.owner_id, doc)
 
@@ -83,6 +84,19 @@ def _cone_rows(rid: int, camera: Camera) -> list[tuple[int, float, float, float,
     boxes = cone_boxes(camera.lat, camera.lon, camera.heading, camera.fov, camera.range_m)
     return [(rid * 2 + i, b.min_lat, b.max_lat, b.min_lon, b.max_lon)
             for i, b in enumerate(boxes)]
+
+
+def _spread(value: int) -> int:
+    value &= 0xFFFF
+    value = (value | (value << 8)) & 0x00FF00FF
+    value = (value | (value << 4)) & 0x0F0F0F0F
+    value = (value | (value << 2)) & 0x33333333
+    return (value | (value << 1)) & 0x55555555
+
+
+def _morton(row: tuple[int, float, float, float, float]) -> int:
+    """Z-order position of a box's corner on a 65536 x 65536 grid of the globe."""
+    return _spread(int((row[1] + 90.0) * 364.0)) | (_spread(int((row[3] + 180.0) * 182.0)) << 1)
 
 
 def _filter_sql(filters: Filters) -> tuple[str, list[Any]]:
@@ -101,9 +115,17 @@ def _chunks(items: Sequence[T], size: int = _CHUNK) -> Iterable[Sequence[T]]:
         yield items[start:start + size]
 
 
+_READ_COLUMNS = (
+    "c.id, c.lat, c.lon, c.heading, c.fov, c.range_m, c.sharing, c.kind, c.owner_id, c.doc, "
+    "c.status, c.last_frame_time"
+)
+
+
 def _from_row(row: Sequence[Any]) -> Camera:
-    doc, status, last_frame_time = row
-    return camera_from_record(json.loads(doc), CameraStatus(status), last_frame_time)
+    (camera_id, lat, lon, heading, fov, range_m, sharing, kind, owner_id, doc, status,
+     last_frame_time) = row
+    return camera_from_parts(camera_id, lat, lon, heading, fov, range_m, sharing, kind, owner_id,
+                             json.loads(doc), CameraStatus(status), last_frame_time)
 
 
 class SqliteCatalog(StoreBase):
@@ -132,6 +154,7 @@ class SqliteCatalog(StoreBase):
                                timeout=10.0)
         conn.execute("PRAGMA busy_timeout = 10000")
         conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA cache_size = -65536")  # 64 MiB: the R*Tree of a large registry
         return conn
 
     async def _open(self) -> None:
@@ -189,27 +212,43 @@ class SqliteCatalog(StoreBase):
     @staticmethod
     def _index(conn: sqlite3.Connection, items: Sequence[tuple[int, Camera]], fresh: bool) -> None:
         if not fresh:
-            conn.executemany("DELETE FROM camera_points WHERE rid = ?",
-                             [(rid,) for rid, _ in items])
             conn.executemany("DELETE FROM camera_cones WHERE cid = ?",
                              [(rid * 2 + i,) for rid, _ in items for i in (0, 1)])
-        conn.executemany("INSERT INTO camera_points VALUES (?, ?, ?, ?, ?)",
-                         [(rid, c.lat, c.lat, c.lon, c.lon) for rid, c in items])
-        conn.executemany("INSERT INTO camera_cones VALUES (?, ?, ?, ?, ?)",
-                         [row for rid, c in items for row in _cone_rows(rid, c)])
+        rows = [row for rid, c in items for row in _cone_rows(rid, c)]
+        if len(rows) > 64:  # R*Tree inserts are much cheaper in space-filling-curve order
+            rows.sort(key=_morton)
+        conn.executemany("INSERT INTO camera_cones VALUES (?, ?, ?, ?, ?)", rows)
 
-    def _upsert_many(
-        self, conn: sqlite3.Connection, cameras: Sequence[Camera], mode: ImportMode
-    ) -> tuple[int, int]:
-        """(inserted, replaced) inside the caller's transaction."""
+    @staticmethod
+    def _existing(conn: sqlite3.Connection, ids: Sequence[str]) -> dict[str, int]:
         existing: dict[str, int] = {}
-        for chunk in _chunks([c.id for c in cameras]):
+        for chunk in _chunks(ids):
             rows = conn.execute(
                 f"SELECT id, rid FROM cameras WHERE id IN ({','.join('?' * len(chunk))})", chunk  # noqa: S608 (constants and ? placeholders only)
             ).fetchall()
             existing.update(rows)
-        if existing and mode == "create":
-            raise ImportConflict(sorted(existing))
+        return existing
+
+    def _write_many(
+        self, conn: sqlite3.Connection, cameras: Sequence[Camera], mode: ImportMode
+    ) -> tuple[int, int]:
+        """One transaction; a create that meets a registered id is rolled back and reported."""
+        try:
+            return self._transaction(conn, lambda: self._upsert_many(conn, cameras, mode))
+        except sqlite3.IntegrityError:
+            if mode != "create":
+                raise
+            existing = self._existing(conn, [c.id for c in cameras])
+            if not existing:
+                raise
+            raise ImportConflict(sorted(existing)) from None
+
+    def _upsert_many(
+        self, conn: sqlite3.Connection, cameras: Sequence[Camera], mode: ImportMode
+    ) -> tuple[int, int]:
+        """(inserted, replaced) inside the caller's transaction. A create inserts blindly: the
+        unique id constraint refuses a registered id (IntegrityError, the caller rolls back)."""
+        existing = {} if mode == "create" else self._existing(conn, [c.id for c in cameras])
         (top,) = conn.execute("SELECT coalesce(max(rid), 0) FROM cameras").fetchone()
         new: list[tuple[int, Camera]] = []
         old: list[tuple[int, Camera]] = []
@@ -237,20 +276,17 @@ class SqliteCatalog(StoreBase):
         if errors:
             raise ImportRejected(errors)
         cameras = list(cameras)
-        await self._write(lambda conn: self._transaction(
-            conn, lambda: self._upsert_many(conn, cameras, mode)))
+        await self._write(lambda conn: self._write_many(conn, cameras, mode))
         return len(cameras)
 
     async def create(self, camera: Camera) -> None:
         try:
-            await self._write(lambda conn: self._transaction(
-                conn, lambda: self._upsert_many(conn, [camera], "create")))
+            await self._write(lambda conn: self._write_many(conn, [camera], "create"))
         except ImportConflict:
             raise CameraExists(camera.id) from None
 
     async def put(self, camera: Camera) -> bool:
-        inserted, _ = await self._write(lambda conn: self._transaction(
-            conn, lambda: self._upsert_many(conn, [camera], "upsert")))
+        inserted, _ = await self._write(lambda conn: self._write_many(conn, [camera], "upsert"))
         return inserted == 0
 
     async def delete(self, camera_id: str) -> bool:
@@ -259,7 +295,6 @@ class SqliteCatalog(StoreBase):
             if row is None:
                 return False
             rid = row[0]
-            conn.execute("DELETE FROM camera_points WHERE rid = ?", (rid,))
             conn.execute("DELETE FROM camera_cones WHERE cid IN (?, ?)", (rid * 2, rid * 2 + 1))
             conn.execute("DELETE FROM cameras WHERE rid = ?", (rid,))
             return True
@@ -281,7 +316,7 @@ class SqliteCatalog(StoreBase):
 
     async def get(self, camera_id: str) -> Camera | None:
         def work(conn: sqlite3.Connection) -> Camera | None:
-            row = conn.execute("SELECT doc, status, last_frame_time FROM cameras WHERE id = ?",
+            row = conn.execute(f"SELECT {_READ_COLUMNS} FROM cameras c WHERE c.id = ?",  # noqa: S608 (constants and ? placeholders only)
                                (camera_id,)).fetchone()
             return _from_row(row) if row is not None else None
 
@@ -295,10 +330,10 @@ class SqliteCatalog(StoreBase):
             out: dict[str, Camera] = {}
             for chunk in _chunks(list(ids)):
                 rows = conn.execute(
-                    "SELECT id, doc, status, last_frame_time FROM cameras "  # noqa: S608 (constants and ? placeholders only)
-                    f"WHERE id IN ({','.join('?' * len(chunk))})", chunk).fetchall()
+                    f"SELECT {_READ_COLUMNS} FROM cameras c "  # noqa: S608 (constants and ? placeholders only)
+                    f"WHERE c.id IN ({','.join('?' * len(chunk))})", chunk).fetchall()
                 for row in rows:
-                    out[row[0]] = _from_row(row[1:])
+                    out[row[0]] = _from_row(row)
             return out
 
         return await self._read(work)
@@ -317,7 +352,7 @@ class SqliteCatalog(StoreBase):
 
         def work(conn: sqlite3.Connection) -> list[Camera]:
             rows = conn.execute(
-                f"SELECT c.doc, c.status, c.last_frame_time FROM cameras c WHERE c.id > ?{where} "  # noqa: S608 (constants and ? placeholders only)
+                f"SELECT {_READ_COLUMNS} FROM cameras c WHERE c.id > ?{where} "  # noqa: S608 (constants and ? placeholders only)
                 "ORDER BY c.id LIMIT ?", (after, *params, limit)).fetchall()
             return [_from_row(row) for row in rows]
 
@@ -333,22 +368,55 @@ class SqliteCatalog(StoreBase):
                 return
             after = cameras[-1].id
 
+    @staticmethod
+    def _region_sql(filters: Filters, select: str) -> tuple[str, list[Any]]:
+        where, params = _filter_sql(filters)
+        join = " JOIN cameras c ON c.rid = (k.cid >> 1)" if where or select != "count(*)" else ""
+        return (
+            f"SELECT {select} FROM camera_cones k{join} "  # noqa: S608 (constants and ? placeholders only)
+            "WHERE k.max_lat >= ? AND k.min_lat <= ? AND k.max_lon >= ? AND k.min_lon <= ?"
+            + where, params)
+
+    @staticmethod
+    def _fetch(conn: sqlite3.Connection, sql: str, params: list[Any],
+               boxes: Iterable[Box]) -> list[Candidate]:
+        out: list[Candidate] = []
+        for b in boxes:
+            out += map(Candidate._make, conn.execute(
+                sql, (b.min_lat, b.max_lat, b.min_lon, b.max_lon, *params)))
+        return out
+
     async def _candidates(
         self, boxes: list[Box], circles: list[Circle], filters: Filters
     ) -> list[Candidate]:
-        where, params = _filter_sql(filters)
-        sql = (
-            f"SELECT {_CANDIDATE_COLUMNS} FROM camera_points p JOIN cameras c ON c.rid = p.rid "  # noqa: S608 (constants and ? placeholders only)
-            "WHERE p.max_lat >= ? AND p.min_lat <= ? AND p.max_lon >= ? AND p.min_lon <= ?"
-            + where
-        )
+        sql, params = self._region_sql(filters, _CANDIDATE_COLUMNS)
+        return await self._read(lambda conn: self._fetch(conn, sql, params, boxes))
+
+    async def _nearest_candidates(
+        self, lat: float, lon: float, want: int, radius_m: float, filters: Filters
+    ) -> list[Candidate]:
+        """Widens a circle inside one reader call, sizing it with index-only counts first."""
+        sql, params = self._region_sql(filters, _CANDIDATE_COLUMNS)
+        count_sql, _ = self._region_sql(filters, "count(*)")
 
         def work(conn: sqlite3.Connection) -> list[Candidate]:
-            out: list[Candidate] = []
-            for b in boxes:
-                rows = conn.execute(sql, (b.min_lat, b.max_lat, b.min_lon, b.max_lon, *params))
-                out += map(Candidate._make, rows)
-            return out
+            radius = min(radius_m, FIRST_RADIUS_M)
+            while True:
+                boxes = circle_boxes(lat, lon, radius)
+                if radius < radius_m:
+                    count = sum(conn.execute(count_sql, (b.min_lat, b.max_lat, b.min_lon,
+                                                         b.max_lon, *params)).fetchone()[0]
+                                for b in boxes)
+                    if count < want:
+                        grow = math.sqrt(want / max(1, count)) * 1.3
+                        radius = min(radius_m, radius * max(2.0, min(16.0, grow)))
+                        continue
+                found = self._fetch(conn, sql, params, boxes)
+                inside = sum(1 for c in found if filters.matches(c)
+                             and haversine_m(lat, lon, c.lat, c.lon) <= radius)
+                if inside >= want or radius >= radius_m:
+                    return found
+                radius = min(radius_m, radius * 1.5)
 
         return await self._read(work)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import zoneinfo
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 from functools import lru_cache
 from typing import Any, Literal, cast
@@ -32,11 +32,15 @@ CAMERA_FIELDS = (
     "id", "name", "lat", "lon", "owner_id", "site_id", "heading", "fov", "range_m", "kind",
     "sharing", "windows", "timezone", "ptz_allowed", "preload", "record", "via_agent", "profiles",
 )
+_KNOWN_FIELDS = frozenset(CAMERA_FIELDS)
 READ_ONLY_FIELDS = frozenset({"status", "last_frame_time", "distance_m", "bearing_deg", "sees",
                               "along_m"})
 """Fields the API sends out that are accepted back (a GET body may be PUT again) and ignored."""
 PROFILE_FIELDS = ("url", "username", "password", "transport")
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_KIND_BY_VALUE = {k.value: k for k in CameraKind}
+_SHARING_BY_VALUE = {s.value: s for s in SharingLevel}
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _TRUE = frozenset({"true", "1", "yes", "y", "on"})
 _FALSE = frozenset({"false", "0", "no", "n", "off", ""})
@@ -66,7 +70,7 @@ def _text(value: object, field: str, low: int, high: int) -> str:
     if not isinstance(value, str):
         raise FieldError(field, "must be text", f"{low}..{high} characters")
     value = value.strip()
-    if not low <= len(value) <= high or any(ord(c) < 32 for c in value):
+    if not low <= len(value) <= high or _CONTROL.search(value):
         raise FieldError(field, "wrong length or control characters",
                          f"{low}..{high} printable characters")
     return value
@@ -91,20 +95,19 @@ def _bool(value: object, field: str, default: bool) -> bool:
 def _enum_kind(value: object, default: CameraKind) -> CameraKind:
     if value is None or value == "":
         return default
-    try:
-        return CameraKind(cast(str, value))
-    except ValueError:
-        raise FieldError("kind", f"unknown kind {str(value)[:40]!r}", _KINDS) from None
+    kind = _KIND_BY_VALUE.get(value) if isinstance(value, str) else None
+    if kind is None:
+        raise FieldError("kind", f"unknown kind {str(value)[:40]!r}", _KINDS)
+    return kind
 
 
 def _enum_sharing(value: object, default: SharingLevel) -> SharingLevel:
     if value is None or value == "":
         return default
-    try:
-        return SharingLevel(cast(str, value))
-    except ValueError:
-        raise FieldError("sharing", f"unknown sharing level {str(value)[:40]!r}",
-                         _SHARING) from None
+    level = _SHARING_BY_VALUE.get(value) if isinstance(value, str) else None
+    if level is None:
+        raise FieldError("sharing", f"unknown sharing level {str(value)[:40]!r}", _SHARING)
+    return level
 
 
 @lru_cache(maxsize=512)
@@ -258,31 +261,38 @@ def parse_camera(
     previous: Camera | None = None,
 ) -> Camera:
     """A camera from a flat mapping of its fields (JSON body, GeoJSON properties, CSV row)."""
-    for key in data:
-        if key not in CAMERA_FIELDS and key not in READ_ONLY_FIELDS:
-            raise FieldError(str(key)[:64], "unknown field", ", ".join(CAMERA_FIELDS))
-    for key in ("id", "name", "lat", "lon"):
-        if data.get(key) is None or data.get(key) == "":
-            raise FieldError(key, "is required", _REQUIRED_HINT[key])
+    if not _KNOWN_FIELDS.issuperset(data):
+        for key in data:
+            if key not in _KNOWN_FIELDS and key not in READ_ONLY_FIELDS:
+                raise FieldError(str(key)[:64], "unknown field", ", ".join(CAMERA_FIELDS))
     get = data.get
+    for key in ("id", "name", "lat", "lon"):
+        if get(key) in _ABSENT:
+            raise FieldError(key, "is required", _REQUIRED_HINT[key])
+    # Optional fields left out (None or an empty CSV cell) take their defaults.
+    owner_id, site_id, heading, fov, range_m, kind, sharing, windows, timezone = (
+        get(name) for name in ("owner_id", "site_id", "heading", "fov", "range_m", "kind",
+                               "sharing", "windows", "timezone"))
+    flags = [get(name) for name in _FLAGS]
     camera = Camera(
         id=check_camera_id(get("id")),
         name=_text(get("name"), "name", 1, 200),
         lat=check_lat(get("lat")),
         lon=check_lon(get("lon")),
-        owner_id=_ref(get("owner_id"), "owner_id", "department"),
-        site_id=_ref(get("site_id"), "site_id", ""),
-        heading=_number_or(get("heading"), check_heading, 0.0),
-        fov=_number_or(get("fov"), check_fov, 90.0),
-        range_m=_number_or(get("range_m"), check_range, 60.0),
-        kind=_enum_kind(get("kind"), CameraKind.BUSINESS),
-        sharing=_enum_sharing(get("sharing"), SharingLevel.REGISTRY_ONLY),
-        windows=_windows(get("windows")),
-        timezone=_timezone(get("timezone"), "UTC"),
-        ptz_allowed=_bool(get("ptz_allowed"), "ptz_allowed", False),
-        preload=_bool(get("preload"), "preload", False),
-        record=_bool(get("record"), "record", False),
-        via_agent=_bool(get("via_agent"), "via_agent", False),
+        owner_id="department" if owner_id in _ABSENT else _ref(owner_id, "owner_id", ""),
+        site_id="" if site_id in _ABSENT else _ref(site_id, "site_id", ""),
+        heading=0.0 if heading in _ABSENT else check_heading(heading),
+        fov=90.0 if fov in _ABSENT else check_fov(fov),
+        range_m=60.0 if range_m in _ABSENT else check_range(range_m),
+        kind=CameraKind.BUSINESS if kind in _ABSENT else _enum_kind(kind, CameraKind.BUSINESS),
+        sharing=SharingLevel.REGISTRY_ONLY if sharing in _ABSENT else _enum_sharing(
+            sharing, SharingLevel.REGISTRY_ONLY),
+        windows=() if windows in _ABSENT else _windows(windows),
+        timezone="UTC" if timezone in _ABSENT else _timezone(timezone, "UTC"),
+        ptz_allowed=flags[0] is not None and _bool(flags[0], "ptz_allowed", False),
+        preload=flags[1] is not None and _bool(flags[1], "preload", False),
+        record=flags[2] is not None and _bool(flags[2], "record", False),
+        via_agent=flags[3] is not None and _bool(flags[3], "via_agent", False),
         profiles=_profiles(get("profiles"), box, previous),
     )
     if previous is not None:
@@ -290,15 +300,11 @@ def parse_camera(
     return camera
 
 
+_ABSENT = (None, "")
+_FLAGS = ("ptz_allowed", "preload", "record", "via_agent")
 _REQUIRED_HINT = {
     "id": "1-64 of a-z 0-9 _ -",
     "name": "1..200 characters",
     "lat": "-90..90 degrees",
     "lon": "-180..180 degrees",
 }
-
-
-def _number_or(value: object, check: Callable[[object], float], default: float) -> float:
-    if value is None or value == "":
-        return default
-    return check(value)

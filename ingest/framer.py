@@ -10,7 +10,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 from ingest import h264
-from ingest.h264 import DemuxedUnit, KeyframeJoiner, ParameterSetInjector
+from ingest.h264 import DemuxedUnit, KeyframeJoiner, ParameterSetInjector, ParameterSets
 from ingest.mediainfo import VideoTrack
 from rtcc.media import VIDEO_CLOCK_RATE, EncodedFrame
 
@@ -39,6 +39,11 @@ class Framer:
         return self._joiner.joined if self._joiner else 0
 
     @property
+    def parameter_sets(self) -> ParameterSets:
+        """The latest parameter sets seen (from extradata or in-band)."""
+        return self._injector.params if self._injector else self.track.params
+
+    @property
     def parameter_sets_inserted(self) -> int:
         return self._injector.inserted if self._injector else 0
 
@@ -53,13 +58,13 @@ class Framer:
         """Frames ready to publish after this packet (often one, sometimes none or two)."""
         if pts is not None and dts is not None and pts != dts:
             self.saw_b_frames = True
-        unit = DemuxedUnit(data, self._to_90k(pts), self._to_90k(dts))
-        if self._joiner is None:
+        if self._joiner is None or self._codec is None:
+            unit = DemuxedUnit(data, self._to_90k(pts), self._to_90k(dts))
             return self._emit([(unit, keyframe_flag)], capture_time)
         if self.track.length_prefixed:
-            unit = DemuxedUnit(
-                h264.avcc_to_annexb(data, self._length_size), unit.pts, unit.dts
-            )
+            data = h264.avcc_to_annexb(data, self._length_size)
+        types = h264.nal_types(data, self._codec, until_first_slice=True)
+        unit = DemuxedUnit(data, self._to_90k(pts), self._to_90k(dts), types=types)
         return self._emit([(ready, False) for ready in self._joiner.push(unit)], capture_time)
 
     def flush(self, capture_time: float) -> list[EncodedFrame]:
@@ -74,7 +79,7 @@ class Framer:
         for unit, keyframe_flag in units:
             data, keyframe = unit.data, keyframe_flag
             if self._injector is not None and not unit.continuation:
-                data, keyframe = self._injector.process(unit.data)
+                data, keyframe = self._injector.process(unit.data, unit.types)
             if not self._started:
                 if not keyframe:
                     self.skipped_before_keyframe += 1

@@ -134,11 +134,37 @@ def nal_type(nal: bytes, codec: Codec = "h264") -> int:
     return nal[0] & 0x1F
 
 
-def nal_types(data: bytes, codec: Codec = "h264") -> list[int]:
-    """The NAL unit types in Annex-B data, in order, without copying the payloads."""
-    if codec == "h265":
-        return [(data[start] >> 1) & 0x3F for start, _ in _nal_spans(data)]
-    return [data[start] & 0x1F for start, _ in _nal_spans(data)]
+def nal_types(
+    data: bytes, codec: Codec = "h264", *, until_first_slice: bool = False
+) -> list[int]:
+    """The NAL unit types in Annex-B data, in order, without copying the payloads.
+
+    With ``until_first_slice`` the scan stops after the first slice (VCL) NAL unit: every slice
+    of an access unit belongs to the same picture, so that prefix already tells whether it is a
+    keyframe and whether parameter sets precede it, without searching the slice data for start
+    codes. This is the per-frame path of every camera.
+    """
+    types: list[int] = []
+    find = data.find
+    size = len(data)
+    h265 = codec == "h265"
+    pos = find(_SHORT_START)
+    while pos >= 0:
+        start = pos + 3
+        if start >= size:
+            break
+        header = data[start]
+        kind = (header >> 1) & 0x3F if h265 else header & 0x1F
+        if until_first_slice and (kind < 32 if h265 else 1 <= kind <= 5):
+            types.append(kind)
+            break
+        nxt = find(_SHORT_START, start)
+        if header == 0 and not data[start : nxt if nxt >= 0 else size].strip(b"\x00"):
+            pos = nxt  # zero padding between start codes, not a NAL unit
+            continue
+        types.append(kind)
+        pos = nxt
+    return types
 
 
 def _is_keyframe_type(kind: int, codec: Codec) -> bool:
@@ -528,9 +554,11 @@ class ParameterSetInjector:
         self.unusable_keyframes = 0
         """Keyframes published as ordinary frames because no parameter sets were known yet."""
 
-    def process(self, data: bytes) -> tuple[bytes, bool]:
+    def process(self, data: bytes, types: list[int] | None = None) -> tuple[bytes, bool]:
+        """``types``: ``nal_types(data)`` (or its prefix up to the first slice) if known."""
         codec = self.codec
-        types = nal_types(data, codec)
+        if types is None:
+            types = nal_types(data, codec)
         param_types = _parameter_types(codec)
         keyframe = any(_is_keyframe_type(kind, codec) for kind in types)
         has_params = any(kind in param_types for kind in types)
@@ -581,6 +609,8 @@ class DemuxedUnit:
     dts: int | None
     continuation: bool = False
     """The rest of a picture whose first part was already published: not a starting point."""
+    types: list[int] | None = None
+    """``nal_types(data)``, or its prefix up to the first slice, when known."""
 
 
 class KeyframeJoiner:
@@ -603,7 +633,11 @@ class KeyframeJoiner:
 
     def push(self, unit: DemuxedUnit) -> list[DemuxedUnit]:
         """Returns the units ready to publish, in order."""
-        continuation = self._continues_picture(unit.data)
+        codec = self.codec
+        types = unit.types if unit.types is not None else nal_types(unit.data, codec)
+        keyframe = any(_is_keyframe_type(kind, codec) for kind in types)
+        # Only keyframes are held, so only the slices of a keyframe can continue one.
+        continuation = keyframe and self._continues_picture(unit.data)
         held = self._held
         if held is not None:
             if continuation:
@@ -623,8 +657,8 @@ class KeyframeJoiner:
         if continuation:
             self._hold = True  # the camera splits keyframes after all
             self._complete_keyframes = 0
-            return [DemuxedUnit(unit.data, unit.pts, unit.dts, continuation=True)]
-        if self._hold and is_keyframe(unit.data, self.codec):
+            return [DemuxedUnit(unit.data, unit.pts, unit.dts, continuation=True, types=types)]
+        if self._hold and keyframe:
             self._held = unit
             return []
         return [unit]

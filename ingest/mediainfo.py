@@ -114,3 +114,19 @@ def with_b_frames(info: MediaInfo) -> MediaInfo:
     return dataclasses.replace(
         info, has_b_frames=True, warnings=(*info.warnings, B_FRAMES_WARNING)
     )
+
+
+def complete_from_sps(info: MediaInfo, params: ParameterSets) -> MediaInfo:
+    """Fill in picture size and frame rate from an in-band SPS when probing did not find them."""
+    if info.video_codec != "h264":
+        return info
+    sps = h264.first_sps_info(params)
+    if sps is None:
+        return info
+    return dataclasses.replace(
+        info,
+        width=info.width or sps.width,
+        height=info.height or sps.height,
+        fps=info.fps or sps.fps,
+        profile=info.profile or sps.profile,
+    )

@@ -22,7 +22,8 @@ import av.container
 
 from ingest.backoff import Backoff
 from ingest.framer import Framer
-from ingest.mediainfo import probe, with_b_frames
+from ingest.handoff import HandoffClosed, LoopHandoff
+from ingest.mediainfo import complete_from_sps, probe, with_b_frames
 from ingest.rtsp_failures import Failure, describe_failure
 from ingest.rtsp_url import parse_rtsp_url, redact_url, scrub, url_with_credentials
 from rtcc.config import IngestConfig
@@ -35,7 +36,9 @@ Transport = Literal["tcp", "udp"]
 USER_AGENT = "rtcc-ingest"
 PROBE_SIZE = 262_144
 """Bytes FFmpeg may read to learn the streams (a 720p keyframe fits)."""
-ANALYZE_MICROSECONDS = 1_000_000
+ANALYZE_MICROSECONDS = 300_000
+"""How long FFmpeg may read before the first packet is returned. Its default (5 s) delays every
+start; what a short probe misses (picture size, frame rate) comes from the SPS instead."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,8 +71,12 @@ class RtspSource:
         target: RtspTarget,
         settings: IngestConfig,
         *,
+        handoff: LoopHandoff | None = None,
         join_timeout: float = 2.0,
     ) -> None:
+        """``handoff``: share one LoopHandoff between all sources of a process so that one
+        event-loop wakeup carries frames of many cameras (see ingest.handoff); without it the
+        source wakes the loop for every frame."""
         self.name = name
         self._address = parse_rtsp_url(target.url)  # raises UnsafeUrl: only rtsp/rtsps
         if target.transport not in ("tcp", "udp"):
@@ -82,6 +89,7 @@ class RtspSource:
         self._thread_done = asyncio.Event()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._handoff = handoff or LoopHandoff(min_interval=0)
         self._sink: FrameSink | None = None
         self._closing = False
         self._close_task: asyncio.Task[None] | None = None
@@ -109,6 +117,7 @@ class RtspSource:
         if self._thread is not None or self._closing:
             raise RuntimeError(f"camera {self.name}: an RTSP source can only be started once")
         self._loop = asyncio.get_running_loop()
+        self._handoff.bind(self._loop)
         self._sink = sink
         self._state = "connecting"
         self._thread = threading.Thread(
@@ -178,12 +187,9 @@ class RtspSource:
             self._sink.set_media_info(info)
 
     def _call(self, callback: Callable[..., None], *args: object) -> None:
-        loop = self._loop
-        if loop is None:
-            raise _LoopClosed
         try:
-            loop.call_soon_threadsafe(callback, *args)
-        except RuntimeError:  # the loop was closed under us
+            self._handoff.post(callback, *args)
+        except HandoffClosed:
             raise _LoopClosed from None
 
     def _report(self, state: StreamState, reason: str) -> None:
@@ -321,6 +327,9 @@ class RtspSource:
                         self._keyframes += 1
                         self._state = "streaming"
                 if frames:
+                    if not delivered and not (info.width and info.fps):
+                        info = complete_from_sps(info, framer.parameter_sets)
+                        self._call(self._apply_media, info)
                     delivered = True
                     self._last_error = ""
                 self._skipped = framer.skipped_before_keyframe

@@ -9,6 +9,7 @@ negotiated codec really is H.264 (a VP8 answer would make browsers receive frame
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
@@ -24,6 +25,10 @@ log = logging.getLogger(__name__)
 PREFERRED_PROFILE_LEVEL_IDS = ("42e01f", "42001f")
 """What the answer signals, whatever the camera's real profile: browsers decode Main and High
 streams signalled as constrained baseline (their decoders do not enforce it), as MediaMTX does."""
+
+
+_FINGERPRINT = re.compile(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2})*")
+_FINGERPRINT_LENGTHS = {"sha-256": 32, "sha-384": 48, "sha-512": 64}
 
 
 class InvalidOffer(RtccError):
@@ -49,14 +54,25 @@ def inspect_offer(sdp_text: str) -> str:
         raise CodecNotSupported("the offer has no video section")
     try:
         description = aiortc_sdp.SessionDescription.parse(sdp_text)
-    except Exception as exc:  # aiortc raises ValueError, KeyError, IndexError... on bad SDP
-        raise InvalidOffer(f"the offer is not valid SDP: {type(exc).__name__}: {exc}") from None
+    except Exception as exc:  # aiortc raises ValueError, KeyError, AssertionError... on bad SDP
+        detail = f": {exc}" if str(exc) else ""
+        raise InvalidOffer(f"the offer is not valid SDP ({type(exc).__name__}{detail})") from None
     videos = [media for media in description.media if media.kind == "video"]
     if not videos:
         raise CodecNotSupported("the offer has no video section")
     video = videos[0]
     if video.direction not in (None, "recvonly", "sendrecv"):
         raise InvalidOffer(f"the offer's video section is {video.direction}: it must receive")
+    if not (video.ice and video.ice.usernameFragment and video.ice.password):
+        raise InvalidOffer("the offer has no ICE username fragment and password")
+    fingerprints = video.dtls.fingerprints if video.dtls else []
+    if not fingerprints or not all(
+        f.algorithm.lower() in _FINGERPRINT_LENGTHS
+        and _FINGERPRINT.fullmatch(f.value)
+        and len(f.value) == _FINGERPRINT_LENGTHS[f.algorithm.lower()] * 3 - 1
+        for f in fingerprints
+    ):
+        raise InvalidOffer("the offer has no valid DTLS fingerprint (sha-256, sha-384 or sha-512)")
     offered: set[str] = set()
     for codec in video.rtp.codecs:
         if not _h264_mode1(codec):

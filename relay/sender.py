@@ -45,6 +45,7 @@ from aiortc.stats import RTCOutboundRtpStreamStats, RTCStatsReport
 
 from relay.history import DEFAULT_SLOTS, NackHistory
 from relay.packets import PacketizedFrame
+from relay.udp import DatagramWriter
 
 log = logging.getLogger(__name__)
 
@@ -71,13 +72,15 @@ class PassthroughSender(RTCRtpSender):
         name: str,
         on_keyframe_request: Callable[[str], None],
         history_slots: int = DEFAULT_SLOTS,
-        max_buffered_bytes: int = 1 << 20,
+        gso: bool = True,
     ) -> None:
         super().__init__("video", transport)
         self.name = name
         self._on_keyframe_request = on_keyframe_request
-        self._max_buffered = max_buffered_bytes
         self._history = NackHistory(history_slots)
+        self._gso = gso
+        self._writer: DatagramWriter | None = None
+        self._writer_protocol: StunProtocol | None = None
         self.negotiated = asyncio.Event()
         self._stopped = False
         self._registered = False
@@ -165,6 +168,10 @@ class PassthroughSender(RTCRtpSender):
             with contextlib.suppress(ConnectionError):
                 await self.transport._send_rtp(bytes(RtcpByePacket(sources=[self._ssrc])))
         self._history.clear()
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+            self._writer_protocol = None
 
     # -- media --------------------------------------------------------------------------------
 
@@ -193,35 +200,39 @@ class PassthroughSender(RTCRtpSender):
         seq = self._seq
         payloads = frame.payloads
         last = len(payloads) - 1
-        protocol = pair.protocol
-        addr = pair.remote_addr
-        if type(protocol) is StunProtocol:
-            udp = protocol.transport
-            send: Callable[[bytes, tuple[str, int]], None] | None = udp.sendto
-            if udp.is_closing():
-                raise ConnectionError("the viewer's socket is closed")
-            if udp.get_write_buffer_size() > self._max_buffered:  # type: ignore[attr-defined]
-                send = None  # the socket is not draining: drop this frame, NACK/PLI recover
-        else:
-            send = None
+        datagrams = []
         for index, payload in enumerate(payloads):
             marker = 0x80 if index == last else 0
-            packet = pack(first, marker | pt, seq, timestamp, ssrc)
-            data = protect(b"".join((packet, extension, payload)))
-            if send is not None:
-                send(data, addr)
-            elif type(protocol) is not StunProtocol:
-                await protocol.send_data(data, addr)
-            else:
-                self.packets_dropped += 1
+            datagrams.append(protect(b"".join((pack(first, marker | pt, seq, timestamp, ssrc),
+                                               extension, payload))))
             record(seq, timestamp, payload, marker)
             seq = (seq + 1) & 0xFFFF
+        protocol = pair.protocol
+        if type(protocol) is StunProtocol:
+            writer = self._writer_for(protocol)
+            dropped = writer.dropped
+            writer.send(datagrams, pair.remote_addr)
+            self.packets_dropped += writer.dropped - dropped
+        else:  # a TURN relay or another transport aioice wraps: use its own send path
+            for datagram in datagrams:
+                await protocol.send_data(datagram, pair.remote_addr)
         self._seq = seq
         self.packets_sent += len(payloads)
         self.octets_sent += frame.size
         self.frames_sent += 1
         self._last_ts = timestamp
         self._last_send = time.monotonic()
+
+    def _writer_for(self, protocol: StunProtocol) -> DatagramWriter:
+        if protocol.transport.is_closing():
+            raise ConnectionError("the viewer's socket is closed")
+        writer = self._writer
+        if writer is None or self._writer_protocol is not protocol:
+            if writer is not None:
+                writer.close()
+            writer = self._writer = DatagramWriter(protocol.transport, gso=self._gso)
+            self._writer_protocol = protocol
+        return writer
 
     def _extension(self) -> bytes:
         parts = []
@@ -239,11 +250,12 @@ class PassthroughSender(RTCRtpSender):
     async def _retransmit_packets(self, lost: list[int]) -> None:
         dtls = self.transport
         srtp = dtls._tx_srtp
-        if dtls.state != "connected" or srtp is None:
+        pair = dtls.transport._connection._nominated.get(1)
+        if dtls.state != "connected" or srtp is None or pair is None or self._stopped:
             return
-        connection = dtls.transport._connection
         extension = self._extension()
         first = 0x90 if extension else 0x80
+        datagrams = []
         for seq in lost:
             entry = self._history.get(seq)
             if entry is None:
@@ -258,11 +270,19 @@ class PassthroughSender(RTCRtpSender):
             else:
                 header = _HEADER.pack(first, marker | self._pt, seq, timestamp, self._ssrc)
                 body = payload
-            try:
-                await connection.send(srtp.protect(b"".join((header, extension, body))))
-            except ConnectionError:
-                return
-            self.packets_retransmitted += 1
+            datagrams.append(srtp.protect(b"".join((header, extension, body))))
+        if not datagrams:
+            return
+        protocol = pair.protocol
+        try:
+            if type(protocol) is StunProtocol:
+                self._writer_for(protocol).send(datagrams, pair.remote_addr)
+            else:
+                for datagram in datagrams:
+                    await protocol.send_data(datagram, pair.remote_addr)
+        except ConnectionError:
+            return
+        self.packets_retransmitted += len(datagrams)
 
     # -- RTCP ---------------------------------------------------------------------------------
 

@@ -38,8 +38,9 @@ class RelaySettings:
     """Seconds of RTP time each catch-up frame takes at least, so a decoder can keep up."""
     history_slots: int = DEFAULT_SLOTS
     """Packets kept per viewer to answer NACKs (a power of two; 4096 is >= 1 s up to 40 Mbit/s)."""
-    max_buffered_bytes: int = 1 << 20
-    """A viewer's socket with more unsent bytes than this drops frames (it is not draining)."""
+    udp_gso: bool = True
+    """Send each frame's packets with one system call (Linux UDP segmentation offload) when the
+    kernel allows; off: one ``sendto`` per packet."""
     packet_cache_frames: int = 64
     """Frames per stream whose RTP payloads are kept for the viewers still sending them."""
     cors_origins: tuple[str, ...] = ()

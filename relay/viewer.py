@@ -103,7 +103,7 @@ class ViewerSession:
                 self.name,
                 self._keyframe_requested,
                 history_slots=self._settings.history_slots,
-                max_buffered_bytes=self._settings.max_buffered_bytes,
+                gso=self._settings.udp_gso,
             )
 
         async with asyncio.timeout(self._settings.negotiate_timeout):

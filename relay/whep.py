@@ -69,15 +69,19 @@ async def _read_offer(request: web.Request, limit: int) -> str:
     if request.content_type != "application/sdp":
         raise _error(request, web.HTTPUnsupportedMediaType,
                      "send the SDP offer with Content-Type: application/sdp")
+    def too_large(size: int) -> web.HTTPRequestEntityTooLarge:
+        return web.HTTPRequestEntityTooLarge(
+            max_size=limit, actual_size=size, text=f"the offer is larger than {limit} bytes",
+            headers=_cors(request, {}),
+        )
+
     if request.content_length is not None and request.content_length > limit:
-        raise _error(request, web.HTTPRequestEntityTooLarge,
-                     f"the offer is larger than {limit} bytes")
+        raise too_large(request.content_length)
     body = bytearray()
     async for chunk in request.content.iter_chunked(16384):
         body += chunk
         if len(body) > limit:
-            raise _error(request, web.HTTPRequestEntityTooLarge,
-                         f"the offer is larger than {limit} bytes")
+            raise too_large(len(body))
     try:
         return body.decode("utf-8")
     except UnicodeDecodeError:
@@ -218,9 +222,10 @@ async def whep_delete(request: web.Request) -> web.Response:
 
 @allow(*VIEW_ROLES)
 async def whep_patch(request: web.Request) -> web.Response:
-    raise _error(request, web.HTTPMethodNotAllowed,
-                 "trickle ICE is not supported: the answer already carries every candidate",
-                 Allow="OPTIONS, DELETE")
+    raise web.HTTPMethodNotAllowed(
+        request.method, ["OPTIONS", "DELETE"], headers=_cors(request, {}),
+        text="trickle ICE is not supported: the answer already carries every candidate",
+    )
 
 
 @public()

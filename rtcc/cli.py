@@ -50,11 +50,15 @@ async def _demo(settings: Settings) -> None:
 
     if settings.camsim is None or not settings.camsim.cameras:
         raise ConfigError("the demo configuration has no 'camsim' cameras to simulate")
+    from rtcc.demo_account import reset_demo_admin
+
+    user, password = await reset_demo_admin(settings)
     async with Camsim(settings.camsim) as sim:
         print(f"Simulated cameras: {len(settings.camsim.cameras)} streams at "
               f"rtsp://{settings.camsim.host}:{sim.port}/", flush=True)
         banner = (
             "\n  Open the console:  {url}/console/\n"
+            f"  Log in as:         {user} / {password}\n"
             "  Stream status:     {url}/api/streams   (metrics: {url}/metrics)\n"
             "  Press Ctrl-C to stop everything.\n"
         )
@@ -92,6 +96,23 @@ def _parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check-config", help="validate a configuration file and exit")
     check.add_argument("config", type=Path)
+
+    audit = sub.add_parser("audit", help="the tamper-evident audit log")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    verify = audit_sub.add_parser("verify", help="check every entry's hash chain")
+    verify.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+
+    user = sub.add_parser("user", help="manage accounts")
+    user_sub = user.add_subparsers(dest="user_command", required=True)
+    add = user_sub.add_parser("add", help="create an account (prompts for the password)")
+    add.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    add.add_argument("username")
+    add.add_argument("--role", required=True)
+    add.add_argument("--owner-id")
+    add.add_argument("--display-name", default="")
+    unlock = user_sub.add_parser("unlock", help="unlock an account locked by failed logins")
+    unlock.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    unlock.add_argument("username")
     return parser
 
 
@@ -107,6 +128,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "check-config":
             print(f"{args.config}: OK ({len(settings.cameras)} cameras)")
             return 0
+        if args.command == "audit":
+            from rtcc.security.cli import audit_verify_main
+
+            return audit_verify_main(settings)
+        if args.command == "user":
+            from rtcc.security.cli import user_add_main, user_unlock_main
+
+            if args.user_command == "add":
+                return user_add_main(settings, args.username, args.role, owner_id=args.owner_id,
+                                     display_name=args.display_name)
+            return user_unlock_main(settings, args.username)
         settings = _override_server(settings, args)
         if args.command == "serve":
             asyncio.run(_serve(settings))

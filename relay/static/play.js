@@ -37,7 +37,10 @@
     state.pc = pc;
     state.firstFrameMs = null;
     pc.addTransceiver("video", { direction: "recvonly" });
-    pc.addEventListener("track", (e) => { video.srcObject = e.streams[0] || new MediaStream([e.track]); });
+    pc.addEventListener("track", (e) => {
+      video.srcObject = e.streams[0] || new MediaStream([e.track]);
+      if (video.requestVideoFrameCallback) video.requestVideoFrameCallback(firstFrame);
+    });
     pc.addEventListener("connectionstatechange", () => {
       if (pc.connectionState === "failed") status("Connection failed. Press Play to retry.");
     });
@@ -93,20 +96,23 @@
         $("jitter-buffer").textContent = `${ms.toFixed(0)} ms`;
       }
       $("loss").textContent = `${s.packetsLost || 0} / ${s.nackCount || 0} / ${s.pliCount || 0}`;
-      if (decoded > 0 && state.firstFrameMs === null) {
-        state.firstFrameMs = performance.now() - state.postedAt;
-        $("first-frame").textContent = `${state.firstFrameMs.toFixed(0)} ms`;
-        status("Live.");
-      }
+      if (decoded > 0 && state.firstFrameMs === null) firstFrame();
     });
+  }
+
+  function firstFrame() {
+    if (state.firstFrameMs !== null || !state.pc) return;
+    state.firstFrameMs = performance.now() - state.postedAt;
+    $("first-frame").textContent = `${state.firstFrameMs.toFixed(0)} ms from the request`;
+    status("Live.");
   }
 
   async function stop() {
     if (state.timer) clearInterval(state.timer);
     state.timer = null;
     const where = state.location;
+    const pc = state.pc;
     state.location = null;
-    if (state.pc) state.pc.close();
     state.pc = null;
     $("play").disabled = false;
     $("stop").disabled = true;
@@ -118,6 +124,7 @@
       }
       status("Stopped.");
     }
+    if (pc) pc.close();
   }
 
   $("start").addEventListener("submit", play);

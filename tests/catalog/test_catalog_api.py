@@ -126,7 +126,7 @@ async def test_bad_camera_names_the_field(client: Client, body: dict[str, Any], 
 
 async def test_nan_and_infinity_in_json_are_refused(client: Client) -> None:
     for literal, field in (("NaN", "lat"), ("Infinity", "lon")):
-        body = '{"id": "n", "name": "n", "lat": %s, "lon": %s}' % (
+        body = '{{"id": "n", "name": "n", "lat": {}, "lon": {}}}'.format(
             literal if field == "lat" else "1", literal if field == "lon" else "1")
         data = await _error(client, "POST", "/api/cameras", data=body,
                             headers={"Content-Type": "application/json"})
@@ -386,8 +386,7 @@ async def test_first_start_seeds_and_later_starts_keep_the_catalog(
     assert (await client.delete("/api/cameras/seed-1")).status == 204
     await _post(client, camera_json("added", 3.0, 3.0))
     await client.close()
-    again = await make_client(catalog_app(url, secret_box, seeds + [
-        {"id": "seed-2", "name": "Seed 2", "lat": 1, "lon": 2}]))
+    again = await make_client(catalog_app(url, secret_box, [*seeds, {"id": "seed-2", "name": "Seed 2", "lat": 1, "lon": 2}]))
     listing = await (await again.get("/api/cameras")).json()
     assert [f["id"] for f in listing["features"]] == ["added"]
 

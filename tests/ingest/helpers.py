@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import av
 
+from ingest.handoff import LoopHandoff
 from ingest.rtsp import RtspSource, RtspTarget
 from rtcc.config import IngestConfig
 from rtcc.hub import Stream, StreamHub, StreamSettings
@@ -23,9 +24,10 @@ def register(
     *,
     camera_id: str = "cam",
     start_timeout: float = 10.0,
+    handoff: LoopHandoff | None = None,
 ) -> Stream:
     def make() -> RtspSource:
-        return RtspSource(f"{camera_id}/main", target, settings)
+        return RtspSource(f"{camera_id}/main", target, settings, handoff=handoff)
 
     return hub.register(camera_id, "main", make, StreamSettings(start_timeout=start_timeout))
 

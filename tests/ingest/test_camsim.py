@@ -119,7 +119,8 @@ async def test_run_camsim_serves_until_cancelled(
             while f"rtsp://127.0.0.1:{unused_tcp_port}/tiny" not in capsys.readouterr().out:
                 await asyncio.sleep(0.1)
         with av.open(f"rtsp://127.0.0.1:{unused_tcp_port}/tiny",
-                     options={"rtsp_transport": "tcp"}, timeout=(5, 5)) as container:
+                     options={"rtsp_transport": "tcp", "analyzeduration": "300000"},
+                     timeout=(5, 5)) as container:
             assert container.streams.video[0].codec_context.width == 160
     finally:
         task.cancel()

@@ -169,6 +169,10 @@ def test_keyframe_without_any_parameter_sets_is_not_a_starting_point(
 def test_keyframe_detection(media: dict[str, Path]) -> None:
     units = _access_units(media["annexb"])
     assert [i for i, u in enumerate(units) if h264.is_keyframe(u)] == [0, 30]
+    slices = _access_units(media["slices"])
+    assert h264.nal_types(slices[0]) == [7, 8, 6, 5, 5]
+    assert h264.nal_types(slices[0], until_first_slice=True) == [7, 8, 6, 5]
+    assert h264.nal_types(slices[1], until_first_slice=True) == [1]
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ import pytest
 
 from ingest import h264
 from ingest.camsim.runner import CameraOptions
+from ingest.handoff import LoopHandoff
 from ingest.rtsp import RtspSource, RtspTarget
 from rtcc.config import CamsimCameraConfig, IngestConfig
 from rtcc.errors import SourceUnavailable, UnsafeUrl
@@ -103,9 +104,12 @@ async def test_wrong_password_is_an_error_with_the_401_reason(
 
 
 async def test_camera_restart_resumes_the_same_subscription(camsim: CamsimHandle) -> None:
+    handoff = LoopHandoff()  # shared by every source, as the application wires it
     async with StreamHub() as hub:
         states = record_states(hub)
-        stream = register(hub, camsim.target("open"))
+        stream = register(hub, camsim.target("open"), handoff=handoff)
+        other = register(hub, camsim.target("gop4"), camera_id="other", handoff=handoff)
+        await other.start()
         async with await stream.subscribe("test") as sub:
             await _frames(sub, 5)
             await camsim.stop()
@@ -126,6 +130,7 @@ async def test_camera_restart_resumes_the_same_subscription(camsim: CamsimHandle
         assert isinstance(source, dict)
         assert source["connects"] == 2
         assert source["reconnects"] >= 1
+        assert other.stats()["frames"] > 0  # the other camera went through the same handoff
 
 
 async def test_hung_camera_trips_the_stall_watchdog(camsim: CamsimHandle) -> None:

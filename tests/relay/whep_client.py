@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -54,13 +55,23 @@ class WhepViewer:
         self._track: MediaStreamTrack | None = None
         self._reader: asyncio.Task[None] | None = None
         self._first = asyncio.Event()
+        self.rewrite_offer: Callable[[str], str] | None = None
+        self._offer: str | None = None
+
+    async def offer(self) -> str:
+        """The SDP offer this viewer posts (created once)."""
+        if self._offer is None:
+            self._offer = await make_offer(self.pc)
+        return self._offer
 
     async def connect(self, session: aiohttp.ClientSession) -> None:
         @self.pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
             self._track = track
 
-        offer = await make_offer(self.pc)
+        offer = await self.offer()
+        if self.rewrite_offer is not None:
+            offer = self.rewrite_offer(offer)
         url = f"{self.base_url}/whep/{self.camera}"
         if self.profile:
             url += f"?profile={self.profile}"
@@ -84,7 +95,8 @@ class WhepViewer:
                 frame = await track.recv()
                 assert isinstance(frame, av.VideoFrame)
                 if self.decoded.count == 0 or self.keep_lumas:
-                    luma = float(np.mean(frame.to_ndarray(format="gray")))
+                    planes = frame.to_ndarray(format="yuv420p")
+                    luma = float(np.mean(planes[: frame.height]))
                     if self.decoded.count == 0:
                         self.decoded.first_at = time.monotonic()
                         self.decoded.first_luma = luma

@@ -1,0 +1,257 @@
+"""Catalog benchmark: bulk load and geographic queries, SQLite and Redis side by side.
+
+    python -m benchmarks.catalog_bench --cameras 200000 [--queries 400] [--see-cameras 100000]
+
+A synthetic state-wide registry: 70 % of the cameras in ten cities (Gaussian, sigma 5 km; the
+centres are as dense as a downtown), 30 % spread over a 440 x 340 km area. Cameras are loaded
+from CSV text in batches of 50,000 (each batch is one all-or-nothing import), measuring parsing
+and validation, the store write, and both together. Queries start from points near registered
+cameras (incidents happen where people are): nearest 20, all within 500 m (first page of 100 and
+the total), and "can see" on a registry of ``--see-cameras`` cameras. Prints one JSON document.
+Needs ``redis-server`` on the PATH for the Redis side (skipped, and said so, without it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import io
+import json
+import math
+import os
+import platform
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from catalog.io import cameras_from_rows, csv_rows
+from catalog.redis_store import RedisCatalog
+from catalog.sqlite_store import SqliteCatalog
+from catalog.store import CatalogStore
+
+BATCH = 50_000
+BOX = (38.0, 42.0, -91.0, -87.0)
+KINDS = ("public", "business", "residential", "school", "worship", "hospital", "other")
+SHARING = ("registry_only", "on_request", "live_emergency", "live_always")
+
+
+def _cities(rng: random.Random) -> list[tuple[float, float]]:
+    return [(rng.uniform(BOX[0] + 0.3, BOX[1] - 0.3), rng.uniform(BOX[2] + 0.3, BOX[3] - 0.3))
+            for _ in range(10)]
+
+
+def _position(rng: random.Random, cities: list[tuple[float, float]]) -> tuple[float, float]:
+    if rng.random() < 0.7:
+        lat, lon = rng.choice(cities)
+        sigma_deg = 5000.0 / 111_195.0
+        return (lat + rng.gauss(0, sigma_deg),
+                lon + rng.gauss(0, sigma_deg / math.cos(math.radians(lat))))
+    return rng.uniform(BOX[0], BOX[1]), rng.uniform(BOX[2], BOX[3])
+
+
+def csv_batches(count: int, seed: int) -> Iterator[bytes]:
+    """The registry as CSV files of at most BATCH rows."""
+    rng = random.Random(seed)
+    cities = _cities(rng)
+    for start in range(0, count, BATCH):
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["id", "name", "lat", "lon", "heading", "fov", "range_m", "kind",
+                         "sharing", "owner_id"])
+        for i in range(start, min(count, start + BATCH)):
+            lat, lon = _position(rng, cities)
+            writer.writerow([f"cam-{i:07d}", f"Camera {i}", f"{lat:.6f}", f"{lon:.6f}",
+                             f"{rng.uniform(0, 360):.1f}",
+                             rng.choice(("60", "90", "90", "110", "360")),
+                             rng.choice(("30", "60", "60", "100", "200")),
+                             rng.choice(KINDS), rng.choice(SHARING),
+                             f"owner-{rng.randrange(count // 20 + 1)}"])
+        yield out.getvalue().encode()
+
+
+def query_points(count: int, seed: int) -> list[tuple[float, float]]:
+    rng = random.Random(seed + 1)
+    cities = _cities(random.Random(seed))
+    return [_position(rng, cities) for _ in range(count)]
+
+
+async def load(store: CatalogStore, count: int, seed: int) -> dict[str, float]:
+    parse_s = write_s = 0.0
+    for data in csv_batches(count, seed):
+        started = time.perf_counter()
+        rows, unreadable = csv_rows(data)
+        cameras = cameras_from_rows(rows, None, {}, unreadable)
+        parsed = time.perf_counter()
+        await store.import_cameras(cameras, "create")
+        write_s += time.perf_counter() - parsed
+        parse_s += parsed - started
+    return {
+        "cameras": count,
+        "parse_validate_per_s": round(count / parse_s),
+        "store_write_per_s": round(count / write_s),
+        "csv_to_store_per_s": round(count / (parse_s + write_s)),
+        "seconds": round(parse_s + write_s, 2),
+    }
+
+
+async def latency(points: list[tuple[float, float]],
+                  query: Callable[[float, float], Awaitable[int]]) -> dict[str, float]:
+    for lat, lon in points[:20]:  # warm caches
+        await query(lat, lon)
+    samples: list[float] = []
+    found: list[int] = []
+    for lat, lon in points:
+        started = time.perf_counter()
+        found.append(await query(lat, lon))
+        samples.append((time.perf_counter() - started) * 1000.0)
+    samples.sort()
+    return {
+        "p50_ms": round(statistics.median(samples), 3),
+        "p99_ms": round(samples[min(len(samples) - 1, int(len(samples) * 0.99))], 3),
+        "mean_results": round(statistics.fmean(found), 1),
+        "queries": len(samples),
+    }
+
+
+async def queries(store: CatalogStore, points: list[tuple[float, float]]) -> dict[str, Any]:
+    async def nearest(lat: float, lon: float) -> int:
+        return len((await store.nearest(lat, lon, limit=20)).hits)
+
+    async def radius(lat: float, lon: float) -> int:
+        return (await store.within_radius(lat, lon, 500.0)).total or 0
+
+    return {"nearest_20": await latency(points, nearest),
+            "radius_500m": await latency(points, radius)}
+
+
+async def can_see(store: CatalogStore, points: list[tuple[float, float]]) -> dict[str, Any]:
+    async def sees(lat: float, lon: float) -> int:
+        return (await store.can_see(lat, lon)).total or 0
+
+    return await latency(points, sees)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class RedisProcess:
+    def __init__(self, workdir: Path) -> None:
+        executable = shutil.which("redis-server")
+        if executable is None:
+            raise FileNotFoundError("redis-server is not installed")
+        self.port = _free_port()
+        self.process = subprocess.Popen(
+            [executable, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(workdir)], stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def url(self, db: int) -> str:
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+    def memory_mb(self) -> float:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock:
+            sock.sendall(b"INFO memory\r\n")
+            data = b""
+            while b"used_memory:" not in data or not data.endswith(b"\r\n"):
+                data += sock.recv(65536)
+        line = next(x for x in data.decode().splitlines() if x.startswith("used_memory:"))
+        return round(int(line.split(":")[1]) / 2**20, 1)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+async def run_engine(name: str, opener: Callable[[str], Awaitable[CatalogStore]],
+                     args: argparse.Namespace, points: list[tuple[float, float]],
+                     size: Callable[[], float]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    store = await opener("main")
+    try:
+        result["bulk_load"] = await load(store, args.cameras, args.seed)
+        result["size_mb"] = size()
+        result.update(await queries(store, points))
+        if args.see_cameras == args.cameras:
+            result["can_see"] = {"cameras": args.cameras, **await can_see(store, points)}
+    finally:
+        await store.aclose()
+    if args.see_cameras != args.cameras:
+        store = await opener("see")
+        try:
+            await load(store, args.see_cameras, args.seed)
+            result["can_see"] = {"cameras": args.see_cameras, **await can_see(store, points)}
+        finally:
+            await store.aclose()
+    return result
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    points = query_points(args.queries, args.seed)
+    report: dict[str, Any] = {
+        "benchmark": "catalog",
+        "cameras": args.cameras,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "platform": platform.platform()},
+        "targets": {"nearest_20_p99_ms": 5, "radius_500m_p99_ms": 5, "can_see_100k_p99_ms": 10,
+                    "bulk_import_per_s": 50_000},
+    }
+    with tempfile.TemporaryDirectory(prefix="catalog-bench-") as tmp:
+        workdir = Path(tmp)
+
+        async def sqlite(label: str) -> CatalogStore:
+            return await SqliteCatalog.open(workdir / f"{label}.sqlite3")
+
+        def sqlite_size() -> float:
+            return round(sum(p.stat().st_size for p in workdir.glob("main.sqlite3*")) / 2**20, 1)
+
+        report["sqlite"] = await run_engine("sqlite", sqlite, args, points, sqlite_size)
+        try:
+            redis = RedisProcess(workdir)
+        except (FileNotFoundError, RuntimeError) as exc:
+            report["redis"] = {"skipped": str(exc)}
+        else:
+            try:
+                async def redis_open(label: str) -> CatalogStore:
+                    return await RedisCatalog.open(redis.url(0 if label == "main" else 1))
+
+                report["redis"] = await run_engine("redis", redis_open, args, points,
+                                                   redis.memory_mb)
+            finally:
+                redis.stop()
+    return report
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.catalog_bench",
+                                     description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--cameras", type=int, default=200_000)
+    parser.add_argument("--see-cameras", type=int, default=None,
+                        help="registry size for the can-see query (default min(cameras, 100000))")
+    parser.add_argument("--queries", type=int, default=400)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args(argv)
+    if args.see_cameras is None:
+        args.see_cameras = min(args.cameras, 100_000)
+    print(json.dumps(asyncio.run(run(args)), indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""Write a viewer's datagrams straight to its UDP socket, many per system call where possible.
+
+On Linux, UDP generic segmentation offload (``UDP_SEGMENT``, since 4.18) sends a run of equal-size
+datagrams, the last one possibly shorter, with one ``sendmsg``. The fragments of an H.264 frame
+are such a run (the relay cuts NAL units into equal FU-A pieces), so a frame usually costs one
+system call instead of one per packet. Where the kernel refuses it, the writer falls back to one
+``sendto`` per datagram for good.
+
+The writer uses its own duplicate of the ICE candidate pair's socket descriptor: sending never
+goes through asyncio's transport buffer (a datagram that cannot be sent now is dropped and
+counted, never queued) and the descriptor is closed with the writer.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+import struct
+import sys
+from asyncio import DatagramTransport
+
+log = logging.getLogger(__name__)
+
+SOL_UDP = getattr(socket, "SOL_UDP", 17)
+UDP_SEGMENT = getattr(socket, "UDP_SEGMENT", 103)
+MAX_SEGMENTS = 48
+MAX_BATCH_BYTES = 63_000
+_GSO_UNSUPPORTED = frozenset({errno.EIO, errno.EINVAL, errno.ENOPROTOOPT, errno.EOPNOTSUPP})
+
+
+class DatagramWriter:
+    def __init__(self, transport: DatagramTransport, gso: bool = True) -> None:
+        trsock = transport.get_extra_info("socket")
+        self._sock: socket.socket = trsock.dup()
+        self._sock.setblocking(False)
+        self.gso = gso and sys.platform == "linux"
+        self.calls = 0
+        self.dropped = 0
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def send(self, datagrams: list[bytes], addr: tuple[str, int]) -> None:
+        """Send now, in order; what the socket cannot take at once is dropped."""
+        if not self.gso or len(datagrams) == 1:
+            self._send_each(datagrams, addr)
+            return
+        start = 0
+        count = len(datagrams)
+        while start < count:
+            size = len(datagrams[start])
+            end = start + 1
+            total = size
+            while (
+                end < count
+                and end - start < MAX_SEGMENTS
+                and total + size <= MAX_BATCH_BYTES
+                and len(datagrams[end - 1]) == size
+                and len(datagrams[end]) <= size
+            ):
+                total += len(datagrams[end])
+                end += 1
+            if end - start == 1:
+                self._send_each(datagrams[start:end], addr)
+            else:
+                self._send_batch(datagrams[start:end], size, addr)
+            start = end
+
+    def _send_batch(self, run: list[bytes], size: int, addr: tuple[str, int]) -> None:
+        try:
+            self._sock.sendmsg([b"".join(run)], [(SOL_UDP, UDP_SEGMENT, struct.pack("=H", size))],
+                               0, addr)
+            self.calls += 1
+        except BlockingIOError:
+            self.dropped += len(run)
+        except OSError as exc:
+            if exc.errno in _GSO_UNSUPPORTED:
+                log.info("UDP segmentation offload unavailable (%s); sending one datagram "
+                         "per call", exc.strerror)
+                self.gso = False
+                self._send_each(run, addr)
+            else:
+                self.dropped += len(run)
+
+    def _send_each(self, datagrams: list[bytes], addr: tuple[str, int]) -> None:
+        sendto = self._sock.sendto
+        for index, datagram in enumerate(datagrams):
+            try:
+                sendto(datagram, addr)
+            except BlockingIOError:
+                self.dropped += len(datagrams) - index
+                return
+            except OSError:
+                self.dropped += 1
+        self.calls += len(datagrams)

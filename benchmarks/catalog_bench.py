@@ -84,21 +84,38 @@ def query_points(count: int, seed: int) -> list[tuple[float, float]]:
 
 
 async def load(store: CatalogStore, count: int, seed: int) -> dict[str, float]:
+    """Batch k+1 is read and validated (in a thread, as the API does) while batch k is written
+    (SQLite and Redis do their part of a write outside the Python interpreter lock). Each batch
+    is its own atomic import. The rates per step are measured while the steps overlap."""
     parse_s = write_s = 0.0
-    for data in csv_batches(count, seed):
+    pending: asyncio.Task[float] | None = None
+
+    async def write(cameras: list[Any]) -> float:
+        started = time.perf_counter()
+        await store.import_cameras(cameras, "create")
+        return time.perf_counter() - started
+
+    def parse(data: bytes) -> tuple[list[Any], float]:
         started = time.perf_counter()
         rows, unreadable = csv_rows(data)
-        cameras = cameras_from_rows(rows, None, {}, unreadable)
-        parsed = time.perf_counter()
-        await store.import_cameras(cameras, "create")
-        write_s += time.perf_counter() - parsed
-        parse_s += parsed - started
+        return cameras_from_rows(rows, None, {}, unreadable), time.perf_counter() - started
+
+    wall = time.perf_counter()
+    for number, data in enumerate(csv_batches(count, seed)):
+        cameras, seconds = await asyncio.to_thread(parse, data)
+        parse_s += seconds
+        if pending is not None:
+            write_s += await pending
+        pending = asyncio.create_task(write(cameras), name=f"bench:write:{number}")
+    if pending is not None:
+        write_s += await pending
+    wall = time.perf_counter() - wall
     return {
         "cameras": count,
         "parse_validate_per_s": round(count / parse_s),
         "store_write_per_s": round(count / write_s),
-        "csv_to_store_per_s": round(count / (parse_s + write_s)),
-        "seconds": round(parse_s + write_s, 2),
+        "csv_to_store_per_s": round(count / wall),
+        "seconds": round(wall, 2),
     }
 
 

@@ -52,7 +52,8 @@ def _json_line(stream: IO[str], event: str) -> dict[str, Any]:
 
 def start_server(variant: str, clip: Path) -> tuple[subprocess.Popen[str], str]:
     server = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.relay_server", "--variant", variant, "--clip", str(clip)],
+        [sys.executable, "-m", "benchmarks.relay_server", "--variant", variant,
+         "--clip", str(clip)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )
     assert server.stdout is not None
@@ -72,7 +73,9 @@ def stop(process: subprocess.Popen[str]) -> None:
         process.wait()
 
 
-def measure(variant: str, clip: Path, viewers: int, warmup: float, seconds: float) -> dict[str, Any]:
+def measure(
+    variant: str, clip: Path, viewers: int, warmup: float, seconds: float
+) -> dict[str, Any]:
     server, url = start_server(variant, clip)
     try:
         client = subprocess.Popen(
@@ -80,7 +83,8 @@ def measure(variant: str, clip: Path, viewers: int, warmup: float, seconds: floa
              "--viewers", str(viewers)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         )
-        assert client.stdin is not None and client.stdout is not None
+        assert client.stdin is not None
+        assert client.stdout is not None
         try:
             _json_line(client.stdout, "connected")
             time.sleep(warmup)
@@ -141,7 +145,8 @@ def main(argv: list[str] | None = None) -> None:
     for viewers in {run["viewers"] for run in runs}:
         by = {run["variant"]: run for run in runs if run["viewers"] == viewers}
         if "naive" in by and "rtcc" in by and by["rtcc"]["server_cores"]:
-            ratios[str(viewers)] = round(by["naive"]["server_cores"] / by["rtcc"]["server_cores"], 2)
+            naive, rtcc = by["naive"]["server_cores"], by["rtcc"]["server_cores"]
+            ratios[str(viewers)] = round(naive / rtcc, 2)
     print(json.dumps({
         "benchmark": "relay_fanout",
         "clip": {"width": spec.width, "height": spec.height, "fps": spec.fps,

@@ -69,6 +69,7 @@ def naive_app(clip: Path) -> web.Application:
     async def post(request: web.Request) -> web.Response:
         offer = await request.text()
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        assert player.video is not None
         track = media_relay.subscribe(player.video, buffered=False)
         transceiver = pc.addTransceiver(track, direction="sendonly")
         transceiver.setCodecPreferences(h264)
@@ -89,6 +90,8 @@ def naive_app(clip: Path) -> web.Application:
 
     async def shutdown(app: web.Application) -> None:
         await asyncio.gather(*(pc.close() for pc in pcs.values()))
+        if player.video is not None:
+            player.video.stop()  # ends the player's demux thread before the loop closes
 
     app.router.add_post("/whep/cam1", post)
     app.router.add_delete("/whep/cam1/{session}", delete)

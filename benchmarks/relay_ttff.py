@@ -3,7 +3,8 @@
 ``python -m benchmarks relay_ttff [--trials 20] [--gops 1,4]`` runs each relay in its own process
 on a 720p30 2 Mbit/s clip, keeps one viewer connected (the camera is live, as in production), then
 joins aiortc viewers one at a time at random points of the GOP and measures from the WHEP POST to
-the first keyframe the viewer decodes (what a browser would show first). Prints JSON with p50/p95/max per relay and GOP.
+the first keyframe the viewer decodes (what a browser would show first). Prints JSON with
+p50/p95/max per relay and GOP.
 """
 
 from __future__ import annotations

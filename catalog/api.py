@@ -26,7 +26,7 @@ from catalog.model import Camera, camera_public
 from catalog.openapi import openapi_document
 from catalog.query import SearchResult
 from catalog.shapes import parse_polygon, parse_route
-from catalog.store import CatalogStore
+from catalog.store import STORE_ERRORS, CatalogStore
 from catalog.validate import check_camera_id, parse_camera
 from rtcc.appkeys import HUB, SECRET_BOX
 from rtcc.config import SharingLevel
@@ -62,6 +62,10 @@ def json_errors(handler: Handler) -> Handler:
                           rows=[e.as_dict() for e in exc.errors])
         except CameraExists as exc:
             return _error(409, str(exc), "id", "an id not yet registered")
+        except STORE_ERRORS as exc:
+            log.warning("catalog store unavailable for %s %s: %s", request.method,
+                        request.path, exc)
+            return _error(503, "the catalog store is unavailable; try again shortly")
 
     return wrapper
 

@@ -21,6 +21,10 @@ class FieldError(RtccError, ValueError):
         return {"error": self.reason, "field": self.field, "allowed": self.allowed}
 
 
+class StoreUnavailable(RtccError):
+    """The catalog store could not be reached or did not answer in time."""
+
+
 class CameraExists(RtccError):
     def __init__(self, camera_id: str) -> None:
         super().__init__(f"camera {camera_id!r} is already registered; use PUT to replace it")

@@ -15,29 +15,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 import time
 from collections.abc import AsyncIterator
 from types import TracebackType
 
 from aiohttp import web
-from redis.exceptions import RedisError
 
 from catalog.events import Broadcaster, EventBus, LocalBus, RedisBus, cancel_and_wait
 from catalog.keys import CATALOG_EVENTS, CATALOG_STORE, LIVE_FEED
 from catalog.model import CameraStatus
 from catalog.redis_store import RedisCatalog
-from catalog.store import CatalogStore
+from catalog.store import STORE_ERRORS, CatalogStore
 from rtcc.appkeys import HUB
-from rtcc.errors import RtccError
 from rtcc.hub import Stream, StreamHub
 from rtcc.media import StreamState
 from rtcc.policy import staff
 
 log = logging.getLogger(__name__)
 
-STORE_ERRORS = (RtccError, RedisError, sqlite3.Error, OSError, TimeoutError, RuntimeError)
-"""What a status write may fail with while the store is unreachable or closing."""
 _WRITE_TIMEOUT_S = 5.0
 _KEEPALIVE_S = 15.0
 _LIVENESS = (StreamState.LIVE, StreamState.STARTING, StreamState.RECONNECTING,
@@ -82,8 +77,12 @@ class LiveStatus:
             batch = list(self._pending)
             self._pending.clear()
             for camera_id in batch:
-                if self._hub.has_camera(camera_id):
+                if not self._hub.has_camera(camera_id):
+                    continue
+                try:
                     await self._apply(camera_id)
+                except Exception:  # one bad update must not end live status for every camera
+                    log.exception("camera %s: live status update failed", camera_id)
 
     async def _apply(self, camera_id: str) -> None:
         status, last_frame_time, profiles = camera_state(self._hub, camera_id)

@@ -17,7 +17,7 @@ from rtcc.config import CameraKind, SharingLevel
 E = TypeVar("E", bound=StrEnum)
 
 FILTER_PARAMS = ("sharing", "status", "kind", "owner")
-MAX_OFFSET = 100_000
+MAX_OFFSET = 10_000
 DEFAULT_SEES_NEAR_M = 100.0
 """With ``sees``: cameras this close that do not see the point are listed after those that do."""
 

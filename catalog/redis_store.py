@@ -21,14 +21,22 @@ import asyncio
 import json
 import logging
 import math
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.exceptions import WatchError
 
-from catalog.errors import CameraExists, ImportConflict, ImportRejected, RowError
+from catalog.errors import (
+    CameraExists,
+    ImportConflict,
+    ImportRejected,
+    RowError,
+    StoreUnavailable,
+)
 from catalog.geo import Box, Circle, circle_extent, haversine_m, wrap_lon
 from catalog.model import Camera, CameraStatus, camera_extra, camera_from_parts
 from catalog.query import Candidate, Filters
@@ -36,6 +44,7 @@ from catalog.search import FIRST_RADIUS_M
 from catalog.store import EntityKind, ImportMode, StoreBase
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 RANGE_CLASSES = (100.0, 300.0, 1000.0, 5000.0)
 """Upper view range (metres) of each GEO set."""
@@ -48,8 +57,13 @@ wider, then the exact filter in ``SpatialSearch`` decides."""
 _REDIS_TO_MEAN = 6_371_008.8 / 6_372_797.560856
 """Redis GEO distances use a sphere of radius 6372797.56 m; ours, the mean radius."""
 _NO_FILTERS = Filters()
+_LOST = (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError)
 _BATCH = 1000
 _TIMEOUT_S = 5.0
+"""Deadline of a read or a small write."""
+_BACKSTOP_S = 300.0
+_IMPORT_RATE = 5000.0
+"""Cameras per second a bulk write is given at least (on top of _TIMEOUT_S)."""
 _SET_STATUS = """
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
 local lft = ARGV[3]
@@ -60,6 +74,11 @@ end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2] .. '|' .. lft)
 return 1
 """
+
+
+async def _bounded(call: Awaitable[T], seconds: float = _TIMEOUT_S) -> T:
+    async with asyncio.timeout(seconds):
+        return await call
 
 
 def range_class(range_m: float) -> float:
@@ -145,7 +164,9 @@ class RedisCatalog(StoreBase):
     @classmethod
     async def open(cls, url: str, prefix: str = "rtcc:{catalog}:") -> RedisCatalog:
         client = aioredis.Redis.from_url(
-            url, decode_responses=True, socket_timeout=_TIMEOUT_S,
+            # Each operation has its own deadline (asyncio.timeout); a bulk import may take
+            # longer than a lookup, so the socket's own timeout is only a backstop.
+            url, decode_responses=True, socket_timeout=_BACKSTOP_S,
             socket_connect_timeout=_TIMEOUT_S, health_check_interval=30,
         )
         try:
@@ -188,25 +209,41 @@ class RedisCatalog(StoreBase):
             chunks = await asyncio.to_thread(_encode, cameras)
         else:
             chunks = _encode(cameras)
+        budget = _TIMEOUT_S + len(cameras) / _IMPORT_RATE
         for _attempt in range(5):
-            async with self.client.pipeline(transaction=True) as pipe:
-                try:
-                    await pipe.watch(self._attrs_key)
-                    existing: list[str] = []
-                    for start in range(0, len(cameras), _BATCH):
-                        ids = [c.id for c in cameras[start:start + _BATCH]]
-                        found = await pipe.hmget(self._attrs_key, ids)
-                        existing += [i for i, f in zip(ids, found, strict=True) if f is not None]
-                    if existing and mode == "create":
-                        await pipe.unwatch()  # type: ignore[no-untyped-call]
-                        raise ImportConflict(sorted(existing))
-                    pipe.multi()  # type: ignore[no-untyped-call]
-                    self._queue_write(pipe, chunks, set(existing))
-                    await pipe.execute()
-                    return len(existing)
-                except WatchError:
-                    continue
+            try:
+                async with asyncio.timeout(budget):
+                    return await self._try_transaction(chunks, [c.id for c in cameras], mode)
+            except WatchError as exc:
+                if isinstance(exc.__context__, _LOST):
+                    # The connection died during EXEC: the write may or may not have happened.
+                    raise StoreUnavailable(
+                        "the connection to Redis was lost while writing; the write may have "
+                        "happened: read the cameras back before trying again") from exc
+                continue  # another writer changed the catalog between WATCH and EXEC
+            except TimeoutError:
+                raise StoreUnavailable(
+                    f"Redis did not confirm the write within {budget:.0f} s; it may have "
+                    "happened: read the cameras back before trying again") from None
         raise RuntimeError("the catalog was changed concurrently too often; try again")
+
+    async def _try_transaction(
+        self, chunks: Sequence[_Encoded], ids: Sequence[str], mode: ImportMode
+    ) -> int:
+        async with self.client.pipeline(transaction=True) as pipe:
+            await pipe.watch(self._attrs_key)
+            existing: list[str] = []
+            for start in range(0, len(ids), _BATCH):
+                part = list(ids[start:start + _BATCH])
+                found = await pipe.hmget(self._attrs_key, part)
+                existing += [i for i, f in zip(part, found, strict=True) if f is not None]
+            if existing and mode == "create":
+                await pipe.unwatch()  # type: ignore[no-untyped-call]
+                raise ImportConflict(sorted(existing))
+            pipe.multi()  # type: ignore[no-untyped-call]
+            self._queue_write(pipe, chunks, set(existing))
+            await pipe.execute()
+            return len(existing)
 
     async def import_cameras(self, cameras: Sequence[Camera], mode: ImportMode = "create") -> int:
         seen: dict[str, int] = {}
@@ -230,7 +267,7 @@ class RedisCatalog(StoreBase):
         return await self._transaction([camera], "upsert") > 0
 
     async def delete(self, camera_id: str) -> bool:
-        async with self.client.pipeline(transaction=True) as pipe:
+        async with asyncio.timeout(_TIMEOUT_S), self.client.pipeline(transaction=True) as pipe:
             pipe.hdel(self._cams, camera_id)
             pipe.hdel(self._attrs_key, camera_id)
             pipe.hdel(self._status_key, camera_id)
@@ -245,8 +282,8 @@ class RedisCatalog(StoreBase):
         self, camera_id: str, status: CameraStatus, last_frame_time: float | None
     ) -> bool:
         lft = repr(last_frame_time) if last_frame_time is not None else ""
-        result = await self._set_status(keys=[self._cams, self._status_key],
-                                        args=[camera_id, str(status), lft])
+        result = await _bounded(self._set_status(keys=[self._cams, self._status_key],
+                                                 args=[camera_id, str(status), lft]))
         return bool(result)
 
     # -- reads ----------------------------------------------------------------------------------
@@ -257,7 +294,7 @@ class RedisCatalog(StoreBase):
     async def _load(self, ids: Sequence[str]) -> dict[str, Camera]:
         if not ids:
             return {}
-        async with self.client.pipeline(transaction=False) as pipe:
+        async with asyncio.timeout(_TIMEOUT_S), self.client.pipeline(transaction=False) as pipe:
             pipe.hmget(self._attrs_key, list(ids))
             pipe.hmget(self._cams, list(ids))
             pipe.hmget(self._status_key, list(ids))
@@ -272,7 +309,7 @@ class RedisCatalog(StoreBase):
         return out
 
     async def count(self) -> int:
-        return int(await self.client.hlen(self._cams))
+        return int(await _bounded(self.client.hlen(self._cams)))
 
     async def list_cameras(
         self, filters: Filters = Filters(), *, after: str = "", limit: int = 100  # noqa: B008
@@ -281,7 +318,8 @@ class RedisCatalog(StoreBase):
         cursor = f"({after}" if after else "-"
         step = max(limit, 200)
         while len(out) < limit:
-            ids = cast(list[str], await self.client.zrangebylex(self._ids, cursor, "+", 0, step))
+            ids = cast(list[str], await _bounded(
+                self.client.zrangebylex(self._ids, cursor, "+", 0, step)))
             if not ids:
                 break
             cameras = await self._load(ids)
@@ -321,7 +359,7 @@ class RedisCatalog(StoreBase):
     async def _with_attrs(self, ids: Sequence[str]) -> list[Candidate]:
         if not ids:
             return []
-        async with self.client.pipeline(transaction=False) as pipe:
+        async with asyncio.timeout(_TIMEOUT_S), self.client.pipeline(transaction=False) as pipe:
             pipe.hmget(self._attrs_key, list(ids))
             pipe.hmget(self._status_key, list(ids))
             attrs, statuses = await pipe.execute()
@@ -329,7 +367,7 @@ class RedisCatalog(StoreBase):
                 if a is not None]
 
     async def _search(self, searches: Sequence[tuple[str, Circle]]) -> list[Candidate]:
-        async with self.client.pipeline(transaction=False) as pipe:
+        async with asyncio.timeout(_TIMEOUT_S), self.client.pipeline(transaction=False) as pipe:
             polar = False
             for key, circle in searches:
                 polar = self._queue_circle(pipe, key, circle) or polar
@@ -356,7 +394,7 @@ class RedisCatalog(StoreBase):
         radius = min(radius_m, FIRST_RADIUS_M)
         count = 2 * want + 10
         while True:
-            async with self.client.pipeline(transaction=False) as pipe:
+            async with asyncio.timeout(_TIMEOUT_S), self.client.pipeline(transaction=False) as pipe:
                 polar = False
                 for key in self._geo.values():
                     polar = self._queue_circle(pipe, key, Circle(lat, lon, radius), count) or polar
@@ -396,15 +434,15 @@ class RedisCatalog(StoreBase):
         return f"{self.prefix}ent:{kind}"
 
     async def _put_doc(self, kind: EntityKind, doc_id: str, doc: Mapping[str, Any]) -> None:
-        await self.client.hset(self._doc_key(kind), doc_id, json.dumps(doc))
+        await _bounded(self.client.hset(self._doc_key(kind), doc_id, json.dumps(doc)))
 
     async def _get_doc(self, kind: EntityKind, doc_id: str) -> dict[str, Any] | None:
-        text = await self.client.hget(self._doc_key(kind), doc_id)
+        text = await _bounded(self.client.hget(self._doc_key(kind), doc_id))
         return cast(dict[str, Any], json.loads(text)) if text is not None else None
 
     async def _list_docs(self, kind: EntityKind) -> list[dict[str, Any]]:
-        docs = await self.client.hgetall(self._doc_key(kind))
+        docs = await _bounded(self.client.hgetall(self._doc_key(kind)))
         return [json.loads(docs[k]) for k in sorted(docs)]
 
     async def _delete_doc(self, kind: EntityKind, doc_id: str) -> bool:
-        return bool(await self.client.hdel(self._doc_key(kind), doc_id))
+        return bool(await _bounded(self.client.hdel(self._doc_key(kind), doc_id)))

@@ -21,7 +21,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from catalog.errors import CameraExists, ImportConflict, ImportRejected, RowError
+from catalog.errors import (
+    CameraExists,
+    ImportConflict,
+    ImportRejected,
+    RowError,
+    StoreUnavailable,
+)
 from catalog.geo import Box, Circle, circle_boxes, cone_boxes, haversine_m
 from catalog.model import Camera, CameraStatus, camera_extra, camera_from_parts
 from catalog.query import Candidate, Filters
@@ -176,13 +182,13 @@ class SqliteCatalog(StoreBase):
     async def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
         conn = self._wconn
         if conn is None:
-            raise RuntimeError("the catalog store is closed")
+            raise StoreUnavailable("the catalog store is closed")
         return await asyncio.get_running_loop().run_in_executor(self._writer, work, conn)
 
     async def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
         conn = self._rconn
         if conn is None:
-            raise RuntimeError("the catalog store is closed")
+            raise StoreUnavailable("the catalog store is closed")
         return await asyncio.get_running_loop().run_in_executor(self._reader, work, conn)
 
     async def aclose(self) -> None:

@@ -7,10 +7,14 @@ atomic: ``import_cameras`` writes every camera or none. Every store is also the 
 
 from __future__ import annotations
 
+import sqlite3
 from abc import abstractmethod
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, Literal, Protocol, TypeVar
 
+from redis.exceptions import RedisError
+
+from catalog.errors import StoreUnavailable
 from catalog.geo import MAX_RADIUS_M
 from catalog.model import (
     Agent,
@@ -29,6 +33,9 @@ from catalog.query import Filters, Page, SearchResult
 from catalog.search import SpatialSearch
 from catalog.shapes import GeoPolygon, GeoRoute
 from rtcc.access import CameraConsent
+
+STORE_ERRORS = (StoreUnavailable, RedisError, sqlite3.Error, OSError, TimeoutError)
+"""What a store operation may fail with while its engine is unreachable or overloaded."""
 
 EntityKind = Literal["owner", "site", "agent"]
 ImportMode = Literal["create", "upsert"]

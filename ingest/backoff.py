@@ -19,7 +19,7 @@ class Backoff:
         initial: float,
         maximum: float,
         *,
-        flat: int = 3,
+        flat: int = 5,
         jitter: float = 0.2,
         rng: random.Random | None = None,
     ) -> None:

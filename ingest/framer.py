@@ -10,7 +10,8 @@ from __future__ import annotations
 from fractions import Fraction
 
 from ingest import h264
-from ingest.h264 import DemuxedUnit, KeyframeJoiner, ParameterSetInjector, ParameterSets
+from ingest.access_units import DemuxedUnit, KeyframeJoiner, ParameterSetInjector
+from ingest.h264 import ParameterSets
 from ingest.mediainfo import VideoTrack
 from rtcc.media import VIDEO_CLOCK_RATE, EncodedFrame
 

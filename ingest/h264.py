@@ -1,8 +1,7 @@
-"""H.264 and H.265 bitstream handling: Annex-B and AVCC framing, parameter sets, keyframes.
+"""H.264 and H.265 bitstream handling: Annex-B and AVCC framing, NAL unit types, parameter
+sets (avcC/hvcC, SDP sprop-parameter-sets), SPS parsing, keyframe and H.265 detection.
 
-Pure functions and two small stateful helpers (``ParameterSetInjector``, ``KeyframeJoiner``)
-that turn what a demuxer gives into access units any decoder can start from: Annex-B with the
-parameter sets in front of every keyframe.
+Pure functions; the stateful steps built on them live in ``ingest.access_units``.
 """
 
 from __future__ import annotations
@@ -67,7 +66,7 @@ def normalize_codec_name(name: str) -> str:
 # -- framing --------------------------------------------------------------------------------
 
 
-def _nal_spans(data: bytes) -> Iterator[tuple[int, int]]:
+def nal_spans(data: bytes) -> Iterator[tuple[int, int]]:
     """(start, end) of each NAL unit in Annex-B data, start codes and trailing zeros excluded."""
     pos = data.find(_SHORT_START)
     while pos >= 0:
@@ -90,7 +89,7 @@ def is_annexb(data: bytes) -> bool:
 def split_annexb(data: bytes) -> list[bytes]:
     """The NAL units of Annex-B data, without start codes. Bytes before the first start code
     are not a NAL unit and are ignored."""
-    return [data[start:end] for start, end in _nal_spans(data)]
+    return [data[start:end] for start, end in nal_spans(data)]
 
 
 def join_annexb(nals: Iterable[bytes]) -> bytes:
@@ -167,29 +166,29 @@ def nal_types(
     return types
 
 
-def _is_keyframe_type(kind: int, codec: Codec) -> bool:
+def is_keyframe_type(kind: int, codec: Codec) -> bool:
     if codec == "h265":
         return HevcNalType.BLA_W_LP <= kind <= HevcNalType.CRA
     return kind == NalType.IDR
 
 
-def _is_vcl_type(kind: int, codec: Codec) -> bool:
+def is_vcl_type(kind: int, codec: Codec) -> bool:
     return kind < 32 if codec == "h265" else 1 <= kind <= 5
 
 
-def _parameter_types(codec: Codec) -> tuple[int, ...]:
+def parameter_types(codec: Codec) -> tuple[int, ...]:
     return _H265_PARAMS if codec == "h265" else _H264_PARAMS
 
 
 def is_keyframe(data: bytes, codec: Codec = "h264") -> bool:
     """True if the Annex-B access unit holds an IDR picture (H.265: an IRAP picture)."""
-    return any(_is_keyframe_type(kind, codec) for kind in nal_types(data, codec))
+    return any(is_keyframe_type(kind, codec) for kind in nal_types(data, codec))
 
 
 def looks_like_h265(data: bytes) -> bool:
     """True if Annex-B data carries H.265 headers (a VPS, SPS, PPS or access unit delimiter
     with the two-byte H.265 header), which are not valid H.264 NAL units."""
-    for start, end in _nal_spans(data):
+    for start, end in nal_spans(data):
         if end - start < 2:
             continue
         first, second = data[start], data[start + 1]
@@ -225,7 +224,10 @@ class ParameterSets:
         return join_annexb(self.nals())
 
 
-def _classify(nals: Iterable[bytes], codec: Codec, length_size: int = 4) -> ParameterSets:
+def classify_parameter_sets(
+    nals: Iterable[bytes], codec: Codec, length_size: int = 4
+) -> ParameterSets:
+    """Sort NAL units into VPS/SPS/PPS (other types are ignored, duplicates dropped)."""
     vps: list[bytes] = []
     sps: list[bytes] = []
     pps: list[bytes] = []
@@ -291,7 +293,7 @@ def parse_hvcc_extradata(extradata: bytes) -> ParameterSets:
                 raise BitstreamError("hvcC parameter set runs past the end of the record")
             nals.append(extradata[pos : pos + size])
             pos += size
-    return _classify(nals, "h265", length_size)
+    return classify_parameter_sets(nals, "h265", length_size)
 
 
 def parse_extradata(extradata: bytes, codec: Codec = "h264") -> ParameterSets:
@@ -299,7 +301,7 @@ def parse_extradata(extradata: bytes, codec: Codec = "h264") -> ParameterSets:
     if not extradata:
         return ParameterSets()
     if is_annexb(extradata):
-        return _classify(split_annexb(extradata), codec)
+        return classify_parameter_sets(split_annexb(extradata), codec)
     if codec == "h265":
         return parse_hvcc_extradata(extradata)
     return parse_avcc_extradata(extradata)
@@ -321,7 +323,7 @@ def parse_sprop_parameter_sets(value: str) -> ParameterSets:
             nals.append(base64.b64decode(item + "=" * (-len(item) % 4), validate=True))
         except (binascii.Error, ValueError) as exc:
             raise BitstreamError(f"sprop-parameter-sets holds invalid base64: {exc}") from None
-    return _classify(nals, "h264")
+    return classify_parameter_sets(nals, "h264")
 
 
 # -- SPS ------------------------------------------------------------------------------------
@@ -533,144 +535,3 @@ def starts_new_picture(nal: bytes, codec: Codec = "h264") -> bool:
         return _BitReader(unescape_rbsp(nal[1:9])).ue() == 0
     except BitstreamError:
         return True
-
-
-# -- access units ---------------------------------------------------------------------------
-
-
-class ParameterSetInjector:
-    """Keeps the latest parameter sets and puts them before every keyframe that lacks them.
-
-    Feed Annex-B access units in decode order; ``process`` returns the access unit to publish
-    and whether it is a keyframe a decoder can start from. Keyframes come out as
-    ``[AUD] [VPS] SPS PPS other NAL units...`` with duplicates removed.
-    """
-
-    def __init__(self, codec: Codec = "h264", initial: ParameterSets | None = None) -> None:
-        self.codec: Codec = codec
-        self.params = initial or ParameterSets()
-        self.inserted = 0
-        """Keyframes that needed parameter sets from the cache."""
-        self.unusable_keyframes = 0
-        """Keyframes published as ordinary frames because no parameter sets were known yet."""
-
-    def process(self, data: bytes, types: list[int] | None = None) -> tuple[bytes, bool]:
-        """``types``: ``nal_types(data)`` (or its prefix up to the first slice) if known."""
-        codec = self.codec
-        if types is None:
-            types = nal_types(data, codec)
-        param_types = _parameter_types(codec)
-        keyframe = any(_is_keyframe_type(kind, codec) for kind in types)
-        has_params = any(kind in param_types for kind in types)
-        if not keyframe:
-            if has_params:
-                self._remember(split_annexb(data))
-            return data, False
-        nals = split_annexb(data)
-        in_band = self._remember(nals) if has_params else ParameterSets()
-        params = self.params
-        if not params.complete(codec):
-            self.unusable_keyframes += 1
-            return data, False
-        if not in_band.complete(codec):
-            self.inserted += 1
-        return self._rebuild(nals, params), True
-
-    def _remember(self, nals: list[bytes]) -> ParameterSets:
-        found = _classify(nals, self.codec, self.params.length_size)
-        self.params = ParameterSets(
-            found.sps or self.params.sps,
-            found.pps or self.params.pps,
-            found.vps or self.params.vps,
-            self.params.length_size,
-        )
-        return found
-
-    def _rebuild(self, nals: list[bytes], params: ParameterSets) -> bytes:
-        aud_type = HevcNalType.AUD if self.codec == "h265" else NalType.AUD
-        param_types = _parameter_types(self.codec)
-        head: list[bytes] = []
-        rest: list[bytes] = []
-        for nal in nals:
-            kind = nal_type(nal, self.codec)
-            if kind == aud_type and not head and not rest:
-                head.append(nal)
-            elif kind not in param_types:
-                rest.append(nal)
-        return join_annexb([*head, *params.nals(), *rest])
-
-
-@dataclass(frozen=True, slots=True)
-class DemuxedUnit:
-    """One packet from a demuxer, before it is published as an EncodedFrame."""
-
-    data: bytes
-    pts: int | None
-    dts: int | None
-    continuation: bool = False
-    """The rest of a picture whose first part was already published: not a starting point."""
-    types: list[int] | None = None
-    """``nal_types(data)``, or its prefix up to the first slice, when known."""
-
-
-class KeyframeJoiner:
-    """Joins keyframes that a demuxer delivered as several packets.
-
-    FFmpeg's H.264 parser starts a new packet at every SPS, so a camera that repeats SPS/PPS
-    before each slice of a multi-slice IDR picture arrives as one packet per slice. A keyframe
-    packet is therefore held until the next packet shows whether it continues the same picture
-    (its first slice does not start at macroblock 0). Once two keyframes in a row turned out
-    complete, keyframes are no longer held (no added latency); a late continuation switches
-    holding back on.
-    """
-
-    def __init__(self, codec: Codec = "h264") -> None:
-        self.codec: Codec = codec
-        self._held: DemuxedUnit | None = None
-        self._hold = True
-        self._complete_keyframes = 0
-        self.joined = 0
-
-    def push(self, unit: DemuxedUnit) -> list[DemuxedUnit]:
-        """Returns the units ready to publish, in order."""
-        codec = self.codec
-        types = unit.types if unit.types is not None else nal_types(unit.data, codec)
-        keyframe = any(_is_keyframe_type(kind, codec) for kind in types)
-        # Only keyframes are held, so only the slices of a keyframe can continue one.
-        continuation = keyframe and self._continues_picture(unit.data)
-        held = self._held
-        if held is not None:
-            if continuation:
-                self.joined += 1
-                self._complete_keyframes = 0
-                self._held = DemuxedUnit(
-                    held.data + unit.data,
-                    held.pts if held.pts is not None else unit.pts,
-                    held.dts if held.dts is not None else unit.dts,
-                )
-                return []
-            self._held = None
-            self._complete_keyframes += 1
-            if self._complete_keyframes >= 2:
-                self._hold = False
-            return [held, *self.push(unit)]
-        if continuation:
-            self._hold = True  # the camera splits keyframes after all
-            self._complete_keyframes = 0
-            return [DemuxedUnit(unit.data, unit.pts, unit.dts, continuation=True, types=types)]
-        if self._hold and keyframe:
-            self._held = unit
-            return []
-        return [unit]
-
-    def flush(self) -> list[DemuxedUnit]:
-        held, self._held = self._held, None
-        return [held] if held is not None else []
-
-    def _continues_picture(self, data: bytes) -> bool:
-        h265 = self.codec == "h265"
-        for start, end in _nal_spans(data):
-            kind = (data[start] >> 1) & 0x3F if h265 else data[start] & 0x1F
-            if _is_vcl_type(kind, self.codec):
-                return not starts_new_picture(data[start:end], self.codec)
-        return False

@@ -3,9 +3,9 @@
 Waking an idle event loop from another thread (``call_soon_threadsafe``: a write to the loop's
 self-pipe, a return from ``epoll_wait``, GIL hand-overs) costs about 100 µs of CPU on a small
 virtual machine, more than demuxing the frame it carries. One ``LoopHandoff`` shared by every
-source of a process drains a common queue: a lone frame still goes through at once, but under
-load (frames arriving less than ``min_interval`` apart) the loop switches to draining on a
-timer every ``min_interval`` seconds, so one wakeup carries the frames of many cameras.
+source of a process drains a common queue: a lone frame still goes through at once, but when
+frames of many cameras arrive faster than one per ``min_interval``, the loop drains on a timer
+every ``min_interval`` seconds instead, so one wakeup carries many frames.
 """
 
 from __future__ import annotations
@@ -28,8 +28,13 @@ class LoopHandoff:
     """Runs callbacks posted from any thread on one event loop, in posting order.
 
     Bound to the loop of the first ``bind`` call (sources bind it in ``start``). ``post`` never
-    blocks. ``min_interval`` bounds the latency added under load (0 = wake for every item).
+    blocks. While items arrive slower than about one per ``min_interval`` each one wakes the
+    loop at once; faster than that, the loop drains the queue on a timer every ``min_interval``
+    seconds instead (the added latency is bounded by it; 0 turns the timer off).
     """
+
+    RATE_WINDOW = 0.1
+    """Seconds over which the arrival rate is measured to choose between the two modes."""
 
     def __init__(self, *, min_interval: float = 0.005) -> None:
         if min_interval < 0:
@@ -38,13 +43,16 @@ class LoopHandoff:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: deque[tuple[Callback, tuple[object, ...]]] = deque()
         self._pending = False
-        self._last_drain = float("-inf")
+        self._polling = False
+        self._window_start = 0.0
+        self._window_items = 0
         self.wakeups = 0
         self.items = 0
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._loop is None or self._loop.is_closed():
             self._loop = loop
+            self._window_start = loop.time()
         elif self._loop is not loop:
             raise RuntimeError("a LoopHandoff serves one event loop; create one per loop")
 
@@ -69,14 +77,12 @@ class LoopHandoff:
             "items": self.items,
             "items_per_wakeup": round(self.items / self.wakeups, 2) if self.wakeups else None,
             "queued": len(self._queue),
+            "polling": self._polling,
         }
 
     def _drain(self) -> None:
         loop = self._loop
         assert loop is not None
-        now = loop.time()
-        busy = now - self._last_drain < 2 * self._min_interval
-        self._last_drain = now
         self.wakeups += 1
         count = 0
         while self._queue:
@@ -87,9 +93,19 @@ class LoopHandoff:
             except Exception:
                 log.exception("a callback handed over from a demux thread failed")
         self.items += count
-        if count and busy and self._min_interval > 0:
-            # Frames keep coming: poll on a timer (no cross-thread wakeups) while they do.
-            loop.call_later(self._min_interval, self._drain)
+        self._window_items += count
+        now = loop.time()
+        elapsed = now - self._window_start
+        if elapsed >= self.RATE_WINDOW:
+            rate = self._window_items / elapsed
+            # Hysteresis: start polling above 1.5 items per interval, stop below 1.
+            threshold = (1.0 if self._polling else 1.5) / self._min_interval if (
+                self._min_interval > 0) else float("inf")
+            self._polling = rate > threshold
+            self._window_start = now
+            self._window_items = 0
+        if self._polling:
+            loop.call_later(self._min_interval, self._drain)  # _pending stays set
             return
         self._pending = False
         if self._queue:  # posted between the last popleft and the flag reset

@@ -106,6 +106,10 @@ class PassthroughSender(RTCRtpSender):
         self.nacks = 0
         self.packets_retransmitted = 0
         self.retransmit_misses = 0
+        self.retransmits_refused = 0
+        self._rtx_window_start = 0.0
+        self._rtx_window_count = 0
+        self._rtx_window_sent = 0
         self.plis = 0
         self.firs = 0
         self.rtcp_received = 0
@@ -247,6 +251,19 @@ class PassthroughSender(RTCRtpSender):
         body += b"\x00" * (-len(body) % 4)
         return b"\xbe\xde" + (len(body) // 4).to_bytes(2, "big") + body
 
+    def _retransmit_allowed(self) -> bool:
+        """At most as many retransmissions per second as packets sent in the previous second
+        (and at least 100): a viewer cannot make the server amplify its NACKs."""
+        now = time.monotonic()
+        if now - self._rtx_window_start >= 1.0:
+            self._rtx_window_count = max(100, self.packets_sent - self._rtx_window_sent)
+            self._rtx_window_sent = self.packets_sent
+            self._rtx_window_start = now
+        if self._rtx_window_count <= 0:
+            return False
+        self._rtx_window_count -= 1
+        return True
+
     async def _retransmit_packets(self, lost: list[int]) -> None:
         dtls = self.transport
         srtp = dtls._tx_srtp
@@ -257,6 +274,9 @@ class PassthroughSender(RTCRtpSender):
         first = 0x90 if extension else 0x80
         datagrams = []
         for seq in lost:
+            if not self._retransmit_allowed():
+                self.retransmits_refused += 1
+                continue
             entry = self._history.get(seq)
             if entry is None:
                 self.retransmit_misses += 1
@@ -371,6 +391,7 @@ class PassthroughSender(RTCRtpSender):
             "nacks": self.nacks,
             "retransmitted": self.packets_retransmitted,
             "retransmit_misses": self.retransmit_misses,
+            "retransmits_refused": self.retransmits_refused,
             "plis": self.plis,
             "firs": self.firs,
             "fraction_lost": round(self.fraction_lost, 4),

@@ -65,6 +65,12 @@
     const text = await response.text();
     if (response.status !== 201) {
       status(`Refused (${response.status}): ${text}`);
+      if (response.status === 401) {
+        const link = document.createElement("a");
+        link.href = "/login";
+        link.textContent = " Log in";
+        $("status").appendChild(link);
+      }
       pc.close();
       state.pc = null;
       return;

@@ -19,6 +19,7 @@ from rtcc.hub import Source, StreamHub, StreamSettings
 from rtcc.media import StreamState
 from tests.catalog.conftest import catalog_app
 from tests.fixtures.auth import MakeClient
+from tests.fixtures.redis_server import start_redis
 
 SEEDS = [{"id": "cam-a", "name": "A", "lat": 1.0, "lon": 2.0},
          {"id": "cam-b", "name": "B", "lat": 1.0, "lon": 2.001}]
@@ -166,3 +167,24 @@ async def test_slow_sse_client_is_disconnected_not_waited_for(
     assert feed.dropped_clients == 1
     assert feed.clients == 1
     slow.close()
+
+
+async def test_redis_going_away_does_not_break_ingest_or_the_api(
+    tmp_path: Path, secret_box: SecretBox, make_client: MakeClient,
+) -> None:
+    server = start_redis(tmp_path)
+    try:
+        hub = _hub()
+        client = await make_client(catalog_app(server.url, secret_box, SEEDS, hub))
+        assert (await client.get("/api/cameras/cam-a")).status == 200
+        server.process.terminate()
+        server.process.wait(timeout=5)
+        hub.get("cam-a", "main").set_state(StreamState.LIVE)  # the hub is not held up
+        assert hub.get("cam-a", "main").state is StreamState.LIVE
+        response = await client.get("/api/cameras/cam-a")
+        assert response.status == 503
+        assert "unavailable" in (await response.json())["error"]
+    finally:
+        if server.process.poll() is None:
+            server.process.kill()
+            server.process.wait()

@@ -149,9 +149,7 @@ async def test_reopen_keeps_the_catalog(request: pytest.FixtureRequest, tmp_path
                                         store: CatalogStore) -> None:
     await store.import_cameras([cam("p1", 1.0, 2.0), cam("p2", 1.0, 2.001)])
     await store.set_status("p1", CameraStatus.ERROR, 5.0)
-    other = (await SqliteCatalog.open(tmp_path / "catalog.sqlite3") if store.engine == "sqlite"
-             else await RedisCatalog.open(request.getfixturevalue("redis_url").replace(
-                 "/0", "/0")))
+    other = await _open(store.engine, tmp_path, request)
     try:
         assert await other.count() == 2
         assert (await other.get("p1")).status is CameraStatus.ERROR  # type: ignore[union-attr]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import os
 import subprocess
@@ -85,6 +86,8 @@ async def test_missing_system_python_names_the_packages() -> None:
         await sim.start()
 
 
+@pytest.mark.skipif(importlib.util.find_spec("gi") is not None,
+                    reason="this interpreter has the GObject bindings: it cannot play one without")
 async def test_a_python_without_gi_is_reported() -> None:
     # The test's own interpreter (a venv) has no GObject bindings.
     sim = Camsim(CamsimConfig(cameras=[TINY]), python=sys.executable, port=0)

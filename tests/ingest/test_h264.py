@@ -11,7 +11,8 @@ import av
 import pytest
 
 from ingest import h264
-from ingest.h264 import BitstreamError, DemuxedUnit, KeyframeJoiner, ParameterSetInjector
+from ingest.access_units import DemuxedUnit, KeyframeJoiner, ParameterSetInjector
+from ingest.h264 import BitstreamError
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs the ffmpeg binary")
 

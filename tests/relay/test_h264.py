@@ -39,10 +39,13 @@ def test_large_nal_unit_is_cut_into_equal_fu_a_fragments() -> None:
     payloads = h264.packetize([idr], max_payload=1200)
     assert len(payloads) == 9
     assert all(p[0] & 0x1F == h264.NAL_FU_A for p in payloads)
-    assert payloads[0][1] & 0x80 and not payloads[0][1] & 0x40
-    assert payloads[-1][1] & 0x40 and not payloads[-1][1] & 0x80
+    assert payloads[0][1] & 0x80
+    assert not payloads[0][1] & 0x40
+    assert payloads[-1][1] & 0x40
+    assert not payloads[-1][1] & 0x80
     sizes = {len(p) for p in payloads[:-1]}
-    assert len(sizes) == 1 and len(payloads[-1]) <= sizes.pop() <= 1200
+    assert len(sizes) == 1
+    assert len(payloads[-1]) <= sizes.pop() <= 1200
     rebuilt = b"".join(h264_depayload(p) for p in payloads)
     assert h264.split_annexb(rebuilt) == [idr]
 

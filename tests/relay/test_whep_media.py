@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -97,7 +98,8 @@ async def test_twenty_viewers_all_decode_and_share_packetization(
             await asyncio.gather(*(v.connect(http) for v in viewers[start:start + 5]))
         await asyncio.gather(*(v.wait_frames(15, timeout=30) for v in viewers))
         assert server.hub.get("cam1", "main").subscriber_count == 20
-        (stream,) = server.registry.stats()["streams"]
+        stats: Any = server.registry.stats()
+        (stream,) = stats["streams"]
         assert stream["viewers"] == 20
         packetization = stream["packetization"]
         assert packetization["shared"] >= 10 * packetization["packetized"]
@@ -193,5 +195,14 @@ async def test_nacks_are_answered_with_retransmissions(
                 await asyncio.sleep(0.05)
         assert sender.packets_retransmitted >= 3
         assert sender.nacks >= 2
+        # A flood of NACKs is not answered with a flood of packets.
+        flood = [(sender._seq - n) & 0xFFFF for n in range(1, 1001)]
+        await receiver._send_rtcp_nack(sender._ssrc, flood)
+        async with asyncio.timeout(5):
+            while sender.retransmits_refused == 0:
+                await asyncio.sleep(0.05)
+        answered = sender.packets_retransmitted + sender.retransmit_misses
+        assert answered <= 4 + max(100, sender.packets_sent)
+        assert sender.retransmits_refused + answered >= 1000
     finally:
         await viewer.close()

@@ -39,12 +39,16 @@ async def make_offer(pc: RTCPeerConnection) -> str:
 
 class WhepViewer:
     def __init__(self, base_url: str, camera: str, *, profile: str | None = None,
-                 keep_lumas: bool = False, headers: dict[str, str] | None = None) -> None:
+                 keep_lumas: bool = False, headers: dict[str, str] | None = None,
+                 query: dict[str, str] | None = None) -> None:
         self.base_url = base_url
         self.camera = camera
         self.profile = profile
         self.keep_lumas = keep_lumas
         self.headers = headers or {}
+        self.query = dict(query or {})
+        if profile:
+            self.query["profile"] = profile
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.location: str | None = None
         self.answer = ""
@@ -73,10 +77,9 @@ class WhepViewer:
         if self.rewrite_offer is not None:
             offer = self.rewrite_offer(offer)
         url = f"{self.base_url}/whep/{self.camera}"
-        if self.profile:
-            url += f"?profile={self.profile}"
         self.posted_at = time.monotonic()
         async with session.post(url, data=offer, timeout=aiohttp.ClientTimeout(total=30),
+                                params=self.query,
                                 headers={"Content-Type": "application/sdp", **self.headers}) as r:
             text = await r.text()
             if r.status != 201:

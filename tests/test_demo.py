@@ -1,0 +1,114 @@
+"""The README's first command: `rtcc demo` starts the simulator and the server, the demo cameras
+are listed, and Ctrl-C stops everything with no process left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def demo_config(tmp_path: Path) -> Path:
+    """configs/demo.yaml with its ports and data folder moved out of the way of a running demo."""
+    data = yaml.safe_load((ROOT / "configs" / "demo.yaml").read_text())
+    rtsp_port = free_port()
+    data["camsim"]["port"] = rtsp_port
+    for camera in data["cameras"]:
+        for profile in camera.get("profiles", {}).values():
+            profile["url"] = profile["url"].replace(":8554/", f":{rtsp_port}/")
+    data["data_dir"] = str(tmp_path / "data")
+    data["store"] = f"sqlite:///{tmp_path / 'data' / 'rtcc.sqlite3'}"
+    path = tmp_path / "demo.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def read_until(process: subprocess.Popen[str], marker: str, timeout: float) -> list[str]:
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    assert process.stdout is not None
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        lines.append(line.rstrip())
+        if marker in line:
+            return lines
+    raise AssertionError(f"{marker!r} not printed; output so far: {lines}")
+
+
+def children_of(pid: int) -> set[int]:
+    found: set[int] = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.add(int(entry.name))
+    return found
+
+
+@pytest.mark.slow
+def test_demo_serves_the_cameras_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+    config = demo_config(tmp_path)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "RTCC_BOOTSTRAP_TOKEN"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rtcc", "demo", "--config", str(config), "--port", str(port)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+    )
+    try:
+        lines = read_until(process, "Press Ctrl-C", timeout=60)
+        text = "\n".join(lines)
+        assert f"http://127.0.0.1:{port}/console/" in text
+        login_line = next(line for line in lines if "Log in as:" in line)
+        user, password = login_line.split(":", 1)[1].strip().split(" / ")
+        simulator = children_of(process.pid)
+        assert simulator, "the camera simulator runs as a child process"
+
+        base = f"http://127.0.0.1:{port}"
+        with urllib.request.urlopen(f"{base}/api/health", timeout=10) as response:
+            assert json.load(response)["status"] == "ok"
+
+        request = urllib.request.Request(
+            f"{base}/api/login", data=json.dumps({"username": user, "password": password}).encode(),
+            headers={"Content-Type": "application/json", "Origin": base}, method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            cookie = response.headers["Set-Cookie"].split(";", 1)[0]
+        streams_request = urllib.request.Request(f"{base}/api/streams", headers={"Cookie": cookie})
+        with urllib.request.urlopen(streams_request, timeout=10) as response:
+            streams = json.load(response)["streams"]
+        demo = yaml.safe_load(config.read_text())
+        expected = {(c["id"], p) for c in demo["cameras"] for p in c.get("profiles", {})}
+        assert {(s["camera_id"], s["profile"]) for s in streams} == expected
+        assert len(expected) >= 12
+
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+        for pid in simulator:
+            assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split(")")[1][:3], f"simulator {pid} outlived the demo"
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

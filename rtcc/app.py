@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from console_web import routes as console_routes
+from ingest.handoff import LoopHandoff
 from ingest.rtsp import RtspSource, RtspTarget
 from rtcc import ops_routes
 from rtcc.appkeys import HUB, SETTINGS
@@ -32,7 +33,9 @@ def _stream_settings(settings: Settings, camera: CameraConfig) -> StreamSettings
     )
 
 
-def _rtsp_factory(settings: Settings, camera: CameraConfig, profile: str) -> SourceFactory:
+def _rtsp_factory(
+    settings: Settings, camera: CameraConfig, profile: str, handoff: LoopHandoff
+) -> SourceFactory:
     config = camera.profiles[profile]  # type: ignore[index]
     target = RtspTarget(
         url=config.url,
@@ -42,18 +45,20 @@ def _rtsp_factory(settings: Settings, camera: CameraConfig, profile: str) -> Sou
     )
 
     def make() -> Source:
-        return RtspSource(f"{camera.id}/{profile}", target, settings.ingest)
+        return RtspSource(f"{camera.id}/{profile}", target, settings.ingest, handoff=handoff)
 
     return make
 
 
 def register_cameras(hub: StreamHub, settings: Settings) -> None:
+    # One handoff for every source: one event-loop wakeup carries frames of many cameras.
+    handoff = LoopHandoff()
     for camera in settings.cameras:
         for profile in camera.profiles:
             hub.register(
                 camera.id,
                 profile,
-                _rtsp_factory(settings, camera, profile),
+                _rtsp_factory(settings, camera, profile, handoff),
                 _stream_settings(settings, camera),
             )
 

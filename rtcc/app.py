@@ -9,11 +9,12 @@ from aiohttp import web
 
 from console_web import routes as console_routes
 from ingest.handoff import LoopHandoff
-from ingest.rtsp import RtspSource, RtspTarget
+from ingest.rtsp import RtspTarget
 from rtcc import ops_routes
 from rtcc.appkeys import HUB, SETTINGS
+from rtcc.camera_sources import rtsp_source_factory
 from rtcc.config import CameraConfig, Settings
-from rtcc.hub import Source, SourceFactory, StreamHub, StreamSettings
+from rtcc.hub import SourceFactory, StreamHub, StreamSettings
 from rtcc.security import add_routes as add_security_routes
 from rtcc.security import security_context, security_middleware
 from rtcc.security_headers import security_headers_middleware
@@ -43,11 +44,9 @@ def _rtsp_factory(
         password=config.password.get_secret_value(),
         transport=config.transport,
     )
-
-    def make() -> Source:
-        return RtspSource(f"{camera.id}/{profile}", target, settings.ingest, handoff=handoff)
-
-    return make
+    return rtsp_source_factory(
+        f"{camera.id}/{profile}", target, settings.ingest, settings.security, handoff
+    )
 
 
 def register_cameras(hub: StreamHub, settings: Settings) -> None:

@@ -239,7 +239,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         def sqlite_size() -> float:
             return round(sum(p.stat().st_size for p in workdir.glob("main.sqlite3*")) / 2**20, 1)
 
-        report["sqlite"] = await run_engine("sqlite", sqlite, args, points, sqlite_size)
+        if "sqlite" in args.engines:
+            report["sqlite"] = await run_engine("sqlite", sqlite, args, points, sqlite_size)
+        if "redis" not in args.engines:
+            return report
         try:
             redis = RedisProcess(workdir)
         except (FileNotFoundError, RuntimeError) as exc:
@@ -264,6 +267,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="registry size for the can-see query (default min(cameras, 100000))")
     parser.add_argument("--queries", type=int, default=400)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--engines", default="sqlite,redis",
+                        help="comma-separated: sqlite, redis (default both)")
     args = parser.parse_args(argv)
     if args.see_cameras is None:
         args.see_cameras = min(args.cameras, 100_000)

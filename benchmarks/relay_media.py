@@ -17,12 +17,15 @@ from rtcc.media import VIDEO_CLOCK_RATE, EncodedFrame, MediaInfo
 
 @dataclass(frozen=True)
 class ClipSpec:
+    """A clip long enough that no measurement window crosses its loop point (the naive relay's
+    MediaPlayer bursts when it loops, which would be charged to it)."""
+
     width: int = 1280
     height: int = 720
     fps: int = 30
     bitrate: str = "2M"
     gop_seconds: float = 1.0
-    seconds: float = 12.0
+    seconds: float = 40.0
 
     def filename(self) -> str:
         return (f"clip_{self.width}x{self.height}_{self.fps}fps_{self.bitrate}"

@@ -13,6 +13,8 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import numpy as np
+
 from catalog.errors import FieldError
 
 EARTH_RADIUS_M = 6_371_008.8
@@ -111,6 +113,17 @@ def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     half_dl = math.radians(lon2 - lon1) / 2.0
     a = math.sin(half_dp) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(half_dl) ** 2
     return 2.0 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
+
+
+def haversine_many(lat: float, lon: float, lats: np.ndarray, lons: np.ndarray) -> np.ndarray:
+    """Distances from one point to many (the same formula as :func:`haversine_m`)."""
+    p1 = math.radians(lat)
+    p2 = np.radians(lats)
+    half_dp = (p2 - p1) / 2.0
+    half_dl = np.radians(lons - lon) / 2.0
+    a = np.sin(half_dp) ** 2 + math.cos(p1) * np.cos(p2) * np.sin(half_dl) ** 2
+    result: np.ndarray = 2.0 * EARTH_RADIUS_M * np.arcsin(np.minimum(1.0, np.sqrt(a)))
+    return result
 
 
 def initial_bearing_deg(lat1: float, lon1: float, lat2: float, lon2: float) -> float:

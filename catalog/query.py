@@ -46,6 +46,9 @@ class Candidate(NamedTuple):
     kind: str
     owner_id: str
     status: str
+    doc: str | None = None
+    """The engine's stored form of the camera's other fields, when the index read it anyway."""
+    last_frame_time: float | None = None
 
 
 def candidate_of(camera: Camera) -> Candidate:

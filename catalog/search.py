@@ -7,9 +7,12 @@ cone tests, filters, ranking and paging happen here, so SQLite and Redis answer 
 
 from __future__ import annotations
 
+import json
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
+
+import numpy as np
 
 from catalog.geo import (
     MAX_RADIUS_M,
@@ -18,14 +21,17 @@ from catalog.geo import (
     circle_boxes,
     cone_contains,
     haversine_m,
+    haversine_many,
     initial_bearing_deg,
 )
-from catalog.model import Camera
+from catalog.model import Camera, CameraStatus, camera_from_parts
 from catalog.query import Candidate, Filters, Hit, Page, SearchResult
 from catalog.shapes import GeoPolygon, GeoRoute
 
 FIRST_RADIUS_M = 400.0
 """Nearest-N starts looking this far out, then widens."""
+_VECTOR_FROM = 48
+"""Candidates from which distances are computed with numpy rather than one by one."""
 _NO_FILTERS = Filters()
 _DEFAULT_PAGE = Page()
 
@@ -40,6 +46,27 @@ def _unique(candidates: Iterable[Candidate], filters: Filters) -> list[Candidate
         if candidate.id not in seen and filters.matches(candidate):
             seen[candidate.id] = candidate
     return list(seen.values())
+
+
+def _rank(lat: float, lon: float, candidates: list[Candidate],
+          radius_m: float) -> list[tuple[float, str, Candidate]]:
+    """(distance, id, candidate) within the radius, nearest first (ties by id)."""
+    ranked: list[tuple[float, str, Candidate]]
+    if len(candidates) < _VECTOR_FROM:
+        ranked = []
+        for c in candidates:
+            distance = haversine_m(lat, lon, c.lat, c.lon)
+            if distance <= radius_m:
+                ranked.append((distance, c.id, c))
+    else:
+        count = len(candidates)
+        distances = haversine_many(lat, lon,
+                                   np.fromiter((c.lat for c in candidates), float, count),
+                                   np.fromiter((c.lon for c in candidates), float, count))
+        ranked = [(float(distances[i]), candidates[i].id, candidates[i])
+                  for i in np.flatnonzero(distances <= radius_m)]
+    ranked.sort(key=lambda item: (item[0], item[1]))
+    return ranked
 
 
 class SpatialSearch(ABC):
@@ -59,6 +86,21 @@ class SpatialSearch(ABC):
     @abstractmethod
     async def _load(self, ids: Sequence[str]) -> dict[str, Camera]:
         """Full cameras by id (missing ids are left out)."""
+
+    async def _materialize(self, candidates: Sequence[Candidate]) -> dict[str, Camera]:
+        """Full cameras for candidates: from the document the index returned, else loaded."""
+        out: dict[str, Camera] = {}
+        missing: list[str] = []
+        for c in candidates:
+            if c.doc is None:
+                missing.append(c.id)
+            else:
+                out[c.id] = camera_from_parts(
+                    c.id, c.lat, c.lon, c.heading, c.fov, c.range_m, c.sharing, c.kind,
+                    c.owner_id, json.loads(c.doc), CameraStatus(c.status), c.last_frame_time)
+        if missing:
+            out.update(await self._load(missing))
+        return out
 
     async def _nearest_candidates(
         self, lat: float, lon: float, want: int, radius_m: float, filters: Filters
@@ -83,19 +125,13 @@ class SpatialSearch(ABC):
         found = await self._candidates(
             circle_boxes(lat, lon, radius_m), [Circle(lat, lon, radius_m)], filters
         )
-        ranked = []
-        for c in _unique(found, filters):
-            distance = haversine_m(lat, lon, c.lat, c.lon)
-            if distance <= radius_m:
-                ranked.append((distance, c.id, c))
-        ranked.sort(key=lambda item: (item[0], item[1]))
-        return ranked
+        return _rank(lat, lon, _unique(found, filters), radius_m)
 
     async def _point_hits(
         self, lat: float, lon: float, ranked: Sequence[tuple[float, str, Candidate]],
         seeing: set[str] | None = None,
     ) -> list[Hit]:
-        cameras = await self._load([item[1] for item in ranked])
+        cameras = await self._materialize([item[2] for item in ranked])
         hits = []
         for distance, camera_id, candidate in ranked:
             camera = cameras.get(camera_id)
@@ -118,13 +154,8 @@ class SpatialSearch(ABC):
     ) -> SearchResult:
         """The ``limit`` cameras closest to the point, no farther than ``radius_m``."""
         want = offset + limit
-        ranked = []
-        for c in _unique(await self._nearest_candidates(lat, lon, want, radius_m, filters),
-                         filters):
-            distance = haversine_m(lat, lon, c.lat, c.lon)
-            if distance <= radius_m:
-                ranked.append((distance, c.id, c))
-        ranked.sort(key=lambda item: (item[0], item[1]))
+        found = await self._nearest_candidates(lat, lon, want, radius_m, filters)
+        ranked = _rank(lat, lon, _unique(found, filters), radius_m)
         return SearchResult(await self._point_hits(lat, lon, ranked[offset:want]))
 
     async def within_radius(
@@ -160,27 +191,28 @@ class SpatialSearch(ABC):
     ) -> SearchResult:
         """Cameras inside the polygon, by id."""
         found = await self._candidates(polygon.boxes(), polygon.circles(), filters)
-        inside = sorted(c.id for c in _unique(found, filters) if polygon.contains(c.lat, c.lon))
+        inside = sorted((c.id, c) for c in _unique(found, filters)
+                        if polygon.contains(c.lat, c.lon))
         window = inside[page.offset:page.offset + page.limit]
-        cameras = await self._load(window)
-        return SearchResult([Hit(cameras[i]) for i in window if i in cameras], len(inside))
+        cameras = await self._materialize([c for _, c in window])
+        return SearchResult([Hit(cameras[i]) for i, _ in window if i in cameras], len(inside))
 
     async def along_route(
         self, route: GeoRoute, *, filters: Filters = _NO_FILTERS, page: Page = _DEFAULT_PAGE
     ) -> SearchResult:
         """Cameras within the route's buffer, in the order a vehicle on the route meets them."""
         found = await self._candidates(route.boxes(), route.circles(), filters)
-        ranked: list[tuple[float, float, str]] = []
+        ranked: list[tuple[float, float, str, Candidate]] = []
         for c in _unique(found, filters):
             position = route.locate(c.lat, c.lon)
             if position.distance_m <= route.buffer_m:
-                ranked.append((position.along_m, position.distance_m, c.id))
-        ranked.sort()
+                ranked.append((position.along_m, position.distance_m, c.id, c))
+        ranked.sort(key=lambda item: item[:3])
         window = ranked[page.offset:page.offset + page.limit]
-        cameras = await self._load([item[2] for item in window])
+        cameras = await self._materialize([item[3] for item in window])
         hits = [
             Hit(cameras[camera_id], distance_m=distance, along_m=along)
-            for along, distance, camera_id in window
+            for along, distance, camera_id, _ in window
             if camera_id in cameras
         ]
         return SearchResult(hits, len(ranked))

@@ -65,7 +65,8 @@ CREATE TABLE IF NOT EXISTS entities (
 );
 """
 _CANDIDATE_COLUMNS = (
-    "c.id, c.lat, c.lon, c.heading, c.fov, c.range_m, c.sharing, c.kind, c.owner_id, c.status"
+    "c.id, c.lat, c.lon, c.heading, c.fov, c.range_m, c.sharing, c.kind, c.owner_id, c.status, "
+    "c.doc, c.last_frame_time"
 )
 _CAMERA_COLUMNS = "id, lat, lon, heading, fov, range_m, sharing, kind, owner_id, doc"
 _INSERT = (

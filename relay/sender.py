@@ -26,6 +26,7 @@ from collections.abc import Callable
 from aioice.ice import StunProtocol
 from aiortc import RTCRtpSender
 from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpparameters import RTCRtpSendParameters
 from aiortc.rtp import (
     RTCP_PSFB_FIR,
@@ -189,7 +190,7 @@ class PassthroughSender(RTCRtpSender):
             raise ConnectionError("sender stopped")
         dtls = self.transport
         srtp = dtls._tx_srtp
-        if dtls.state != "connected" or srtp is None:
+        if dtls._state is not DtlsState.CONNECTED or srtp is None:
             raise ConnectionError("DTLS transport is not connected")
         pair = dtls.transport._connection._nominated.get(1)
         if pair is None:
@@ -268,7 +269,7 @@ class PassthroughSender(RTCRtpSender):
         dtls = self.transport
         srtp = dtls._tx_srtp
         pair = dtls.transport._connection._nominated.get(1)
-        if dtls.state != "connected" or srtp is None or pair is None or self._stopped:
+        if dtls._state is not DtlsState.CONNECTED or srtp is None or pair is None or self._stopped:
             return
         extension = self._extension()
         first = 0x90 if extension else 0x80

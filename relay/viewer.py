@@ -181,6 +181,9 @@ class ViewerSession:
                 f"viewer did not connect within {self._settings.connect_timeout:g} s "
                 "(ICE or DTLS did not complete)"
             )
+        except Exception:  # a bug must end this session cleanly, never leave it half-open
+            log.exception("viewer %s: sending failed", self.name)
+            reason = "internal relay error"
         self.request_close(reason)
 
     async def _send_frames(self) -> str:

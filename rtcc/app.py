@@ -7,7 +7,9 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+import relay
 from console_web import routes as console_routes
+from ingest import agent_server
 from ingest.handoff import LoopHandoff
 from ingest.rtsp import RtspTarget
 from rtcc import ops_routes
@@ -78,8 +80,11 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app.cleanup_ctx.append(security_context)  # first in, last out: audits the others' shutdown
     app.cleanup_ctx.append(_hub_context)
+    app.cleanup_ctx.append(agent_server.cleanup_ctx)  # after the hub: agent cameras are streams
     ops_routes.add_routes(app)
     # -- packages add their routes below (each module exposes add_routes(app)) --
     add_security_routes(app)
+    relay.add_routes(app)
     console_routes.add_routes(app)
+    agent_server.add_routes(app)
     return app

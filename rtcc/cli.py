@@ -94,6 +94,10 @@ def _parser() -> argparse.ArgumentParser:
     camsim = sub.add_parser("camsim", help="serve simulated RTSP cameras")
     camsim.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
 
+    from ingest.agent.cli import add_parser as add_agent_parser
+
+    add_agent_parser(sub)
+
     check = sub.add_parser("check-config", help="validate a configuration file and exit")
     check.add_argument("config", type=Path)
 
@@ -118,6 +122,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "agent":  # runs on the owner's network: no server configuration
+        from ingest.agent.cli import main as agent_main
+
+        setup_logging(args.log_level or "info", args.log_format)
+        return agent_main(args)
     try:
         settings = load_settings(args.config)
     except ConfigError as exc:

@@ -100,6 +100,9 @@ class CameraConfig(_Model):
     ptz_allowed: bool = False
     preload: bool = False
     record: bool = False
+    retention_days: Annotated[int, Field(ge=1, le=3650)] | None = None
+    """Days this camera's recordings are kept (held evidence excepted); None: the
+    ``evidence.retention_days`` default."""
     profiles: dict[Literal["main", "sub"], ProfileConfig] = Field(default_factory=dict)
 
     @field_validator("lat", "lon", "heading", "fov", "range_m")
@@ -145,6 +148,19 @@ class SecurityConfig(_Model):
     session_idle_minutes: Annotated[int, Field(ge=1, le=30)] = 30
 
 
+class EvidenceConfig(_Model):
+    segment_seconds: Annotated[float, Field(ge=1, le=60)] = 10.0
+    """Target length of a recorded segment; segments are cut at the first keyframe after it."""
+    min_free_mb: Annotated[int, Field(ge=0)] = 1024
+    """Recording stops (with an alert) when the recordings disk has less free space than this."""
+    retention_days: Annotated[int, Field(ge=1, le=3650)] = 30
+    """Default days recordings are kept; segments under legal hold are never evicted."""
+    export_link_hours: Annotated[float, Field(gt=0, le=168)] = 24.0
+    """Hours a download link of an export stays valid."""
+    request_valid_days: Annotated[float, Field(gt=0, le=365)] = 30.0
+    """Days an approved footage request lets its investigator reach the camera's footage."""
+
+
 class CamsimCameraConfig(_Model):
     name: str
     path: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
@@ -172,6 +188,7 @@ class Settings(_Model):
     hub: HubConfig = HubConfig()
     ingest: IngestConfig = IngestConfig()
     security: SecurityConfig = SecurityConfig()
+    evidence: EvidenceConfig = EvidenceConfig()
     cameras: list[CameraConfig] = Field(default_factory=list)
     camsim: CamsimConfig | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"

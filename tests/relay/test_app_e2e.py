@@ -12,10 +12,10 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 import relay
+from ingest.camsim.runner import CameraOptions
 from rtcc.access import CameraConsent
 from rtcc.app import create_app
 from rtcc.appkeys import CAMERA_DIRECTORY, HUB
-from ingest.camsim.runner import CameraOptions
 from rtcc.config import (
     CameraConfig,
     CamsimCameraConfig,
@@ -142,6 +142,7 @@ async def test_what_cannot_pass_through_is_reported(
     })
     settings = Settings(
         data_dir=tmp_path / "data",
+        security=SecurityConfig(allow_private_camera_hosts=["127.0.0.0/8"]),
         cameras=[CameraConfig(id=c.path, name=c.name, lat=40.0, lon=-75.0,
                               sharing=SharingLevel.LIVE_ALWAYS,
                               profiles={"main": ProfileConfig(url=sim.url(c.path))})

@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 
 from relay.settings import RelaySettings
+from rtcc.hub import StreamSettings
 from tests.relay.clip import Clip
 from tests.relay.conftest import RelayServer, start_server
 from tests.relay.whep_client import WhepViewer
@@ -19,8 +20,11 @@ from tests.relay.whep_client import WhepViewer
 
 @pytest.fixture
 async def quick_server(small_clip: Clip) -> AsyncIterator[RelayServer]:
-    srv, runner = await start_server({"cam1": {"main": small_clip}},
-                                     RelaySettings(connect_timeout=2.0, viewer_timeout=3.0))
+    srv, runner = await start_server(
+        {"cam1": {"main": small_clip}},
+        RelaySettings(connect_timeout=2.0, viewer_timeout=3.0),
+        StreamSettings(close_after=60.0, start_timeout=5.0),  # the camera stays up throughout
+    )
     try:
         yield srv
     finally:
@@ -32,6 +36,14 @@ async def wait_until(condition: object, timeout: float = 10.0) -> None:
     async with asyncio.timeout(timeout):
         while not condition():
             await asyncio.sleep(0.05)
+
+
+def task_names() -> list[str]:
+    return sorted(task.get_name() for task in asyncio.all_tasks())
+
+
+def thread_names() -> list[str]:
+    return sorted(thread.name for thread in threading.enumerate())
 
 
 def open_fds() -> int:
@@ -58,14 +70,14 @@ async def test_fifty_connect_delete_cycles_leave_nothing_behind(
 
     await cycle()  # first use creates what stays for the process (thread pools, caches)
     await settle()
-    tasks, threads, fds = len(asyncio.all_tasks()), threading.active_count(), open_fds()
+    tasks, threads, fds = task_names(), thread_names(), open_fds()
     for _ in range(50):
         await cycle()
     await settle()
-    print(f"tasks {tasks}->{len(asyncio.all_tasks())}, threads {threads}->"
-          f"{threading.active_count()}, fds {fds}->{open_fds()}")
-    assert len(asyncio.all_tasks()) == tasks
-    assert threading.active_count() == threads
+    print(f"tasks {len(tasks)}->{len(task_names())}, threads {len(threads)}->"
+          f"{len(thread_names())}, fds {fds}->{open_fds()}")
+    assert task_names() == tasks
+    assert thread_names() == threads
     assert open_fds() == fds
     assert len(quick_server.registry) == 0
     assert quick_server.registry.stats()["streams"] == []

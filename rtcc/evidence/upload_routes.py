@@ -1,0 +1,160 @@
+"""Upload routes for owners' agents (the contract is in ``rtcc.evidence.uploads``)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from rtcc.evidence.httpio import CAMERA_ID, error, evidence_core, read_json
+from rtcc.evidence.requests import RECEIVED, RECEIVING, FootageRequest
+from rtcc.evidence.uploads import MAX_CHUNK, Declaration, Upload, UploadError
+from rtcc.policy import Role, allow
+from rtcc.security.audit import AuditWriteError
+from rtcc.security.principal import Principal, client_address, require_principal, security_core
+
+MAX_DECLARATION = 2 * 1024 * 1024
+"""A frame table of 20,000 frames fits."""
+
+
+def _audit(request: web.Request, principal: Principal, action: str, *, target: str,
+           camera_id: str, owner_id: str, outcome: str = "ok",
+           details: dict[str, object] | None = None) -> None:
+    try:
+        security_core(request).audit.append(
+            actor=principal.username, role=str(principal.role), action=action, target=target,
+            camera_id=camera_id, owner_id=owner_id, outcome=outcome,
+            source=client_address(request), details=details)
+    except AuditWriteError:
+        raise error(503, "the audit log cannot be written; nothing was accepted") from None
+
+
+def _request_or_404(request: web.Request, request_id: str) -> FootageRequest:
+    found = evidence_core(request).requests.get(request_id)
+    if found is None:
+        raise error(404, "no such footage request")
+    return found
+
+
+def _refuse(request: web.Request, principal: Principal, found: FootageRequest,
+            camera_id: str, exc: UploadError) -> web.HTTPException:
+    item = found.item(camera_id)
+    _audit(request, principal, "footage.upload", target=f"footage_request:{found.id}",
+           camera_id=camera_id, owner_id=item.owner_id if item else "", outcome="refused",
+           details={"reason": str(exc)})
+    return error(exc.status, str(exc), **exc.extra)
+
+
+@allow(Role.AGENT)
+async def begin_upload(request: web.Request) -> web.Response:
+    core = evidence_core(request)
+    principal = require_principal(request)
+    found = _request_or_404(request, request.match_info["request_id"])
+    fields = await read_json(request, MAX_DECLARATION)
+    try:
+        declaration = Declaration.parse(fields)
+    except UploadError as exc:
+        raise error(exc.status, str(exc)) from None
+    now = security_core(request).clock()
+    try:
+        core.uploads.check_granted(found, declaration.camera_id, principal.owner_id, now)
+        upload, created = core.uploads.begin(found, declaration, now)
+    except UploadError as exc:
+        raise _refuse(request, principal, found, declaration.camera_id, exc) from None
+    if created:
+        item = found.item(declaration.camera_id)
+        _audit(request, principal, "footage.upload.begin", target=f"upload:{upload.id}",
+               camera_id=declaration.camera_id, owner_id=item.owner_id if item else "",
+               details={"request": found.id, "sequence": declaration.sequence,
+                        "sha256": declaration.sha256, "size": declaration.size})
+    return web.json_response(upload.as_json(), status=201 if created else 200)
+
+
+def _upload_of(request: web.Request, principal: Principal) -> tuple[Upload, FootageRequest]:
+    core = evidence_core(request)
+    upload = core.uploads.get(request.match_info["upload_id"])
+    if upload is None:
+        raise error(404, "no such upload")
+    found = core.requests.get(upload.request_id)
+    item = found.item(upload.camera_id) if found else None
+    if found is None or item is None or item.owner_id != principal.owner_id:
+        raise error(404, "no such upload")
+    return upload, found
+
+
+@allow(Role.AGENT)
+async def upload_status(request: web.Request) -> web.Response:
+    principal = require_principal(request)
+    upload, _ = _upload_of(request, principal)
+    return web.json_response(upload.as_json())
+
+
+@allow(Role.AGENT)
+async def upload_bytes(request: web.Request) -> web.Response:
+    core = evidence_core(request)
+    principal = require_principal(request)
+    upload, found = _upload_of(request, principal)
+    now = security_core(request).clock()
+    try:
+        core.uploads.check_granted(found, upload.camera_id, principal.owner_id, now)
+    except UploadError as exc:
+        raise _refuse(request, principal, found, upload.camera_id, exc) from None
+    try:
+        offset = int(request.headers.get("Upload-Offset", ""))
+    except ValueError:
+        raise error(400, "the Upload-Offset header is required", offset=upload.received) from None
+    if request.content_length is None:
+        raise error(411, "send Content-Length")
+    if request.content_length > MAX_CHUNK:
+        raise error(413, f"send at most {MAX_CHUNK} bytes per request")
+    data = await request.content.read(MAX_CHUNK + 1)
+    if len(data) != request.content_length:
+        raise error(400, "the body is shorter than its Content-Length")
+    try:
+        updated = await core.uploads.append(upload, offset, data, now)
+    except UploadError as exc:
+        if exc.status == 422:
+            raise _refuse(request, principal, found, upload.camera_id, exc) from None
+        raise error(exc.status, str(exc), **exc.extra) from None
+    if updated.state == "complete" and upload.state != "complete":
+        core.requests.mark(found.id, upload.camera_id, RECEIVING)
+        item = found.item(upload.camera_id)
+        _audit(request, principal, "footage.upload", target=f"upload:{upload.id}",
+               camera_id=upload.camera_id, owner_id=item.owner_id if item else "",
+               details={"request": found.id, "segment_id": updated.segment_id,
+                        "sha256": upload.sha256, "size": upload.size,
+                        "case": found.case_number})
+    return web.json_response(updated.as_json())
+
+
+@allow(Role.AGENT)
+async def finish_camera(request: web.Request) -> web.Response:
+    core = evidence_core(request)
+    principal = require_principal(request)
+    found = _request_or_404(request, request.match_info["request_id"])
+    camera_id = request.match_info["camera_id"]
+    if not CAMERA_ID.fullmatch(camera_id):
+        raise error(404, "no such camera in this request")
+    await read_json(request)
+    now = security_core(request).clock()
+    try:
+        core.uploads.check_granted(found, camera_id, principal.owner_id, now)
+    except UploadError as exc:
+        raise _refuse(request, principal, found, camera_id, exc) from None
+    uploads = core.uploads.uploads_of(found.id, camera_id)
+    unfinished = [u.sequence for u in uploads if u.state != "complete"]
+    if unfinished:
+        raise error(409, f"segment {unfinished[0]} is not fully uploaded yet")
+    item = found.item(camera_id)
+    _audit(request, principal, "footage.upload.complete", target=f"footage_request:{found.id}",
+           camera_id=camera_id, owner_id=item.owner_id if item else "",
+           details={"segments": len(uploads), "case": found.case_number})
+    core.requests.mark(found.id, camera_id, RECEIVED)
+    return web.json_response({"request": found.id, "camera_id": camera_id,
+                              "segments": len(uploads), "status": RECEIVED})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/api/footage-requests/{request_id}/uploads", begin_upload)
+    app.router.add_get("/api/uploads/{upload_id}", upload_status)
+    app.router.add_patch("/api/uploads/{upload_id}", upload_bytes)
+    app.router.add_post("/api/footage-requests/{request_id}/cameras/{camera_id}/complete",
+                        finish_camera)

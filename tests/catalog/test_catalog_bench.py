@@ -1,0 +1,25 @@
+"""The catalog benchmark runs end to end on a small registry and reports both engines."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from benchmarks import catalog_bench
+
+
+def test_small_run_reports_both_engines(capsys: pytest.CaptureFixture[str]) -> None:
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed (Debian package redis-server)")
+    catalog_bench.main(["--cameras", "3000", "--queries", "30"])
+    report = json.loads(capsys.readouterr().out)
+    assert report["cameras"] == 3000
+    for engine in ("sqlite", "redis"):
+        figures = report[engine]
+        assert figures["bulk_load"]["cameras"] == 3000
+        assert figures["nearest_20"]["mean_results"] == 20.0
+        assert figures["nearest_20"]["queries"] == 30
+        assert figures["radius_500m"]["p99_ms"] >= figures["radius_500m"]["p50_ms"] > 0
+        assert figures["can_see"]["cameras"] == 3000

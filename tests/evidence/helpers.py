@@ -1,0 +1,139 @@
+"""Shared tools of the evidence tests: H.264 made by FFmpeg, segments written like a recorder,
+and an application carrying the security and evidence cores."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import tarfile
+import time
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import av
+from aiohttp import web
+
+from rtcc.appkeys import CAMERA_DIRECTORY, HUB, SETTINGS
+from rtcc.config import Settings
+from rtcc.evidence import add_routes as add_evidence_routes
+from rtcc.evidence import evidence_context
+from rtcc.evidence.segments import SegmentFile, segment_name
+from rtcc.evidence.store import EvidenceStore, NewSegment
+from rtcc.hub import StreamHub
+from rtcc.media import VIDEO_CLOCK_RATE, EncodedFrame
+from rtcc.security import add_routes as add_security_routes
+from rtcc.security import security_context, security_middleware
+from rtcc.security.principal import CLOCK
+from rtcc.security.store import Clock
+from rtcc.security_headers import security_headers_middleware
+from tests.security.harness import Directory
+
+FPS = 15
+
+
+def make_h264(folder: Path, seconds: float, *, fps: int = FPS, gop: int = FPS,
+              size: str = "320x180") -> list[tuple[bytes, bool]]:
+    """Access units (Annex-B, SPS/PPS before every IDR) and keyframe flags, made by FFmpeg."""
+    path = folder / f"src-{seconds:g}s-{size}.h264"
+    if not path.exists():
+        subprocess.run(
+            ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+             f"testsrc2=size={size}:rate={fps}", "-t", f"{seconds:g}", "-c:v", "libx264",
+             "-preset", "ultrafast", "-bf", "0", "-g", str(gop), "-x264-params",
+             "repeat-headers=1", "-f", "h264", str(path)],
+            check=True, timeout=60)
+    with av.open(str(path), format="h264") as container:
+        return [(bytes(packet), bool(packet.is_keyframe))
+                for packet in container.demux(video=0) if packet.size]
+
+
+def frames_from(units: Sequence[tuple[bytes, bool]], start: float, *, fps: int = FPS,
+                pts0: int = 900_000) -> list[EncodedFrame]:
+    step = VIDEO_CLOCK_RATE // fps
+    return [EncodedFrame("h264", data, pts0 + i * step, key, start + i / fps, i == 0)
+            for i, (data, key) in enumerate(units)]
+
+
+def write_segments(store: EvidenceStore, root: Path, camera_id: str,
+                   frames: Sequence[EncodedFrame], seconds: float) -> list[int]:
+    """Segments cut at the first keyframe after ``seconds``, as the recorder cuts them."""
+    ids: list[int] = []
+    current: SegmentFile | None = None
+    segment_id = 0
+    start_pts = 0
+    batch: list[EncodedFrame] = []
+
+    def close() -> None:
+        assert current is not None
+        current.write(batch)
+        store.close_segment(segment_id, current.close(), time.time())
+        ids.append(segment_id)
+
+    for frame in frames:
+        if current is not None and frame.keyframe and (
+                frame.pts - start_pts >= seconds * VIDEO_CLOCK_RATE):
+            close()
+            current = None
+        if current is None:
+            assert frame.keyframe
+            relative = segment_name(camera_id, "h264", frame.capture_time)
+            current = SegmentFile(root, relative)
+            segment_id = store.open_segment(NewSegment(
+                camera_id=camera_id, profile="main", origin="server", path=relative,
+                codec="h264", utc_start=frame.capture_time, pts_start=frame.pts,
+                discontinuity=frame.discontinuity), time.time())
+            start_pts = frame.pts
+            batch = []
+        batch.append(frame)
+    if current is not None:
+        close()
+    return ids
+
+
+async def _empty_hub(app: web.Application) -> AsyncIterator[None]:
+    async with StreamHub() as hub:
+        app[HUB] = hub
+        yield
+
+
+def evidence_app(settings: Settings, directory: Directory, *,
+                 clock: Clock | None = None) -> web.Application:
+    """The security core, an empty hub and the evidence core, with their routes."""
+    app = web.Application(middlewares=[security_headers_middleware, security_middleware])
+    app[SETTINGS] = settings
+    app[CAMERA_DIRECTORY] = directory
+    if clock is not None:
+        app[CLOCK] = clock
+    app.cleanup_ctx.append(security_context)
+    app.cleanup_ctx.append(_empty_hub)
+    app.cleanup_ctx.append(evidence_context)
+    add_security_routes(app)
+    add_evidence_routes(app)
+    return app
+
+
+def member_offset(package: Path, name: str) -> tuple[int, int]:
+    """(byte offset of the member's data in the tar file, its size)."""
+    with tarfile.open(package) as tar:
+        member = tar.getmember(name)
+        return member.offset_data, member.size
+
+
+def member_bytes(package: Path, name: str) -> bytes:
+    with tarfile.open(package) as tar:
+        handle = tar.extractfile(name)
+        assert handle is not None
+        return handle.read()
+
+
+def flip_byte(package: Path, target: Path, offset: int, new: int | None = None) -> None:
+    """Copy ``package`` to ``target`` with the byte at ``offset`` changed."""
+    data = bytearray(package.read_bytes())
+    data[offset] = (data[offset] ^ 0x01) if new is None else new
+    target.write_bytes(bytes(data))
+
+
+def run_text(function: object, *args: object, **kwargs: object) -> tuple[int, str]:
+    out = io.StringIO()
+    code = function(*args, out=out, **kwargs)  # type: ignore[operator]
+    return int(code), out.getvalue()

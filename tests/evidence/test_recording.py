@@ -1,0 +1,338 @@
+"""Recording the camera simulator through a real RtspSource and hub, exporting 20 s across
+segment boundaries, and verifying the package (and failing it after one changed byte).
+
+One recording (~26 s of the simulator's ``open`` camera: 640x360, 15 fps, keyframe every 1 s,
+4 s segments) is made once for the module, in its own thread and event loop, and shared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from ingest import h264
+from ingest.camsim.runner import Camsim, CamsimUnavailable
+from ingest.rtsp import RtspSource, RtspTarget
+from rtcc.config import CamsimConfig, EvidenceConfig, Settings
+from rtcc.evidence import export_main, verify_main
+from rtcc.evidence.export import Exporter, ExportRequest, ExportResult
+from rtcc.evidence.manager import RecordingManager
+from rtcc.evidence.recorder import RecorderSettings
+from rtcc.evidence.segments import contained, hash_file, iter_frames, read_index
+from rtcc.evidence.signing import load_or_create
+from rtcc.evidence.store import EvidenceStore, SegmentRow
+from rtcc.evidence.times import iso_utc
+from rtcc.hub import StreamHub, StreamSettings
+from rtcc.media import VIDEO_CLOCK_RATE
+from rtcc.security.audit import AuditLog
+from rtcc.security.store import SecurityStore
+from tests.evidence.helpers import flip_byte, member_bytes, member_offset, run_text
+from tests.fixtures.camsim import STANDARD_CAMERAS
+from tests.ingest.helpers import FAST
+
+SEGMENT_SECONDS = 4.0
+RECORD_SECONDS = 26.0
+FPS = 15
+
+
+@dataclass
+class Recording:
+    data_dir: Path
+    root: Path
+    frames_written: int
+    witness: dict[int, bytes] = field(default_factory=dict)
+    """pts -> bytes of every frame a second, independent subscriber of the stream received."""
+    skip: str = ""
+
+    def store(self) -> EvidenceStore:
+        return EvidenceStore.open_in(self.data_dir)
+
+    def segments(self) -> list[SegmentRow]:
+        store = self.store()
+        try:
+            return sorted(store.recent_segments("cam1", 1000), key=lambda row: row.utc_start)
+        finally:
+            store.close()
+
+    def settings(self) -> Settings:
+        return Settings(data_dir=self.data_dir, evidence=EvidenceConfig(segment_seconds=4))
+
+
+async def _record(data_dir: Path, out: Recording) -> None:
+    camera = STANDARD_CAMERAS[0]  # "open"
+    sim = Camsim(CamsimConfig(cameras=[camera]), port=0)
+    try:
+        await sim.start()
+    except CamsimUnavailable as exc:
+        out.skip = f"camera simulator unavailable: {exc}"
+        return
+    security = SecurityStore.open_in(data_dir)
+    store = EvidenceStore.open_in(data_dir)
+    try:
+        target = RtspTarget(sim.url(camera.path))
+        async with StreamHub() as hub:
+            stream = hub.register("cam1", "main",
+                                  lambda: RtspSource("cam1/main", target, FAST),
+                                  StreamSettings(close_after=0))
+            manager = RecordingManager(
+                hub=hub, store=store, root=out.root, audit=AuditLog(security, time.time),
+                record_cameras={"cam1": "test recording"}, retention_days={},
+                default_retention_days=30,
+                recorder_settings=RecorderSettings(segment_seconds=SEGMENT_SECONDS,
+                                                   min_free_bytes=0))
+            witness = await stream.subscribe("witness", maxsize=2000)
+            await manager.start()
+            recorder = manager.recorder("cam1")
+            assert recorder is not None
+            deadline = time.monotonic() + RECORD_SECONDS + 30
+            while recorder.frames_written < RECORD_SECONDS * FPS:
+                assert time.monotonic() < deadline, f"recording stalled: {recorder.stats()}"
+                while (frame := witness.get_nowait()) is not None:
+                    out.witness[frame.pts] = frame.data
+                await asyncio.sleep(0.1)
+            await manager.aclose()
+            while (frame := witness.get_nowait()) is not None:
+                out.witness[frame.pts] = frame.data
+            witness.close()
+            out.frames_written = recorder.frames_written
+    finally:
+        store.close()
+        security.close()
+        await sim.stop()
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory: pytest.TempPathFactory) -> Recording:
+    data_dir = tmp_path_factory.mktemp("recording") / "data"
+    out = Recording(data_dir=data_dir, root=data_dir / "evidence", frames_written=0)
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            asyncio.run(_record(data_dir, out))
+        except BaseException as exc:
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, name="evidence-test-recording")
+    thread.start()
+    thread.join(timeout=120)
+    assert not thread.is_alive(), "the recording did not finish"
+    if failure:
+        raise failure[0]
+    if out.skip:
+        pytest.skip(out.skip)
+    return out
+
+
+@pytest.fixture(scope="module")
+def exported(recording: Recording, tmp_path_factory: pytest.TempPathFactory) -> ExportResult:
+    """20 s from 2 s after the first recorded frame: spans at least five 4 s segments."""
+    first = recording.segments()[0].utc_start
+    store = recording.store()
+    try:
+        exporter = Exporter(store, recording.root, load_or_create(recording.root))
+        return exporter.export(
+            ExportRequest(camera_id="cam1", start=first + 2.0, end=first + 22.0, case="2024-0042",
+                          requester="ivan", requester_role="investigator", owner_id="dept",
+                          camera_name="Open camera", reason="robbery at the corner"),
+            tmp_path_factory.mktemp("export") / "package.tar")
+    finally:
+        store.close()
+
+
+def _nals_of_mp4_packet(data: bytes) -> list[bytes]:
+    return h264.split_avcc(data)
+
+
+def test_segments_hold_the_original_bytes_cut_at_keyframes(recording: Recording) -> None:
+    rows = recording.segments()
+    assert len(rows) >= 6
+    total = 0
+    for row in rows:
+        assert row.state == "complete"
+        path = contained(recording.root, row.path)
+        assert hash_file(path) == (row.sha256, row.bytes)  # hashed while written, matches disk
+        entries = read_index(path)
+        assert len(entries) == row.frames
+        assert entries[0].keyframe
+        assert (entries[0].pts, entries[-1].pts) == (row.pts_start, row.pts_end)
+        assert row.utc_start == entries[0].capture_time
+        assert row.utc_end == entries[-1].capture_time
+        frames = list(iter_frames(path, entries))
+        assert h264.nal_types(frames[0])[:3] == [h264.NalType.AUD, h264.NalType.SPS,
+                                                  h264.NalType.PPS]
+        for entry, data in zip(entries, frames, strict=True):
+            # Exactly the bytes the camera sent, as another subscriber of the stream saw them.
+            assert recording.witness.get(entry.pts) == data
+        total += row.frames
+    assert total == recording.frames_written
+    # Cut at the first keyframe after 4 s of camera time (keyframe every 1 s).
+    for row, following in zip(rows, rows[1:], strict=False):
+        span = (following.pts_start - row.pts_start) / VIDEO_CLOCK_RATE
+        assert SEGMENT_SECONDS <= span <= SEGMENT_SECONDS + 1.0 + 1e-6, span
+        assert following.pts_start - row.pts_end == VIDEO_CLOCK_RATE // FPS  # nothing lost
+
+
+def test_export_of_20_seconds_across_segments_plays_and_matches_the_source(
+    recording: Recording, exported: ExportResult
+) -> None:
+    assert len(exported.segment_ids) >= 5
+    clip = exported.package.with_name("clip.mp4")
+    clip.write_bytes(member_bytes(exported.package, "clip.mp4"))
+    probe = json.loads(subprocess.run(
+        ["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
+         "stream=codec_name,width,height,nb_read_frames,duration", "-of", "json", str(clip)],
+        capture_output=True, text=True, check=True, timeout=60).stdout)["streams"][0]
+    assert (probe["codec_name"], probe["width"], probe["height"]) == ("h264", 640, 360)
+    assert int(probe["nb_read_frames"]) == exported.frames == exported.manifest["clip"]["frames"]
+    # Starts at the keyframe at or before the requested start (keyframe every 1 s).
+    assert 20.0 - 0.2 <= float(probe["duration"]) <= 21.2
+    first = recording.segments()[0].utc_start
+    in_range = [e for row in recording.segments()
+                for e in read_index(contained(recording.root, row.path))
+                if first + 2.0 <= e.capture_time < first + 22.0]
+    assert 0 <= exported.frames - len(in_range) < FPS  # plus the lead-in from the keyframe
+
+    # Frame by frame, the clip carries the recorded bitstream unchanged.
+    store = recording.store()
+    try:
+        source: list[bytes] = []
+        for entry in exported.manifest["sources"]:
+            row = store.segment(entry["segment_id"])
+            assert row is not None and row.sha256 == entry["sha256"]
+            path = contained(recording.root, row.path)
+            first, last = entry["frames_used"]
+            source += list(iter_frames(path, read_index(path)[first:last + 1]))
+    finally:
+        store.close()
+    with av.open(str(clip)) as container:
+        packets = [bytes(p) for p in container.demux(video=0) if p.size]
+    assert len(packets) == len(source)
+    for packet, original in zip(packets, source, strict=True):
+        assert _nals_of_mp4_packet(packet) == h264.split_annexb(original)
+
+    # The first picture decodes identically from the clip and from the recorded segment.
+    with av.open(str(clip)) as container:
+        from_clip = next(container.decode(video=0)).to_ndarray(format="rgb24")
+    decoder = av.CodecContext.create("h264", "r")
+    pictures = list(decoder.decode(av.Packet(source[0]))) + list(decoder.decode(None))
+    assert np.array_equal(from_clip, pictures[0].to_ndarray(format="rgb24"))
+
+
+def test_the_untouched_package_verifies(exported: ExportResult) -> None:
+    code, text = run_text(verify_main, exported.package)
+    assert code == 0, text
+    assert "RESULT: VERIFIED" in text
+    assert "OK   manifest.json: the signature matches" in text
+    assert f"OK   clip.mp4: SHA-256 {exported.manifest['files'][0]['sha256']}" in text
+
+
+def test_one_changed_byte_in_the_clip_fails_and_is_named(
+    exported: ExportResult, tmp_path: Path
+) -> None:
+    offset, size = member_offset(exported.package, "clip.mp4")
+    altered = tmp_path / "altered.tar"
+    flip_byte(exported.package, altered, offset + size // 2)
+    code, text = run_text(verify_main, altered)
+    assert code == 1, text
+    assert "FAIL clip.mp4: its SHA-256" in text
+    assert "the file was altered" in text
+    assert "RESULT: FAILED (1 problems): clip.mp4" in text
+
+
+def test_one_changed_byte_in_the_manifest_fails_and_is_named(
+    exported: ExportResult, tmp_path: Path
+) -> None:
+    offset, _ = member_offset(exported.package, "manifest.json")
+    body = member_bytes(exported.package, "manifest.json")
+    where = body.index(b'"case":"2024-0042"') + len(b'"case":"2024-004')
+    altered = tmp_path / "altered.tar"
+    flip_byte(exported.package, altered, offset + where, ord("3"))  # case 2024-0042 -> 2024-0043
+    code, text = run_text(verify_main, altered)
+    assert code == 1, text
+    assert "FAIL manifest.json header: the header (case, camera, owner, requester" in text
+    assert "was altered after signing" in text
+
+
+def test_one_changed_byte_in_a_segment_hash_fails_and_names_the_segment(
+    exported: ExportResult, tmp_path: Path
+) -> None:
+    offset, _ = member_offset(exported.package, "manifest.json")
+    body = member_bytes(exported.package, "manifest.json")
+    second = exported.manifest["sources"][1]
+    where = body.index(second["sha256"].encode()) + 10
+    replacement = ord("0") if body[where] != ord("0") else ord("1")
+    altered = tmp_path / "altered.tar"
+    flip_byte(exported.package, altered, offset + where, replacement)
+    code, text = run_text(verify_main, altered)
+    assert code == 1, text
+    assert (f"FAIL manifest.json sources[1]: source segment 2 (id {second['segment_id']}, "
+            f"{second['utc_start']} to {second['utc_end']}) was altered after signing") in text
+    assert "header" not in text.split("RESULT")[1]  # only that entry is named
+
+
+def test_cli_export_with_watermark_progress_audit_and_hold(
+    recording: Recording, tmp_path: Path
+) -> None:
+    settings = recording.settings()
+    first = recording.segments()[1].utc_start
+    out = tmp_path / "case.tar"
+    err, stdout = io.StringIO(), io.StringIO()
+    code = export_main(settings, "cam1", iso_utc(first + 0.5), iso_utc(first + 4.5),
+                       "CASE 'x':y,z;[w]", out, True, err=err, stdout=stdout)
+    assert code == 0, err.getvalue()
+    assert "[" + "#" * 30 + "] 100% done" in err.getvalue()
+    assert "checking source hashes" in err.getvalue()
+    assert "SHA-256:" in stdout.getvalue()
+
+    watermarked = tmp_path / "wm.mp4"
+    watermarked.write_bytes(member_bytes(out, "watermarked.mp4"))
+    manifest = json.loads(member_bytes(out, "manifest.json"))
+    with av.open(str(watermarked)) as container:
+        count = sum(1 for _ in container.decode(video=0))
+    assert count == manifest["clip"]["frames"]
+    assert [f["name"] for f in manifest["files"]] == ["clip.mp4", "watermarked.mp4"]
+    assert manifest["case"] == "CASE 'x':y,z;[w]"
+
+    # Verified on the server: the sources are compared with the stored segments, and audited.
+    code, text = run_text(verify_main, out, settings)
+    assert code == 0, text
+    assert "OK   public-key.pem: signed with the trusted key" in text
+    assert "matches the segment stored on this server" in text
+
+    security = SecurityStore.open_in(settings.data_dir)
+    try:
+        entries = AuditLog(security, time.time).query(limit=50)
+    finally:
+        security.close()
+    actions = [(e.action, e.outcome) for e in entries]
+    assert ("evidence.export", "started") in actions
+    assert ("evidence.export", "ok") in actions
+    assert ("evidence.verify", "ok") in actions
+    store = recording.store()
+    try:
+        assert store.is_held("cam1", first + 1, first + 2)
+    finally:
+        store.close()
+
+
+def test_a_package_signed_by_another_key_is_refused_against_the_trusted_key(
+    exported: ExportResult, tmp_path: Path
+) -> None:
+    other = load_or_create(tmp_path / "other")
+    key_file = tmp_path / "trusted.pem"
+    key_file.write_bytes(other.public_pem())
+    code, text = run_text(verify_main, exported.package, key_path=key_file)
+    assert code == 1
+    assert "FAIL public-key.pem: signed with key fingerprint" in text
+    assert "not the trusted key" in text

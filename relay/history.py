@@ -31,6 +31,36 @@ class NackHistory:
         self._payload[slot] = payload
         self._marker[slot] = marker
 
+    def record_frame(self, seq: int, ts: int, payloads: tuple[bytes, ...]) -> None:
+        """Record a frame's packets, sent with consecutive sequence numbers from ``seq``; the
+        last one carries the marker bit."""
+        count = len(payloads)
+        slots = self._mask + 1
+        if count > slots:
+            skip = count - slots
+            payloads = payloads[skip:]
+            seq = (seq + skip) & 0xFFFF
+            count = slots
+        first = seq & self._mask
+        end = first + count
+        if end <= slots:
+            self._seq[first:end] = range(seq, seq + count)
+            self._ts[first:end] = (ts,) * count
+            self._payload[first:end] = payloads
+            self._marker[first:end] = bytes(count)
+        else:  # the frame wraps around the end of the ring
+            head = slots - first
+            self._seq[first:] = range(seq, seq + head)
+            self._ts[first:] = (ts,) * head
+            self._payload[first:] = payloads[:head]
+            self._marker[first:] = bytes(head)
+            rest = count - head
+            self._seq[:rest] = range(seq + head, seq + count)
+            self._ts[:rest] = (ts,) * rest
+            self._payload[:rest] = payloads[head:]
+            self._marker[:rest] = bytes(rest)
+        self._marker[(seq + count - 1) & self._mask] = 0x80
+
     def get(self, seq: int) -> tuple[int, bytes, int] | None:
         """(timestamp, payload, marker) of a packet still held, else None."""
         slot = seq & self._mask

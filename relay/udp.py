@@ -3,8 +3,11 @@
 On Linux, UDP generic segmentation offload (``UDP_SEGMENT``, since 4.18) sends a run of equal-size
 datagrams, the last one possibly shorter, with one ``sendmsg``. The fragments of an H.264 frame
 are such a run (the relay cuts NAL units into equal FU-A pieces), so a frame usually costs one
-system call instead of one per packet. Where the kernel refuses it, the writer falls back to one
-``sendto`` per datagram for good.
+system call instead of one per packet. ``plan_batches`` finds those runs once per frame (all
+viewers share them: a viewer adds the same header and tag length to every packet of a frame);
+each viewer's sender writes a run's protected packets back to back into a buffer and
+``send_segments`` hands that buffer to the kernel. Where the kernel refuses segmentation, the
+writer falls back to one ``sendto`` per datagram for good.
 
 The writer uses its own duplicate of the ICE candidate pair's socket descriptor: sending never
 goes through asyncio's transport buffer (a datagram that cannot be sent now is dropped and
@@ -19,6 +22,7 @@ import socket
 import struct
 import sys
 from asyncio import DatagramTransport
+from collections.abc import Sequence
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +30,34 @@ SOL_UDP = getattr(socket, "SOL_UDP", 17)
 UDP_SEGMENT = getattr(socket, "UDP_SEGMENT", 103)
 MAX_SEGMENTS = 48
 MAX_BATCH_BYTES = 63_000
+BATCH_OVERHEAD = 64
+"""Bytes a viewer adds to an RTP payload at most: header, extensions, SRTP tag."""
 _GSO_UNSUPPORTED = frozenset({errno.EIO, errno.EINVAL, errno.ENOPROTOOPT, errno.EOPNOTSUPP})
+
+
+def plan_batches(sizes: Sequence[int]) -> tuple[tuple[int, int], ...]:
+    """Split payloads (by size, in order) into ``(start, end)`` runs that one segmented send
+    can carry: equal sizes but the last, at most ``MAX_SEGMENTS`` datagrams and
+    ``MAX_BATCH_BYTES`` bytes once each payload has grown by ``BATCH_OVERHEAD``."""
+    batches = []
+    start = 0
+    count = len(sizes)
+    while start < count:
+        size = sizes[start]
+        end = start + 1
+        total = size + BATCH_OVERHEAD
+        while (
+            end < count
+            and end - start < MAX_SEGMENTS
+            and sizes[end - 1] == size
+            and sizes[end] <= size
+            and total + sizes[end] + BATCH_OVERHEAD <= MAX_BATCH_BYTES
+        ):
+            total += sizes[end] + BATCH_OVERHEAD
+            end += 1
+        batches.append((start, end))
+        start = end
+    return tuple(batches)
 
 
 class DatagramWriter:
@@ -37,9 +68,47 @@ class DatagramWriter:
         self.gso = gso and sys.platform == "linux"
         self.calls = 0
         self.dropped = 0
+        self._segment_options: dict[int, list[tuple[int, int, bytes]]] = {}
 
     def close(self) -> None:
         self._sock.close()
+
+    def send_segments(
+        self, data: memoryview, segment: int, count: int, addr: tuple[str, int]
+    ) -> None:
+        """Send ``data`` as ``count`` datagrams of ``segment`` bytes (the last may be shorter),
+        with one system call when segmentation offload works; what the socket cannot take now
+        is dropped and counted."""
+        if count == 1:
+            try:
+                self._sock.sendto(data, addr)
+            except BlockingIOError:
+                self.dropped += 1
+            except OSError:
+                self.dropped += 1
+            self.calls += 1
+            return
+        if self.gso:
+            options = self._segment_options.get(segment)
+            if options is None:
+                options = [(SOL_UDP, UDP_SEGMENT, struct.pack("=H", segment))]
+                self._segment_options[segment] = options
+            try:
+                self._sock.sendmsg((data,), options, 0, addr)
+                self.calls += 1
+                return
+            except BlockingIOError:
+                self.dropped += count
+                return
+            except OSError as exc:
+                if exc.errno not in _GSO_UNSUPPORTED:
+                    self.dropped += count
+                    return
+                log.info("UDP segmentation offload unavailable (%s); sending one datagram "
+                         "per call", exc.strerror)
+                self.gso = False
+        self._send_each([data[start:start + segment] for start in range(0, len(data), segment)],
+                        addr)
 
     def send(self, datagrams: list[bytes], addr: tuple[str, int]) -> None:
         """Send now, in order; what the socket cannot take at once is dropped."""
@@ -83,7 +152,7 @@ class DatagramWriter:
             else:
                 self.dropped += len(run)
 
-    def _send_each(self, datagrams: list[bytes], addr: tuple[str, int]) -> None:
+    def _send_each(self, datagrams: Sequence[bytes | memoryview], addr: tuple[str, int]) -> None:
         sendto = self._sock.sendto
         for index, datagram in enumerate(datagrams):
             try:

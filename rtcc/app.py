@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+import catalog
 import relay
 from console_web import routes as console_routes
 from ingest import agent_server
@@ -16,6 +17,8 @@ from rtcc import ops_routes
 from rtcc.appkeys import HUB, SETTINGS
 from rtcc.camera_sources import rtsp_source_factory
 from rtcc.config import CameraConfig, Settings
+from rtcc.evidence import add_routes as add_evidence_routes
+from rtcc.evidence import evidence_context
 from rtcc.hub import SourceFactory, StreamHub, StreamSettings
 from rtcc.security import add_routes as add_security_routes
 from rtcc.security import security_context, security_middleware
@@ -79,12 +82,17 @@ def create_app(settings: Settings) -> web.Application:
                           client_max_size=16 * 1024**2)
     app[SETTINGS] = settings
     app.cleanup_ctx.append(security_context)  # first in, last out: audits the others' shutdown
+    app.cleanup_ctx.append(catalog.catalog_context)  # needs SECRET_BOX
     app.cleanup_ctx.append(_hub_context)
+    app.cleanup_ctx.append(catalog.live_status_context)  # needs the hub
     app.cleanup_ctx.append(agent_server.cleanup_ctx)  # after the hub: agent cameras are streams
+    app.cleanup_ctx.append(evidence_context)  # after security and hub: records streams
     ops_routes.add_routes(app)
     # -- packages add their routes below (each module exposes add_routes(app)) --
     add_security_routes(app)
     relay.add_routes(app)
+    catalog.add_routes(app)
     console_routes.add_routes(app)
     agent_server.add_routes(app)
+    add_evidence_routes(app)
     return app

@@ -106,6 +106,24 @@ def _parser() -> argparse.ArgumentParser:
     verify = audit_sub.add_parser("verify", help="check every entry's hash chain")
     verify.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
 
+    export = sub.add_parser("export", help="export a camera's recordings as signed evidence")
+    export.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    export.add_argument("--camera", required=True)
+    export.add_argument("--from", dest="start", required=True,
+                        help="ISO-8601 time with a zone (2024-05-01T12:00:00Z) or epoch seconds")
+    export.add_argument("--to", dest="end", required=True)
+    export.add_argument("--case", required=True)
+    export.add_argument("--reason", default="")
+    export.add_argument("--out", type=Path, help="package file (default: in the data folder)")
+    export.add_argument("--watermark", action="store_true",
+                        help="add a copy with case, camera and time burned in")
+    check_export = sub.add_parser("verify", help="check an export package's signature and hashes")
+    check_export.add_argument("file", type=Path)
+    check_export.add_argument("--config", type=Path,
+                              help="the server's configuration: compare with its stored "
+                                   "segments and key, and audit the verification")
+    check_export.add_argument("--key", type=Path, help="the trusted public key (PEM)")
+
     user = sub.add_parser("user", help="manage accounts")
     user_sub = user.add_subparsers(dest="user_command", required=True)
     add = user_sub.add_parser("add", help="create an account (prompts for the password)")
@@ -127,6 +145,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         setup_logging(args.log_level or "info", args.log_format)
         return agent_main(args)
+    if args.command == "verify" and args.config is None:  # anyone may check a package
+        from rtcc.evidence import verify_main
+
+        return verify_main(args.file, key_path=args.key)
     try:
         settings = load_settings(args.config)
     except ConfigError as exc:
@@ -141,6 +163,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             from rtcc.security.cli import audit_verify_main
 
             return audit_verify_main(settings)
+        if args.command == "export":
+            from rtcc.evidence import export_main
+
+            return export_main(settings, args.camera, args.start, args.end, args.case, args.out,
+                               args.watermark, reason=args.reason)
+        if args.command == "verify":
+            from rtcc.evidence import verify_main
+
+            return verify_main(args.file, settings, key_path=args.key)
         if args.command == "user":
             from rtcc.security.cli import user_add_main, user_unlock_main
 

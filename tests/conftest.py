@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.camsim",
     "tests.fixtures.auth",
     "tests.fixtures.redis_server",
+    "tests.fixtures.browser",
 ]

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 VERSION = "rtcc-agent/1"
 CONNECT_TIMEOUT = 10.0
+INVENTORY_WAIT = 40.0
 
 
 class CredentialRefused(RtccError):
@@ -80,7 +81,12 @@ class Agent:
 
     async def _refresh_loop(self) -> None:
         while True:
-            changed = await self.inventory.refresh()
+            try:
+                changed = await self.inventory.refresh()
+            except Exception as exc:  # the next refresh tries again; the agent keeps serving
+                log.error("the camera inventory could not be refreshed: %s",
+                          scrub(repr(exc), *self.inventory.secrets()))
+                changed = False
             if changed or self.inventory.refreshes == 1:
                 await self._send_inventory()
             await asyncio.sleep(self.options.inventory_interval)
@@ -108,6 +114,9 @@ class Agent:
                 raise
             except (aiohttp.ClientError, OSError, TimeoutError, proto.ProtocolError) as exc:
                 reason = f"{type(exc).__name__}: {str(exc)[:200]}"
+            except Exception as exc:  # a bug must not leave the owner's cameras offline
+                log.exception("the control connection failed unexpectedly")
+                reason = f"unexpected {type(exc).__name__}"
             finally:
                 self._ws = None
                 await self._end_session()
@@ -169,7 +178,10 @@ class Agent:
             await asyncio.sleep(proto.HEARTBEAT_SECONDS)
             stats = {"cameras": len(self.inventory.cameras), "publishing": len(self.publishers),
                      "frames": sum(p.track.frames_out for p in self.publishers.values())}
-            await ws.send_str(proto.encode("heartbeat", stats=stats))
+            try:
+                await ws.send_str(proto.encode("heartbeat", stats=stats))
+            except (ConnectionError, RuntimeError):
+                return  # the receive loop sees the closed connection and reconnects
 
     async def _end_session(self) -> None:
         commands, self._commands = self._commands, set()
@@ -218,17 +230,26 @@ class Agent:
             reply = proto.encode("result", id=command_id, ok=False,
                                  error=f"the agent failed unexpectedly ({type(exc).__name__})")
         if command_id and not ws.closed:
-            await ws.send_str(reply)
+            try:
+                await ws.send_str(reply)
+            except (ConnectionError, RuntimeError):
+                log.info("the answer to %s was not sent: the connection closed", action)
 
-    def _camera(self, message: dict[str, Any]) -> AgentCamera:
+    async def _camera(self, message: dict[str, Any]) -> AgentCamera:
         key = proto.camera_key(message.get("key"))
+        if not self.inventory.ready.is_set():  # just started: the cameras are being probed
+            try:
+                async with asyncio.timeout(INVENTORY_WAIT):
+                    await self.inventory.ready.wait()
+            except TimeoutError:
+                raise CommandFailed("the agent is still looking for its cameras") from None
         camera = self.inventory.get(key)
         if camera is None:
             raise CommandFailed(f"no camera {key!r} on this agent")
         return camera
 
     async def _do_start_stream(self, message: dict[str, Any]) -> dict[str, Any]:
-        camera = self._camera(message)
+        camera = await self._camera(message)
         profile = proto.profile_name(message.get("profile"))
         path = proto.text_field(message, "path", limit=300, required=True)
         if not path.startswith("/whip/"):
@@ -266,7 +287,7 @@ class Agent:
             log.info("camera %s/%s: publish ended (%s)", key, profile, publisher.reason)
 
     async def _do_stop_stream(self, message: dict[str, Any]) -> dict[str, Any]:
-        camera = self._camera(message)
+        camera = await self._camera(message)
         profile = proto.profile_name(message.get("profile"))
         publisher = self.publishers.pop((camera.key, profile), None)
         if publisher is not None:
@@ -274,7 +295,7 @@ class Agent:
         return {"stopped": publisher is not None}
 
     async def _do_snapshot(self, message: dict[str, Any]) -> dict[str, Any]:
-        camera = self._camera(message)
+        camera = await self._camera(message)
         profile = proto.profile_name(message.get("profile", "main"))
         if camera.onvif is not None and camera.report.snapshot and profile in camera.tokens:
             image = await camera.onvif.snapshot(camera.tokens[profile],
@@ -287,7 +308,7 @@ class Agent:
         return {"jpeg": base64.b64encode(image).decode("ascii"), "bytes": len(image)}
 
     async def _do_ptz(self, message: dict[str, Any]) -> dict[str, Any]:
-        camera = self._camera(message)
+        camera = await self._camera(message)
         if message.get("ptz_allowed") is not True:
             raise CommandFailed("PTZ refused: the server did not say the owner allows it")
         if camera.onvif is None or not camera.report.ptz or "main" not in camera.tokens:
@@ -307,7 +328,7 @@ class Agent:
         return {"moving": False}
 
     async def _do_sync_point(self, message: dict[str, Any]) -> dict[str, Any]:
-        camera = self._camera(message)
+        camera = await self._camera(message)
         profile = proto.profile_name(message.get("profile", "main"))
         if camera.onvif is None or profile not in camera.tokens:
             raise CommandFailed(f"camera {camera.key} does not support synchronization points")

@@ -202,8 +202,10 @@ class OnvifClient:
     async def connect(self) -> None:
         if self._camera is not None:
             return
-        camera = ONVIFCamera(self.host, self.port, self._username or None,
-                             self._password or None, no_cache=True)
+        # Empty strings, not None: the library always signs requests, and a camera without
+        # authentication ignores the (empty) token.
+        camera = ONVIFCamera(self.host, self.port, self._username, self._password,
+                             no_cache=True)
         self._camera = camera
         self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self._timeout))
 

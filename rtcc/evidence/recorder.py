@@ -169,6 +169,10 @@ class CameraRecorder:
             self._run(), name=f"camera:{self.camera_id}:recorder")
 
     @property
+    def segments_closed(self) -> int:
+        return self._writer.segments_closed
+
+    @property
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 

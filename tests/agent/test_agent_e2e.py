@@ -9,9 +9,11 @@ stops. The camera password never appears in a response, a log line or a database
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import stat
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -52,7 +54,10 @@ async def _agents(api: Api, owner: dict[str, str]) -> list[dict[str, Any]]:
 
 async def _keyframe(hub: StreamHub, camera_id: str) -> tuple[int, int]:
     stream = hub.get(camera_id, "main")
+    asked = time.monotonic()
     async with await stream.subscribe("test-viewer", wait=True) as subscription:
+        print(f"agent camera: live {(time.monotonic() - asked) * 1000:.0f} ms after the "
+              "first viewer subscribed (RTSP pull + WHIP publish + keyframe)")
         frame: EncodedFrame = await subscription.get()
         while not frame.keyframe:
             frame = await subscription.get()
@@ -129,9 +134,25 @@ async def test_enroll_discover_publish_restart_revoke(
                 AGENT_SERVICE].registry.get(described["id"]), 30, "the agent to reconnect")
             assert await _keyframe(server.hub, camera_id) == (640, 360)
 
-            # revocation ends the live session and refuses new publishes
+            # the agent restarts (no token needed any more): a viewer that stayed resumes
             stream = server.hub.get(camera_id, "main")
-            viewer = await stream.subscribe("revoked-viewer", wait=True)
+            viewer = await stream.subscribe("patient-viewer", wait=True)
+            await agent.stop()
+            stopped_at = time.time()
+            agent = AgentProcess(tmp_path / "agent-2.log")
+            await agent.start(
+                ["--server", server.url, "--state-dir", str(state_dir), "--no-discovery",
+                 "--onvif", sim.xaddr(0), "--onvif-user", SECURE_USER,
+                 "--onvif-password-env", "CAMERA_PASSWORD", "--backoff-max", "2"],
+                env={"CAMERA_PASSWORD": SECURE_PASSWORD},
+            )
+            async with asyncio.timeout(40):
+                frame = await viewer.get()
+                while not (frame.discontinuity and frame.capture_time > stopped_at):
+                    frame = await viewer.get()
+            assert decode_keyframe(frame) == (640, 360)
+
+            # revocation ends the live session and refuses new publishes
             await api.ok("POST", f"/api/agents/{described['id']}/revoke", owner)
             with pytest.raises(StreamClosed):
                 await _drain(viewer)
@@ -151,10 +172,12 @@ async def test_enroll_discover_publish_restart_revoke(
         await server.stop()
 
     assert "revoked" in agent.log()
+    assert "enrolled as agent" in (tmp_path / "agent.log").read_text()
     for text in api.seen:
         _assert_no_secret("a server response", text)
     _assert_no_secret("the server's log", caplog.text)
-    _assert_no_secret("the agent's log", agent.log())
+    for name in ("agent.log", "agent-2.log"):
+        _assert_no_secret("the agent's log", (tmp_path / name).read_text(errors="replace"))
     for path in (tmp_path / "data").rglob("*"):
         if path.is_file():
             _assert_no_secret(path.name, path.read_bytes().decode("latin-1"))

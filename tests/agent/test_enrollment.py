@@ -3,6 +3,7 @@ through the real application (the agent's side is played by the test)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -12,8 +13,10 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from ingest.agent_protocol import CLOSE_REVOKED
+from ingest.agent_server import AGENT_SERVICE
 from rtcc.app import create_app
 from rtcc.appkeys import HUB
+from rtcc.errors import SourceUnavailable
 from rtcc.policy import Role
 from rtcc.security.principal import CLOCK
 from tests.fixtures.auth import FakeClock, MakeClient, bearer, role_headers, security_settings
@@ -151,11 +154,33 @@ async def test_control_socket_inventory_and_revocation(
         **other_agent_user, "Content-Type": "application/sdp"})
     assert foreign.status == 403
 
+    # a viewer arrives: the server asks the agent; the agent's error reaches the viewer at once
+    stream = hub.get(camera_id, "main")
+    viewer = asyncio.create_task(stream.subscribe("viewer", wait=True))
+    command = await ws.receive_json()
+    assert (command["type"], command["action"]) == ("command", "start_stream")
+    assert command["key"] == CAMERA["key"]
+    assert command["path"] == f"/whip/{camera_id}?profile=main"
+    await ws.send_str(json.dumps({"type": "result", "id": command["id"], "ok": False,
+                                  "error": "the camera is unplugged"}))
+    with pytest.raises(SourceUnavailable, match="the camera is unplugged"):
+        await viewer
+    await ws.close()
+    async with asyncio.timeout(5):
+        while client.app[AGENT_SERVICE].registry.get(enrolled["agent_id"]) is not None:
+            await asyncio.sleep(0.02)
+    with pytest.raises(SourceUnavailable, match="offline"):
+        await hub.get(camera_id, "sub").subscribe("viewer", wait=True)
+    ws = await client.ws_connect("/api/agent/ws", headers=agent)
+    assert (await ws.receive_json())["type"] == "welcome"
+
     refused = await client.post(f"/api/agents/{enrolled['agent_id']}/revoke", headers=neighbour)
     assert refused.status == 404
     revoked = await client.post(f"/api/agents/{enrolled['agent_id']}/revoke", headers=owner)
     assert revoked.status == 200
     closing = await ws.receive()
+    while closing.type == aiohttp.WSMsgType.TEXT:  # commands sent before the revocation
+        closing = await ws.receive()
     assert closing.type == aiohttp.WSMsgType.CLOSE
     assert closing.data == CLOSE_REVOKED
     assert not hub.has_camera(camera_id)

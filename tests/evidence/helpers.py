@@ -9,9 +9,11 @@ import tarfile
 import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import av
 from aiohttp import web
+from aiohttp.test_utils import TestClient
 
 from rtcc.appkeys import CAMERA_DIRECTORY, HUB, SETTINGS
 from rtcc.config import Settings
@@ -131,6 +133,12 @@ def flip_byte(package: Path, target: Path, offset: int, new: int | None = None) 
     data = bytearray(package.read_bytes())
     data[offset] = (data[offset] ^ 0x01) if new is None else new
     target.write_bytes(bytes(data))
+
+
+def app_of(client: TestClient[Any, Any]) -> web.Application:
+    app = client.app
+    assert isinstance(app, web.Application)
+    return app
 
 
 def run_text(function: object, *args: object, **kwargs: object) -> tuple[int, str]:

@@ -45,8 +45,7 @@ async def test_full_disk_stops_recording_with_an_alert_and_keeps_what_was_writte
             await manager.start()
             recorder = manager.recorder("cam1")
             assert recorder is not None
-            stats = recorder.stats
-            await wait_until(lambda: int(stats()["segments_closed"]) >= 2, 20, "two segments")
+            await wait_until(lambda: recorder.segments_closed >= 2, 20, "two segments")
 
             manager.min_free_bytes = shutil.disk_usage(root).free + 10**15
             await wait_until(lambda: recorder.state is RecorderState.DISK_FULL, 10,
@@ -60,7 +59,8 @@ async def test_full_disk_stops_recording_with_an_alert_and_keeps_what_was_writte
             overview = manager.stats()
             assert overview["state"] == "disk_full"
             alerts = overview["alerts"]
-            assert isinstance(alerts, list) and alerts[-1]["camera_id"] == "cam1"
+            assert isinstance(alerts, list)
+            assert alerts[-1]["camera_id"] == "cam1"
             assert "recording stopped, nothing already recorded was lost" in alerts[-1]["reason"]
             await manager.reconcile()  # still not enough space: it stays stopped
             assert manager.recorder("cam1") is recorder
@@ -75,7 +75,8 @@ async def test_full_disk_stops_recording_with_an_alert_and_keeps_what_was_writte
             assert hash_file(path) == (row.sha256, row.bytes)
             assert len(read_index(path)) == row.frames
         stops = [e for e in audit.query(action="recording.stop") if e.outcome == "disk_full"]
-        assert len(stops) == 1 and stops[0].camera_id == "cam1"
+        assert len(stops) == 1
+        assert stops[0].camera_id == "cam1"
         assert "ALERT disk_full" in caplog.text
     finally:
         store.close()

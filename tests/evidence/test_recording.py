@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import io
+import itertools
 import json
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -177,7 +179,10 @@ def test_segments_hold_the_original_bytes_cut_at_keyframes(recording: Recording)
         total += row.frames
     assert total == recording.frames_written
     # Cut at the first keyframe after 4 s of camera time (keyframe every 1 s).
-    for row, following in zip(rows, rows[1:], strict=False):
+    for row, following in itertools.pairwise(rows):
+        assert row.pts_start is not None
+        assert row.pts_end is not None
+        assert following.pts_start is not None
         span = (following.pts_start - row.pts_start) / VIDEO_CLOCK_RATE
         assert SEGMENT_SECONDS <= span <= SEGMENT_SECONDS + 1.0 + 1e-6, span
         assert following.pts_start - row.pts_end == VIDEO_CLOCK_RATE // FPS  # nothing lost
@@ -209,7 +214,8 @@ def test_export_of_20_seconds_across_segments_plays_and_matches_the_source(
         source: list[bytes] = []
         for entry in exported.manifest["sources"]:
             row = store.segment(entry["segment_id"])
-            assert row is not None and row.sha256 == entry["sha256"]
+            assert row is not None
+            assert row.sha256 == entry["sha256"]
             path = contained(recording.root, row.path)
             first, last = entry["frames_used"]
             source += list(iter_frames(path, read_index(path)[first:last + 1]))
@@ -336,3 +342,36 @@ def test_a_package_signed_by_another_key_is_refused_against_the_trusted_key(
     assert code == 1
     assert "FAIL public-key.pem: signed with key fingerprint" in text
     assert "not the trusted key" in text
+
+
+def test_rtcc_export_and_verify_commands(recording: Recording, tmp_path: Path) -> None:
+    config = tmp_path / "server.yaml"
+    config.write_text(f"data_dir: {recording.data_dir}\nevidence:\n  segment_seconds: 4\n")
+    first = recording.segments()[2].utc_start
+    out = tmp_path / "command.tar"
+
+    def rtcc(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "rtcc", *args], capture_output=True,
+                              text=True, timeout=120, check=False)
+
+    made = rtcc("export", "--config", str(config), "--camera", "cam1", "--from",
+                iso_utc(first), "--to", iso_utc(first + 3), "--case", "C-1", "--out", str(out))
+    assert made.returncode == 0, made.stderr
+    assert "100% done" in made.stderr
+    assert f"package: {out}" in made.stdout
+
+    checked = rtcc("verify", str(out))  # no server configuration: anyone can check a package
+    assert checked.returncode == 0, checked.stdout
+    assert "RESULT: VERIFIED" in checked.stdout
+
+    offset, size = member_offset(out, "clip.mp4")
+    altered = tmp_path / "altered.tar"
+    flip_byte(out, altered, offset + size - 1)
+    failed = rtcc("verify", str(altered), "--config", str(config))
+    assert failed.returncode == 1
+    assert "FAIL clip.mp4: its SHA-256" in failed.stdout
+    garbage = tmp_path / "garbage.tar"
+    garbage.write_bytes(b"not a package")
+    unreadable = rtcc("verify", str(garbage))
+    assert unreadable.returncode == 2
+    assert "cannot be read as an export package" in unreadable.stdout

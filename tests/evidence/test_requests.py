@@ -16,7 +16,7 @@ from rtcc.config import SharingLevel
 from rtcc.evidence import EVIDENCE
 from rtcc.policy import Role
 from rtcc.security.principal import SECURITY
-from tests.evidence.helpers import evidence_app, frames_from, make_h264
+from tests.evidence.helpers import app_of, evidence_app, frames_from, make_h264
 from tests.fixtures.auth import MakeClient, TestUser, bearer, role_headers, security_settings
 from tests.security.harness import Directory
 
@@ -77,8 +77,7 @@ def _statuses(body: dict[str, Any]) -> dict[str, str]:
 
 
 def _audit_actions(world: World) -> list[tuple[str, str, str]]:
-    app = world.client.server.app
-    assert app is not None
+    app = app_of(world.client)
     return [(e.action, e.outcome, e.camera_id) for e in app[SECURITY].audit.query(limit=200)]
 
 
@@ -117,8 +116,7 @@ async def test_a_declined_request_receives_nothing(world: World, tmp_path: Path)
     assert upload.status == 409
     assert "nothing may be uploaded" in (await upload.json())["error"]
 
-    app = client.server.app
-    assert app is not None
+    app = app_of(client)
     evidence = app[EVIDENCE]
     assert evidence.store.fetchall("SELECT * FROM uploads") == []
     assert evidence.store.fetchall("SELECT * FROM segments") == []
@@ -144,8 +142,7 @@ async def test_an_approved_request_is_uploaded_resumably_and_checked(
     approved = await client.post(f"/api/footage-requests/{rid}/approve", headers=world.own1,
                                  json={})
     assert _statuses(await approved.json()) == {"cam1": "approved"}
-    app = client.server.app
-    assert app is not None
+    app = app_of(client)
     security = app[SECURITY]
     grant = security.store.approved_request_for("cam1", world.investigator.id, time.time())
     assert grant == f"{rid}:cam1"  # what the security core consults for on_request cameras

@@ -82,6 +82,14 @@ async def test_operations_a_camera_lacks_are_faults(onvif_sim_factory: OnvifSimF
             await camera.stream_uri("no-such-profile")
 
 
+async def test_camera_without_authentication(onvif_sim_factory: OnvifSimFactory) -> None:
+    open_camera = type(LOBBY)(name="Open", profiles=LOBBY.profiles)
+    sim = await onvif_sim_factory([open_camera])
+    async with OnvifClient.from_xaddr(sim.xaddr(0), "", "") as camera:
+        assert (await camera.device_info()).hardware_id == "Open"
+        assert len(await camera.snapshot("main")) > 1000
+
+
 async def test_dead_camera_is_unreachable() -> None:
     with pytest.raises(OnvifUnreachable):
         async with OnvifClient("127.0.0.1", 9, ONVIF_USER, ONVIF_PASSWORD):

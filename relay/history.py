@@ -55,7 +55,8 @@ class NackHistory:
             self._payload[first:] = payloads[:head]
             self._marker[first:] = bytes(head)
             rest = count - head
-            self._seq[:rest] = range(seq + head, seq + count)
+            wrapped = (seq + head) & 0xFFFF  # a ring boundary; 65536 is one too
+            self._seq[:rest] = range(wrapped, wrapped + rest)
             self._ts[:rest] = (ts,) * rest
             self._payload[:rest] = payloads[head:]
             self._marker[:rest] = bytes(rest)

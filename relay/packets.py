@@ -5,17 +5,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from relay import h264
+from relay.udp import plan_batches
 from rtcc.media import EncodedFrame
 
 
 @dataclass(frozen=True, slots=True)
 class PacketizedFrame:
-    """RTP payloads of one access unit, in order; the last one carries the marker bit."""
+    """RTP payloads of one access unit, in order; the last one carries the marker bit.
+
+    ``batches`` splits them into ``(start, end)`` runs that one segmented UDP send can carry.
+    """
 
     payloads: tuple[bytes, ...]
     size: int
     keyframe: bool
     b_frame: bool
+    batches: tuple[tuple[int, int], ...] = ()
 
 
 class PacketCache:
@@ -49,7 +54,9 @@ class PacketCache:
         if frame.keyframe and not h264.has_parameter_sets(nals):
             self.missing_parameter_sets += 1
         payloads = tuple(h264.packetize(nals, self._max_payload))
-        packed = PacketizedFrame(payloads, sum(len(p) for p in payloads), frame.keyframe, b_frame)
+        sizes = [len(p) for p in payloads]
+        packed = PacketizedFrame(payloads, sum(sizes), frame.keyframe, b_frame,
+                                 plan_batches(sizes))
         entries = self._entries
         entries[id(frame)] = (frame, packed)
         if len(entries) > self._max_frames:

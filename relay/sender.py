@@ -22,6 +22,7 @@ import random
 import struct
 import time
 from collections.abc import Callable
+from typing import Any
 
 from aioice.ice import StunProtocol
 from aiortc import RTCRtpSender
@@ -46,7 +47,8 @@ from aiortc.stats import RTCOutboundRtpStreamStats, RTCStatsReport
 
 from relay.history import DEFAULT_SLOTS, NackHistory
 from relay.packets import PacketizedFrame
-from relay.udp import DatagramWriter
+from relay.srtp import InPlaceProtector, ScratchBuffer, SrtpSession
+from relay.udp import MAX_BATCH_BYTES, DatagramWriter, plan_batches
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,8 @@ MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
 ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
 
 _HEADER = struct.Struct("!BBHII")
+SCRATCH_BYTES = MAX_BATCH_BYTES + 8192
+"""A batch of datagrams plus room for one more packet and its SRTP trailer."""
 _NTP_EPOCH_OFFSET = 2_208_988_800
 _RTT_ALPHA = 0.85
 
@@ -74,12 +78,16 @@ class PassthroughSender(RTCRtpSender):
         on_keyframe_request: Callable[[str], None],
         history_slots: int = DEFAULT_SLOTS,
         gso: bool = True,
+        scratch: ScratchBuffer | None = None,
     ) -> None:
         super().__init__("video", transport)
         self.name = name
         self._on_keyframe_request = on_keyframe_request
         self._history = NackHistory(history_slots)
         self._gso = gso
+        self._scratch = scratch or ScratchBuffer(SCRATCH_BYTES)
+        self._protector: InPlaceProtector | None = None
+        self._headers: dict[int, struct.Struct] = {}
         self._writer: DatagramWriter | None = None
         self._writer_protocol: StunProtocol | None = None
         self.negotiated = asyncio.Event()
@@ -195,38 +203,102 @@ class PassthroughSender(RTCRtpSender):
         pair = dtls.transport._connection._nominated.get(1)
         if pair is None:
             raise ConnectionError("no ICE candidate pair is nominated")
-        protect = srtp.protect
-        pack = _HEADER.pack
-        record = self._history.record
-        extension = self._extension()
-        first = 0x90 if extension else 0x80
-        pt = self._pt
-        ssrc = self._ssrc
-        seq = self._seq
-        payloads = frame.payloads
-        last = len(payloads) - 1
-        datagrams = []
-        for index, payload in enumerate(payloads):
-            marker = 0x80 if index == last else 0
-            datagrams.append(protect(b"".join((pack(first, marker | pt, seq, timestamp, ssrc),
-                                               extension, payload))))
-            record(seq, timestamp, payload, marker)
-            seq = (seq + 1) & 0xFFFF
         protocol = pair.protocol
         if type(protocol) is StunProtocol:
-            writer = self._writer_for(protocol)
-            dropped = writer.dropped
-            writer.send(datagrams, pair.remote_addr)
-            self.packets_dropped += writer.dropped - dropped
+            self._send_direct(frame, timestamp, self._writer_for(protocol), pair.remote_addr,
+                              srtp)
         else:  # a TURN relay or another transport aioice wraps: use its own send path
-            for datagram in datagrams:
-                await protocol.send_data(datagram, pair.remote_addr)
-        self._seq = seq
-        self.packets_sent += len(payloads)
+            await self._send_wrapped(frame, timestamp, protocol, pair.remote_addr, srtp)
+        self.packets_sent += len(frame.payloads)
         self.octets_sent += frame.size
         self.frames_sent += 1
         self._last_ts = timestamp
         self._last_send = time.monotonic()
+
+    def _send_direct(
+        self,
+        frame: PacketizedFrame,
+        timestamp: int,
+        writer: DatagramWriter,
+        addr: tuple[str, int],
+        srtp: SrtpSession,
+    ) -> None:
+        """Write each batch's packets (header, payload, SRTP tag) back to back into the scratch
+        buffer, protect them in place and send the batch with one system call."""
+        protector = self._protector
+        if protector is None or protector.session is not srtp:
+            protector = self._protector = InPlaceProtector(srtp, self._scratch)
+        raw = protector.raw()
+        extension = self._extension()
+        pack_into = self._header_struct(len(extension)).pack_into
+        header_length = 12 + len(extension)
+        first = 0x90 if extension else 0x80
+        pt = self._pt
+        marked = pt | 0x80
+        ssrc = self._ssrc
+        seq = start_seq = self._seq
+        payloads = frame.payloads
+        last = len(payloads) - 1
+        buffer = self._scratch.data
+        view = self._scratch.view
+        send = writer.send_segments
+        dropped = writer.dropped
+        batches = frame.batches or plan_batches([len(p) for p in payloads])
+        if raw is not None:
+            protect, context, pointer, cell = raw
+        for start, end in batches:
+            offset = 0
+            segment = 0
+            for index in range(start, end):
+                payload = payloads[index]
+                pack_into(buffer, offset, first, marked if index == last else pt, seq,
+                          timestamp, ssrc, extension)
+                body = offset + header_length
+                length = header_length + len(payload)
+                buffer[body:offset + length] = payload
+                if raw is not None:
+                    cell[0] = length
+                    status = protect(context, pointer + offset, cell)
+                    if status:
+                        raise ConnectionError(f"SRTP protection failed (libsrtp status {status})")
+                    length = cell[0]
+                else:
+                    length = protector.protect(offset, length)
+                if not segment:
+                    segment = length
+                offset += length
+                seq = (seq + 1) & 0xFFFF
+            send(view[:offset], segment, end - start, addr)
+        self._seq = seq
+        self._history.record_frame(start_seq, timestamp, payloads)
+        self.packets_dropped += writer.dropped - dropped
+
+    async def _send_wrapped(
+        self,
+        frame: PacketizedFrame,
+        timestamp: int,
+        protocol: Any,
+        addr: tuple[str, int],
+        srtp: SrtpSession,
+    ) -> None:
+        extension = self._extension()
+        first = 0x90 if extension else 0x80
+        seq = start_seq = self._seq
+        payloads = frame.payloads
+        last = len(payloads) - 1
+        for index, payload in enumerate(payloads):
+            marker = 0x80 if index == last else 0
+            header = _HEADER.pack(first, marker | self._pt, seq, timestamp, self._ssrc)
+            await protocol.send_data(srtp.protect(b"".join((header, extension, payload))), addr)
+            seq = (seq + 1) & 0xFFFF
+        self._seq = seq
+        self._history.record_frame(start_seq, timestamp, payloads)
+
+    def _header_struct(self, extension_length: int) -> struct.Struct:
+        header = self._headers.get(extension_length)
+        if header is None:
+            header = self._headers[extension_length] = struct.Struct(f"!BBHII{extension_length}s")
+        return header
 
     def _writer_for(self, protocol: StunProtocol) -> DatagramWriter:
         if protocol.transport.is_closing():

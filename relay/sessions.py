@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from relay.packets import PacketCache
+from relay.sender import SCRATCH_BYTES
 from relay.settings import RelaySettings
+from relay.srtp import ScratchBuffer
 from rtcc.hub import StreamKey
 
 if TYPE_CHECKING:
@@ -31,6 +33,8 @@ class RelaySessions:
         self.settings = settings
         self._sessions: dict[str, ViewerSession] = {}
         self._caches: dict[StreamKey, PacketCache] = {}
+        self.scratch = ScratchBuffer(SCRATCH_BYTES)
+        """The buffer every viewer's packets are built in just before they are sent."""
         self._closing: set[asyncio.Task[None]] = set()
         self._shutting_down = False
         self.opened = 0

@@ -10,17 +10,25 @@ protected packet (with its tag) is then sent from directly.
 
 from __future__ import annotations
 
+import importlib
 import logging
 from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
-try:
-    from pylibsrtp._binding import ffi as _ffi
-    from pylibsrtp._binding import lib as _lib
-except ImportError:  # another pylibsrtp layout: every packet goes through Session.protect
-    _ffi = None
-    _lib = None
+
+def _binding() -> tuple[Any, Any]:
+    """pylibsrtp's cffi ``ffi`` and ``lib`` (the libsrtp it was built with), or Nones when
+    this pylibsrtp is laid out otherwise: then every packet goes through ``Session.protect``."""
+    try:
+        module = importlib.import_module("pylibsrtp._binding")
+        return module.ffi, module.lib
+    except (ImportError, AttributeError):
+        log.warning("pylibsrtp's libsrtp binding is not reachable; SRTP costs a copy per packet")
+        return None, None
+
+
+_ffi, _lib = _binding()
 
 SRTP_TRAILER_ROOM = 16 + 128
 """Bytes libsrtp may append to a packet (the largest tag plus the largest MKI)."""
@@ -56,6 +64,10 @@ class InPlaceProtector:
         self._ctx: Any = ctx[0] if ctx is not None and _lib is not None else None
         self._length: Any = _ffi.new("int *") if _ffi is not None else None
         self._protect: Any = _lib.srtp_protect if _lib is not None else None
+
+    @property
+    def session(self) -> SrtpSession:
+        return self._session
 
     @property
     def direct(self) -> bool:

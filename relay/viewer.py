@@ -27,6 +27,7 @@ from relay.negotiation import answer_offer
 from relay.packets import PacketCache
 from relay.sender import PassthroughSender
 from relay.settings import RelaySettings
+from relay.srtp import ScratchBuffer
 from relay.timing import RtpClock
 from rtcc.access import MediaAccess, ViewGrant
 from rtcc.errors import CodecNotSupported, StreamClosed
@@ -59,6 +60,7 @@ class ViewerSession:
         cache: PacketCache,
         settings: RelaySettings,
         on_closed: Callable[[ViewerSession], None],
+        scratch: ScratchBuffer | None = None,
     ) -> None:
         self.session_id = session_id
         self.stream = stream
@@ -71,6 +73,7 @@ class ViewerSession:
         self._cache = cache
         self._settings = settings
         self._on_closed = on_closed
+        self._scratch = scratch
         self.pc = RTCPeerConnection(_ice_configuration(settings))
         self.sender: PassthroughSender | None = None
         self._clock = RtpClock(random.getrandbits(31), settings.catchup_bitrate,
@@ -104,6 +107,7 @@ class ViewerSession:
                 self._keyframe_requested,
                 history_slots=self._settings.history_slots,
                 gso=self._settings.udp_gso,
+                scratch=self._scratch,
             )
 
         async with asyncio.timeout(self._settings.negotiate_timeout):

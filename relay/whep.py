@@ -150,6 +150,7 @@ async def whep_post(request: web.Request) -> web.Response:
             cache=registry.cache_for(stream.key),
             settings=settings,
             on_closed=registry.session_closed,
+            scratch=registry.scratch,
         )
         answer = await session.negotiate(offer, profile_level_id)
         if not registry.accepting:

@@ -292,6 +292,7 @@ class Agent:
         publisher = self.publishers.pop((camera.key, profile), None)
         if publisher is not None:
             await publisher.stop("the server stopped the stream")
+            log.info("camera %s/%s: publish stopped (nobody watches)", camera.key, profile)
         return {"stopped": publisher is not None}
 
     async def _do_snapshot(self, message: dict[str, Any]) -> dict[str, Any]:

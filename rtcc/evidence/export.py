@@ -364,8 +364,10 @@ class Exporter:
                      "width": width, "height": height,
                      "frames": sum(len(sel.entries) for sel in selections),
                      "camera_pts_first": first.pts, "camera_pts_last": last.pts,
-                     "time_note": "utc times are the server's receipt times (UTC); camera_pts "
-                                  "are the camera's own 90 kHz timestamps"},
+                     "time_note": "utc times are when the server received each frame (for "
+                                  "segments uploaded by an owner's agent: when the agent "
+                                  "captured it); camera_pts are the camera's own 90 kHz "
+                                  "timestamps"},
             "gaps": gaps,
             "sources": sources,
             "files": file_entries,
@@ -379,16 +381,20 @@ class Exporter:
         package.parent.mkdir(parents=True, exist_ok=True)
         partial = package.with_name(package.name + ".part")
         now = int(time.time())
-        with tarfile.open(partial, "w", format=tarfile.PAX_FORMAT) as tar:
-            for name, data in ((MANIFEST_NAME, manifest), (SIGNATURE_NAME, signature),
-                               (PUBLIC_KEY_NAME, self._key.public_pem())):
-                tar.addfile(_member(name, len(data), now), io.BytesIO(data))
-            for path in files:
-                with open(path, "rb") as handle:
-                    tar.addfile(_member(path.name, path.stat().st_size, now), handle)
-        with open(partial, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(partial, package)
+        try:
+            with tarfile.open(partial, "w", format=tarfile.PAX_FORMAT) as tar:
+                for name, data in ((MANIFEST_NAME, manifest), (SIGNATURE_NAME, signature),
+                                   (PUBLIC_KEY_NAME, self._key.public_pem())):
+                    tar.addfile(_member(name, len(data), now), io.BytesIO(data))
+                for path in files:
+                    with open(path, "rb") as handle:
+                        tar.addfile(_member(path.name, path.stat().st_size, now), handle)
+            with open(partial, "rb") as handle:
+                os.fsync(handle.fileno())
+            os.replace(partial, package)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
 
 
 def _member(name: str, size: int, mtime: int) -> tarfile.TarInfo:

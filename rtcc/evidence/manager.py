@@ -169,6 +169,9 @@ class RecordingManager:
                         wanted[camera_id] = f"linked to active {incident.kind} {incident.id}"
         return {camera: why for camera, why in wanted.items() if self._hub.has_camera(camera)}
 
+    async def _still_wanted(self, camera_id: str) -> bool:
+        return camera_id in await self.desired()
+
     async def reconcile(self) -> None:
         async with self._lock:
             wanted = await self.desired()
@@ -179,14 +182,18 @@ class RecordingManager:
                     await self._stop(recorder, "no longer needed")
                 elif self._may_restart(recorder):
                     del self._recorders[camera_id]
+                    full = recorder.state is RecorderState.DISK_FULL
                     await self._stop(recorder, "restarting")
-                    self._audit_safe("recording.resume", camera_id,
-                                     {"free_bytes": recorder.free_bytes()})
+                    if full:
+                        self._audit_safe("recording.resume", camera_id,
+                                         {"free_bytes": recorder.free_bytes()})
             for camera_id, reason in wanted.items():
                 if camera_id not in self._recorders:
                     self._start(camera_id, reason)
 
     def _may_restart(self, recorder: CameraRecorder) -> bool:
+        if recorder.state is RecorderState.STOPPED:
+            return True  # it stopped itself (its stream was closed) and is wanted again
         if recorder.state is RecorderState.DISK_FULL:
             margin = max(self._min_free_bytes // 10, 64 * 2**20)
             return recorder.free_bytes() >= self._min_free_bytes + margin
@@ -200,7 +207,8 @@ class RecordingManager:
         profile = "main" if "main" in profiles else profiles[0]
         stream = self._hub.get(camera_id, profile)
         recorder = CameraRecorder(stream, self._store, self._root, self._settings,
-                                  reason=reason, on_alert=self._alert)
+                                  reason=reason, on_alert=self._alert,
+                                  still_wanted=lambda: self._still_wanted(camera_id))
         recorder.min_free_bytes = self._min_free_bytes
         self._recorders[camera_id] = recorder
         recorder.start()

@@ -20,7 +20,7 @@ import enum
 import logging
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +59,11 @@ class RecorderSettings:
 
 
 AlertCallback = Callable[["CameraRecorder", RecorderState, str], None]
+StillWanted = Callable[[], Awaitable[bool]]
+
+
+async def _always() -> bool:
+    return True
 
 
 class _Writer:
@@ -132,6 +137,7 @@ class CameraRecorder:
         *,
         reason: str,
         on_alert: AlertCallback,
+        still_wanted: StillWanted = _always,
     ) -> None:
         self.camera_id = stream.key.camera_id
         self.profile = stream.key.profile
@@ -141,6 +147,7 @@ class CameraRecorder:
         self._stream = stream
         self._root = root
         self._on_alert = on_alert
+        self._still_wanted = still_wanted
         self._writer = _Writer(store, root)
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"recorder-{self.camera_id}")
         self._inflight: set[asyncio.Future[None]] = set()
@@ -150,7 +157,7 @@ class CameraRecorder:
         self._current: _Current | None = None
         self._gap_note = ""
         self._segment_note = ""
-        self._last_capture: float | None = None
+        self._last_written: tuple[float, int] | None = None
         self._task: asyncio.Task[None] | None = None
         self._sub: Subscription | None = None
         self.state = RecorderState.STARTING
@@ -218,6 +225,10 @@ class CameraRecorder:
                     self._end_segment("the stream ended")
                 if self.state in (RecorderState.DISK_FULL, RecorderState.FAILED):
                     break
+                # Closed from outside (consent revoked, camera removed): ask before going on.
+                if not await self._still_wanted():
+                    self._set_state(RecorderState.STOPPED, "no longer needed")
+                    break
                 self._set_state(RecorderState.WAITING, "the stream closed; subscribing again")
                 await asyncio.sleep(1.0)
         finally:
@@ -253,8 +264,9 @@ class CameraRecorder:
     # -- frames and segments --------------------------------------------------------------------
 
     def _on_frame(self, frame: EncodedFrame) -> None:
-        if self._last_capture is not None and frame.capture_time <= self._last_capture and (
-            not frame.discontinuity
+        last = self._last_written
+        if last is not None and not frame.discontinuity and (
+            frame.capture_time < last[0] or (frame.capture_time, frame.pts) == last
         ):
             self.frames_skipped += 1  # replayed from the hub's GOP cache: already written
             return
@@ -278,7 +290,7 @@ class CameraRecorder:
         assert self._current is not None
         self._current.last_pts = frame.pts
         self._current.frames += 1
-        self._last_capture = frame.capture_time
+        self._last_written = (frame.capture_time, frame.pts)
         self._pending.append(frame)
         self._pending_bytes += len(frame.data)
         self.frames_written += 1

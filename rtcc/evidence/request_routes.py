@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 
 from aiohttp import web
@@ -33,6 +34,8 @@ from rtcc.evidence.requests import DecisionError, FootageRequest, Item, OwnerPol
 from rtcc.policy import Role, allow
 from rtcc.security.audit import AuditWriteError
 from rtcc.security.principal import Principal, client_address, require_principal, security_core
+
+log = logging.getLogger(__name__)
 
 ASKERS = (Role.INVESTIGATOR, Role.SUPERVISOR, Role.ADMIN)
 READERS = (*ASKERS, Role.OWNER, Role.AGENT)
@@ -114,10 +117,14 @@ async def create_request(request: web.Request) -> web.Response:
                                    case_number=case, reason=reason, incident=incident, now=now)
     for item in created.items:
         if item.auto:
-            security_core(request).audit.append(
-                actor="policy", role="owner", action="footage_request.approve",
-                target=f"footage_request:{request_id}", camera_id=item.camera_id,
-                owner_id=item.owner_id, details={"case": case, "automatic": True})
+            try:
+                security_core(request).audit.append(
+                    actor="policy", role="owner", action="footage_request.approve",
+                    target=f"footage_request:{request_id}", camera_id=item.camera_id,
+                    owner_id=item.owner_id, details={"case": case, "automatic": True})
+            except AuditWriteError:
+                log.error("footage request %s: the automatic approval of camera %s could not "
+                          "be audited", request_id, item.camera_id)
     return web.json_response(created.as_json(), status=201)
 
 

@@ -126,6 +126,10 @@ async def test_enroll_discover_publish_restart_revoke(
             assert whip["kind"] == "whip"
             assert whip["frames"] > 0
             assert sim.count("sync") >= 1  # the agent asked the camera for a keyframe
+            assert server.app is not None
+            publishers = server.app[AGENT_SERVICE].publishers
+            await wait_for(lambda: not publishers.stats(), 10,
+                           "the publish to stop once nobody watches")
 
             # the server restarts: the agent reconnects by itself and the stream plays again
             await server.stop()

@@ -1,7 +1,7 @@
 """Recording the camera simulator through a real RtspSource and hub, exporting 20 s across
 segment boundaries, and verifying the package (and failing it after one changed byte).
 
-One recording (~26 s of the simulator's ``open`` camera: 640x360, 15 fps, keyframe every 1 s,
+One recording (~24 s of the simulator's ``open`` camera: 640x360, 15 fps, keyframe every 1 s,
 4 s segments) is made once for the module, in its own thread and event loop, and shared.
 """
 
@@ -43,7 +43,7 @@ from tests.fixtures.camsim import STANDARD_CAMERAS
 from tests.ingest.helpers import FAST
 
 SEGMENT_SECONDS = 4.0
-RECORD_SECONDS = 26.0
+RECORD_SECONDS = 23.5
 FPS = 15
 
 

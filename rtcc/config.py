@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from rtcc.errors import ConfigError
 
@@ -182,8 +190,9 @@ class CamsimConfig(_Model):
 
 class Settings(_Model):
     server: ServerConfig = ServerConfig()
-    store: str = "sqlite:///data/rtcc.sqlite3"
-    """``sqlite:///PATH`` (embedded default) or ``redis://HOST:PORT/DB``."""
+    store: str = ""
+    """``sqlite:///PATH`` (embedded default) or ``redis://HOST:PORT/DB``; empty means
+    ``rtcc.sqlite3`` inside ``data_dir``."""
     data_dir: Path = Path("data")
     hub: HubConfig = HubConfig()
     ingest: IngestConfig = IngestConfig()
@@ -193,10 +202,17 @@ class Settings(_Model):
     camsim: CamsimConfig | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
+    @model_validator(mode="after")
+    def _store_in_data_dir(self) -> Settings:
+        if not self.store:
+            # Frozen model: the default is derived once, here, from data_dir.
+            object.__setattr__(self, "store", f"sqlite:///{self.data_dir / 'rtcc.sqlite3'}")
+        return self
+
     @field_validator("store")
     @classmethod
     def _store_url(cls, value: str) -> str:
-        if not (value.startswith("sqlite:///") or value.startswith(("redis://", "rediss://"))):
+        if value and not (value.startswith("sqlite:///") or value.startswith(("redis://", "rediss://"))):
             raise ValueError("store must start with sqlite:/// or redis://")
         return value
 

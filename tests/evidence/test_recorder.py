@@ -81,3 +81,50 @@ async def test_full_disk_stops_recording_with_an_alert_and_keeps_what_was_writte
     finally:
         store.close()
         security.close()
+
+
+async def test_a_recorder_whose_stream_is_closed_stops_when_no_longer_wanted(
+    camsim: CamsimHandle, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    security = SecurityStore.open_in(data_dir)
+    store = EvidenceStore.open_in(data_dir)
+    audit = AuditLog(security, time.time)
+    try:
+        async with StreamHub() as hub:
+            hub.register("cam1", "main",
+                         lambda: RtspSource("cam1/main", camsim.target("open"), FAST),
+                         StreamSettings(close_after=0))
+            manager = RecordingManager(
+                hub=hub, store=store, root=data_dir / "evidence", audit=audit,
+                record_cameras={}, retention_days={}, default_retention_days=30,
+                recorder_settings=RecorderSettings(segment_seconds=1.0, min_free_bytes=0),
+                reconcile_interval=600)  # only the recorder's own check can stop it in time
+            manager.watch("cam1", "watched for incident 7")
+            await manager.start()
+            recorder = manager.recorder("cam1")
+            assert recorder is not None
+            await wait_until(lambda: recorder.frames_written > 15, 15, "frames recorded")
+            manager.unwatch("cam1")
+            assert hub.close_camera_sessions("cam1", "consent revoked") >= 1
+            await wait_until(lambda: not recorder.running, 5, "the recorder to stop")
+            assert recorder.state is RecorderState.STOPPED
+            frames = recorder.frames_written
+            await asyncio.sleep(1.5)
+            assert recorder.frames_written == frames
+            manager.watch("cam1", "watched again")
+            await manager.reconcile()
+            again = manager.recorder("cam1")
+            assert again is not None
+            assert again is not recorder
+            await wait_until(lambda: again.frames_written > 0, 15, "recording again")
+            await manager.aclose()
+        rows = store.recent_segments("cam1", 100)
+        assert all(row.state == "complete" for row in rows)
+        assert sum(row.frames for row in rows) == frames + again.frames_written
+        starts = audit.query(action="recording.start")
+        assert [e.details for e in starts][-1] == (
+            '{"profile":"main","reason":"watched for incident 7"}')
+    finally:
+        store.close()
+        security.close()

@@ -1,160 +1,160 @@
-"""Server CPU per viewer: this project's relay and a naive aiortc relay, side by side in one run.
+"""Server CPU per viewer of one camera: this relay, naive aiortc and Janus, side by side in one run.
 
-``python -m benchmarks relay_fanout [--viewers 1,10,30] [--seconds 8]`` relays a 720p30 2 Mbit/s
-H.264 clip (about 240 RTP packets/s per viewer) to N aiortc viewers in a separate process that
-count packets without decoding, and reads the server process's CPU time (utime + stime) over a
-measurement window. Prints JSON: cores used, CPU per viewer, microseconds per delivered packet,
-and the naive/rtcc ratio for each viewer count.
+``python -m benchmarks relay_fanout [--viewers 1,10,50,100,200] [--variants rtcc,naive,janus]
+[--seconds 10] [--repeat 1] [--per-process 50]`` relays a 720p30 2 Mbit/s H.264 clip (about
+230-240 RTP packets/s per viewer) to N viewers (``relay_viewers`` processes that count packets
+without decoding) and reads each server's CPU time (utime + stime, all threads) over a window.
+For each viewer count the variants run one after the other (their order rotates between
+repeats), so the ratios come from the same conditions. Prints JSON (cores, cores per viewer,
+microseconds per delivered packet, packets delivered, loss, the ratios to this relay) and writes
+``results/relay_fanout.json`` and ``results/relay_fanout.png``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
+import statistics
 import time
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
+from benchmarks.relay_bench import (
+    CLIP_DIR,
+    Peer,
+    ViewerPool,
+    available_variants,
+    cpu_window,
+    machine,
+    progress,
+    save,
+)
 from benchmarks.relay_media import ClipSpec, make_clip
 
-CLIP_DIR = Path(os.environ.get("RTCC_BENCH_DIR", "/tmp/rtcc-bench"))
+
+def measure(variant: str, viewers: int, args: argparse.Namespace, spec: ClipSpec
+            ) -> dict[str, Any]:
+    clip = make_clip(CLIP_DIR, spec)
+    with Peer(variant, clip) as peer, ViewerPool(peer, viewers, args.per_process) as pool:
+        time.sleep(args.warmup)
+        result = cpu_window(peer, pool, args.seconds)
+    return {"variant": variant, **result}
 
 
-def process_times(pid: int) -> tuple[float, float]:
-    """CPU seconds (user, system) a process has used."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    tick = os.sysconf("SC_CLK_TCK")
-    return int(fields[11]) / tick, int(fields[12]) / tick
+def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The median run (by cores per viewer) of each variant and viewer count."""
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for run in runs:
+        groups.setdefault((run["variant"], run["viewers_requested"]), []).append(run)
+    chosen = []
+    for (_variant, _viewers), group in sorted(groups.items(), key=lambda g: (g[0][1], g[0][0])):
+        ordered = sorted(group, key=lambda r: r["server_cores_per_viewer"] or 0)
+        median = dict(ordered[(len(ordered) - 1) // 2])
+        median["repeats"] = len(group)
+        if len(group) > 1:
+            median["cores_per_viewer_all"] = [r["server_cores_per_viewer"] for r in group]
+        chosen.append(median)
+    return chosen
 
 
-def process_cpu(pid: int) -> float:
-    return sum(process_times(pid))
+def ratios(summary: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Other variants' CPU per viewer divided by this relay's, per viewer count."""
+    out: dict[str, dict[str, float]] = {}
+    for viewers in sorted({r["viewers_requested"] for r in summary}):
+        by = {r["variant"]: r for r in summary if r["viewers_requested"] == viewers}
+        ours = by.get("rtcc", {}).get("server_cores_per_viewer")
+        if not ours:
+            continue
+        for variant, run in by.items():
+            if variant != "rtcc" and run["server_cores_per_viewer"]:
+                out.setdefault(f"{variant}_over_rtcc", {})[str(viewers)] = round(
+                    run["server_cores_per_viewer"] / ours, 2)
+    return out
 
 
-def _readline(stream: IO[str], what: str) -> str:
-    line = stream.readline()
-    if not line:
-        raise RuntimeError(f"{what} exited before answering")
-    return line
+def marginal(summary: list[dict[str, Any]]) -> dict[str, float]:
+    """Cores per additional viewer (least-squares slope of cores against viewers)."""
+    out = {}
+    for variant in sorted({r["variant"] for r in summary}):
+        points = [(r["viewers"], r["server_cores"]) for r in summary if r["variant"] == variant]
+        if len(points) < 2:
+            continue
+        xs, ys = zip(*points, strict=True)
+        mean_x, mean_y = statistics.fmean(xs), statistics.fmean(ys)
+        var = sum((x - mean_x) ** 2 for x in xs)
+        if var:
+            out[variant] = round(sum((x - mean_x) * (y - mean_y)
+                                     for x, y in zip(xs, ys, strict=True)) / var, 5)
+    return out
 
 
-def _json_line(stream: IO[str], event: str) -> dict[str, Any]:
-    while True:
-        line = _readline(stream, "the viewer process")
-        if line.startswith("{"):
-            data: dict[str, Any] = json.loads(line)
-            if data.get("event") == event:
-                return data
+def plot(summary: list[dict[str, Any]], path: str, title: str) -> None:
+    import matplotlib
 
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
 
-def start_server(variant: str, clip: Path) -> tuple[subprocess.Popen[str], str]:
-    server = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.relay_server", "--variant", variant,
-         "--clip", str(clip)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )
-    assert server.stdout is not None
-    while True:
-        line = _readline(server.stdout, f"the {variant} server")
-        if line.startswith("READY "):
-            return server, f"http://127.0.0.1:{int(line.split()[1])}"
-
-
-def stop(process: subprocess.Popen[str]) -> None:
-    assert process.stdin is not None
-    try:
-        process.stdin.close()
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
-def measure(
-    variant: str, clip: Path, viewers: int, warmup: float, seconds: float
-) -> dict[str, Any]:
-    server, url = start_server(variant, clip)
-    try:
-        client = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.relay_viewers", "--url", url,
-             "--viewers", str(viewers)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )
-        assert client.stdin is not None
-        assert client.stdout is not None
-        try:
-            _json_line(client.stdout, "connected")
-            time.sleep(warmup)
-            (user0, sys0), ccpu0, t0 = (process_times(server.pid), process_cpu(client.pid),
-                                        time.monotonic())
-            client.stdin.write("mark\n")
-            client.stdin.flush()
-            mark0 = _json_line(client.stdout, "mark")
-            time.sleep(seconds)
-            (user1, sys1), ccpu1, t1 = (process_times(server.pid), process_cpu(client.pid),
-                                        time.monotonic())
-            client.stdin.write("mark\n")
-            client.stdin.flush()
-            mark1 = _json_line(client.stdout, "mark")
-        finally:
-            stop(client)
-    finally:
-        stop(server)
-    elapsed = t1 - t0
-    cpu0, cpu1 = user0 + sys0, user1 + sys1
-    packets = [b - a for a, b in zip(mark0["packets"], mark1["packets"], strict=True)]
-    octets = sum(b - a for a, b in zip(mark0["bytes"], mark1["bytes"], strict=True))
-    cores = (cpu1 - cpu0) / elapsed
-    delivered = sum(packets)
-    return {
-        "variant": variant,
-        "viewers": viewers,
-        "seconds": round(elapsed, 2),
-        "server_cores": round(cores, 4),
-        "server_user_cores": round((user1 - user0) / elapsed, 4),
-        "server_system_cores": round((sys1 - sys0) / elapsed, 4),
-        "server_cores_per_viewer": round(cores / viewers, 5),
-        "viewers_per_core": round(viewers / cores, 1) if cores else None,
-        "server_us_per_packet": round(1e6 * (cpu1 - cpu0) / delivered, 2) if delivered else None,
-        "packets_per_viewer_per_s": round(delivered / viewers / elapsed, 1),
-        "min_viewer_packets_per_s": round(min(packets) / elapsed, 1),
-        "mbit_per_viewer": round(8 * octets / viewers / elapsed / 1e6, 3),
-        "client_cores": round((ccpu1 - ccpu0) / elapsed, 4),
-    }
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for variant in sorted({r["variant"] for r in summary}):
+        rows = sorted((r for r in summary if r["variant"] == variant), key=lambda r: r["viewers"])
+        xs = [r["viewers"] for r in rows]
+        left.plot(xs, [1000 * r["server_cores_per_viewer"] for r in rows], marker="o",
+                  label=variant)
+        right.plot(xs, [r["server_cores"] for r in rows], marker="o", label=variant)
+    left.axhline(3.0, color="grey", linestyle="--", linewidth=1, label="target (3 millicores)")
+    left.set_xlabel("viewers")
+    left.set_ylabel("server millicores per viewer")
+    left.set_xscale("log")
+    left.set_ylim(bottom=0)
+    left.legend()
+    right.set_xlabel("viewers")
+    right.set_ylabel("server cores (utime + stime)")
+    right.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks relay_fanout", description=__doc__)
-    parser.add_argument("--viewers", default="1,10,30")
-    parser.add_argument("--variants", default="naive,rtcc")
-    parser.add_argument("--seconds", type=float, default=8.0)
-    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--viewers", default="1,10,50,100,200")
+    parser.add_argument("--variants", default="rtcc,naive,janus")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--warmup", type=float, default=4.0)
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--per-process", type=int, default=50,
+                        help="viewers per viewer process")
+    parser.add_argument("--name", default="relay_fanout", help="results file name")
     args = parser.parse_args(argv)
+    variants = available_variants(args.variants)
     spec = ClipSpec(gop_seconds=1.0)
-    clip = make_clip(CLIP_DIR, spec)
     runs = []
+    started = machine()
     for viewers in (int(v) for v in args.viewers.split(",")):
-        for variant in args.variants.split(","):
-            result = measure(variant, clip, viewers, args.warmup, args.seconds)
-            print(json.dumps(result), file=sys.stderr, flush=True)
-            runs.append(result)
-    ratios = {}
-    for viewers in {run["viewers"] for run in runs}:
-        by = {run["variant"]: run for run in runs if run["viewers"] == viewers}
-        if "naive" in by and "rtcc" in by and by["rtcc"]["server_cores"]:
-            naive, rtcc = by["naive"]["server_cores"], by["rtcc"]["server_cores"]
-            ratios[str(viewers)] = round(naive / rtcc, 2)
-    print(json.dumps({
+        for repeat in range(args.repeat):
+            shift = repeat % len(variants)
+            for variant in variants[shift:] + variants[:shift]:
+                result = measure(variant, viewers, args, spec)
+                result["viewers_requested"] = viewers
+                progress(result)
+                runs.append(result)
+    summary = summarize(runs)
+    output = {
         "benchmark": "relay_fanout",
+        "command": "python -m benchmarks relay_fanout " + " ".join(argv or []),
         "clip": {"width": spec.width, "height": spec.height, "fps": spec.fps,
                  "bitrate": spec.bitrate, "gop_seconds": spec.gop_seconds},
-        "cpu_count": os.cpu_count(),
+        "machine_at_start": started,
+        "machine_at_end": machine(),
+        "summary": summary,
+        "other_over_rtcc_cpu_per_viewer": ratios(summary),
+        "marginal_cores_per_viewer": marginal(summary),
         "runs": runs,
-        "naive_over_rtcc_cpu": ratios,
-    }, indent=2))
+    }
+    path = save(args.name, output)
+    plot(summary, str(path.with_suffix(".png")),
+         "One 720p30 2 Mbit/s camera to N viewers: server CPU")
+    print(json.dumps(output, indent=2))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import av
 
+from benchmarks.stamp import insert_before_first_slice, stamp_nal
 from rtcc.hub import FrameSink
 from rtcc.media import VIDEO_CLOCK_RATE, EncodedFrame, MediaInfo
 
@@ -67,13 +68,20 @@ def read_units(path: Path) -> list[tuple[bytes, bool]]:
 
 
 class ReplaySource:
-    """Replays access units in a loop at a fixed frame rate, as a camera would send them."""
+    """Replays access units in a loop at a fixed frame rate, as a camera would send them.
 
-    def __init__(self, units: list[tuple[bytes, bool]], fps: int, width: int, height: int) -> None:
+    With ``stamp`` every frame carries the time it was pushed (``benchmarks.stamp``); ``phase``
+    (seconds) delays the first frame, so that several cameras do not all send at one instant.
+    """
+
+    def __init__(self, units: list[tuple[bytes, bool]], fps: int, width: int, height: int,
+                 stamp: bool = False, phase: float = 0.0) -> None:
         self._units = units
         self._fps = fps
         self._width = width
         self._height = height
+        self._stamp = stamp
+        self._phase = phase
         self._task: asyncio.Task[None] | None = None
         self.pushed = 0
 
@@ -85,10 +93,15 @@ class ReplaySource:
 
     async def _run(self, sink: FrameSink) -> None:
         step = VIDEO_CLOCK_RATE // self._fps
+        if self._phase:
+            await asyncio.sleep(self._phase)
         start = time.monotonic()
         while True:
             data, key = self._units[self.pushed % len(self._units)]
-            sink.push_frame(EncodedFrame("h264", data, self.pushed * step, key, time.time(),
+            now = time.time()
+            if self._stamp:
+                data = insert_before_first_slice(data, stamp_nal(now))
+            sink.push_frame(EncodedFrame("h264", data, self.pushed * step, key, now,
                                          discontinuity=self.pushed == 0))
             self.pushed += 1
             await asyncio.sleep(max(0.0, start + self.pushed / self._fps - time.monotonic()))

@@ -1,30 +1,45 @@
 """A relay server process for the benchmarks: this project's relay, or a naive aiortc one.
 
-``python -m benchmarks.relay_server --variant rtcc|naive --clip CLIP.ts`` serves WHEP at
-``/whep/cam1`` on a free port, prints ``READY <port>`` and runs until its stdin closes.
+``python -m benchmarks.relay_server --variant rtcc|naive --clip CLIP.ts [--cameras N]
+[--stamp]`` serves WHEP at ``/whep/cam1`` ... ``/whep/camN`` on a free port, prints
+``READY <port>`` and runs until its stdin closes. ``GET /bench/stats`` answers the process's
+resident memory, its asyncio task count and its viewer count (the soak benchmark samples it).
 
-The naive variant is the reference from FIELD_NOTES.md: ``MediaPlayer(clip, decode=False)`` ->
-``MediaRelay().subscribe(buffered=False)`` -> one ``RTCPeerConnection`` per viewer, with H.264
-preferred before the offer is applied (otherwise aiortc would answer VP8).
+* ``rtcc``: the project's ``relay`` over a ``StreamHub`` whose cameras replay the clip in real
+  time (``ReplaySource``, preloaded: the camera is live before the first viewer).
+* ``naive``: the reference from FIELD_NOTES.md: ``MediaPlayer(clip, decode=False)`` per camera
+  -> ``MediaRelay().subscribe(buffered=False)`` -> one ``RTCPeerConnection`` per viewer, with
+  H.264 preferred before the offer is applied (otherwise aiortc would answer VP8). With
+  ``--stamp`` the player is replaced by a track that replays the same access units in real time
+  with a capture-time SEI in each (``MediaPlayer`` cannot stamp frames).
+
+With ``--stamp`` every frame carries the time it left the camera (``benchmarks.stamp``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import fractions
+import os
+import random
 import sys
 import time
 from pathlib import Path
 
+import av
 from aiohttp import web
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.contrib.media import MediaPlayer, MediaRelay
+from aiortc.mediastreams import MediaStreamTrack
 
 import relay
 from benchmarks.relay_media import ReplaySource, read_units
+from benchmarks.stamp import insert_before_first_slice, stamp_nal
 from rtcc.access import ViewGrant
 from rtcc.appkeys import HUB, MEDIA_ACCESS
 from rtcc.hub import StreamHub, StreamSettings
+from rtcc.media import VIDEO_CLOCK_RATE
 from rtcc.policy import public
 
 
@@ -37,15 +52,38 @@ class AllowAll:
         return None
 
 
-def rtcc_app(clip: Path, fps: int, width: int, height: int) -> web.Application:
+def resident_bytes() -> int:
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE")
+
+
+def add_stats_route(app: web.Application, viewers: object) -> None:
+    @public()
+    async def stats(request: web.Request) -> web.Response:
+        count = viewers() if callable(viewers) else 0
+        return web.json_response({"rss": resident_bytes(), "tasks": len(asyncio.all_tasks()),
+                                  "viewers": count, "time": time.time()})
+
+    app.router.add_get("/bench/stats", stats)
+
+
+def rtcc_app(args: argparse.Namespace) -> web.Application:
     app = web.Application()
     hub = StreamHub()
-    units = read_units(clip)
-    hub.register("cam1", "main", lambda: ReplaySource(units, fps, width, height),
-                 StreamSettings(preload=True, close_after=60))
+    units = read_units(Path(args.clip))
+    rng = random.Random(1)
+    for n in range(1, args.cameras + 1):
+        phase = rng.random() / args.fps if args.cameras > 1 else 0.0
+
+        def factory(phase: float = phase) -> ReplaySource:
+            return ReplaySource(units, args.fps, args.width, args.height, stamp=args.stamp,
+                                phase=phase)
+
+        hub.register(f"cam{n}", "main", factory, StreamSettings(preload=True, close_after=60))
     app[HUB] = hub
     app[MEDIA_ACCESS] = AllowAll()
-    relay.add_routes(app)
+    registry = relay.add_routes(app)
+    add_stats_route(app, lambda: len(registry))
 
     async def lifecycle(app: web.Application) -> object:
         await hub.start_preloaded()
@@ -56,30 +94,72 @@ def rtcc_app(clip: Path, fps: int, width: int, height: int) -> web.Application:
     return app
 
 
-def naive_app(clip: Path) -> web.Application:
+class StampedReplayTrack(MediaStreamTrack):
+    """The clip's access units as ``av.Packet`` in real time, each with a capture-time SEI."""
+
+    kind = "video"
+
+    def __init__(self, units: list[tuple[bytes, bool]], fps: int) -> None:
+        super().__init__()
+        self._units = units
+        self._fps = fps
+        self._index = 0
+        self._start = 0.0
+
+    async def recv(self) -> av.Packet:
+        if not self._start:
+            self._start = time.monotonic()
+        due = self._start + self._index / self._fps
+        await asyncio.sleep(max(0.0, due - time.monotonic()))
+        data, key = self._units[self._index % len(self._units)]
+        packet = av.Packet(insert_before_first_slice(data, stamp_nal(time.time())))
+        packet.pts = self._index * (VIDEO_CLOCK_RATE // self._fps)
+        packet.time_base = fractions.Fraction(1, VIDEO_CLOCK_RATE)
+        packet.is_keyframe = key
+        self._index += 1
+        return packet
+
+
+def naive_app(args: argparse.Namespace) -> web.Application:
     app = web.Application()
     pcs: dict[str, RTCPeerConnection] = {}
-    player = MediaPlayer(str(clip), decode=False, loop=True)
+    clip = Path(args.clip)
+    units = read_units(clip) if args.stamp else []
+    players: dict[str, MediaPlayer] = {}
+    tracks: dict[str, MediaStreamTrack] = {}
+    for n in range(1, args.cameras + 1):
+        if args.stamp:
+            tracks[f"cam{n}"] = StampedReplayTrack(units, args.fps)
+        else:
+            player = MediaPlayer(str(clip), decode=False, loop=True)
+            assert player.video is not None
+            players[f"cam{n}"] = player
+            tracks[f"cam{n}"] = player.video
     media_relay = MediaRelay()
     h264 = [c for c in RTCRtpSender.getCapabilities("video").codecs
             if c.mimeType.lower() in ("video/h264", "video/rtx")
             and c.parameters.get("profile-level-id", "42e01f") == "42e01f"]
+    sessions = 0
 
     @public()
     async def post(request: web.Request) -> web.Response:
+        nonlocal sessions
+        source = tracks.get(request.match_info["camera"])
+        if source is None:
+            raise web.HTTPNotFound(text="no such camera")
         offer = await request.text()
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        assert player.video is not None
-        track = media_relay.subscribe(player.video, buffered=False)
+        track = media_relay.subscribe(source, buffered=False)
         transceiver = pc.addTransceiver(track, direction="sendonly")
         transceiver.setCodecPreferences(h264)
         await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
         await pc.setLocalDescription(await pc.createAnswer())
-        session = f"s{len(pcs)}"
+        sessions += 1
+        session = f"s{sessions}"
         pcs[session] = pc
         return web.Response(status=201, text=pc.localDescription.sdp,
                             content_type="application/sdp",
-                            headers={"Location": f"/whep/cam1/{session}"})
+                            headers={"Location": f"/whep/{request.match_info['camera']}/{session}"})
 
     @public()
     async def delete(request: web.Request) -> web.Response:
@@ -90,19 +170,19 @@ def naive_app(clip: Path) -> web.Application:
 
     async def shutdown(app: web.Application) -> None:
         await asyncio.gather(*(pc.close() for pc in pcs.values()))
-        if player.video is not None:
-            player.video.stop()  # ends the player's demux thread before the loop closes
+        for player in players.values():
+            if player.video is not None:
+                player.video.stop()  # ends the player's demux thread before the loop closes
 
-    app.router.add_post("/whep/cam1", post)
-    app.router.add_delete("/whep/cam1/{session}", delete)
+    app.router.add_post("/whep/{camera}", post)
+    app.router.add_delete("/whep/{camera}/{session}", delete)
     app.on_shutdown.append(shutdown)
+    add_stats_route(app, lambda: len(pcs))
     return app
 
 
 async def serve(args: argparse.Namespace) -> None:
-    clip = Path(args.clip)
-    app = (rtcc_app(clip, args.fps, args.width, args.height) if args.variant == "rtcc"
-           else naive_app(clip))
+    app = rtcc_app(args) if args.variant == "rtcc" else naive_app(args)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -120,6 +200,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--variant", choices=("rtcc", "naive"), required=True)
     parser.add_argument("--clip", required=True)
+    parser.add_argument("--cameras", type=int, default=1)
+    parser.add_argument("--stamp", action="store_true")
     parser.add_argument("--fps", type=int, default=30)
     parser.add_argument("--width", type=int, default=1280)
     parser.add_argument("--height", type=int, default=720)

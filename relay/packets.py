@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from relay import h264
 from relay.udp import plan_batches
@@ -21,6 +21,66 @@ class PacketizedFrame:
     keyframe: bool
     b_frame: bool
     batches: tuple[tuple[int, int], ...] = ()
+    _layouts: dict[tuple[int, int], FrameLayout] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    def layout(self, header_length: int, tag_length: int) -> FrameLayout:
+        """The frame laid out for viewers whose packets have this header and SRTP tag length
+        (made once, then shared by all of them)."""
+        key = (header_length, tag_length)
+        layout = self._layouts.get(key)
+        if layout is None:
+            layout = self._layouts[key] = FrameLayout.build(
+                self.payloads, self.batches or plan_batches([len(p) for p in self.payloads]),
+                header_length, tag_length,
+            )
+        return layout
+
+
+Packet = tuple[int, int, int]
+"""(offset in its batch, length before protection, marker bit)."""
+Batch = tuple[int, int, int, tuple[Packet, ...]]
+"""(start and end in the template, datagram size but the last, packets)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FrameLayout:
+    """A frame's datagrams as they will lie in a send buffer: each payload with room for the
+    RTP header before it and for the SRTP tag after it, batch after batch.
+
+    A sender copies one batch of the template into its buffer (one copy), writes each header,
+    protects each packet in place and sends the batch with one system call.
+    """
+
+    template: memoryview
+    batches: tuple[Batch, ...]
+
+    @staticmethod
+    def build(
+        payloads: tuple[bytes, ...],
+        batches: tuple[tuple[int, int], ...],
+        header_length: int,
+        tag_length: int,
+    ) -> FrameLayout:
+        header_room = bytes(header_length)
+        tag_room = bytes(tag_length)
+        parts: list[bytes] = []
+        laid_out: list[Batch] = []
+        last = len(payloads) - 1
+        position = 0
+        for start, end in batches:
+            batch_start = position
+            packets: list[Packet] = []
+            for index in range(start, end):
+                payload = payloads[index]
+                length = header_length + len(payload)
+                packets.append((position - batch_start, length, 0x80 if index == last else 0))
+                parts += (header_room, payload, tag_room)
+                position += length + tag_length
+            segment = packets[0][1] + tag_length
+            laid_out.append((batch_start, position, segment, tuple(packets)))
+        return FrameLayout(memoryview(b"".join(parts)), tuple(laid_out))
 
 
 class PacketCache:

@@ -38,9 +38,6 @@ from aiortc.rtp import (
     RtcpPsfbPacket,
     RtcpRrPacket,
     RtcpRtpfbPacket,
-    RtcpSdesPacket,
-    RtcpSenderInfo,
-    RtcpSourceInfo,
     RtcpSrPacket,
 )
 from aiortc.stats import RTCOutboundRtpStreamStats, RTCStatsReport
@@ -60,6 +57,17 @@ SCRATCH_BYTES = MAX_BATCH_BYTES + 8192
 """A batch of datagrams plus room for one more packet and its SRTP trailer."""
 _NTP_EPOCH_OFFSET = 2_208_988_800
 _RTT_ALPHA = 0.85
+
+
+_SENDER_REPORT = struct.Struct("!BBHIIIIII")
+
+
+def _sdes_packet(ssrc: int, cname: bytes) -> bytes:
+    """An RTCP source description carrying the CNAME (RFC 3550 6.5)."""
+    cname = cname[:255]
+    chunk = struct.pack("!IBB", ssrc, 1, len(cname)) + cname + b"\x00"
+    chunk += b"\x00" * (-len(chunk) % 4)
+    return struct.pack("!BBH", 0x81, 202, len(chunk) // 4) + chunk
 
 
 def ntp_now() -> int:
@@ -87,6 +95,7 @@ class PassthroughSender(RTCRtpSender):
         self._gso = gso
         self._scratch = scratch or ScratchBuffer(SCRATCH_BYTES)
         self._protector: InPlaceProtector | None = None
+        self._tag_length: int | None = None
         self._headers: dict[int, struct.Struct] = {}
         self._writer: DatagramWriter | None = None
         self._writer_protocol: StunProtocol | None = None
@@ -223,52 +232,82 @@ class PassthroughSender(RTCRtpSender):
         addr: tuple[str, int],
         srtp: SrtpSession,
     ) -> None:
-        """Write each batch's packets (header, payload, SRTP tag) back to back into the scratch
-        buffer, protect them in place and send the batch with one system call."""
+        """Send the frame batch by batch: copy the batch from the frame's shared layout into
+        the scratch buffer, write each packet's header, protect each packet in place, send the
+        batch with one system call."""
         protector = self._protector
         if protector is None or protector.session is not srtp:
             protector = self._protector = InPlaceProtector(srtp, self._scratch)
+            self._tag_length = None
         raw = protector.raw()
+        tag_length = self._tag_length
+        if raw is None or tag_length is None:
+            self._send_packets(frame, timestamp, writer, addr, protector)
+            return
+        protect, context, pointer, cell = raw
+        extension = self._extension()
+        header_length = 12 + len(extension)
+        pack_into = self._header_struct(len(extension)).pack_into
+        first = 0x90 if extension else 0x80
+        pt = self._pt
+        ssrc = self._ssrc
+        seq = start_seq = self._seq
+        buffer = self._scratch.data
+        view = self._scratch.view
+        send = writer.send_segments
+        dropped = writer.dropped
+        layout = frame.layout(header_length, tag_length)
+        template = layout.template
+        for start, end, segment, packets in layout.batches:
+            buffer[:end - start] = template[start:end]
+            for offset, length, marker in packets:
+                pack_into(buffer, offset, first, pt | marker, seq, timestamp, ssrc, extension)
+                cell[0] = length
+                status = protect(context, pointer + offset, cell)
+                if status or cell[0] != length + tag_length:
+                    self._tag_length = None  # learn it again from the next frame
+                    raise ConnectionError(f"SRTP protection failed (libsrtp status {status})")
+                seq = (seq + 1) & 0xFFFF
+            send(view[:end - start], segment, len(packets), addr)
+        self._seq = seq
+        self._history.record_frame(start_seq, timestamp, frame.payloads)
+        self.packets_dropped += writer.dropped - dropped
+
+    def _send_packets(
+        self,
+        frame: PacketizedFrame,
+        timestamp: int,
+        writer: DatagramWriter,
+        addr: tuple[str, int],
+        protector: InPlaceProtector,
+    ) -> None:
+        """Send the frame packet by packet into the scratch buffer (the first frame of a
+        session, which tells the SRTP tag length the shared layouts need)."""
         extension = self._extension()
         pack_into = self._header_struct(len(extension)).pack_into
         header_length = 12 + len(extension)
         first = 0x90 if extension else 0x80
-        pt = self._pt
-        marked = pt | 0x80
-        ssrc = self._ssrc
         seq = start_seq = self._seq
         payloads = frame.payloads
         last = len(payloads) - 1
         buffer = self._scratch.data
         view = self._scratch.view
-        send = writer.send_segments
         dropped = writer.dropped
-        batches = frame.batches or plan_batches([len(p) for p in payloads])
-        if raw is not None:
-            protect, context, pointer, cell = raw
-        for start, end in batches:
+        for start, end in frame.batches or plan_batches([len(p) for p in payloads]):
             offset = 0
             segment = 0
             for index in range(start, end):
                 payload = payloads[index]
-                pack_into(buffer, offset, first, marked if index == last else pt, seq,
-                          timestamp, ssrc, extension)
-                body = offset + header_length
+                pack_into(buffer, offset, first, self._pt | (0x80 if index == last else 0), seq,
+                          timestamp, self._ssrc, extension)
                 length = header_length + len(payload)
-                buffer[body:offset + length] = payload
-                if raw is not None:
-                    cell[0] = length
-                    status = protect(context, pointer + offset, cell)
-                    if status:
-                        raise ConnectionError(f"SRTP protection failed (libsrtp status {status})")
-                    length = cell[0]
-                else:
-                    length = protector.protect(offset, length)
-                if not segment:
-                    segment = length
-                offset += length
+                buffer[offset + header_length:offset + length] = payload
+                protected = protector.protect(offset, length)
+                self._tag_length = protected - length
+                segment = segment or protected
+                offset += protected
                 seq = (seq + 1) & 0xFFFF
-            send(view[:offset], segment, end - start, addr)
+            writer.send_segments(view[:offset], segment, end - start, addr)
         self._seq = seq
         self._history.record_frame(start_seq, timestamp, payloads)
         self.packets_dropped += writer.dropped - dropped
@@ -407,33 +446,23 @@ class PassthroughSender(RTCRtpSender):
                 self._on_keyframe_request("fir")
 
     async def _run_rtcp(self) -> None:
+        sdes = b""
         while True:
             await asyncio.sleep(0.5 + random.random())
             if not self.packets_sent:
                 continue
+            if self._cname and not sdes:
+                sdes = _sdes_packet(self._ssrc, self._cname)
             ntp = ntp_now()
             elapsed = time.monotonic() - self._last_send
             rtp_ts = (self._last_ts + int(elapsed * 90_000)) & 0xFFFFFFFF
-            packets: list[AnyRtcpPacket] = [
-                RtcpSrPacket(
-                    ssrc=self._ssrc,
-                    sender_info=RtcpSenderInfo(
-                        ntp_timestamp=ntp,
-                        rtp_timestamp=rtp_ts,
-                        packet_count=self.packets_sent & 0xFFFFFFFF,
-                        octet_count=self.octets_sent & 0xFFFFFFFF,
-                    ),
-                )
-            ]
-            if self._cname:
-                packets.append(
-                    RtcpSdesPacket(chunks=[RtcpSourceInfo(ssrc=self._ssrc,
-                                                          items=[(1, self._cname)])])
-                )
+            report = _SENDER_REPORT.pack(0x80, 200, 6, self._ssrc, ntp >> 32, ntp & 0xFFFFFFFF,
+                                         rtp_ts, self.packets_sent & 0xFFFFFFFF,
+                                         self.octets_sent & 0xFFFFFFFF)
             self._lsr = (ntp >> 16) & 0xFFFFFFFF
             self._lsr_time = time.time()
             try:
-                await self.transport._send_rtp(b"".join(bytes(p) for p in packets))
+                await self.transport._send_rtp(report + sdes)
             except ConnectionError:
                 return
 

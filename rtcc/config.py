@@ -169,6 +169,36 @@ class EvidenceConfig(_Model):
     """Days an approved footage request lets its investigator reach the camera's footage."""
 
 
+class Place(_Model):
+    """A named location the console offers when an incident is placed (an address, a landmark)."""
+
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    lat: Annotated[float, Field(ge=-90, le=90)]
+    lon: Annotated[float, Field(ge=-180, le=180)]
+
+
+class ConsoleConfig(_Model):
+    tile_url: str = ""
+    """Map tiles of the department's choice, e.g. ``https://tiles.example.org/{z}/{x}/{y}.png``
+    (https, or a path on this server); empty: the map is drawn on a plain background."""
+    tile_attribution: Annotated[str, Field(max_length=300)] = ""
+    """Credit the tile provider asks for, shown as text under the map."""
+    places: list[Place] = Field(default_factory=list)
+    """Addresses and landmarks an analyst can pick as an incident location."""
+
+    @field_validator("tile_url")
+    @classmethod
+    def _tile_template(cls, value: str) -> str:
+        if not value:
+            return value
+        if not (value.startswith("https://") or value.startswith("/")):
+            raise ValueError("tile_url must start with https:// or / (the page only loads "
+                             "images over https or from this server)")
+        if not all(part in value for part in ("{z}", "{x}", "{y}")):
+            raise ValueError("tile_url must contain {z}, {x} and {y}")
+        return value
+
+
 class CamsimCameraConfig(_Model):
     name: str
     path: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
@@ -198,6 +228,7 @@ class Settings(_Model):
     ingest: IngestConfig = IngestConfig()
     security: SecurityConfig = SecurityConfig()
     evidence: EvidenceConfig = EvidenceConfig()
+    console: ConsoleConfig = ConsoleConfig()
     cameras: list[CameraConfig] = Field(default_factory=list)
     camsim: CamsimConfig | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -148,21 +148,25 @@ async def test_a_person_logs_in_sees_the_cameras_and_plays_one(
     await page.fill("#password", demo.password)
     await page.click("button[type=submit]")
     await page.wait_for_url(f"{demo.base}/console/")
-    await page.wait_for_selector("#streams tbody tr")
-    names = await page.locator("#streams tbody tr td:first-child").all_text_contents()
+    # The wall console lists the cameras in the map's view, each with whether it may be opened.
+    camera = "#results li[data-camera-id='city-hall-plaza']"
+    await page.wait_for_selector(f"{camera}[data-access=open]")
+    names = [await row.get_attribute("data-camera-id")
+             for row in await page.locator("#results li.result").all()]
     assert "city-hall-plaza" in names
     await page.screenshot(path=artifact("demo-console.png"))
 
-    await page.goto(f"{demo.base}/play/city-hall-plaza?profile=sub")
     await page.fill("#purpose", "demo walkthrough")
-    await page.click("#play")
+    await page.press("#purpose", "Enter")
+    await page.click(f"{camera} button.add")
+    tile = "#wall .tile[data-camera='city-hall-plaza']"
     # Polled from Python: the page's CSP forbids evaluating strings as script.
     decoded = 0
     for _ in range(200):
-        decoded = int(await page.text_content("#frames-decoded") or "0")
+        decoded = int(await page.get_attribute(tile, "data-frames-decoded") or "0")
         if decoded > 0:
             break
         await page.wait_for_timeout(100)
-    assert decoded > 0, await page.text_content("#status")
+    assert decoded > 0, await page.text_content(f"{tile} .tile-message")
     await page.screenshot(path=artifact("demo-play.png"))
     await page.close()

@@ -1,0 +1,105 @@
+"""The console's own API: its configuration, and whether cameras may be opened live right now.
+
+``GET /api/console/config``
+    ``{"tile_url", "tile_attribution", "places": [{"name", "lat", "lon"}]}`` from the
+    ``console`` section of the configuration.
+``GET /api/console/access?cameras=ID,ID,...``
+    For each camera (at most 100): ``{"sharing", "allowed", "reason", "incidents",
+    "needs_incident"}``, decided by the same consent rules as a live view (sharing level,
+    owner's time windows, active incidents, approved footage requests), without opening one and
+    without an audit entry: nothing is shown. ``needs_incident`` marks a ``live_emergency``
+    camera that an active incident linking it would open.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from aiohttp import web
+
+from rtcc.access import CameraConsent
+from rtcc.appkeys import CAMERA_DIRECTORY, SETTINGS
+from rtcc.config import SharingLevel
+from rtcc.policy import staff
+from rtcc.security.consent import Decision, decide
+from rtcc.security.principal import require_principal, security_core
+
+MAX_CAMERAS = 100
+_CAMERA_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_CHECK_PURPOSE = "console access check"
+"""Stands in for the analyst's purpose: the answer is about the camera, the purpose is asked
+when the view is opened."""
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+@staff()
+async def console_config(request: web.Request) -> web.Response:
+    console = request.config_dict[SETTINGS].console
+    return web.json_response({
+        "tile_url": console.tile_url,
+        "tile_attribution": console.tile_attribution,
+        "places": [{"name": p.name, "lat": p.lat, "lon": p.lon} for p in console.places],
+    })
+
+
+def _camera_ids(request: web.Request) -> list[str] | web.Response:
+    ids = [part.strip() for raw in request.query.getall("cameras", [])
+           for part in raw.split(",") if part.strip()]
+    if not ids:
+        return _error(400, "cameras: give camera ids, comma-separated")
+    if len(ids) > MAX_CAMERAS:
+        return _error(400, f"cameras: at most {MAX_CAMERAS} at once")
+    for camera_id in ids:
+        if not _CAMERA_ID.fullmatch(camera_id):
+            return _error(400, "cameras: each must be a camera id (a-z, 0-9, '_' and '-')")
+    return list(dict.fromkeys(ids))
+
+
+@staff()
+async def camera_access(request: web.Request) -> web.Response:
+    ids = _camera_ids(request)
+    if isinstance(ids, web.Response):
+        return ids
+    principal = require_principal(request)
+    core = security_core(request)
+    directory = request.config_dict.get(CAMERA_DIRECTORY)
+    if directory is None:
+        return _error(503, "the camera catalog is not available")
+    now = core.clock()
+    answer: dict[str, dict[str, Any]] = {}
+    for camera_id in ids:
+        consent = await directory.consent_of(camera_id)
+        if consent is None:
+            answer[camera_id] = {"sharing": None, "allowed": False, "incidents": [],
+                                 "reason": "not registered", "needs_incident": False}
+            continue
+        incidents = core.incidents.active_for_camera(camera_id)
+        approved = core.store.approved_request_for(camera_id, principal.user_id, now)
+
+        def check(active: list[str], consent: CameraConsent = consent,
+                  approved: str | None = approved) -> Decision:
+            return decide(consent, role=principal.role, owner_id=principal.owner_id,
+                          purpose=_CHECK_PURPOSE, requested_incident="", active_incidents=active,
+                          approved_request=approved, now=now)
+
+        decision = check(incidents)
+        needs_incident = (not decision.allowed and not incidents
+                          and consent.sharing == SharingLevel.LIVE_EMERGENCY
+                          and check(["an incident to open"]).allowed)
+        answer[camera_id] = {
+            "sharing": str(consent.sharing),
+            "allowed": decision.allowed,
+            "reason": decision.reason,
+            "incidents": incidents,
+            "needs_incident": needs_incident,
+        }
+    return web.json_response({"cameras": answer, "time": now})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/api/console/config", console_config)
+    app.router.add_get("/api/console/access", camera_access)

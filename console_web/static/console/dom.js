@@ -1,0 +1,61 @@
+// Building DOM nodes. Text always goes in as text nodes: camera names, owners and reasons come
+// from people outside the department and are never parsed as HTML.
+"use strict";
+
+export function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key === "class") node.className = value;
+    else if (key === "text") node.textContent = String(value);
+    else if (key === "dataset") Object.assign(node.dataset, value);
+    else if (key.startsWith("on") && typeof value === "function") {
+      node.addEventListener(key.slice(2), value);
+    } else node.setAttribute(key, value === true ? "" : String(value));
+  }
+  for (const child of children) {
+    if (child !== null && child !== undefined && child !== false) node.append(child);
+  }
+  return node;
+}
+
+export function $(id) {
+  return document.getElementById(id);
+}
+
+export function formatDistance(metres) {
+  if (metres === null || metres === undefined) return "";
+  if (metres < 1000) return `${Math.round(metres)} m`;
+  return `${(metres / 1000).toFixed(metres < 10000 ? 1 : 0)} km`;
+}
+
+export function formatLatLon(lat, lon) {
+  return `${lat.toFixed(5)}, ${lon.toFixed(5)}`;
+}
+
+/** "39.8017, -89.6438" (or with a space, or "lat lon") -> {lat, lon}, or null. */
+export function parseLatLon(text) {
+  const parts = String(text).trim().split(/[\s,;]+/).filter(Boolean);
+  if (parts.length !== 2) return null;
+  const lat = Number(parts[0]);
+  const lon = Number(parts[1]);
+  if (!Number.isFinite(lat) || !Number.isFinite(lon)) return null;
+  if (lat < -90 || lat > 90 || lon < -180 || lon > 180) return null;
+  return { lat, lon };
+}
+
+export const SHARING_LABELS = {
+  live_always: "live always",
+  live_emergency: "live in emergency",
+  on_request: "on request",
+  registry_only: "location only",
+};
+
+export const STATUS_LABELS = {
+  live: "live",
+  starting: "starting",
+  reconnecting: "reconnecting",
+  error: "offline",
+  idle: "idle",
+  unknown: "unknown",
+};

@@ -1,0 +1,282 @@
+// The video wall: a grid of tiles (1, 2x2, 3x3, 4x4), drag and drop, focus and full screen,
+// and its layout and cameras kept in localStorage so a reload brings the same wall back.
+"use strict";
+
+import { Tile } from "./tile.js";
+
+export const LAYOUTS = { 1: 1, 4: 2, 9: 3, 16: 4 };
+const STORAGE_KEY = "rtcc.console.wall.v1";
+const POLL_MS = 500;
+export const CAMERA_TYPE = "application/x-rtcc-camera";
+const TILE_TYPE = "application/x-rtcc-tile";
+
+export class Wall extends EventTarget {
+  constructor(root, store, { viewQuery, askPurpose }) {
+    super();
+    this.root = root;
+    this.store = store;
+    this.viewQueryFn = viewQuery;
+    this.askPurposeFn = askPurpose;
+    this.layout = 4;
+    this.focus = null;
+    this.solo = false;
+    this.tiles = [];
+    for (let i = 0; i < 16; i += 1) {
+      const tile = new Tile(i, this);
+      this.wireTile(tile);
+      this.tiles.push(tile);
+    }
+    store.addEventListener("camera", (event) => {
+      for (const tile of this.visibleTiles()) {
+        if (tile.camera && tile.camera.id === event.detail) tile.cameraChanged();
+      }
+    });
+    setInterval(() => this.visibleTiles().forEach((tile) => tile.poll()), POLL_MS);
+    document.addEventListener("fullscreenchange", () => {
+      if (!document.fullscreenElement && this.solo) this.setSolo(false);
+    });
+    window.addEventListener("pagehide", () => this.endAll(true));
+    this.render();
+  }
+
+  visibleTiles() {
+    return this.tiles.slice(0, this.layout);
+  }
+
+  viewQuery(cameraId) {
+    return this.viewQueryFn(cameraId);
+  }
+
+  askPurpose() {
+    this.askPurposeFn();
+  }
+
+  viewOpened(tile, session) {
+    this.dispatchEvent(new CustomEvent("view", { detail: { tile: tile.index,
+      profile: session.profile } }));
+  }
+
+  // -- layout, focus, full screen ----------------------------------------------------------
+
+  setLayout(count) {
+    if (!LAYOUTS[count]) return;
+    for (const tile of this.tiles.slice(count)) {
+      if (tile.camera) tile.clear();
+    }
+    this.layout = count;
+    if (this.focus !== null && this.focus >= count) this.setFocus(null);
+    this.render();
+    this.save();
+  }
+
+  setFocus(index) {
+    if (index !== null && (index < 0 || index >= this.layout)) return;
+    if (this.focus !== null) this.tiles[this.focus].setFocused(false);
+    this.focus = index;
+    if (index !== null) {
+      this.tiles[index].setFocused(true);
+      this.tiles[index].root.focus({ preventScroll: true });
+    } else if (this.solo) {
+      this.setSolo(false);
+    }
+    this.render();
+    this.save();
+  }
+
+  setSolo(solo) {
+    if (solo && this.focus === null) this.setFocus(0);
+    this.solo = solo;
+    if (solo && !document.fullscreenElement && this.root.requestFullscreen) {
+      this.root.requestFullscreen().catch(() => undefined);
+    } else if (!solo && document.fullscreenElement) {
+      document.exitFullscreen().catch(() => undefined);
+    }
+    this.render();
+  }
+
+  /** Keys: 1-9 focus a tile, F full screen, Esc back. Returns true when the key was used. */
+  handleKey(event) {
+    if (event.altKey || event.ctrlKey || event.metaKey) return false;
+    if (/^[1-9]$/.test(event.key)) {
+      const index = Number(event.key) - 1;
+      if (index >= this.layout) return false;
+      this.setFocus(index);
+      return true;
+    }
+    if (event.key === "f" || event.key === "F") {
+      this.setSolo(!this.solo);
+      return true;
+    }
+    if (event.key === "Escape") {
+      if (this.solo) this.setSolo(false);
+      else if (this.focus !== null) this.setFocus(null);
+      else return false;
+      return true;
+    }
+    return false;
+  }
+
+  // -- cameras on tiles --------------------------------------------------------------------
+
+  assign(index, camera) {
+    if (index < 0 || index >= this.layout || !camera) return;
+    const tile = this.tiles[index];
+    if (tile.camera && tile.camera.id === camera.id && tile.state !== "refused") return;
+    tile.assign(camera);
+    this.save();
+  }
+
+  clearTile(index) {
+    const tile = this.tiles[index];
+    if (tile && tile.camera) {
+      tile.clear();
+      this.save();
+    }
+  }
+
+  /** Put a camera on the first empty tile, else on the focused one. Returns the tile index. */
+  add(camera) {
+    const shown = this.visibleTiles().find((t) => t.camera && t.camera.id === camera.id);
+    if (shown) return shown.index;
+    const empty = this.visibleTiles().find((t) => !t.camera);
+    const index = empty ? empty.index : this.focus;
+    if (index === null || index === undefined) return null;
+    this.assign(index, camera);
+    return index;
+  }
+
+  /** Fill the wall with these cameras in order; tiles left over are emptied. */
+  fill(cameras) {
+    const wanted = cameras.slice(0, this.layout);
+    this.visibleTiles().forEach((tile, index) => {
+      const camera = wanted[index];
+      if (camera) this.assign(index, camera);
+      else if (tile.camera) tile.clear();
+    });
+    this.save();
+  }
+
+  swap(from, to) {
+    if (from === to) return;
+    const a = this.tiles[from].camera;
+    const b = this.tiles[to].camera;
+    if (b) this.tiles[from].assign(b);
+    else this.tiles[from].clear();
+    if (a) this.tiles[to].assign(a);
+    else this.tiles[to].clear();
+    this.save();
+  }
+
+  cameraIds() {
+    return this.visibleTiles().map((tile) => (tile.camera ? tile.camera.id : null));
+  }
+
+  retryAll() {
+    this.visibleTiles().forEach((tile) => tile.retry());
+  }
+
+  endAll(keepalive) {
+    this.tiles.forEach((tile) => tile.endAll(keepalive));
+  }
+
+  // -- drag and drop -----------------------------------------------------------------------
+
+  wireTile(tile) {
+    const root = tile.root;
+    root.addEventListener("click", () => this.setFocus(tile.index));
+    root.addEventListener("dblclick", () => {
+      this.setFocus(tile.index);
+      this.setSolo(!this.solo);
+    });
+    tile.top.addEventListener("dragstart", (event) => {
+      if (!tile.camera) {
+        event.preventDefault();
+        return;
+      }
+      event.dataTransfer.setData(TILE_TYPE, String(tile.index));
+      event.dataTransfer.setData(CAMERA_TYPE, tile.camera.id);
+      event.dataTransfer.effectAllowed = "move";
+    });
+    root.addEventListener("dragover", (event) => {
+      const types = event.dataTransfer.types;
+      if (types.includes(CAMERA_TYPE) || types.includes(TILE_TYPE)) {
+        event.preventDefault();
+        root.classList.add("drop-target");
+      }
+    });
+    root.addEventListener("dragleave", () => root.classList.remove("drop-target"));
+    root.addEventListener("drop", async (event) => {
+      event.preventDefault();
+      root.classList.remove("drop-target");
+      const fromTile = event.dataTransfer.getData(TILE_TYPE);
+      if (fromTile !== "") {
+        this.swap(Number(fromTile), tile.index);
+        return;
+      }
+      const cameraId = event.dataTransfer.getData(CAMERA_TYPE);
+      const camera = cameraId ? await this.store.load(cameraId) : null;
+      if (camera) this.assign(tile.index, camera);
+    });
+  }
+
+  // -- persistence -------------------------------------------------------------------------
+
+  save() {
+    try {
+      localStorage.setItem(STORAGE_KEY, JSON.stringify({
+        layout: this.layout, cameras: this.cameraIds(), focus: this.focus,
+      }));
+    } catch (err) {
+      // storage full or disabled: the wall still works, it is just not remembered
+    }
+  }
+
+  static saved() {
+    try {
+      const data = JSON.parse(localStorage.getItem(STORAGE_KEY) || "null");
+      if (!data || !LAYOUTS[data.layout] || !Array.isArray(data.cameras)) return null;
+      return data;
+    } catch (err) {
+      return null;
+    }
+  }
+
+  /** Bring back the saved wall; `prepare(ids)` runs first (access checks). */
+  async restore(prepare) {
+    const saved = Wall.saved();
+    if (!saved) return;
+    this.layout = saved.layout;
+    this.render();
+    const ids = saved.cameras.slice(0, this.layout)
+      .map((id) => (typeof id === "string" ? id : null));
+    const cameras = await Promise.all(ids.map((id) => (id ? this.store.load(id) : null)));
+    await prepare(cameras.filter(Boolean).map((camera) => camera.id));
+    cameras.forEach((camera, index) => {
+      if (camera) this.tiles[index].assign(camera);
+    });
+    if (Number.isInteger(saved.focus) && saved.focus < this.layout) this.setFocus(saved.focus);
+    this.save();
+  }
+
+  // -- drawing -----------------------------------------------------------------------------
+
+  render() {
+    const side = LAYOUTS[this.layout];
+    this.root.dataset.layout = String(this.layout);
+    this.root.style.setProperty("--side", String(side));
+    this.root.classList.toggle("solo", this.solo);
+    // Tiles are always the first `layout` of the sixteen: only the tail is added or removed,
+    // so the tiles that stay are never taken out of the page (that would pause their video).
+    const wanted = new Set(this.visibleTiles().map((tile) => tile.root));
+    for (const node of [...this.root.children]) {
+      if (!wanted.has(node)) node.remove();
+    }
+    for (const node of wanted) {
+      if (node.parentNode !== this.root) this.root.append(node);
+    }
+    this.visibleTiles().forEach((tile) => {
+      tile.root.classList.toggle("solo-tile", this.solo && tile.index === this.focus);
+    });
+    this.dispatchEvent(new CustomEvent("change"));
+  }
+}

@@ -114,13 +114,14 @@ def simulator() -> Camsim:
 
 async def analyst(base: str) -> tuple[str, str]:
     """Create an analyst through the API; returns (username, TOTP secret)."""
-    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {BOOTSTRAP}"}) as http:
-        async with http.post(f"{base}/api/users", json={
-            "username": "bench-analyst", "role": "analyst", "password": PASSWORD,
-        }, timeout=aiohttp.ClientTimeout(total=10)) as response:
-            data = await response.json()
-            if response.status != 201:
-                raise RuntimeError(f"cannot create the analyst: {data}")
+    headers = {"Authorization": f"Bearer {BOOTSTRAP}"}
+    body = {"username": "bench-analyst", "role": "analyst", "password": PASSWORD}
+    async with aiohttp.ClientSession(headers=headers) as http, http.post(
+        f"{base}/api/users", json=body, timeout=aiohttp.ClientTimeout(total=10)
+    ) as response:
+        data = await response.json()
+        if response.status != 201:
+            raise RuntimeError(f"cannot create the analyst: {data}")
     secret = parse_qs(urlsplit(data["totp_uri"]).query)["secret"][0]
     return "bench-analyst", secret
 
@@ -137,7 +138,8 @@ async def one_run(page: Page, timeout: float) -> dict[str, float]:
     while time.monotonic() < deadline:
         firsts = []
         for index in range(4):
-            value = await attribute(page, f"#wall .tile[data-index='{index}']", "data-first-frame-at")
+            tile = f"#wall .tile[data-index='{index}']"
+            value = await attribute(page, tile, "data-first-frame-at")
             if value:
                 firsts.append(float(value))
         if len(firsts) == 4:

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from aioice.ice import StunProtocol
+from aioice.ice import CandidatePair, StunProtocol
 from aiortc import RTCRtpSender
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcdtlstransport import State as DtlsState
@@ -96,6 +96,8 @@ class PassthroughSender(RTCRtpSender):
         self._scratch = scratch or ScratchBuffer(SCRATCH_BYTES)
         self._protector: InPlaceProtector | None = None
         self._tag_length: int | None = None
+        self._pair: CandidatePair | None = None
+        self._remote_addr: tuple[str, int] = ("", 0)
         self._headers: dict[int, struct.Struct] = {}
         self._writer: DatagramWriter | None = None
         self._writer_protocol: StunProtocol | None = None
@@ -201,23 +203,51 @@ class PassthroughSender(RTCRtpSender):
     def ready(self) -> bool:
         return self.negotiated.is_set() and not self._stopped
 
+    @property
+    def direct(self) -> bool:
+        """True when frames go straight to the viewer's UDP socket (no TURN relay)."""
+        try:
+            return type(self._route()[1].protocol) is StunProtocol
+        except ConnectionError:
+            return False
+
+    def send_now(self, frame: PacketizedFrame, timestamp: int) -> bool:
+        """Send one frame's packets now, without awaiting anything, when the viewer's candidate
+        pair is a plain UDP socket; False (nothing sent) when it needs ``send_frame``. Raises
+        ConnectionError once the viewer is gone."""
+        srtp, pair = self._route()
+        protocol = pair.protocol
+        if type(protocol) is not StunProtocol:
+            return False
+        if pair is not self._pair:
+            self._pair = pair
+            self._remote_addr = pair.remote_addr
+        self._send_direct(frame, timestamp, self._writer_for(protocol), self._remote_addr, srtp)
+        self._count(frame, timestamp)
+        return True
+
     async def send_frame(self, frame: PacketizedFrame, timestamp: int) -> None:
         """Send one frame's packets now. Raises ConnectionError once the viewer is gone."""
+        if self.send_now(frame, timestamp):
+            return
+        # a TURN relay or another transport aioice wraps: use its own send path
+        srtp, pair = self._route()
+        await self._send_wrapped(frame, timestamp, pair.protocol, pair.remote_addr, srtp)
+        self._count(frame, timestamp)
+
+    def _route(self) -> tuple[SrtpSession, CandidatePair]:
         if self._stopped:
             raise ConnectionError("sender stopped")
         dtls = self.transport
         srtp = dtls._tx_srtp
         if dtls._state is not DtlsState.CONNECTED or srtp is None:
             raise ConnectionError("DTLS transport is not connected")
-        pair = dtls.transport._connection._nominated.get(1)
+        pair: CandidatePair | None = dtls.transport._connection._nominated.get(1)
         if pair is None:
             raise ConnectionError("no ICE candidate pair is nominated")
-        protocol = pair.protocol
-        if type(protocol) is StunProtocol:
-            self._send_direct(frame, timestamp, self._writer_for(protocol), pair.remote_addr,
-                              srtp)
-        else:  # a TURN relay or another transport aioice wraps: use its own send path
-            await self._send_wrapped(frame, timestamp, protocol, pair.remote_addr, srtp)
+        return srtp, pair
+
+    def _count(self, frame: PacketizedFrame, timestamp: int) -> None:
         self.packets_sent += len(frame.payloads)
         self.octets_sent += frame.size
         self.frames_sent += 1

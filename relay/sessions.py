@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from relay.fanout import LiveFanout
 from relay.packets import PacketCache
 from relay.sender import SCRATCH_BYTES
 from relay.settings import RelaySettings
@@ -33,6 +34,7 @@ class RelaySessions:
         self.settings = settings
         self._sessions: dict[str, ViewerSession] = {}
         self._caches: dict[StreamKey, PacketCache] = {}
+        self._fanouts: dict[StreamKey, LiveFanout] = {}
         self.scratch = ScratchBuffer(SCRATCH_BYTES)
         """The buffer every viewer's packets are built in just before they are sent."""
         self._closing: set[asyncio.Task[None]] = set()
@@ -57,6 +59,15 @@ class RelaySessions:
             cache = PacketCache(self.settings.packet_cache_frames)
             self._caches[key] = cache
         return cache
+
+    def fanout_for(self, key: StreamKey) -> LiveFanout | None:
+        """The shared live loop of a stream (None when ``shared_fanout`` is off)."""
+        if not self.settings.shared_fanout:
+            return None
+        fanout = self._fanouts.get(key)
+        if fanout is None:
+            fanout = self._fanouts[key] = LiveFanout(str(key))
+        return fanout
 
     def add(self, session: ViewerSession) -> None:
         self._sessions[session.session_id] = session
@@ -83,6 +94,13 @@ class RelaySessions:
             cache = self._caches.pop(key, None)
             if cache is not None:
                 cache.clear()
+            fanout = self._fanouts.pop(key, None)
+            if fanout is not None and not len(fanout):
+                task = asyncio.get_running_loop().create_task(
+                    fanout.aclose(), name=f"relay:{key}:fanout-close"
+                )
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
 
     async def close(self, session_id: str, reason: str) -> bool:
         session = self._sessions.get(session_id)
@@ -101,6 +119,9 @@ class RelaySessions:
             *(session.aclose("server shutting down") for session in sessions),
             return_exceptions=True,
         )
+        fanouts = list(self._fanouts.values())
+        self._fanouts.clear()
+        await asyncio.gather(*(fanout.aclose() for fanout in fanouts), return_exceptions=True)
 
     def stats(self) -> dict[str, object]:
         sessions = [session.stats() for session in self._sessions.values()]
@@ -137,6 +158,8 @@ class RelaySessions:
             )
             cache = self._caches.get(key)
             entry["packetization"] = cache.stats() if cache is not None else {}
+            fanout = self._fanouts.get(key)
+            entry["shared_loop"] = fanout.stats() if fanout is not None else {}
         return {
             "viewers": len(sessions),
             "opened": self.opened,

@@ -41,6 +41,9 @@ class RelaySettings:
     udp_gso: bool = True
     """Send each frame's packets with one system call (Linux UDP segmentation offload) when the
     kernel allows; off: one ``sendto`` per packet."""
+    shared_fanout: bool = True
+    """Viewers that have caught up are fed by one loop per stream (one wake-up per frame for
+    all of them) instead of a loop each."""
     packet_cache_frames: int = 64
     """Frames per stream whose RTP payloads are kept for the viewers still sending them."""
     cors_origins: tuple[str, ...] = ()

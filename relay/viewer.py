@@ -23,8 +23,9 @@ from collections.abc import Callable
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 
+from relay.fanout import LeaveFanout, LiveFanout
 from relay.negotiation import answer_offer
-from relay.packets import PacketCache
+from relay.packets import PacketCache, PacketizedFrame
 from relay.sender import PassthroughSender
 from relay.settings import RelaySettings
 from relay.srtp import ScratchBuffer
@@ -32,6 +33,7 @@ from relay.timing import RtpClock
 from rtcc.access import MediaAccess, ViewGrant
 from rtcc.errors import CodecNotSupported, StreamClosed
 from rtcc.hub import Stream, Subscription
+from rtcc.media import EncodedFrame
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,7 @@ class ViewerSession:
         settings: RelaySettings,
         on_closed: Callable[[ViewerSession], None],
         scratch: ScratchBuffer | None = None,
+        fanout: LiveFanout | None = None,
     ) -> None:
         self.session_id = session_id
         self.stream = stream
@@ -74,6 +77,8 @@ class ViewerSession:
         self._settings = settings
         self._on_closed = on_closed
         self._scratch = scratch
+        self._fanout = fanout
+        self._pending: tuple[PacketizedFrame, int] | None = None
         self.pc = RTCPeerConnection(_ice_configuration(settings))
         self.sender: PassthroughSender | None = None
         self._clock = RtpClock(random.getrandbits(31), settings.catchup_bitrate,
@@ -209,21 +214,22 @@ class ViewerSession:
                     catching_up = True
                     catchup_start = time.monotonic()
                     paced = 0.0
+            pending, self._pending = self._pending, None
+            if pending is not None:  # left the shared loop with this frame unsent
+                await sender.send_frame(*pending)
+                continue
             sub = self._sub
             frame = sub.get_nowait()
             if frame is None:
                 catching_up = False
+                fanout = self._fanout
+                if fanout is not None and self.first_frame_at is not None and sender.direct:
+                    await fanout.serve(self)  # until a resync or a TURN path needs this loop
+                    continue
                 frame = await sub.get()
                 if self._resync_wanted:
                     continue  # this frame is part of the GOP the resync replays
-            if sub.drop_events != self._seen_drop_events:
-                self._seen_drop_events = sub.drop_events
-                self._keyframe_requested("overflow")
-            if frame.codec != "h264":
-                raise CodecNotSupported(
-                    f"camera {self.camera_id} sends {frame.codec}, which cannot be relayed "
-                    "without transcoding"
-                )
+            self._check_frame(frame)
             packed = cache.get(frame)
             timestamp = clock.catchup(frame, packed.size) if catching_up else clock.live(frame)
             await sender.send_frame(packed, timestamp)
@@ -234,6 +240,36 @@ class ViewerSession:
                 paced += clock.take_paced_seconds()
                 ahead = paced - (time.monotonic() - catchup_start)
                 await asyncio.sleep(ahead if ahead > 0.003 else 0)
+
+    def _check_frame(self, frame: EncodedFrame) -> None:
+        sub = self._sub
+        if sub.drop_events != self._seen_drop_events:
+            self._seen_drop_events = sub.drop_events
+            self._keyframe_requested("overflow")
+        if frame.codec != "h264":
+            raise CodecNotSupported(
+                f"camera {self.camera_id} sends {frame.codec}, which cannot be relayed "
+                "without transcoding"
+            )
+
+    # -- the shared live loop (relay.fanout.Member) ---------------------------------------------
+
+    @property
+    def subscription(self) -> Subscription:
+        return self._sub
+
+    def send_live(self, frame: EncodedFrame) -> None:
+        """Send a live frame from the stream's shared loop."""
+        if self._resync_wanted:
+            raise LeaveFanout  # this frame is part of the GOP the resync replays
+        self._check_frame(frame)
+        sender = self.sender
+        assert sender is not None
+        packed = self._cache.get(frame)
+        timestamp = self._clock.live(frame)
+        if not sender.send_now(packed, timestamp):
+            self._pending = (packed, timestamp)
+            raise LeaveFanout
 
     async def _resubscribe(self) -> bool:
         """Replace the subscription by a new one holding the current GOP."""

@@ -151,6 +151,7 @@ async def whep_post(request: web.Request) -> web.Response:
             settings=settings,
             on_closed=registry.session_closed,
             scratch=registry.scratch,
+            fanout=registry.fanout_for(stream.key),
         )
         answer = await session.negotiate(offer, profile_level_id)
         if not registry.accepting:

@@ -352,7 +352,7 @@ class CameraRecorder:
         exc = future.exception()
         if exc is None:
             return
-        if isinstance(exc, SegmentWriteError):
+        if isinstance(exc, SegmentWriteError | OSError):
             self._halt(RecorderState.DISK_FULL if self.free_bytes() < self.min_free_bytes
                        else RecorderState.FAILED,
                        f"writing the segment failed ({exc}); recording stopped, the frames "

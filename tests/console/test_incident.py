@@ -5,11 +5,10 @@ from __future__ import annotations
 import pytest
 from playwright.async_api import Page
 
-from tests.console.conftest import PIN, XSS_NAME, ConsoleServer
+from tests.console.conftest import XSS_NAME, ConsoleServer
 from tests.console.helpers import (
     PageProblems,
     attr,
-    pin_at,
     tile,
     wait_decoding,
     wait_state,

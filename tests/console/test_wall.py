@@ -105,7 +105,6 @@ async def test_pin_to_a_live_wall_that_survives_a_camera_restart_and_a_reload(
     assert await page.locator(tile(0)).is_visible()
 
     # Camera alpha goes away: its tile says so, the map marks it, and it plays again by itself.
-    before = await frames(page, 0)
     await console_server.alpha_sim.stop()
     await wait_state(page, 0, "reconnecting", timeout=15)
     assert "reconnecting" in (await page.text_content(f"{tile(0)} .tile-message") or "").lower()
@@ -137,7 +136,8 @@ async def test_pin_to_a_live_wall_that_survives_a_camera_restart_and_a_reload(
                                    ) as deleted:
         await page.click(f"{tile(3)} .tile-close")
     response = await (await deleted.value).response()
-    assert response is not None and response.status == 200
+    assert response is not None
+    assert response.status == 200
     assert await attr(page, tile(3), "data-state") == "empty"
     assert problems.errors == []
 

@@ -22,6 +22,7 @@ import random
 import struct
 import time
 from collections.abc import Callable
+from time import monotonic
 from typing import Any
 
 from aioice.ice import CandidatePair, StunProtocol
@@ -59,6 +60,7 @@ _NTP_EPOCH_OFFSET = 2_208_988_800
 _RTT_ALPHA = 0.85
 
 
+SendSegments = Callable[[memoryview, int, int, tuple[str, int]], None]
 _SENDER_REPORT = struct.Struct("!BBHIIIIII")
 
 
@@ -96,8 +98,8 @@ class PassthroughSender(RTCRtpSender):
         self._scratch = scratch or ScratchBuffer(SCRATCH_BYTES)
         self._protector: InPlaceProtector | None = None
         self._tag_length: int | None = None
-        self._pair: CandidatePair | None = None
-        self._remote_addr: tuple[str, int] = ("", 0)
+        self._fast: tuple[Any, ...] | None = None
+        self._ext_parts: tuple[bool, bytes, bytes] | None = None
         self._headers: dict[int, struct.Struct] = {}
         self._writer: DatagramWriter | None = None
         self._writer_protocol: StunProtocol | None = None
@@ -214,17 +216,83 @@ class PassthroughSender(RTCRtpSender):
     def send_now(self, frame: PacketizedFrame, timestamp: int) -> bool:
         """Send one frame's packets now, without awaiting anything, when the viewer's candidate
         pair is a plain UDP socket; False (nothing sent) when it needs ``send_frame``. Raises
-        ConnectionError once the viewer is gone."""
+        ConnectionError once the viewer is gone.
+
+        Once a frame has gone out directly, the route (SRTP context, socket, address, tag
+        length) is kept and each further frame only checks that the sender and its DTLS
+        transport are still up: the ICE pair and SRTP keys of a connection do not change.
+        Each batch of the frame's shared layout is copied into the scratch buffer, its
+        headers written, its packets protected in place, and sent with one system call.
+        """
+        route = self._fast
+        if route is None or self._stopped or self.transport._state is not DtlsState.CONNECTED:
+            return self._send_checked(frame, timestamp)
+        protect, context, pointer, cell, buffer, view, send, addr, tag_length = route
+        extension = self._extension()
+        pack_into = self._header_struct(len(extension)).pack_into
+        first = 0x90 if extension else 0x80
+        pt = self._pt
+        ssrc = self._ssrc
+        seq = start_seq = self._seq
+        layout = frame.layout(12 + len(extension), tag_length)
+        template = layout.template
+        for start, end, segment, packets in layout.batches:
+            size = end - start
+            buffer[:size] = template[start:end]
+            for offset, length, marker in packets:
+                pack_into(buffer, offset, first, pt | marker, seq, timestamp, ssrc, extension)
+                cell[0] = length
+                if protect(context, pointer + offset, cell):
+                    self._fast = None
+                    raise ConnectionError("SRTP protection failed")
+                seq = (seq + 1) & 0xFFFF
+            if cell[0] != length + tag_length:  # the layout assumed another tag length
+                self._fast = self._tag_length = None
+                raise ConnectionError("SRTP tag length changed")
+            send(view[:size], segment, len(packets), addr)
+        self._seq = seq
+        self._history.record_frame(start_seq, timestamp, frame.payloads)
+        self.packets_sent += len(frame.payloads)
+        self.octets_sent += frame.size
+        self.frames_sent += 1
+        self._last_ts = timestamp
+        self._last_send = monotonic()
+        return True
+
+    def _send_checked(self, frame: PacketizedFrame, timestamp: int) -> bool:
+        """``send_now`` with every check made: the first frames of a session, or after a
+        change. Sets up the kept route when the path allows."""
+        self._fast = None
         srtp, pair = self._route()
         protocol = pair.protocol
         if type(protocol) is not StunProtocol:
             return False
-        if pair is not self._pair:
-            self._pair = pair
-            self._remote_addr = pair.remote_addr
-        self._send_direct(frame, timestamp, self._writer_for(protocol), self._remote_addr, srtp)
-        self._count(frame, timestamp)
-        return True
+        writer = self._writer_for(protocol)
+        protector = self._protector
+        if protector is None or protector.session is not srtp:
+            protector = self._protector = InPlaceProtector(srtp, self._scratch)
+            self._tag_length = None
+        addr = pair.remote_addr
+        raw = protector.raw()
+        if raw is None or self._tag_length is None:
+            self._send_packets(frame, timestamp, writer, addr, protector)
+            self._count(frame, timestamp)
+            return True
+        protect, context, pointer, cell = raw
+        self._fast = (protect, context, pointer, cell, self._scratch.data, self._scratch.view,
+                      self._counted_send(writer), addr, self._tag_length)
+        return self.send_now(frame, timestamp)
+
+    def _counted_send(self, writer: DatagramWriter) -> SendSegments:
+        send_segments = writer.send_segments
+
+        def send(data: memoryview, segment: int, count: int, addr: tuple[str, int]) -> None:
+            dropped = writer.dropped
+            send_segments(data, segment, count, addr)
+            if writer.dropped != dropped:
+                self.packets_dropped += writer.dropped - dropped
+
+        return send
 
     async def send_frame(self, frame: PacketizedFrame, timestamp: int) -> None:
         """Send one frame's packets now. Raises ConnectionError once the viewer is gone."""
@@ -253,55 +321,6 @@ class PassthroughSender(RTCRtpSender):
         self.frames_sent += 1
         self._last_ts = timestamp
         self._last_send = time.monotonic()
-
-    def _send_direct(
-        self,
-        frame: PacketizedFrame,
-        timestamp: int,
-        writer: DatagramWriter,
-        addr: tuple[str, int],
-        srtp: SrtpSession,
-    ) -> None:
-        """Send the frame batch by batch: copy the batch from the frame's shared layout into
-        the scratch buffer, write each packet's header, protect each packet in place, send the
-        batch with one system call."""
-        protector = self._protector
-        if protector is None or protector.session is not srtp:
-            protector = self._protector = InPlaceProtector(srtp, self._scratch)
-            self._tag_length = None
-        raw = protector.raw()
-        tag_length = self._tag_length
-        if raw is None or tag_length is None:
-            self._send_packets(frame, timestamp, writer, addr, protector)
-            return
-        protect, context, pointer, cell = raw
-        extension = self._extension()
-        header_length = 12 + len(extension)
-        pack_into = self._header_struct(len(extension)).pack_into
-        first = 0x90 if extension else 0x80
-        pt = self._pt
-        ssrc = self._ssrc
-        seq = start_seq = self._seq
-        buffer = self._scratch.data
-        view = self._scratch.view
-        send = writer.send_segments
-        dropped = writer.dropped
-        layout = frame.layout(header_length, tag_length)
-        template = layout.template
-        for start, end, segment, packets in layout.batches:
-            buffer[:end - start] = template[start:end]
-            for offset, length, marker in packets:
-                pack_into(buffer, offset, first, pt | marker, seq, timestamp, ssrc, extension)
-                cell[0] = length
-                status = protect(context, pointer + offset, cell)
-                if status or cell[0] != length + tag_length:
-                    self._tag_length = None  # learn it again from the next frame
-                    raise ConnectionError(f"SRTP protection failed (libsrtp status {status})")
-                seq = (seq + 1) & 0xFFFF
-            send(view[:end - start], segment, len(packets), addr)
-        self._seq = seq
-        self._history.record_frame(start_seq, timestamp, frame.payloads)
-        self.packets_dropped += writer.dropped - dropped
 
     def _send_packets(
         self,
@@ -381,17 +400,29 @@ class PassthroughSender(RTCRtpSender):
         return writer
 
     def _extension(self) -> bytes:
-        parts = []
+        """The RTP header extension block: the MID until the viewer has reported on this SSRC,
+        the absolute send time when negotiated (padded to 32 bits)."""
+        parts = self._ext_parts
+        if parts is None or parts[0] is not self._send_mid:
+            parts = self._ext_parts = (self._send_mid, *self._extension_frame())
+        _, head, tail = parts
+        if not self._abs_id:
+            return head
+        return head + ((ntp_now() >> 14) & 0xFFFFFF).to_bytes(3, "big") + tail
+
+    def _extension_frame(self) -> tuple[bytes, bytes]:
+        """What comes before and after the 3-byte absolute send time."""
+        body = b""
         if self._mid_id and self._send_mid:
-            parts.append(bytes(((self._mid_id << 4) | (len(self._mid) - 1),)) + self._mid)
+            body += bytes(((self._mid_id << 4) | (len(self._mid) - 1),)) + self._mid
         if self._abs_id:
-            abs_time = (ntp_now() >> 14) & 0xFFFFFF
-            parts.append(bytes(((self._abs_id << 4) | 2,)) + abs_time.to_bytes(3, "big"))
-        if not parts:
-            return b""
-        body = b"".join(parts)
-        body += b"\x00" * (-len(body) % 4)
-        return b"\xbe\xde" + (len(body) // 4).to_bytes(2, "big") + body
+            body += bytes(((self._abs_id << 4) | 2,))
+        size = len(body) + (3 if self._abs_id else 0)
+        if not size:
+            return b"", b""
+        pad = b"\x00" * (-size % 4)
+        head = b"\xbe\xde" + ((size + len(pad)) // 4).to_bytes(2, "big") + body
+        return (head + pad, b"") if not self._abs_id else (head, pad)
 
     def _retransmit_allowed(self) -> bool:
         """At most as many retransmissions per second as packets sent in the previous second

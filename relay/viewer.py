@@ -262,7 +262,8 @@ class ViewerSession:
         """Send a live frame from the stream's shared loop."""
         if self._resync_wanted:
             raise LeaveFanout  # this frame is part of the GOP the resync replays
-        self._check_frame(frame)
+        if self._sub.drop_events != self._seen_drop_events or frame.codec != "h264":
+            self._check_frame(frame)
         sender = self.sender
         assert sender is not None
         packed = self._cache.get(frame)

@@ -52,6 +52,8 @@ class ServerHarness:
     settings: Settings
     port: int = field(default_factory=free_port)
     directory: Directory = field(default_factory=Directory)
+    test_directory: bool = True
+    """False: consent comes from the real catalog, as in production."""
     configure: Callable[[web.Application], None] | None = None
     app: web.Application | None = None
     _runner: web.AppRunner | None = None
@@ -68,7 +70,8 @@ class ServerHarness:
     async def start(self) -> None:
         app = create_app(self.settings)
         app[AGENT_TIMINGS] = WhipTimings(backoff_initial=0.5, backoff_max=2.0)
-        app[CAMERA_DIRECTORY] = self.directory
+        if self.test_directory:
+            app[CAMERA_DIRECTORY] = self.directory
         if self.configure is not None:
             self.configure(app)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)

@@ -1,5 +1,6 @@
 """Frames that travelled camera -> agent -> WHIP -> server -> WHEP, decoded by an aiortc viewer;
-revoking the agent ends that view and refuses the next one."""
+the camera's consent comes from the real catalog (a ``via_agent`` record under the id the agent
+server assigned); revoking the agent ends that view and refuses the next one."""
 
 from __future__ import annotations
 
@@ -11,8 +12,6 @@ import pytest
 from aiohttp import web
 
 from ingest.camsim.onvif_runner import OnvifDeviceConfig, OnvifProfile
-from rtcc.access import CameraConsent
-from rtcc.config import SharingLevel
 from tests.agent.harness import (
     AgentProcess,
     Api,
@@ -48,7 +47,8 @@ async def test_whep_viewer_decodes_agent_camera_until_revoked(
     bootstrap_token: str,
 ) -> None:
     sim = await onvif_sim_factory([DEVICE], rtsp_base=f"rtsp://127.0.0.1:{camsim.port}")
-    server = ServerHarness(agent_settings(tmp_path), configure=_with_relay)
+    server = ServerHarness(agent_settings(tmp_path), configure=_with_relay,
+                           test_directory=False)
     await server.start()
     agent = AgentProcess(tmp_path / "agent.log")
     viewer = None
@@ -72,8 +72,9 @@ async def test_whep_viewer_decodes_agent_camera_until_revoked(
                 return cameras[0] if cameras and cameras[0]["status"] == "ok" else None
 
             camera_id = (await wait_for(camera, 40, "the agent's camera"))["camera_id"]
-            server.directory.consents[camera_id] = CameraConsent(
-                camera_id, "store7", SharingLevel.LIVE_ALWAYS)
+            await api.ok("POST", "/api/cameras", admin, 201, json={
+                "id": camera_id, "name": "Corner store entrance", "lat": 40.0, "lon": -75.0,
+                "owner_id": "store7", "sharing": "live_always", "via_agent": True})
             user = await api.ok("POST", "/api/users", admin, 201, json={
                 "username": "analyst7", "role": "analyst",
                 "password": "correct horse battery staple"})

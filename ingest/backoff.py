@@ -19,6 +19,7 @@ class Backoff:
         initial: float,
         maximum: float,
         *,
+        fatal: float | None = None,
         flat: int = 5,
         jitter: float = 0.2,
         rng: random.Random | None = None,
@@ -27,16 +28,18 @@ class Backoff:
             raise ValueError("backoff times must be positive")
         self.initial = initial
         self.maximum = max(initial, maximum)
+        self.fatal = self.maximum if fatal is None else max(initial, fatal)
         self.flat = flat
         self.jitter = jitter
         self.failures = 0
         self._rng = rng or random.Random()
 
     def next_delay(self, *, fatal: bool = False) -> float:
-        """The wait before the next attempt; ``fatal`` failures wait the maximum."""
+        """The wait before the next attempt; ``fatal`` failures (a refused password) wait
+        ``fatal`` seconds, so the server does not trip the camera's own lockout."""
         self.failures += 1
         if fatal:
-            base = self.maximum
+            base = self.fatal
         else:
             exponent = max(0, self.failures - self.flat)
             base = min(self.maximum, self.initial * 2.0 ** min(exponent, 32))

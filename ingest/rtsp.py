@@ -202,7 +202,9 @@ class RtspSource:
 
     def _run(self) -> None:
         settings = self._settings
-        backoff = Backoff(settings.backoff_initial, settings.backoff_max)
+        backoff = Backoff(
+            settings.backoff_initial, settings.backoff_max, fatal=settings.fatal_retry
+        )
         try:
             while not self._stop.is_set():
                 failure, delivered = self._session()

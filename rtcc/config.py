@@ -144,7 +144,12 @@ class IngestConfig(_Model):
     stall_timeout: Annotated[float, Field(gt=0)] = 10.0
     """Seconds without a packet before the source reconnects."""
     backoff_initial: Annotated[float, Field(gt=0)] = 1.0
-    backoff_max: Annotated[float, Field(gt=0)] = 30.0
+    """Seconds between the first reconnect attempts (a restarting camera is back quickly)."""
+    backoff_max: Annotated[float, Field(gt=0)] = 5.0
+    """Longest wait between attempts while the camera is unreachable. Sources only run while
+    someone watches, so viewers are waiting: keep it short."""
+    fatal_retry: Annotated[float, Field(gt=0)] = 60.0
+    """Wait after the camera refused the credentials, so retries do not lock its account."""
 
 
 class SecurityConfig(_Model):

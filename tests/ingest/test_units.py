@@ -34,6 +34,12 @@ def test_backoff_is_flat_then_doubles_to_the_cap_with_jitter() -> None:
     assert backoff.next_delay() <= 1.0
 
 
+def test_a_refused_password_waits_longer_than_an_unreachable_camera() -> None:
+    backoff = Backoff(1.0, 5.0, fatal=60.0, rng=random.Random(3))
+    assert all(d <= 5.0 for d in (backoff.next_delay() for _ in range(20)))
+    assert 48.0 <= backoff.next_delay(fatal=True) <= 60.0
+
+
 def test_target_repr_hides_the_password() -> None:
     target = RtspTarget("rtsp://10.1.2.3/stream1", "admin", "hunter2")
     assert "hunter2" not in repr(target)

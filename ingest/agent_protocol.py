@@ -3,7 +3,15 @@
 Agent to server: ``hello``, ``heartbeat``, ``inventory`` (cameras, never their passwords),
 ``result`` (the answer to a command), ``event`` (a stream it publishes ended).
 Server to agent: ``welcome``, ``inventory_ack`` (the camera ids the server assigned),
-``command`` (``start_stream``, ``stop_stream``, ``snapshot``, ``ptz``, ``sync_point``).
+``command`` (``start_stream``, ``stop_stream``, ``snapshot``, ``ptz``, ``sync_point``,
+``upload_footage``).
+
+``upload_footage`` (``FootageOrder``): an item of a footage request was approved for one of the
+agent's cameras. Fields ``key`` (the camera's key on the agent), ``camera_id``, ``request_id``,
+``start`` and ``end`` (UTC epoch seconds), ``case``. The agent answers at once (``data``:
+``{"accepted": true, "state": ...}``) and uploads the segments of its rolling buffer that cover
+the range in the background, through the resumable upload API (``rtcc.evidence.uploads``);
+when it cannot, it reports why there (``.../fail``), so the request shows it.
 
 Both sides validate what they receive with the functions here; anything unexpected is a
 ``ProtocolError`` that names the field.
@@ -26,13 +34,15 @@ MAX_CAMERAS = 64
 MAX_TEXT = 200
 HEARTBEAT_SECONDS = 15.0
 PROFILES = ("main", "sub")
-ACTIONS = ("start_stream", "stop_stream", "snapshot", "ptz", "sync_point")
+ACTIONS = ("start_stream", "stop_stream", "snapshot", "ptz", "sync_point", "upload_footage")
 CLOSE_REVOKED = 4003
 """WebSocket close code the server uses when the agent's credential was revoked."""
 CLOSE_REPLACED = 4009
 """The same agent opened a newer control connection."""
 
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:._/\[\]@-]{0,199}$")
+_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+"""Server-assigned camera ids and footage request ids: safe in a URL path as they are."""
 
 Profile = Literal["main", "sub"]
 
@@ -199,3 +209,36 @@ def parse_inventory(message: dict[str, Any]) -> tuple[list[CameraReport], list[s
         seen.add(report.key)
         valid.append(report)
     return valid, problems
+
+
+def server_id(value: object, name: str) -> str:
+    if not isinstance(value, str) or not _ID.fullmatch(value):
+        raise ProtocolError(f"{name} must be 1-64 lowercase letters, digits, '-' or '_'")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class FootageOrder:
+    """An approved footage request item for one of the agent's cameras (``upload_footage``)."""
+
+    request_id: str
+    camera_id: str
+    start: float
+    end: float
+    case: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"request_id": self.request_id, "camera_id": self.camera_id,
+                "start": self.start, "end": self.end, "case": self.case}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FootageOrder:
+        start = number_field(data, "start", low=0, high=1e11)
+        end = number_field(data, "end", low=0, high=1e11)
+        if end <= start:
+            raise ProtocolError("end must be after start")
+        return cls(
+            request_id=server_id(data.get("request_id"), "request_id"),
+            camera_id=server_id(data.get("camera_id"), "camera_id"),
+            start=start, end=end, case=text_field(data, "case", limit=64),
+        )

@@ -4,10 +4,14 @@ agent cameras registered in the stream hub with WHIP sources.
 An agent's credential is an API token of an AGENT-role account scoped to the owner (the security
 core hashes it, the middleware resolves it). Revoking an agent revokes that token, disables the
 account, closes its control connection and WHIP sessions, and removes its cameras from the hub.
+
+The service is also the application's ``FootageCourier`` (``rtcc.footage``): an approved footage
+request item of an agent camera becomes an ``upload_footage`` command to that camera's agent.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -18,12 +22,18 @@ from aiohttp import web
 
 from ingest import agent_protocol as proto
 from ingest.agent_protocol import CameraReport
-from ingest.agent_registry import AgentConnection, AgentRegistry
+from ingest.agent_registry import (
+    AgentCommandError,
+    AgentConnection,
+    AgentOffline,
+    AgentRegistry,
+)
 from ingest.agent_store import AgentCamera, AgentRecord, AgentStore, Enrollment
 from ingest.whip import AgentCameraRef, WhipPublishers, WhipSource, WhipTimings
 from rtcc.appkeys import HUB, SETTINGS
 from rtcc.config import Settings
 from rtcc.errors import RtccError
+from rtcc.footage import FOOTAGE_COURIER, ApprovedFootage
 from rtcc.hub import Source, StreamHub, StreamSettings
 from rtcc.policy import Role
 from rtcc.security.accounts import Actor
@@ -36,6 +46,8 @@ DEFAULT_ENROLLMENT_MINUTES = 24 * 60
 MAX_ENROLLMENT_MINUTES = 7 * 24 * 60
 SEEN_EVERY = 30.0
 """Seconds between writes of an agent's last-seen time."""
+FOOTAGE_ANSWER = 15.0
+"""Seconds an agent has to acknowledge an ``upload_footage`` command."""
 _NAME = re.compile(r"[^A-Za-z0-9 ._@()-]")
 
 
@@ -62,6 +74,7 @@ class AgentService:
         self.registry = AgentRegistry()
         self.publishers = WhipPublishers()
         self._last_seen_write: dict[str, float] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # -- enrollment ---------------------------------------------------------------------------
 
@@ -201,6 +214,42 @@ class AgentService:
                  sum(1 for c in cameras if c.report.status == "ok"))
         return cameras
 
+    # -- footage requests ---------------------------------------------------------------------
+
+    def footage_approved(self, approved: ApprovedFootage) -> None:
+        """``FootageCourier``: tell the camera's agent to upload the approved range."""
+        camera = self.store.camera(approved.camera_id)
+        if camera is None:
+            return  # not an agent camera
+        agent = self.store.agent(camera.agent_id)
+        if agent is None or agent.revoked is not None or agent.owner_id != approved.owner_id:
+            log.warning("footage request %s: camera %s has no agent of owner %s to upload it",
+                        approved.request_id, approved.camera_id, approved.owner_id)
+            return
+        task = asyncio.get_running_loop().create_task(
+            self._order_footage(camera, approved),
+            name=f"agent:{agent.id}:footage:{approved.request_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _order_footage(self, camera: AgentCamera, approved: ApprovedFootage) -> None:
+        order = proto.FootageOrder(approved.request_id, approved.camera_id, approved.start,
+                                   approved.end, approved.case_number)
+        try:
+            data = await self.registry.send_command(
+                camera.agent_id, "upload_footage", within=FOOTAGE_ANSWER, key=camera.report.key,
+                **order.to_json())
+        except AgentOffline:
+            log.info("footage request %s: agent %s is offline; it finds the approval when it "
+                     "connects", approved.request_id, camera.agent_id)
+            return
+        except AgentCommandError as exc:
+            log.warning("footage request %s: %s", approved.request_id, exc)
+            return
+        log.info("footage request %s: agent %s accepted the upload of camera %s (%s)",
+                 approved.request_id, camera.agent_id, camera.camera_id,
+                 proto.text_field(data, "state", limit=20))
+
     # -- hub ----------------------------------------------------------------------------------
 
     def stream_settings(self) -> StreamSettings:
@@ -231,6 +280,11 @@ class AgentService:
         return make
 
     async def shutdown(self) -> None:
+        tasks, self._tasks = self._tasks, set()
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
         await self.registry.close_all()
         await self.publishers.close_all("the server is shutting down")
 
@@ -247,6 +301,7 @@ async def agent_context(app: web.Application) -> AsyncIterator[None]:
     store = AgentStore.open_in(settings.data_dir)
     service = AgentService(settings, store, app[SECURITY], app[HUB], app.get(AGENT_TIMINGS))
     app[AGENT_SERVICE] = service
+    app[FOOTAGE_COURIER] = service
     try:
         for camera in store.cameras():
             service.register_camera(camera)

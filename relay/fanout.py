@@ -33,8 +33,9 @@ class Member(Protocol):
     @property
     def subscription(self) -> Subscription: ...
 
-    def send_live(self, frame: EncodedFrame) -> None:
-        """Send one frame now; raises LeaveFanout or the error that ends the viewer."""
+    def send_queued(self, first: EncodedFrame | None) -> int:
+        """Send ``first`` (if any) and every frame queued in the subscription, now; returns how
+        many. Raises LeaveFanout, or the error that ends the viewer."""
 
 
 class LiveFanout:
@@ -84,17 +85,8 @@ class LiveFanout:
                 continue
             self.wakeups += 1
             for member in list(members):
-                frame = first if member is anchor else None
                 try:
-                    sub = member.subscription
-                    while True:
-                        if frame is None:
-                            frame = sub.get_nowait()
-                            if frame is None:
-                                break
-                        member.send_live(frame)
-                        self.frames += 1
-                        frame = None
+                    self.frames += member.send_queued(first if member is anchor else None)
                 except LeaveFanout:
                     self._release(member)
                 except Exception as exc:  # StreamClosed, ConnectionError...: ends that viewer

@@ -28,25 +28,25 @@ class NackHistory:
 
     def record(self, seq: int, ts: int, payload: bytes, marker: int) -> None:
         """Record one packet; ``marker`` (0 or 0x80) is what its marker bit was."""
-        self._add(seq, ts, (payload,), marker)
+        self.record_frame(seq, ts, (payload,), marker)
 
-    def record_frame(self, seq: int, ts: int, payloads: tuple[bytes, ...]) -> None:
+    def record_frame(self, seq: int, ts: int, payloads: tuple[bytes, ...],
+                     marker: int = 0x80) -> None:
         """Record a frame's packets, sent with consecutive sequence numbers from ``seq``; the
-        last one carries the marker bit."""
-        self._add(seq, ts, payloads, 0x80)
-
-    def _add(self, seq: int, ts: int, payloads: tuple[bytes, ...], marker: int) -> None:
+        last one carries ``marker`` (the marker bit, set on the last packet of a frame)."""
         count = len(payloads)
-        if count > self._slots:
-            skip = count - self._slots
+        slots = self._slots
+        if count > slots:
+            skip = count - slots
             payloads = payloads[skip:]
             seq = (seq + skip) & 0xFFFF
-            count = self._slots
+            count = slots
         frames = self._frames
         frames.append((seq, ts, payloads, marker))
-        self._count += count
-        while self._count - len(frames[0][2]) >= self._slots:
-            self._count -= len(frames.popleft()[2])
+        total = self._count + count
+        while total - len(frames[0][2]) >= slots:
+            total -= len(frames.popleft()[2])
+        self._count = total
 
     def get(self, seq: int) -> tuple[int, bytes, int] | None:
         """(timestamp, payload, marker) of a packet still held, else None."""

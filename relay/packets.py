@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from relay import h264
+from relay.srtp import ScratchBuffer
 from relay.udp import plan_batches
 from rtcc.media import EncodedFrame
 
@@ -21,25 +23,25 @@ class PacketizedFrame:
     keyframe: bool
     b_frame: bool
     batches: tuple[tuple[int, int], ...] = ()
-    _layouts: dict[tuple[int, int], FrameLayout] = field(
+    _layouts: dict[tuple[int, int, ScratchBuffer], FrameLayout] = field(
         default_factory=dict, compare=False, repr=False
     )
 
-    def layout(self, header_length: int, tag_length: int) -> FrameLayout:
-        """The frame laid out for viewers whose packets have this header and SRTP tag length
-        (made once, then shared by all of them)."""
-        key = (header_length, tag_length)
+    def layout(self, header_length: int, tag_length: int, scratch: ScratchBuffer) -> FrameLayout:
+        """The frame laid out in ``scratch`` for viewers whose packets have this header and
+        SRTP tag length (made once, then shared by all of them)."""
+        key = (header_length, tag_length, scratch)
         layout = self._layouts.get(key)
         if layout is None:
             layout = self._layouts[key] = FrameLayout.build(
                 self.payloads, self.batches or plan_batches([len(p) for p in self.payloads]),
-                header_length, tag_length,
+                header_length, tag_length, scratch,
             )
         return layout
 
 
-Packet = tuple[int, int, int]
-"""(offset in its batch, length before protection, marker bit)."""
+Packet = tuple[Any, int, int, int]
+"""(address in the scratch buffer, offset there, length before protection, marker bit)."""
 Batch = tuple[int, int, int, tuple[Packet, ...]]
 """(start and end in the template, datagram size but the last, packets)."""
 
@@ -49,12 +51,15 @@ class FrameLayout:
     """A frame's datagrams as they will lie in a send buffer: each payload with room for the
     RTP header before it and for the SRTP tag after it, batch after batch.
 
-    A sender copies one batch of the template into its buffer (one copy), writes each header,
-    protects each packet in place and sends the batch with one system call.
+    A sender copies one batch of the template into the scratch buffer (one copy), writes each
+    header, protects each packet in place and sends the batch with one system call. Each
+    packet's address in the scratch buffer is computed here once for all viewers (the layout
+    holds the buffer, so the addresses stay valid).
     """
 
     template: memoryview
     batches: tuple[Batch, ...]
+    scratch: ScratchBuffer
 
     @staticmethod
     def build(
@@ -62,7 +67,9 @@ class FrameLayout:
         batches: tuple[tuple[int, int], ...],
         header_length: int,
         tag_length: int,
+        scratch: ScratchBuffer,
     ) -> FrameLayout:
+        pointer = scratch.pointer
         header_room = bytes(header_length)
         tag_room = bytes(tag_length)
         parts: list[bytes] = []
@@ -75,12 +82,14 @@ class FrameLayout:
             for index in range(start, end):
                 payload = payloads[index]
                 length = header_length + len(payload)
-                packets.append((position - batch_start, length, 0x80 if index == last else 0))
+                offset = position - batch_start
+                address = pointer + offset if pointer is not None else None
+                packets.append((address, offset, length, 0x80 if index == last else 0))
                 parts += (header_room, payload, tag_room)
                 position += length + tag_length
-            segment = packets[0][1] + tag_length
+            segment = packets[0][2] + tag_length
             laid_out.append((batch_start, position, segment, tuple(packets)))
-        return FrameLayout(memoryview(b"".join(parts)), tuple(laid_out))
+        return FrameLayout(memoryview(b"".join(parts)), tuple(laid_out), scratch)
 
 
 class PacketCache:

@@ -60,7 +60,6 @@ _NTP_EPOCH_OFFSET = 2_208_988_800
 _RTT_ALPHA = 0.85
 
 
-SendSegments = Callable[[memoryview, int, int, tuple[str, int]], None]
 _SENDER_REPORT = struct.Struct("!BBHIIIIII")
 
 
@@ -227,31 +226,42 @@ class PassthroughSender(RTCRtpSender):
         route = self._fast
         if route is None or self._stopped or self.transport._state is not DtlsState.CONNECTED:
             return self._send_checked(frame, timestamp)
-        protect, context, pointer, cell, buffer, view, send, addr, tag_length = route
+        protect, context, cell, scratch, writer, sendmsg, addr, tag_length = route
         extension = self._extension()
         pack_into = self._header_struct(len(extension)).pack_into
         first = 0x90 if extension else 0x80
         pt = self._pt
         ssrc = self._ssrc
         seq = start_seq = self._seq
-        layout = frame.layout(12 + len(extension), tag_length)
+        buffer = scratch.data
+        view = scratch.view
+        dropped = writer.dropped
+        layout = frame.layout(12 + len(extension), tag_length, scratch)
         template = layout.template
         for start, end, segment, packets in layout.batches:
             size = end - start
             buffer[:size] = template[start:end]
-            for offset, length, marker in packets:
+            for address, offset, length, marker in packets:
                 pack_into(buffer, offset, first, pt | marker, seq, timestamp, ssrc, extension)
                 cell[0] = length
-                if protect(context, pointer + offset, cell):
+                if protect(context, address, cell):
                     self._fast = None
                     raise ConnectionError("SRTP protection failed")
                 seq = (seq + 1) & 0xFFFF
             if cell[0] != length + tag_length:  # the layout assumed another tag length
                 self._fast = self._tag_length = None
                 raise ConnectionError("SRTP tag length changed")
-            send(view[:size], segment, len(packets), addr)
+            if len(packets) > 1 and writer.gso:
+                try:
+                    sendmsg((view[:size],), writer.segment_options(segment), 0, addr)
+                except OSError as exc:
+                    writer.segmented_send_failed(exc, view[:size], segment, len(packets), addr)
+            else:
+                writer.send_segments(view[:size], segment, len(packets), addr)
         self._seq = seq
         self._history.record_frame(start_seq, timestamp, frame.payloads)
+        if writer.dropped != dropped:
+            self.packets_dropped += writer.dropped - dropped
         self.packets_sent += len(frame.payloads)
         self.octets_sent += frame.size
         self.frames_sent += 1
@@ -278,21 +288,10 @@ class PassthroughSender(RTCRtpSender):
             self._send_packets(frame, timestamp, writer, addr, protector)
             self._count(frame, timestamp)
             return True
-        protect, context, pointer, cell = raw
-        self._fast = (protect, context, pointer, cell, self._scratch.data, self._scratch.view,
-                      self._counted_send(writer), addr, self._tag_length)
+        protect, context, _pointer, cell = raw
+        self._fast = (protect, context, cell, self._scratch, writer, writer.sendmsg, addr,
+                      self._tag_length)
         return self.send_now(frame, timestamp)
-
-    def _counted_send(self, writer: DatagramWriter) -> SendSegments:
-        send_segments = writer.send_segments
-
-        def send(data: memoryview, segment: int, count: int, addr: tuple[str, int]) -> None:
-            dropped = writer.dropped
-            send_segments(data, segment, count, addr)
-            if writer.dropped != dropped:
-                self.packets_dropped += writer.dropped - dropped
-
-        return send
 
     async def send_frame(self, frame: PacketizedFrame, timestamp: int) -> None:
         """Send one frame's packets now. Raises ConnectionError once the viewer is gone."""

@@ -22,7 +22,7 @@ import socket
 import struct
 import sys
 from asyncio import DatagramTransport
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 log = logging.getLogger(__name__)
 
@@ -82,31 +82,41 @@ class DatagramWriter:
         if count == 1:
             try:
                 self._sock.sendto(data, addr)
-            except BlockingIOError:
-                self.dropped += 1
-            except OSError:
+            except OSError:  # BlockingIOError included: the socket buffer is full
                 self.dropped += 1
             self.calls += 1
             return
         if self.gso:
-            options = self._segment_options.get(segment)
-            if options is None:
-                options = [(SOL_UDP, UDP_SEGMENT, struct.pack("=H", segment))]
-                self._segment_options[segment] = options
             try:
-                self._sock.sendmsg((data,), options, 0, addr)
+                self._sock.sendmsg((data,), self.segment_options(segment), 0, addr)
                 self.calls += 1
-                return
-            except BlockingIOError:
-                self.dropped += count
-                return
             except OSError as exc:
-                if exc.errno not in _GSO_UNSUPPORTED:
-                    self.dropped += count
-                    return
-                log.info("UDP segmentation offload unavailable (%s); sending one datagram "
-                         "per call", exc.strerror)
-                self.gso = False
+                self.segmented_send_failed(exc, data, segment, count, addr)
+            return
+        self._send_each([data[start:start + segment] for start in range(0, len(data), segment)],
+                        addr)
+
+    @property
+    def sendmsg(self) -> Callable[..., int]:
+        """The socket's ``sendmsg``, for a caller that makes segmented sends itself (with
+        ``segment_options``) and reports failures to ``segmented_send_failed``."""
+        return self._sock.sendmsg
+
+    def segment_options(self, segment: int) -> list[tuple[int, int, bytes]]:
+        options = self._segment_options.get(segment)
+        if options is None:
+            options = [(SOL_UDP, UDP_SEGMENT, struct.pack("=H", segment))]
+            self._segment_options[segment] = options
+        return options
+
+    def segmented_send_failed(self, exc: OSError, data: memoryview, segment: int, count: int,
+                              addr: tuple[str, int]) -> None:
+        if exc.errno not in _GSO_UNSUPPORTED:  # a full socket buffer, or the path is gone
+            self.dropped += count
+            return
+        log.info("UDP segmentation offload unavailable (%s); sending one datagram per call",
+                 exc.strerror)
+        self.gso = False
         self._send_each([data[start:start + segment] for start in range(0, len(data), segment)],
                         addr)
 

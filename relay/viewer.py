@@ -258,19 +258,28 @@ class ViewerSession:
     def subscription(self) -> Subscription:
         return self._sub
 
-    def send_live(self, frame: EncodedFrame) -> None:
-        """Send a live frame from the stream's shared loop."""
-        if self._resync_wanted:
-            raise LeaveFanout  # this frame is part of the GOP the resync replays
-        if self._sub.drop_events != self._seen_drop_events or frame.codec != "h264":
-            self._check_frame(frame)
+    def send_queued(self, first: EncodedFrame | None) -> int:
+        """Send live frames from the stream's shared loop: ``first`` and what is queued."""
+        sub = self._sub
         sender = self.sender
         assert sender is not None
-        packed = self._cache.get(frame)
-        timestamp = self._clock.live(frame)
-        if not sender.send_now(packed, timestamp):
-            self._pending = (packed, timestamp)
-            raise LeaveFanout
+        cache = self._cache
+        clock = self._clock
+        sent = 0
+        frame = first if first is not None else sub.get_nowait()
+        while frame is not None:
+            if self._resync_wanted:
+                raise LeaveFanout  # this frame is part of the GOP the resync replays
+            if sub.drop_events != self._seen_drop_events or frame.codec != "h264":
+                self._check_frame(frame)
+            packed = cache.get(frame)
+            timestamp = clock.live(frame)
+            if not sender.send_now(packed, timestamp):
+                self._pending = (packed, timestamp)
+                raise LeaveFanout
+            sent += 1
+            frame = sub.get_nowait()
+        return sent
 
     async def _resubscribe(self) -> bool:
         """Replace the subscription by a new one holding the current GOP."""

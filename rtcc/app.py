@@ -9,6 +9,8 @@ from aiohttp import web
 
 import catalog
 import relay
+from catalog.owner_api import add_owner_routes
+from console_web import portal
 from console_web import routes as console_routes
 from ingest import agent_server
 from rtcc import ops_routes
@@ -48,7 +50,9 @@ def create_app(settings: Settings) -> web.Application:
     add_security_routes(app)
     relay.add_routes(app)
     catalog.add_routes(app)
+    add_owner_routes(app)  # the owners' own cameras, sites and sign-up
     console_routes.add_routes(app)
+    portal.add_routes(app)  # the owner portal under /register/
     agent_server.add_routes(app)
     add_evidence_routes(app)
     return app

@@ -4,11 +4,17 @@
         [--state-dir DIR] [--name NAME] \\
         [--camera rtsp://HOST/PATH ...] \\
         [--onvif HOST[:PORT] ... --onvif-user USER --onvif-password-env VAR] \\
-        [--no-discovery | --discovery-target HOST[:PORT] ...]
+        [--no-discovery | --discovery-target HOST[:PORT] ...] \\
+        [--buffer-hours H [--buffer-dir DIR] [--buffer-max-mb MB] [--upload-kbps K]]
 
 The first start trades the enrollment token for a credential kept in the state directory
 (mode 0600); later starts need no token. Camera passwords come from environment variables,
 never the command line, and never leave this machine.
+
+With --buffer-hours the agent records every camera on this machine for that many hours (and at
+most --buffer-max-mb), each segment hashed as it is written, and answers the footage requests
+the owner approves by uploading the segments that cover them. Without it nothing is recorded
+and approved requests are reported as failed.
 
 Exit status: 0 stopped by a signal, 2 bad usage, 3 credential refused or revoked,
 4 enrollment refused.
@@ -22,6 +28,7 @@ import logging
 import os
 import signal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ingest.agent.state import (
     AgentSetupError,
@@ -33,6 +40,9 @@ from ingest.agent.state import (
 )
 from ingest.onvif.discovery import MULTICAST, DiscoveryTarget
 from rtcc.config import IngestConfig
+
+if TYPE_CHECKING:
+    from ingest.agent.buffer import BufferOptions
 
 log = logging.getLogger("ingest.agent")
 
@@ -63,6 +73,21 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                        help="longest wait between reconnection attempts (seconds)")
     agent.add_argument("--stun", action="append", default=[], metavar="URL",
                        help="STUN/TURN server for WebRTC (none by default)")
+    buffer = agent.add_argument_group("rolling buffer (footage requests)")
+    buffer.add_argument("--buffer-hours", type=float, default=0.0, metavar="H",
+                        help="hours of footage kept per camera (default 0: no buffer)")
+    buffer.add_argument("--buffer-dir", type=Path, metavar="DIR",
+                        help="where the buffer is kept (default STATE_DIR/buffer)")
+    buffer.add_argument("--buffer-max-mb", type=int, default=10240, metavar="MB",
+                        help="size limit of the buffer, oldest evicted first (default 10240; "
+                             "0: none)")
+    buffer.add_argument("--buffer-segment-seconds", type=float, default=10.0, metavar="S",
+                        help="length of a buffered segment, cut at keyframes (default 10)")
+    buffer.add_argument("--buffer-min-free-mb", type=int, default=512, metavar="MB",
+                        help="free disk space below which buffering stops (default 512)")
+    buffer.add_argument("--upload-kbps", type=float, default=0.0, metavar="K",
+                        help="upper limit of the footage upload rate in kbit/s (default 0: "
+                             "none)")
 
 
 async def _credential(args: argparse.Namespace, server: str) -> Credential:
@@ -86,6 +111,28 @@ async def _credential(args: argparse.Namespace, server: str) -> Credential:
     return credential
 
 
+def _buffer_options(args: argparse.Namespace) -> BufferOptions | None:
+    from ingest.agent.buffer import BufferOptions
+
+    hours: float = args.buffer_hours
+    if hours < 0 or hours > 24 * 90:
+        raise AgentSetupError("--buffer-hours must be between 0 and 2160 (90 days)")
+    if hours == 0:
+        return None
+    if not 2.0 <= args.buffer_segment_seconds <= 300.0:
+        raise AgentSetupError("--buffer-segment-seconds must be between 2 and 300")
+    if args.buffer_max_mb < 0 or args.buffer_min_free_mb < 0:
+        raise AgentSetupError("--buffer-max-mb and --buffer-min-free-mb cannot be negative")
+    if args.upload_kbps < 0:
+        raise AgentSetupError("--upload-kbps cannot be negative")
+    directory: Path = args.buffer_dir or (args.state_dir / "buffer")
+    return BufferOptions(directory=directory, hours=hours,
+                         max_bytes=args.buffer_max_mb * 2**20,
+                         segment_seconds=args.buffer_segment_seconds,
+                         min_free_bytes=args.buffer_min_free_mb * 2**20,
+                         upkeep_interval=min(30.0, max(1.0, hours * 3600.0 / 10)))
+
+
 async def _main(args: argparse.Namespace) -> int:
     from ingest.agent.cameras import Credentials, Inventory
     from ingest.agent.control import Agent, AgentOptions, CredentialRefused
@@ -102,6 +149,7 @@ async def _main(args: argparse.Namespace) -> int:
         targets = tuple(DiscoveryTarget.parse(t) for t in args.discovery_target) or (MULTICAST,)
     except ValueError as exc:
         raise AgentSetupError(str(exc)) from None
+    buffer = _buffer_options(args)
     credential = await _credential(args, server)
     inventory = Inventory(
         rtsp_urls=args.camera, onvif_addresses=args.onvif,
@@ -111,7 +159,7 @@ async def _main(args: argparse.Namespace) -> int:
     )
     options = AgentOptions(inventory_interval=args.inventory_interval,
                            backoff_max=args.backoff_max, ice_servers=list(args.stun),
-                           ingest=IngestConfig())
+                           ingest=IngestConfig(), buffer=buffer, upload_kbps=args.upload_kbps)
     agent = Agent(credential, inventory, options)
     loop = asyncio.get_running_loop()
     task = loop.create_task(agent.run(), name="agent")

@@ -5,6 +5,11 @@ On the connection: ``hello``, the inventory (again after every refresh), heartbe
 counters, and the answers to the server's commands, each run as its own task so a slow camera
 does not delay the others. Publishes live as long as the connection that asked for them.
 A revoked or unknown credential stops the agent with exit status 3.
+
+With a rolling buffer (``AgentOptions.buffer``) every camera is also recorded on this machine
+(``ingest.agent.buffer``), and approved footage requests are uploaded from it
+(``ingest.agent.footage``): ordered by ``upload_footage`` commands, and looked up after every
+connection. Uploads do not depend on the control connection and survive a restart.
 """
 
 from __future__ import annotations
@@ -19,10 +24,13 @@ from typing import Any
 import aiohttp
 
 from ingest import agent_protocol as proto
+from ingest.agent.buffer import BufferedCamera, BufferOptions, RollingBuffer
 from ingest.agent.cameras import AgentCamera, Inventory
+from ingest.agent.footage import FootageUploader
 from ingest.agent.publisher import Publisher, PublishError
 from ingest.agent.snapshot import grab_jpeg
 from ingest.agent.state import Credential
+from ingest.agent_store import camera_id_for
 from ingest.backoff import Backoff
 from ingest.onvif.models import OnvifError
 from ingest.rtsp_url import scrub
@@ -51,6 +59,10 @@ class AgentOptions:
     backoff_max: float = 30.0
     ice_servers: list[str] = field(default_factory=list)
     ingest: IngestConfig = field(default_factory=IngestConfig)
+    buffer: BufferOptions | None = None
+    """Keep a rolling buffer of every camera (None: no buffer, footage requests fail)."""
+    upload_kbps: float = 0.0
+    """Upper limit of the footage upload rate (0: none)."""
 
 
 class Agent:
@@ -64,6 +76,22 @@ class Agent:
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._commands: set[asyncio.Task[None]] = set()
         self.connects = 0
+        buffer_options = self.options.buffer
+        self.buffer = RollingBuffer(buffer_options, self.options.ingest) \
+            if buffer_options is not None else None
+        self.footage = FootageUploader(credential, self.buffer, my_cameras=self.my_camera_ids,
+                                       kbps=self.options.upload_kbps,
+                                       backoff_max=max(self.options.backoff_max, 1.0))
+
+    def camera_id(self, key: str) -> str:
+        """The server's id of this agent's camera ``key`` (the server derives it the same way)."""
+        return camera_id_for(self.credential.agent_id, key)
+
+    def my_camera_ids(self) -> set[str]:
+        found = {self.camera_id(key) for key in self.inventory.cameras}
+        if self.buffer is not None:
+            found.update(self.buffer.store.cameras_with_segments())
+        return found
 
     @property
     def ws_url(self) -> str:
@@ -73,9 +101,14 @@ class Agent:
 
     async def run(self) -> None:
         """Until cancelled; raises CredentialRefused when the server refuses the credential."""
+        if self.buffer is not None:
+            await self.buffer.open()
         async with asyncio.TaskGroup() as group:
             group.create_task(self._refresh_loop(), name="agent:inventory")
             group.create_task(self._control_loop(), name="agent:control")
+            group.create_task(self.footage.run(), name="agent:footage")
+            if self.buffer is not None:
+                group.create_task(self.buffer.run(), name="agent:buffer")
 
     # -- inventory ----------------------------------------------------------------------------
 
@@ -89,6 +122,10 @@ class Agent:
                 changed = False
             if changed or self.inventory.refreshes == 1:
                 await self._send_inventory()
+            if self.buffer is not None:
+                await self.buffer.follow({
+                    self.camera_id(camera.key): BufferedCamera(camera.key, camera.rtsp["main"])
+                    for camera in self.inventory.cameras.values() if "main" in camera.rtsp})
             await asyncio.sleep(self.options.inventory_interval)
 
     async def _send_inventory(self) -> None:
@@ -158,6 +195,10 @@ class Agent:
         backoff.reset()
         log.info("connected to %s as agent %s", self.credential.server, self.credential.agent_id)
         await self._send_inventory()
+        lookup = asyncio.get_running_loop().create_task(
+            self._look_for_footage(), name="agent:footage:lookup")
+        self._commands.add(lookup)
+        lookup.add_done_callback(self._commands.discard)
         heartbeat = asyncio.get_running_loop().create_task(
             self._heartbeat(ws), name="agent:heartbeat")
         try:
@@ -173,11 +214,25 @@ class Agent:
             heartbeat.cancel()
             await asyncio.wait({heartbeat})
 
+    async def _look_for_footage(self) -> None:
+        """Approved footage requests the agent missed while it was away."""
+        try:
+            async with asyncio.timeout(INVENTORY_WAIT):
+                await self.inventory.ready.wait()
+        except TimeoutError:
+            pass  # the cameras with buffered footage are known anyway
+        found = await self.footage.sync()
+        if found:
+            log.info("%d approved footage requests found on the server", found)
+
     async def _heartbeat(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         while not ws.closed:
             await asyncio.sleep(proto.HEARTBEAT_SECONDS)
             stats = {"cameras": len(self.inventory.cameras), "publishing": len(self.publishers),
-                     "frames": sum(p.track.frames_out for p in self.publishers.values())}
+                     "frames": sum(p.track.frames_out for p in self.publishers.values()),
+                     "footage_segments_sent": self.footage.segments_sent}
+            if self.buffer is not None:
+                stats["buffer_bytes"] = self.buffer.bytes_held()
             try:
                 await ws.send_str(proto.encode("heartbeat", stats=stats))
             except (ConnectionError, RuntimeError):
@@ -336,6 +391,16 @@ class Agent:
         await camera.onvif.set_synchronization_point(camera.tokens[profile])
         return {}
 
+    async def _do_upload_footage(self, message: dict[str, Any]) -> dict[str, Any]:
+        order = proto.FootageOrder.from_json(message)
+        key = proto.camera_key(message.get("key"))
+        if self.camera_id(key) != order.camera_id:
+            raise CommandFailed(f"camera {order.camera_id} is not this agent's camera {key!r}")
+        return {"accepted": True, "state": self.footage.order(order)}
+
     async def aclose(self) -> None:
         await self._end_session()
+        await self.footage.aclose()
+        if self.buffer is not None:
+            await self.buffer.aclose()
         await self.inventory.aclose()

@@ -20,14 +20,14 @@ import logging
 import shutil
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from rtcc.access import CameraDirectory
 from rtcc.config import SharingLevel
 from rtcc.evidence.recorder import CameraRecorder, RecorderSettings, RecorderState
 from rtcc.evidence.segments import UnsafePath, recover_part, remove_segment_files
-from rtcc.evidence.store import EvidenceStore
+from rtcc.evidence.store import ClosedSegment, EvidenceStore, SegmentRow
 from rtcc.hub import StreamHub
 from rtcc.security.audit import AuditLog, AuditWriteError
 from rtcc.security.consent import in_windows
@@ -244,26 +244,13 @@ class RecordingManager:
 
     async def recover(self) -> int:
         """Close segments a crash left open, keeping every whole frame on disk."""
-        count = 0
-        for row in self._store.open_segments():
-            try:
-                closed = await asyncio.to_thread(recover_part, self._root, row.path)
-            except (OSError, UnsafePath) as exc:
-                log.error("camera %s: segment %d could not be recovered: %s",
-                          row.camera_id, row.id, exc)
-                continue
-            if closed is None or closed.frames == 0:
-                self._store.delete_segment(row.id)
-                with contextlib.suppress(OSError, UnsafePath):
-                    await asyncio.to_thread(remove_segment_files, self._root, row.path)
-                continue
-            self._store.close_segment(row.id, closed, self._clock())
-            count += 1
+        recovered = await recover_open_segments(self._store, self._root, self._clock)
+        for row, closed in recovered:
             self._audit_safe("recording.recovered", row.camera_id,
                              {"segment": row.id, "sha256": closed.sha256,
                               "frames": closed.frames, "note": closed.note})
-        self.recovered_segments += count
-        return count
+        self.recovered_segments += len(recovered)
+        return len(recovered)
 
     async def enforce_retention(self) -> int:
         """Delete expired, unheld segments; returns how many."""
@@ -274,15 +261,7 @@ class RecordingManager:
             expired = self._store.evictable(camera_id, now - days * 86400.0)
             if not expired:
                 continue
-            for row in expired:
-                try:
-                    await asyncio.to_thread(remove_segment_files, self._root, row.path)
-                except (OSError, UnsafePath) as exc:
-                    log.error("camera %s: segment %d could not be deleted: %s",
-                              camera_id, row.id, exc)
-                    continue
-                self._store.delete_segment(row.id)
-                total += 1
+            total += len(await delete_segments(self._store, self._root, expired))
             self._audit_safe("evidence.evict", camera_id,
                              {"segments": [row.id for row in expired], "retention_days": days,
                               "sha256": [row.sha256 for row in expired][:50]})
@@ -310,3 +289,42 @@ class RecordingManager:
             "evicted_segments": self.evicted_segments,
             "recovered_segments": self.recovered_segments,
         }
+
+
+async def recover_open_segments(store: EvidenceStore, root: Path, clock: Callable[[], float]
+                                ) -> list[tuple[SegmentRow, ClosedSegment]]:
+    """Close the segments a crash left open (keeping every whole frame on disk) and forget the
+    empty ones; returns the segments kept, as they were and as they are now."""
+    kept: list[tuple[SegmentRow, ClosedSegment]] = []
+    for row in store.open_segments():
+        try:
+            closed = await asyncio.to_thread(recover_part, root, row.path)
+        except (OSError, UnsafePath) as exc:
+            log.error("camera %s: segment %d could not be recovered: %s",
+                      row.camera_id, row.id, exc)
+            continue
+        if closed is None or closed.frames == 0:
+            store.delete_segment(row.id)
+            with contextlib.suppress(OSError, UnsafePath):
+                await asyncio.to_thread(remove_segment_files, root, row.path)
+            continue
+        store.close_segment(row.id, closed, clock())
+        kept.append((row, closed))
+    return kept
+
+
+async def delete_segments(store: EvidenceStore, root: Path, rows: Sequence[SegmentRow]
+                          ) -> list[SegmentRow]:
+    """Delete these segments' files, then their rows; returns the ones deleted (a file that
+    cannot be removed keeps its row, and is tried again next time)."""
+    deleted: list[SegmentRow] = []
+    for row in rows:
+        try:
+            await asyncio.to_thread(remove_segment_files, root, row.path)
+        except (OSError, UnsafePath) as exc:
+            log.error("camera %s: segment %d could not be deleted: %s", row.camera_id, row.id,
+                      exc)
+            continue
+        store.delete_segment(row.id)
+        deleted.append(row)
+    return deleted

@@ -9,6 +9,9 @@
   ``{"cameras": [...] (default: all of yours still pending), "note": "..."}``.
 - ``GET`` / ``PUT /api/footage-policy`` (owner): ``{"mode": "manual" | "auto_approve",
   "max_hours": null | N}``.
+
+Every approval, by hand or by policy, is passed to the ``FootageCourier`` (``rtcc.footage``) so
+that the camera's agent starts uploading at once.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ from rtcc.evidence.httpio import (
     text,
     time_range,
 )
-from rtcc.evidence.requests import DecisionError, FootageRequest, Item, OwnerPolicy
+from rtcc.evidence.requests import APPROVED, DecisionError, FootageRequest, Item, OwnerPolicy
+from rtcc.footage import FOOTAGE_COURIER, ApprovedFootage
 from rtcc.policy import Role, allow
 from rtcc.security.audit import AuditWriteError
 from rtcc.security.principal import Principal, client_address, require_principal, security_core
@@ -90,6 +94,17 @@ def _audit(request: web.Request, principal: Principal, action: str, *, target: s
                          "administrator") from None
 
 
+def _tell_agents(request: web.Request, found: FootageRequest, items: Sequence[Item]) -> None:
+    courier = request.config_dict.get(FOOTAGE_COURIER)
+    if courier is None:
+        return
+    for item in items:
+        if item.status == APPROVED:
+            courier.footage_approved(ApprovedFootage(
+                request_id=found.id, camera_id=item.camera_id, owner_id=item.owner_id,
+                start=found.start, end=found.end, case_number=found.case_number))
+
+
 @allow(*ASKERS)
 async def create_request(request: web.Request) -> web.Response:
     core = evidence_core(request)
@@ -125,6 +140,7 @@ async def create_request(request: web.Request) -> web.Response:
             except AuditWriteError:
                 log.error("footage request %s: the automatic approval of camera %s could not "
                           "be audited", request_id, item.camera_id)
+    _tell_agents(request, created, [item for item in created.items if item.auto])
     return web.json_response(created.as_json(), status=201)
 
 
@@ -183,9 +199,11 @@ async def _decide(request: web.Request, approve: bool) -> web.Response:
                camera_id=item.camera_id, owner_id=item.owner_id,
                details={"case": found.case_number, "note": note, "requester": found.requester})
     now = security_core(request).clock()
-    core.requests.decide(found, chosen, approve, principal.username, note, now)
+    decided = core.requests.decide(found, chosen, approve, principal.username, note, now)
     updated = core.requests.get(found.id)
     assert updated is not None
+    if approve:
+        _tell_agents(request, updated, decided)
     return web.json_response(updated.as_json(await _visible(request, principal, updated)))
 
 

@@ -14,8 +14,11 @@ Approving an item:
 A declined item accepts no upload at all.
 
 The request's overall status: ``pending`` (some owner has not decided), ``approved``,
-``declined``, or ``partly_approved``; items also show ``receiving`` / ``received`` as segments
-arrive.
+``declined``, or ``partly_approved``; then, as the agents work, ``receiving`` (uploading),
+``received`` (complete) or ``failed``. Each item shows its own: ``approved`` -> ``receiving``
+(the agent announced its first segment) -> ``received`` (the agent said every segment was sent)
+or ``failed`` (the agent could not deliver; ``failure`` says why, e.g. the range is no longer in
+its buffer). A failed item accepts no more uploads.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ APPROVED = "approved"
 DECLINED = "declined"
 RECEIVING = "receiving"
 RECEIVED = "received"
+FAILED = "failed"
 GRANTED = frozenset({APPROVED, RECEIVING, RECEIVED})
 POLICY_MODES = frozenset({"manual", "auto_approve"})
 SEES_ALL = frozenset({Role.ADMIN, Role.SUPERVISOR})
@@ -55,6 +59,7 @@ class Item:
     valid_until: float | None
     uploaded_segments: int = 0
     uploaded_bytes: int = 0
+    failure: str = ""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -62,6 +67,7 @@ class Item:
             "decided_by": self.decided_by, "decided_at": self.decided_at,
             "auto_approved": self.auto, "note": self.note, "valid_until": self.valid_until,
             "uploaded_segments": self.uploaded_segments, "uploaded_bytes": self.uploaded_bytes,
+            "failure": self.failure,
         }
 
 
@@ -108,6 +114,8 @@ def overall_status(items: Sequence[Item]) -> str:
         return "partly_approved"
     if states <= {RECEIVED}:
         return RECEIVED
+    if APPROVED not in states and RECEIVING not in states and FAILED in states:
+        return FAILED  # nothing is still on its way and something could not be delivered
     if RECEIVING in states or RECEIVED in states:
         return RECEIVING
     return APPROVED
@@ -151,7 +159,8 @@ class FootageRequests:
             Item(camera_id=row["camera_id"], owner_id=row["owner_id"], status=row["status"],
                  decided_by=row["decided_by"], decided_at=row["decided_at"],
                  auto=bool(row["auto"]), note=row["note"], valid_until=row["valid_until"],
-                 uploaded_segments=int(row["segs"]), uploaded_bytes=int(row["seg_bytes"]))
+                 uploaded_segments=int(row["segs"]), uploaded_bytes=int(row["seg_bytes"]),
+                 failure=row["failure"])
             for row in rows
         )
 
@@ -301,6 +310,16 @@ class FootageRequests:
             " AND status IN ('approved', 'receiving', 'received')",
             (status, request_id, camera_id),
         )
+
+    def mark_failed(self, request_id: str, camera_id: str, reason: str) -> bool:
+        """The agent cannot deliver a granted item that is not complete yet; False when the
+        item was not in that state."""
+        cursor = self._store.execute(
+            "UPDATE footage_request_items SET status = 'failed', failure = ?"
+            " WHERE request_id = ? AND camera_id = ? AND status IN ('approved', 'receiving')",
+            (reason[:500], request_id, camera_id),
+        )
+        return cursor.rowcount > 0
 
     # -- owners' policies -----------------------------------------------------------------------
 

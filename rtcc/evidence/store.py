@@ -102,6 +102,7 @@ CREATE TABLE IF NOT EXISTS footage_request_items (
     auto INTEGER NOT NULL DEFAULT 0,
     note TEXT NOT NULL DEFAULT '',
     valid_until REAL,
+    failure TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (request_id, camera_id)
 );
 CREATE INDEX IF NOT EXISTS footage_items_owner ON footage_request_items(owner_id, status);
@@ -129,6 +130,19 @@ CREATE TABLE IF NOT EXISTS uploads (
     UNIQUE (request_id, camera_id, sequence)
 );
 """
+
+
+_ADDED_COLUMNS = (
+    ("footage_request_items", "failure", "TEXT NOT NULL DEFAULT ''"),
+)
+"""Columns newer than some stores already on disk: added when such a store is opened."""
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    for table, column, declaration in _ADDED_COLUMNS:
+        present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if column not in present:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +234,7 @@ class EvidenceStore:
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.executescript(_SCHEMA)
+            _add_missing_columns(conn)
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except sqlite3.Error:
             conn.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from rtcc.evidence.httpio import CAMERA_ID, error, evidence_core, read_json
+from rtcc.evidence.httpio import CAMERA_ID, error, evidence_core, read_json, text
 from rtcc.evidence.requests import RECEIVED, RECEIVING, FootageRequest
 from rtcc.evidence.uploads import MAX_CHUNK, Declaration, Upload, UploadError
 from rtcc.policy import Role, allow
@@ -65,6 +65,8 @@ async def begin_upload(request: web.Request) -> web.Response:
                camera_id=declaration.camera_id, owner_id=item.owner_id if item else "",
                details={"request": found.id, "sequence": declaration.sequence,
                         "sha256": declaration.sha256, "size": declaration.size})
+        if item is not None and item.status != RECEIVED:
+            core.requests.mark(found.id, declaration.camera_id, RECEIVING)
     return web.json_response(upload.as_json(), status=201 if created else 200)
 
 
@@ -152,9 +154,36 @@ async def finish_camera(request: web.Request) -> web.Response:
                               "segments": len(uploads), "status": RECEIVED})
 
 
+@allow(Role.AGENT)
+async def fail_camera(request: web.Request) -> web.Response:
+    core = evidence_core(request)
+    principal = require_principal(request)
+    found = _request_or_404(request, request.match_info["request_id"])
+    camera_id = request.match_info["camera_id"]
+    if not CAMERA_ID.fullmatch(camera_id):
+        raise error(404, "no such camera in this request")
+    fields = await read_json(request)
+    reason = text(fields, "reason", limit=500, required=True)
+    now = security_core(request).clock()
+    try:
+        core.uploads.check_granted(found, camera_id, principal.owner_id, now)
+    except UploadError as exc:
+        raise _refuse(request, principal, found, camera_id, exc) from None
+    item = found.item(camera_id)
+    _audit(request, principal, "footage.upload.failed", target=f"footage_request:{found.id}",
+           camera_id=camera_id, owner_id=item.owner_id if item else "", outcome="failed",
+           details={"reason": reason, "case": found.case_number})
+    if not core.requests.mark_failed(found.id, camera_id, reason):
+        raise error(409, "every segment of this camera was already received")
+    return web.json_response({"request": found.id, "camera_id": camera_id,
+                              "status": "failed", "failure": reason})
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/footage-requests/{request_id}/uploads", begin_upload)
     app.router.add_get("/api/uploads/{upload_id}", upload_status)
     app.router.add_patch("/api/uploads/{upload_id}", upload_bytes)
     app.router.add_post("/api/footage-requests/{request_id}/cameras/{camera_id}/complete",
                         finish_camera)
+    app.router.add_post("/api/footage-requests/{request_id}/cameras/{camera_id}/fail",
+                        fail_camera)

@@ -2,9 +2,11 @@
 
 Contract for the agent (role ``agent``, its account's ``owner_id`` owns the camera; bearer token):
 
-1. Find work: ``GET /api/footage-requests`` lists the requests with approved items of the
-   agent's owner (``cameras[].status`` is ``approved``, ``receiving`` or ``received``; ``start``
-   and ``end`` are UTC epoch seconds).
+1. Find work: when an item is approved while the agent is connected, the server sends it an
+   ``upload_footage`` command on its control connection (``ingest.agent_protocol``); after
+   every (re)connection the agent also asks ``GET /api/footage-requests``, which lists the
+   requests with approved items of the agent's owner (``cameras[].status`` is ``approved``,
+   ``receiving`` or ``received``; ``start`` and ``end`` are UTC epoch seconds).
 2. Announce one segment: ``POST /api/footage-requests/{request_id}/uploads`` with JSON::
 
        {"camera_id": "cam1", "sequence": 0, "codec": "h264", "size": 1234567,
@@ -16,7 +18,8 @@ Contract for the agent (role ``agent``, its account's ``owner_id`` owns the came
    (contiguous from 0, summing to ``size``), its 90 kHz pts, the UTC epoch time it was captured,
    and 1/0 for keyframe. The frames must overlap the request's time range. ``sequence`` numbers
    the agent's segments for this camera and request (0, 1, 2...).
-   Answer: ``201 {"upload_id", "offset": 0, "size", "state": "receiving"}``. Announcing the same
+   Answer: ``201 {"upload_id", "offset": 0, "size", "state": "receiving"}`` (the item's status
+   becomes ``receiving``). Announcing the same
    sequence again with the same hash resumes: ``200`` with the ``offset`` already received (or
    ``state: "complete"``). The same sequence with another hash is ``409``.
 3. Send bytes: ``PATCH /api/uploads/{upload_id}`` with header ``Upload-Offset: N`` (N = bytes the
@@ -28,6 +31,10 @@ Contract for the agent (role ``agent``, its account's ``owner_id`` owns the came
    otherwise the segment is stored as evidence (``state: "complete"``, ``segment_id``).
 5. When every segment of a camera is sent: ``POST /api/footage-requests/{id}/cameras/{camera}/
    complete``; the item's status becomes ``received``.
+6. When the agent cannot deliver (the range is not, or no longer, in its buffer; its copy no
+   longer matches the capture hash): ``POST /api/footage-requests/{id}/cameras/{camera}/fail``
+   with ``{"reason": "..."}``; the item's status becomes ``failed`` with that reason, and it
+   accepts no more uploads (segments already received stay).
 
 A declined, pending or expired item accepts nothing (``409``), and nothing is written to disk.
 """

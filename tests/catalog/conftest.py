@@ -15,8 +15,9 @@ from rtcc.appkeys import HUB, SECRET_BOX, SETTINGS
 from rtcc.config import CameraConfig, Settings
 from rtcc.hub import StreamHub
 from rtcc.security.secretbox import AesGcmBox
+from tests.fixtures.canary import CATALOG_PASSWORD
 
-CANARY_PASSWORD = "canary-Pw-7f3e!"
+CANARY_PASSWORD = CATALOG_PASSWORD
 
 
 @pytest.fixture

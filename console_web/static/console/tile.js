@@ -42,17 +42,17 @@ class Session {
   close(keepalive = false) {
     if (this.closed) return;
     this.closed = true;
-    this.video.srcObject = null;
-    this.video.remove();
     // The server hears the DELETE before the connection closes, so the view ends as asked
-    // (and is logged so) rather than as a lost connection.
-    const pc = this.pc;
+    // (and is logged so) rather than as a lost connection. When the page goes away, the
+    // browser closes the connection itself after the (keepalive) DELETE has left.
     if (keepalive) {
       endView(this.location, { keepalive });
-      pc.close();
-    } else {
-      endView(this.location).then(() => pc.close());
+      return;
     }
+    this.video.srcObject = null;
+    this.video.remove();
+    const pc = this.pc;
+    endView(this.location).then(() => pc.close());
   }
 }
 

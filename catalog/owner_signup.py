@@ -1,0 +1,222 @@
+"""Public sign-up of camera owners: a catalog owner record and an owner account in one step.
+
+``POST /api/owner/signup`` (public) ``{"organisation", "contact_name", "email", "phone",
+"username", "password"}`` creates the catalog :class:`~catalog.model.Owner` under a new
+``owner_id``, an account of the ``owner`` role scoped to it (no one-time code: the staff rules of
+``totp_required`` do not apply to owners), and logs the new owner in (session cookie). Answers
+``201 {"user", "owner", "csrf_token"}``; ``400 {"error", "field"}`` for a bad field, ``409`` for
+a user name already taken, ``429`` with ``Retry-After`` when an address or the whole server has
+signed up too often (password hashing is deliberately expensive, so it is rationed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import re
+import secrets
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from catalog.keys import CATALOG_STORE
+from catalog.model import Owner, owner_record
+from catalog.store import STORE_ERRORS
+from rtcc.policy import Role, public
+from rtcc.security.accounts import AccountError, Actor
+from rtcc.security.audit import AuditWriteError
+from rtcc.security.httpio import cookie_secure, read_fields
+from rtcc.security.passwords import password_problem
+from rtcc.security.principal import client_address, security_core
+from rtcc.security.sessions import set_session_cookie
+
+log = logging.getLogger(__name__)
+
+WINDOW_SECONDS = 3600.0
+PER_ADDRESS = 5
+"""Sign-ups one address may make per hour."""
+OVERALL = 60
+"""Sign-ups the whole server accepts per hour."""
+MAX_TRACKED_ADDRESSES = 10_000
+CONCURRENT_HASHES = 2
+
+_USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$")
+_PHONE = re.compile(r"^[0-9+()./ -]{0,40}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+@dataclass
+class SignupLimiter:
+    """Sliding one-hour windows of accepted sign-up attempts, per address and overall."""
+
+    per_address: int = PER_ADDRESS
+    overall: int = OVERALL
+    window: float = WINDOW_SECONDS
+    _by_address: dict[str, deque[float]] = field(default_factory=dict)
+    _all: deque[float] = field(default_factory=deque)
+    hashing: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(CONCURRENT_HASHES))
+
+    def _prune(self, times: deque[float], now: float) -> None:
+        while times and times[0] <= now - self.window:
+            times.popleft()
+
+    def retry_after(self, address: str, now: float) -> float:
+        """0 when an attempt from ``address`` may go ahead now, else seconds to wait."""
+        self._prune(self._all, now)
+        times = self._by_address.get(address)
+        if times is not None:
+            self._prune(times, now)
+            if not times:
+                del self._by_address[address]
+        waits = []
+        if len(self._all) >= self.overall:
+            waits.append(self._all[0] + self.window - now)
+        if times and len(times) >= self.per_address:
+            waits.append(times[0] + self.window - now)
+        return max(waits, default=0.0)
+
+    def record(self, address: str, now: float) -> None:
+        if address not in self._by_address and len(self._by_address) >= MAX_TRACKED_ADDRESSES:
+            oldest = min(self._by_address, key=lambda a: self._by_address[a][-1])
+            del self._by_address[oldest]
+        self._by_address.setdefault(address, deque()).append(now)
+        self._all.append(now)
+
+
+SIGNUP_LIMITER = web.AppKey("owner_signup_limiter", SignupLimiter)
+
+
+class SignupError(Exception):
+    def __init__(self, field_name: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.field = field_name
+        self.status = status
+
+
+def _text(fields: dict[str, Any], name: str, label: str, *, required: bool,
+          limit: int = 200) -> str:
+    value = fields.get(name, "")
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise SignupError(name, f"{label} must be text")
+    value = value.strip()
+    if required and not value:
+        raise SignupError(name, f"{label} is required")
+    if len(value) > limit or _CONTROL.search(value):
+        raise SignupError(name, f"{label}: at most {limit} characters, no control characters")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Signup:
+    owner: Owner
+    username: str
+    password: str
+
+
+def parse_contact(fields: dict[str, Any], owner_id: str) -> Owner:
+    """The organisation and its contact details, as the catalog keeps them."""
+    organisation = _text(fields, "organisation", "Organisation", required=True)
+    contact = _text(fields, "contact_name", "Contact name", required=True)
+    email = _text(fields, "email", "E-mail", required=True, limit=320)
+    if not _EMAIL.fullmatch(email):
+        raise SignupError("email", "E-mail: enter an address such as name@example.org")
+    phone = _text(fields, "phone", "Phone", required=False, limit=40)
+    if not _PHONE.fullmatch(phone):
+        raise SignupError("phone", "Phone: digits, spaces and + ( ) - . / only")
+    return Owner(id=owner_id, organisation=organisation, contact_name=contact,
+                 contact_email=email, contact_phone=phone)
+
+
+def parse_signup(fields: dict[str, Any], owner_id: str) -> Signup:
+    owner = parse_contact(fields, owner_id)
+    username = _text(fields, "username", "User name", required=True, limit=64)
+    if not _USERNAME.fullmatch(username):
+        raise SignupError("username", "User name: letters, digits, '.', '_', '@' or '-', "
+                                      "starting with a letter or digit")
+    password = fields.get("password", "")
+    if not isinstance(password, str) or not password:
+        raise SignupError("password", "Password is required")
+    problem = password_problem(password, username)
+    if problem:
+        raise SignupError("password", problem[0].upper() + problem[1:])
+    return Signup(owner, username, password)
+
+
+def _refusal(exc: SignupError) -> web.Response:
+    return web.json_response({"error": str(exc), "field": exc.field}, status=exc.status)
+
+
+async def _new_owner_id(request: web.Request) -> str:
+    store = request.config_dict[CATALOG_STORE]
+    while True:
+        candidate = "owner-" + secrets.token_hex(5)
+        if await store.get_owner(candidate) is None:
+            return candidate
+
+
+@public()
+async def signup(request: web.Request) -> web.Response:
+    core = security_core(request)
+    limiter = request.config_dict[SIGNUP_LIMITER]
+    source = client_address(request)
+    try:
+        data = parse_signup(await read_fields(request), "pending")
+    except SignupError as exc:
+        return _refusal(exc)
+    now = core.clock()
+    wait = limiter.retry_after(source, now)
+    if wait > 0:
+        log.warning("owner sign-up from %s refused: too many sign-ups", source)
+        return web.json_response(
+            {"error": "too many sign-ups from here; try again later", "field": ""},
+            status=429, headers={"Retry-After": str(max(1, int(wait + 0.999)))})
+    limiter.record(source, now)
+    if core.accounts.by_name(data.username) is not None:
+        return _refusal(SignupError("username", "that user name is taken; choose another", 409))
+
+    store = request.config_dict[CATALOG_STORE]
+    try:
+        owner_id = await _new_owner_id(request)
+        owner = dataclasses.replace(data.owner, id=owner_id)
+        await store.put_owner(owner)
+    except STORE_ERRORS as exc:
+        log.warning("owner sign-up: the catalog store is unavailable: %s", exc)
+        return web.json_response({"error": "the catalog is unavailable; try again shortly",
+                                  "field": ""}, status=503)
+    actor = Actor(data.username, str(Role.OWNER), source)
+    try:
+        async with limiter.hashing:
+            user, _ = await core.accounts.create_user(
+                actor, data.username, Role.OWNER, password=data.password, owner_id=owner_id,
+                display_name=owner.contact_name, enroll_totp=False)
+    except (AccountError, AuditWriteError) as exc:
+        await store.delete_owner(owner_id)
+        if isinstance(exc, AuditWriteError):
+            return web.json_response({"error": "the audit log cannot be written, so no account "
+                                      "was made; try again later", "field": ""}, status=503)
+        field_name = "password" if "password" in str(exc) else "username"
+        return _refusal(SignupError(field_name, str(exc), exc.status))
+
+    session, csrf = core.sessions.create(user.id, source)
+    try:
+        core.audit.append(actor=user.username, role=str(user.role), action="login",
+                          source=source, owner_id=owner_id, details={"via": "sign-up"})
+    except AuditWriteError:
+        log.error("owner %s: the login after sign-up could not be audited", owner_id)
+    log.info("owner %s signed up (user %s)", owner_id, user.username)
+    body = {"user": user.as_json(core.clock()), "owner": owner_record(owner),
+            "csrf_token": csrf}
+    response = web.json_response(body, status=201)
+    set_session_cookie(response, session, secure=cookie_secure(request))
+    return response
+
+
+def add_signup_route(app: web.Application) -> None:
+    app[SIGNUP_LIMITER] = SignupLimiter()
+    app.router.add_post("/api/owner/signup", signup)

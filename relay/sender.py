@@ -45,6 +45,7 @@ from aiortc.stats import RTCOutboundRtpStreamStats, RTCStatsReport
 
 from relay.history import DEFAULT_SLOTS, NackHistory
 from relay.packets import PacketizedFrame
+from relay.rtcp import ntp_now, route_rtcp_fast, sdes_packet, sender_report
 from relay.srtp import InPlaceProtector, ScratchBuffer, SrtpSession
 from relay.udp import MAX_BATCH_BYTES, DatagramWriter, plan_batches
 
@@ -56,24 +57,7 @@ ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
 _HEADER = struct.Struct("!BBHII")
 SCRATCH_BYTES = MAX_BATCH_BYTES + 8192
 """A batch of datagrams plus room for one more packet and its SRTP trailer."""
-_NTP_EPOCH_OFFSET = 2_208_988_800
 _RTT_ALPHA = 0.85
-
-
-_SENDER_REPORT = struct.Struct("!BBHIIIIII")
-
-
-def _sdes_packet(ssrc: int, cname: bytes) -> bytes:
-    """An RTCP source description carrying the CNAME (RFC 3550 6.5)."""
-    cname = cname[:255]
-    chunk = struct.pack("!IBB", ssrc, 1, len(cname)) + cname + b"\x00"
-    chunk += b"\x00" * (-len(chunk) % 4)
-    return struct.pack("!BBH", 0x81, 202, len(chunk) // 4) + chunk
-
-
-def ntp_now() -> int:
-    """The current time as a 64-bit NTP timestamp."""
-    return int((time.time() + _NTP_EPOCH_OFFSET) * 4_294_967_296)
 
 
 class PassthroughSender(RTCRtpSender):
@@ -168,6 +152,7 @@ class PassthroughSender(RTCRtpSender):
             self._mid_id = 0
         self._cname = (parameters.rtcp.cname or "").encode()
         self.transport._register_rtp_sender(self, parameters)
+        route_rtcp_fast(self.transport._rtp_router)
         self._registered = True
         self._rtcp_task = asyncio.get_running_loop().create_task(
             self._run_rtcp(), name=f"relay:{self.name}:rtcp"
@@ -512,13 +497,11 @@ class PassthroughSender(RTCRtpSender):
             if not self.packets_sent:
                 continue
             if self._cname and not sdes:
-                sdes = _sdes_packet(self._ssrc, self._cname)
+                sdes = sdes_packet(self._ssrc, self._cname)
             ntp = ntp_now()
             elapsed = time.monotonic() - self._last_send
             rtp_ts = (self._last_ts + int(elapsed * 90_000)) & 0xFFFFFFFF
-            report = _SENDER_REPORT.pack(0x80, 200, 6, self._ssrc, ntp >> 32, ntp & 0xFFFFFFFF,
-                                         rtp_ts, self.packets_sent & 0xFFFFFFFF,
-                                         self.octets_sent & 0xFFFFFFFF)
+            report = sender_report(self._ssrc, ntp, rtp_ts, self.packets_sent, self.octets_sent)
             self._lsr = (ntp >> 16) & 0xFFFFFFFF
             self._lsr_time = time.time()
             try:

@@ -15,10 +15,11 @@ A declined item accepts no upload at all.
 
 The request's overall status: ``pending`` (some owner has not decided), ``approved``,
 ``declined``, or ``partly_approved``; then, as the agents work, ``receiving`` (uploading),
-``received`` (complete) or ``failed``. Each item shows its own: ``approved`` -> ``receiving``
-(the agent announced its first segment) -> ``received`` (the agent said every segment was sent)
-or ``failed`` (the agent could not deliver; ``failure`` says why, e.g. the range is no longer in
-its buffer). A failed item accepts no more uploads.
+``received`` (complete), ``failed`` or ``partly_received`` (some cameras failed). Each item
+shows its own: ``approved`` -> ``receiving`` (the agent announced its first segment) ->
+``received`` (the agent said every segment was sent) or ``failed`` (the agent could not
+deliver; ``failure`` says why, e.g. the range is no longer in its buffer). A failed item
+accepts no more uploads.
 """
 
 from __future__ import annotations
@@ -114,8 +115,9 @@ def overall_status(items: Sequence[Item]) -> str:
         return "partly_approved"
     if states <= {RECEIVED}:
         return RECEIVED
-    if APPROVED not in states and RECEIVING not in states and FAILED in states:
-        return FAILED  # nothing is still on its way and something could not be delivered
+    if FAILED in states and APPROVED not in states and RECEIVING not in states:
+        # Nothing is still on its way and some camera's footage could not be delivered.
+        return "partly_received" if RECEIVED in states else FAILED
     if RECEIVING in states or RECEIVED in states:
         return RECEIVING
     return APPROVED

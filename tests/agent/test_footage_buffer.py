@@ -6,6 +6,7 @@ and keeps what was written."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from dataclasses import replace
 from pathlib import Path
@@ -57,11 +58,14 @@ async def test_buffer_hashes_at_capture_and_evicts_by_age_size_and_disk(
             assert frames[0].keyframe
             first = next(iter_frames(path, frames[:1]))
             assert is_keyframe(first)
-            assert row.pts_start is not None and row.pts_end is not None
+            assert row.pts_start is not None
+            assert row.pts_end is not None
             assert row.pts_start <= row.pts_end
-            assert row.utc_end is not None and row.utc_start <= row.utc_end
-        for earlier, later in zip(rows, rows[1:], strict=False):
-            assert earlier.utc_end is not None and earlier.utc_end < later.utc_start
+            assert row.utc_end is not None
+            assert row.utc_start <= row.utc_end
+        for earlier, later in itertools.pairwise(rows):
+            assert earlier.utc_end is not None
+            assert earlier.utc_end < later.utc_start
 
         # The hours limit: everything that ended before the cut goes, except a held range.
         hold = buffer.hold(CAMERA, rows[1].utc_start, rows[1].utc_end or rows[1].utc_start,
@@ -71,8 +75,10 @@ async def test_buffer_hashes_at_capture_and_evicts_by_age_size_and_disk(
         clock.now = end2 + 3600.0 + 0.001
         assert await buffer.evict() == 2
         left = {row.id for row in _closed(buffer)}
-        assert rows[0].id not in left and rows[2].id not in left
-        assert rows[1].id in left and rows[3].id in left
+        assert rows[0].id not in left
+        assert rows[2].id not in left
+        assert rows[1].id in left
+        assert rows[3].id in left
         assert not buffer.path_of(rows[0]).exists()
         assert not buffer.path_of(rows[2]).exists()
         assert buffer.path_of(rows[1]).exists()
@@ -89,7 +95,8 @@ async def test_buffer_hashes_at_capture_and_evicts_by_age_size_and_disk(
         assert evicted >= len(kept) - 2
         after = _closed(buffer)
         assert sum(row.bytes for row in after) <= limit
-        assert after and after[0].utc_start >= kept[-2].utc_start
+        assert after
+        assert after[0].utc_start >= kept[-2].utc_start
         buffer.options = replace(buffer.options, max_bytes=0)
 
         # A full disk: buffering stops with an alert; what was written stays, hashes intact.

@@ -14,7 +14,6 @@ from rtcc.app import create_app
 from rtcc.config import ConsoleConfig, HubConfig, Place, SecurityConfig, Settings
 from tests.fixtures.auth import MakeClient, bearer
 
-
 START = (39.80000, -89.64500)
 """Where the portal's map opens (the department's first configured place)."""
 

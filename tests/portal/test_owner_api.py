@@ -27,7 +27,8 @@ async def test_signup_creates_owner_and_logs_in_without_one_time_code(
     assert "password" not in str(created).lower().replace("has_password", "")
 
     me = await (await client.get("/api/me")).json()  # the sign-up's session cookie
-    assert me["username"] == "corner-grocery" and me["role"] == "owner"
+    assert me["username"] == "corner-grocery"
+    assert me["role"] == "owner"
     profile = await (await client.get("/api/owner/profile")).json()
     assert profile["owner"]["organisation"] == "Shop of corner-grocery"
     assert profile["owner"]["contact_email"] == "corner-grocery@example.org"
@@ -50,7 +51,8 @@ async def test_signup_refusals_name_the_field(portal_server: PortalServer) -> No
     assert (await refused(signup_body("a1", organisation="")))["field"] == "organisation"
     assert (await refused(signup_body("a2", email="not an address")))["field"] == "email"
     short = await refused(signup_body("a3", password="short"))
-    assert short["field"] == "password" and "12 characters" in short["error"]
+    assert short["field"] == "password"
+    assert "12 characters" in short["error"]
     assert (await refused({**signup_body("a6"), "username": "bad name!"}))["field"] == "username"
     assert (await refused(signup_body("a4", phone="<script>")))["field"] == "phone"
     await signup(client, "taken")
@@ -97,7 +99,8 @@ async def test_an_owner_cannot_read_or_change_another_owners_camera(
     await call(client, "PATCH", f"/api/cameras/{camera_id}", bob.headers, 403,
                json={"owner_id": bob.owner_id})
     still = await call(client, "GET", path, alice.headers, 200)
-    assert still["sharing"] == "live_always" and still["owner_id"] == alice.owner_id
+    assert still["sharing"] == "live_always"
+    assert still["owner_id"] == alice.owner_id
     bobs_log = await call(client, "GET", "/api/access-log", bob.headers, 200)
     assert all(entry["camera_id"] != camera_id for entry in bobs_log["entries"])
 
@@ -144,7 +147,8 @@ async def test_agent_cameras_can_only_be_claimed_by_their_owner(
                           json={**body, "profiles": {"main": {"url": CAMERA_URL}}})
     assert with_url["field"] == "profiles"
     created = await call(client, "POST", "/api/owner/cameras", bob.headers, 201, json=body)
-    assert created["camera"]["id"] == camera_id and created["camera"]["via_agent"] is True
+    assert created["camera"]["id"] == camera_id
+    assert created["camera"]["via_agent"] is True
     switched = await call(client, "PATCH", f"/api/owner/cameras/{camera_id}", bob.headers, 400,
                           json={"via_agent": False})
     assert switched["field"] == "via_agent"

@@ -39,7 +39,7 @@ function cell(label, className, text) {
   return el("td", { class: className, "data-label": label, text });
 }
 
-export function renderAccessLog(table, emptyNote, entries, cameras) {
+export function renderAccessLog(table, emptyNote, entries, cameras, me = "") {
   const stops = new Map();
   for (const entry of entries) {
     if (entry.action === "view.stop") stops.set(entry.target, entry);
@@ -56,12 +56,13 @@ export function renderAccessLog(table, emptyNote, entries, cameras) {
       duration = stop ? formatDuration(stop.details && stop.details.duration_s) : "still watching";
     }
     const camera = cameras.get(entry.camera_id);
-    const who = entry.role ? `${entry.actor} (${entry.role})` : entry.actor;
+    let who = entry.role ? `${entry.actor} (${entry.role})` : entry.actor;
+    if (me && entry.actor === me) who = "you";
     body.append(el("tr", { class: "entry", dataset: { action: entry.action, outcome: entry.outcome,
       cameraId: entry.camera_id || "" } },
       cell("When", "when", formatTime(entry.ts_ms / 1000)),
       cell("Who", "who", who),
-      cell("Camera", "camera", camera ? camera.name : (entry.camera_id || "")),
+      cell("Camera", "camera-cell", camera ? camera.name : (entry.camera_id || "")),
       cell("What", "what", what(entry)),
       cell("How long", "duration", duration),
       cell("Purpose or incident", "purpose", purpose(entry))));

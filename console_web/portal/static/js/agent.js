@@ -19,7 +19,6 @@ async function create(event) {
       body: { expires_minutes: Number($("expires").value) } });
     const command = `rtcc agent --server ${serverUrl} --enroll ${answer.token}`;
     $("command").textContent = command;
-    $("command").dataset.token = answer.token;
     $("command-full").textContent = "export CAMERA_PASSWORD='the cameras password'\n"
       + `${command} --onvif-user admin --onvif-password-env CAMERA_PASSWORD`;
     $("expiry").textContent = `This token works once, until ${formatTime(answer.expires)}.`;

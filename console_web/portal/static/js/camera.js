@@ -264,7 +264,7 @@ async function start() {
     const others = cameras.cameras;
     if (state.editing) state.map.centre(state.editing.lat, state.editing.lon, 18);
     else if (others.length) state.map.centre(others[0].lat, others[0].lon, 17);
-    else if (config.start) state.map.centre(config.start.lat, config.start.lon, 15);
+    else if (config.start) state.map.centre(config.start.lat, config.start.lon, 17);
     else state.map.centre(20, 0, 2);
   }
   toMap();

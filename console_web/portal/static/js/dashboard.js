@@ -11,7 +11,7 @@ import { requireOwner } from "./session.js";
 
 const FAST_MS = 4000;
 const SLOW_MS = 12000;
-const state = { cameras: new Map(), sites: new Map(), busy: new Set() };
+const state = { cameras: new Map(), sites: new Map(), busy: new Set(), me: "" };
 
 // -- cameras ---------------------------------------------------------------------------------
 
@@ -118,7 +118,7 @@ async function loadCameras() {
 async function loadLog() {
   try {
     const answer = await api("/api/access-log?limit=300");
-    renderAccessLog($("access-log"), $("no-log"), answer.entries, state.cameras);
+    renderAccessLog($("access-log"), $("no-log"), answer.entries, state.cameras, state.me);
     showError($("log-error"), null);
   } catch (err) {
     showError($("log-error"), err);
@@ -190,6 +190,8 @@ async function loadAgents() {
         el("div", { class: "muted", text: `Last seen ${formatAgo(agent.last_seen)}`
           + (agent.hostname ? ` · computer "${agent.hostname}"` : "") }),
         el("div", { text: `${agent.cameras.length} camera(s) found, ${working} working` }),
+        agent.cameras.some((camera) => !state.cameras.has(camera.camera_id))
+          ? el("a", { href: "/register/camera", text: "Put the cameras it found on the map" }) : null,
         ...agent.cameras.filter((camera) => camera.error).map((camera) =>
           el("div", { class: "error", text: `${camera.name || camera.camera_id}: ${camera.error}` })),
         el("div", { class: "actions" }, confirmButton("Disconnect", "Really disconnect?", "secondary", async () => {
@@ -255,7 +257,7 @@ function every(ms, task) {
 
 async function start() {
   try {
-    await requireOwner();
+    state.me = (await requireOwner()).username;
   } catch (err) {
     showError($("fatal"), err);
     return;

@@ -4,12 +4,17 @@ aiortc's own ``RTCRtpSender`` pulls frames from a track, packetizes them again f
 builds an ``RtpPacket`` object per packet, awaits four coroutines per datagram, keeps 128 packets
 of history (half a second of 2 Mbit/s video) and ignores PLI/FIR when it has no encoder. This
 sender replaces the sending half: aiortc still negotiates, runs ICE and DTLS and routes the
-viewer's RTCP here; the relay calls ``send_frame`` with payloads packetized once per stream.
+viewer's RTCP here; the relay calls ``send_now`` (or ``send_frame``) with a frame packetized once
+per stream.
 
-Each packet costs one header ``struct.pack``, one join, one SRTP protect and one ``sendto`` on the
-datagram transport of the nominated ICE pair (or aioice's send path when the pair goes through a
-TURN relay). Retransmissions use RTX when negotiated. Keyframe requests (PLI/FIR) are passed to
-the viewer, which answers them from the GOP cache.
+Per frame and viewer the work is: copy each batch of the frame's shared layout (payloads with
+room for header and tag, see ``relay.packets.FrameLayout``) into the application's scratch
+buffer, write each packet's header with one ``struct.pack_into``, let libsrtp protect each packet
+where it lies (``relay.srtp``), and hand the batch to the kernel with one ``sendmsg`` using UDP
+segmentation offload (``relay.udp``). No object is made per packet; the NACK history keeps one
+tuple per frame. A pair through a TURN relay goes through aioice's own send path instead.
+Retransmissions use RTX when negotiated. Keyframe requests (PLI/FIR) are passed to the viewer,
+which answers them from the GOP cache.
 """
 
 from __future__ import annotations

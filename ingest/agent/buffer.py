@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import shutil
+import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -28,7 +29,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ingest.rtsp import RtspSource, RtspTarget
+from ingest.rtsp_url import parse_rtsp_url
 from rtcc.config import IngestConfig
+from rtcc.errors import RtccError
 from rtcc.evidence.holds import add_hold, release_hold
 from rtcc.evidence.manager import delete_segments, recover_open_segments
 from rtcc.evidence.recorder import CameraRecorder, RecorderSettings, RecorderState
@@ -121,7 +124,7 @@ class RollingBuffer:
             try:
                 await self.evict()
                 await self._restart_halted()
-            except OSError as exc:
+            except (OSError, sqlite3.Error) as exc:
                 log.error("buffer upkeep failed: %s", exc)
 
     async def aclose(self) -> None:
@@ -152,6 +155,11 @@ class RollingBuffer:
                     self._start(camera_id, camera)
 
     def _start(self, camera_id: str, camera: BufferedCamera) -> None:
+        try:
+            parse_rtsp_url(camera.target.url)
+        except RtccError as exc:
+            log.warning("camera %s: not buffered: %s", camera.key, exc)
+            return
         ingest = self._ingest
 
         def source() -> Source:

@@ -123,9 +123,13 @@ class Agent:
             if changed or self.inventory.refreshes == 1:
                 await self._send_inventory()
             if self.buffer is not None:
-                await self.buffer.follow({
-                    self.camera_id(camera.key): BufferedCamera(camera.key, camera.rtsp["main"])
-                    for camera in self.inventory.cameras.values() if "main" in camera.rtsp})
+                try:
+                    await self.buffer.follow({
+                        self.camera_id(camera.key): BufferedCamera(camera.key,
+                                                                   camera.rtsp["main"])
+                        for camera in self.inventory.cameras.values() if "main" in camera.rtsp})
+                except Exception:  # the next refresh tries again; live video keeps working
+                    log.exception("the buffered cameras could not be updated")
             await asyncio.sleep(self.options.inventory_interval)
 
     async def _send_inventory(self) -> None:
@@ -221,7 +225,11 @@ class Agent:
                 await self.inventory.ready.wait()
         except TimeoutError:
             pass  # the cameras with buffered footage are known anyway
-        found = await self.footage.sync()
+        try:
+            found = await self.footage.sync()
+        except Exception:  # looked up again in a while; the connection carries on
+            log.exception("approved footage requests could not be looked up")
+            return
         if found:
             log.info("%d approved footage requests found on the server", found)
 

@@ -217,34 +217,38 @@ class FootageUploader:
 
     async def run(self) -> None:
         """Work through the jobs until cancelled."""
-        timeout = aiohttp.ClientTimeout(total=HTTP_TIMEOUT, connect=10.0)
         backoff = Backoff(1.0, self._backoff_max)
         resync = asyncio.get_running_loop().create_task(self._resync(), name="agent:footage:sync")
         try:
-            async with aiohttp.ClientSession(timeout=timeout) as http:
-                self._http = http
-                while True:
-                    job = self._next_job()
-                    if job is None:
-                        self._wake.clear()
-                        await self._wake.wait()
-                        continue
-                    try:
-                        await self._work(job)
-                        backoff.reset()
-                    except _Retry as exc:
-                        delay = backoff.next_delay()
-                        log.warning("%s: %s; trying again in %.0f s", job.name, exc, delay)
-                        await asyncio.sleep(delay)
+            while True:
+                job = self._next_job()
+                if job is None:
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                try:
+                    await self._work(job)
+                    backoff.reset()
+                except _Retry as exc:
+                    delay = backoff.next_delay()
+                    log.warning("%s: %s; trying again in %.0f s", job.name, exc, delay)
+                    await asyncio.sleep(delay)
+                except Exception:  # a bug must not stop the agent serving its cameras
+                    delay = backoff.next_delay()
+                    log.exception("%s: the upload failed unexpectedly; trying again in %.0f s",
+                                  job.name, delay)
+                    await asyncio.sleep(delay)
         finally:
-            self._http = None
             resync.cancel()
             await asyncio.wait({resync})
 
     async def _resync(self) -> None:
         while True:
             await asyncio.sleep(RESYNC_SECONDS)
-            await self.sync()
+            try:
+                await self.sync()
+            except Exception:  # tried again next time
+                log.exception("approved footage requests could not be looked up")
 
     def _job(self, request_id: str, camera_id: str) -> Job | None:
         row = self.store.fetchone("SELECT * FROM agent_footage_jobs WHERE request_id = ?"
@@ -454,8 +458,9 @@ class FootageUploader:
                     ) -> tuple[int, dict[str, Any]]:
         """(status, JSON body); raises _Retry on network trouble and 429/5xx answers."""
         http = self._http
-        if http is None:
-            raise _Retry("the uploader is not running")
+        if http is None or http.closed:
+            http = self._http = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=HTTP_TIMEOUT, connect=10.0))
         url = self._credential.server + path
         try:
             async with http.request(method, url, json=json, data=data,
@@ -480,6 +485,9 @@ class FootageUploader:
                 "bytes_sent": self.bytes_sent}
 
     async def aclose(self) -> None:
+        http, self._http = self._http, None
+        if http is not None:
+            await http.close()
         store, self._store = self._store, None
         if store is not None and self._buffer is None:
             store.close()

@@ -1,20 +1,26 @@
 """The footage parts of the agent protocol and of the server's request API, without processes:
 ``upload_footage`` orders are checked before anything reaches a URL; every approval (by hand or
 by policy) is handed to the courier, a decline never is; a failure the agent reports shows in
-the request with its reason and closes the item to uploads."""
+the request with its reason (here: an agent that keeps no buffer) and closes the item to
+uploads."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ingest import agent_protocol as proto
+from ingest.agent.footage import FootageUploader
+from ingest.agent.state import Credential
 from rtcc.config import SharingLevel
 from rtcc.evidence.requests import Item, overall_status
 from rtcc.footage import FOOTAGE_COURIER, ApprovedFootage
 from rtcc.policy import Role
+from tests.agent.harness import wait_for
 from tests.evidence.helpers import evidence_app
 from tests.fixtures.auth import MakeClient, bearer, role_headers, security_settings
 from tests.security.harness import Directory
@@ -101,16 +107,31 @@ async def test_approvals_reach_the_courier_and_failures_show(
         == [(approved, "cam1", "shop1", "24-7"), (automatic, "cam2", "shop2", "24-7")]
     assert courier.approved[0].start == pytest.approx(now - 60)
 
-    # The agent cannot deliver: the request says so, and takes no more uploads.
+    # An agent without a buffer finds the approved item and cannot deliver: the request says
+    # so, and takes no more uploads.
     refused = await client.post(f"/api/footage-requests/{declined}/cameras/cam1/fail",
                                 headers=agent1, json={"reason": "nothing there"})
     assert refused.status == 409  # a declined item cannot fail
-    failed = await client.post(f"/api/footage-requests/{approved}/cameras/cam1/fail",
-                               headers=agent1, json={"reason": "the buffer keeps 1 hour"})
-    assert failed.status == 200, await failed.text()
-    shown = await (await client.get(f"/api/footage-requests/{approved}", headers=inv)).json()
-    assert shown["status"] == "failed"
-    assert shown["cameras"][0]["failure"] == "the buffer keeps 1 hour"
+    server = str(client.make_url("")).rstrip("/")
+    token = agent1["Authorization"].removeprefix("Bearer ")
+    uploader = FootageUploader(Credential(server, "a1", "shop1", token), None,
+                               my_cameras=lambda: {"cam1"})
+    worker = asyncio.get_running_loop().create_task(uploader.run(), name="test:uploader")
+    try:
+        assert await uploader.sync() == 1  # the declined one is not offered
+        assert await uploader.sync() == 0  # known already
+
+        async def failed() -> dict[str, Any] | None:
+            body: dict[str, Any] = await (await client.get(
+                f"/api/footage-requests/{approved}", headers=inv)).json()
+            return body if body["status"] == "failed" else None
+
+        shown = await wait_for(failed, 10, "the failure to be reported")
+    finally:
+        worker.cancel()
+        await asyncio.wait({worker})
+        await uploader.aclose()
+    assert "keeps no footage buffer" in shown["cameras"][0]["failure"]
     upload = await client.post(f"/api/footage-requests/{approved}/uploads", headers=agent1,
                                json={"camera_id": "cam1", "sequence": 0, "codec": "h264",
                                      "size": 4, "sha256": "0" * 64,

@@ -205,15 +205,17 @@ class Stream:
             self._has_keyframe = False
             self._gop.clear()
             self.set_state(StreamState.STARTING)
-            source = self._source_factory()
-            self._source = source
+            source: Source | None = None
             try:
+                source = self._source_factory()
+                self._source = source
                 await source.start(self)
             except Exception as exc:
                 self._source = None
                 self.set_state(StreamState.ERROR, str(exc) or type(exc).__name__)
-                with contextlib.suppress(Exception):
-                    await source.aclose()
+                if source is not None:
+                    with contextlib.suppress(Exception):
+                        await source.aclose()
                 raise SourceUnavailable(f"camera {self.key.camera_id}: {exc}") from exc
 
     async def _wait_until_live(self) -> None:

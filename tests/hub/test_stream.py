@@ -259,3 +259,15 @@ async def test_stats_and_prometheus_text() -> None:
     labels = 'camera="cam1",profile="main",subscriber="viewer-1"'
     assert f"rtcc_subscriber_dropped_frames_total{{{labels}}} 2" in text
     await hub.aclose()
+
+
+async def test_a_source_that_cannot_be_built_leaves_the_stream_in_error() -> None:
+    def broken() -> MemorySource:
+        raise ValueError("camera URL must start with rtsp:// or rtsps://")
+
+    async with StreamHub() as hub:
+        stream = hub.register("cam1", "main", broken, StreamSettings(start_timeout=1))
+        with pytest.raises(SourceUnavailable, match="must start with rtsp://"):
+            await stream.subscribe("a")
+        assert stream.state is StreamState.ERROR
+        assert stream.subscriber_count == 0

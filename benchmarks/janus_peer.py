@@ -173,11 +173,11 @@ admin: {{
             if self.process.poll() is not None:
                 raise RuntimeError(f"janus exited with {self.process.returncode}; see "
                                    f"{self.workdir / 'janus.out'}")
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(f"{self.url}/info", timeout=2) as response:
-                    info = json.loads(response.read())
-                    if "janus.plugin.streaming" in info.get("plugins", {}):
-                        return
+            with contextlib.suppress(OSError), \
+                    urllib.request.urlopen(f"{self.url}/info", timeout=2) as response:
+                info = json.loads(response.read())
+                if "janus.plugin.streaming" in info.get("plugins", {}):
+                    return
             time.sleep(0.2)
         raise RuntimeError("janus did not answer on its HTTP API in time")
 

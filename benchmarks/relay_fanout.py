@@ -56,18 +56,33 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return chosen
 
 
+def full_rate(summary: list[dict[str, Any]]) -> None:
+    """Add what share of the stream each viewer really got (bytes per viewer against the same
+    server's at its smallest viewer count: frames a saturated server skips and packets lost
+    both count) and the CPU per viewer that share implies at the full rate."""
+    for variant in {r["variant"] for r in summary}:
+        rows = sorted((r for r in summary if r["variant"] == variant), key=lambda r: r["viewers"])
+        reference = rows[0]["mbit_per_viewer"]
+        for row in rows:
+            share = min(1.0, row["mbit_per_viewer"] / reference) if reference else 0.0
+            row["delivered_share"] = round(share, 3)
+            row["server_cores_per_full_rate_viewer"] = (
+                round(row["server_cores_per_viewer"] / share, 5) if share else None)
+
+
 def ratios(summary: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """Other variants' CPU per viewer divided by this relay's, per viewer count."""
+    """Other variants' CPU per full-rate viewer divided by this relay's, per viewer count."""
     out: dict[str, dict[str, float]] = {}
+    key = "server_cores_per_full_rate_viewer"
     for viewers in sorted({r["viewers_requested"] for r in summary}):
         by = {r["variant"]: r for r in summary if r["viewers_requested"] == viewers}
-        ours = by.get("rtcc", {}).get("server_cores_per_viewer")
+        ours = by.get("rtcc", {}).get(key)
         if not ours:
             continue
         for variant, run in by.items():
-            if variant != "rtcc" and run["server_cores_per_viewer"]:
+            if variant != "rtcc" and run.get(key):
                 out.setdefault(f"{variant}_over_rtcc", {})[str(viewers)] = round(
-                    run["server_cores_per_viewer"] / ours, 2)
+                    run[key] / ours, 2)
     return out
 
 
@@ -139,6 +154,7 @@ def main(argv: list[str] | None = None) -> None:
                 progress(result)
                 runs.append(result)
     summary = summarize(runs)
+    full_rate(summary)
     output = {
         "benchmark": "relay_fanout",
         "command": "python -m benchmarks relay_fanout " + " ".join(argv or []),
@@ -147,7 +163,7 @@ def main(argv: list[str] | None = None) -> None:
         "machine_at_start": started,
         "machine_at_end": machine(),
         "summary": summary,
-        "other_over_rtcc_cpu_per_viewer": ratios(summary),
+        "other_over_rtcc_cpu_per_full_rate_viewer": ratios(summary),
         "marginal_cores_per_viewer": marginal(summary),
         "runs": runs,
     }

@@ -26,6 +26,7 @@ import random
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import av
 from aiohttp import web
@@ -106,7 +107,7 @@ class StampedReplayTrack(MediaStreamTrack):
         self._index = 0
         self._start = 0.0
 
-    async def recv(self) -> av.Packet:
+    async def recv(self) -> av.Packet[Any]:
         if not self._start:
             self._start = time.monotonic()
         due = self._start + self._index / self._fps

@@ -107,7 +107,7 @@ def count_at_socket(pc: RTCPeerConnection, receiver: RTCRtpReceiver, counter: Co
             else:
                 original(data, addr)
 
-        protocol.datagram_received = hook
+        protocol.datagram_received = hook  # type: ignore[method-assign,assignment]
 
 
 class Viewer:

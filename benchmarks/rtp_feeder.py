@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import random
 import socket
 import struct
@@ -52,10 +53,8 @@ async def feed(args: argparse.Namespace) -> None:
             for i, payload in enumerate(payloads):
                 header = _HEADER.pack(0x80, (0x80 if i == last else 0) | args.pt, seq, timestamp,
                                       ssrcs[n])
-                try:
+                with contextlib.suppress(BlockingIOError):
                     sock.sendto(header + payload, ("127.0.0.1", port))
-                except BlockingIOError:
-                    pass
                 seq = (seq + 1) & 0xFFFF
             seqs[n] = seq
         index += 1

@@ -21,7 +21,7 @@ import asyncio
 import json
 import logging
 import math
-from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
@@ -31,10 +31,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.exceptions import WatchError
 
 from catalog.errors import (
-    CameraExists,
     ImportConflict,
-    ImportRejected,
-    RowError,
     StoreUnavailable,
 )
 from catalog.geo import Box, Circle, circle_extent, haversine_m, wrap_lon
@@ -203,7 +200,7 @@ class RedisCatalog(StoreBase):
                 pipe.sadd(self._polar, *chunk.polar)
             pipe.zadd(self._ids, dict.fromkeys(chunk.ids, 0))
 
-    async def _transaction(self, cameras: Sequence[Camera], mode: ImportMode) -> int:
+    async def _write_cameras(self, cameras: Sequence[Camera], mode: ImportMode) -> int:
         """Write all cameras in one MULTI/EXEC; returns how many existed before."""
         if len(cameras) > _BATCH:  # keep the event loop free while a large import is encoded
             chunks = await asyncio.to_thread(_encode, cameras)
@@ -244,27 +241,6 @@ class RedisCatalog(StoreBase):
             self._queue_write(pipe, chunks, set(existing))
             await pipe.execute()
             return len(existing)
-
-    async def import_cameras(self, cameras: Sequence[Camera], mode: ImportMode = "create") -> int:
-        seen: dict[str, int] = {}
-        errors: list[RowError] = []
-        for row, camera in enumerate(cameras, start=1):
-            if camera.id in seen:
-                errors.append(RowError(row, "id", f"duplicate of row {seen[camera.id]}"))
-            seen.setdefault(camera.id, row)
-        if errors:
-            raise ImportRejected(errors)
-        await self._transaction(list(cameras), mode)
-        return len(cameras)
-
-    async def create(self, camera: Camera) -> None:
-        try:
-            await self._transaction([camera], "create")
-        except ImportConflict:
-            raise CameraExists(camera.id) from None
-
-    async def put(self, camera: Camera) -> bool:
-        return await self._transaction([camera], "upsert") > 0
 
     async def delete(self, camera_id: str) -> bool:
         async with asyncio.timeout(_TIMEOUT_S), self.client.pipeline(transaction=True) as pipe:
@@ -333,16 +309,6 @@ class RedisCatalog(StoreBase):
                 break
             cursor = f"({ids[-1]}"
         return out
-
-    async def iter_cameras(self, batch: int = 1000) -> AsyncIterator[Camera]:
-        after = ""
-        while True:
-            cameras = await self.list_cameras(after=after, limit=batch)
-            for camera in cameras:
-                yield camera
-            if len(cameras) < batch:
-                return
-            after = cameras[-1].id
 
     def _queue_circle(self, pipe: Any, key: str, circle: Circle, count: int | None = None) -> bool:
         """Queue a GEOSEARCH covering the circle (the ``count`` nearest, with their distances,

@@ -16,16 +16,13 @@ import json
 import logging
 import math
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
 from catalog.errors import (
-    CameraExists,
     ImportConflict,
-    ImportRejected,
-    RowError,
     StoreUnavailable,
 )
 from catalog.geo import Box, Circle, circle_boxes, cone_boxes, haversine_m
@@ -33,6 +30,7 @@ from catalog.model import Camera, CameraStatus, camera_extra, camera_from_parts
 from catalog.query import Candidate, Filters
 from catalog.search import FIRST_RADIUS_M
 from catalog.store import EntityKind, ImportMode, StoreBase
+from rtcc.sqlite import connect, immediate_transaction
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -156,27 +154,22 @@ class SqliteCatalog(StoreBase):
             raise
         return store
 
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
-                               timeout=10.0)
-        conn.execute("PRAGMA busy_timeout = 10000")
-        conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute("PRAGMA cache_size = -65536")  # 64 MiB: the R*Tree of a large registry
-        return conn
+    def _connect(self, setup: Callable[[sqlite3.Connection], object] | None = None
+                 ) -> sqlite3.Connection:
+        # cache_size: 64 MiB, for the R*Tree of a large registry
+        return connect(self.path, "busy_timeout = 10000", "synchronous = NORMAL",
+                       "cache_size = -65536", setup=setup, named_rows=False)
 
     async def _open(self) -> None:
         loop = asyncio.get_running_loop()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
 
-        def writer() -> sqlite3.Connection:
-            conn = self._connect()
+        def create_schema(conn: sqlite3.Connection) -> None:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.executescript(_SCHEMA)
             conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
                          (SCHEMA_VERSION,))
-            return conn
 
-        self._wconn = await loop.run_in_executor(self._writer, writer)
+        self._wconn = await loop.run_in_executor(self._writer, self._connect, create_schema)
         self._rconn = await loop.run_in_executor(self._reader, self._connect)
         log.info("catalog: SQLite store %s opened", self.path)
 
@@ -207,14 +200,8 @@ class SqliteCatalog(StoreBase):
 
     @staticmethod
     def _transaction(conn: sqlite3.Connection, work: Callable[[], T]) -> T:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            result = work()
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-        return result
+        with immediate_transaction(conn):
+            return work()
 
     @staticmethod
     def _index(conn: sqlite3.Connection, items: Sequence[tuple[int, Camera]], fresh: bool) -> None:
@@ -273,28 +260,9 @@ class SqliteCatalog(StoreBase):
         self._index(conn, old, fresh=False)
         return len(new), len(old)
 
-    async def import_cameras(self, cameras: Sequence[Camera], mode: ImportMode = "create") -> int:
-        seen: dict[str, int] = {}
-        errors: list[RowError] = []
-        for row, camera in enumerate(cameras, start=1):
-            if camera.id in seen:
-                errors.append(RowError(row, "id", f"duplicate of row {seen[camera.id]}"))
-            seen.setdefault(camera.id, row)
-        if errors:
-            raise ImportRejected(errors)
-        cameras = list(cameras)
-        await self._write(lambda conn: self._write_many(conn, cameras, mode))
-        return len(cameras)
-
-    async def create(self, camera: Camera) -> None:
-        try:
-            await self._write(lambda conn: self._write_many(conn, [camera], "create"))
-        except ImportConflict:
-            raise CameraExists(camera.id) from None
-
-    async def put(self, camera: Camera) -> bool:
-        inserted, _ = await self._write(lambda conn: self._write_many(conn, [camera], "upsert"))
-        return inserted == 0
+    async def _write_cameras(self, cameras: Sequence[Camera], mode: ImportMode) -> int:
+        _, replaced = await self._write(lambda conn: self._write_many(conn, cameras, mode))
+        return replaced
 
     async def delete(self, camera_id: str) -> bool:
         def work(conn: sqlite3.Connection) -> bool:
@@ -364,16 +332,6 @@ class SqliteCatalog(StoreBase):
             return [_from_row(row) for row in rows]
 
         return await self._read(work)
-
-    async def iter_cameras(self, batch: int = 1000) -> AsyncIterator[Camera]:
-        after = ""
-        while True:
-            cameras = await self.list_cameras(after=after, limit=batch)
-            for camera in cameras:
-                yield camera
-            if len(cameras) < batch:
-                return
-            after = cameras[-1].id
 
     @staticmethod
     def _region_sql(filters: Filters, select: str) -> tuple[str, list[Any]]:

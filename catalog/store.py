@@ -14,7 +14,13 @@ from typing import Any, Literal, Protocol, TypeVar
 
 from redis.exceptions import RedisError
 
-from catalog.errors import StoreUnavailable
+from catalog.errors import (
+    CameraExists,
+    ImportConflict,
+    ImportRejected,
+    RowError,
+    StoreUnavailable,
+)
 from catalog.geo import MAX_RADIUS_M
 from catalog.model import (
     Agent,
@@ -113,12 +119,54 @@ class CatalogStore(Protocol):
 
 
 class StoreBase(SpatialSearch):
-    """Owners, sites, agents and consent, over four document primitives of an engine."""
+    """Camera writes, paging, owners, sites, agents and consent, over an engine's primitives
+    (one camera write, camera pages and four document primitives)."""
 
     engine = ""
 
     @abstractmethod
     async def get(self, camera_id: str) -> Camera | None: ...
+
+    @abstractmethod
+    async def list_cameras(
+        self, filters: Filters = Filters(), *, after: str = "", limit: int = 100  # noqa: B008
+    ) -> list[Camera]: ...
+
+    @abstractmethod
+    async def _write_cameras(self, cameras: Sequence[Camera], mode: ImportMode) -> int:
+        """Write all cameras in one transaction; how many were registered before. A create
+        that meets a registered id writes nothing and raises ``ImportConflict``."""
+
+    async def import_cameras(self, cameras: Sequence[Camera], mode: ImportMode = "create") -> int:
+        seen: dict[str, int] = {}
+        errors: list[RowError] = []
+        for row, camera in enumerate(cameras, start=1):
+            if camera.id in seen:
+                errors.append(RowError(row, "id", f"duplicate of row {seen[camera.id]}"))
+            seen.setdefault(camera.id, row)
+        if errors:
+            raise ImportRejected(errors)
+        await self._write_cameras(list(cameras), mode)
+        return len(cameras)
+
+    async def create(self, camera: Camera) -> None:
+        try:
+            await self._write_cameras([camera], "create")
+        except ImportConflict:
+            raise CameraExists(camera.id) from None
+
+    async def put(self, camera: Camera) -> bool:
+        return await self._write_cameras([camera], "upsert") > 0
+
+    async def iter_cameras(self, batch: int = 1000) -> AsyncIterator[Camera]:
+        after = ""
+        while True:
+            cameras = await self.list_cameras(after=after, limit=batch)
+            for camera in cameras:
+                yield camera
+            if len(cameras) < batch:
+                return
+            after = cameras[-1].id
 
     @abstractmethod
     async def _put_doc(self, kind: EntityKind, doc_id: str, doc: Mapping[str, Any]) -> None: ...

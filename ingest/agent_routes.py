@@ -32,8 +32,8 @@ from ingest.agent_service import (
 from ingest.agent_store import AgentCamera
 from rtcc.appkeys import CAMERA_DIRECTORY, MEDIA_ACCESS
 from rtcc.policy import STAFF_ROLES, Role, allow, public
-from rtcc.security.accounts import Actor
 from rtcc.security.audit import AuditWriteError
+from rtcc.security.httpio import actor_of, json_error
 from rtcc.security.principal import client_address, require_principal
 
 log = logging.getLogger(__name__)
@@ -43,21 +43,12 @@ VIEWERS = (Role.ADMIN, Role.SUPERVISOR, Role.ANALYST, Role.INVESTIGATOR, Role.OW
 PTZ_ROLES = (Role.ADMIN, Role.SUPERVISOR, Role.ANALYST, Role.OWNER)
 
 
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
-
-
 def _service(request: web.Request) -> AgentService:
     service = request.config_dict.get(AGENT_SERVICE)
     if service is None:
         raise web.HTTPServiceUnavailable(text='{"error": "agent support is not running"}',
                                          content_type="application/json")
     return service
-
-
-def _actor(request: web.Request) -> Actor:
-    principal = require_principal(request)
-    return Actor(principal.username, str(principal.role), client_address(request))
 
 
 async def _json_body(request: web.Request) -> dict[str, Any]:
@@ -88,22 +79,22 @@ async def create_enrollment(request: web.Request) -> web.Response:
     if principal.role == Role.OWNER:
         owner_id = principal.owner_id or ""
         if body.get("owner_id") not in (None, "", owner_id):
-            return _error(403, "an owner can only enroll agents for their own cameras")
+            return json_error(403, "an owner can only enroll agents for their own cameras")
     else:
         raw_owner = body.get("owner_id")
         owner_id = raw_owner if isinstance(raw_owner, str) else ""
         if not owner_id:
-            return _error(400, "owner_id is required: whose cameras will this agent serve?")
+            return json_error(400, "owner_id is required: whose cameras will this agent serve?")
     minutes = body.get("expires_minutes", DEFAULT_ENROLLMENT_MINUTES)
     if isinstance(minutes, bool) or not isinstance(minutes, int | float) or not (
         1 <= minutes <= MAX_ENROLLMENT_MINUTES
     ):
-        return _error(400, f"expires_minutes must be between 1 and {MAX_ENROLLMENT_MINUTES}")
+        return json_error(400, f"expires_minutes must be between 1 and {MAX_ENROLLMENT_MINUTES}")
     try:
-        enrollment, token = service.create_enrollment(owner_id[:64], _actor(request),
+        enrollment, token = service.create_enrollment(owner_id[:64], actor_of(request),
                                                       float(minutes))
     except AuditWriteError:
-        return _error(503, "the audit log cannot be written; no token was issued")
+        return json_error(503, "the audit log cannot be written; no token was issued")
     return web.json_response(
         {"id": enrollment.id, "token": token, "owner_id": owner_id,
          "expires": enrollment.expires,
@@ -119,13 +110,13 @@ async def enroll(request: web.Request) -> web.Response:
     body = await _json_body(request)
     token = body.get("token")
     if not isinstance(token, str) or not token or len(token) > 200:
-        return _error(400, "send {\"token\": \"<enrollment token>\"}")
+        return json_error(400, "send {\"token\": \"<enrollment token>\"}")
     raw_name = body.get("name")
     name = raw_name if isinstance(raw_name, str) else ""
     try:
         result = await service.enroll(token, name, client_address(request))
     except EnrollmentRefused as exc:
-        return _error(exc.status, str(exc))
+        return json_error(exc.status, str(exc))
     agent = result.agent
     return web.json_response(
         {"agent_id": agent.id, "owner_id": agent.owner_id, "credential": result.credential,
@@ -142,11 +133,11 @@ async def control_socket(request: web.Request) -> web.StreamResponse:
     service = _service(request)
     agent = service.agent_of(require_principal(request))
     if agent is None:
-        return _error(403, "this credential belongs to no enrolled agent (or it was revoked)")
+        return json_error(403, "this credential belongs to no enrolled agent (or it was revoked)")
     ws = web.WebSocketResponse(heartbeat=proto.HEARTBEAT_SECONDS * 2,
                                max_msg_size=proto.MAX_MESSAGE_BYTES)
     if not ws.can_prepare(request).ok:
-        return _error(400, "this endpoint needs a WebSocket upgrade")
+        return json_error(400, "this endpoint needs a WebSocket upgrade")
     await ws.prepare(request)
     connection = AgentConnection(agent.id, agent.owner_id, ws, client_address(request))
     await service.connected(connection)
@@ -214,13 +205,13 @@ async def revoke_agent(request: web.Request) -> web.Response:
     principal = require_principal(request)
     agent = service.store.agent(request.match_info["agent_id"])
     if agent is None or not service.may_manage(principal, agent):
-        return _error(404, "no such agent")
+        return json_error(404, "no such agent")
     if agent.revoked is not None:
         return web.json_response({"ok": True, "already_revoked": agent.revoked, "ended": 0})
     try:
-        ended = await service.revoke(agent, _actor(request))
+        ended = await service.revoke(agent, actor_of(request))
     except AuditWriteError:
-        return _error(503, "the audit log cannot be written; the agent was not revoked")
+        return json_error(503, "the audit log cannot be written; the agent was not revoked")
     return web.json_response({"ok": True, "agent_id": agent.id, "ended": ended})
 
 
@@ -243,8 +234,8 @@ def _own_camera(request: web.Request, camera: AgentCamera) -> bool:
 
 def _command_error(exc: Exception) -> web.Response:
     if isinstance(exc, AgentOffline):
-        return _error(503, str(exc))
-    return _error(502, str(exc))
+        return json_error(503, str(exc))
+    return json_error(502, str(exc))
 
 
 @allow(*VIEWERS)
@@ -253,7 +244,7 @@ async def snapshot(request: web.Request) -> web.Response:
     camera = _camera(request, service)
     profile = request.query.get("profile", "main")
     if profile not in proto.PROFILES:
-        return _error(400, "profile must be 'main' or 'sub'")
+        return json_error(400, "profile must be 'main' or 'sub'")
     principal = require_principal(request)
     grant = None
     access = None
@@ -264,10 +255,10 @@ async def snapshot(request: web.Request) -> web.Response:
     elif principal.role in STAFF_ROLES:
         access = request.config_dict.get(MEDIA_ACCESS)
         if access is None:
-            return _error(503, "the access check is not available")
+            return json_error(503, "the access check is not available")
         grant = await access.open_view(request, camera.camera_id, profile)
     else:
-        return _error(404, "no such agent camera")
+        return json_error(404, "no such agent camera")
     try:
         data = await service.registry.send_command(camera.agent_id, "snapshot", within=20.0,
                                                    key=camera.report.key, profile=profile)
@@ -275,12 +266,12 @@ async def snapshot(request: web.Request) -> web.Response:
     except (AgentOffline, AgentCommandError) as exc:
         return _command_error(exc)
     except (binascii.Error, ValueError):
-        return _error(502, "the agent sent a snapshot that is not Base64")
+        return json_error(502, "the agent sent a snapshot that is not Base64")
     finally:
         if grant is not None and access is not None:
             await access.close_view(grant, "snapshot sent")
     if not image.startswith(b"\xff\xd8") or len(image) > proto.MAX_SNAPSHOT_BYTES:
-        return _error(502, "the agent's snapshot is not a JPEG image of acceptable size")
+        return json_error(502, "the agent's snapshot is not a JPEG image of acceptable size")
     return web.Response(body=image, content_type="image/jpeg",
                         headers={"Cache-Control": "no-store"})
 
@@ -292,13 +283,13 @@ async def ptz(request: web.Request) -> web.Response:
     principal = require_principal(request)
     if not _own_camera(request, camera):
         if principal.role not in STAFF_ROLES:
-            return _error(404, "no such agent camera")
+            return json_error(404, "no such agent camera")
         directory = request.config_dict.get(CAMERA_DIRECTORY)
         consent = await directory.consent_of(camera.camera_id) if directory else None
         if consent is None or not consent.ptz_allowed:
-            return _error(403, "the owner does not allow PTZ control of this camera")
+            return json_error(403, "the owner does not allow PTZ control of this camera")
     if not camera.report.ptz:
-        return _error(409, "this camera has no PTZ")
+        return json_error(409, "this camera has no PTZ")
     body = await _json_body(request)
     action = body.get("action", "move")
     try:
@@ -312,9 +303,9 @@ async def ptz(request: web.Request) -> web.Response:
         elif action == "stop":
             params = {"stop": True}
         else:
-            return _error(400, "action must be 'move' or 'stop'")
+            return json_error(400, "action must be 'move' or 'stop'")
     except proto.ProtocolError as exc:
-        return _error(400, str(exc))
+        return json_error(400, str(exc))
     service.core.audit.append(actor=principal.username, role=str(principal.role),
                               action=f"ptz.{action}", camera_id=camera.camera_id,
                               owner_id=camera.owner_id, source=client_address(request),

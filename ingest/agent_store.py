@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ingest.agent_protocol import CameraReport, ProfileReport
+from rtcc.sqlite import connect, immediate_transaction
 
 STORE_FILE = "agents.sqlite3"
 ENROLLMENT_PREFIX = "rtcce_"
@@ -142,17 +143,9 @@ class AgentStore:
 
     @classmethod
     def open_in(cls, data_dir: Path) -> AgentStore:
-        data_dir.mkdir(parents=True, exist_ok=True)
         path = data_dir / STORE_FILE
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
-        conn.row_factory = sqlite3.Row
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.executescript(_SCHEMA)
-        except sqlite3.Error:
-            conn.close()
-            raise
+        conn = connect(path, "journal_mode=WAL", "foreign_keys=ON",
+                       setup=lambda conn: conn.executescript(_SCHEMA))
         return cls(conn, path)
 
     def close(self) -> None:
@@ -197,7 +190,7 @@ class AgentStore:
 
     def add_agent(self, agent_id: str, owner_id: str, user_id: int, token_id: int, name: str,
                   enrollment_id: str, now: float) -> AgentRecord:
-        with self._transaction() as conn:
+        with immediate_transaction(self.conn) as conn:
             conn.execute(
                 "INSERT INTO agents (id, owner_id, user_id, token_id, name, created)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
@@ -247,7 +240,7 @@ class AgentStore:
                      now: float) -> list[AgentCamera]:
         """Insert or update the reported cameras (cameras not reported stay, with their last
         known state); returns the reported ones with their camera ids."""
-        with self._transaction() as conn:
+        with immediate_transaction(self.conn) as conn:
             for report in reports:
                 conn.execute(
                     "INSERT INTO agent_cameras (camera_id, agent_id, owner_id, key, name, source,"
@@ -287,18 +280,3 @@ class AgentStore:
             "SELECT * FROM agent_cameras WHERE camera_id = ?", (camera_id,)
         ).fetchone()
         return None if row is None else AgentCamera.from_row(row)
-
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self.conn)
-
-
-class _Transaction:
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-
-    def __enter__(self) -> sqlite3.Connection:
-        self._conn.execute("BEGIN IMMEDIATE")
-        return self._conn
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        self._conn.execute("ROLLBACK" if exc_type is not None else "COMMIT")

@@ -8,8 +8,6 @@ notice B-frames.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 NAL_SLICE = 1
 NAL_IDR = 5
 NAL_SEI = 6
@@ -101,22 +99,25 @@ def packetize(nals: list[bytes], max_payload: int = MAX_PAYLOAD) -> list[bytes]:
     return payloads
 
 
-def _fragment(nal: bytes, max_payload: int) -> Iterator[bytes]:
+def _fragment(nal: bytes, max_payload: int) -> list[bytes]:
+    """FU-A fragments of one NAL unit, all of one size but the last."""
     header = nal[0]
-    indicator = bytes(((header & 0xE0) | NAL_FU_A,))
+    indicator = (header & 0xE0) | NAL_FU_A
     kind = header & 0x1F
-    body = memoryview(nal)[1:]
-    room = max_payload - 2
-    count = -(-len(body) // room)
-    size = -(-len(body) // count)
-    for index in range(count):
-        chunk = body[index * size : (index + 1) * size]
-        flags = kind
-        if index == 0:
-            flags |= 0x80
-        if index == count - 1:
-            flags |= 0x40
-        yield b"".join((indicator, bytes((flags,)), chunk))
+    view = memoryview(nal)
+    length = len(nal) - 1
+    count = -(-length // (max_payload - 2))
+    size = -(-length // count)
+    if count == 1:
+        return [bytes((indicator, 0xC0 | kind)) + view[1:]]
+    middle = bytes((indicator, kind))
+    fragments = [bytes((indicator, 0x80 | kind)) + view[1:1 + size]]
+    position = 1 + size
+    for _ in range(count - 2):
+        fragments.append(middle + view[position:position + size])
+        position += size
+    fragments.append(bytes((indicator, 0x40 | kind)) + view[position:])
+    return fragments
 
 
 def has_parameter_sets(nals: list[bytes]) -> bool:
@@ -173,4 +174,10 @@ def slice_type(nal: bytes) -> int | None:
 
 
 def has_b_slice(nals: list[bytes]) -> bool:
-    return any(slice_type(nal) == 1 for nal in nals)
+    """True if the picture is a B picture (judged by its first slice, as all its slices have
+    the same type in practice)."""
+    for nal in nals:
+        kind = slice_type(nal)
+        if kind is not None:
+            return kind == 1
+    return False

@@ -60,6 +60,8 @@ MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
 ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
 
 _HEADER = struct.Struct("!BBHII")
+_REPORT_CHECK = 5.0
+"""Seconds between checks of the fallback sender-report task while reports go out inline."""
 SCRATCH_BYTES = MAX_BATCH_BYTES + 8192
 """A batch of datagrams plus room for one more packet and its SRTP trailer."""
 _RTT_ALPHA = 0.85
@@ -108,6 +110,8 @@ class PassthroughSender(RTCRtpSender):
         self._last_send = 0.0
         self._lsr = 0
         self._lsr_time = 0.0
+        self._sdes = b""
+        self._next_report = 0.0
         # statistics
         self.packets_sent = 0
         self.octets_sent = 0
@@ -256,7 +260,9 @@ class PassthroughSender(RTCRtpSender):
         self.octets_sent += frame.size
         self.frames_sent += 1
         self._last_ts = timestamp
-        self._last_send = monotonic()
+        now = self._last_send = monotonic()
+        if now >= self._next_report:
+            self._report_inline(timestamp, writer, addr)
         return True
 
     def _send_checked(self, frame: PacketizedFrame, timestamp: int) -> bool:
@@ -496,23 +502,34 @@ class PassthroughSender(RTCRtpSender):
                 self._on_keyframe_request("fir")
 
     async def _run_rtcp(self) -> None:
-        sdes = b""
+        """Sender reports for frames sent through ``send_frame``'s awaited path; frames sent
+        directly carry theirs inline (``send_now``), and then this task only checks rarely."""
         while True:
-            await asyncio.sleep(0.5 + random.random())
-            if not self.packets_sent:
+            await asyncio.sleep(_REPORT_CHECK if self._fast is not None else 0.5 + random.random())
+            if not self.packets_sent or time.monotonic() < self._next_report:
                 continue
-            if self._cname and not sdes:
-                sdes = sdes_packet(self._ssrc, self._cname)
-            ntp = ntp_now()
             elapsed = time.monotonic() - self._last_send
-            rtp_ts = (self._last_ts + int(elapsed * 90_000)) & 0xFFFFFFFF
-            report = sender_report(self._ssrc, ntp, rtp_ts, self.packets_sent, self.octets_sent)
-            self._lsr = (ntp >> 16) & 0xFFFFFFFF
-            self._lsr_time = time.time()
+            data = self._report(ntp_now(), self._last_ts + int(elapsed * 90_000))
             try:
-                await self.transport._send_rtp(report + sdes)
+                await self.transport._send_rtp(data)
             except ConnectionError:
                 return
+
+    def _report_inline(self, timestamp: int, writer: DatagramWriter,
+                       addr: tuple[str, int]) -> None:
+        srtp = self.transport._tx_srtp
+        if srtp is not None:
+            writer.send([srtp.protect_rtcp(self._report(ntp_now(), timestamp))], addr)
+
+    def _report(self, ntp: int, rtp_timestamp: int) -> bytes:
+        """A sender report (and the CNAME) as of ``ntp``; schedules the next one."""
+        if self._cname and not self._sdes:
+            self._sdes = sdes_packet(self._ssrc, self._cname)
+        self._lsr = (ntp >> 16) & 0xFFFFFFFF
+        self._lsr_time = time.time()
+        self._next_report = time.monotonic() + 0.5 + random.random()
+        return sender_report(self._ssrc, ntp, rtp_timestamp, self.packets_sent,
+                             self.octets_sent) + self._sdes
 
     async def getStats(self) -> RTCStatsReport:
         report = RTCStatsReport()

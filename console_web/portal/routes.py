@@ -1,8 +1,9 @@
 """Pages and files of the owner portal, and the little configuration its map needs.
 
 Every page is a static file run under ``script-src 'self'``: scripts and styles are files of
-this package, Leaflet is the copy vendored beside the console, and whatever an owner typed is put
-into the page as text by the scripts, never as markup.
+this package, Leaflet is the copy vendored beside the console, the modules shared with the console
+(API calls, building nodes) load from ``/console/static/shared/``, and whatever an owner typed is
+put into the page as text by the scripts, never as markup.
 
 ``GET /register/``            what the program is, what is shared and what is not
 ``GET /register/join``        sign-up form (``POST /api/owner/signup``)
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from console_web.files import serve_file
 from rtcc.appkeys import SETTINGS
 from rtcc.policy import public
 
@@ -30,19 +32,6 @@ PAGES = {
     "camera": "camera.html",
     "agent": "agent.html",
 }
-_SERVED_SUFFIXES = frozenset({".js", ".css", ".png", ".svg"})
-
-
-def contained_file(root: Path, relative: str) -> Path | None:
-    """The file at ``relative`` under ``root`` when it may be served, else None (never a path
-    outside ``root``, never a file of another kind)."""
-    if not relative or "\\" in relative or "\x00" in relative:
-        return None
-    base = root.resolve()
-    candidate = (base / relative).resolve()
-    if not candidate.is_relative_to(base) or candidate.suffix not in _SERVED_SUFFIXES:
-        return None
-    return candidate if candidate.is_file() else None
 
 
 @public()
@@ -59,21 +48,14 @@ async def portal_page(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(STATIC / name, headers={"Cache-Control": "no-cache"})
 
 
-async def _serve(root: Path, relative: str) -> web.StreamResponse:
-    found = contained_file(root, relative)
-    if found is None:
-        raise web.HTTPNotFound(text="no such file")
-    return web.FileResponse(found, headers={"Cache-Control": "no-cache"})
-
-
 @public()
 async def portal_asset(request: web.Request) -> web.StreamResponse:
-    return await _serve(STATIC, request.match_info["path"])
+    return serve_file(STATIC, request.match_info["path"])
 
 
 @public()
 async def vendor_asset(request: web.Request) -> web.StreamResponse:
-    return await _serve(VENDOR, request.match_info["path"])
+    return serve_file(VENDOR, request.match_info["path"])
 
 
 @public()

@@ -11,14 +11,13 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
-import signal
 import sys
 from collections import deque
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
+from ingest.camsim.child import drain_lines, read_ready, send_spec, spawn, stop_child
 from rtcc.errors import RtccError
 
 log = logging.getLogger(__name__)
@@ -100,37 +99,27 @@ class OnvifSim:
                           "multicast_port": self.multicast_port},
             "devices": [device.spec() for device in self.devices],
         }
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "ingest.camsim.onvif_server", "-",
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, start_new_session=True,
-        )
+        process = await spawn([sys.executable, "-m", "ingest.camsim.onvif_server", "-"])
         self._process = process
-        assert process.stdin is not None
         assert process.stdout is not None
         assert process.stderr is not None
-        self._spawn(self._drain_stderr(process.stderr), f"onvif-sim:{process.pid}:stderr")
+        self._spawn(drain_lines(process.stderr, self._keep_stderr),
+                    f"onvif-sim:{process.pid}:stderr")
         try:
-            process.stdin.write(json.dumps(spec).encode() + b"\n")
-            await process.stdin.drain()
+            await send_spec(process, spec)
             async with asyncio.timeout(self._ready_timeout):
-                while True:
-                    line = (await process.stdout.readline()).decode(errors="replace").strip()
-                    if line.startswith("READY"):
-                        break
-                    if not line and process.stdout.at_eof():
-                        await process.wait()
-                        raise OnvifSimUnavailable(
-                            f"the ONVIF simulator exited with status {process.returncode}: "
-                            + " | ".join(self._stderr)
-                        )
+                fields = await read_ready(process)
+            if fields is None:
+                raise OnvifSimUnavailable(
+                    f"the ONVIF simulator exited with status {process.returncode}: "
+                    + " | ".join(self._stderr)
+                )
         except TimeoutError:
             await self.stop()
             raise OnvifSimUnavailable("the ONVIF simulator did not start in time") from None
         except BaseException:
             await self.stop()
             raise
-        fields = dict(item.split("=", 1) for item in line.split()[1:] if "=" in item)
         self.discovery_port = int(fields["discovery"])
         self.ports = [int(port) for port in fields["ports"].split(",") if port]
         self._spawn(self._drain_events(process.stdout), f"onvif-sim:{process.pid}:events")
@@ -141,11 +130,9 @@ class OnvifSim:
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)
 
-    async def _drain_stderr(self, reader: asyncio.StreamReader) -> None:
-        while line := await reader.readline():
-            text = line.decode(errors="replace").rstrip()
-            self._stderr.append(text)
-            log.debug("onvif-sim: %s", text)
+    def _keep_stderr(self, text: str) -> None:
+        self._stderr.append(text)
+        log.debug("onvif-sim: %s", text)
 
     async def _drain_events(self, reader: asyncio.StreamReader) -> None:
         while line := await reader.readline():
@@ -161,20 +148,7 @@ class OnvifSim:
     async def stop(self) -> None:
         process, self._process = self._process, None
         if process is not None:
-            if process.returncode is None:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(process.pid, signal.SIGTERM)
-                try:
-                    async with asyncio.timeout(5):
-                        await process.wait()
-                except TimeoutError:
-                    with contextlib.suppress(ProcessLookupError, PermissionError):
-                        os.killpg(process.pid, signal.SIGKILL)
-                    await process.wait()
-            if process.stdin is not None:
-                process.stdin.close()
-                with contextlib.suppress(Exception):
-                    await process.stdin.wait_closed()
+            await stop_child(process, 5.0, "ONVIF simulator")
         tasks, self._tasks = self._tasks, set()
         for task in tasks:
             task.cancel()

@@ -9,24 +9,28 @@ stdin closes, so it cannot outlive this process even if this process is killed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import logging
 import os
 import signal
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Literal
 
+from ingest.camsim.child import (
+    drain_lines,
+    read_ready,
+    send_spec,
+    signal_group,
+    spawn,
+    stop_child,
+)
 from rtcc.config import CamsimCameraConfig, CamsimConfig
 from rtcc.errors import RtccError
 
 log = logging.getLogger(__name__)
-
-_LineSink = Callable[[str], None]
 
 SCRIPT = Path(__file__).with_name("gst_server.py")
 SYSTEM_PYTHON = Path("/usr/bin/python3")
@@ -153,22 +157,12 @@ class Camsim:
             ],
         }
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "PYTHONPATH")}
-        process = await asyncio.create_subprocess_exec(
-            str(self._python), "-u", str(SCRIPT), "-",
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,  # its own process group: stop() reaps everything in it
-            env=env,
-        )
+        process = await spawn([str(self._python), "-u", str(SCRIPT), "-"], env=env)
         self._process = process
         self._paused = False
         self._stderr_tail.clear()
         try:
-            assert process.stdin is not None
-            assert process.stdout is not None
-            process.stdin.write(json.dumps(spec).encode() + b"\n")
-            await process.stdin.drain()
+            await send_spec(process, spec)
             self._port = await self._wait_ready(process)
         except BaseException:
             await self.stop()
@@ -180,29 +174,24 @@ class Camsim:
         assert process.stdout is not None
         assert process.stderr is not None
         stderr_task = asyncio.create_task(
-            self._drain(process.stderr, self._log_stderr), name=f"camsim:{process.pid}:stderr"
+            drain_lines(process.stderr, self._log_stderr), name=f"camsim:{process.pid}:stderr"
         )
         self._drains.add(stderr_task)
         try:
             async with asyncio.timeout(self._ready_timeout):
-                while True:
-                    line = (await process.stdout.readline()).decode(errors="replace").strip()
-                    if line.startswith("READY"):
-                        break
-                    if not line and process.stdout.at_eof():
-                        await process.wait()
-                        await asyncio.wait({stderr_task}, timeout=1.0)
-                        raise CamsimUnavailable(self._exit_message(process.returncode))
+                fields = await read_ready(process)
         except TimeoutError:
             raise CamsimUnavailable(
                 f"the camera simulator did not start listening within {self._ready_timeout:g} s"
                 f"{self._tail_text()}"
             ) from None
+        if fields is None:
+            await asyncio.wait({stderr_task}, timeout=1.0)
+            raise CamsimUnavailable(self._exit_message(process.returncode))
         stdout_task = asyncio.create_task(
-            self._drain(process.stdout, self._log_stdout), name=f"camsim:{process.pid}:stdout"
+            drain_lines(process.stdout, self._log_stdout), name=f"camsim:{process.pid}:stdout"
         )
         self._drains.add(stdout_task)
-        fields = dict(item.split("=", 1) for item in line.split()[1:] if "=" in item)
         return int(fields.get("port", self._port))
 
     def _exit_message(self, status: int | None) -> str:
@@ -214,10 +203,6 @@ class Camsim:
 
     def _tail_text(self) -> str:
         return (": " + " | ".join(self._stderr_tail)) if self._stderr_tail else ""
-
-    async def _drain(self, reader: asyncio.StreamReader, sink: _LineSink) -> None:
-        while line := await reader.readline():
-            sink(line.decode(errors="replace").rstrip())
 
     def _log_stderr(self, line: str) -> None:
         if line:
@@ -232,23 +217,7 @@ class Camsim:
         """Terminate the simulator and its process group and reap it. Idempotent."""
         process, self._process = self._process, None
         if process is not None:
-            if process.returncode is None:
-                self._signal_group(process.pid, signal.SIGCONT)  # a paused process cannot exit
-                self._signal_group(process.pid, signal.SIGTERM)
-                try:
-                    async with asyncio.timeout(self._stop_timeout):
-                        await process.wait()
-                except TimeoutError:
-                    log.warning("camera simulator (pid %d) ignored SIGTERM: killing it",
-                                process.pid)
-                    self._signal_group(process.pid, signal.SIGKILL)
-                    await process.wait()
-            else:
-                self._signal_group(process.pid, signal.SIGKILL)  # anything it left behind
-            if process.stdin is not None:
-                process.stdin.close()
-                with contextlib.suppress(Exception):
-                    await process.stdin.wait_closed()
+            await stop_child(process, self._stop_timeout, "camera simulator")
         drains, self._drains = self._drains, set()
         for task in drains:
             task.cancel()
@@ -272,18 +241,13 @@ class Camsim:
         """Freeze the simulator (SIGSTOP): connections stay open, no data flows."""
         if self._process is None or self._process.returncode is not None:
             raise RuntimeError("the camera simulator is not running")
-        self._signal_group(self._process.pid, signal.SIGSTOP)
+        signal_group(self._process.pid, signal.SIGSTOP)
         self._paused = True
 
     def resume(self) -> None:
         if self._process is not None and self._paused:
-            self._signal_group(self._process.pid, signal.SIGCONT)
+            signal_group(self._process.pid, signal.SIGCONT)
         self._paused = False
-
-    @staticmethod
-    def _signal_group(pid: int, signum: signal.Signals) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signum)
 
     async def __aenter__(self) -> Camsim:
         await self.start()

@@ -32,6 +32,7 @@ from rtcc.evidence.holds import add_hold, get_hold, list_holds, release_hold
 from rtcc.evidence.httpio import (
     CAMERA_ID,
     CASE_NUMBER,
+    audit,
     error,
     evidence_core,
     read_json,
@@ -40,27 +41,12 @@ from rtcc.evidence.httpio import (
 )
 from rtcc.evidence.segments import UnsafePath
 from rtcc.policy import Role, allow, public, staff
-from rtcc.security.audit import AuditWriteError
-from rtcc.security.principal import Principal, client_address, require_principal, security_core
+from rtcc.security.principal import Principal, require_principal, security_core
 
 EXPORTERS = (Role.INVESTIGATOR, Role.SUPERVISOR, Role.ADMIN)
 SEES_ALL = frozenset({Role.SUPERVISOR, Role.ADMIN})
 HOLD_ID = re.compile(r"^hold-[0-9a-f]{12}$")
 SEND_CHUNK = 256 * 1024
-
-
-def _audit(request: web.Request, principal: Principal, action: str, *, target: str = "",
-           camera_id: str = "", owner_id: str = "", outcome: str = "ok",
-           details: dict[str, Any] | None = None, required: bool = True) -> None:
-    try:
-        security_core(request).audit.append(
-            actor=principal.username, role=str(principal.role), action=action, target=target,
-            camera_id=camera_id, owner_id=owner_id, outcome=outcome,
-            source=client_address(request), details=details)
-    except AuditWriteError:
-        if required:
-            raise error(503, "the audit log cannot be written, so nothing was done; tell an "
-                             "administrator") from None
 
 
 async def _camera_facts(request: web.Request, core: EvidenceCore, camera_id: str
@@ -81,6 +67,23 @@ async def _camera_facts(request: web.Request, core: EvidenceCore, camera_id: str
     return owner, name
 
 
+def _footage_fields(fields: dict[str, Any]) -> tuple[str, float, float, str, str]:
+    """(camera, from, to, case, reason) of an export or a legal hold."""
+    camera_id = text(fields, "camera", limit=64, required=True, pattern=CAMERA_ID)
+    start, end = time_range(fields)
+    case = text(fields, "case", limit=64, required=True, pattern=CASE_NUMBER)
+    reason = text(fields, "reason", limit=300)
+    return camera_id, start, end, case, reason
+
+
+def _camera_query(request: web.Request) -> str | None:
+    """The ``camera`` a listing is narrowed to, if any."""
+    camera = request.query.get("camera") or None
+    if camera is not None and not CAMERA_ID.fullmatch(camera):
+        raise error(400, "camera must be a camera id")
+    return camera
+
+
 def _allowed_requests(core: EvidenceCore, principal: Principal) -> frozenset[str] | None:
     if principal.role in SEES_ALL:
         return None
@@ -94,18 +97,15 @@ async def create_export(request: web.Request) -> web.Response:
     core = evidence_core(request)
     principal = require_principal(request)
     fields = await read_json(request)
-    camera_id = text(fields, "camera", limit=64, required=True, pattern=CAMERA_ID)
-    start, end = time_range(fields)
-    case = text(fields, "case", limit=64, required=True, pattern=CASE_NUMBER)
-    reason = text(fields, "reason", limit=300)
+    camera_id, start, end, case, reason = _footage_fields(fields)
     watermark = fields.get("watermark", False)
     if not isinstance(watermark, bool):
         raise error(400, "watermark must be true or false")
     owner, name = await _camera_facts(request, core, camera_id)
     asked = {"case": case, "start": start, "end": end, "watermark": watermark,
              "reason": reason}
-    _audit(request, principal, "evidence.export", camera_id=camera_id, owner_id=owner,
-           outcome="started", details=asked)
+    audit(request, principal, "evidence.export", camera_id=camera_id, owner_id=owner,
+          outcome="started", details=asked)
     job = ExportRequest(camera_id=camera_id, start=start, end=end, case=case,
                         requester=principal.username, requester_role=str(principal.role),
                         owner_id=owner, camera_name=name, watermark=watermark, reason=reason,
@@ -115,8 +115,8 @@ async def create_export(request: web.Request) -> web.Response:
             result = await asyncio.to_thread(core.exporter.export, job)
     except (ExportError, FfmpegError, UnsafePath, OSError) as exc:
         message = str(exc) if isinstance(exc, RtccError) else f"export failed: {exc}"
-        _audit(request, principal, "evidence.export", camera_id=camera_id, owner_id=owner,
-               outcome="failed", details={**asked, "error": message}, required=False)
+        audit(request, principal, "evidence.export", camera_id=camera_id, owner_id=owner,
+              outcome="failed", details={**asked, "error": message}, refusal=None)
         raise error(404 if isinstance(exc, NoFootage) else 422, message) from None
     clock = security_core(request).clock
     now = clock()
@@ -129,12 +129,12 @@ async def create_export(request: web.Request) -> web.Response:
     hold = add_hold(core.store, camera_id=camera_id, case_number=case, start=result.clip_start,
                     end=result.clip_end, reason=f"export {result.export_id}",
                     created_by=principal.username, now=now)
-    _audit(request, principal, "evidence.export", target=f"export:{result.export_id}",
-           camera_id=camera_id, owner_id=owner, required=False,
-           details={**asked, "export_id": result.export_id, "sha256": result.sha256,
-                    "bytes": result.bytes, "frames": result.frames,
-                    "segments": list(result.segment_ids), "hold": hold.id,
-                    "key_fingerprint": core.key.fingerprint})
+    audit(request, principal, "evidence.export", target=f"export:{result.export_id}",
+          camera_id=camera_id, owner_id=owner, refusal=None,
+          details={**asked, "export_id": result.export_id, "sha256": result.sha256,
+                   "bytes": result.bytes, "frames": result.frames,
+                   "segments": list(result.segment_ids), "hold": hold.id,
+                   "key_fingerprint": core.key.fingerprint})
     await asyncio.to_thread(exports.purge_expired, core.store, core.root, now)
     return web.json_response({
         "id": token, "export_id": result.export_id,
@@ -164,9 +164,9 @@ async def download_export(request: web.Request) -> web.StreamResponse:
     record = exports.lookup(core.store, token)
 
     def refuse(status: int, message: str, why: str, export_id: str = "") -> web.HTTPException:
-        _audit(request, principal, "evidence.download", outcome="refused", required=False,
-               target=f"export:{export_id}" if export_id else "",
-               details={"reason": why, "id_length": len(token)})
+        audit(request, principal, "evidence.download", outcome="refused", refusal=None,
+              target=f"export:{export_id}" if export_id else "",
+              details={"reason": why, "id_length": len(token)})
         return error(status, message)
 
     if record is None:
@@ -180,9 +180,9 @@ async def download_export(request: web.Request) -> web.StreamResponse:
     except (UnsafePath, OSError) as exc:
         raise refuse(404, "the export package is not available", str(exc), record.id) from None
     try:
-        _audit(request, principal, "evidence.download", target=f"export:{record.id}",
-               camera_id=record.camera_id,
-               details={"case": record.case_number, "sha256": record.sha256, "bytes": size})
+        audit(request, principal, "evidence.download", target=f"export:{record.id}",
+              camera_id=record.camera_id,
+              details={"case": record.case_number, "sha256": record.sha256, "bytes": size})
         exports.count_download(core.store, record.id)
         safe_case = re.sub(r"[^A-Za-z0-9_-]", "_", record.case_number)[:40]
         response = web.StreamResponse(headers={
@@ -211,12 +211,9 @@ async def create_hold(request: web.Request) -> web.Response:
     core = evidence_core(request)
     principal = require_principal(request)
     fields = await read_json(request)
-    camera_id = text(fields, "camera", limit=64, required=True, pattern=CAMERA_ID)
-    start, end = time_range(fields)
-    case = text(fields, "case", limit=64, required=True, pattern=CASE_NUMBER)
-    reason = text(fields, "reason", limit=300)
-    _audit(request, principal, "evidence.hold", camera_id=camera_id,
-           details={"case": case, "start": start, "end": end, "reason": reason})
+    camera_id, start, end, case, reason = _footage_fields(fields)
+    audit(request, principal, "evidence.hold", camera_id=camera_id,
+          details={"case": case, "start": start, "end": end, "reason": reason})
     hold = add_hold(core.store, camera_id=camera_id, case_number=case, start=start, end=end,
                     reason=reason, created_by=principal.username,
                     now=security_core(request).clock())
@@ -226,9 +223,7 @@ async def create_hold(request: web.Request) -> web.Response:
 @allow(*EXPORTERS)
 async def get_holds(request: web.Request) -> web.Response:
     core = evidence_core(request)
-    camera = request.query.get("camera") or None
-    if camera is not None and not CAMERA_ID.fullmatch(camera):
-        raise error(400, "camera must be a camera id")
+    camera = _camera_query(request)
     everything = request.query.get("all") in {"1", "true"}
     holds = list_holds(core.store, camera_id=camera, active_only=not everything)
     return web.json_response({"holds": [hold.as_json() for hold in holds]})
@@ -244,8 +239,8 @@ async def release(request: web.Request) -> web.Response:
         raise error(404, "no such hold")
     if not hold.active:
         raise error(409, "the hold was already released")
-    _audit(request, principal, "evidence.hold.release", target=f"hold:{hold.id}",
-           camera_id=hold.camera_id, details={"case": hold.case_number})
+    audit(request, principal, "evidence.hold.release", target=f"hold:{hold.id}",
+          camera_id=hold.camera_id, details={"case": hold.case_number})
     release_hold(core.store, hold.id, principal.username, security_core(request).clock())
     updated = get_hold(core.store, hold.id)
     assert updated is not None
@@ -255,9 +250,7 @@ async def release(request: web.Request) -> web.Response:
 @allow(*EXPORTERS)
 async def recordings(request: web.Request) -> web.Response:
     core = evidence_core(request)
-    camera = request.query.get("camera") or None
-    if camera is not None and not CAMERA_ID.fullmatch(camera):
-        raise error(400, "camera must be a camera id")
+    camera = _camera_query(request)
     try:
         limit = max(1, min(int(request.query.get("limit", "200")), 1000))
     except ValueError:

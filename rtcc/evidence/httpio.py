@@ -1,4 +1,4 @@
-"""Request parsing and error answers shared by the evidence routes."""
+"""Request parsing, error answers and audit entries shared by the evidence routes."""
 
 from __future__ import annotations
 
@@ -10,10 +10,14 @@ from aiohttp import web
 
 from rtcc.evidence.context import EVIDENCE, EvidenceCore
 from rtcc.evidence.times import parse_utc
+from rtcc.security.audit import AuditWriteError
+from rtcc.security.principal import Principal, client_address, security_core
 
 CAMERA_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 CASE_NUMBER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _./:#-]{0,63}$")
 MAX_JSON = 64 * 1024
+NOTHING_DONE = ("the audit log cannot be written, so nothing was done; tell an "
+                "administrator")
 
 
 class JsonError(web.HTTPError):
@@ -36,6 +40,21 @@ def evidence_core(request: web.Request) -> EvidenceCore:
         return request.config_dict[EVIDENCE]
     except KeyError:
         raise error(503, "the evidence store is not running") from None
+
+
+def audit(request: web.Request, principal: Principal, action: str, *, target: str = "",
+          camera_id: str = "", owner_id: str = "", outcome: str = "ok",
+          details: dict[str, Any] | None = None, refusal: str | None = NOTHING_DONE) -> None:
+    """Write the audit entry. When the log cannot be written, refuse the action (503 with
+    ``refusal``), or go on when ``refusal`` is None (what is audited has already happened)."""
+    try:
+        security_core(request).audit.append(
+            actor=principal.username, role=str(principal.role), action=action, target=target,
+            camera_id=camera_id, owner_id=owner_id, outcome=outcome,
+            source=client_address(request), details=details)
+    except AuditWriteError:
+        if refusal is not None:
+            raise error(503, refusal) from None
 
 
 async def read_json(request: web.Request, limit: int = MAX_JSON) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from rtcc.access import CameraConsent
 from rtcc.appkeys import CAMERA_DIRECTORY
 from rtcc.evidence.httpio import (
     CASE_NUMBER,
+    audit,
     camera_list,
     error,
     evidence_core,
@@ -37,7 +38,7 @@ from rtcc.evidence.requests import APPROVED, DecisionError, FootageRequest, Item
 from rtcc.footage import FOOTAGE_COURIER, ApprovedFootage
 from rtcc.policy import Role, allow
 from rtcc.security.audit import AuditWriteError
-from rtcc.security.principal import Principal, client_address, require_principal, security_core
+from rtcc.security.principal import Principal, require_principal, security_core
 
 log = logging.getLogger(__name__)
 
@@ -80,20 +81,6 @@ async def _visible(request: web.Request, principal: Principal, found: FootageReq
     return items
 
 
-def _audit(request: web.Request, principal: Principal, action: str, *, target: str,
-           camera_id: str = "", owner_id: str = "", outcome: str = "ok",
-           details: dict[str, object] | None = None) -> None:
-    """Write the audit entry, or refuse the action (503) when the log cannot be written."""
-    try:
-        security_core(request).audit.append(
-            actor=principal.username, role=str(principal.role), action=action, target=target,
-            camera_id=camera_id, owner_id=owner_id, outcome=outcome,
-            source=client_address(request), details=details)
-    except AuditWriteError:
-        raise error(503, "the audit log cannot be written, so nothing was done; tell an "
-                         "administrator") from None
-
-
 def _tell_agents(request: web.Request, found: FootageRequest, items: Sequence[Item]) -> None:
     courier = request.config_dict.get(FOOTAGE_COURIER)
     if courier is None:
@@ -124,9 +111,9 @@ async def create_request(request: web.Request) -> web.Response:
     pairs = [(camera, consent.owner_id) for camera, consent in consents.items()
              if consent is not None]
     request_id = core.requests.new_id()
-    _audit(request, principal, "footage_request.create", target=f"footage_request:{request_id}",
-           details={"cameras": cameras, "case": case, "reason": reason, "start": start,
-                    "end": end, "incident": incident})
+    audit(request, principal, "footage_request.create", target=f"footage_request:{request_id}",
+          details={"cameras": cameras, "case": case, "reason": reason, "start": start,
+                   "end": end, "incident": incident})
     now = security_core(request).clock()
     created = core.requests.create(request_id, principal, pairs, start=start, end=end,
                                    case_number=case, reason=reason, incident=incident, now=now)
@@ -195,9 +182,9 @@ async def _decide(request: web.Request, approve: bool) -> web.Response:
         raise error(409, str(exc)) from None
     action = "footage_request.approve" if approve else "footage_request.decline"
     for item in chosen:
-        _audit(request, principal, action, target=f"footage_request:{found.id}",
-               camera_id=item.camera_id, owner_id=item.owner_id,
-               details={"case": found.case_number, "note": note, "requester": found.requester})
+        audit(request, principal, action, target=f"footage_request:{found.id}",
+              camera_id=item.camera_id, owner_id=item.owner_id,
+              details={"case": found.case_number, "note": note, "requester": found.requester})
     now = security_core(request).clock()
     decided = core.requests.decide(found, chosen, approve, principal.username, note, now)
     updated = core.requests.get(found.id)
@@ -246,8 +233,8 @@ async def set_policy(request: web.Request) -> web.Response:
     ):
         raise error(400, "max_hours must be empty or between 0 and 168")
     policy = OwnerPolicy(owner_id, str(mode), None if max_hours is None else float(max_hours))
-    _audit(request, principal, "footage_policy.change", target=f"owner:{owner_id}",
-           owner_id=owner_id, details=policy.as_json())
+    audit(request, principal, "footage_policy.change", target=f"owner:{owner_id}",
+          owner_id=owner_id, details=policy.as_json())
     core.requests.set_policy(policy, principal.username, security_core(request).clock())
     return web.json_response(policy.as_json())
 

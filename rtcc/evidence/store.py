@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rtcc.sqlite import connect, immediate_transaction
+
 STORE_FILE = "evidence.sqlite3"
 SCHEMA_VERSION = 1
 
@@ -145,6 +147,12 @@ def _add_missing_columns(conn: sqlite3.Connection) -> None:
             conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
 
+def _create_schema(conn: sqlite3.Connection) -> None:
+    conn.executescript(_SCHEMA)
+    _add_missing_columns(conn)
+    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+
 @dataclass(frozen=True, slots=True)
 class SegmentRow:
     id: int
@@ -226,19 +234,8 @@ class EvidenceStore:
 
     @classmethod
     def open(cls, path: Path) -> EvidenceStore:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
-        conn.row_factory = sqlite3.Row
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.executescript(_SCHEMA)
-            _add_missing_columns(conn)
-            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        except sqlite3.Error:
-            conn.close()
-            raise
+        conn = connect(path, "journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON",
+                       setup=_create_schema)
         return cls(conn, path)
 
     @classmethod
@@ -252,14 +249,8 @@ class EvidenceStore:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE ... COMMIT under the lock, rolled back on any error."""
-        with self.lock:
-            self.conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self.conn
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
-            self.conn.execute("COMMIT")
+        with self.lock, immediate_transaction(self.conn) as conn:
+            yield conn
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
         with self.lock:

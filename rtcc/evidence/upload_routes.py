@@ -4,27 +4,17 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from rtcc.evidence.httpio import CAMERA_ID, error, evidence_core, read_json, text
+from rtcc.evidence.httpio import CAMERA_ID, audit, error, evidence_core, read_json, text
 from rtcc.evidence.requests import RECEIVED, RECEIVING, FootageRequest
 from rtcc.evidence.uploads import MAX_CHUNK, Declaration, Upload, UploadError
 from rtcc.policy import Role, allow
-from rtcc.security.audit import AuditWriteError
-from rtcc.security.principal import Principal, client_address, require_principal, security_core
+from rtcc.security.principal import Principal, require_principal, security_core
 
 MAX_DECLARATION = 2 * 1024 * 1024
 """A frame table of 20,000 frames fits."""
 
 
-def _audit(request: web.Request, principal: Principal, action: str, *, target: str,
-           camera_id: str, owner_id: str, outcome: str = "ok",
-           details: dict[str, object] | None = None) -> None:
-    try:
-        security_core(request).audit.append(
-            actor=principal.username, role=str(principal.role), action=action, target=target,
-            camera_id=camera_id, owner_id=owner_id, outcome=outcome,
-            source=client_address(request), details=details)
-    except AuditWriteError:
-        raise error(503, "the audit log cannot be written; nothing was accepted") from None
+NOTHING_ACCEPTED = "the audit log cannot be written; nothing was accepted"
 
 
 def _request_or_404(request: web.Request, request_id: str) -> FootageRequest:
@@ -34,13 +24,34 @@ def _request_or_404(request: web.Request, request_id: str) -> FootageRequest:
     return found
 
 
+def _request_camera(request: web.Request) -> tuple[FootageRequest, str]:
+    found = _request_or_404(request, request.match_info["request_id"])
+    camera_id = request.match_info["camera_id"]
+    if not CAMERA_ID.fullmatch(camera_id):
+        raise error(404, "no such camera in this request")
+    return found, camera_id
+
+
+def _owner_of(found: FootageRequest, camera_id: str) -> str:
+    item = found.item(camera_id)
+    return item.owner_id if item else ""
+
+
 def _refuse(request: web.Request, principal: Principal, found: FootageRequest,
             camera_id: str, exc: UploadError) -> web.HTTPException:
-    item = found.item(camera_id)
-    _audit(request, principal, "footage.upload", target=f"footage_request:{found.id}",
-           camera_id=camera_id, owner_id=item.owner_id if item else "", outcome="refused",
-           details={"reason": str(exc)})
+    audit(request, principal, "footage.upload", target=f"footage_request:{found.id}",
+          camera_id=camera_id, owner_id=_owner_of(found, camera_id), outcome="refused",
+          details={"reason": str(exc)}, refusal=NOTHING_ACCEPTED)
     return error(exc.status, str(exc), **exc.extra)
+
+
+def _check_granted(request: web.Request, principal: Principal, found: FootageRequest,
+                   camera_id: str, now: float) -> None:
+    """Refuse, and audit the refusal, unless the agent's owner may upload this footage now."""
+    try:
+        evidence_core(request).uploads.check_granted(found, camera_id, principal.owner_id, now)
+    except UploadError as exc:
+        raise _refuse(request, principal, found, camera_id, exc) from None
 
 
 @allow(Role.AGENT)
@@ -54,17 +65,18 @@ async def begin_upload(request: web.Request) -> web.Response:
     except UploadError as exc:
         raise error(exc.status, str(exc)) from None
     now = security_core(request).clock()
+    _check_granted(request, principal, found, declaration.camera_id, now)
     try:
-        core.uploads.check_granted(found, declaration.camera_id, principal.owner_id, now)
         upload, created = core.uploads.begin(found, declaration, now)
     except UploadError as exc:
         raise _refuse(request, principal, found, declaration.camera_id, exc) from None
     if created:
         item = found.item(declaration.camera_id)
-        _audit(request, principal, "footage.upload.begin", target=f"upload:{upload.id}",
-               camera_id=declaration.camera_id, owner_id=item.owner_id if item else "",
-               details={"request": found.id, "sequence": declaration.sequence,
-                        "sha256": declaration.sha256, "size": declaration.size})
+        audit(request, principal, "footage.upload.begin", target=f"upload:{upload.id}",
+              camera_id=declaration.camera_id, owner_id=item.owner_id if item else "",
+              details={"request": found.id, "sequence": declaration.sequence,
+                       "sha256": declaration.sha256, "size": declaration.size},
+              refusal=NOTHING_ACCEPTED)
         if item is not None and item.status != RECEIVED:
             core.requests.mark(found.id, declaration.camera_id, RECEIVING)
     return web.json_response(upload.as_json(), status=201 if created else 200)
@@ -95,10 +107,7 @@ async def upload_bytes(request: web.Request) -> web.Response:
     principal = require_principal(request)
     upload, found = _upload_of(request, principal)
     now = security_core(request).clock()
-    try:
-        core.uploads.check_granted(found, upload.camera_id, principal.owner_id, now)
-    except UploadError as exc:
-        raise _refuse(request, principal, found, upload.camera_id, exc) from None
+    _check_granted(request, principal, found, upload.camera_id, now)
     try:
         offset = int(request.headers.get("Upload-Offset", ""))
     except ValueError:
@@ -118,12 +127,12 @@ async def upload_bytes(request: web.Request) -> web.Response:
         raise error(exc.status, str(exc), **exc.extra) from None
     if updated.state == "complete" and upload.state != "complete":
         core.requests.mark(found.id, upload.camera_id, RECEIVING)
-        item = found.item(upload.camera_id)
-        _audit(request, principal, "footage.upload", target=f"upload:{upload.id}",
-               camera_id=upload.camera_id, owner_id=item.owner_id if item else "",
-               details={"request": found.id, "segment_id": updated.segment_id,
-                        "sha256": upload.sha256, "size": upload.size,
-                        "case": found.case_number})
+        audit(request, principal, "footage.upload", target=f"upload:{upload.id}",
+              camera_id=upload.camera_id, owner_id=_owner_of(found, upload.camera_id),
+              details={"request": found.id, "segment_id": updated.segment_id,
+                       "sha256": upload.sha256, "size": upload.size,
+                       "case": found.case_number},
+              refusal=NOTHING_ACCEPTED)
     return web.json_response(updated.as_json())
 
 
@@ -131,24 +140,17 @@ async def upload_bytes(request: web.Request) -> web.Response:
 async def finish_camera(request: web.Request) -> web.Response:
     core = evidence_core(request)
     principal = require_principal(request)
-    found = _request_or_404(request, request.match_info["request_id"])
-    camera_id = request.match_info["camera_id"]
-    if not CAMERA_ID.fullmatch(camera_id):
-        raise error(404, "no such camera in this request")
+    found, camera_id = _request_camera(request)
     await read_json(request)
-    now = security_core(request).clock()
-    try:
-        core.uploads.check_granted(found, camera_id, principal.owner_id, now)
-    except UploadError as exc:
-        raise _refuse(request, principal, found, camera_id, exc) from None
+    _check_granted(request, principal, found, camera_id, security_core(request).clock())
     uploads = core.uploads.uploads_of(found.id, camera_id)
     unfinished = [u.sequence for u in uploads if u.state != "complete"]
     if unfinished:
         raise error(409, f"segment {unfinished[0]} is not fully uploaded yet")
-    item = found.item(camera_id)
-    _audit(request, principal, "footage.upload.complete", target=f"footage_request:{found.id}",
-           camera_id=camera_id, owner_id=item.owner_id if item else "",
-           details={"segments": len(uploads), "case": found.case_number})
+    audit(request, principal, "footage.upload.complete", target=f"footage_request:{found.id}",
+          camera_id=camera_id, owner_id=_owner_of(found, camera_id),
+          details={"segments": len(uploads), "case": found.case_number},
+          refusal=NOTHING_ACCEPTED)
     core.requests.mark(found.id, camera_id, RECEIVED)
     return web.json_response({"request": found.id, "camera_id": camera_id,
                               "segments": len(uploads), "status": RECEIVED})
@@ -158,21 +160,13 @@ async def finish_camera(request: web.Request) -> web.Response:
 async def fail_camera(request: web.Request) -> web.Response:
     core = evidence_core(request)
     principal = require_principal(request)
-    found = _request_or_404(request, request.match_info["request_id"])
-    camera_id = request.match_info["camera_id"]
-    if not CAMERA_ID.fullmatch(camera_id):
-        raise error(404, "no such camera in this request")
+    found, camera_id = _request_camera(request)
     fields = await read_json(request)
     reason = text(fields, "reason", limit=500, required=True)
-    now = security_core(request).clock()
-    try:
-        core.uploads.check_granted(found, camera_id, principal.owner_id, now)
-    except UploadError as exc:
-        raise _refuse(request, principal, found, camera_id, exc) from None
-    item = found.item(camera_id)
-    _audit(request, principal, "footage.upload.failed", target=f"footage_request:{found.id}",
-           camera_id=camera_id, owner_id=item.owner_id if item else "", outcome="failed",
-           details={"reason": reason, "case": found.case_number})
+    _check_granted(request, principal, found, camera_id, security_core(request).clock())
+    audit(request, principal, "footage.upload.failed", target=f"footage_request:{found.id}",
+          camera_id=camera_id, owner_id=_owner_of(found, camera_id), outcome="failed",
+          details={"reason": reason, "case": found.case_number}, refusal=NOTHING_ACCEPTED)
     if not core.requests.mark_failed(found.id, camera_id, reason):
         raise error(409, "every segment of this camera was already received")
     return web.json_response({"request": found.id, "camera_id": camera_id,

@@ -50,7 +50,12 @@ class AesGcmBox:
         if not token.startswith(_PREFIX):
             raise SecretDecryptError("stored secret has an unknown format")
         try:
-            raw = base64.urlsafe_b64decode(token[len(_PREFIX):].encode("ascii"))
+            body = token[len(_PREFIX):].encode("ascii")
+            raw = base64.urlsafe_b64decode(body)
+            if base64.urlsafe_b64encode(raw) != body:
+                # Unused low bits of the last character or stray characters: the value was
+                # changed. Only the one canonical spelling of a sealed secret is accepted.
+                raise ValueError("non-canonical encoding")
             plain = self._aead.decrypt(raw[:12], raw[12:], _AAD)
         except (InvalidTag, ValueError, binascii.Error):
             raise SecretDecryptError(

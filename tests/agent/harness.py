@@ -111,14 +111,33 @@ class Api:
         return body
 
 
+async def account(api: Api, admin: dict[str, str], username: str, role: str, *,
+                  owner_id: str | None = None, token_name: str = "test") -> dict[str, str]:
+    """A new account (made by the administrator) and a bearer header for it."""
+    fields = {"username": username, "role": role, "password": "correct horse battery staple"}
+    if owner_id is not None:
+        fields["owner_id"] = owner_id
+    user = await api.ok("POST", "/api/users", admin, 201, json=fields)
+    token = await api.ok("POST", f"/api/users/{user['user']['id']}/tokens", admin, 201,
+                         json={"name": token_name})
+    return {"Authorization": f"Bearer {token['token']}"}
+
+
 async def bootstrap(api: Api, admin: dict[str, str], owner_id: str) -> dict[str, str]:
     """An owner account and a bearer header for it."""
-    user = await api.ok("POST", "/api/users", admin, 201, json={
-        "username": f"owner-{owner_id}", "role": "owner", "owner_id": owner_id,
-        "password": "correct horse battery staple"})
-    token = await api.ok("POST", f"/api/users/{user['user']['id']}/tokens", admin, 201,
-                         json={"name": "test"})
-    return {"Authorization": f"Bearer {token['token']}"}
+    return await account(api, admin, f"owner-{owner_id}", "owner", owner_id=owner_id)
+
+
+async def enrollment_token(api: Api, owner: dict[str, str]) -> str:
+    """A one-time enrollment token for one of the owner's agents."""
+    enrollment = await api.ok("POST", "/api/agent/enrollments", owner, 201, json={})
+    return str(enrollment["token"])
+
+
+async def list_agents(api: Api, owner: dict[str, str]) -> list[dict[str, Any]]:
+    """The owner's agents, each with its cameras."""
+    agents: list[dict[str, Any]] = (await api.ok("GET", "/api/agents", owner))["agents"]
+    return agents
 
 
 async def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:

@@ -19,8 +19,11 @@ from tests.agent.harness import (
     AgentProcess,
     Api,
     ServerHarness,
+    account,
     agent_settings,
     bootstrap,
+    enrollment_token,
+    list_agents,
     wait_for,
 )
 from tests.fixtures.auth import bearer
@@ -52,8 +55,7 @@ async def test_hostile_and_broken_cameras_fail_alone_snapshot_and_ptz(
             api = Api(server.url, http)
             admin = bearer(bootstrap_token)
             owner = await bootstrap(api, admin, "mall")
-            enrollment = await api.ok("POST", "/api/agent/enrollments", owner, 201, json={})
-            args = ["--server", server.url, "--enroll", enrollment["token"],
+            args = ["--server", server.url, "--enroll", await enrollment_token(api, owner),
                     "--state-dir", str(tmp_path / "state"),
                     "--discovery-target", f"127.0.0.1:{sim.discovery_port}",
                     "--discovery-wait", "0.5", "--onvif-user", ONVIF_USER,
@@ -63,7 +65,7 @@ async def test_hostile_and_broken_cameras_fail_alone_snapshot_and_ptz(
             await agent.start(args, env={"ONVIF_PASSWORD": ONVIF_PASSWORD})
 
             async def cameras() -> list[dict[str, Any]]:
-                agents = (await api.ok("GET", "/api/agents", owner))["agents"]
+                agents = await list_agents(api, owner)
                 found: list[dict[str, Any]] = agents[0]["cameras"] if agents else []
                 return found if len(found) == 6 else []
 
@@ -86,12 +88,7 @@ async def test_hostile_and_broken_cameras_fail_alone_snapshot_and_ptz(
             assert picture is not None
             assert picture.shape == (360, 640, 3)
 
-            analyst_user = await api.ok("POST", "/api/users", admin, 201, json={
-                "username": "analyst1", "role": "analyst",
-                "password": "correct horse battery staple"})
-            token = await api.ok("POST", f"/api/users/{analyst_user['user']['id']}/tokens",
-                                 admin, 201, json={"name": "t"})
-            analyst = bearer(token["token"])
+            analyst = await account(api, admin, "analyst1", "analyst", token_name="t")
             move = {"action": "move", "pan": 0.5, "tilt": 0.0, "zoom": 0.0, "timeout": 2}
             status, body = await api.call("POST", f"/api/agent-cameras/{camera_id}/ptz",
                                           analyst, json=move)

@@ -32,6 +32,8 @@ from tests.agent.harness import (
     ServerHarness,
     agent_settings,
     bootstrap,
+    enrollment_token,
+    list_agents,
     wait_for,
 )
 from tests.fixtures.auth import bearer
@@ -45,11 +47,6 @@ DEVICE = OnvifDeviceConfig(
     name="Shop entrance", username=SECURE_USER, password=SECURE_PASSWORD, ptz=True,
     profiles=(OnvifProfile("main", "secure", 640, 360, 15), OnvifProfile("sub", "open", 640, 360)),
 )
-
-
-async def _agents(api: Api, owner: dict[str, str]) -> list[dict[str, Any]]:
-    agents: list[dict[str, Any]] = (await api.ok("GET", "/api/agents", owner))["agents"]
-    return agents
 
 
 async def _keyframe(hub: StreamHub, camera_id: str) -> tuple[int, int]:
@@ -92,9 +89,8 @@ async def test_enroll_discover_publish_restart_revoke(
             api = Api(server.url, http)
             admin = bearer(bootstrap_token)
             owner = await bootstrap(api, admin, "shop1")
-            enrollment = await api.ok("POST", "/api/agent/enrollments", owner, 201, json={})
             await agent.start(
-                ["--server", server.url, "--enroll", enrollment["token"],
+                ["--server", server.url, "--enroll", await enrollment_token(api, owner),
                  "--state-dir", str(state_dir), "--name", "shop pc",
                  "--discovery-target", f"127.0.0.1:{sim.discovery_port}",
                  "--discovery-wait", "0.5", "--onvif-user", SECURE_USER,
@@ -103,7 +99,7 @@ async def test_enroll_discover_publish_restart_revoke(
             )
 
             async def inventory_ready() -> list[dict[str, Any]]:
-                agents = await _agents(api, owner)
+                agents = await list_agents(api, owner)
                 return agents if agents and agents[0]["connected"] and agents[0]["cameras"] \
                     else []
 
@@ -168,7 +164,7 @@ async def test_enroll_discover_publish_restart_revoke(
                 "POST", f"/whip/{camera_id}",
                 {**bearer(credential), "Content-Type": "application/sdp"}, data=b"v=0\r\n")
             assert status == 401
-            listing = await _agents(api, owner)
+            listing = await list_agents(api, owner)
             assert listing[0]["revoked"] is not None
             assert not listing[0]["connected"]
     finally:

@@ -16,8 +16,11 @@ from tests.agent.harness import (
     AgentProcess,
     Api,
     ServerHarness,
+    account,
     agent_settings,
     bootstrap,
+    enrollment_token,
+    list_agents,
     wait_for,
 )
 from tests.fixtures.auth import bearer
@@ -57,9 +60,8 @@ async def test_whep_viewer_decodes_agent_camera_until_revoked(
             api = Api(server.url, http)
             admin = bearer(bootstrap_token)
             owner = await bootstrap(api, admin, "store7")
-            enrollment = await api.ok("POST", "/api/agent/enrollments", owner, 201, json={})
             await agent.start(
-                ["--server", server.url, "--enroll", enrollment["token"],
+                ["--server", server.url, "--enroll", await enrollment_token(api, owner),
                  "--state-dir", str(tmp_path / "state"), "--no-discovery",
                  "--onvif", sim.xaddr(0), "--onvif-user", SECURE_USER,
                  "--onvif-password-env", "CAMERA_PASSWORD"],
@@ -67,7 +69,7 @@ async def test_whep_viewer_decodes_agent_camera_until_revoked(
             )
 
             async def camera() -> dict[str, Any] | None:
-                agents = (await api.ok("GET", "/api/agents", owner))["agents"]
+                agents = await list_agents(api, owner)
                 cameras = agents[0]["cameras"] if agents else []
                 return cameras[0] if cameras and cameras[0]["status"] == "ok" else None
 
@@ -75,12 +77,7 @@ async def test_whep_viewer_decodes_agent_camera_until_revoked(
             await api.ok("POST", "/api/cameras", admin, 201, json={
                 "id": camera_id, "name": "Corner store entrance", "lat": 40.0, "lon": -75.0,
                 "owner_id": "store7", "sharing": "live_always", "via_agent": True})
-            user = await api.ok("POST", "/api/users", admin, 201, json={
-                "username": "analyst7", "role": "analyst",
-                "password": "correct horse battery staple"})
-            token = await api.ok("POST", f"/api/users/{user['user']['id']}/tokens", admin, 201,
-                                 json={"name": "t"})
-            analyst = bearer(token["token"])
+            analyst = await account(api, admin, "analyst7", "analyst", token_name="t")
 
             viewer = whep_client.WhepViewer(server.url, camera_id, headers=analyst,
                                             query={"purpose": "incident 24-0042"})
@@ -90,7 +87,7 @@ async def test_whep_viewer_decodes_agent_camera_until_revoked(
             sessions = await api.ok("GET", "/api/relay/sessions", analyst)
             assert len(sessions["sessions"]) == 1
 
-            agent_id = (await api.ok("GET", "/api/agents", owner))["agents"][0]["id"]
+            agent_id = (await list_agents(api, owner))[0]["id"]
             await api.ok("POST", f"/api/agents/{agent_id}/revoke", owner)
 
             async def no_sessions() -> bool:

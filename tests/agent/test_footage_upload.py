@@ -30,8 +30,11 @@ from tests.agent.harness import (
     AgentProcess,
     Api,
     ServerHarness,
+    account,
     agent_settings,
     bootstrap,
+    enrollment_token,
+    list_agents,
     wait_for,
 )
 from tests.fixtures.auth import bearer
@@ -67,15 +70,6 @@ def _server_uploads(store: EvidenceStore, request_id: str) -> list[sqlite3.Row]:
                           (request_id,))
 
 
-async def _investigator(api: Api, admin: dict[str, str]) -> dict[str, str]:
-    user = await api.ok("POST", "/api/users", admin, 201, json={
-        "username": "detective", "role": "investigator",
-        "password": "correct horse battery staple"})
-    token = await api.ok("POST", f"/api/users/{user['user']['id']}/tokens", admin, 201,
-                         json={"name": "test"})
-    return bearer(token["token"])
-
-
 def _item(body: dict[str, Any]) -> dict[str, Any]:
     (item,) = body["cameras"]
     return dict(item)
@@ -97,12 +91,11 @@ async def test_approved_request_uploads_resumably_declined_uploads_nothing(
             api = Api(server.url, http)
             admin = bearer(bootstrap_token)
             owner = await bootstrap(api, admin, OWNER)
-            detective = await _investigator(api, admin)
-            enrollment = await api.ok("POST", "/api/agent/enrollments", owner, 201, json={})
-            await agent.start([*args, "--enroll", enrollment["token"]], env={})
+            detective = await account(api, admin, "detective", "investigator")
+            await agent.start([*args, "--enroll", await enrollment_token(api, owner)], env={})
 
             async def camera_listed() -> str:
-                agents = (await api.ok("GET", "/api/agents", owner))["agents"]
+                agents = await list_agents(api, owner)
                 cameras = agents[0]["cameras"] if agents and agents[0]["connected"] else []
                 return str(cameras[0]["camera_id"]) if cameras else ""
 

@@ -1,54 +1,17 @@
-// Calls to the server's JSON API with the session cookie, a timeout and the CSRF token.
+// The console's calls to the server's JSON API (see ../shared/api.js): a 401 goes back to the
+// login page, which returns to the console.
 "use strict";
 
-const state = { csrf: "" };
+import { ApiError, goToLogin as loginThenReturn, request } from "../shared/api.js";
 
-export class ApiError extends Error {
-  constructor(status, message) {
-    super(message);
-    this.status = status;
-  }
-}
-
-export function setCsrfToken(token) {
-  state.csrf = token || "";
-}
-
-export function csrfHeaders() {
-  return state.csrf ? { "X-CSRF-Token": state.csrf } : {};
-}
+export { ApiError, csrfHeaders, setCsrfToken } from "../shared/api.js";
 
 export function goToLogin() {
-  window.location.href = "/login?next=" + encodeURIComponent("/console/");
+  loginThenReturn("/console/");
 }
 
 export async function api(path, { method = "GET", body, timeoutMs = 10000 } = {}) {
-  const headers = method === "GET" ? {} : csrfHeaders();
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(), timeoutMs);
-  let response;
-  try {
-    response = await fetch(path, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      credentials: "same-origin",
-      signal: controller.signal,
-    });
-  } catch (err) {
-    throw new ApiError(0, controller.signal.aborted
-      ? "the server did not answer in time" : "the server cannot be reached");
-  } finally {
-    clearTimeout(timer);
-  }
-  const text = await response.text();
-  let data = null;
-  try {
-    data = text ? JSON.parse(text) : null;
-  } catch (err) {
-    data = null;
-  }
+  const { response, text, data } = await request(path, { method, body, timeoutMs });
   if (response.status === 401) {
     goToLogin();
     throw new ApiError(401, "your session has ended; log in again");

@@ -1,27 +1,7 @@
-// Building DOM nodes. Text always goes in as text nodes: camera names, owners and reasons come
-// from people outside the department and are never parsed as HTML.
+// Formatting for the console. Building nodes is shared with the owner portal (../shared/dom.js).
 "use strict";
 
-export function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value === null || value === undefined || value === false) continue;
-    if (key === "class") node.className = value;
-    else if (key === "text") node.textContent = String(value);
-    else if (key === "dataset") Object.assign(node.dataset, value);
-    else if (key.startsWith("on") && typeof value === "function") {
-      node.addEventListener(key.slice(2), value);
-    } else node.setAttribute(key, value === true ? "" : String(value));
-  }
-  for (const child of children) {
-    if (child !== null && child !== undefined && child !== false) node.append(child);
-  }
-  return node;
-}
-
-export function $(id) {
-  return document.getElementById(id);
-}
+export { $, el } from "../shared/dom.js";
 
 export function formatDistance(metres) {
   if (metres === null || metres === undefined) return "";

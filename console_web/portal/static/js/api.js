@@ -1,53 +1,20 @@
-// Calls to the server's JSON API with the session cookie, a timeout and the CSRF token.
+// The portal's calls to the server's JSON API (see /console/static/shared/api.js): a 401 goes to
+// the login page and back to this page (unless ``login: false``); a refusal names its field.
 "use strict";
 
-const state = { csrf: "" };
+import { ApiError, goToLogin, request } from "/console/static/shared/api.js";
 
-export class ApiError extends Error {
-  constructor(status, message, field = "") {
-    super(message);
-    this.status = status;
-    this.field = field;
-  }
-}
+export { ApiError, goToLogin, setCsrfToken } from "/console/static/shared/api.js";
 
-export function setCsrfToken(token) {
-  state.csrf = token || "";
-}
-
-export function goToLogin() {
-  const here = window.location.pathname + window.location.search;
-  window.location.href = "/login?next=" + encodeURIComponent(here);
-}
+const NO_ANSWER = {
+  timeout: "the server did not answer in time; try again",
+  unreachable: "the server cannot be reached; check your connection",
+};
 
 export async function api(path, { method = "GET", body, timeoutMs = 15000, login = true } = {}) {
-  const headers = { Accept: "application/json" };
-  if (method !== "GET" && state.csrf) headers["X-CSRF-Token"] = state.csrf;
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(), timeoutMs);
-  let response;
-  try {
-    response = await fetch(path, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      credentials: "same-origin",
-      signal: controller.signal,
-    });
-  } catch (err) {
-    throw new ApiError(0, controller.signal.aborted
-      ? "the server did not answer in time; try again" : "the server cannot be reached; check your connection");
-  } finally {
-    clearTimeout(timer);
-  }
-  const text = await response.text();
-  let data = null;
-  try {
-    data = text ? JSON.parse(text) : null;
-  } catch (err) {
-    data = null;
-  }
+  const { response, data } = await request(path, {
+    method, body, timeoutMs, headers: { Accept: "application/json" }, messages: NO_ANSWER,
+  });
   if (response.status === 401 && login) {
     goToLogin();
     throw new ApiError(401, "your session has ended; log in again");

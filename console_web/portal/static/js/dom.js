@@ -1,28 +1,8 @@
-// Building DOM nodes. Text always goes in as text nodes: names, addresses and reasons come from
-// people outside the department and are never parsed as HTML.
+// Clearing, formatting and showing errors in the portal. Building nodes is shared with the
+// console (/console/static/shared/dom.js).
 "use strict";
 
-export function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value === null || value === undefined || value === false) continue;
-    if (key === "class") node.className = value;
-    else if (key === "text") node.textContent = String(value);
-    else if (key === "dataset") Object.assign(node.dataset, value);
-    else if (key.startsWith("on") && typeof value === "function") {
-      node.addEventListener(key.slice(2), value);
-    } else node.setAttribute(key, value === true ? "" : String(value));
-  }
-  for (const child of children) {
-    if (child === null || child === undefined || child === false) continue;
-    node.append(typeof child === "string" ? document.createTextNode(child) : child);
-  }
-  return node;
-}
-
-export function $(id) {
-  return document.getElementById(id);
-}
+export { $, el } from "/console/static/shared/dom.js";
 
 export function clear(node) {
   while (node.firstChild) node.removeChild(node.firstChild);

@@ -1,0 +1,189 @@
+"""Soak: viewers joining and leaving for a long time; server memory and task count over time.
+
+``python -m benchmarks relay_soak [--minutes 30] [--viewers 20] [--churn 4] [--period 10]
+[--variant rtcc]`` starts the server with one 720p30 2 Mbit/s camera, reads its resident memory
+and asyncio task count with no viewer, brings ``viewers`` viewers in (half, then the other half:
+the memory a viewer costs is the difference, past one-time allocations), then every ``period``
+seconds lets ``churn`` of them leave (WHEP DELETE) and as many new ones join, until ``minutes``
+have passed; finally every viewer leaves and the server is read once more. ``GET /bench/stats``
+of the server process gives RSS, tasks and viewers every ``sample`` seconds. The 30-minute soak
+of the targets is ``--minutes 30``.
+
+Prints JSON (memory per viewer at the start, RSS growth per minute over the second half, task
+count range, and what is left once everybody has gone) and writes ``results/relay_soak.json``
+and ``results/relay_soak.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from typing import Any
+
+from benchmarks.relay_bench import (
+    CLIP_DIR,
+    Peer,
+    ViewerPool,
+    machine,
+    process_times,
+    progress,
+    save,
+)
+from benchmarks.relay_media import ClipSpec, make_clip
+
+MIB = 1024 * 1024
+
+
+def slope(points: list[tuple[float, float]]) -> float:
+    xs, ys = zip(*points, strict=True)
+    mean_x, mean_y = statistics.fmean(xs), statistics.fmean(ys)
+    var = sum((x - mean_x) ** 2 for x in xs)
+    return sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / var if var else 0
+
+
+def sample(peer: Peer, start: float, phase: str) -> dict[str, Any]:
+    stats = peer.stats()
+    user, system = process_times(peer.pid)
+    return {"t": round(time.monotonic() - start, 1), "phase": phase,
+            "rss_mib": round(stats["rss"] / MIB, 2), "tasks": stats["tasks"],
+            "viewers": stats["viewers"], "cpu_seconds": round(user + system, 2)}
+
+
+def settle(peer: Peer, viewers: int, timeout: float = 30.0) -> None:
+    """Wait until the server counts ``viewers`` viewers (sessions end asynchronously)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and peer.stats()["viewers"] != viewers:
+        time.sleep(0.5)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    clip = make_clip(CLIP_DIR, ClipSpec(gop_seconds=1.0))
+    samples: list[dict[str, Any]] = []
+    joined = args.viewers
+    with Peer(args.variant, clip) as peer:
+        start = time.monotonic()
+        time.sleep(3)
+        samples.append(sample(peer, start, "no viewers"))
+        empty = samples[-1]
+        half = args.viewers // 2
+        with ViewerPool(peer, half, args.per_process) as pool:
+            settle(peer, half)
+            time.sleep(3)
+            samples.append(sample(peer, start, "half the viewers"))
+            partial = samples[-1]
+            rest = args.viewers - half
+            for index, client in enumerate(pool.clients):
+                count = rest // len(pool.clients) + (1 if index < rest % len(pool.clients) else 0)
+                if count:
+                    pool.ask(f"join {count}", "joined", [client])
+            settle(peer, args.viewers)
+            time.sleep(3)
+            samples.append(sample(peer, start, "viewers"))
+            loaded = samples[-1]
+            end = time.monotonic() + 60 * args.minutes
+            next_sample = time.monotonic() + args.sample
+            next_churn = time.monotonic() + args.period
+            turn = 0
+            while (now := time.monotonic()) < end:
+                time.sleep(max(0.0, min(next_sample, next_churn, end) - now))
+                if time.monotonic() >= next_churn:
+                    client = pool.clients[turn % len(pool.clients)]
+                    pool.ask(f"leave {args.churn}", "left", [client])
+                    pool.ask(f"join {args.churn}", "joined", [client])
+                    joined += args.churn
+                    turn += 1
+                    next_churn += args.period
+                if time.monotonic() >= next_sample:
+                    samples.append(sample(peer, start, "churn"))
+                    progress(samples[-1])
+                    next_sample += args.sample
+            settle(peer, args.viewers)
+            samples.append(sample(peer, start, "viewers"))
+            final_loaded = samples[-1]
+            failures = sum(int(r.get("failures", 0)) for r in pool.ask("mark", "mark"))
+        settle(peer, 0)
+        time.sleep(3)
+        samples.append(sample(peer, start, "all left"))
+        after = samples[-1]
+    churn = [(s["t"] / 60, s["rss_mib"]) for s in samples if s["phase"] == "churn"]
+    second_half = churn[len(churn) // 2:]
+    tasks = [s["tasks"] for s in samples if s["phase"] == "churn"]
+    return {
+        "benchmark": "relay_soak",
+        "variant": args.variant,
+        "minutes": args.minutes,
+        "viewers": args.viewers,
+        "churn_every_period": args.churn,
+        "period_seconds": args.period,
+        "viewers_joined_in_total": joined,
+        "viewers_failed_to_connect": failures,
+        "rss_mib_no_viewers": empty["rss_mib"],
+        "rss_mib_with_viewers_start": loaded["rss_mib"],
+        "rss_mib_with_viewers_end": final_loaded["rss_mib"],
+        "rss_mib_with_half_the_viewers": partial["rss_mib"],
+        "memory_per_viewer_mib": round((loaded["rss_mib"] - partial["rss_mib"])
+                                       / (args.viewers - half), 3),
+        "memory_per_viewer_mib_first_viewers": round((partial["rss_mib"] - empty["rss_mib"])
+                                                     / max(1, half), 3),
+        "rss_growth_mib_per_minute_second_half": (round(slope(second_half), 3)
+                                                  if len(second_half) > 2 else None),
+        "rss_mib_after_all_left": after["rss_mib"],
+        "tasks_no_viewers": empty["tasks"],
+        "tasks_during_churn_min_max": [min(tasks), max(tasks)] if tasks else None,
+        "tasks_after_all_left": after["tasks"],
+        "samples": samples,
+    }
+
+
+def plot(result: dict[str, Any], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    samples = result["samples"]
+    minutes = [s["t"] / 60 for s in samples]
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 5.5), sharex=True)
+    top.plot(minutes, [s["rss_mib"] for s in samples], marker=".", color="tab:blue")
+    top.set_ylabel("server RSS (MiB)")
+    top.set_ylim(bottom=0)
+    top.set_title(f"Soak: {result['viewers']} viewers, {result['churn_every_period']} leave and "
+                  f"join every {result['period_seconds']:g} s ({result['variant']})")
+    bottom.plot(minutes, [s["tasks"] for s in samples], marker=".", color="tab:orange",
+                label="asyncio tasks")
+    bottom.plot(minutes, [s["viewers"] for s in samples], marker=".", color="tab:green",
+                label="viewers")
+    bottom.set_ylabel("count")
+    bottom.set_xlabel("minutes")
+    bottom.set_ylim(bottom=0)
+    bottom.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks relay_soak", description=__doc__)
+    parser.add_argument("--minutes", type=float, default=30.0)
+    parser.add_argument("--viewers", type=int, default=20)
+    parser.add_argument("--churn", type=int, default=4)
+    parser.add_argument("--period", type=float, default=10.0)
+    parser.add_argument("--sample", type=float, default=10.0)
+    parser.add_argument("--variant", choices=("rtcc", "naive"), default="rtcc")
+    parser.add_argument("--per-process", type=int, default=10)
+    parser.add_argument("--name", default="relay_soak", help="results file name")
+    args = parser.parse_args(argv)
+    started = machine()
+    result = run(args)
+    result["command"] = "python -m benchmarks relay_soak " + " ".join(argv or [])
+    result["machine_at_start"] = started
+    result["machine_at_end"] = machine()
+    path = save(args.name, result)
+    plot(result, str(path.with_suffix(".png")))
+    print(json.dumps({k: v for k, v in result.items() if k != "samples"}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

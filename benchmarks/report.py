@@ -1,0 +1,238 @@
+"""The results table: ``python -m benchmarks report [--write] [--prefix quick_]``.
+
+Reads the JSON files the benchmarks left in ``benchmarks/results/`` and prints a Markdown table
+of each measured figure against its target (``../shared/TARGETS.md``) and the peers measured in
+the same run, with the command that produced it. ``--write`` puts the table into
+``benchmarks/RESULTS.md`` between its ``results:begin`` and ``results:end`` markers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from benchmarks.relay_bench import RESULTS_DIR
+
+RESULTS_MD = Path(__file__).parent / "RESULTS.md"
+BEGIN = "<!-- results:begin -->"
+END = "<!-- results:end -->"
+PEERS = ("rtcc", "naive", "janus")
+
+
+def load(prefix: str, name: str) -> dict[str, Any] | None:
+    path = RESULTS_DIR / f"{prefix}{name}.json"
+    if not path.exists():
+        return None
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+def verdict(ok: bool | None) -> str:
+    return "" if ok is None else ("met" if ok else "**missed**")
+
+
+def mc(value: float | None) -> str:
+    """Cores as millicores."""
+    return "-" if value is None else f"{1000 * value:.2f} m"
+
+
+def ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f} ms" if value >= 10 else f"{value:.1f} ms"
+
+
+def fanout_rows(data: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    summary = data["summary"]
+    counts = sorted({r["viewers_requested"] for r in summary})
+    ratios = data.get("other_over_rtcc_cpu_per_full_rate_viewer", {})
+    command = data["command"].strip()
+    for viewers in counts:
+        if viewers < 50:
+            continue
+        by = {r["variant"]: r for r in summary if r["viewers_requested"] == viewers}
+        ours = by.get("rtcc")
+        if ours is None:
+            continue
+        naive_ratio = ratios.get("naive_over_rtcc", {}).get(str(viewers))
+        janus_ratio = ratios.get("janus_over_rtcc", {}).get(str(viewers))
+
+        def cell(variant: str, by: dict[str, Any] = by) -> str:
+            run = by.get(variant)
+            if run is None:
+                return "-"
+            text = mc(run["server_cores_per_viewer"])
+            share = run.get("delivered_share", 1.0)
+            if share is not None and share < 0.97:
+                text += (f" at {100 * share:.0f}% of the stream"
+                         f" ({mc(run.get('server_cores_per_full_rate_viewer'))} full rate)")
+            if run.get("loss"):
+                text += f", loss {100 * run['loss']:.1f}%"
+            return text
+
+        per_viewer = (ours.get("server_cores_per_full_rate_viewer")
+                      or ours["server_cores_per_viewer"])
+        rows.append([
+            f"server CPU per viewer, 1 camera x {viewers} viewers",
+            "<= 3 m; >= 3x less than naive; >= 2x less than Janus",
+            cell("rtcc"), cell("naive"), cell("janus"),
+            f"naive {naive_ratio or '-'}x, Janus {janus_ratio or '-'}x",
+            verdict(per_viewer <= 0.003
+                    and (naive_ratio is None or naive_ratio >= 3)
+                    and (janus_ratio is None or janus_ratio >= 2)),
+            f"`{command}`",
+        ])
+    marginal = data.get("marginal_cores_per_viewer", {})
+    if marginal:
+        rows.append([
+            "marginal CPU per additional viewer (slope over all counts)", "<= 3 m",
+            mc(marginal.get("rtcc")), mc(marginal.get("naive")), mc(marginal.get("janus")),
+            "", verdict(marginal.get("rtcc", 1) <= 0.003), f"`{command}`",
+        ])
+    return rows
+
+
+def cameras_rows(data: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    command = data["command"].strip()
+    for cameras in sorted({r["cameras"] for r in data["runs"]}):
+        by = {r["variant"]: r for r in data["runs"] if r["cameras"] == cameras}
+        if "rtcc" not in by:
+            continue
+        per_camera = by["rtcc"]["viewers_per_camera"]
+
+        def cell(variant: str, by: dict[str, Any] = by) -> str:
+            run = by.get(variant)
+            if run is None:
+                return "-"
+            text = (f"{run['server_cores']:.3f} cores ({run['server_cores_without_viewers']:.3f}"
+                    f" with no viewer)")
+            if run.get("loss"):
+                text += f", loss {100 * run['loss']:.1f}%"
+            return text
+
+        ratio = data.get("other_over_rtcc_cpu", {})
+        rows.append([
+            f"server CPU, {cameras} cameras x {per_camera} viewers", "(no target; a wall's shape)",
+            cell("rtcc"), cell("naive"), cell("janus"),
+            f"naive {ratio.get('naive_over_rtcc', {}).get(str(cameras), '-')}x, "
+            f"Janus {ratio.get('janus_over_rtcc', {}).get(str(cameras), '-')}x",
+            "", f"`{command}`",
+        ])
+    return rows
+
+
+def ttff_rows(data: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    command = data["command"].strip()
+    for gop in sorted({r["gop_seconds"] for r in data["runs"]}):
+        by = {r["variant"]: r for r in data["runs"] if r["gop_seconds"] == gop}
+        if "rtcc" not in by:
+            continue
+
+        def cell(variant: str, by: dict[str, Any] = by) -> str:
+            run = by.get(variant)
+            if run is None:
+                return "-"
+            return f"p95 {ms(run['p95_ms'])} (p50 {ms(run['p50_ms'])}, max {ms(run['max_ms'])})"
+
+        rows.append([
+            f"time to first decoded frame, GOP {gop:g} s", "p95 < 400 ms",
+            cell("rtcc"), cell("naive"), cell("janus"), "",
+            verdict(by["rtcc"]["p95_ms"] < 400), f"`{command}`",
+        ])
+    return rows
+
+
+def latency_rows(data: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    command = data["command"].strip()
+    for viewers in sorted({r["viewers"] for r in data["runs"]}):
+        if viewers < 10:
+            continue
+        by = {r["variant"]: r for r in data["runs"] if r["viewers"] == viewers}
+        if "rtcc" not in by or "p95_ms" not in by["rtcc"]:
+            continue
+
+        def cell(variant: str, by: dict[str, Any] = by) -> str:
+            run = by.get(variant)
+            if run is None or "p95_ms" not in run:
+                return "-"
+            return f"p95 {ms(run['p95_ms'])} (p50 {ms(run['p50_ms'])}, max {ms(run['max_ms'])})"
+
+        target = "p95 < 30 ms at 100 viewers" if viewers == 100 else "(p95 < 30 ms at 100)"
+        rows.append([
+            f"latency added, capture to viewer, {viewers} viewers", target,
+            cell("rtcc"), cell("naive"), cell("janus"), "",
+            verdict(by["rtcc"]["p95_ms"] < 30) if viewers == 100 else "",
+            f"`{command}`",
+        ])
+    return rows
+
+
+def soak_rows(data: dict[str, Any]) -> list[list[str]]:
+    command = data["command"].strip()
+    growth = data.get("rss_growth_mib_per_minute_second_half")
+    minutes = data["minutes"]
+    return [
+        ["memory per viewer", "< 1 MiB", f"{data['memory_per_viewer_mib']:.2f} MiB "
+         f"(first viewers {data['memory_per_viewer_mib_first_viewers']:.2f})", "-", "-", "",
+         verdict(data["memory_per_viewer_mib"] < 1), f"`{command}`"],
+        [f"memory over a {minutes:g}-minute soak, {data['viewers']} viewers, "
+         f"{data['viewers_joined_in_total']} joins", "flat",
+         f"RSS {data['rss_mib_with_viewers_start']:.0f} -> {data['rss_mib_with_viewers_end']:.0f}"
+         f" MiB; second half {growth if growth is not None else '-'} MiB/min", "-", "-", "",
+         verdict(growth is not None and growth < 0.5), f"`{command}`"],
+        ["asyncio tasks once every viewer has left", "back to the start",
+         f"{data['tasks_after_all_left']} (start {data['tasks_no_viewers']}, during "
+         f"{data['tasks_during_churn_min_max']})", "-", "-", "",
+         verdict(data["tasks_after_all_left"] <= data["tasks_no_viewers"]), f"`{command}`"],
+    ]
+
+
+def ingest_rows(data: dict[str, Any]) -> list[list[str]]:
+    marginal = data.get("marginal", {})
+    ours = marginal.get("rtsp_source", {}).get("cameras_per_core")
+    floor = marginal.get("pyav_floor", {}).get("cameras_per_core")
+    return [["ingest cameras per core, demux only (" + data.get("stream", "") + ")",
+             ">= 150 cameras per core",
+             f"{ours} (marginal)" if ours else "-", "-", "-",
+             f"bare PyAV demux loop: {floor}" if floor else "",
+             verdict(ours is not None and ours >= 150), f"`{data.get('command', '')}`"]]
+
+
+def table(prefix: str) -> str:
+    header = ["figure", "target", "this relay", "naive aiortc", "Janus", "ratios",
+              "verdict", "command"]
+    rows: list[list[str]] = []
+    for name, build in (("relay_fanout", fanout_rows), ("relay_cameras", cameras_rows),
+                        ("relay_ttff", ttff_rows), ("relay_latency", latency_rows),
+                        ("relay_soak", soak_rows), ("ingest_demux", ingest_rows)):
+        data = load(prefix, name)
+        if data is not None:
+            rows.extend(build(data))
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n\nCPU in millicores (m = 0.001 of a core): utime + stime of the "\
+        "server process, all threads.\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks report", description=__doc__)
+    parser.add_argument("--write", action="store_true")
+    parser.add_argument("--prefix", default="")
+    args = parser.parse_args(argv)
+    text = table(args.prefix)
+    print(text)
+    if args.write:
+        document = RESULTS_MD.read_text() if RESULTS_MD.exists() else f"{BEGIN}\n{END}\n"
+        if BEGIN not in document or END not in document:
+            document += f"\n{BEGIN}\n{END}\n"
+        head, rest = document.split(BEGIN, 1)
+        _, tail = rest.split(END, 1)
+        RESULTS_MD.write_text(f"{head}{BEGIN}\n{text}{END}{tail}")
+
+
+if __name__ == "__main__":
+    main()

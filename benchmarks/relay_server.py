@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import fractions
 import os
 import random
@@ -62,8 +63,12 @@ def add_stats_route(app: web.Application, viewers: object) -> None:
     @public()
     async def stats(request: web.Request) -> web.Response:
         count = viewers() if callable(viewers) else 0
-        return web.json_response({"rss": resident_bytes(), "tasks": len(asyncio.all_tasks()),
-                                  "viewers": count, "time": time.time()})
+        tasks = asyncio.all_tasks()
+        kinds = collections.Counter(t.get_name().split(":")[0] + ":" + t.get_name().split(":")[-1]
+                                    for t in tasks)
+        return web.json_response({"rss": resident_bytes(), "tasks": len(tasks),
+                                  "task_kinds": dict(kinds), "viewers": count,
+                                  "time": time.time()})
 
     app.router.add_get("/bench/stats", stats)
 

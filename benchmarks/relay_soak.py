@@ -48,6 +48,7 @@ def sample(peer: Peer, start: float, phase: str) -> dict[str, Any]:
     user, system = process_times(peer.pid)
     return {"t": round(time.monotonic() - start, 1), "phase": phase,
             "rss_mib": round(stats["rss"] / MIB, 2), "tasks": stats["tasks"],
+            "task_kinds": stats.get("task_kinds", {}),
             "viewers": stats["viewers"], "cpu_seconds": round(user + system, 2)}
 
 

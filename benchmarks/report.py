@@ -199,7 +199,8 @@ def ingest_rows(data: dict[str, Any]) -> list[list[str]]:
              ">= 150 cameras per core",
              f"{ours} (marginal)" if ours else "-", "-", "-",
              f"bare PyAV demux loop: {floor}" if floor else "",
-             verdict(ours is not None and ours >= 150), f"`{data.get('command', '')}`"]]
+             verdict(None if ours is None else ours >= 150),
+             f"`{data.get('command', '')}`"]]
 
 
 def table(prefix: str) -> str:

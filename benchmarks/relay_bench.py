@@ -56,6 +56,9 @@ def _readline(stream: IO[str], what: str) -> str:
 def available_variants(requested: str) -> list[str]:
     variants = []
     for variant in requested.split(","):
+        if variant.startswith("rtcc@"):
+            variants.append(variant)
+            continue
         if variant not in VARIANTS:
             raise SystemExit(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
         if variant == "janus" and (why := janus_available()):
@@ -89,12 +92,14 @@ class Peer:
         if self.variant == "janus":
             self._start_janus()
         else:
+            cwd = self._checkout() if self.variant.startswith("rtcc@") else None
+            variant = "rtcc" if cwd else self.variant
             command = [sys.executable, "-m", "benchmarks.relay_server", "--variant",
-                       self.variant, "--clip", str(self.clip), "--cameras", str(self.cameras)]
+                       variant, "--clip", str(self.clip), "--cameras", str(self.cameras)]
             if self.stamp:
                 command.append("--stamp")
             self._server = subprocess.Popen(command, stdin=subprocess.PIPE,
-                                            stdout=subprocess.PIPE, text=True)
+                                            stdout=subprocess.PIPE, text=True, cwd=cwd)
             assert self._server.stdout is not None
             while True:
                 line = _readline(self._server.stdout, f"the {self.variant} server")
@@ -103,6 +108,21 @@ class Peer:
                     break
             self.pid = self._server.pid
         return self
+
+    def _checkout(self) -> Path:
+        """``rtcc@REV``: the ``relay`` package as committed at REV (``git archive``, the work
+        tree is not touched) beside this tree's ``rtcc`` and ``benchmarks``, to measure an
+        earlier relay side by side with the current one."""
+        revision = self.variant.split("@", 1)[1]
+        root = Path(__file__).resolve().parent.parent
+        self._workdir = Path(tempfile.mkdtemp(prefix="rtcc-relay-"))
+        archive = subprocess.run(["git", "-C", str(root), "archive", revision, "relay"],
+                                 check=True, capture_output=True, timeout=60).stdout
+        subprocess.run(["tar", "-x", "-C", str(self._workdir)], input=archive, check=True,
+                       timeout=60)
+        for package in ("rtcc", "benchmarks"):
+            (self._workdir / package).symlink_to(root / package)
+        return self._workdir
 
     def _start_janus(self) -> None:
         self._workdir = Path(tempfile.mkdtemp(prefix="rtcc-janus-"))

@@ -3,7 +3,8 @@
 ``python -m benchmarks.relay_server --variant rtcc|naive --clip CLIP.ts [--cameras N]
 [--stamp]`` serves WHEP at ``/whep/cam1`` ... ``/whep/camN`` on a free port, prints
 ``READY <port>`` and runs until its stdin closes. ``GET /bench/stats`` answers the process's
-resident memory, its asyncio task count and its viewer count (the soak benchmark samples it).
+resident memory, its asyncio task count (HTTP keep-alive connections counted apart) and its
+viewer count (the soak benchmark samples it).
 
 * ``rtcc``: the project's ``relay`` over a ``StreamHub`` whose cameras replay the clip in real
   time (``ReplaySource``, preloaded: the camera is live before the first viewer).
@@ -63,10 +64,14 @@ def add_stats_route(app: web.Application, viewers: object) -> None:
     @public()
     async def stats(request: web.Request) -> web.Response:
         count = viewers() if callable(viewers) else 0
-        tasks = asyncio.all_tasks()
-        kinds = collections.Counter(t.get_name().split(":")[0] + ":" + t.get_name().split(":")[-1]
-                                    for t in tasks)
+        # HTTP keep-alive connections (aiohttp's RequestHandler tasks) belong to the clients'
+        # connection pools, not to the viewers: they are counted apart
+        tasks = [t for t in asyncio.all_tasks()
+                 if t.get_coro().__qualname__ != "RequestHandler.start"]  # type: ignore[union-attr]
+        kinds = collections.Counter(
+            t.get_name().split(":")[0] + ":" + t.get_name().split(":")[-1] for t in tasks)
         return web.json_response({"rss": resident_bytes(), "tasks": len(tasks),
+                                  "http_connections": len(asyncio.all_tasks()) - len(tasks),
                                   "task_kinds": dict(kinds), "viewers": count,
                                   "time": time.time()})
 

@@ -7,6 +7,9 @@ from __future__ import annotations
 import ast
 import asyncio
 import logging
+import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from urllib.parse import quote
@@ -186,6 +189,41 @@ async def test_camera_registered_with_a_canary_password_never_shows_it(
     mine = [leak for leak in canary_state.capture.leaks if leak.test == request.node.nodeid]
     assert not mine, "\n".join(leak.describe() for leak in mine)
     assert canary_state.capture.uses["camsim-password"] >= 1
+
+
+LEAKY_RUN = """
+import logging
+from tests.fixtures.canary import CAMSIM_PASSWORD
+
+def test_clean(tmp_path):
+    (tmp_path / "clean.txt").write_text("nothing to see")
+
+def test_leaks_into_a_log_line_and_a_file(tmp_path):
+    logging.getLogger("rtcc.leaky").warning("pulling rtsp://viewer:%s@cam/", CAMSIM_PASSWORD)
+    (tmp_path / "store.sqlite3").write_bytes(b"\\x00" + CAMSIM_PASSWORD.encode())
+"""
+
+
+def test_a_leak_fails_the_whole_session_with_a_report() -> None:
+    """The plugin on its own in a separate pytest run: the tests pass, the session fails."""
+    with tempfile.TemporaryDirectory(prefix="canary-session-") as scratch:  # not under basetemp
+        root = Path(scratch)
+        (root / "test_leaky.py").write_text(LEAKY_RUN)
+        run = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "tests.fixtures.canary",
+             "-p", "no:cacheprovider", f"--basetemp={root / 'basetemp'}", "--rootdir", scratch,
+             str(root / "test_leaky.py")],
+            cwd=TESTS.parent, capture_output=True, text=True, timeout=120, check=False,
+            env={**os.environ, "PYTHONPATH": str(TESTS.parent)},
+        )
+    output = run.stdout + run.stderr
+    assert run.returncode == 1, output
+    assert "2 passed" in output
+    assert "LEAK(S)" in output
+    assert "log: rtcc.leaky WARNING (test test_leaky.py::test_leaks_into_a_log_line" in output
+    assert "file: test_leaks_into_a_log_line_and0/store.sqlite3" in output
+    assert "<camsim-password>" in output
+    assert CAMSIM_PASSWORD not in output
 
 
 def _secret_literals(tree: ast.AST) -> list[tuple[int, str]]:

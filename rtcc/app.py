@@ -22,7 +22,7 @@ from rtcc.evidence import evidence_context
 from rtcc.hub import StreamHub
 from rtcc.security import add_routes as add_security_routes
 from rtcc.security import security_context, security_middleware
-from rtcc.security_headers import security_headers_middleware
+from rtcc.security_headers import security_headers_on_prepare
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +35,10 @@ async def _hub_context(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[security_headers_middleware, security_middleware],
+    app = web.Application(middlewares=[security_middleware],
                           client_max_size=16 * 1024**2)
     app[SETTINGS] = settings
+    app.on_response_prepare.append(security_headers_on_prepare)
     app.cleanup_ctx.append(security_context)  # first in, last out: audits the others' shutdown
     app.cleanup_ctx.append(catalog.catalog_context)  # needs SECRET_BOX
     app.cleanup_ctx.append(_hub_context)

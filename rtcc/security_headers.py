@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
 _CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -14,8 +13,6 @@ _HSTS = "max-age=31536000"
 
 
 def apply_security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    if response.prepared:
-        return
     response.headers.setdefault("Content-Security-Policy", _CSP)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("X-Frame-Options", "DENY")
@@ -27,12 +24,9 @@ def apply_security_headers(request: web.Request, response: web.StreamResponse) -
         response.headers.setdefault("Strict-Transport-Security", _HSTS)
 
 
-@web.middleware
-async def security_headers_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        response = await handler(request)
-    except web.HTTPException as exc:
-        apply_security_headers(request, exc)
-        raise
+async def security_headers_on_prepare(
+    request: web.Request, response: web.StreamResponse
+) -> None:
+    """``on_response_prepare`` signal: runs for every answer just before its headers are sent,
+    streamed ones (exports, live feeds, downloads) and refusals included."""
     apply_security_headers(request, response)
-    return response

@@ -1,6 +1,7 @@
 """Accounts, roles, sessions, consent on every media path, and the tamper-evident audit log.
 
-Wiring (``rtcc.app.create_app``): ``security_middleware`` inside ``security_headers_middleware``,
+Wiring (``rtcc.app.create_app``): ``security_middleware`` (headers come from
+``rtcc.security_headers.security_headers_on_prepare``),
 ``security_context`` in ``cleanup_ctx``, ``add_routes(app)``. Media paths use
 ``app[rtcc.appkeys.MEDIA_ACCESS]``; the owner portal reports consent changes with
 ``consent_changed(request, before, after)``, which ends the camera's open sessions.

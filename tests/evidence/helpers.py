@@ -27,7 +27,7 @@ from rtcc.security import add_routes as add_security_routes
 from rtcc.security import security_context, security_middleware
 from rtcc.security.principal import CLOCK
 from rtcc.security.store import Clock
-from rtcc.security_headers import security_headers_middleware
+from rtcc.security_headers import security_headers_on_prepare
 from tests.security.harness import Directory
 
 FPS = 15
@@ -101,7 +101,8 @@ async def _empty_hub(app: web.Application) -> AsyncIterator[None]:
 def evidence_app(settings: Settings, directory: Directory, *,
                  clock: Clock | None = None) -> web.Application:
     """The security core, an empty hub and the evidence core, with their routes."""
-    app = web.Application(middlewares=[security_headers_middleware, security_middleware])
+    app = web.Application(middlewares=[security_middleware])
+    app.on_response_prepare.append(security_headers_on_prepare)
     app[SETTINGS] = settings
     app[CAMERA_DIRECTORY] = directory
     if clock is not None:

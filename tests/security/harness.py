@@ -15,7 +15,7 @@ from rtcc.policy import Role, allow
 from rtcc.security import add_routes, consent_changed, security_context, security_middleware
 from rtcc.security.principal import CLOCK
 from rtcc.security.store import Clock
-from rtcc.security_headers import security_headers_middleware
+from rtcc.security_headers import security_headers_on_prepare
 from tests.hub.memory_source import MemorySource
 
 DIRECTORY = web.AppKey["Directory"]("test_directory")
@@ -68,7 +68,8 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
 
 def security_app(settings: Settings, *, clock: Clock | None = None,
                  directory: Directory | None = None) -> web.Application:
-    app = web.Application(middlewares=[security_headers_middleware, security_middleware])
+    app = web.Application(middlewares=[security_middleware])
+    app.on_response_prepare.append(security_headers_on_prepare)
     app[SETTINGS] = settings
     if clock is not None:
         app[CLOCK] = clock

@@ -7,7 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
 from aiohttp.test_utils import TestClient
 
 from rtcc.app import create_app
@@ -125,11 +124,6 @@ async def test_a_cross_site_websocket_upgrade_with_the_cookie_is_refused(
         assert "cross-origin" in await response.text()
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "rtcc/security_headers.py applies the headers in a middleware after the handler returns, "
-    "too late for answers the handler prepared itself (streamed exports, event streams): "
-    "GET /api/cameras/export goes out without nosniff, CSP or Cache-Control: no-store. "
-    "Fix: set them from app.on_response_prepare"))
 async def test_streamed_answers_carry_the_security_headers(
     tmp_path: Path, bootstrap_token: str, make_client: MakeClient
 ) -> None:

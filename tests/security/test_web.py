@@ -13,7 +13,7 @@ from rtcc.appkeys import SETTINGS
 from rtcc.policy import Role, public
 from rtcc.security import add_routes, security_context, security_middleware
 from rtcc.security.login_page import render_login
-from rtcc.security_headers import security_headers_middleware
+from rtcc.security_headers import security_headers_on_prepare
 from tests.fixtures.auth import (
     MakeClient,
     bearer,
@@ -182,7 +182,8 @@ async def test_a_route_without_a_policy_is_refused(
     async def open_route(request: web.Request) -> web.Response:
         return web.Response(text="hello")
 
-    app = web.Application(middlewares=[security_headers_middleware, security_middleware])
+    app = web.Application(middlewares=[security_middleware])
+    app.on_response_prepare.append(security_headers_on_prepare)
     app[SETTINGS] = security_settings(tmp_path)
     app.cleanup_ctx.append(security_context)
     add_routes(app)

@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from catalog import io, params
+from catalog.consent_changes import record_consent
 from catalog.errors import CameraExists, FieldError, ImportConflict, ImportRejected
 from catalog.geo import MAX_RADIUS_M
 from catalog.keys import CATALOG_EVENTS, CATALOG_STORE
@@ -197,8 +198,8 @@ def _feature_response(camera: Camera, status: int) -> web.Response:
 
 
 async def _after_write(request: web.Request, before: Camera | None, after: Camera) -> None:
-    if before is not None and before.sharing in _LIVE_LEVELS and after.sharing not in _LIVE_LEVELS:
-        _end_live_sessions(request, after.id, f"sharing changed to {after.sharing}")
+    await record_consent(request, before.consent() if before is not None else None,
+                         after.consent())
     kind = "camera.updated" if before is not None else "camera.created"
     await _publish(request, {"type": kind, "id": after.id, "camera": camera_public(after)})
 
@@ -293,9 +294,9 @@ async def import_cameras(request: web.Request) -> web.Response:
         return _error(409, f"import refused: {len(report)} camera(s) already registered, "
                       "nothing was written", "rows", "see rows", rows=report)
     for camera in cameras:
-        if camera.sharing not in _LIVE_LEVELS and previous.get(camera.id) is not None and \
-                previous[camera.id].sharing in _LIVE_LEVELS:
-            _end_live_sessions(request, camera.id, f"sharing changed to {camera.sharing}")
+        before = previous.get(camera.id)
+        if before is not None and before.consent() != camera.consent():
+            await record_consent(request, before.consent(), camera.consent())
     await _publish(request, {"type": "catalog.imported", "count": count, "mode": mode})
     return web.json_response({"imported": count, "mode": mode})
 

@@ -31,6 +31,7 @@ from typing import Any
 from aiohttp import web
 
 from catalog.api import json_errors
+from catalog.consent_changes import audit, record_consent
 from catalog.errors import FieldError
 from catalog.keys import CATALOG_EVENTS, CATALOG_STORE
 from catalog.model import Camera, Site, camera_public, owner_record, site_record
@@ -38,15 +39,12 @@ from catalog.owner_signup import SignupError, add_signup_route, parse_contact
 from catalog.query import MAX_PAGE, Filters
 from catalog.store import CatalogStore
 from catalog.validate import READ_ONLY_FIELDS, parse_camera
-from rtcc.access import CameraConsent
-from rtcc.appkeys import HUB, SECRET_BOX, SETTINGS
+from rtcc.appkeys import SECRET_BOX, SETTINGS
 from rtcc.config import SharingLevel
 from rtcc.errors import UnsafeUrl
 from rtcc.policy import Role, allow
-from rtcc.security import check_camera_url, consent_changed
-from rtcc.security.audit import AuditWriteError
-from rtcc.security.media_access import consent_summary
-from rtcc.security.principal import client_address, require_principal, security_core
+from rtcc.security import check_camera_url
+from rtcc.security.principal import require_principal, security_core
 
 log = logging.getLogger(__name__)
 
@@ -120,22 +118,8 @@ async def put_profile(request: web.Request) -> web.Response:
     except SignupError as exc:
         raise FieldError(exc.field, str(exc)) from None
     await _store(request).put_owner(owner)
-    _audit(request, "owner.profile", target=f"owner:{owner_id}", owner_id=owner_id)
+    audit(request, "owner.profile", target=f"owner:{owner_id}", owner_id=owner_id)
     return web.json_response({"owner_id": owner_id, "owner": owner_record(owner)})
-
-
-def _audit(request: web.Request, action: str, *, owner_id: str, target: str = "",
-           camera_id: str = "", details: dict[str, Any] | None = None) -> None:
-    principal = require_principal(request)
-    try:
-        security_core(request).audit.append(
-            actor=principal.username, role=str(principal.role), action=action, target=target,
-            camera_id=camera_id, owner_id=owner_id, source=client_address(request),
-            details=details)
-    except AuditWriteError:
-        raise web.HTTPServiceUnavailable(
-            text='{"error": "the audit log cannot be written, so nothing was changed"}',
-            content_type="application/json") from None
 
 
 # -- sites ------------------------------------------------------------------------------------
@@ -184,7 +168,7 @@ async def create_site(request: web.Request) -> web.Response:
     site = _site_fields(await _body(request),
                         Site(id="site-" + secrets.token_hex(5), owner_id=owner_id))
     await _store(request).put_site(site)
-    _audit(request, "site.create", target=f"site:{site.id}", owner_id=owner_id)
+    audit(request, "site.create", target=f"site:{site.id}", owner_id=owner_id)
     return web.json_response(site_record(site), status=201)
 
 
@@ -207,7 +191,7 @@ async def delete_site(request: web.Request) -> web.Response:
         return _error(409, "cameras are registered at this site; move or remove them first",
                       "id")
     await _store(request).delete_site(site.id)
-    _audit(request, "site.delete", target=f"site:{site.id}", owner_id=owner_id)
+    audit(request, "site.delete", target=f"site:{site.id}", owner_id=owner_id)
     return web.Response(status=204)
 
 
@@ -297,35 +281,6 @@ async def _check_site(request: web.Request, camera: Camera, owner_id: str) -> No
         raise FieldError("site_id", "not one of your sites", "one of your site ids, or empty")
 
 
-def _narrows(before: CameraConsent | None, after: CameraConsent) -> bool:
-    """Whether viewers may now do less than before (their sessions must be checked again)."""
-    if before is None:
-        return True
-    if _LEVELS.index(after.sharing) < _LEVELS.index(before.sharing):
-        return True
-    if after.windows and (after.windows != before.windows or after.timezone != before.timezone):
-        return True
-    return before.ptz_allowed and not after.ptz_allowed
-
-
-async def _record_consent(request: web.Request, before: CameraConsent | None,
-                          after: CameraConsent) -> int:
-    """Audit the change; end the camera's sessions when it narrows consent. Sessions ended."""
-    if before == after:
-        return 0
-    if not _narrows(before, after):
-        _audit(request, "consent.change", camera_id=after.camera_id, owner_id=after.owner_id,
-               details={"before": consent_summary(before), "after": consent_summary(after)})
-        return 0
-    try:
-        return await consent_changed(request, before, after)
-    except web.HTTPServiceUnavailable:
-        hub = request.config_dict.get(HUB)
-        if hub is not None:  # unaudited, but the owner's revocation still takes effect
-            hub.close_camera_sessions(after.camera_id, "consent changed")
-        raise
-
-
 @owner_only
 @json_errors
 async def list_cameras(request: web.Request) -> web.Response:
@@ -358,7 +313,7 @@ async def create_camera(request: web.Request) -> web.Response:
     await _check_site(request, camera, owner_id)
     await _check_urls(request, camera)
     await _store(request).create(camera)
-    await _record_consent(request, None, camera.consent())
+    await record_consent(request, None, camera.consent())
     await _publish(request, {"type": "camera.created", "id": camera.id,
                              "camera": camera_public(camera)})
     response = web.json_response({"camera": _camera_json(camera), "sessions_ended": 0},
@@ -389,7 +344,7 @@ async def patch_camera(request: web.Request) -> web.Response:
     if camera.profiles != before.profiles or camera.sharing != before.sharing:
         await _check_urls(request, camera)
     await _store(request).put(camera)
-    ended = await _record_consent(request, before.consent(), camera.consent())
+    ended = await record_consent(request, before.consent(), camera.consent())
     await _publish(request, {"type": "camera.updated", "id": camera.id,
                              "camera": camera_public(camera)})
     return web.json_response({"camera": _camera_json(camera), "sessions_ended": ended})
@@ -404,8 +359,8 @@ async def delete_camera(request: web.Request) -> web.Response:
     withdrawn = dataclasses.replace(before, sharing=SharingLevel.REGISTRY_ONLY, windows=(),
                                     ptz_allowed=False)
     await _store(request).delete(camera.id)
-    ended = await _record_consent(request, before, withdrawn)
-    _audit(request, "camera.delete", camera_id=camera.id, owner_id=owner_id,
+    ended = await record_consent(request, before, withdrawn)
+    audit(request, "camera.delete", camera_id=camera.id, owner_id=owner_id,
            details={"name": camera.name})
     await _publish(request, {"type": "camera.deleted", "id": camera.id})
     return web.json_response({"deleted": camera.id, "sessions_ended": ended})

@@ -197,7 +197,9 @@ def check_stream_url(value: object, field: str) -> str:
         raise FieldError(field, "must be an rtsp:// or rtsps:// URL", allowed)
     if len(value) > 2048 or any(ord(c) <= 32 or ord(c) == 127 for c in value):
         raise FieldError(field, "too long or contains spaces or control characters", allowed)
-    if "@" in value.split("//", 1)[1].split("/", 1)[0]:
+    # Any "@" is refused, not only one in the authority: "rtsp://user:pa/ss@host/" parses as a
+    # host "user" with a path holding the password, which would then be stored in clear.
+    if "@" in value:
         raise FieldError(field, "put credentials in username and password, not in the URL",
                          allowed)
     return value

@@ -288,6 +288,13 @@ async def ptz(request: web.Request) -> web.Response:
         consent = await directory.consent_of(camera.camera_id) if directory else None
         if consent is None or not consent.ptz_allowed:
             return json_error(403, "the owner does not allow PTZ control of this camera")
+        # Moving a camera is using it: the same consent as a live view (sharing level, windows,
+        # incident, purpose), and the same audit trail.
+        access = request.config_dict.get(MEDIA_ACCESS)
+        if access is None:
+            return json_error(503, "the access check is not available")
+        grant = await access.open_view(request, camera.camera_id, "main")
+        await access.close_view(grant, "ptz command")
     if not camera.report.ptz:
         return json_error(409, "this camera has no PTZ")
     body = await _json_body(request)

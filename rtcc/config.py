@@ -63,7 +63,7 @@ class ProfileConfig(_Model):
     @field_validator("url")
     @classmethod
     def _no_inline_credentials(cls, value: str) -> str:
-        if "@" in value.split("//", 1)[-1].split("/", 1)[0]:
+        if "@" in value:  # also "rtsp://user:pa/ss@host/", where the password looks like a path
             raise ValueError(
                 "put the camera's credentials in 'username' and 'password', not in the URL"
             )

@@ -115,3 +115,12 @@ def test_check_config_command_reports_the_error(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert f"{path}: store: Value error, store must start with sqlite:/// or redis://" in result.stderr
+
+
+def test_a_password_with_a_slash_cannot_hide_in_the_url(tmp_path: Path) -> None:
+    text = CAMERA.format(sharing="live_always", password="x").replace(
+        "rtsp://192.0.2.10/main", "rtsp://viewer:pa/ss@192.0.2.10/main"
+    )
+    with pytest.raises(ConfigError) as error:
+        load_settings(write(tmp_path, text))
+    assert "not in the URL" in str(error.value)

@@ -100,8 +100,17 @@ async def test_hostile_and_broken_cameras_fail_alone_snapshot_and_ptz(
             assert status == 403, body
             assert "does not allow PTZ" in body["error"]
             server.directory.consents[camera_id] = CameraConsent(
+                camera_id, "mall", SharingLevel.REGISTRY_ONLY, ptz_allowed=True)
+            status, body = await api.call(
+                "POST", f"/api/agent-cameras/{camera_id}/ptz?purpose=test", analyst, json=move)
+            assert status == 403, body  # PTZ allowed, but the camera is not shared live
+            server.directory.consents[camera_id] = CameraConsent(
                 camera_id, "mall", SharingLevel.LIVE_ALWAYS, ptz_allowed=True)
-            await api.ok("POST", f"/api/agent-cameras/{camera_id}/ptz", analyst, json=move)
+            status, body = await api.call("POST", f"/api/agent-cameras/{camera_id}/ptz",
+                                          analyst, json=move)
+            assert status == 400, body  # moving a camera needs a purpose, like viewing it
+            await api.ok("POST", f"/api/agent-cameras/{camera_id}/ptz?purpose=test", analyst,
+                         json=move)
             await api.ok("POST", f"/api/agent-cameras/{camera_id}/ptz", owner,
                          json={"action": "stop"})
             await wait_for(lambda: sim.count("ptz-move", "Parking PTZ") == 1

@@ -114,6 +114,7 @@ async def test_bad_query_names_the_field(client: Client, query: dict[str, str], 
     ({"timezone": "Mars/Olympus"}, "timezone", "IANA"),
     ({"profiles": {"main": {"url": "http://cam/"}}}, "profiles.main.url", "rtsp://"),
     ({"profiles": {"main": {"url": "rtsp://u:p@cam/"}}}, "profiles.main.url", "credentials"),
+    ({"profiles": {"main": {"url": "rtsp://u:pa/ss@cam/"}}}, "profiles.main.url", "credentials"),
     ({"profiles": {"third": {"url": "rtsp://cam/"}}}, "profiles.third", "main, sub"),
     ({"password_ciphertext": "x"}, "password_ciphertext", "profiles"),
 ])

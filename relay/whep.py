@@ -33,8 +33,10 @@ from rtcc.errors import (
 )
 from rtcc.hub import Stream, Subscription
 from rtcc.policy import Role, allow, public, staff
+from rtcc.security.principal import SECURITY, principal_of
 
 log = logging.getLogger(__name__)
+_SUPERVISORS = frozenset({Role.ADMIN, Role.SUPERVISOR})
 
 STATIC = Path(__file__).parent / "static"
 VIEW_ROLES = (Role.ADMIN, Role.SUPERVISOR, Role.ANALYST, Role.INVESTIGATOR, Role.OWNER)
@@ -216,9 +218,23 @@ async def _close_grant(request: web.Request, grant: ViewGrant, reason: str) -> N
 async def whep_delete(request: web.Request) -> web.Response:
     registry = request.app[SESSIONS]
     session = registry.get(request.match_info["session_id"])
-    if session is None or session.camera_id != request.match_info["camera_id"]:
+    principal = principal_of(request)
+    supervising = principal is not None and principal.role in _SUPERVISORS
+    own = session is not None and (
+        # Without the accounts layer (the relay served on its own) the caller is the viewer.
+        SECURITY not in request.config_dict
+        or (principal is not None and session.grant.user == principal.username)
+    )
+    if session is None or session.camera_id != request.match_info["camera_id"] or not (
+        own or supervising
+    ):
+        # Someone else's session looks exactly like one that does not exist.
         raise _error(request, web.HTTPNotFound, "no such WHEP session (it may have ended)")
-    await session.aclose("viewer ended the session")
+    if own:
+        await session.aclose("viewer ended the session")
+    else:
+        assert principal is not None
+        await session.aclose(f"ended by {principal.role} {principal.username}")
     return web.Response(status=200, text="session ended", headers=_cors(request, {}))
 
 
@@ -241,7 +257,18 @@ async def whep_options(request: web.Request) -> web.Response:
 
 @staff()
 async def sessions_stats(request: web.Request) -> web.Response:
-    return web.json_response(request.app[SESSIONS].stats())
+    stats = request.app[SESSIONS].stats()
+    principal = principal_of(request)
+    if SECURITY in request.config_dict and (
+        principal is None or principal.role not in _SUPERVISORS
+    ):
+        # Session ids end sessions: staff see only their own; supervisors see everyone's.
+        mine = principal.username if principal is not None else None
+        sessions = stats.get("sessions")
+        if isinstance(sessions, list):
+            stats["sessions"] = [item for item in sessions
+                                 if isinstance(item, dict) and item.get("user") == mine]
+    return web.json_response(stats)
 
 
 @public()

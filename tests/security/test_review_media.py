@@ -85,11 +85,6 @@ async def test_a_live_view_needs_a_purpose_and_is_audited_first(wall: Wall) -> N
     assert len(stopped) == 1
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "relay/whep.py whep_delete ends any session whose id the caller knows, for any viewing "
-    "role, and GET /api/relay/sessions shows every session id to all staff: one analyst can "
-    "end another's live view (audited as the viewer's own 'viewer ended the session'). Fix: "
-    "only the grant's user (or a supervisor/admin, audited as such) may DELETE"))
 async def test_only_the_viewer_can_end_a_live_view(wall: Wall) -> None:
     async with aiohttp.ClientSession() as http:
         viewer = WhepViewer(wall.base, CAMERA, headers=wall.alice,

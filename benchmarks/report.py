@@ -49,7 +49,7 @@ def fanout_rows(data: dict[str, Any]) -> list[list[str]]:
     ratios = data.get("other_over_rtcc_cpu_per_full_rate_viewer", {})
     command = data["command"].strip()
     for viewers in counts:
-        if viewers < 50:
+        if viewers < 10:
             continue
         by = {r["variant"]: r for r in summary if r["viewers_requested"] == viewers}
         ours = by.get("rtcc")
@@ -89,6 +89,32 @@ def fanout_rows(data: dict[str, Any]) -> list[list[str]]:
             "marginal CPU per additional viewer (slope over all counts)", "<= 3 m",
             mc(marginal.get("rtcc")), mc(marginal.get("naive")), mc(marginal.get("janus")),
             "", verdict(marginal.get("rtcc", 1) <= 0.003), f"`{command}`",
+        ])
+    return rows
+
+
+def before_after_rows(data: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    command = data["command"].strip()
+    summary = data["summary"]
+    before = next((r["variant"] for r in summary if r["variant"].startswith("rtcc@")), None)
+    for viewers in sorted({r["viewers_requested"] for r in summary}):
+        by = {r["variant"]: r for r in summary if r["viewers_requested"] == viewers}
+        if "rtcc" not in by or before not in by:
+            continue
+        ours, old = by["rtcc"], by[before]
+        naive = by.get("naive")
+        gain = old["server_cores_per_viewer"] / ours["server_cores_per_viewer"]
+        rows.append([
+            f"relay before this work ({before}) and now, 1 camera x {viewers} viewers",
+            "(before: 2.0x less than naive at 30 viewers)",
+            f"{mc(ours['server_cores_per_viewer'])} now, {mc(old['server_cores_per_viewer'])}"
+            f" before ({gain:.2f}x less CPU)",
+            mc(naive["server_cores_per_viewer"]) if naive else "-", "-",
+            (f"naive {naive['server_cores_per_viewer'] / ours['server_cores_per_viewer']:.2f}x"
+             f" now, {naive['server_cores_per_viewer'] / old['server_cores_per_viewer']:.2f}x"
+             " before") if naive else "",
+            "", f"`{command}`",
         ])
     return rows
 
@@ -207,7 +233,8 @@ def table(prefix: str) -> str:
     header = ["figure", "target", "this relay", "naive aiortc", "Janus", "ratios",
               "verdict", "command"]
     rows: list[list[str]] = []
-    for name, build in (("relay_fanout", fanout_rows), ("relay_cameras", cameras_rows),
+    for name, build in (("relay_fanout", fanout_rows), ("relay_before_after", before_after_rows),
+                        ("relay_cameras", cameras_rows),
                         ("relay_ttff", ttff_rows), ("relay_latency", latency_rows),
                         ("relay_soak", soak_rows), ("ingest_demux", ingest_rows)):
         data = load(prefix, name)

@@ -18,25 +18,30 @@ import time
 
 from benchmarks.relay_bench import RESULTS_DIR, load_average
 
-FULL = {
-    "relay_fanout": ["--viewers", "1,10,50,100,200", "--repeat", "2", "--seconds", "10"],
-    "relay_cameras": ["--cameras", "10,25,50", "--per-camera", "2"],
-    "relay_ttff": ["--trials", "20", "--gops", "1,4"],
-    "relay_latency": ["--viewers", "1,10,50,100"],
-    "relay_soak": ["--viewers", "40", "--churn", "4", "--period", "10"],
-    "relay_profile": ["--viewers", "100", "--seconds", "20"],
-    "ingest_demux": ["--cameras", "4,10", "--width", "640", "--height", "360"],
-}
-QUICK = {
-    "relay_fanout": ["--viewers", "1,20", "--seconds", "4", "--warmup", "2"],
-    "relay_cameras": ["--cameras", "4", "--seconds", "4", "--warmup", "2"],
-    "relay_ttff": ["--trials", "3", "--gops", "1"],
-    "relay_latency": ["--viewers", "4", "--seconds", "4", "--warmup", "2"],
-    "relay_soak": ["--viewers", "6", "--churn", "2", "--period", "5", "--sample", "5",
-                   "--per-process", "3"],
-    "relay_profile": ["--viewers", "10", "--seconds", "5"],
-    "ingest_demux": ["--cameras", "2", "--width", "640", "--height", "360", "--seconds", "4"],
-}
+BEFORE = "b20d773"
+"""The relay as first committed (issue 4), measured beside the current one."""
+
+FULL: list[tuple[str, list[str]]] = [
+    ("relay_fanout", ["--viewers", "1,10,50,100,200", "--repeat", "2", "--seconds", "10"]),
+    ("relay_fanout", ["--viewers", "30,100", "--variants", f"rtcc,rtcc@{BEFORE},naive",
+                      "--repeat", "3", "--seconds", "10", "--name", "relay_before_after"]),
+    ("relay_cameras", ["--cameras", "10,25,50", "--per-camera", "2"]),
+    ("relay_ttff", ["--trials", "20", "--gops", "1,4"]),
+    ("relay_latency", ["--viewers", "1,10,50,100"]),
+    ("relay_soak", ["--viewers", "40", "--churn", "4", "--period", "10"]),
+    ("relay_profile", ["--viewers", "100", "--seconds", "20"]),
+    ("ingest_demux", ["--cameras", "4,10", "--width", "640", "--height", "360"]),
+]
+QUICK: list[tuple[str, list[str]]] = [
+    ("relay_fanout", ["--viewers", "1,20", "--seconds", "4", "--warmup", "2"]),
+    ("relay_cameras", ["--cameras", "4", "--seconds", "4", "--warmup", "2"]),
+    ("relay_ttff", ["--trials", "3", "--gops", "1"]),
+    ("relay_latency", ["--viewers", "4", "--seconds", "4", "--warmup", "2"]),
+    ("relay_soak", ["--viewers", "6", "--churn", "2", "--period", "5", "--sample", "5",
+                    "--per-process", "3"]),
+    ("relay_profile", ["--viewers", "10", "--seconds", "5"]),
+    ("ingest_demux", ["--cameras", "2", "--width", "640", "--height", "360", "--seconds", "4"]),
+]
 SAVES_ITS_OWN = {"relay_fanout", "relay_cameras", "relay_ttff", "relay_latency", "relay_soak",
                  "relay_profile"}
 
@@ -71,20 +76,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", default="")
     parser.add_argument("--skip", default="")
     args = parser.parse_args(argv)
-    plan = dict(QUICK if args.quick else FULL)
-    plan["relay_soak"] = [*plan["relay_soak"], "--minutes",
-                          str(0.5 if args.quick else args.soak_minutes)]
     only = {n for n in args.only.split(",") if n}
     skip = {n for n in args.skip.split(",") if n}
     prefix = "quick_" if args.quick else ""
     failed = []
-    for name, arguments in plan.items():
-        if (only and name not in only) or name in skip:
+    for name, arguments in QUICK if args.quick else FULL:
+        label = arguments[arguments.index("--name") + 1] if "--name" in arguments else name
+        if (only and label not in only) or label in skip:
             continue
+        if name == "relay_soak":
+            arguments = [*arguments, "--minutes", str(0.5 if args.quick else args.soak_minutes)]
         if name in SAVES_ITS_OWN and prefix:
-            arguments = [*arguments, "--name", prefix + name]
+            arguments = [*arguments, "--name", prefix + label]
         if not run(name, arguments, prefix):
-            failed.append(name)
+            failed.append(label)
     run("report", ["--prefix", prefix] if prefix else ["--write"])
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)

@@ -60,6 +60,16 @@ def resident_bytes() -> int:
     return pages * os.sysconf("SC_PAGE_SIZE")
 
 
+def _task_kind(task: asyncio.Task[object]) -> str:
+    """``relay:<camera>/<profile>:<session>:pump`` -> ``relay:pump``; unnamed tasks by the
+    function they run."""
+    name = task.get_name()
+    if name.startswith("Task-"):
+        return getattr(task.get_coro(), "__qualname__", "task")
+    parts = name.split(":")
+    return f"{parts[0]}:{parts[-1]}"
+
+
 def add_stats_route(app: web.Application, viewers: object) -> None:
     @public()
     async def stats(request: web.Request) -> web.Response:
@@ -68,8 +78,7 @@ def add_stats_route(app: web.Application, viewers: object) -> None:
         # connection pools, not to the viewers: they are counted apart
         tasks = [t for t in asyncio.all_tasks()
                  if t.get_coro().__qualname__ != "RequestHandler.start"]  # type: ignore[union-attr]
-        kinds = collections.Counter(
-            t.get_name().split(":")[0] + ":" + t.get_name().split(":")[-1] for t in tasks)
+        kinds = collections.Counter(_task_kind(t) for t in tasks)
         return web.json_response({"rss": resident_bytes(), "tasks": len(tasks),
                                   "http_connections": len(asyncio.all_tasks()) - len(tasks),
                                   "task_kinds": dict(kinds), "viewers": count,

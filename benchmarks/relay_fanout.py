@@ -20,6 +20,7 @@ from typing import Any
 
 from benchmarks.relay_bench import (
     CLIP_DIR,
+    RESULTS_DIR,
     Peer,
     ViewerPool,
     available_variants,
@@ -29,6 +30,8 @@ from benchmarks.relay_bench import (
     save,
 )
 from benchmarks.relay_media import ClipSpec, make_clip
+
+TITLE = "One 720p30 2 Mbit/s camera to N viewers: server CPU"
 
 
 def measure(variant: str, viewers: int, args: argparse.Namespace, spec: ClipSpec
@@ -115,6 +118,12 @@ def plot(summary: list[dict[str, Any]], path: str, title: str) -> None:
         left.plot(xs, [1000 * r["server_cores_per_viewer"] for r in rows], marker="o",
                   label=variant)
         right.plot(xs, [r["server_cores"] for r in rows], marker="o", label=variant)
+        for row in rows:
+            share = row.get("delivered_share", 1.0)
+            if share is not None and share < 0.97:
+                right.annotate(f"{variant}: {100 * share:.0f}% of the stream delivered",
+                               (row["viewers"], row["server_cores"]), fontsize=8,
+                               textcoords="offset points", xytext=(-150, 8))
     left.axhline(3.0, color="grey", linestyle="--", linewidth=1, label="target (3 millicores)")
     left.set_xlabel("viewers")
     left.set_ylabel("server millicores per viewer")
@@ -140,7 +149,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--per-process", type=int, default=50,
                         help="viewers per viewer process")
     parser.add_argument("--name", default="relay_fanout", help="results file name")
+    parser.add_argument("--replot", action="store_true",
+                        help="draw the PNG again from the saved JSON, measure nothing")
     args = parser.parse_args(argv)
+    if args.replot:
+        path = RESULTS_DIR / f"{args.name}.json"
+        plot(json.loads(path.read_text())["summary"], str(path.with_suffix(".png")), TITLE)
+        return
     variants = available_variants(args.variants)
     spec = ClipSpec(gop_seconds=1.0)
     runs = []
@@ -168,8 +183,7 @@ def main(argv: list[str] | None = None) -> None:
         "runs": runs,
     }
     path = save(args.name, output)
-    plot(summary, str(path.with_suffix(".png")),
-         "One 720p30 2 Mbit/s camera to N viewers: server CPU")
+    plot(summary, str(path.with_suffix(".png")), TITLE)
     print(json.dumps(output, indent=2))
 
 

@@ -107,7 +107,7 @@ def before_after_rows(data: dict[str, Any]) -> list[list[str]]:
         gain = old["server_cores_per_viewer"] / ours["server_cores_per_viewer"]
         rows.append([
             f"relay before this work ({before}) and now, 1 camera x {viewers} viewers",
-            "(before: 2.0x less than naive at 30 viewers)",
+            "(the same relay before; naive aiortc beside)",
             f"{mc(ours['server_cores_per_viewer'])} now, {mc(old['server_cores_per_viewer'])}"
             f" before ({gain:.2f}x less CPU)",
             mc(naive["server_cores_per_viewer"]) if naive else "-", "-",
@@ -132,8 +132,8 @@ def cameras_rows(data: dict[str, Any]) -> list[list[str]]:
             run = by.get(variant)
             if run is None:
                 return "-"
-            text = (f"{run['server_cores']:.3f} cores ({run['server_cores_without_viewers']:.3f}"
-                    f" with no viewer)")
+            idle = max(0.0, run["server_cores_without_viewers"])
+            text = f"{run['server_cores']:.3f} cores ({idle:.3f} with no viewer)"
             if run.get("loss"):
                 text += f", loss {100 * run['loss']:.1f}%"
             return text

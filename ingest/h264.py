@@ -13,14 +13,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
+from rtcc.bitstream import BitReader, BitstreamError, unescape_rbsp
+
 START_CODE = b"\x00\x00\x00\x01"
 _SHORT_START = b"\x00\x00\x01"
 
 Codec = Literal["h264", "h265"]
-
-
-class BitstreamError(ValueError):
-    """The bytes are not the H.264/H.265 structure they claim to be."""
 
 
 class NalType(enum.IntEnum):
@@ -329,53 +327,6 @@ def parse_sprop_parameter_sets(value: str) -> ParameterSets:
 # -- SPS ------------------------------------------------------------------------------------
 
 
-def unescape_rbsp(nal: bytes) -> bytes:
-    """Remove emulation prevention bytes (00 00 03 -> 00 00)."""
-    if b"\x00\x00\x03" not in nal:
-        return nal
-    out = bytearray()
-    zeros = 0
-    for byte in nal:
-        if zeros >= 2 and byte == 3:
-            zeros = 0
-            continue
-        out.append(byte)
-        zeros = zeros + 1 if byte == 0 else 0
-    return bytes(out)
-
-
-class _BitReader:
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-        self._pos = 0
-
-    def bit(self) -> int:
-        byte = self._pos >> 3
-        if byte >= len(self._data):
-            raise BitstreamError("parameter set ends too early")
-        value = (self._data[byte] >> (7 - (self._pos & 7))) & 1
-        self._pos += 1
-        return value
-
-    def bits(self, count: int) -> int:
-        value = 0
-        for _ in range(count):
-            value = (value << 1) | self.bit()
-        return value
-
-    def ue(self) -> int:
-        zeros = 0
-        while self.bit() == 0:
-            zeros += 1
-            if zeros > 31:
-                raise BitstreamError("invalid Exp-Golomb code")
-        return (1 << zeros) - 1 + self.bits(zeros)
-
-    def se(self) -> int:
-        code = self.ue()
-        return (code + 1) // 2 if code & 1 else -(code // 2)
-
-
 _HIGH_PROFILES = frozenset({100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135})
 _PROFILE_NAMES = {
     66: "baseline",
@@ -424,7 +375,7 @@ class SpsInfo:
         return f"{self.profile_idc:02x}{self.constraint_flags:02x}{self.level_idc:02x}"
 
 
-def _skip_scaling_list(reader: _BitReader, size: int) -> None:
+def _skip_scaling_list(reader: BitReader, size: int) -> None:
     last = next_scale = 8
     for _ in range(size):
         if next_scale:
@@ -436,7 +387,7 @@ def parse_sps(nal: bytes) -> SpsInfo:
     """Profile, level, picture size and frame rate from an H.264 SPS NAL unit (with header)."""
     if len(nal) < 4 or nal[0] & 0x1F != NalType.SPS:
         raise BitstreamError("not an H.264 sequence parameter set")
-    reader = _BitReader(unescape_rbsp(nal[1:]))
+    reader = BitReader(unescape_rbsp(nal[1:]))
     profile_idc = reader.bits(8)
     constraints = reader.bits(8)
     level_idc = reader.bits(8)
@@ -494,7 +445,7 @@ def parse_sps(nal: bytes) -> SpsInfo:
     return SpsInfo(profile_idc, constraints, level_idc, width, height, fps)
 
 
-def _vui_fps(reader: _BitReader) -> float:
+def _vui_fps(reader: BitReader) -> float:
     if reader.bit() and reader.bits(8) == 255:  # aspect_ratio_info, Extended_SAR
         reader.bits(32)
     if reader.bit():  # overscan_info_present_flag
@@ -532,6 +483,6 @@ def starts_new_picture(nal: bytes, codec: Codec = "h264") -> bool:
     if len(nal) < 2:
         return True
     try:
-        return _BitReader(unescape_rbsp(nal[1:9])).ue() == 0
+        return BitReader(unescape_rbsp(nal[1:9])).ue() == 0
     except BitstreamError:
         return True

@@ -9,7 +9,8 @@ from fractions import Fraction
 import av.container
 
 from ingest import h264
-from ingest.h264 import BitstreamError, Codec, ParameterSets
+from ingest.h264 import Codec, ParameterSets
+from rtcc.bitstream import BitstreamError
 from rtcc.media import MediaInfo
 
 H265_WARNING = (

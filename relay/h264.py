@@ -8,6 +8,8 @@ notice B-frames.
 
 from __future__ import annotations
 
+from rtcc.bitstream import BitReader, unescape_rbsp
+
 NAL_SLICE = 1
 NAL_IDR = 5
 NAL_SEI = 6
@@ -130,43 +132,12 @@ def is_idr(nals: list[bytes]) -> bool:
     return any(nal and nal_type(nal) == NAL_IDR for nal in nals)
 
 
-class _BitReader:
-    __slots__ = ("_data", "_pos")
-
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-        self._pos = 0
-
-    def bit(self) -> int:
-        byte = self._pos >> 3
-        if byte >= len(self._data):
-            raise ValueError("slice header is truncated")
-        value = (self._data[byte] >> (7 - (self._pos & 7))) & 1
-        self._pos += 1
-        return value
-
-    def ue(self) -> int:
-        zeros = 0
-        while self.bit() == 0:
-            zeros += 1
-            if zeros > 31:
-                raise ValueError("invalid Exp-Golomb code")
-        value = 1
-        for _ in range(zeros):
-            value = (value << 1) | self.bit()
-        return value - 1
-
-
-def _unescape(data: bytes) -> bytes:
-    return data.replace(b"\x00\x00\x03", b"\x00\x00")
-
-
 def slice_type(nal: bytes) -> int | None:
     """The slice_type (0-4: P, B, I, SP, SI) of a coded slice NAL unit, or None."""
     if not nal or nal_type(nal) not in (NAL_SLICE, NAL_IDR):
         return None
     try:
-        reader = _BitReader(_unescape(nal[1:12]))
+        reader = BitReader(unescape_rbsp(nal[1:12]))
         reader.ue()  # first_mb_in_slice
         return reader.ue() % 5
     except ValueError:

@@ -12,7 +12,7 @@ import pytest
 
 from ingest import h264
 from ingest.access_units import DemuxedUnit, KeyframeJoiner, ParameterSetInjector
-from ingest.h264 import BitstreamError
+from rtcc.bitstream import BitstreamError
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs the ffmpeg binary")
 

@@ -35,8 +35,7 @@ import aiohttp
 from aiohttp import web
 from playwright.async_api import Page, async_playwright
 
-from ingest.camsim.runner import Camsim
-from rtcc.app import create_app
+from camsim.runner import Camsim
 from rtcc.config import (
     CameraConfig,
     CamsimCameraConfig,
@@ -48,7 +47,8 @@ from rtcc.config import (
     Settings,
     SharingLevel,
 )
-from rtcc.security import totp
+from security import totp
+from server.app import create_app
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

@@ -30,7 +30,7 @@ from typing import Any
 
 import av
 
-from ingest.camsim.runner import Camsim
+from camsim.runner import Camsim
 from ingest.handoff import LoopHandoff
 from ingest.rtsp import RtspSource, RtspTarget
 from rtcc.config import CamsimCameraConfig, CamsimConfig, IngestConfig

@@ -1,7 +1,7 @@
 """The camera catalog: cameras, owners, sites and consent on the map; geographic search over a
 SQLite (embedded) or Redis (scale-out) store; live camera status pushed to consoles.
 
-Wiring (in ``rtcc/app.py``), after the hub's and the security module's contexts::
+Wiring (in ``server/app.py``), after the hub's and the security module's contexts::
 
     app.cleanup_ctx.append(catalog_context)       # CATALOG_STORE, CAMERA_DIRECTORY
     app.cleanup_ctx.append(live_status_context)   # status from the hub, /api/events feed

@@ -10,10 +10,10 @@ from aiohttp import web
 from rtcc.access import CameraConsent
 from rtcc.appkeys import HUB
 from rtcc.config import SharingLevel
-from rtcc.security import consent_changed
-from rtcc.security.audit import AuditWriteError
-from rtcc.security.media_access import consent_summary
-from rtcc.security.principal import (
+from security import consent_changed
+from security.audit import AuditWriteError
+from security.media_access import consent_summary
+from security.principal import (
     SECURITY,
     client_address,
     require_principal,

@@ -12,11 +12,11 @@ the department decides (``owner_id``, ``preload``, ``record``).
 ``GET|PATCH|DELETE /api/owner/cameras/{id}``
 
 A directly reached camera gets an id made by the server and its stream URLs must pass
-``rtcc.security.check_camera_url``. A camera reached through the owner's agent keeps the id the
+``security.check_camera_url``. A camera reached through the owner's agent keeps the id the
 agent server gave it (``AGENTID-HASH``) and must belong to one of the owner's agents: the agent's
 account, ``agent-AGENTID``, is scoped to the same owner. Every consent change is audited; a change
 that narrows what viewers may do ends the camera's open sessions at once
-(``rtcc.security.consent_changed``). Refusals are ``{"error", "field", "allowed"}``.
+(``security.consent_changed``). Refusals are ``{"error", "field", "allowed"}``.
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ from rtcc.appkeys import SECRET_BOX, SETTINGS
 from rtcc.config import SharingLevel
 from rtcc.errors import UnsafeUrl
 from rtcc.policy import Role, allow
-from rtcc.security import check_camera_url
-from rtcc.security.principal import require_principal, security_core
+from security import check_camera_url
+from security.principal import require_principal, security_core
 
 log = logging.getLogger(__name__)
 

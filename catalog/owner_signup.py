@@ -26,12 +26,12 @@ from catalog.keys import CATALOG_STORE
 from catalog.model import Owner, owner_record
 from catalog.store import STORE_ERRORS
 from rtcc.policy import Role, public
-from rtcc.security.accounts import AccountError, Actor
-from rtcc.security.audit import AuditWriteError
-from rtcc.security.httpio import cookie_secure, read_fields
-from rtcc.security.passwords import password_problem
-from rtcc.security.principal import client_address, security_core
-from rtcc.security.sessions import set_session_cookie
+from security.accounts import AccountError, Actor
+from security.audit import AuditWriteError
+from security.httpio import cookie_secure, read_fields
+from security.passwords import password_problem
+from security.principal import client_address, security_core
+from security.sessions import set_session_cookie
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ from rtcc.access import CameraConsent
 from rtcc.appkeys import CAMERA_DIRECTORY, SETTINGS
 from rtcc.config import SharingLevel
 from rtcc.policy import staff
-from rtcc.security.consent import Decision, decide
-from rtcc.security.principal import require_principal, security_core
+from security.consent import Decision, decide
+from security.principal import require_principal, security_core
 
 MAX_CAMERAS = 100
 _CAMERA_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")

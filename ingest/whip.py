@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 
 from ingest.access_units import ParameterSetInjector
-from ingest.agent_registry import AgentCommandError, AgentOffline, AgentRegistry
+from ingest.agentlink.registry import AgentCommandError, AgentOffline, AgentRegistry
 from ingest.backoff import Backoff
 from ingest.mediainfo import complete_from_sps
 from ingest.whip_peer import WhipSession

@@ -13,11 +13,11 @@ import secrets
 
 from aiohttp import web
 
-from ingest.agent_service import AGENT_SERVICE, AgentService
+from ingest.agentlink.service import AGENT_SERVICE, AgentService
 from ingest.whip_peer import InvalidWhipOffer, WhipSession
 from rtcc.errors import CodecNotSupported
 from rtcc.policy import Role, allow
-from rtcc.security.principal import require_principal
+from security.principal import require_principal
 
 log = logging.getLogger(__name__)
 

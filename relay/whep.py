@@ -33,7 +33,7 @@ from rtcc.errors import (
 )
 from rtcc.hub import Stream, Subscription
 from rtcc.policy import Role, allow, public, staff
-from rtcc.security.principal import SECURITY, principal_of
+from security.principal import SECURITY, principal_of
 
 log = logging.getLogger(__name__)
 _SUPERVISORS = frozenset({Role.ADMIN, Role.SUPERVISOR})

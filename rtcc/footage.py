@@ -1,4 +1,4 @@
-"""Contract between footage requests (``rtcc.evidence``) and owners' agents (``ingest``).
+"""Contract between footage requests (``evidence``) and owners' agents (``ingest``).
 
 When a camera's item of a footage request is approved (by its owner or by the owner's policy),
 the evidence routes hand an ``ApprovedFootage`` to the ``FootageCourier`` the application

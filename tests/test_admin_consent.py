@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from rtcc.app import create_app
 from rtcc.appkeys import HUB
 from rtcc.config import SecurityConfig, Settings
+from server.app import create_app
 from tests.fixtures.auth import MakeClient, bearer
 from tests.fixtures.camsim import CamsimHandle
 

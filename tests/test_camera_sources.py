@@ -6,11 +6,11 @@ import pytest
 
 from ingest.handoff import LoopHandoff
 from ingest.rtsp import RtspTarget
-from rtcc.camera_sources import rtsp_source_factory
 from rtcc.config import IngestConfig, SecurityConfig
 from rtcc.errors import SourceUnavailable
 from rtcc.hub import StreamHub, StreamSettings
 from rtcc.media import StreamState
+from server.camera_sources import rtsp_source_factory
 from tests.fixtures.camsim import CamsimHandle
 
 

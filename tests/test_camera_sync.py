@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from rtcc.app import create_app
 from rtcc.appkeys import HUB
 from rtcc.config import SecurityConfig, Settings
 from rtcc.errors import CameraNotFound
+from server.app import create_app
 from tests.fixtures.auth import MakeClient, bearer
 from tests.fixtures.camsim import SECURE_PASSWORD, SECURE_USER, CamsimHandle
 

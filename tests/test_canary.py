@@ -18,9 +18,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from rtcc.app import create_app
 from rtcc.config import SecurityConfig, Settings
 from rtcc.policy import Role
+from server.app import create_app
 from tests.fixtures.auth import MakeClient, bearer, login, role_headers
 from tests.fixtures.canary import (
     CAMSIM_PASSWORD,

@@ -110,7 +110,7 @@ def test_unsafe_yaml_tags_are_refused(tmp_path: Path) -> None:
 def test_check_config_command_reports_the_error(tmp_path: Path) -> None:
     path = write(tmp_path, "store: postgres://x\n")
     result = subprocess.run(
-        [sys.executable, "-m", "rtcc", "check-config", str(path)],
+        [sys.executable, "-m", "server", "check-config", str(path)],
         capture_output=True, text=True, timeout=60, cwd=ROOT,
     )
     assert result.returncode == 2

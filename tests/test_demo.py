@@ -89,7 +89,7 @@ def demo(tmp_path: Path) -> Iterator[Demo]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "RTCC_BOOTSTRAP_TOKEN"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "rtcc", "demo", "--config", str(config), "--port", str(port)],
+        [sys.executable, "-m", "server", "demo", "--config", str(config), "--port", str(port)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
     )
     try:

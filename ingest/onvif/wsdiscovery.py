@@ -1,7 +1,7 @@
 """WS-Discovery (SOAP over UDP, 2005/04 as ONVIF uses it): Probe and ProbeMatches messages.
 
 Pure functions shared by the agent's prober (``ingest.onvif.discovery``) and the simulator's
-responder (``ingest.camsim.discovery_responder``). Incoming datagrams are parsed with
+responder (``camsim.discovery_responder``). Incoming datagrams are parsed with
 ``ingest.onvif.xmlsafe`` (no DTD, no entities).
 """
 

@@ -18,13 +18,13 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from ingest.agent_server import AGENT_TIMINGS
+from ingest.agentlink.wiring import AGENT_TIMINGS
 from ingest.whip import WhipTimings
 from rtcc.access import CameraConsent
-from rtcc.app import create_app
 from rtcc.appkeys import CAMERA_DIRECTORY, HUB
 from rtcc.config import HubConfig, Settings
 from rtcc.hub import StreamHub
+from server.app import create_app
 
 
 def free_port() -> int:
@@ -164,7 +164,7 @@ class AgentProcess:
         log = self.log_path.open("ab")
         try:
             self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "rtcc", "--log-level", "debug", "agent", *args,
+                sys.executable, "-m", "server", "--log-level", "debug", "agent", *args,
                 stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
                 env={**os.environ, **env}, start_new_session=True,
             )

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from ingest.camsim.onvif_runner import OnvifDeviceConfig, OnvifProfile
+from camsim.onvif_runner import OnvifDeviceConfig, OnvifProfile
 from rtcc.access import CameraConsent
 from rtcc.config import SharingLevel
 from tests.agent.harness import (

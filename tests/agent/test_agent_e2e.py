@@ -21,8 +21,8 @@ from urllib.parse import quote
 import aiohttp
 import pytest
 
-from ingest.agent_server import AGENT_SERVICE
-from ingest.camsim.onvif_runner import OnvifDeviceConfig, OnvifProfile
+from camsim.onvif_runner import OnvifDeviceConfig, OnvifProfile
+from ingest.agentlink.wiring import AGENT_SERVICE
 from rtcc.errors import CameraNotFound, StreamClosed
 from rtcc.hub import StreamHub, Subscription
 from rtcc.media import EncodedFrame

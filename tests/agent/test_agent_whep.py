@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from ingest.camsim.onvif_runner import OnvifDeviceConfig, OnvifProfile
+from camsim.onvif_runner import OnvifDeviceConfig, OnvifProfile
 from tests.agent.harness import (
     AgentProcess,
     Api,

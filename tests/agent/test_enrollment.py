@@ -12,13 +12,13 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
-from ingest.agent_protocol import CLOSE_REVOKED
-from ingest.agent_server import AGENT_SERVICE
-from rtcc.app import create_app
+from ingest.agentlink.wiring import AGENT_SERVICE
+from rtcc.agent_protocol import CLOSE_REVOKED
 from rtcc.appkeys import HUB
 from rtcc.errors import SourceUnavailable
 from rtcc.policy import Role
-from rtcc.security.principal import CLOCK
+from security.principal import CLOCK
+from server.app import create_app
 from tests.fixtures.auth import FakeClock, MakeClient, bearer, role_headers, security_settings
 
 CANARY = "inventory-Pa55-canary"

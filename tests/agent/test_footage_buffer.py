@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from ingest.agent.buffer import INDEX_FILE, BufferedCamera, BufferOptions, RollingBuffer
+from agent.buffer import INDEX_FILE, BufferedCamera, BufferOptions, RollingBuffer
+from evidence.segments import hash_file, iter_frames
+from evidence.store import SegmentRow
 from ingest.h264 import is_keyframe
 from rtcc.config import IngestConfig
-from rtcc.evidence.segments import hash_file, iter_frames
-from rtcc.evidence.store import SegmentRow
 from tests.agent.harness import wait_for
 from tests.fixtures.auth import FakeClock
 from tests.fixtures.camsim import CamsimHandle
@@ -34,7 +34,7 @@ def _closed(buffer: RollingBuffer) -> list[SegmentRow]:
 async def test_buffer_hashes_at_capture_and_evicts_by_age_size_and_disk(
     tmp_path: Path, camsim: CamsimHandle, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="ingest.agent.buffer")
+    caplog.set_level(logging.INFO, logger="agent.buffer")
     clock = FakeClock()
     options = BufferOptions(directory=tmp_path / "buffer", hours=1.0, segment_seconds=1.0,
                             min_free_bytes=0, upkeep_interval=3600.0)

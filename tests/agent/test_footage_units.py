@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from ingest import agent_protocol as proto
-from ingest.agent.footage import FootageUploader
-from ingest.agent.state import Credential
+from agent.footage import FootageUploader
+from agent.state import Credential
+from evidence.requests import Item, overall_status
+from rtcc import agent_protocol as proto
 from rtcc.config import SharingLevel
-from rtcc.evidence.requests import Item, overall_status
 from rtcc.footage import FOOTAGE_COURIER, ApprovedFootage
 from rtcc.policy import Role
 from tests.agent.harness import wait_for

@@ -22,10 +22,10 @@ from typing import Any
 import aiohttp
 import pytest
 
+from evidence import EVIDENCE
+from evidence.store import EvidenceStore
 from rtcc.access import CameraConsent
 from rtcc.config import SharingLevel
-from rtcc.evidence import EVIDENCE
-from rtcc.evidence.store import EvidenceStore
 from tests.agent.harness import (
     AgentProcess,
     Api,
@@ -196,7 +196,7 @@ async def test_approved_request_uploads_resumably_declined_uploads_nothing(
             public = await api.ok("GET", "/api/evidence/public-key", detective)
             key.write_text(public["pem"])
             verify = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "rtcc", "verify", str(package), "--key", str(key),
+                sys.executable, "-m", "server", "verify", str(package), "--key", str(key),
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
             output, _ = await asyncio.wait_for(verify.communicate(), 60)
             assert verify.returncode == 0, output.decode()

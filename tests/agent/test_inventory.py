@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from ingest.agent.cameras import Credentials, Inventory
-from ingest.agent.snapshot import grab_jpeg
+from agent.cameras import Credentials, Inventory
+from agent.snapshot import grab_jpeg
 from ingest.rtsp import RtspTarget
 from rtcc.errors import SourceUnavailable
 from tests.fixtures.camsim import SECURE_PASSWORD, SECURE_USER, CamsimHandle

@@ -10,17 +10,17 @@ from pathlib import Path
 import pytest
 from aiortc.mediastreams import MediaStreamError
 
-from ingest import agent_protocol as proto
-from ingest.agent.cameras import device_xaddr, split_credentials
-from ingest.agent.publisher import FRAME_TICKS, PassthroughTrack
-from ingest.agent.state import (
+from agent.cameras import device_xaddr, split_credentials
+from agent.publisher import FRAME_TICKS, PassthroughTrack
+from agent.state import (
     AgentSetupError,
     Credential,
     load_credential,
     normalize_server,
     save_credential,
 )
-from ingest.agent_store import camera_id_for
+from ingest.agentlink.store import camera_id_for
+from rtcc import agent_protocol as proto
 from rtcc.errors import UnsafeUrl
 from rtcc.media import EncodedFrame
 

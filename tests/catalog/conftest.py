@@ -14,7 +14,7 @@ from rtcc.access import SecretBox
 from rtcc.appkeys import HUB, SECRET_BOX, SETTINGS
 from rtcc.config import CameraConfig, Settings
 from rtcc.hub import StreamHub
-from rtcc.security.secretbox import AesGcmBox
+from security.secretbox import AesGcmBox
 from tests.fixtures.canary import CATALOG_PASSWORD
 
 CANARY_PASSWORD = CATALOG_PASSWORD

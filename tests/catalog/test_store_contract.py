@@ -27,7 +27,7 @@ from catalog.shapes import parse_polygon, parse_route
 from catalog.sqlite_store import SqliteCatalog
 from catalog.store import CatalogStore
 from rtcc.config import CameraKind, SharingLevel, TimeWindow
-from rtcc.security.secretbox import AesGcmBox
+from security.secretbox import AesGcmBox
 
 FIJI = (-17.7134, 179.9995)
 

@@ -19,7 +19,6 @@ import pytest
 from aiohttp.test_utils import TestClient
 from playwright.async_api import Browser, Page
 
-from rtcc.app import create_app
 from rtcc.config import (
     CameraConfig,
     CamsimCameraConfig,
@@ -32,6 +31,7 @@ from rtcc.config import (
     SharingLevel,
 )
 from rtcc.policy import Role
+from server.app import create_app
 from tests.fixtures.auth import MakeClient, TestUser, bearer, create_user
 from tests.fixtures.browser import login_form
 from tests.fixtures.camsim import CamsimFactory, CamsimHandle

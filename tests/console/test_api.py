@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from rtcc.app import create_app
 from rtcc.config import (
     CameraConfig,
     ConsoleConfig,
@@ -20,6 +19,7 @@ from rtcc.config import (
 )
 from rtcc.errors import ConfigError
 from rtcc.policy import Role
+from server.app import create_app
 from tests.fixtures.auth import MakeClient, bearer, role_headers
 
 LEVELS = {

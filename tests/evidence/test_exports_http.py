@@ -14,13 +14,13 @@ import pytest
 from aiohttp.test_utils import TestClient
 from yarl import URL
 
+from evidence import EVIDENCE, verify_main
+from evidence.exports import register
+from evidence.store import EvidenceStore
 from rtcc.config import SharingLevel
-from rtcc.evidence import EVIDENCE, verify_main
-from rtcc.evidence.exports import register
-from rtcc.evidence.store import EvidenceStore
 from rtcc.policy import Role
-from rtcc.security.audit import AuditEntry
-from rtcc.security.principal import SECURITY
+from security.audit import AuditEntry
+from security.principal import SECURITY
 from tests.evidence.helpers import (
     app_of,
     evidence_app,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import av
 
-from rtcc.evidence import ffmpeg
+from evidence import ffmpeg
 from tests.evidence.helpers import make_h264
 
 

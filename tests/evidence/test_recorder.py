@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from evidence.manager import RecordingManager
+from evidence.recorder import RecorderSettings, RecorderState
+from evidence.segments import contained, hash_file, read_index
+from evidence.store import EvidenceStore
 from ingest.rtsp import RtspSource
-from rtcc.evidence.manager import RecordingManager
-from rtcc.evidence.recorder import RecorderSettings, RecorderState
-from rtcc.evidence.segments import contained, hash_file, read_index
-from rtcc.evidence.store import EvidenceStore
 from rtcc.hub import StreamHub, StreamSettings
-from rtcc.security.audit import AuditLog
-from rtcc.security.store import SecurityStore
+from security.audit import AuditLog
+from security.store import SecurityStore
 from tests.fixtures.camsim import CamsimHandle
 from tests.ingest.helpers import FAST, wait_until
 

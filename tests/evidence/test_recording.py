@@ -22,22 +22,22 @@ import av
 import numpy as np
 import pytest
 
+from camsim.runner import Camsim, CamsimUnavailable
+from evidence import export_main, verify_main
+from evidence.export import Exporter, ExportRequest, ExportResult
+from evidence.manager import RecordingManager
+from evidence.recorder import RecorderSettings
+from evidence.segments import contained, hash_file, iter_frames, read_index
+from evidence.signing import load_or_create
+from evidence.store import EvidenceStore, SegmentRow
+from evidence.times import iso_utc
 from ingest import h264
-from ingest.camsim.runner import Camsim, CamsimUnavailable
 from ingest.rtsp import RtspSource, RtspTarget
 from rtcc.config import CamsimConfig, EvidenceConfig, Settings
-from rtcc.evidence import export_main, verify_main
-from rtcc.evidence.export import Exporter, ExportRequest, ExportResult
-from rtcc.evidence.manager import RecordingManager
-from rtcc.evidence.recorder import RecorderSettings
-from rtcc.evidence.segments import contained, hash_file, iter_frames, read_index
-from rtcc.evidence.signing import load_or_create
-from rtcc.evidence.store import EvidenceStore, SegmentRow
-from rtcc.evidence.times import iso_utc
 from rtcc.hub import StreamHub, StreamSettings
 from rtcc.media import VIDEO_CLOCK_RATE
-from rtcc.security.audit import AuditLog
-from rtcc.security.store import SecurityStore
+from security.audit import AuditLog
+from security.store import SecurityStore
 from tests.evidence.helpers import flip_byte, member_bytes, member_offset, run_text
 from tests.fixtures.camsim import STANDARD_CAMERAS
 from tests.ingest.helpers import FAST
@@ -351,7 +351,7 @@ def test_rtcc_export_and_verify_commands(recording: Recording, tmp_path: Path) -
     out = tmp_path / "command.tar"
 
     def rtcc(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "rtcc", *args], capture_output=True,
+        return subprocess.run([sys.executable, "-m", "server", *args], capture_output=True,
                               text=True, timeout=120, check=False)
 
     made = rtcc("export", "--config", str(config), "--camera", "cam1", "--from",

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from rtcc.evidence.holds import add_hold
-from rtcc.evidence.manager import RecordingManager
-from rtcc.evidence.recorder import RecorderSettings
-from rtcc.evidence.segments import (
+from evidence.holds import add_hold
+from evidence.manager import RecordingManager
+from evidence.recorder import RecorderSettings
+from evidence.segments import (
     SegmentFile,
     SegmentWriteError,
     UnsafePath,
@@ -26,10 +26,10 @@ from rtcc.evidence.segments import (
     recover_part,
     segment_name,
 )
-from rtcc.evidence.store import EvidenceStore, NewSegment
+from evidence.store import EvidenceStore, NewSegment
 from rtcc.hub import StreamHub
-from rtcc.security.audit import AuditLog
-from rtcc.security.store import SecurityStore
+from security.audit import AuditLog
+from security.store import SecurityStore
 from tests.evidence.helpers import frames_from, make_h264, write_segments
 
 

@@ -9,9 +9,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from rtcc.app import create_app
 from rtcc.config import CameraConfig, EvidenceConfig, ProfileConfig, SecurityConfig, Settings
 from rtcc.policy import Role
+from server.app import create_app
 from tests.fixtures.auth import MakeClient, bearer, role_headers
 from tests.fixtures.camsim import CamsimHandle
 

@@ -12,7 +12,7 @@ import sys
 import av
 import pytest
 
-from ingest.camsim.runner import SCRIPT, SYSTEM_PYTHON, Camsim, CamsimUnavailable, run_camsim
+from camsim.runner import SCRIPT, SYSTEM_PYTHON, Camsim, CamsimUnavailable, run_camsim
 from rtcc.config import CamsimCameraConfig, CamsimConfig
 from tests.fixtures.camsim import CamsimHandle
 
@@ -105,7 +105,7 @@ async def test_port_in_use_is_reported(camsim: CamsimHandle) -> None:
 
 
 def test_options_for_unknown_cameras_are_refused() -> None:
-    from ingest.camsim.runner import CameraOptions
+    from camsim.runner import CameraOptions
 
     with pytest.raises(ValueError, match="unknown camera paths"):
         Camsim(CamsimConfig(cameras=[TINY]), options={"other": CameraOptions()})

@@ -8,8 +8,8 @@ import threading
 
 import pytest
 
+from camsim.runner import CameraOptions
 from ingest import h264
-from ingest.camsim.runner import CameraOptions
 from ingest.handoff import LoopHandoff
 from ingest.rtsp import RtspSource, RtspTarget
 from rtcc.config import CamsimCameraConfig, IngestConfig

@@ -9,7 +9,7 @@ import struct
 
 import pytest
 
-from ingest.camsim.onvif_runner import OnvifDeviceConfig, OnvifProfile
+from camsim.onvif_runner import OnvifDeviceConfig, OnvifProfile
 from ingest.onvif import discovery, wsdiscovery
 from ingest.onvif.discovery import DiscoveryTarget
 from tests.fixtures.onvif import BOMB, LOBBY, OnvifSimFactory

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from rtcc.app import create_app
 from rtcc.config import ConsoleConfig, HubConfig, Place, SecurityConfig, Settings
+from server.app import create_app
 from tests.fixtures.auth import MakeClient, bearer
 
 START = (39.80000, -89.64500)

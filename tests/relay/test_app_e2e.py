@@ -12,9 +12,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 import relay
-from ingest.camsim.runner import CameraOptions
+from camsim.runner import CameraOptions
 from rtcc.access import CameraConsent
-from rtcc.app import create_app
 from rtcc.appkeys import CAMERA_DIRECTORY, HUB
 from rtcc.config import (
     CameraConfig,
@@ -25,6 +24,7 @@ from rtcc.config import (
     SharingLevel,
 )
 from rtcc.policy import Role
+from server.app import create_app
 from tests.fixtures.auth import MakeClient, bearer, role_headers
 from tests.fixtures.camsim import CamsimFactory, CamsimHandle
 from tests.relay.whep_client import WhepError, WhepViewer

@@ -12,10 +12,10 @@ from rtcc.appkeys import CAMERA_DIRECTORY, HUB, MEDIA_ACCESS, SETTINGS
 from rtcc.config import Settings, SharingLevel
 from rtcc.hub import StreamHub, StreamSettings
 from rtcc.policy import Role, allow
-from rtcc.security import add_routes, consent_changed, security_context, security_middleware
-from rtcc.security.principal import CLOCK
-from rtcc.security.store import Clock
-from rtcc.security_headers import security_headers_on_prepare
+from security import add_routes, consent_changed, security_context, security_middleware
+from security.principal import CLOCK
+from security.store import Clock
+from server.security_headers import security_headers_on_prepare
 from tests.hub.memory_source import MemorySource
 
 DIRECTORY = web.AppKey["Directory"]("test_directory")

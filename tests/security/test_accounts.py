@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from rtcc.policy import Role
-from rtcc.security import totp
-from rtcc.security.login_page import safe_next
+from security import totp
+from security.login_page import safe_next
 from tests.fixtures.auth import (
     FakeClock,
     MakeClient,

@@ -11,9 +11,9 @@ import pytest
 
 from rtcc.config import Settings, SharingLevel
 from rtcc.policy import Role
-from rtcc.security.audit import AuditLog, verify_chain
-from rtcc.security.cli import audit_verify_main
-from rtcc.security.store import STORE_FILE, SecurityStore
+from security.audit import AuditLog, verify_chain
+from security.cli import audit_verify_main
+from security.store import STORE_FILE, SecurityStore
 from tests.fixtures.auth import FakeClock, MakeClient, bearer, role_headers, security_settings
 from tests.security.harness import Directory, security_app
 
@@ -100,7 +100,7 @@ def test_a_rehashed_alteration_is_found_by_the_next_link(tmp_path: Path) -> None
     store = SecurityStore.open(path)
     row = store.conn.execute("SELECT * FROM audit WHERE id = 3").fetchone()
     store.close()
-    from rtcc.security.audit import AuditEntry
+    from security.audit import AuditEntry
 
     forged = AuditEntry.from_row(row)
     forged = AuditEntry(**{**{f: getattr(forged, f) for f in AuditEntry.__slots__},

@@ -11,10 +11,10 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
-from rtcc.app import create_app
 from rtcc.appkeys import HUB
 from rtcc.hub import StreamSettings
 from rtcc.policy import Role
+from server.app import create_app
 from tests.fixtures.auth import MakeClient, bearer, role_headers, security_settings
 from tests.relay.clip import Clip, ClipSource, make_clip
 from tests.relay.whep_client import WhepError, WhepViewer

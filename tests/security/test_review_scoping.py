@@ -11,9 +11,9 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from rtcc.app import create_app
 from rtcc.config import SecurityConfig, Settings
 from rtcc.policy import Role
+from server.app import create_app
 from tests.fixtures.auth import MakeClient, bearer, role_headers
 from tests.fixtures.canary import CAMSIM_PASSWORD
 

@@ -13,9 +13,9 @@ from urllib.parse import quote
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection
 
-from rtcc.app import create_app
 from rtcc.policy import Role
-from rtcc.security.secretbox import AesGcmBox, SecretDecryptError
+from security.secretbox import AesGcmBox, SecretDecryptError
+from server.app import create_app
 from tests.fixtures.auth import BOOTSTRAP_TOKEN, MakeClient, bearer, role_headers, security_settings
 from tests.fixtures.canary import CAMSIM_PASSWORD, CAMSIM_USER
 from tests.relay.whep_client import make_offer

@@ -9,8 +9,8 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from rtcc.app import create_app
 from rtcc.policy import Role
+from server.app import create_app
 from tests.fixtures.auth import MakeClient, bearer, create_user, login, security_settings
 from tests.security.test_route_matrix import RouteCase, iter_routes
 

@@ -14,8 +14,8 @@ from typing import Any
 
 from aiohttp import web
 
-from rtcc.app import create_app
 from rtcc.policy import Policy, Role, policy_of
+from server.app import create_app
 from tests.fixtures.auth import MakeClient, bearer, role_headers, security_settings
 
 SAMPLES = ("x1", "1", "cam1", "main", "a.txt")

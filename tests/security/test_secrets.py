@@ -14,10 +14,10 @@ import pytest
 
 from rtcc.errors import ConfigError
 from rtcc.policy import Role
-from rtcc.security import totp
-from rtcc.security.cli import user_add_main, user_unlock_main
-from rtcc.security.secretbox import AesGcmBox, SecretDecryptError, load_secret_box
-from rtcc.security.store import STORE_FILE
+from security import totp
+from security.cli import user_add_main, user_unlock_main
+from security.secretbox import AesGcmBox, SecretDecryptError, load_secret_box
+from security.store import STORE_FILE
 from tests.fixtures.auth import MakeClient, bearer, create_user, login, security_settings
 from tests.security.harness import security_app
 

@@ -11,9 +11,9 @@ from aiohttp import web
 
 from rtcc.appkeys import SETTINGS
 from rtcc.policy import Role, public
-from rtcc.security import add_routes, security_context, security_middleware
-from rtcc.security.login_page import render_login
-from rtcc.security_headers import security_headers_on_prepare
+from security import add_routes, security_context, security_middleware
+from security.login_page import render_login
+from server.security_headers import security_headers_on_prepare
 from tests.fixtures.auth import (
     MakeClient,
     bearer,

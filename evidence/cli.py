@@ -1,0 +1,206 @@
+"""``rtcc export`` and ``rtcc verify``. Each returns the process exit code.
+
+``rtcc export --camera ID --from T --to T --case N [--watermark] [--out FILE]`` works on the
+server's data directory (the server may be running: SQLite in WAL mode allows it), shows a
+progress bar on stderr, audits the export and places a legal hold on the exported range.
+``rtcc verify FILE [--key PEM]`` checks a package; run with the server's configuration it also
+compares the sources with the segments stored there and audits the verification.
+"""
+
+from __future__ import annotations
+
+import getpass
+import sys
+import time
+from pathlib import Path
+from typing import TextIO
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from evidence.context import evidence_root
+from evidence.export import Exporter, ExportRequest
+from evidence.holds import add_hold
+from evidence.segments import hash_file
+from evidence.signing import KEY_FILE, SigningKeyError, load_or_create, load_public_pem
+from evidence.store import STORE_FILE, EvidenceStore
+from evidence.times import iso_utc, parse_utc
+from evidence.verify import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_UNREADABLE,
+    VerifyReport,
+    store_checker,
+    verify_package,
+)
+from rtcc.config import Settings
+from rtcc.errors import RtccError
+from security.audit import AuditLog, AuditWriteError
+from security.store import SecurityStore
+
+EXIT_ERROR = 2
+CLI_ROLE = "cli"
+
+
+class ProgressBar:
+    """``[#########.........]  45% checking source hashes`` on one line of a terminal."""
+
+    def __init__(self, stream: TextIO, width: int = 30) -> None:
+        self._stream = stream
+        self._width = width
+        self._last = ""
+
+    def __call__(self, stage: str, fraction: float) -> None:
+        fraction = min(1.0, max(0.0, fraction))
+        filled = int(self._width * fraction)
+        line = f"[{'#' * filled}{'.' * (self._width - filled)}] {fraction * 100:3.0f}% {stage}"
+        if line == self._last:
+            return
+        self._last = line
+        self._stream.write("\r" + line.ljust(72))
+        self._stream.flush()
+
+    def finish(self) -> None:
+        if self._last:
+            self._stream.write("\n")
+            self._stream.flush()
+
+
+def _actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+def _audit(settings: Settings, action: str, *, camera_id: str = "", owner_id: str = "",
+           target: str = "", outcome: str = "ok", details: dict[str, object] | None = None
+           ) -> None:
+    store = SecurityStore.open_in(settings.data_dir)
+    try:
+        AuditLog(store, time.time).append(
+            actor=_actor(), role=CLI_ROLE, action=action, target=target, camera_id=camera_id,
+            owner_id=owner_id, outcome=outcome, source="local", details=details)
+    finally:
+        store.close()
+
+
+def export_main(settings: Settings, camera: str, start: str | float, end: str | float,
+                case: str, out: Path | None = None, watermark: bool = False, *,
+                reason: str = "", err: TextIO | None = None, stdout: TextIO | None = None) -> int:
+    """Export a camera's recordings between two times for a case into one signed package."""
+    errors = err or sys.stderr
+    output = stdout or sys.stdout
+    try:
+        first = parse_utc(start, "--from")
+        last = parse_utc(end, "--to")
+    except ValueError as exc:
+        print(f"export refused: {exc}", file=errors)
+        return EXIT_ERROR
+    if not case.strip():
+        print("export refused: --case is required", file=errors)
+        return EXIT_ERROR
+    configured = next((c for c in settings.cameras if c.id == camera), None)
+    root = evidence_root(settings)
+    details: dict[str, object] = {"case": case, "start": first, "end": last,
+                                  "watermark": watermark, "reason": reason}
+    try:
+        _audit(settings, "evidence.export", camera_id=camera, outcome="started",
+               owner_id=configured.owner if configured else "", details=details)
+    except AuditWriteError as exc:
+        print(f"export refused: {exc}", file=errors)
+        return EXIT_ERROR
+    store = EvidenceStore.open_in(settings.data_dir)
+    bar = ProgressBar(errors)
+    try:
+        key = load_or_create(root)
+        job = ExportRequest(camera_id=camera, start=first, end=last, case=case.strip(),
+                            requester=_actor(), requester_role=CLI_ROLE,
+                            owner_id=configured.owner if configured else "",
+                            camera_name=configured.name if configured else "",
+                            watermark=watermark, reason=reason)
+        result = Exporter(store, root, key).export(job, out, bar)
+        bar.finish()
+        hold = add_hold(store, camera_id=camera, case_number=case.strip(),
+                        start=result.clip_start, end=result.clip_end,
+                        reason=f"export {result.export_id}", created_by=_actor(),
+                        now=time.time())
+    except (RtccError, OSError) as exc:
+        bar.finish()
+        print(f"export failed: {exc}", file=errors)
+        _audit_quietly(settings, "evidence.export", camera_id=camera, outcome="failed",
+                       details={**details, "error": str(exc)})
+        return EXIT_FAILED
+    finally:
+        store.close()
+    _audit_quietly(settings, "evidence.export", camera_id=camera,
+                   target=f"export:{result.export_id}",
+                   details={**details, "export_id": result.export_id, "sha256": result.sha256,
+                            "file": str(result.package), "frames": result.frames,
+                            "segments": list(result.segment_ids), "hold": hold.id})
+    print(f"exported {result.frames} frames of camera {camera} "
+          f"({iso_utc(result.clip_start)} to {iso_utc(result.clip_end)}) for case {case}",
+          file=output)
+    print(f"package: {result.package}", file=output)
+    print(f"SHA-256: {result.sha256} ({result.bytes} bytes)", file=output)
+    print(f"signed with key fingerprint {key.fingerprint}; legal hold {hold.id}", file=output)
+    return EXIT_OK
+
+
+def _audit_quietly(settings: Settings, action: str, *, camera_id: str = "",
+                   target: str = "", outcome: str = "ok",
+                   details: dict[str, object] | None = None) -> None:
+    try:
+        _audit(settings, action, camera_id=camera_id, target=target, outcome=outcome,
+               details=details)
+    except AuditWriteError as exc:
+        print(f"warning: {exc}", file=sys.stderr)
+
+
+def _trusted_keys(settings: Settings | None, key_path: Path | None
+                  ) -> list[Ed25519PublicKey]:
+    if key_path is not None:
+        return [load_public_pem(key_path.read_bytes())]
+    if settings is not None and (evidence_root(settings) / KEY_FILE).exists():
+        return [load_or_create(evidence_root(settings)).public]
+    return []
+
+
+def verify_main(path: Path, settings: Settings | None = None, *, key_path: Path | None = None,
+                out: TextIO | None = None) -> int:
+    """0 when the package checks out, 1 naming what is wrong, 2 when it cannot be read."""
+    stream = out or sys.stdout
+    try:
+        trusted = _trusted_keys(settings, key_path)
+    except (OSError, SigningKeyError) as exc:
+        print(f"cannot read the trusted key: {exc}", file=stream)
+        return EXIT_ERROR
+    store: EvidenceStore | None = None
+    if settings is not None and (settings.data_dir / STORE_FILE).exists():
+        store = EvidenceStore.open_in(settings.data_dir)
+    try:
+        checker = store_checker(store, evidence_root(settings)) if store and settings else None
+        report = verify_package(path, trusted_keys=trusted, store_check=checker)
+    finally:
+        if store is not None:
+            store.close()
+    print(report.describe(), file=stream)
+    if settings is not None:
+        _audit_verification(settings, path, report)
+    return report.exit_code()
+
+
+def _audit_verification(settings: Settings, path: Path, report: VerifyReport) -> None:
+    try:
+        sha, _ = hash_file(path)
+    except OSError:
+        sha = ""
+    manifest = report.manifest or {}
+    camera = manifest.get("camera")
+    camera_id = str(camera.get("id", "")) if isinstance(camera, dict) else ""
+    outcome = {EXIT_OK: "ok", EXIT_FAILED: "failed", EXIT_UNREADABLE: "unreadable"}[
+        report.exit_code()]
+    _audit_quietly(
+        settings, "evidence.verify", target=f"export:{manifest.get('export_id', '')}",
+        camera_id=camera_id, outcome=outcome,
+        details={"file": path.name, "sha256": sha,
+                 "problems": [check.line() for check in report.failures][:20]})

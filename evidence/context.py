@@ -1,0 +1,104 @@
+"""The running evidence core and its lifecycle in the aiohttp application.
+
+``evidence_context`` (cleanup_ctx) must come after ``security_context`` (it writes to the audit
+log and fills the security store's footage-request approvals) and after the hub's context (it
+records streams); it closes first, so recorders finish their segments while the hub still runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from evidence.export import Exporter
+from evidence.exports import purge_expired
+from evidence.manager import RecordingManager
+from evidence.recorder import RecorderSettings
+from evidence.requests import FootageRequests
+from evidence.signing import SigningKey, load_or_create
+from evidence.store import EvidenceStore
+from evidence.uploads import Uploads
+from rtcc.appkeys import CAMERA_DIRECTORY, HUB, SETTINGS
+from rtcc.config import Settings
+from security.audit import AuditLog
+from security.principal import SECURITY
+
+log = logging.getLogger(__name__)
+
+EVIDENCE_FOLDER = "evidence"
+
+
+@dataclass(frozen=True)
+class EvidenceCore:
+    settings: Settings
+    store: EvidenceStore
+    root: Path
+    key: SigningKey
+    audit: AuditLog
+    exporter: Exporter
+    requests: FootageRequests
+    uploads: Uploads
+    recordings: RecordingManager | None
+    export_slots: asyncio.Semaphore
+
+
+EVIDENCE = web.AppKey["EvidenceCore"]("evidence_core")
+"""The running evidence core; set by ``evidence_context``."""
+
+
+def evidence_root(settings: Settings) -> Path:
+    return settings.data_dir / EVIDENCE_FOLDER
+
+
+def recorder_settings(settings: Settings) -> RecorderSettings:
+    return RecorderSettings(segment_seconds=settings.evidence.segment_seconds,
+                            min_free_bytes=settings.evidence.min_free_mb * 2**20)
+
+
+async def evidence_context(app: web.Application) -> AsyncIterator[None]:
+    """cleanup_ctx: open the evidence store and key, start recording, publish ``EVIDENCE``."""
+    settings = app[SETTINGS]
+    security = app[SECURITY]
+    hub = app.get(HUB)
+    root = evidence_root(settings)
+    root.mkdir(parents=True, exist_ok=True)
+    store = EvidenceStore.open_in(settings.data_dir)
+    manager: RecordingManager | None = None
+    try:
+        key = load_or_create(root)
+        requests = FootageRequests(store, security.store,
+                                   valid_days=settings.evidence.request_valid_days)
+        if hub is not None:
+            manager = RecordingManager(
+                hub=hub, store=store, root=root, audit=security.audit,
+                record_cameras={c.id: "record: true in the configuration"
+                                for c in settings.cameras if c.record},
+                retention_days={c.id: c.retention_days for c in settings.cameras
+                                if c.retention_days is not None},
+                default_retention_days=settings.evidence.retention_days,
+                recorder_settings=recorder_settings(settings),
+                incidents=security.incidents,
+                directory=lambda: app.get(CAMERA_DIRECTORY),
+                fallback_sharing={c.id: c.sharing for c in settings.cameras},
+                clock=security.clock,
+            )
+            await manager.start()
+        await asyncio.to_thread(purge_expired, store, root, time.time())
+        app[EVIDENCE] = EvidenceCore(
+            settings=settings, store=store, root=root, key=key, audit=security.audit,
+            exporter=Exporter(store, root, key), requests=requests,
+            uploads=Uploads(store, root, requests), recordings=manager,
+            export_slots=asyncio.Semaphore(1),
+        )
+        log.info("evidence: signing key fingerprint %s", key.fingerprint)
+        yield
+    finally:
+        if manager is not None:
+            await manager.aclose()
+        store.close()

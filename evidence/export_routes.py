@@ -1,0 +1,289 @@
+"""Export, download, legal hold and recording routes.
+
+- ``POST /api/exports`` (investigator, supervisor, admin): ``{"camera", "from", "to", "case",
+  "reason", "watermark": bool}`` -> ``201 {"id": <download token, shown once>, "download",
+  "expires_at", "sha256", ...}``. Other roles are refused by the policy and the refusal is
+  audited (``access.denied``).
+- ``GET /api/exports/{id}/download``: the package, for its creator (or a supervisor or
+  administrator), until it expires. The id is looked up as a token, never used as a path.
+- ``GET /api/exports``: your exports (all of them for supervisors and administrators).
+- ``POST /api/holds``, ``GET /api/holds``, ``POST /api/holds/{id}/release``: legal holds.
+- ``GET /api/recordings``: recorded segments; ``GET /api/recordings/status``: the recorders.
+- ``GET /api/evidence/public-key``: the key that signs every export (public).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import sqlite3
+from typing import Any
+
+from aiohttp import web
+
+from evidence import exports
+from evidence.context import EvidenceCore
+from evidence.export import ExportError, ExportRequest, NoFootage
+from evidence.ffmpeg import FfmpegError
+from evidence.holds import add_hold, get_hold, list_holds, release_hold
+from evidence.httpio import (
+    CAMERA_ID,
+    CASE_NUMBER,
+    audit,
+    error,
+    evidence_core,
+    read_json,
+    text,
+    time_range,
+)
+from evidence.segments import UnsafePath
+from rtcc.appkeys import CAMERA_DIRECTORY
+from rtcc.errors import RtccError
+from rtcc.policy import Role, allow, public, staff
+from security.principal import Principal, require_principal, security_core
+
+EXPORTERS = (Role.INVESTIGATOR, Role.SUPERVISOR, Role.ADMIN)
+SEES_ALL = frozenset({Role.SUPERVISOR, Role.ADMIN})
+HOLD_ID = re.compile(r"^hold-[0-9a-f]{12}$")
+SEND_CHUNK = 256 * 1024
+
+
+async def _camera_facts(request: web.Request, core: EvidenceCore, camera_id: str
+                        ) -> tuple[str, str]:
+    """(owner id, camera name) from the catalog, else from the configuration."""
+    configured = next((c for c in core.settings.cameras if c.id == camera_id), None)
+    owner = configured.owner if configured else ""
+    name = configured.name if configured else ""
+    directory = request.config_dict.get(CAMERA_DIRECTORY)
+    if directory is not None:
+        try:
+            async with asyncio.timeout(5.0):
+                consent = await directory.consent_of(camera_id)
+        except TimeoutError:
+            consent = None
+        if consent is not None:
+            owner = consent.owner_id
+    return owner, name
+
+
+def _footage_fields(fields: dict[str, Any]) -> tuple[str, float, float, str, str]:
+    """(camera, from, to, case, reason) of an export or a legal hold."""
+    camera_id = text(fields, "camera", limit=64, required=True, pattern=CAMERA_ID)
+    start, end = time_range(fields)
+    case = text(fields, "case", limit=64, required=True, pattern=CASE_NUMBER)
+    reason = text(fields, "reason", limit=300)
+    return camera_id, start, end, case, reason
+
+
+def _camera_query(request: web.Request) -> str | None:
+    """The ``camera`` a listing is narrowed to, if any."""
+    camera = request.query.get("camera") or None
+    if camera is not None and not CAMERA_ID.fullmatch(camera):
+        raise error(400, "camera must be a camera id")
+    return camera
+
+
+def _allowed_requests(core: EvidenceCore, principal: Principal) -> frozenset[str] | None:
+    if principal.role in SEES_ALL:
+        return None
+    rows = core.store.fetchall("SELECT id FROM footage_requests WHERE requester_id = ?",
+                               (principal.user_id,))
+    return frozenset(str(row["id"]) for row in rows)
+
+
+@allow(*EXPORTERS)
+async def create_export(request: web.Request) -> web.Response:
+    core = evidence_core(request)
+    principal = require_principal(request)
+    fields = await read_json(request)
+    camera_id, start, end, case, reason = _footage_fields(fields)
+    watermark = fields.get("watermark", False)
+    if not isinstance(watermark, bool):
+        raise error(400, "watermark must be true or false")
+    owner, name = await _camera_facts(request, core, camera_id)
+    asked = {"case": case, "start": start, "end": end, "watermark": watermark,
+             "reason": reason}
+    audit(request, principal, "evidence.export", camera_id=camera_id, owner_id=owner,
+          outcome="started", details=asked)
+    job = ExportRequest(camera_id=camera_id, start=start, end=end, case=case,
+                        requester=principal.username, requester_role=str(principal.role),
+                        owner_id=owner, camera_name=name, watermark=watermark, reason=reason,
+                        allowed_requests=_allowed_requests(core, principal))
+    try:
+        async with core.export_slots:
+            result = await asyncio.to_thread(core.exporter.export, job)
+    except (ExportError, FfmpegError, UnsafePath, OSError) as exc:
+        message = str(exc) if isinstance(exc, RtccError) else f"export failed: {exc}"
+        audit(request, principal, "evidence.export", camera_id=camera_id, owner_id=owner,
+              outcome="failed", details={**asked, "error": message}, refusal=None)
+        raise error(404 if isinstance(exc, NoFootage) else 422, message) from None
+    clock = security_core(request).clock
+    now = clock()
+    expires = now + core.settings.evidence.export_link_hours * 3600.0
+    token = exports.register(
+        core.store, export_id=result.export_id, file_name=result.package.name,
+        camera_id=camera_id, case_number=case, created_by=principal.username,
+        created_by_id=principal.user_id, now=now, expires_at=expires, size=result.bytes,
+        sha256=result.sha256)
+    hold = add_hold(core.store, camera_id=camera_id, case_number=case, start=result.clip_start,
+                    end=result.clip_end, reason=f"export {result.export_id}",
+                    created_by=principal.username, now=now)
+    audit(request, principal, "evidence.export", target=f"export:{result.export_id}",
+          camera_id=camera_id, owner_id=owner, refusal=None,
+          details={**asked, "export_id": result.export_id, "sha256": result.sha256,
+                   "bytes": result.bytes, "frames": result.frames,
+                   "segments": list(result.segment_ids), "hold": hold.id,
+                   "key_fingerprint": core.key.fingerprint})
+    await asyncio.to_thread(exports.purge_expired, core.store, core.root, now)
+    return web.json_response({
+        "id": token, "export_id": result.export_id,
+        "download": f"/api/exports/{token}/download", "expires_at": expires,
+        "sha256": result.sha256, "bytes": result.bytes, "frames": result.frames,
+        "clip_start": result.clip_start, "clip_end": result.clip_end,
+        "segments": list(result.segment_ids), "hold": hold.id,
+        "key_fingerprint": core.key.fingerprint,
+    }, status=201)
+
+
+@allow(*EXPORTERS)
+async def list_exports(request: web.Request) -> web.Response:
+    core = evidence_core(request)
+    principal = require_principal(request)
+    mine = None if principal.role in SEES_ALL else principal.user_id
+    now = security_core(request).clock()
+    return web.json_response(
+        {"exports": [record.as_json(now) for record in exports.recent(core.store, mine)]})
+
+
+@allow(*EXPORTERS)
+async def download_export(request: web.Request) -> web.StreamResponse:
+    core = evidence_core(request)
+    principal = require_principal(request)
+    token = request.match_info["export_id"]
+    record = exports.lookup(core.store, token)
+
+    def refuse(status: int, message: str, why: str, export_id: str = "") -> web.HTTPException:
+        audit(request, principal, "evidence.download", outcome="refused", refusal=None,
+              target=f"export:{export_id}" if export_id else "",
+              details={"reason": why, "id_length": len(token)})
+        return error(status, message)
+
+    if record is None:
+        raise refuse(404, "no such export", "unknown or malformed download id")
+    if principal.role not in SEES_ALL and record.created_by_id != principal.user_id:
+        raise refuse(404, "no such export", "not the creator of this export", record.id)
+    if record.expires_at <= security_core(request).clock():
+        raise refuse(410, "this download link has expired; export again", "expired", record.id)
+    try:
+        fd, size = await asyncio.to_thread(exports.open_package, core.root, record)
+    except (UnsafePath, OSError) as exc:
+        raise refuse(404, "the export package is not available", str(exc), record.id) from None
+    try:
+        audit(request, principal, "evidence.download", target=f"export:{record.id}",
+              camera_id=record.camera_id,
+              details={"case": record.case_number, "sha256": record.sha256, "bytes": size})
+        exports.count_download(core.store, record.id)
+        safe_case = re.sub(r"[^A-Za-z0-9_-]", "_", record.case_number)[:40]
+        response = web.StreamResponse(headers={
+            "Content-Type": "application/x-tar",
+            "Content-Disposition":
+                f'attachment; filename="rtcc-{safe_case}-{record.camera_id}.tar"',
+            "Content-Length": str(size),
+            "Cache-Control": "no-store",
+        })
+        await response.prepare(request)
+        offset = 0
+        while offset < size:
+            chunk = await asyncio.to_thread(os.pread, fd, SEND_CHUNK, offset)
+            if not chunk:
+                break
+            await response.write(chunk)
+            offset += len(chunk)
+        await response.write_eof()
+        return response
+    finally:
+        os.close(fd)
+
+
+@allow(*EXPORTERS)
+async def create_hold(request: web.Request) -> web.Response:
+    core = evidence_core(request)
+    principal = require_principal(request)
+    fields = await read_json(request)
+    camera_id, start, end, case, reason = _footage_fields(fields)
+    audit(request, principal, "evidence.hold", camera_id=camera_id,
+          details={"case": case, "start": start, "end": end, "reason": reason})
+    hold = add_hold(core.store, camera_id=camera_id, case_number=case, start=start, end=end,
+                    reason=reason, created_by=principal.username,
+                    now=security_core(request).clock())
+    return web.json_response(hold.as_json(), status=201)
+
+
+@allow(*EXPORTERS)
+async def get_holds(request: web.Request) -> web.Response:
+    core = evidence_core(request)
+    camera = _camera_query(request)
+    everything = request.query.get("all") in {"1", "true"}
+    holds = list_holds(core.store, camera_id=camera, active_only=not everything)
+    return web.json_response({"holds": [hold.as_json() for hold in holds]})
+
+
+@allow(Role.SUPERVISOR, Role.ADMIN)
+async def release(request: web.Request) -> web.Response:
+    core = evidence_core(request)
+    principal = require_principal(request)
+    hold_id = request.match_info["hold_id"]
+    hold = get_hold(core.store, hold_id) if HOLD_ID.fullmatch(hold_id) else None
+    if hold is None:
+        raise error(404, "no such hold")
+    if not hold.active:
+        raise error(409, "the hold was already released")
+    audit(request, principal, "evidence.hold.release", target=f"hold:{hold.id}",
+          camera_id=hold.camera_id, details={"case": hold.case_number})
+    release_hold(core.store, hold.id, principal.username, security_core(request).clock())
+    updated = get_hold(core.store, hold.id)
+    assert updated is not None
+    return web.json_response(updated.as_json())
+
+
+@allow(*EXPORTERS)
+async def recordings(request: web.Request) -> web.Response:
+    core = evidence_core(request)
+    camera = _camera_query(request)
+    try:
+        limit = max(1, min(int(request.query.get("limit", "200")), 1000))
+    except ValueError:
+        raise error(400, "limit must be a number") from None
+    try:
+        rows = core.store.recent_segments(camera, limit)
+    except sqlite3.Error as exc:
+        raise error(503, f"the evidence store cannot be read: {exc}") from None
+    return web.json_response({"segments": [row.as_json() for row in rows]})
+
+
+@staff()
+async def recording_status(request: web.Request) -> web.Response:
+    core = evidence_core(request)
+    if core.recordings is None:
+        return web.json_response({"state": "off", "recorders": []})
+    return web.json_response(core.recordings.stats())
+
+
+@public()
+async def public_key(request: web.Request) -> web.Response:
+    core = evidence_core(request)
+    return web.json_response({"algorithm": "Ed25519", "fingerprint": core.key.fingerprint,
+                              "pem": core.key.public_pem().decode("ascii")})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/api/exports", create_export)
+    app.router.add_get("/api/exports", list_exports)
+    app.router.add_get("/api/exports/{export_id}/download", download_export)
+    app.router.add_post("/api/holds", create_hold)
+    app.router.add_get("/api/holds", get_holds)
+    app.router.add_post("/api/holds/{hold_id}/release", release)
+    app.router.add_get("/api/recordings", recordings)
+    app.router.add_get("/api/recordings/status", recording_status)
+    app.router.add_get("/api/evidence/public-key", public_key)

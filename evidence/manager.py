@@ -1,0 +1,330 @@
+"""Which cameras record, and for how long their recordings are kept.
+
+A camera records while it is set ``record: true`` in the configuration, or while it is linked to
+an active incident or panic alert and its owner's consent allows live access now
+(``live_emergency`` or ``live_always``, within the sharing windows), or while code asks for it
+with ``watch``. ``reconcile`` (every ``reconcile_interval`` seconds) starts and stops
+``CameraRecorder``s to match. A recorder stopped by a full disk is restarted once the free space
+is back above the floor.
+
+Retention deletes closed segments older than the camera's ``retention_days`` (default
+``evidence.retention_days``), never one that an active legal hold covers. Every start, stop,
+alert, recovery and eviction is written to the audit log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from evidence.recorder import CameraRecorder, RecorderSettings, RecorderState
+from evidence.segments import UnsafePath, recover_part, remove_segment_files
+from evidence.store import ClosedSegment, EvidenceStore, SegmentRow
+from rtcc.access import CameraDirectory
+from rtcc.config import SharingLevel
+from rtcc.hub import StreamHub
+from security.audit import AuditLog, AuditWriteError
+from security.consent import in_windows
+from security.incidents import IncidentBook
+
+log = logging.getLogger(__name__)
+
+LIVE_LEVELS = frozenset({SharingLevel.LIVE_EMERGENCY, SharingLevel.LIVE_ALWAYS})
+RESTART_AFTER_FAILURE = 30.0
+CONSENT_TIMEOUT = 2.0
+
+
+class RecordingManager:
+    def __init__(
+        self,
+        *,
+        hub: StreamHub,
+        store: EvidenceStore,
+        root: Path,
+        audit: AuditLog,
+        record_cameras: dict[str, str],
+        retention_days: dict[str, int],
+        default_retention_days: int,
+        recorder_settings: RecorderSettings,
+        incidents: IncidentBook | None = None,
+        directory: Callable[[], CameraDirectory | None] = lambda: None,
+        fallback_sharing: dict[str, SharingLevel] | None = None,
+        reconcile_interval: float = 2.0,
+        retention_interval: float = 600.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._hub = hub
+        self._store = store
+        self._root = root
+        self._audit = audit
+        self._record_cameras = dict(record_cameras)
+        self._retention_days = dict(retention_days)
+        self._default_retention = default_retention_days
+        self._settings = recorder_settings
+        self._incidents = incidents
+        self._directory = directory
+        self._fallback_sharing = dict(fallback_sharing or {})
+        self._reconcile_interval = reconcile_interval
+        self._retention_interval = retention_interval
+        self._clock = clock
+        self._recorders: dict[str, CameraRecorder] = {}
+        self._halted_at: dict[str, float] = {}
+        self._watched: dict[str, str] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+        self._min_free_bytes = recorder_settings.min_free_bytes
+        self.alerts: deque[dict[str, object]] = deque(maxlen=20)
+        self.evicted_segments = 0
+        self.recovered_segments = 0
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.recover()
+        await self.enforce_retention()
+        await self.reconcile()
+        self._task = asyncio.get_running_loop().create_task(
+            self._loop(), name="evidence:recordings")
+
+    async def aclose(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        async with self._lock:
+            recorders = list(self._recorders.values())
+            self._recorders.clear()
+        await asyncio.gather(*(self._stop(recorder, "server stopping") for recorder in recorders))
+
+    async def _loop(self) -> None:
+        last_retention = self._clock()
+        while True:
+            await asyncio.sleep(self._reconcile_interval)
+            try:
+                await self.reconcile()
+                if self._clock() - last_retention >= self._retention_interval:
+                    last_retention = self._clock()
+                    await self.enforce_retention()
+            except (OSError, AuditWriteError) as exc:
+                log.error("recording upkeep failed: %s", exc)
+
+    # -- what records ---------------------------------------------------------------------------
+
+    @property
+    def min_free_bytes(self) -> int:
+        return self._min_free_bytes
+
+    @min_free_bytes.setter
+    def min_free_bytes(self, value: int) -> None:
+        """The free-space floor, applied from each recorder's next segment."""
+        self._min_free_bytes = value
+        for recorder in self._recorders.values():
+            recorder.min_free_bytes = value
+
+    def watch(self, camera_id: str, reason: str) -> None:
+        """Record this camera until ``unwatch`` (applied at the next ``reconcile``)."""
+        self._watched[camera_id] = reason
+
+    def unwatch(self, camera_id: str) -> None:
+        self._watched.pop(camera_id, None)
+
+    async def _consent_allows(self, camera_id: str, now: float) -> bool:
+        directory = self._directory()
+        if directory is None:
+            return self._fallback_sharing.get(camera_id) in LIVE_LEVELS
+        try:
+            async with asyncio.timeout(CONSENT_TIMEOUT):
+                consent = await directory.consent_of(camera_id)
+        except TimeoutError:
+            log.warning("camera %s: the catalog did not answer; not recording it", camera_id)
+            return False
+        if consent is None or consent.sharing not in LIVE_LEVELS:
+            return False
+        try:
+            return in_windows(consent.windows, consent.timezone, now)
+        except ValueError:
+            return False
+
+    async def desired(self) -> dict[str, str]:
+        """Camera id -> why it records now."""
+        now = self._clock()
+        wanted: dict[str, str] = {}
+        for camera_id, reason in self._record_cameras.items():
+            wanted[camera_id] = reason
+        for camera_id, reason in self._watched.items():
+            wanted.setdefault(camera_id, reason)
+        if self._incidents is not None:
+            for incident in self._incidents.recent(active_only=True):
+                for camera_id in incident.cameras:
+                    if camera_id in wanted or not self._hub.has_camera(camera_id):
+                        continue
+                    if await self._consent_allows(camera_id, now):
+                        wanted[camera_id] = f"linked to active {incident.kind} {incident.id}"
+        return {camera: why for camera, why in wanted.items() if self._hub.has_camera(camera)}
+
+    async def _still_wanted(self, camera_id: str) -> bool:
+        return camera_id in await self.desired()
+
+    async def reconcile(self) -> None:
+        async with self._lock:
+            wanted = await self.desired()
+            for camera_id in list(self._recorders):
+                recorder = self._recorders[camera_id]
+                if camera_id not in wanted:
+                    del self._recorders[camera_id]
+                    await self._stop(recorder, "no longer needed")
+                elif self._may_restart(recorder):
+                    del self._recorders[camera_id]
+                    full = recorder.state is RecorderState.DISK_FULL
+                    await self._stop(recorder, "restarting")
+                    if full:
+                        self._audit_safe("recording.resume", camera_id,
+                                         {"free_bytes": recorder.free_bytes()})
+            for camera_id, reason in wanted.items():
+                if camera_id not in self._recorders:
+                    self._start(camera_id, reason)
+
+    def _may_restart(self, recorder: CameraRecorder) -> bool:
+        if recorder.state is RecorderState.STOPPED:
+            return True  # it stopped itself (its stream was closed) and is wanted again
+        if recorder.state is RecorderState.DISK_FULL:
+            margin = max(self._min_free_bytes // 10, 64 * 2**20)
+            return recorder.free_bytes() >= self._min_free_bytes + margin
+        if recorder.state is RecorderState.FAILED:
+            halted = self._halted_at.get(recorder.camera_id, 0.0)
+            return self._clock() - halted >= RESTART_AFTER_FAILURE
+        return False
+
+    def _start(self, camera_id: str, reason: str) -> None:
+        profiles = self._hub.profiles(camera_id)
+        profile = "main" if "main" in profiles else profiles[0]
+        stream = self._hub.get(camera_id, profile)
+        recorder = CameraRecorder(stream, self._store, self._root, self._settings,
+                                  reason=reason, on_alert=self._alert,
+                                  still_wanted=lambda: self._still_wanted(camera_id))
+        recorder.min_free_bytes = self._min_free_bytes
+        self._recorders[camera_id] = recorder
+        recorder.start()
+        log.info("camera %s: recording (%s)", camera_id, reason)
+        self._audit_safe("recording.start", camera_id, {"reason": reason, "profile": profile})
+
+    async def _stop(self, recorder: CameraRecorder, why: str) -> None:
+        halted = recorder.state in (RecorderState.DISK_FULL, RecorderState.FAILED)
+        await recorder.aclose()
+        if not halted:
+            log.info("camera %s: recording stopped (%s)", recorder.camera_id, why)
+            self._audit_safe("recording.stop", recorder.camera_id,
+                             {"reason": why, "frames": recorder.frames_written,
+                              "segments": recorder.segments_started})
+
+    def _alert(self, recorder: CameraRecorder, state: RecorderState, reason: str) -> None:
+        self._halted_at[recorder.camera_id] = self._clock()
+        log.error("camera %s: ALERT %s: %s", recorder.camera_id, state, reason)
+        self.alerts.append({"time": self._clock(), "camera_id": recorder.camera_id,
+                            "state": str(state), "reason": reason})
+        self._audit_safe("recording.stop", recorder.camera_id,
+                         {"reason": reason, "alert": str(state)}, outcome=str(state))
+
+    def _audit_safe(self, action: str, camera_id: str, details: dict[str, object],
+                    outcome: str = "ok") -> None:
+        try:
+            self._audit.append(actor="system", role="", action=action, camera_id=camera_id,
+                               outcome=outcome, details=details)
+        except AuditWriteError:
+            log.error("camera %s: %s could not be audited", camera_id, action)
+
+    # -- recovery and retention -----------------------------------------------------------------
+
+    async def recover(self) -> int:
+        """Close segments a crash left open, keeping every whole frame on disk."""
+        recovered = await recover_open_segments(self._store, self._root, self._clock)
+        for row, closed in recovered:
+            self._audit_safe("recording.recovered", row.camera_id,
+                             {"segment": row.id, "sha256": closed.sha256,
+                              "frames": closed.frames, "note": closed.note})
+        self.recovered_segments += len(recovered)
+        return len(recovered)
+
+    async def enforce_retention(self) -> int:
+        """Delete expired, unheld segments; returns how many."""
+        now = self._clock()
+        total = 0
+        for camera_id in self._store.cameras_with_segments():
+            days = self._retention_days.get(camera_id, self._default_retention)
+            expired = self._store.evictable(camera_id, now - days * 86400.0)
+            if not expired:
+                continue
+            total += len(await delete_segments(self._store, self._root, expired))
+            self._audit_safe("evidence.evict", camera_id,
+                             {"segments": [row.id for row in expired], "retention_days": days,
+                              "sha256": [row.sha256 for row in expired][:50]})
+        self.evicted_segments += total
+        return total
+
+    # -- observability --------------------------------------------------------------------------
+
+    def recorder(self, camera_id: str) -> CameraRecorder | None:
+        return self._recorders.get(camera_id)
+
+    def stats(self) -> dict[str, object]:
+        recorders = [recorder.stats() for recorder in self._recorders.values()]
+        states = {str(r["state"]) for r in recorders}
+        free = -1
+        with contextlib.suppress(OSError):
+            free = shutil.disk_usage(self._root).free
+        return {
+            "state": "disk_full" if "disk_full" in states else (
+                "failed" if "failed" in states else "ok"),
+            "free_bytes": free,
+            "min_free_bytes": self._min_free_bytes,
+            "recorders": recorders,
+            "alerts": list(self.alerts),
+            "evicted_segments": self.evicted_segments,
+            "recovered_segments": self.recovered_segments,
+        }
+
+
+async def recover_open_segments(store: EvidenceStore, root: Path, clock: Callable[[], float]
+                                ) -> list[tuple[SegmentRow, ClosedSegment]]:
+    """Close the segments a crash left open (keeping every whole frame on disk) and forget the
+    empty ones; returns the segments kept, as they were and as they are now."""
+    kept: list[tuple[SegmentRow, ClosedSegment]] = []
+    for row in store.open_segments():
+        try:
+            closed = await asyncio.to_thread(recover_part, root, row.path)
+        except (OSError, UnsafePath) as exc:
+            log.error("camera %s: segment %d could not be recovered: %s",
+                      row.camera_id, row.id, exc)
+            continue
+        if closed is None or closed.frames == 0:
+            store.delete_segment(row.id)
+            with contextlib.suppress(OSError, UnsafePath):
+                await asyncio.to_thread(remove_segment_files, root, row.path)
+            continue
+        store.close_segment(row.id, closed, clock())
+        kept.append((row, closed))
+    return kept
+
+
+async def delete_segments(store: EvidenceStore, root: Path, rows: Sequence[SegmentRow]
+                          ) -> list[SegmentRow]:
+    """Delete these segments' files, then their rows; returns the ones deleted (a file that
+    cannot be removed keeps its row, and is tried again next time)."""
+    deleted: list[SegmentRow] = []
+    for row in rows:
+        try:
+            await asyncio.to_thread(remove_segment_files, root, row.path)
+        except (OSError, UnsafePath) as exc:
+            log.error("camera %s: segment %d could not be deleted: %s", row.camera_id, row.id,
+                      exc)
+            continue
+        store.delete_segment(row.id)
+        deleted.append(row)
+    return deleted

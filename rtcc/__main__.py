@@ -1,5 +1,0 @@
-import sys
-
-from rtcc.cli import main
-
-sys.exit(main())

@@ -1,0 +1,94 @@
+"""Command-line actions of the security core: ``rtcc audit verify``, ``rtcc user add``,
+``rtcc user unlock``. Each returns the process exit code."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import sys
+from collections.abc import Callable
+from typing import TextIO
+
+from rtcc.config import Settings
+from rtcc.errors import RtccError
+from rtcc.policy import Role
+from security.accounts import AccountError, Actor
+from security.audit import verify_chain
+from security.context import SecurityCore
+from security.store import STORE_FILE, SecurityStore
+
+EXIT_OK = 0
+EXIT_TAMPERED = 1
+EXIT_ERROR = 2
+
+
+def audit_verify_main(settings: Settings, out: TextIO | None = None) -> int:
+    """0 when the audit chain is intact, 1 naming the first bad entry, 2 when unreadable."""
+    stream = out or sys.stdout
+    path = settings.data_dir / STORE_FILE
+    if not path.exists():
+        print(f"no security store at {path}", file=stream)
+        return EXIT_ERROR
+    store = SecurityStore.open(path)
+    try:
+        result = verify_chain(store)
+    finally:
+        store.close()
+    print(result.describe(), file=stream)
+    return EXIT_OK if result.ok else EXIT_TAMPERED
+
+
+def user_add_main(
+    settings: Settings,
+    username: str,
+    role: str,
+    *,
+    owner_id: str | None = None,
+    display_name: str = "",
+    password: str | None = None,
+    out: TextIO | None = None,
+    read_password: Callable[[str], str] = getpass.getpass,
+) -> int:
+    """Create an account; prints the TOTP provisioning URI once (staff roles)."""
+    stream = out or sys.stdout
+    try:
+        parsed = Role(role)
+    except ValueError:
+        print("role must be one of: " + ", ".join(str(r) for r in Role), file=stream)
+        return EXIT_ERROR
+    if password is None and parsed != Role.AGENT:
+        password = read_password("Password: ")
+        if read_password("Repeat the password: ") != password:
+            print("the passwords differ; nothing was created", file=stream)
+            return EXIT_ERROR
+    core = SecurityCore.open(settings)
+    try:
+        user, uri = asyncio.run(core.accounts.create_user(
+            Actor("cli", "admin", "local"), username, parsed, password=password,
+            owner_id=owner_id, display_name=display_name,
+        ))
+    except (AccountError, RtccError) as exc:
+        print(f"user not created: {exc}", file=stream)
+        return EXIT_ERROR
+    finally:
+        core.close()
+    print(f"created user {user.username} (id {user.id}, role {user.role})", file=stream)
+    if uri is not None:
+        print("Add this to an authenticator app now; it is not shown again:", file=stream)
+        print(uri, file=stream)
+    return EXIT_OK
+
+
+def user_unlock_main(settings: Settings, username: str, out: TextIO | None = None) -> int:
+    stream = out or sys.stdout
+    core = SecurityCore.open(settings)
+    try:
+        user = core.accounts.by_name(username)
+        if user is None:
+            print(f"no user {username!r}", file=stream)
+            return EXIT_ERROR
+        core.accounts.unlock(Actor("cli", "admin", "local"), user.id)
+    finally:
+        core.close()
+    print(f"unlocked {username}", file=stream)
+    return EXIT_OK

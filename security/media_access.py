@@ -1,0 +1,187 @@
+"""``rtcc.access.MediaAccess``: the gate every media path passes before the first byte leaves.
+
+``open_view`` authenticates (the middleware already did), checks role and the owner's consent,
+requires a purpose, and writes the ``view.start`` audit entry. If that write fails the view is
+refused (503). ``close_view`` writes ``view.stop`` with the duration. ``consent_changed`` records
+an owner's change and ends the camera's open sessions.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from rtcc.access import CameraConsent, ViewGrant
+from rtcc.appkeys import CAMERA_DIRECTORY, HUB
+from rtcc.hub import StreamHub
+from security.audit import AuditWriteError
+from security.consent import decide
+from security.principal import client_address, principal_of
+
+if TYPE_CHECKING:
+    from security.context import SecurityCore
+
+log = logging.getLogger(__name__)
+
+MAX_PURPOSE = 300
+
+
+def _error(cls: type[web.HTTPException], message: str) -> web.HTTPException:
+    return cls(text=json.dumps({"error": message}), content_type="application/json")
+
+
+def _clean(text: str) -> str:
+    """Purpose text as recorded: printable, single line, bounded."""
+    kept = "".join(ch if ch.isprintable() else " " for ch in text).strip()
+    return kept[:MAX_PURPOSE]
+
+
+def consent_summary(consent: CameraConsent | None) -> dict[str, object]:
+    if consent is None:
+        return {"registered": False}
+    return {
+        "sharing": str(consent.sharing),
+        "windows": [w.model_dump() for w in consent.windows],
+        "ptz_allowed": consent.ptz_allowed,
+        "timezone": consent.timezone,
+    }
+
+
+class StoreMediaAccess:
+    """Implements ``rtcc.access.MediaAccess`` on the security store."""
+
+    def __init__(self, core: SecurityCore) -> None:
+        self._core = core
+
+    async def open_view(self, request: web.Request, camera_id: str, profile: str) -> ViewGrant:
+        core = self._core
+        principal = principal_of(request)
+        if principal is None:
+            raise _error(web.HTTPUnauthorized, "log in first")
+        source = client_address(request)
+        directory = request.config_dict.get(CAMERA_DIRECTORY)
+        if directory is None:
+            raise _error(web.HTTPServiceUnavailable, "the camera catalog is not available")
+        consent = await directory.consent_of(camera_id)
+        if consent is None:
+            raise _error(web.HTTPNotFound, f"camera {camera_id!r} is not registered")
+
+        purpose = _clean(request.query.get("purpose", ""))
+        requested_incident = _clean(request.query.get("incident", ""))[:64]
+        now = core.clock()
+        if requested_incident:
+            incident = core.incidents.get(requested_incident)
+            if incident is None or not incident.active:
+                self._deny(principal.username, str(principal.role), camera_id, consent, source,
+                           f"incident {requested_incident!r} is not active")
+                raise _error(web.HTTPForbidden,
+                             f"incident {requested_incident!r} does not exist or is closed")
+        decision = decide(
+            consent,
+            role=principal.role,
+            owner_id=principal.owner_id,
+            purpose=purpose,
+            requested_incident=requested_incident,
+            active_incidents=core.incidents.active_for_camera(camera_id),
+            approved_request=core.store.approved_request_for(camera_id, principal.user_id, now),
+            now=now,
+        )
+        if not decision.allowed:
+            self._deny(principal.username, str(principal.role), camera_id, consent, source,
+                       decision.reason)
+            cls = web.HTTPBadRequest if decision.status == 400 else web.HTTPForbidden
+            raise _error(cls, decision.reason)
+
+        recorded_purpose = purpose or (f"incident {decision.incident}" if decision.incident
+                                       else decision.reason)
+        view_id = secrets.token_hex(8)
+        try:
+            core.audit.append(
+                actor=principal.username, role=str(principal.role), action="view.start",
+                target=f"view:{view_id}", camera_id=camera_id, owner_id=consent.owner_id,
+                source=source,
+                details={"profile": profile, "purpose": recorded_purpose,
+                         "incident": decision.incident, "sharing": str(consent.sharing),
+                         "footage_request": decision.footage_request, "why": decision.reason},
+            )
+        except AuditWriteError:
+            raise _error(web.HTTPServiceUnavailable,
+                         "the audit log cannot be written, so no video is shown; tell an "
+                         "administrator") from None
+        extra = {"owner_id": consent.owner_id, "sharing": str(consent.sharing)}
+        if decision.footage_request:
+            extra["footage_request"] = decision.footage_request
+        return ViewGrant(
+            view_id=view_id, camera_id=camera_id, profile=profile, user=principal.username,
+            role=str(principal.role), purpose=recorded_purpose, incident=decision.incident,
+            source_address=source, started=now, extra=extra,
+        )
+
+    async def close_view(self, grant: ViewGrant, reason: str) -> None:
+        duration = max(0.0, self._core.clock() - grant.started)
+        try:
+            self._core.audit.append(
+                actor=grant.user, role=grant.role, action="view.stop",
+                target=f"view:{grant.view_id}", camera_id=grant.camera_id,
+                owner_id=grant.extra.get("owner_id", ""), source=grant.source_address,
+                details={"profile": grant.profile, "purpose": grant.purpose,
+                         "incident": grant.incident, "duration_s": round(duration, 3),
+                         "reason": reason},
+            )
+        except AuditWriteError:
+            log.error("camera %s: the end of view %s could not be audited",
+                      grant.camera_id, grant.view_id)
+
+    async def consent_changed(
+        self, request: web.Request, before: CameraConsent | None, after: CameraConsent
+    ) -> int:
+        """Record an owner's consent change and end the camera's open sessions.
+
+        Viewers that reconnect are checked again against the new consent. Returns how many
+        sessions were ended. Raises 503 if the change cannot be audited.
+        """
+        principal = principal_of(request)
+        actor = principal.username if principal else "system"
+        role = str(principal.role) if principal else ""
+        return record_consent_change(self._core, request.config_dict.get(HUB), actor, role,
+                                     client_address(request), before, after)
+
+    def _deny(self, actor: str, role: str, camera_id: str, consent: CameraConsent, source: str,
+              reason: str) -> None:
+        try:
+            self._core.audit.append(
+                actor=actor, role=role, action="view.start", outcome="denied",
+                camera_id=camera_id, owner_id=consent.owner_id, source=source,
+                details={"reason": reason, "sharing": str(consent.sharing)},
+            )
+        except AuditWriteError:
+            log.error("camera %s: a refused view could not be audited", camera_id)
+
+
+def record_consent_change(
+    core: SecurityCore,
+    hub: StreamHub | None,
+    actor: str,
+    role: str,
+    source: str,
+    before: CameraConsent | None,
+    after: CameraConsent,
+) -> int:
+    """Audit a consent change (before/after) and end every open session of the camera."""
+    try:
+        core.audit.append(
+            actor=actor, role=role, action="consent.change", camera_id=after.camera_id,
+            owner_id=after.owner_id, source=source,
+            details={"before": consent_summary(before), "after": consent_summary(after)},
+        )
+    except AuditWriteError:
+        raise _error(web.HTTPServiceUnavailable,
+                     "the audit log cannot be written, so the change was not recorded") from None
+    ended = 0 if hub is None else hub.close_camera_sessions(after.camera_id, "consent changed")
+    log.info("camera %s: consent changed to %s by %s; %d sessions ended",
+             after.camera_id, after.sharing, actor, ended)
+    return ended

@@ -1,0 +1,185 @@
+"""HTTP routes of the security core: login, logout, who am I, API tokens, the login page.
+
+Administration (users, audit) is in ``admin_routes``; incidents in ``incident_routes``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from rtcc.policy import Role, allow, public
+from security import admin_routes, incident_routes
+from security.httpio import (
+    ALL_ROLES,
+    actor_of,
+    cookie_secure,
+    is_form,
+    json_error,
+    read_fields,
+    text_field,
+)
+from security.login_page import render_login, safe_next
+from security.principal import client_address, require_principal, security_core
+from security.sessions import clear_session_cookie, set_session_cookie
+
+
+@public()
+async def login_page(request: web.Request) -> web.Response:
+    return web.Response(text=render_login(next_path=request.query.get("next", "/")),
+                        content_type="text/html", charset="utf-8")
+
+
+@public()
+async def login(request: web.Request) -> web.Response:
+    core = security_core(request)
+    form = is_form(request)
+    fields = await read_fields(request)
+    username = text_field(fields, "username", limit=256)
+    password = text_field(fields, "password")
+    code = text_field(fields, "totp", limit=32) or text_field(fields, "code", limit=32)
+    next_path = safe_next(text_field(fields, "next", limit=1000) or "/")
+    if not username or not password:
+        if form:
+            return web.Response(status=400, content_type="text/html", charset="utf-8",
+                                text=render_login(username=username, next_path=next_path,
+                                                  error="Enter your user name and password."))
+        return json_error(400, "username and password are required")
+    source = client_address(request)
+    outcome = await core.accounts.login(username, password, code, source)
+    if outcome.user is None:
+        if form:
+            return web.Response(status=outcome.status, content_type="text/html",
+                                charset="utf-8",
+                                text=render_login(username=username, next_path=next_path,
+                                                  error=outcome.message))
+        return json_error(outcome.status, outcome.message)
+    user = outcome.user
+    value, csrf = core.sessions.create(user.id, source)
+    response: web.Response
+    if form:
+        response = web.Response(status=303, headers={"Location": next_path})
+    else:
+        body = user.as_json(core.clock())
+        body["csrf_token"] = csrf
+        body["idle_minutes"] = core.settings.security.session_idle_minutes
+        response = web.json_response(body)
+    set_session_cookie(response, value, secure=cookie_secure(request))
+    return response
+
+
+@allow(*ALL_ROLES)
+async def logout(request: web.Request) -> web.Response:
+    core = security_core(request)
+    principal = require_principal(request)
+    if principal.session_hash is not None:
+        core.sessions.end(principal.session_hash)
+    core.audit.append(actor=principal.username, role=str(principal.role), action="logout",
+                      source=client_address(request))
+    if is_form(request):
+        response = web.Response(status=303, headers={"Location": "/login"})
+    else:
+        response = web.json_response({"ok": True})
+    clear_session_cookie(response, secure=cookie_secure(request))
+    return response
+
+
+@allow(*ALL_ROLES)
+async def me(request: web.Request) -> web.Response:
+    core = security_core(request)
+    principal = require_principal(request)
+    user = core.accounts.get(principal.user_id)
+    if user is None:
+        return json_error(401, "log in first")
+    body = user.as_json(core.clock())
+    body["auth"] = principal.auth
+    if principal.csrf_token:
+        body["csrf_token"] = principal.csrf_token
+    return web.json_response(body)
+
+
+def _expiry(fields: dict[str, Any], now: float) -> float | None:
+    days = fields.get("expires_days")
+    if days is None:
+        return None
+    if not isinstance(days, int | float) or isinstance(days, bool) or not 0 < days <= 3650:
+        raise web.HTTPBadRequest(text='{"error": "expires_days must be between 0 and 3650"}',
+                                 content_type="application/json")
+    return now + float(days) * 86400
+
+
+async def issue_token(request: web.Request, user_id: int, fields: dict[str, Any]) -> web.Response:
+    core = security_core(request)
+    name = text_field(fields, "name", limit=100).strip() or "api"
+    expires = _expiry(fields, core.clock())
+    actor = actor_of(request)
+    token_id, token = core.tokens.create(user_id, name, expires=expires)
+    core.audit.append(actor=actor.name, role=actor.role, action="token.create",
+                      target=f"token:{token_id}", source=actor.source,
+                      details={"user_id": user_id, "name": name})
+    return web.json_response(
+        {"id": token_id, "name": name, "token": token, "expires": expires,
+         "note": "the token is shown only now; store it safely"},
+        status=201,
+    )
+
+
+@allow(*ALL_ROLES)
+async def create_token(request: web.Request) -> web.Response:
+    principal = require_principal(request)
+    return await issue_token(request, principal.user_id, await read_fields(request))
+
+
+@allow(Role.ADMIN)
+async def create_token_for_user(request: web.Request) -> web.Response:
+    """An administrator issues a token for another account (an agent, an automation user)."""
+    core = security_core(request)
+    try:
+        user = core.accounts.get(int(request.match_info["user_id"]))
+    except ValueError:
+        user = None
+    if user is None:
+        return json_error(404, "no such user")
+    return await issue_token(request, user.id, await read_fields(request))
+
+
+@allow(*ALL_ROLES)
+async def list_tokens(request: web.Request) -> web.Response:
+    core = security_core(request)
+    principal = require_principal(request)
+    tokens = [info.as_json() for info in core.tokens.of_user(principal.user_id)]
+    return web.json_response({"tokens": tokens})
+
+
+@allow(*ALL_ROLES)
+async def revoke_token(request: web.Request) -> web.Response:
+    core = security_core(request)
+    principal = require_principal(request)
+    try:
+        token_id = int(request.match_info["token_id"])
+    except ValueError:
+        return json_error(404, "no such token")
+    owner = None if principal.role == Role.ADMIN else principal.user_id
+    if not core.tokens.revoke(token_id, owner):
+        return json_error(404, "no such token")
+    actor = actor_of(request)
+    core.audit.append(actor=actor.name, role=actor.role, action="token.revoke",
+                      target=f"token:{token_id}", source=actor.source)
+    return web.json_response({"ok": True, "revoked": token_id})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/login", login_page)
+    app.router.add_post("/api/login", login)
+    app.router.add_post("/api/logout", logout)
+    app.router.add_get("/api/me", me)
+    app.router.add_post("/api/tokens", create_token)
+    app.router.add_get("/api/tokens", list_tokens)
+    app.router.add_delete("/api/tokens/{token_id}", revoke_token)
+    app.router.add_post("/api/users/{user_id}/tokens", create_token_for_user)
+    admin_routes.add_routes(app)
+    incident_routes.add_routes(app)
+
+
+__all__ = ["add_routes"]

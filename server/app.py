@@ -1,0 +1,59 @@
+"""The one place that wires the packages together into an aiohttp application."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+import catalog
+import relay
+from catalog.owner_api import add_owner_routes
+from console_web import portal
+from console_web import routes as console_routes
+from evidence import add_routes as add_evidence_routes
+from evidence import evidence_context
+from ingest.agentlink import wiring as agent_server
+from rtcc.appkeys import HUB, SETTINGS
+from rtcc.config import Settings
+from rtcc.hub import StreamHub
+from security import add_routes as add_security_routes
+from security import security_context, security_middleware
+from server import ops_routes
+from server.camera_sync import camera_sync_context
+from server.security_headers import security_headers_on_prepare
+
+log = logging.getLogger(__name__)
+
+
+async def _hub_context(app: web.Application) -> AsyncIterator[None]:
+    async with StreamHub() as hub:
+        app[HUB] = hub
+        yield
+        log.info("stopping %d streams", len(hub.streams()))
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(middlewares=[security_middleware],
+                          client_max_size=16 * 1024**2)
+    app[SETTINGS] = settings
+    app.on_response_prepare.append(security_headers_on_prepare)
+    app.cleanup_ctx.append(security_context)  # first in, last out: audits the others' shutdown
+    app.cleanup_ctx.append(catalog.catalog_context)  # needs SECRET_BOX
+    app.cleanup_ctx.append(_hub_context)
+    app.cleanup_ctx.append(catalog.live_status_context)  # needs the hub
+    app.cleanup_ctx.append(camera_sync_context)  # catalog cameras -> hub streams
+    app.cleanup_ctx.append(agent_server.cleanup_ctx)  # after the hub: agent cameras are streams
+    app.cleanup_ctx.append(evidence_context)  # after security and hub: records streams
+    ops_routes.add_routes(app)
+    # -- packages add their routes below (each module exposes add_routes(app)) --
+    add_security_routes(app)
+    relay.add_routes(app)
+    catalog.add_routes(app)
+    add_owner_routes(app)  # the owners' own cameras, sites and sign-up
+    console_routes.add_routes(app)
+    portal.add_routes(app)  # the owner portal under /register/
+    agent_server.add_routes(app)
+    add_evidence_routes(app)
+    return app

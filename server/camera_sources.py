@@ -1,0 +1,70 @@
+"""Building the Source of each camera profile: RTSP pulls whose URL passed the safety check."""
+
+from __future__ import annotations
+
+from ingest.handoff import LoopHandoff
+from ingest.rtsp import RtspSource, RtspTarget
+from rtcc.config import IngestConfig, SecurityConfig
+from rtcc.errors import UnsafeUrl
+from rtcc.hub import FrameSink, Source, SourceFactory
+from security.urls import check_camera_url
+
+
+class CheckedRtspSource:
+    """Checks and resolves the camera URL each time the stream starts (DNS may change), then
+    pulls from the checked address, so a name cannot be re-pointed at a private host."""
+
+    def __init__(
+        self,
+        name: str,
+        target: RtspTarget,
+        ingest: IngestConfig,
+        security: SecurityConfig,
+        handoff: LoopHandoff,
+    ) -> None:
+        self._name = name
+        self._target = target
+        self._ingest = ingest
+        self._security = security
+        self._handoff = handoff
+        self._inner: RtspSource | None = None
+        self._refusal = ""
+
+    async def start(self, sink: FrameSink) -> None:
+        try:
+            checked = await check_camera_url(
+                self._target.url, allow_networks=self._security.allow_private_camera_hosts
+            )
+        except UnsafeUrl as exc:
+            self._refusal = str(exc)
+            raise
+        target = RtspTarget(
+            url=checked.pinned_url,
+            username=self._target.username,
+            password=self._target.password,
+            transport=self._target.transport,
+        )
+        self._inner = RtspSource(self._name, target, self._ingest, handoff=self._handoff)
+        await self._inner.start(sink)
+
+    async def aclose(self) -> None:
+        if self._inner is not None:
+            await self._inner.aclose()
+
+    def stats(self) -> dict[str, object]:
+        if self._inner is not None:
+            return self._inner.stats()
+        return {"refused": self._refusal} if self._refusal else {}
+
+
+def rtsp_source_factory(
+    name: str,
+    target: RtspTarget,
+    ingest: IngestConfig,
+    security: SecurityConfig,
+    handoff: LoopHandoff,
+) -> SourceFactory:
+    def make() -> Source:
+        return CheckedRtspSource(name, target, ingest, security, handoff)
+
+    return make

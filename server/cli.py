@@ -1,0 +1,197 @@
+"""The ``rtcc`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rtcc.config import Settings, load_settings
+from rtcc.errors import ConfigError
+from rtcc.logs import setup_logging
+
+log = logging.getLogger("rtcc")
+
+DEFAULT_CONFIG = Path("configs/demo.yaml")
+
+
+def _override_server(settings: Settings, args: argparse.Namespace) -> Settings:
+    server = settings.server
+    changes: dict[str, object] = {}
+    if getattr(args, "host", None):
+        changes["host"] = args.host
+    if getattr(args, "port", None) is not None:
+        changes["port"] = args.port
+    if getattr(args, "tls_cert", None):
+        changes["tls_cert"] = args.tls_cert
+    if getattr(args, "tls_key", None):
+        changes["tls_key"] = args.tls_key
+    if not changes:
+        return settings
+    return settings.model_copy(update={"server": server.model_copy(update=changes)})
+
+
+async def _serve(settings: Settings, banner: str = "") -> None:
+    from server.runner import serving, wait_for_stop_signal
+
+    async with serving(settings) as url:
+        print(f"RTCC server listening on {url}", flush=True)
+        if banner:
+            print(banner.replace("{url}", url), flush=True)
+        await wait_for_stop_signal()
+        print("Stopping: closing viewers and camera sessions...", flush=True)
+
+
+async def _demo(settings: Settings) -> None:
+    from camsim.runner import Camsim
+
+    if settings.camsim is None or not settings.camsim.cameras:
+        raise ConfigError("the demo configuration has no 'camsim' cameras to simulate")
+    from server.demo_account import reset_demo_admin
+
+    user, password = await reset_demo_admin(settings)
+    async with Camsim(settings.camsim) as sim:
+        print(f"Simulated cameras: {len(settings.camsim.cameras)} streams at "
+              f"rtsp://{settings.camsim.host}:{sim.port}/", flush=True)
+        banner = (
+            "\n  Open the console:  {url}/console/\n"
+            f"  Log in as:         {user} / {password}\n"
+            "  Stream status:     {url}/api/streams   (metrics: {url}/metrics)\n"
+            "  Press Ctrl-C to stop everything.\n"
+        )
+        await _serve(settings, banner)
+
+
+async def _camsim(settings: Settings) -> None:
+    from camsim.runner import run_camsim
+
+    if settings.camsim is None:
+        raise ConfigError("the configuration has no 'camsim' section")
+    await run_camsim(settings.camsim)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rtcc", description=__doc__)
+    parser.add_argument("--log-format", choices=["text", "json"], default="text")
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the server")
+    serve.add_argument("--config", type=Path, required=True)
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--tls-cert", type=Path)
+    serve.add_argument("--tls-key", type=Path)
+
+    demo = sub.add_parser("demo", help="run the server with simulated cameras (embedded storage)")
+    demo.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    demo.add_argument("--host")
+    demo.add_argument("--port", type=int)
+
+    camsim = sub.add_parser("camsim", help="serve simulated RTSP cameras")
+    camsim.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+
+    from agent.cli import add_parser as add_agent_parser
+
+    add_agent_parser(sub)
+
+    check = sub.add_parser("check-config", help="validate a configuration file and exit")
+    check.add_argument("config", type=Path)
+
+    audit = sub.add_parser("audit", help="the tamper-evident audit log")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    verify = audit_sub.add_parser("verify", help="check every entry's hash chain")
+    verify.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+
+    export = sub.add_parser("export", help="export a camera's recordings as signed evidence")
+    export.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    export.add_argument("--camera", required=True)
+    export.add_argument("--from", dest="start", required=True,
+                        help="ISO-8601 time with a zone (2024-05-01T12:00:00Z) or epoch seconds")
+    export.add_argument("--to", dest="end", required=True)
+    export.add_argument("--case", required=True)
+    export.add_argument("--reason", default="")
+    export.add_argument("--out", type=Path, help="package file (default: in the data folder)")
+    export.add_argument("--watermark", action="store_true",
+                        help="add a copy with case, camera and time burned in")
+    check_export = sub.add_parser("verify", help="check an export package's signature and hashes")
+    check_export.add_argument("file", type=Path)
+    check_export.add_argument("--config", type=Path,
+                              help="the server's configuration: compare with its stored "
+                                   "segments and key, and audit the verification")
+    check_export.add_argument("--key", type=Path, help="the trusted public key (PEM)")
+
+    user = sub.add_parser("user", help="manage accounts")
+    user_sub = user.add_subparsers(dest="user_command", required=True)
+    add = user_sub.add_parser("add", help="create an account (prompts for the password)")
+    add.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    add.add_argument("username")
+    add.add_argument("--role", required=True)
+    add.add_argument("--owner-id")
+    add.add_argument("--display-name", default="")
+    unlock = user_sub.add_parser("unlock", help="unlock an account locked by failed logins")
+    unlock.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    unlock.add_argument("username")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "agent":  # runs on the owner's network: no server configuration
+        from agent.cli import main as agent_main
+
+        setup_logging(args.log_level or "info", args.log_format)
+        return agent_main(args)
+    if args.command == "verify" and args.config is None:  # anyone may check a package
+        from evidence import verify_main
+
+        return verify_main(args.file, key_path=args.key)
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(f"configuration error:\n{exc}", file=sys.stderr)
+        return 2
+    setup_logging(args.log_level or settings.log_level, args.log_format)
+    try:
+        if args.command == "check-config":
+            print(f"{args.config}: OK ({len(settings.cameras)} cameras)")
+            return 0
+        if args.command == "audit":
+            from security.cli import audit_verify_main
+
+            return audit_verify_main(settings)
+        if args.command == "export":
+            from evidence import export_main
+
+            return export_main(settings, args.camera, args.start, args.end, args.case, args.out,
+                               args.watermark, reason=args.reason)
+        if args.command == "verify":
+            from evidence import verify_main
+
+            return verify_main(args.file, settings, key_path=args.key)
+        if args.command == "user":
+            from security.cli import user_add_main, user_unlock_main
+
+            if args.user_command == "add":
+                return user_add_main(settings, args.username, args.role, owner_id=args.owner_id,
+                                     display_name=args.display_name)
+            return user_unlock_main(settings, args.username)
+        settings = _override_server(settings, args)
+        if args.command == "serve":
+            asyncio.run(_serve(settings))
+        elif args.command == "demo":
+            asyncio.run(_demo(settings))
+        elif args.command == "camsim":
+            asyncio.run(_camsim(settings))
+    except ConfigError as exc:
+        print(f"configuration error:\n{exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+__all__ = ["main"]

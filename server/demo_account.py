@@ -1,0 +1,32 @@
+"""The demo's administrator: a fresh password at every start, printed once on the terminal."""
+
+from __future__ import annotations
+
+import secrets
+
+from rtcc.config import Settings
+from rtcc.policy import Role
+from security.accounts import Actor
+from security.context import SecurityCore
+
+DEMO_USER = "demo"
+
+
+async def reset_demo_admin(settings: Settings) -> tuple[str, str]:
+    """Create the demo administrator, or give it a new password; returns (user, password)."""
+    password = "demo-" + secrets.token_urlsafe(12)
+    actor = Actor("demo-setup", str(Role.ADMIN), "local")
+    core = SecurityCore.open(settings)
+    try:
+        user = core.accounts.by_name(DEMO_USER)
+        if user is None:
+            await core.accounts.create_user(
+                actor, DEMO_USER, Role.ADMIN, password=password, display_name="Demo administrator",
+                enroll_totp=False,
+            )
+        else:
+            await core.accounts.set_password(actor, user.id, password)
+            core.accounts.unlock(actor, user.id)
+    finally:
+        core.close()
+    return DEMO_USER, password

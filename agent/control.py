@@ -29,11 +29,11 @@ from agent.footage import FootageUploader
 from agent.publisher import Publisher, PublishError
 from agent.snapshot import grab_jpeg
 from agent.state import Credential
-from ingest.agentlink.store import camera_id_for
 from ingest.backoff import Backoff
 from ingest.onvif.models import OnvifError
 from ingest.rtsp_url import scrub
 from rtcc import agent_protocol as proto
+from rtcc.cameras import camera_id_for
 from rtcc.config import IngestConfig
 from rtcc.errors import RtccError
 

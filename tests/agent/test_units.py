@@ -19,8 +19,8 @@ from agent.state import (
     normalize_server,
     save_credential,
 )
-from ingest.agentlink.store import camera_id_for
 from rtcc import agent_protocol as proto
+from rtcc.cameras import camera_id_for
 from rtcc.errors import UnsafeUrl
 from rtcc.media import EncodedFrame
 

@@ -2,10 +2,11 @@
 approved footage request can be answered with the original bytes.
 
 Each camera's main profile is pulled over RTSP by its own ``RtspSource`` (separate from live
-publishing) into a local ``StreamHub``; a ``CameraRecorder`` (the server's recorder, from
-``evidence``) writes what it receives, unchanged, in segments cut at keyframes, each hashed
+publishing) into a local ``StreamHub``; a ``CameraRecorder`` (the recorder the server uses too,
+from ``recording``) writes what it receives, unchanged, in segments cut at keyframes, each hashed
 with SHA-256 as it is written. The index is a small SQLite file in the buffer folder with the
-evidence store's schema: camera, camera pts range, UTC start and end, size, frame count, hash.
+segment store's schema (``recording.store``): camera, camera pts range, UTC start and end, size,
+frame count, hash.
 
 Segments are evicted once they end more than ``hours`` ago, and oldest first while the buffer
 holds more than ``max_bytes``; never a segment a hold covers (an accepted footage request holds
@@ -28,13 +29,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from evidence.holds import add_hold, release_hold
-from evidence.manager import delete_segments, recover_open_segments
-from evidence.recorder import CameraRecorder, RecorderSettings, RecorderState
-from evidence.segments import FrameEntry, contained, read_index
-from evidence.store import EvidenceStore, SegmentRow
 from ingest.rtsp import RtspSource, RtspTarget
 from ingest.rtsp_url import parse_rtsp_url
+from recording.holds import add_hold, release_hold
+from recording.recorder import CameraRecorder, RecorderSettings, RecorderState
+from recording.segments import FrameEntry, contained, read_index
+from recording.store import SegmentRow, SegmentStore
+from recording.upkeep import delete_segments, recover_open_segments
 from rtcc.config import IngestConfig
 from rtcc.errors import RtccError
 from rtcc.hub import Source, StreamHub, StreamSettings
@@ -83,7 +84,7 @@ class RollingBuffer:
         self._ingest = ingest
         self._clock = clock
         self.root = options.directory
-        self._store: EvidenceStore | None = None
+        self._store: SegmentStore | None = None
         self._hub = StreamHub()
         self._cameras: dict[str, _Camera] = {}
         self._lock = asyncio.Lock()
@@ -92,7 +93,7 @@ class RollingBuffer:
         self.recovered = 0
 
     @property
-    def store(self) -> EvidenceStore:
+    def store(self) -> SegmentStore:
         if self._store is None:
             raise RuntimeError("the buffer is not open")
         return self._store
@@ -104,7 +105,7 @@ class RollingBuffer:
         evict what is past the limits."""
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.root.chmod(0o700)
-        self._store = await asyncio.to_thread(EvidenceStore.open, self.root / INDEX_FILE)
+        self._store = await asyncio.to_thread(SegmentStore.open, self.root / INDEX_FILE)
         recovered = await recover_open_segments(self.store, self.root, self._clock)
         for row, closed in recovered:
             log.warning("camera %s: buffered segment %d was left open by an interruption and "
@@ -313,7 +314,7 @@ class RollingBuffer:
         return {"cameras": 0}
 
 
-def _oldest_unheld(store: EvidenceStore) -> list[SegmentRow]:
+def _oldest_unheld(store: SegmentStore) -> list[SegmentRow]:
     rows = store.fetchall(
         "SELECT * FROM segments s WHERE s.state != 'open' AND NOT EXISTS (SELECT 1 FROM holds h"
         " WHERE h.camera_id = s.camera_id AND h.released_at IS NULL"

@@ -29,11 +29,11 @@ from agent.footage import FootageUploader
 from agent.publisher import Publisher, PublishError
 from agent.snapshot import grab_jpeg
 from agent.state import Credential
-from ingest.agentlink.store import camera_id_for
 from ingest.backoff import Backoff
 from ingest.onvif.models import OnvifError
 from ingest.rtsp_url import scrub
 from rtcc import agent_protocol as proto
+from rtcc.cameras import CameraId, camera_id_for
 from rtcc.config import IngestConfig
 from rtcc.errors import RtccError
 
@@ -83,12 +83,12 @@ class Agent:
                                        kbps=self.options.upload_kbps,
                                        backoff_max=max(self.options.backoff_max, 1.0))
 
-    def camera_id(self, key: str) -> str:
+    def camera_id(self, key: str) -> CameraId:
         """The server's id of this agent's camera ``key`` (the server derives it the same way)."""
         return camera_id_for(self.credential.agent_id, key)
 
     def my_camera_ids(self) -> set[str]:
-        found = {self.camera_id(key) for key in self.inventory.cameras}
+        found: set[str] = {self.camera_id(key) for key in self.inventory.cameras}
         if self.buffer is not None:
             found.update(self.buffer.store.cameras_with_segments())
         return found

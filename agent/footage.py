@@ -32,10 +32,10 @@ import aiohttp
 
 from agent.buffer import RollingBuffer
 from agent.state import Credential
-from evidence.segments import hash_file
-from evidence.store import EvidenceStore
-from evidence.times import iso_utc
 from ingest.backoff import Backoff
+from recording.segments import hash_file
+from recording.store import SegmentStore
+from recording.times import iso_utc
 from rtcc import agent_protocol as proto
 
 log = logging.getLogger(__name__)
@@ -133,19 +133,19 @@ class FootageUploader:
         self._rate = kbps * 1000.0 / 8.0
         self._backoff_max = backoff_max
         self._clock = clock
-        self._store: EvidenceStore | None = None
+        self._store: SegmentStore | None = None
         self._http: aiohttp.ClientSession | None = None
         self._wake = asyncio.Event()
         self.segments_sent = 0
         self.bytes_sent = 0
 
     @property
-    def store(self) -> EvidenceStore:
+    def store(self) -> SegmentStore:
         if self._store is None:
             # The buffer's index keeps the jobs across restarts; without a buffer every job
             # fails at once, so memory will do.
             store = self._buffer.store if self._buffer is not None else \
-                EvidenceStore.open(Path(":memory:"))
+                SegmentStore.open(Path(":memory:"))
             store.conn.executescript(_SCHEMA)
             self._store = store
         return self._store

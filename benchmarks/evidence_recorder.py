@@ -6,7 +6,7 @@ bitrate's average size, a keyframe every ``--gop`` frames) into a ``rtcc.hub.Str
 speed, twice, and measures this process's CPU time (all threads):
 
 * ``drain``: one subscriber that reads and drops every frame (the cost of being a consumer);
-* ``record``: a ``evidence.recorder.CameraRecorder`` writing the frames into segments
+* ``record``: a ``recording.recorder.CameraRecorder`` writing the frames into segments
   (batching on the loop, writes + SHA-256 + fsync at each segment's close in its thread,
   SQLite rows).
 
@@ -25,8 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from evidence.recorder import CameraRecorder, RecorderSettings, RecorderState
 from evidence.store import EvidenceStore
+from recording.recorder import CameraRecorder, RecorderSettings, RecorderState
 from rtcc.hub import FrameSink, StreamHub, StreamSettings
 from rtcc.media import VIDEO_CLOCK_RATE, EncodedFrame
 

@@ -21,9 +21,9 @@ from catalog.errors import FieldError
 from catalog.geo import check_fov, check_heading, check_lat, check_lon, check_range
 from catalog.model import PROFILE_NAMES, Camera, Profile
 from rtcc.access import SecretBox
+from rtcc.cameras import CAMERA_ID_RULE, is_camera_id
 from rtcc.config import CameraKind, SharingLevel, TimeWindow
 
-CAMERA_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 REF_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 RESERVED_IDS = frozenset({"import", "export", "search"})
 """Words that are routes under /api/cameras/ and so cannot be camera ids."""
@@ -49,8 +49,8 @@ _SHARING = ", ".join(s.value for s in SharingLevel)
 
 
 def check_camera_id(value: object, field: str = "id") -> str:
-    allowed = "1-64 of a-z 0-9 _ -, starting with a letter or digit"
-    if not isinstance(value, str) or not CAMERA_ID.fullmatch(value):
+    allowed = CAMERA_ID_RULE
+    if not is_camera_id(value):
         raise FieldError(field, "not a valid camera id", allowed)
     if value in RESERVED_IDS:
         raise FieldError(field, f"{value!r} is a reserved word", allowed + "; not import, export "

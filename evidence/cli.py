@@ -19,11 +19,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from evidence.context import evidence_root
 from evidence.export import Exporter, ExportRequest
-from evidence.holds import add_hold
-from evidence.segments import hash_file
 from evidence.signing import KEY_FILE, SigningKeyError, load_or_create, load_public_pem
 from evidence.store import STORE_FILE, EvidenceStore
-from evidence.times import iso_utc, parse_utc
 from evidence.verify import (
     EXIT_FAILED,
     EXIT_OK,
@@ -32,6 +29,9 @@ from evidence.verify import (
     store_checker,
     verify_package,
 )
+from recording.holds import add_hold
+from recording.segments import hash_file
+from recording.times import iso_utc, parse_utc
 from rtcc.config import Settings
 from rtcc.errors import RtccError
 from security.audit import AuditLog, AuditWriteError

@@ -19,11 +19,11 @@ from aiohttp import web
 from evidence.export import Exporter
 from evidence.exports import purge_expired
 from evidence.manager import RecordingManager
-from evidence.recorder import RecorderSettings
 from evidence.requests import FootageRequests
 from evidence.signing import SigningKey, load_or_create
 from evidence.store import EvidenceStore
 from evidence.uploads import Uploads
+from recording.recorder import RecorderSettings
 from rtcc.appkeys import CAMERA_DIRECTORY, HUB, SETTINGS
 from rtcc.config import Settings
 from security.audit import AuditLog

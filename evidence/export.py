@@ -48,7 +48,9 @@ from evidence.manifest import (
     Progress,
     sign_manifest,
 )
-from evidence.segments import (
+from evidence.signing import ALGORITHM, SigningKey
+from evidence.store import EvidenceStore
+from recording.segments import (
     FrameEntry,
     UnsafePath,
     contained,
@@ -57,9 +59,8 @@ from evidence.segments import (
     iter_frames,
     parse_index,
 )
-from evidence.signing import ALGORITHM, SigningKey
-from evidence.store import EvidenceStore, SegmentRow
-from evidence.times import iso_utc
+from recording.store import SegmentRow
+from recording.times import iso_utc
 from rtcc import __version__
 from rtcc.errors import RtccError
 from rtcc.media import VIDEO_CLOCK_RATE

@@ -26,7 +26,6 @@ from evidence import exports
 from evidence.context import EvidenceCore
 from evidence.export import ExportError, ExportRequest, NoFootage
 from evidence.ffmpeg import FfmpegError
-from evidence.holds import add_hold, get_hold, list_holds, release_hold
 from evidence.httpio import (
     CAMERA_ID,
     CASE_NUMBER,
@@ -37,7 +36,8 @@ from evidence.httpio import (
     text,
     time_range,
 )
-from evidence.segments import UnsafePath
+from recording.holds import add_hold, get_hold, list_holds, release_hold
+from recording.segments import UnsafePath
 from rtcc.appkeys import CAMERA_DIRECTORY
 from rtcc.errors import RtccError
 from rtcc.policy import Role, allow, public, staff

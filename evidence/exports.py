@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evidence.segments import UnsafePath, contained
 from evidence.store import EvidenceStore
+from recording.segments import UnsafePath, contained
 
 TOKEN = re.compile(r"^[A-Za-z0-9_-]{40,64}$")
 FILE_NAME = re.compile(r"^exp-[0-9a-f]{16}\.tar$")

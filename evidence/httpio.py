@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from evidence.context import EVIDENCE, EvidenceCore
-from evidence.times import parse_utc
+from recording.times import parse_utc
 from security.audit import AuditWriteError
 from security.principal import Principal, client_address, security_core
 

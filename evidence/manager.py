@@ -20,12 +20,12 @@ import logging
 import shutil
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
-from evidence.recorder import CameraRecorder, RecorderSettings, RecorderState
-from evidence.segments import UnsafePath, recover_part, remove_segment_files
-from evidence.store import ClosedSegment, EvidenceStore, SegmentRow
+from evidence.store import EvidenceStore
+from recording.recorder import CameraRecorder, RecorderSettings, RecorderState
+from recording.upkeep import delete_segments, recover_open_segments
 from rtcc.access import CameraDirectory
 from rtcc.config import SharingLevel
 from rtcc.hub import StreamHub
@@ -289,42 +289,3 @@ class RecordingManager:
             "evicted_segments": self.evicted_segments,
             "recovered_segments": self.recovered_segments,
         }
-
-
-async def recover_open_segments(store: EvidenceStore, root: Path, clock: Callable[[], float]
-                                ) -> list[tuple[SegmentRow, ClosedSegment]]:
-    """Close the segments a crash left open (keeping every whole frame on disk) and forget the
-    empty ones; returns the segments kept, as they were and as they are now."""
-    kept: list[tuple[SegmentRow, ClosedSegment]] = []
-    for row in store.open_segments():
-        try:
-            closed = await asyncio.to_thread(recover_part, root, row.path)
-        except (OSError, UnsafePath) as exc:
-            log.error("camera %s: segment %d could not be recovered: %s",
-                      row.camera_id, row.id, exc)
-            continue
-        if closed is None or closed.frames == 0:
-            store.delete_segment(row.id)
-            with contextlib.suppress(OSError, UnsafePath):
-                await asyncio.to_thread(remove_segment_files, root, row.path)
-            continue
-        store.close_segment(row.id, closed, clock())
-        kept.append((row, closed))
-    return kept
-
-
-async def delete_segments(store: EvidenceStore, root: Path, rows: Sequence[SegmentRow]
-                          ) -> list[SegmentRow]:
-    """Delete these segments' files, then their rows; returns the ones deleted (a file that
-    cannot be removed keeps its row, and is tried again next time)."""
-    deleted: list[SegmentRow] = []
-    for row in rows:
-        try:
-            await asyncio.to_thread(remove_segment_files, root, row.path)
-        except (OSError, UnsafePath) as exc:
-            log.error("camera %s: segment %d could not be deleted: %s", row.camera_id, row.id,
-                      exc)
-            continue
-        store.delete_segment(row.id)
-        deleted.append(row)
-    return deleted

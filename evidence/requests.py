@@ -31,8 +31,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from evidence.holds import add_hold
 from evidence.store import EvidenceStore
+from recording.holds import add_hold
 from rtcc.policy import Role
 from security.principal import Principal
 from security.store import SecurityStore

@@ -54,7 +54,8 @@ from pathlib import Path
 from typing import Any
 
 from evidence.requests import GRANTED, FootageRequest, FootageRequests
-from evidence.segments import (
+from evidence.store import EvidenceStore
+from recording.segments import (
     FrameEntry,
     contained,
     fsync_dir,
@@ -62,7 +63,7 @@ from evidence.segments import (
     index_path_of,
     segment_name,
 )
-from evidence.store import ClosedSegment, EvidenceStore, NewSegment
+from recording.store import ClosedSegment, NewSegment
 from rtcc.errors import RtccError
 
 UPLOAD_ID = re.compile(r"^up-[0-9a-f]{24}$")

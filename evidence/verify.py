@@ -38,7 +38,6 @@ from evidence.manifest import (
     part_message,
     parts_of,
 )
-from evidence.segments import UnsafePath, contained, hash_file
 from evidence.signing import (
     ALGORITHM,
     SigningKeyError,
@@ -47,6 +46,7 @@ from evidence.signing import (
     verify_b64,
 )
 from evidence.store import EvidenceStore
+from recording.segments import UnsafePath, contained, hash_file
 
 EXIT_OK = 0
 EXIT_FAILED = 1

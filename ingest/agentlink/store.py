@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from rtcc.agent_protocol import CameraReport, ProfileReport
+from rtcc.cameras import camera_id_for
 from rtcc.sqlite import connect, immediate_transaction
 
 STORE_FILE = "agents.sqlite3"
@@ -129,11 +130,6 @@ class AgentCamera:
         body.pop("key")
         return {"camera_id": self.camera_id, "agent_id": self.agent_id,
                 "owner_id": self.owner_id, "updated": self.updated, **body}
-
-
-def camera_id_for(agent_id: str, key: str) -> str:
-    """Stable across restarts and re-reports: the agent's id and a digest of the camera key."""
-    return f"{agent_id}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
 
 
 class AgentStore:

@@ -19,8 +19,8 @@ from agent.state import (
     normalize_server,
     save_credential,
 )
-from ingest.agentlink.store import camera_id_for
 from rtcc import agent_protocol as proto
+from rtcc.cameras import camera_id, camera_id_for, is_camera_id
 from rtcc.errors import UnsafeUrl
 from rtcc.media import EncodedFrame
 
@@ -115,3 +115,11 @@ def test_camera_ids_are_stable_and_valid() -> None:
     from rtcc.config import CameraConfig
 
     CameraConfig(id=first, name="x", lat=0, lon=0)  # the catalog's id rules accept it
+    assert camera_id(first) == first
+
+
+@pytest.mark.parametrize("value", ["", "Cam1", "-cam", "cam/1", "cam 1", "a" * 65, 7, None])
+def test_camera_id_rule_refuses(value: object) -> None:
+    assert not is_camera_id(value)
+    with pytest.raises(ValueError, match="not a valid camera id"):
+        camera_id(value)

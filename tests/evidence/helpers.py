@@ -17,8 +17,9 @@ from aiohttp.test_utils import TestClient
 
 from evidence import add_routes as add_evidence_routes
 from evidence import evidence_context
-from evidence.segments import SegmentFile, segment_name
-from evidence.store import EvidenceStore, NewSegment
+from evidence.store import EvidenceStore
+from recording.segments import SegmentFile, segment_name
+from recording.store import NewSegment
 from rtcc.appkeys import CAMERA_DIRECTORY, HUB, SETTINGS
 from rtcc.config import Settings
 from rtcc.hub import StreamHub

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from evidence.manager import RecordingManager
-from evidence.recorder import RecorderSettings, RecorderState
-from evidence.segments import contained, hash_file, read_index
 from evidence.store import EvidenceStore
 from ingest.rtsp import RtspSource
+from recording.recorder import RecorderSettings, RecorderState
+from recording.segments import contained, hash_file, read_index
 from rtcc.hub import StreamHub, StreamSettings
 from security.audit import AuditLog
 from security.store import SecurityStore

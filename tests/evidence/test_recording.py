@@ -26,13 +26,14 @@ from camsim.runner import Camsim, CamsimUnavailable
 from evidence import export_main, verify_main
 from evidence.export import Exporter, ExportRequest, ExportResult
 from evidence.manager import RecordingManager
-from evidence.recorder import RecorderSettings
-from evidence.segments import contained, hash_file, iter_frames, read_index
 from evidence.signing import load_or_create
-from evidence.store import EvidenceStore, SegmentRow
-from evidence.times import iso_utc
+from evidence.store import EvidenceStore
 from ingest import h264
 from ingest.rtsp import RtspSource, RtspTarget
+from recording.recorder import RecorderSettings
+from recording.segments import contained, hash_file, iter_frames, read_index
+from recording.store import SegmentRow
+from recording.times import iso_utc
 from rtcc.config import CamsimConfig, EvidenceConfig, Settings
 from rtcc.hub import StreamHub, StreamSettings
 from rtcc.media import VIDEO_CLOCK_RATE

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from evidence.holds import add_hold
 from evidence.manager import RecordingManager
-from evidence.recorder import RecorderSettings
-from evidence.segments import (
+from evidence.store import EvidenceStore
+from recording.holds import add_hold
+from recording.recorder import RecorderSettings
+from recording.segments import (
     SegmentFile,
     SegmentWriteError,
     UnsafePath,
@@ -26,7 +27,7 @@ from evidence.segments import (
     recover_part,
     segment_name,
 )
-from evidence.store import EvidenceStore, NewSegment
+from recording.store import NewSegment
 from rtcc.hub import StreamHub
 from security.audit import AuditLog
 from security.store import SecurityStore

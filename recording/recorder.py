@@ -1,7 +1,7 @@
 """Recording one camera: the original encoded frames, cut into segments at keyframes.
 
 A ``CameraRecorder`` subscribes to the camera's ``Stream`` as ``recorder`` and writes what it
-receives, unchanged, through a ``SegmentFile`` (``evidence.segments``). All file work (open,
+receives, unchanged, through a ``SegmentFile`` (``recording.segments``). All file work (open,
 write, fsync, rename) and the segment's database rows run in the recorder's own writer thread,
 one job after another; the event loop only batches frames (every ``flush_interval`` seconds or
 ``flush_bytes``) and hands them over, never waiting on the disk.
@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evidence.segments import SegmentFile, SegmentWriteError, segment_name
-from evidence.store import EvidenceStore, NewSegment
+from recording.segments import SegmentFile, SegmentWriteError, segment_name
+from recording.store import NewSegment, SegmentStore
 from rtcc.errors import SourceUnavailable, StreamClosed
 from rtcc.hub import Stream, Subscription
 from rtcc.media import VIDEO_CLOCK_RATE, EncodedFrame
@@ -69,7 +69,7 @@ async def _always() -> bool:
 class _Writer:
     """The writer thread's side: the open SegmentFile and its database row."""
 
-    def __init__(self, store: EvidenceStore, root: Path) -> None:
+    def __init__(self, store: SegmentStore, root: Path) -> None:
         self.store = store
         self.root = root
         self.file: SegmentFile | None = None
@@ -131,7 +131,7 @@ class CameraRecorder:
     def __init__(
         self,
         stream: Stream,
-        store: EvidenceStore,
+        store: SegmentStore,
         root: Path,
         settings: RecorderSettings,
         *,

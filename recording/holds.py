@@ -1,8 +1,9 @@
 """Legal holds: a camera and time range tied to a case; retention never evicts what they cover.
 
-Holds are placed automatically on every export (the exported range) and on every approved
-footage request (the requested range), and by hand through ``POST /api/holds``. A hold is
-released, never deleted, so its history stays.
+On the server, holds are placed automatically on every export (the exported range) and on every
+approved footage request (the requested range), and by hand through ``POST /api/holds``; the
+owner's agent holds the range of a footage request it is uploading. A hold is released, never
+deleted, so its history stays.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from evidence.store import EvidenceStore
+from recording.store import SegmentStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +53,7 @@ class Hold:
         }
 
 
-def add_hold(store: EvidenceStore, *, camera_id: str, case_number: str, start: float,
+def add_hold(store: SegmentStore, *, camera_id: str, case_number: str, start: float,
              end: float, reason: str, created_by: str, now: float) -> Hold:
     hold_id = f"hold-{secrets.token_hex(6)}"
     store.execute(
@@ -65,12 +66,12 @@ def add_hold(store: EvidenceStore, *, camera_id: str, case_number: str, start: f
     return found
 
 
-def get_hold(store: EvidenceStore, hold_id: str) -> Hold | None:
+def get_hold(store: SegmentStore, hold_id: str) -> Hold | None:
     row = store.fetchone("SELECT * FROM holds WHERE id = ?", (hold_id,))
     return None if row is None else Hold.from_row(row)
 
 
-def list_holds(store: EvidenceStore, *, camera_id: str | None = None, active_only: bool = True,
+def list_holds(store: SegmentStore, *, camera_id: str | None = None, active_only: bool = True,
                limit: int = 200) -> list[Hold]:
     clauses, params = [], []
     if camera_id is not None:
@@ -86,7 +87,7 @@ def list_holds(store: EvidenceStore, *, camera_id: str | None = None, active_onl
     return [Hold.from_row(row) for row in rows]
 
 
-def release_hold(store: EvidenceStore, hold_id: str, released_by: str, now: float) -> bool:
+def release_hold(store: SegmentStore, hold_id: str, released_by: str, now: float) -> bool:
     cursor = store.execute(
         "UPDATE holds SET released_by = ?, released_at = ? WHERE id = ? AND released_at IS NULL",
         (released_by, now, hold_id),

@@ -1,4 +1,4 @@
-"""UTC times as evidence records them: ISO-8601 with milliseconds and a Z, or epoch seconds."""
+"""UTC times of recordings: ISO-8601 with milliseconds and a Z, or epoch seconds."""
 
 from __future__ import annotations
 

@@ -10,8 +10,9 @@ The SHA-256 of the data (and of the index) is computed as the bytes are written.
 fails (disk full) is rolled back to the last complete frame, so a segment on disk is always a
 prefix of whole frames whose hash is known.
 
-Every path handed to the file system is relative to the evidence root and checked to stay inside
-it (``contained``); nothing from a request is ever used as a path.
+Every path handed to the file system is relative to the recordings root (the server's evidence
+folder, the agent's buffer folder) and checked to stay inside it (``contained``); nothing from a
+request is ever used as a path.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from evidence.store import ClosedSegment
+from recording.store import ClosedSegment
 from rtcc.errors import RtccError
 from rtcc.media import EncodedFrame
 

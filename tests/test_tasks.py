@@ -4,6 +4,7 @@ logged and restarted, a critical one stops the server, and closing follows the s
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 
 import pytest
@@ -67,7 +68,8 @@ async def test_a_tasks_own_failure_is_logged_with_its_traceback(
     (record,) = [r for r in caplog.records if r.name == "rtcc.tasks"]
     assert "camera:cam7:ingest" in record.getMessage()
     assert "socket already gone" in record.getMessage()
-    assert record.exc_info is not None and isinstance(record.exc_info[1], OSError)
+    assert record.exc_info is not None
+    assert isinstance(record.exc_info[1], OSError)
 
 
 async def test_a_crashing_task_is_logged_and_restarted(caplog: pytest.LogCaptureFixture) -> None:
@@ -113,7 +115,7 @@ async def test_the_pause_between_restarts_grows() -> None:
         async with asyncio.timeout(5):
             while len(started) < 4:
                 await asyncio.sleep(0.01)
-    gaps = [b - a for a, b in zip(started, started[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(started)]
     assert gaps[2] > gaps[0]
 
 

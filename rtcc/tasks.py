@@ -187,6 +187,10 @@ class TaskSupervisor:
     # -- observing ------------------------------------------------------------------------------
 
     @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
     def failure(self) -> BaseException | None:
         """The exception of the critical task that failed, if any."""
         return None if self._failure is None else self._failure[1]

@@ -48,8 +48,12 @@ async def cancel_and_wait(task: asyncio.Future[Any] | None) -> None:
         return
     task.cancel()
     if not task.done():
-        # asyncio.wait neither raises the task's outcome nor hides the caller's cancellation.
-        await asyncio.wait((task,))
+        try:
+            # asyncio.wait neither raises the task's outcome nor hides the caller's cancellation.
+            await asyncio.wait((task,))
+        except asyncio.CancelledError:
+            task.add_done_callback(log_outcome)  # a failure while finishing is still logged
+            raise
     log_outcome(task)
 
 

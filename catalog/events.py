@@ -23,6 +23,8 @@ from typing import Any, Protocol
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from rtcc.tasks import TaskSupervisor
+
 log = logging.getLogger(__name__)
 
 Event = Mapping[str, Any]
@@ -149,7 +151,7 @@ class RedisBus:
         self._client = client
         self._channel = channel
         self._broadcaster = broadcaster
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: TaskSupervisor | None = None
         self._subscribed = asyncio.Event()
         self._last_warning = 0.0
 
@@ -200,7 +202,8 @@ class RedisBus:
                         await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def __aenter__(self) -> RedisBus:
-        self._task = asyncio.create_task(self._listen(), name=f"catalog:events:{self._channel}")
+        self._tasks = TaskSupervisor("catalog-events")
+        self._tasks.start(f"catalog:events:{self._channel}", self._listen)
         try:
             async with asyncio.timeout(_PUBLISH_TIMEOUT_S * 2):
                 await self._subscribed.wait()
@@ -210,17 +213,6 @@ class RedisBus:
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            await cancel_and_wait(task)
-
-
-async def cancel_and_wait(task: asyncio.Task[None]) -> None:
-    """Stop a task this object owns; a cancellation of the caller itself still propagates."""
-    task.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        current = asyncio.current_task()
-        if current is not None and current.cancelling():
-            raise
+        tasks, self._tasks = self._tasks, None
+        if tasks is not None:
+            await tasks.aclose()

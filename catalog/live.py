@@ -21,7 +21,7 @@ from types import TracebackType
 
 from aiohttp import web
 
-from catalog.events import Broadcaster, EventBus, LocalBus, RedisBus, cancel_and_wait
+from catalog.events import Broadcaster, EventBus, LocalBus, RedisBus
 from catalog.keys import CATALOG_EVENTS, CATALOG_STORE, LIVE_FEED
 from catalog.model import CameraStatus
 from catalog.redis_store import RedisCatalog
@@ -30,6 +30,7 @@ from rtcc.appkeys import HUB
 from rtcc.hub import Stream, StreamHub
 from rtcc.media import StreamState
 from rtcc.policy import staff
+from rtcc.tasks import TaskSupervisor
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ class LiveStatus:
         self._bus = bus
         self._pending: dict[str, None] = {}
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: TaskSupervisor | None = None
         self._last_warning = 0.0
         self.applied = 0
 
@@ -106,15 +107,16 @@ class LiveStatus:
         for camera_id in dict.fromkeys(s.key.camera_id for s in self._hub.streams()):
             self._pending[camera_id] = None
         self._wake.set()
-        self._task = asyncio.create_task(self._run(), name="catalog:live-status")
+        self._tasks = TaskSupervisor("catalog-live")
+        self._tasks.start("catalog:live-status", self._run)
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
         self._hub.remove_state_listener(self.on_state)
-        task, self._task = self._task, None
-        if task is not None:
-            await cancel_and_wait(task)
+        tasks, self._tasks = self._tasks, None
+        if tasks is not None:
+            await tasks.aclose()
 
 
 async def live_status_context(app: web.Application) -> AsyncIterator[None]:

@@ -29,6 +29,7 @@ from recording.upkeep import delete_segments, recover_open_segments
 from rtcc.access import CameraDirectory
 from rtcc.config import SharingLevel
 from rtcc.hub import StreamHub
+from rtcc.tasks import TaskSupervisor
 from security.audit import AuditLog, AuditWriteError
 from security.consent import in_windows
 from security.incidents import IncidentBook
@@ -76,7 +77,7 @@ class RecordingManager:
         self._recorders: dict[str, CameraRecorder] = {}
         self._halted_at: dict[str, float] = {}
         self._watched: dict[str, str] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: TaskSupervisor | None = None
         self._lock = asyncio.Lock()
         self._min_free_bytes = recorder_settings.min_free_bytes
         self.alerts: deque[dict[str, object]] = deque(maxlen=20)
@@ -89,15 +90,13 @@ class RecordingManager:
         await self.recover()
         await self.enforce_retention()
         await self.reconcile()
-        self._task = asyncio.get_running_loop().create_task(
-            self._loop(), name="evidence:recordings")
+        self._tasks = TaskSupervisor("evidence")
+        self._tasks.start("evidence:recordings", self._loop)
 
     async def aclose(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        tasks, self._tasks = self._tasks, None
+        if tasks is not None:
+            await tasks.aclose()
         async with self._lock:
             recorders = list(self._recorders.values())
             self._recorders.clear()

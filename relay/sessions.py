@@ -16,6 +16,7 @@ from relay.sender import SCRATCH_BYTES
 from relay.settings import RelaySettings
 from relay.srtp import ScratchBuffer
 from rtcc.hub import StreamKey
+from rtcc.tasks import TaskSupervisor
 
 if TYPE_CHECKING:
     from relay.viewer import ViewerSession
@@ -37,7 +38,7 @@ class RelaySessions:
         self._fanouts: dict[StreamKey, LiveFanout] = {}
         self.scratch = ScratchBuffer(SCRATCH_BYTES)
         """The buffer every viewer's packets are built in just before they are sent."""
-        self._closing: set[asyncio.Task[None]] = set()
+        self._closing = TaskSupervisor("relay")
         self._shutting_down = False
         self.opened = 0
         self.ended = 0
@@ -85,9 +86,6 @@ class RelaySessions:
             del self._sessions[session.session_id]
             self.ended += 1
         self.drop_unused_cache(session.stream.key)
-        task = asyncio.current_task()
-        if task is not None:
-            self._closing.discard(task)
 
     def drop_unused_cache(self, key: StreamKey) -> None:
         if not any(s.stream.key == key for s in self._sessions.values()):
@@ -95,12 +93,8 @@ class RelaySessions:
             if cache is not None:
                 cache.clear()
             fanout = self._fanouts.pop(key, None)
-            if fanout is not None and not len(fanout):
-                task = asyncio.get_running_loop().create_task(
-                    fanout.aclose(), name=f"relay:{key}:fanout-close"
-                )
-                self._closing.add(task)
-                task.add_done_callback(self._closing.discard)
+            if fanout is not None and not len(fanout) and not self._closing.closed:
+                self._closing.spawn(f"relay:{key}:fanout-close", fanout.aclose())
 
     async def close(self, session_id: str, reason: str) -> bool:
         session = self._sessions.get(session_id)
@@ -122,6 +116,7 @@ class RelaySessions:
         fanouts = list(self._fanouts.values())
         self._fanouts.clear()
         await asyncio.gather(*(fanout.aclose() for fanout in fanouts), return_exceptions=True)
+        await self._closing.aclose()
 
     def stats(self) -> dict[str, object]:
         sessions = [session.stats() for session in self._sessions.values()]

@@ -7,6 +7,7 @@ from aiohttp import web
 from rtcc.access import CameraDirectory, MediaAccess, SecretBox
 from rtcc.config import Settings
 from rtcc.hub import StreamHub
+from rtcc.workers import WorkerPool
 
 SETTINGS = web.AppKey("settings", Settings)
 HUB = web.AppKey("hub", StreamHub)
@@ -14,3 +15,6 @@ HUB = web.AppKey("hub", StreamHub)
 MEDIA_ACCESS = web.AppKey[MediaAccess]("media_access")
 CAMERA_DIRECTORY = web.AppKey[CameraDirectory]("camera_directory")
 SECRET_BOX = web.AppKey[SecretBox]("secret_box")
+
+# Threads for CPU-heavy work (password hashing), opened and closed by the application.
+WORKERS = web.AppKey("workers", WorkerPool)

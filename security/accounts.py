@@ -280,11 +280,11 @@ class Accounts:
             second_ok = True
             reason = "wrong password"
         if password_ok and second_ok:
-            return self._succeed(user, row["password_hash"], password, step, source, now)
+            return await self._succeed(user, row["password_hash"], password, step, source, now)
         return self._fail(user, reason, source, now)
 
-    def _succeed(self, user: User, stored: str, password: str, step: int | None, source: str,
-                 now: float) -> LoginOutcome:
+    async def _succeed(self, user: User, stored: str, password: str, step: int | None,
+                       source: str, now: float) -> LoginOutcome:
         self._audit.append(actor=user.username, role=str(user.role), action="login",
                            source=source, owner_id=user.owner_id or "")
         with self._store.transaction() as conn:
@@ -295,9 +295,9 @@ class Accounts:
                 (now, step or 0, user.id),
             )
         if self.passwords.needs_rehash(stored):
+            digest = await self.passwords.hash_async(password)
             self._store.conn.execute(
-                "UPDATE users SET password_hash = ? WHERE id = ?",
-                (self.passwords.hash(password), user.id),
+                "UPDATE users SET password_hash = ? WHERE id = ?", (digest, user.id)
             )
         return LoginOutcome(self.get(user.id), 200, "")
 

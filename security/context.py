@@ -11,14 +11,16 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from rtcc.appkeys import MEDIA_ACCESS, SECRET_BOX, SETTINGS
+from rtcc.appkeys import MEDIA_ACCESS, SECRET_BOX, SETTINGS, WORKERS
 from rtcc.config import Settings
+from rtcc.workers import WorkerPool
 from security.accounts import Accounts
 from security.audit import AuditLog, AuditWriteError
 from security.bootstrap import run_bootstrap
 from security.incidents import IncidentBook
 from security.media_access import StoreMediaAccess
 from security.middleware import Network, trusted_proxy_networks
+from security.passwords import Passwords
 from security.principal import CLOCK, SECURITY
 from security.secretbox import AesGcmBox, load_secret_box
 from security.sessions import Sessions, Tokens
@@ -42,7 +44,8 @@ class SecurityCore:
 
     @classmethod
     def open(cls, settings: Settings, clock: Clock = time.time,
-             env: Mapping[str, str] | None = None) -> SecurityCore:
+             env: Mapping[str, str] | None = None,
+             workers: WorkerPool | None = None) -> SecurityCore:
         box = load_secret_box(settings.data_dir, env)
         store = SecurityStore.open_in(settings.data_dir)
         audit = AuditLog(store, clock)
@@ -52,7 +55,8 @@ class SecurityCore:
             box=box,
             clock=clock,
             audit=audit,
-            accounts=Accounts(store, audit, box, settings.security, clock),
+            accounts=Accounts(store, audit, box, settings.security, clock,
+                              Passwords(workers=workers)),
             sessions=Sessions(store, clock, settings.security.session_idle_minutes * 60.0),
             tokens=Tokens(store, clock),
             incidents=IncidentBook(store, clock),
@@ -67,7 +71,7 @@ async def security_context(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx: open the store, publish MEDIA_ACCESS and SECRET_BOX, run the bootstrap."""
     settings = app[SETTINGS]
     clock = app.get(CLOCK, time.time)
-    core = SecurityCore.open(settings, clock)
+    core = SecurityCore.open(settings, clock, workers=app.get(WORKERS))
     try:
         if not settings.security.require_totp:
             log.warning("security.require_totp is off: staff log in with a password only. "

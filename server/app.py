@@ -15,9 +15,10 @@ from console_web import routes as console_routes
 from evidence import add_routes as add_evidence_routes
 from evidence import evidence_context
 from ingest.agentlink import wiring as agent_server
-from rtcc.appkeys import HUB, SETTINGS
+from rtcc.appkeys import HUB, SETTINGS, WORKERS
 from rtcc.config import Settings
 from rtcc.hub import StreamHub
+from rtcc.workers import WorkerPool
 from security import add_routes as add_security_routes
 from security import security_context, security_middleware
 from server import ops_routes
@@ -34,12 +35,19 @@ async def _hub_context(app: web.Application) -> AsyncIterator[None]:
         log.info("stopping %d streams", len(hub.streams()))
 
 
+async def _workers_context(app: web.Application) -> AsyncIterator[None]:
+    async with WorkerPool() as workers:
+        app[WORKERS] = workers
+        yield
+
+
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[security_middleware],
                           client_max_size=16 * 1024**2)
     app[SETTINGS] = settings
     app.on_response_prepare.append(security_headers_on_prepare)
-    app.cleanup_ctx.append(security_context)  # first in, last out: audits the others' shutdown
+    app.cleanup_ctx.append(_workers_context)  # CPU-heavy work (password hashing), closed last
+    app.cleanup_ctx.append(security_context)  # next in, next to last out: audits the shutdown
     app.cleanup_ctx.append(catalog.catalog_context)  # needs SECRET_BOX
     app.cleanup_ctx.append(_hub_context)
     app.cleanup_ctx.append(catalog.live_status_context)  # needs the hub

@@ -8,8 +8,6 @@ through their owner's agent are registered by the agent server, not here.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -25,6 +23,7 @@ from rtcc.access import SecretBox
 from rtcc.appkeys import HUB, SECRET_BOX, SETTINGS
 from rtcc.config import Settings
 from rtcc.hub import SourceFactory, StreamHub, StreamSettings
+from rtcc.tasks import TaskSupervisor
 from server.camera_sources import rtsp_source_factory
 
 log = logging.getLogger(__name__)
@@ -44,6 +43,7 @@ class CameraSync:
         # One handoff for every source: one event-loop wakeup carries frames of many cameras.
         self._handoff = LoopHandoff()
         self._registered: dict[str, tuple[object, ...]] = {}
+        self._followed = False
 
     async def sync_all(self) -> None:
         seen: set[str] = set()
@@ -102,16 +102,23 @@ class CameraSync:
         )
 
     async def follow_catalog(self, app: web.Application) -> None:
-        """Apply catalog changes as they are announced, for as long as the app runs."""
+        """Apply catalog changes as they are announced, for as long as the app runs.
+
+        A store error ends the call; its supervisor calls it again, and a call after the first
+        re-reads every camera, since changes may have been announced in between.
+        """
+        resync, self._followed = self._followed, True
         while True:
             feed = app[LIVE_FEED].subscribe(types=_CAMERA_EVENTS)
             try:
+                if resync:  # subscribed first, so nothing changed during the re-read is missed
+                    await self.sync_all()
                 while (encoded := await _next_event(feed)) is not None:
                     await self._on_event(encoded)
             finally:
                 app[LIVE_FEED].unsubscribe(feed)
             # The feed ends when this reader fell behind: re-read everything, then follow again.
-            await self.sync_all()
+            resync = True
 
     async def _on_event(self, encoded: str) -> None:
         try:
@@ -136,10 +143,6 @@ async def camera_sync_context(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx, after the catalog, the hub and the live feed: register and follow cameras."""
     sync = CameraSync(app[HUB], app[CATALOG_STORE], app[SETTINGS], app[SECRET_BOX])
     await sync.sync_all()
-    task = asyncio.get_running_loop().create_task(sync.follow_catalog(app), name="camera-sync")
-    try:
+    async with TaskSupervisor("camera-sync") as tasks:
+        tasks.start("catalog:camera-sync", lambda: sync.follow_catalog(app))
         yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

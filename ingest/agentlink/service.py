@@ -11,7 +11,6 @@ request item of an agent camera becomes an ``upload_footage`` command to that ca
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -36,6 +35,7 @@ from rtcc.errors import RtccError
 from rtcc.footage import FOOTAGE_COURIER, ApprovedFootage
 from rtcc.hub import Source, StreamHub, StreamSettings
 from rtcc.policy import Role
+from rtcc.tasks import TaskSupervisor
 from security.accounts import Actor
 from security.context import SecurityCore
 from security.principal import SECURITY, Principal
@@ -74,7 +74,7 @@ class AgentService:
         self.registry = AgentRegistry()
         self.publishers = WhipPublishers()
         self._last_seen_write: dict[str, float] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSupervisor("agents")
 
     # -- enrollment ---------------------------------------------------------------------------
 
@@ -226,11 +226,12 @@ class AgentService:
             log.warning("footage request %s: camera %s has no agent of owner %s to upload it",
                         approved.request_id, approved.camera_id, approved.owner_id)
             return
-        task = asyncio.get_running_loop().create_task(
-            self._order_footage(camera, approved),
-            name=f"agent:{agent.id}:footage:{approved.request_id}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        if self._tasks.closed:
+            log.warning("footage request %s: the server is stopping; agent %s finds the "
+                        "approval when it connects again", approved.request_id, agent.id)
+            return
+        self._tasks.spawn(f"agent:{agent.id}:footage:{approved.request_id}",
+                          self._order_footage(camera, approved))
 
     async def _order_footage(self, camera: AgentCamera, approved: ApprovedFootage) -> None:
         order = proto.FootageOrder(approved.request_id, approved.camera_id, approved.start,
@@ -280,11 +281,7 @@ class AgentService:
         return make
 
     async def shutdown(self) -> None:
-        tasks, self._tasks = self._tasks, set()
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks)
+        await self._tasks.aclose()
         await self.registry.close_all()
         await self.publishers.close_all("the server is shutting down")
 

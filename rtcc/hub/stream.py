@@ -282,7 +282,8 @@ class Stream:
     def _stop_done(self, task: asyncio.Task[None]) -> None:
         self._stop_task = None
         if not task.cancelled() and task.exception() is not None:
-            log.error("stream %s: stopping the source failed: %s", self.key, task.exception())
+            log.error("stream %s: stopping the source failed: %s", self.key, task.exception(),
+                      exc_info=task.exception())
 
     async def _stop_source(self) -> None:
         async with self._lifecycle_lock:

@@ -21,9 +21,9 @@ import av
 import av.container
 
 from ingest.backoff import Backoff
-from ingest.framer import Framer
 from ingest.handoff import HandoffClosed, LoopHandoff
 from ingest.mediainfo import complete_from_sps, probe, with_b_frames
+from ingest.normalizer import Normalizer
 from ingest.rtsp_failures import Failure, describe_failure
 from ingest.rtsp_url import parse_rtsp_url, redact_url, scrub, url_with_credentials
 from rtcc.config import IngestConfig
@@ -297,7 +297,7 @@ class RtspSource:
                  f", audio {info.audio_codec}" if info.audio_codec else "")
         if self._reported is not None:  # a failure was shown: say the camera is back
             self._report(StreamState.RECONNECTING, "connected; waiting for a keyframe")
-        framer = Framer(track, info.fps)
+        normalizer = Normalizer.for_track(track, info.fps)
         stall = self._settings.stall_timeout
         last_video = time.monotonic()
         delivered = False
@@ -315,11 +315,11 @@ class RtspSource:
                 data = bytes(packet)
                 self._packets += 1
                 self._bytes += len(data)
-                had_b_frames = framer.saw_b_frames
-                frames = framer.push(
+                had_b_frames = normalizer.saw_b_frames
+                frames = normalizer.push(
                     data, packet.pts, packet.dts, packet.is_keyframe, time.time()
                 )
-                if framer.saw_b_frames and not had_b_frames:
+                if normalizer.saw_b_frames and not had_b_frames:
                     info = with_b_frames(info)
                     self._call(self._apply_media, info)
                 for frame in frames:
@@ -330,13 +330,13 @@ class RtspSource:
                         self._state = "streaming"
                 if frames:
                     if not delivered and not (info.width and info.fps):
-                        info = complete_from_sps(info, framer.parameter_sets)
+                        info = complete_from_sps(info, normalizer.parameter_sets)
                         self._call(self._apply_media, info)
                     delivered = True
                     self._last_error = ""
-                self._skipped = framer.skipped_before_keyframe
-                self._joined = framer.keyframes_joined
-                self._inserted = framer.parameter_sets_inserted
+                self._skipped = normalizer.skipped_before_keyframe
+                self._joined = normalizer.keyframes_joined
+                self._inserted = normalizer.parameter_sets_inserted
         except _LoopClosed:
             raise
         except Exception as exc:

@@ -16,7 +16,7 @@ import pytest
 from agent.buffer import INDEX_FILE, BufferedCamera, BufferOptions, RollingBuffer
 from evidence.segments import hash_file, iter_frames
 from evidence.store import SegmentRow
-from ingest.h264 import is_keyframe
+from rtcc.bitstream import is_keyframe
 from rtcc.config import IngestConfig
 from tests.agent.harness import wait_for
 from tests.fixtures.auth import FakeClock

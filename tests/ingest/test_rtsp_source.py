@@ -9,9 +9,9 @@ import threading
 import pytest
 
 from camsim.runner import CameraOptions
-from ingest import h264
 from ingest.handoff import LoopHandoff
 from ingest.rtsp import RtspSource, RtspTarget
+from rtcc import bitstream
 from rtcc.config import CamsimCameraConfig, IngestConfig
 from rtcc.errors import SourceUnavailable, UnsafeUrl
 from rtcc.hub import StreamHub
@@ -43,8 +43,8 @@ async def test_frames_arrive_as_decodable_annexb_access_units(
         assert first.discontinuity
         assert not any(f.discontinuity for f in frames[1:])
         assert first.codec == "h264"
-        assert h264.nal_types(first.data)[:3] == [
-            h264.NalType.AUD, h264.NalType.SPS, h264.NalType.PPS
+        assert bitstream.nal_types(first.data)[:3] == [
+            bitstream.NalType.AUD, bitstream.NalType.SPS, bitstream.NalType.PPS
         ]
         assert decode_keyframe(first) == (640, 360)
         pts = [f.pts for f in frames]
@@ -251,7 +251,7 @@ async def test_parameter_sets_from_the_sdp_are_put_before_every_idr(
     keyframes = [f for f in frames if f.keyframe]
     assert len(keyframes) >= 2
     for frame in keyframes:
-        assert h264.nal_types(frame.data)[1:3] == [h264.NalType.SPS, h264.NalType.PPS]
+        assert bitstream.nal_types(frame.data)[1:3] == [bitstream.NalType.SPS, bitstream.NalType.PPS]
         assert decode_keyframe(frame) == (320, 240)
     assert isinstance(source, dict)
     assert source["parameter_sets_inserted"] == source["keyframes"] >= 2

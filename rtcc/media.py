@@ -77,6 +77,11 @@ class EncodedFrame:
         result: T = value
         return result
 
+    def derived(self, form: DerivedForm[T]) -> T | None:
+        """``form`` of this frame if it was already built, else None."""
+        value: T | None = self._derived.get(form)
+        return value
+
 
 _MISSING: Any = object()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import shutil
 import subprocess
 from pathlib import Path
@@ -288,13 +289,14 @@ def test_rtp_frames_are_normalised_like_rtsp_ones(media: dict[str, Path]) -> Non
     for index, unit in enumerate(bare[10:], start=10):
         frames += normalizer.push(unit, (start + index * 3000) & 0xFFFFFFFF, None, False, 0.0)
     assert normalizer.skipped_before_keyframe == 1 + 20  # the parameter sets, frames 10-29
-    assert frames[0].keyframe and frames[0].discontinuity
+    assert frames[0].keyframe
+    assert frames[0].discontinuity
     assert not any(f.discontinuity for f in frames[1:])
     assert bitstream.nal_types(frames[0].data)[:3] == [7, 8, 5]
     pts = [f.pts for f in frames]
     assert pts[0] == start + 30 * 3000  # past 2**32: unwrapped, not wrapped to a small value
     assert pts[0] > 2**32
-    assert all(b - a == 3000 for a, b in zip(pts, pts[1:], strict=False))
+    assert all(b - a == 3000 for a, b in itertools.pairwise(pts))
     assert _decode([f.data for f in frames]) == [(320, 240)] * len(frames)
 
 

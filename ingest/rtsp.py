@@ -76,7 +76,9 @@ class RtspSource:
     ) -> None:
         """``handoff``: share one LoopHandoff between all sources of a process so that one
         event-loop wakeup carries frames of many cameras (see ingest.handoff); without it the
-        source wakes the loop for every frame."""
+        source wakes the loop for every frame. ``join_timeout``: seconds ``aclose`` waits for
+        the demux thread before it logs that the thread is still in a blocking read (it keeps
+        waiting)."""
         self.name = name
         self._address = parse_rtsp_url(target.url)  # raises UnsafeUrl: only rtsp/rtsps
         if target.transport not in ("tcp", "udp"):
@@ -159,17 +161,23 @@ class RtspSource:
         }
 
     async def _join(self) -> None:
+        """Wait until the demux thread has ended, and with it the RTSP session (it sends
+        TEARDOWN and closes the connection itself). Never gives up: a source that is closed is
+        gone, so whatever starts next (a restart of the same camera) cannot open a second
+        session while this one lives; cameras with a session limit would refuse it. A thread
+        blocked in a read FFmpeg cannot interrupt from outside ends within the open or stall
+        timeout, when it sees the stop flag."""
         thread = self._thread
         if thread is not None:
-            with contextlib.suppress(TimeoutError):
+            try:
                 async with asyncio.timeout(self._join_timeout):
                     await self._thread_done.wait()
-            if self._thread_done.is_set():
-                thread.join(timeout=0.1)  # it has returned from _run: this only reaps it
-        if thread is not None and thread.is_alive():
-            # Blocked in a read that FFmpeg cannot interrupt from outside; it gives up within
-            # the stall timeout, sees the stop flag and closes the session itself.
-            log.info("camera %s: demux thread still finishing a blocking read", self.name)
+            except TimeoutError:
+                log.info("camera %s: waiting for the demux thread to finish a blocking read",
+                         self.name)
+                await self._thread_done.wait()
+            # It has returned from _run (or is about to): this only reaps it.
+            await asyncio.to_thread(thread.join)
         self._state = "closed"
 
     # -- event-loop side ----------------------------------------------------------------------

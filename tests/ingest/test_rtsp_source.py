@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
+from pathlib import Path
 
 import pytest
 
@@ -14,7 +16,7 @@ from ingest.rtsp import RtspSource, RtspTarget
 from rtcc import bitstream
 from rtcc.config import CamsimCameraConfig, IngestConfig
 from rtcc.errors import SourceUnavailable, UnsafeUrl
-from rtcc.hub import StreamHub
+from rtcc.hub import StreamHub, StreamSettings
 from rtcc.media import EncodedFrame, MediaInfo, StreamState
 from tests.fixtures.camsim import SECURE_PASSWORD, CamsimFactory, CamsimHandle
 from tests.ingest.helpers import FAST, decode_keyframe, record_states, register, wait_until
@@ -326,3 +328,72 @@ async def test_aclose_is_idempotent_and_stops_the_thread(camsim: CamsimHandle) -
     assert len(sink.frames) == count  # nothing delivered after close
     with pytest.raises(RuntimeError, match="only be started once"):
         await source.start(sink)
+
+
+def _sessions_to(port: int) -> int:
+    """Established TCP connections to ``port`` on this machine, counted from the client side
+    (RTSP over TCP: one per session)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "01" and int(fields[2].rsplit(":", 1)[1], 16) == port:
+                count += 1
+    return count
+
+
+async def test_a_restart_never_opens_a_second_session_while_the_first_lives(
+    camsim: CamsimHandle,
+) -> None:
+    """The camera hangs, its last viewer leaves and a new one arrives at once: the new source
+    connects only once the old demux thread has ended and closed its session (a camera with a
+    session limit would refuse a second one)."""
+    settings = IngestConfig(
+        open_timeout=2.0, stall_timeout=3.0, backoff_initial=0.2, backoff_max=0.5
+    )
+    old_thread_alive_at_start: list[bool] = []
+
+    def make() -> RtspSource:
+        old_thread_alive_at_start.append(
+            any(t.name == "rtsp:cam/main" and t.is_alive() for t in threading.enumerate())
+        )
+        # join_timeout below the stall timeout: aclose outlasts it and keeps waiting.
+        return RtspSource("cam/main", camsim.target("open"), settings, join_timeout=1.0)
+
+    sessions: list[int] = []
+    sampling = threading.Event()
+
+    def sample() -> None:
+        while not sampling.is_set():
+            sessions.append(_sessions_to(camsim.port))
+            time.sleep(0.01)
+
+    sampler = threading.Thread(target=sample, name="test:session-sampler", daemon=True)
+    loop = asyncio.get_running_loop()
+    async with StreamHub() as hub:
+        stream = hub.register("cam", "main", make, StreamSettings(close_after=0.0,
+                                                                  start_timeout=20.0))
+        sampler.start()
+        try:
+            async with await stream.subscribe("first") as sub:
+                await _frames(sub, 3)
+                camsim.freeze()  # the first session now hangs in a read
+                thaw = loop.call_later(settings.stall_timeout + 0.5, camsim.thaw)
+                await asyncio.sleep(0.2)
+            await asyncio.sleep(0.05)  # the linger timer (0 s) fires: the source is stopping
+            async with await stream.subscribe("second") as sub:
+                after = await _frames(sub, 3, timeout=15)
+        finally:
+            thaw.cancel()
+            camsim.thaw()
+            sampling.set()
+            await asyncio.to_thread(sampler.join)
+    assert old_thread_alive_at_start == [False, False]
+    assert stream.starts == 2
+    assert after[0].discontinuity
+    assert 1 in sessions
+    assert max(sessions) == 1

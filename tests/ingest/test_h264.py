@@ -1,4 +1,4 @@
-"""ingest.h264 against real encoder output made by the ffmpeg binary."""
+"""rtcc.bitstream and ingest.normalizer against real encoder output made by the ffmpeg binary."""
 
 from __future__ import annotations
 

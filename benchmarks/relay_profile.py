@@ -43,7 +43,7 @@ PARTS = (
                                                                           "_send_checked")),
     ("shared live loop and per-viewer frame bookkeeping", ("send_queued", "LiveFanout")),
     ("catch-up loop of joining viewers", ("_send_frames",)),
-    ("packetization (once per frame)", ("PacketCache.get", "FrameLayout")),
+    ("packetization (once per frame)", ("StreamPackets.get", "FrameLayout")),
     ("RTCP received (receiver reports, NACK, PLI)", ("_handle_rtcp", "_recv_next")),
     ("RTCP sent (sender reports)", ("_run_rtcp",)),
     ("ICE/STUN consent checks (aioice)", ("aioice/",)),

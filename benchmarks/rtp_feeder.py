@@ -22,7 +22,8 @@ from pathlib import Path
 
 from benchmarks.relay_media import read_units
 from benchmarks.stamp import insert_before_first_slice, stamp_nal
-from relay import h264
+from relay.packets import MAX_PAYLOAD, packetize
+from rtcc.bitstream import split_annexb
 from rtcc.media import VIDEO_CLOCK_RATE
 
 _HEADER = struct.Struct("!BBHII")
@@ -45,7 +46,7 @@ async def feed(args: argparse.Namespace) -> None:
         data, _key = units[index % len(units)]
         if args.stamp:
             data = insert_before_first_slice(data, stamp_nal(time.time()))
-        payloads = h264.packetize(h264.split_annexb(data), args.payload)
+        payloads = packetize(split_annexb(data), args.payload)
         last = len(payloads) - 1
         timestamp = (index * step) & 0xFFFFFFFF
         for n, port in enumerate(ports):
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--stamp", action="store_true")
     parser.add_argument("--fps", type=int, default=30)
     parser.add_argument("--pt", type=int, default=96)
-    parser.add_argument("--payload", type=int, default=h264.MAX_PAYLOAD)
+    parser.add_argument("--payload", type=int, default=MAX_PAYLOAD)
     asyncio.run(feed(parser.parse_args(argv)))
 
 

@@ -8,9 +8,8 @@ from fractions import Fraction
 
 import av.container
 
-from ingest import h264
-from ingest.h264 import Codec, ParameterSets
-from rtcc.bitstream import BitstreamError
+from rtcc import bitstream
+from rtcc.bitstream import BitstreamError, Codec, ParameterSets
 from rtcc.media import MediaInfo
 
 H265_WARNING = (
@@ -71,17 +70,17 @@ def probe(container: av.container.InputContainer) -> tuple[VideoTrack | None, Me
         return None, MediaInfo(audio_codec=audio_codec, warnings=("the camera sends no video",))
     video = videos[0]
     context = video.codec_context
-    codec = h264.normalize_codec_name(context.name or "")
+    codec = bitstream.normalize_codec_name(context.name or "")
     extradata = bytes(context.extradata or b"")
     params = ParameterSets()
-    sps: h264.SpsInfo | None = None
+    sps: bitstream.SpsInfo | None = None
     if codec in ("h264", "h265"):
         try:
-            params = h264.parse_extradata(extradata, "h265" if codec == "h265" else "h264")
+            params = bitstream.parse_extradata(extradata, "h265" if codec == "h265" else "h264")
         except BitstreamError:
             params = ParameterSets()
         if codec == "h264":
-            sps = h264.first_sps_info(params)
+            sps = bitstream.first_sps_info(params)
     rate = video.average_rate or video.guessed_rate
     fps = float(rate) if rate else 0.0
     if not fps and sps is not None:
@@ -103,7 +102,7 @@ def probe(container: av.container.InputContainer) -> tuple[VideoTrack | None, Me
         codec=codec,
         time_base=video.time_base or Fraction(1, 90_000),
         params=params,
-        length_prefixed=h264.extradata_is_length_prefixed(extradata),
+        length_prefixed=bitstream.extradata_is_length_prefixed(extradata),
     )
     return track, info
 
@@ -121,7 +120,7 @@ def complete_from_sps(info: MediaInfo, params: ParameterSets) -> MediaInfo:
     """Fill in picture size and frame rate from an in-band SPS when probing did not find them."""
     if info.video_codec != "h264":
         return info
-    sps = h264.first_sps_info(params)
+    sps = bitstream.first_sps_info(params)
     if sps is None:
         return info
     return dataclasses.replace(

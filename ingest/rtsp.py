@@ -21,9 +21,9 @@ import av
 import av.container
 
 from ingest.backoff import Backoff
-from ingest.framer import Framer
 from ingest.handoff import HandoffClosed, LoopHandoff
 from ingest.mediainfo import complete_from_sps, probe, with_b_frames
+from ingest.normalizer import Normalizer
 from ingest.rtsp_failures import Failure, describe_failure
 from ingest.rtsp_url import parse_rtsp_url, redact_url, scrub, url_with_credentials
 from rtcc.config import IngestConfig
@@ -76,7 +76,9 @@ class RtspSource:
     ) -> None:
         """``handoff``: share one LoopHandoff between all sources of a process so that one
         event-loop wakeup carries frames of many cameras (see ingest.handoff); without it the
-        source wakes the loop for every frame."""
+        source wakes the loop for every frame. ``join_timeout``: seconds ``aclose`` waits for
+        the demux thread before it logs that the thread is still in a blocking read (it keeps
+        waiting)."""
         self.name = name
         self._address = parse_rtsp_url(target.url)  # raises UnsafeUrl: only rtsp/rtsps
         if target.transport not in ("tcp", "udp"):
@@ -159,17 +161,23 @@ class RtspSource:
         }
 
     async def _join(self) -> None:
+        """Wait until the demux thread has ended, and with it the RTSP session (it sends
+        TEARDOWN and closes the connection itself). Never gives up: a source that is closed is
+        gone, so whatever starts next (a restart of the same camera) cannot open a second
+        session while this one lives; cameras with a session limit would refuse it. A thread
+        blocked in a read FFmpeg cannot interrupt from outside ends within the open or stall
+        timeout, when it sees the stop flag."""
         thread = self._thread
         if thread is not None:
-            with contextlib.suppress(TimeoutError):
+            try:
                 async with asyncio.timeout(self._join_timeout):
                     await self._thread_done.wait()
-            if self._thread_done.is_set():
-                thread.join(timeout=0.1)  # it has returned from _run: this only reaps it
-        if thread is not None and thread.is_alive():
-            # Blocked in a read that FFmpeg cannot interrupt from outside; it gives up within
-            # the stall timeout, sees the stop flag and closes the session itself.
-            log.info("camera %s: demux thread still finishing a blocking read", self.name)
+            except TimeoutError:
+                log.info("camera %s: waiting for the demux thread to finish a blocking read",
+                         self.name)
+                await self._thread_done.wait()
+            # It has returned from _run (or is about to): this only reaps it.
+            await asyncio.to_thread(thread.join)
         self._state = "closed"
 
     # -- event-loop side ----------------------------------------------------------------------
@@ -297,7 +305,7 @@ class RtspSource:
                  f", audio {info.audio_codec}" if info.audio_codec else "")
         if self._reported is not None:  # a failure was shown: say the camera is back
             self._report(StreamState.RECONNECTING, "connected; waiting for a keyframe")
-        framer = Framer(track, info.fps)
+        normalizer = Normalizer.for_track(track, info.fps)
         stall = self._settings.stall_timeout
         last_video = time.monotonic()
         delivered = False
@@ -315,11 +323,11 @@ class RtspSource:
                 data = bytes(packet)
                 self._packets += 1
                 self._bytes += len(data)
-                had_b_frames = framer.saw_b_frames
-                frames = framer.push(
+                had_b_frames = normalizer.saw_b_frames
+                frames = normalizer.push(
                     data, packet.pts, packet.dts, packet.is_keyframe, time.time()
                 )
-                if framer.saw_b_frames and not had_b_frames:
+                if normalizer.saw_b_frames and not had_b_frames:
                     info = with_b_frames(info)
                     self._call(self._apply_media, info)
                 for frame in frames:
@@ -330,13 +338,13 @@ class RtspSource:
                         self._state = "streaming"
                 if frames:
                     if not delivered and not (info.width and info.fps):
-                        info = complete_from_sps(info, framer.parameter_sets)
+                        info = complete_from_sps(info, normalizer.parameter_sets)
                         self._call(self._apply_media, info)
                     delivered = True
                     self._last_error = ""
-                self._skipped = framer.skipped_before_keyframe
-                self._joined = framer.keyframes_joined
-                self._inserted = framer.parameter_sets_inserted
+                self._skipped = normalizer.skipped_before_keyframe
+                self._joined = normalizer.keyframes_joined
+                self._inserted = normalizer.parameter_sets_inserted
         except _LoopClosed:
             raise
         except Exception as exc:

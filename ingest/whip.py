@@ -2,10 +2,11 @@
 
 A Stream starts a WhipSource on its first viewer (on demand, as for RTSP). The source's
 supervisor asks the camera's agent, over its control connection, to start publishing; the
-agent's WHIP POST is matched to the waiting source (``WhipPublishers``) and its frames flow in,
-SPS/PPS put before every keyframe. When the publish ends (agent restarted, network cut, server
-asked to stop) the source reports RECONNECTING and asks again with a capped backoff; while the
-agent is offline it reports ERROR so viewers are told at once.
+agent's WHIP POST is matched to the waiting source (``WhipPublishers``) and its frames flow in
+through the same normaliser as RTSP (``ingest.normalizer``: SPS/PPS before every keyframe, start
+at a keyframe, RTP timestamps unwrapped). When the publish ends (agent restarted, network cut,
+server asked to stop) the source reports RECONNECTING and asks again with a capped backoff; while
+the agent is offline it reports ERROR so viewers are told at once.
 """
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ import logging
 import time
 from dataclasses import dataclass
 
-from ingest.access_units import ParameterSetInjector
 from ingest.agentlink.registry import AgentCommandError, AgentOffline, AgentRegistry
 from ingest.backoff import Backoff
 from ingest.mediainfo import complete_from_sps
+from ingest.normalizer import Normalizer
 from ingest.whip_peer import WhipSession
 from rtcc.hub.source import FrameSink
-from rtcc.media import EncodedFrame, MediaInfo, StreamState
+from rtcc.media import MediaInfo, StreamState
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +107,7 @@ class WhipSource:
         self._task: asyncio.Task[None] | None = None
         self._session: WhipSession | None = None
         self._offer: asyncio.Future[WhipSession] | None = None
-        self._injector = ParameterSetInjector("h264")
-        self._started = False
+        self._normalizer = Normalizer.for_rtp("h264")
         self._info_sps: tuple[bytes, ...] = ()
         self._reported: tuple[StreamState, str] | None = None
         self._closing = False
@@ -174,35 +174,36 @@ class WhipSource:
         if self._closing or offer is None or offer.done():
             return False
         self._session = session
-        self._started = False
+        # A new publish is a new RTP session: new timestamps, and it starts at a keyframe.
+        self._normalizer = Normalizer.for_rtp("h264")
         self.sessions += 1
         session.set_frame_handler(self._frame)
         offer.set_result(session)
         return True
 
     def _frame(self, data: bytes, timestamp: int) -> None:
+        """One frame reassembled from RTP; ``timestamp`` is its raw 32-bit RTP timestamp."""
         sink = self._sink
         if sink is None or self._closing:
             return
-        data, keyframe = self._injector.process(data)
-        discontinuity = False
-        if not self._started:
-            if not keyframe:
-                self.skipped_before_keyframe += 1
-                return
-            self._started = True
-            discontinuity = True
-            self.state = "streaming"
-            self._reported = None
-        if keyframe:
-            self.keyframes += 1
-            params = self._injector.params
-            if params.sps != self._info_sps:
-                self._info_sps = params.sps
-                sink.set_media_info(complete_from_sps(MediaInfo(video_codec="h264"), params))
-        self.frames += 1
-        sink.push_frame(EncodedFrame(codec="h264", data=data, pts=timestamp, keyframe=keyframe,
-                                     capture_time=time.time(), discontinuity=discontinuity))
+        normalizer = self._normalizer
+        started = normalizer.frames > 0
+        skipped = normalizer.skipped_before_keyframe
+        frames = normalizer.push(data, timestamp, None, False, time.time())
+        self.skipped_before_keyframe += normalizer.skipped_before_keyframe - skipped
+        for frame in frames:
+            if not started:
+                started = True
+                self.state = "streaming"
+                self._reported = None
+            if frame.keyframe:
+                self.keyframes += 1
+                params = normalizer.parameter_sets
+                if params.sps != self._info_sps:
+                    self._info_sps = params.sps
+                    sink.set_media_info(complete_from_sps(MediaInfo(video_codec="h264"), params))
+            self.frames += 1
+            sink.push_frame(frame)
 
     # -- supervisor ---------------------------------------------------------------------------
 

@@ -63,6 +63,8 @@ def install_passthrough(receiver: RTCRtpReceiver, on_frame: Callable[[Any], None
             "this aiortc version keeps its receive queue elsewhere: WHIP passthrough needs "
             "aiortc 1.16 (or a version with the same receiver)"
         )
+    # Private (name-mangled) attribute: aiortc has no public hook for encoded frames;
+    # tests/relay/test_aiortc_internals.py fails if an upgrade moves it.
     setattr(receiver, _DECODER_QUEUE, _PassthroughQueue(on_frame))
 
 

@@ -17,6 +17,7 @@ from aiortc import sdp as aiortc_sdp
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 
+from relay.aiortc_adapter import install_sender, negotiated_codecs
 from relay.sender import PassthroughSender
 from rtcc.errors import CodecNotSupported, RtccError
 
@@ -144,16 +145,9 @@ async def answer_offer(
     candidates gathered) and the relay's sender. The caller bounds it with a timeout."""
     transceiver = pc.addTransceiver("video", direction="sendonly")
     transceiver.setCodecPreferences(_preferences(profile_level_id))
-    original = transceiver.sender
-    sender = make_sender(original.transport)
-    sender._ssrc = original._ssrc
-    sender._rtx_ssrc = original._rtx_ssrc
-    sender._stream_id = original._stream_id
-    # aiortc has no public way to give a transceiver another sender; it must happen before the
-    # offer is applied, and the check below fails loudly if aiortc changes its layout.
-    setattr(transceiver, "_RTCRtpTransceiver__sender", sender)  # noqa: B010
-    if transceiver.sender is not sender:
-        raise RuntimeError("cannot install the passthrough sender in this aiortc version")
+    sender = make_sender(transceiver.sender.transport)
+    # Before the offer is applied: aiortc binds the sender while applying it.
+    install_sender(transceiver, sender)
     try:
         await pc.setRemoteDescription(
             RTCSessionDescription(sdp=drop_mdns_candidates(offer_sdp), type="offer")
@@ -162,7 +156,7 @@ async def answer_offer(
         raise
     except Exception as exc:  # aiortc raises many types on offers it cannot apply
         raise InvalidOffer(f"the offer cannot be applied: {type(exc).__name__}: {exc}") from None
-    codecs = transceiver._codecs
+    codecs = negotiated_codecs(transceiver)
     if not codecs or codecs[0].mimeType.lower() != "video/h264":
         raise CodecNotSupported("no H.264 codec could be negotiated with this viewer")
     answer = await pc.createAnswer()

@@ -1,14 +1,34 @@
-"""Packetize each frame of a stream once, and share the payloads between all its viewers."""
+"""A frame's RTP forms: its H.264 payloads (RFC 6184, packetization mode 1), made once per frame
+and kept with the frame (``EncodedFrame.derive``), and their send layouts, made once per frame and
+header/tag length. Every viewer of a stream receives the very same frame objects from the hub, so
+every viewer shares them, the cached GOP replayed to a new viewer included.
+
+Packetization aggregates small NAL units into STAP-A and fragments large ones into FU-A of equal
+size (all fragments of a NAL unit but the last have the same length, so a datagram batch can be
+sent with one system call).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
-from relay import h264
 from relay.srtp import ScratchBuffer
 from relay.udp import plan_batches
-from rtcc.media import EncodedFrame
+from rtcc import bitstream
+from rtcc.bitstream import NalType
+from rtcc.media import DerivedForm, EncodedFrame
+
+MAX_PAYLOAD = 1200
+"""RTP payload bytes per packet: with the RTP header, its extensions and the SRTP tag a datagram
+stays under 1280 bytes (the IPv6 minimum MTU), so it survives any path."""
+
+_DROPPED_TYPES = frozenset({NalType.AUD, NalType.FILLER, NalType.END_SEQUENCE, NalType.END_STREAM})
+"""NAL units a WebRTC receiver does not need (access unit delimiters, filler, end markers)."""
+_STAP_A = int(NalType.STAP_A)
+_FU_A = int(NalType.FU_A)
+
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +42,8 @@ class PacketizedFrame:
     size: int
     keyframe: bool
     b_frame: bool
+    missing_parameter_sets: bool
+    """A keyframe without SPS and PPS (ingest puts them there: this counts its failures)."""
     batches: tuple[tuple[int, int], ...] = ()
     _layouts: dict[tuple[int, int, ScratchBuffer], FrameLayout] = field(
         default_factory=dict, compare=False, repr=False
@@ -92,52 +114,108 @@ class FrameLayout:
         return FrameLayout(memoryview(b"".join(parts)), tuple(laid_out), scratch)
 
 
-class PacketCache:
-    """Payloads of the most recent frames of one stream, keyed by the frame object.
+def packetize(nals: list[bytes], max_payload: int = MAX_PAYLOAD) -> list[bytes]:
+    """RTP payloads for one access unit: small NAL units aggregated into STAP-A packets, large
+    ones fragmented into FU-A packets, the others sent as single NAL unit packets."""
+    payloads: list[bytes] = []
+    pending: list[bytes] = []
+    pending_size = 1  # the STAP-A header byte
 
-    Every viewer of a stream receives the very same ``EncodedFrame`` objects from the hub, so the
-    first viewer to send a frame packetizes it and the others reuse the result. The cache holds a
-    reference to each frame it knows (so an identity is never reused while cached) and forgets the
-    oldest once it holds ``max_frames``; a viewer far behind simply packetizes again.
+    def flush() -> None:
+        nonlocal pending, pending_size
+        if len(pending) == 1:
+            payloads.append(pending[0])
+        elif pending:
+            nri = max(nal[0] & 0x60 for nal in pending)
+            parts = [bytes((nri | _STAP_A,))]
+            for nal in pending:
+                parts.append(len(nal).to_bytes(2, "big"))
+                parts.append(nal)
+            payloads.append(b"".join(parts))
+        pending = []
+        pending_size = 1
+
+    for nal in nals:
+        if not nal or nal[0] & 0x1F in _DROPPED_TYPES:
+            continue
+        size = len(nal)
+        if size > max_payload:
+            flush()
+            payloads.extend(_fragment(nal, max_payload))
+            continue
+        if pending_size + 2 + size > max_payload:
+            flush()
+        pending.append(nal)
+        pending_size += 2 + size
+    flush()
+    return payloads
+
+
+def _fragment(nal: bytes, max_payload: int) -> list[bytes]:
+    """FU-A fragments of one NAL unit, all of one size but the last."""
+    header = nal[0]
+    indicator = (header & 0xE0) | _FU_A
+    kind = header & 0x1F
+    view = memoryview(nal)
+    length = len(nal) - 1
+    count = -(-length // (max_payload - 2))
+    size = -(-length // count)
+    if count == 1:
+        return [bytes((indicator, 0xC0 | kind)) + view[1:]]
+    middle = bytes((indicator, kind))
+    fragments = [bytes((indicator, 0x80 | kind)) + view[1:1 + size]]
+    position = 1 + size
+    for _ in range(count - 2):
+        fragments.append(middle + view[position:position + size])
+        position += size
+    fragments.append(bytes((indicator, 0x40 | kind)) + view[position:])
+    return fragments
+
+
+
+def packetize_frame(frame: EncodedFrame, max_payload: int = MAX_PAYLOAD) -> PacketizedFrame:
+    """The RTP payloads of one H.264 access unit, with the batches a segmented send carries."""
+    nals = bitstream.split_annexb(frame.data)
+    b_frame = not frame.keyframe and bitstream.has_b_slice(nals)
+    params = bitstream.classify_parameter_sets(nals, "h264") if frame.keyframe else None
+    missing = params is not None and not params.complete("h264")
+    payloads = tuple(packetize(nals, max_payload))
+    sizes = [len(p) for p in payloads]
+    return PacketizedFrame(payloads, sum(sizes), frame.keyframe, b_frame, missing,
+                           plan_batches(sizes))
+
+
+RTP_PAYLOADS: DerivedForm[PacketizedFrame] = DerivedForm("rtp/h264", packetize_frame)
+"""A frame's RTP payloads, kept with the frame."""
+
+
+class StreamPackets:
+    """One stream's frames in RTP form, and how often viewers shared them.
+
+    ``get`` packetizes a frame the first time any viewer of the stream sends it; the payloads
+    live with the frame (so as long as the hub keeps it: GOP cache, subscriber queues), and every
+    other viewer takes them from there.
     """
 
-    def __init__(self, max_frames: int = 64, max_payload: int = h264.MAX_PAYLOAD) -> None:
-        self._max_frames = max_frames
-        self._max_payload = max_payload
-        self._entries: dict[int, tuple[EncodedFrame, PacketizedFrame]] = {}
+    def __init__(self) -> None:
         self.hits = 0
         self.misses = 0
         self.b_frames = 0
         self.missing_parameter_sets = 0
 
     def get(self, frame: EncodedFrame) -> PacketizedFrame:
-        entry = self._entries.get(id(frame))
-        if entry is not None and entry[0] is frame:
+        packed = frame.derived(RTP_PAYLOADS)
+        if packed is not None:
             self.hits += 1
-            return entry[1]
+            return packed
         self.misses += 1
-        nals = h264.split_annexb(frame.data)
-        b_frame = not frame.keyframe and h264.has_b_slice(nals)
-        if b_frame:
-            self.b_frames += 1
-        if frame.keyframe and not h264.has_parameter_sets(nals):
-            self.missing_parameter_sets += 1
-        payloads = tuple(h264.packetize(nals, self._max_payload))
-        sizes = [len(p) for p in payloads]
-        packed = PacketizedFrame(payloads, sum(sizes), frame.keyframe, b_frame,
-                                 plan_batches(sizes))
-        entries = self._entries
-        entries[id(frame)] = (frame, packed)
-        if len(entries) > self._max_frames:
-            del entries[next(iter(entries))]
+        packed = frame.derive(RTP_PAYLOADS)
+        self.b_frames += packed.b_frame
+        self.missing_parameter_sets += packed.missing_parameter_sets
         return packed
-
-    def clear(self) -> None:
-        self._entries.clear()
 
     def stats(self) -> dict[str, object]:
         return {
-            "cached_frames": len(self._entries),
             "packetized": self.misses,
             "shared": self.hits,
             "b_frames": self.b_frames,

@@ -14,7 +14,8 @@ where it lies (``relay.srtp``), and hand the batch to the kernel with one ``send
 segmentation offload (``relay.udp``). No object is made per packet; the NACK history keeps one
 tuple per frame. A pair through a TURN relay goes through aioice's own send path instead.
 Retransmissions use RTX when negotiated. Keyframe requests (PLI/FIR) are passed to the viewer,
-which answers them from the GOP cache.
+which answers them from the GOP cache. Everything this sender needs from aiortc's private state
+(SRTP session, ICE pair, RTCP routing, SSRCs) goes through ``relay.aiortc_adapter``.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ from typing import Any
 from aioice.ice import CandidatePair, StunProtocol
 from aiortc import RTCRtpSender
 from aiortc.rtcdtlstransport import RTCDtlsTransport
-from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpparameters import RTCRtpSendParameters
 from aiortc.rtp import (
     RTCP_PSFB_FIR,
@@ -48,10 +48,12 @@ from aiortc.rtp import (
 )
 from aiortc.stats import RTCOutboundRtpStreamStats, RTCStatsReport
 
+from relay import aiortc_adapter as aiortc
+from relay.aiortc_adapter import SrtpSession
 from relay.history import DEFAULT_SLOTS, NackHistory
 from relay.packets import PacketizedFrame
-from relay.rtcp import ntp_now, route_rtcp_fast, sdes_packet, sender_report
-from relay.srtp import InPlaceProtector, ScratchBuffer, SrtpSession
+from relay.rtcp import ntp_now, sdes_packet, sender_report
+from relay.srtp import InPlaceProtector, ScratchBuffer
 from relay.udp import MAX_BATCH_BYTES, DatagramWriter, plan_batches
 
 log = logging.getLogger(__name__)
@@ -98,6 +100,8 @@ class PassthroughSender(RTCRtpSender):
         self._registered = False
         self._rtcp_task: asyncio.Task[None] | None = None
         self._pt = 0
+        self._ssrc_media = 0
+        self._ssrc_rtx = 0
         self._rtx_pt: int | None = None
         self._mid = b""
         self._mid_id = 0
@@ -160,8 +164,8 @@ class PassthroughSender(RTCRtpSender):
         if not self._mid:
             self._mid_id = 0
         self._cname = (parameters.rtcp.cname or "").encode()
-        self.transport._register_rtp_sender(self, parameters)
-        route_rtcp_fast(self.transport._rtp_router)
+        self._ssrc_media, self._ssrc_rtx = aiortc.sender_ssrcs(self)
+        aiortc.register_sender(self.transport, self, parameters)
         self._registered = True
         self._rtcp_task = asyncio.get_running_loop().create_task(
             self._run_rtcp(), name=f"relay:{self.name}:rtcp"
@@ -173,7 +177,7 @@ class PassthroughSender(RTCRtpSender):
             return
         self._stopped = True
         if self._registered:
-            self.transport._unregister_rtp_sender(self)
+            aiortc.unregister_sender(self.transport, self)
         task, self._rtcp_task = self._rtcp_task, None
         if task is not None:
             task.cancel()
@@ -185,7 +189,8 @@ class PassthroughSender(RTCRtpSender):
                     raise
         if self._registered and self.packets_sent:
             with contextlib.suppress(ConnectionError):
-                await self.transport._send_rtp(bytes(RtcpByePacket(sources=[self._ssrc])))
+                await aiortc.send_rtcp(self.transport,
+                                        bytes(RtcpByePacket(sources=[self._ssrc_media])))
         self._history.clear()
         if self._writer is not None:
             self._writer.close()
@@ -218,14 +223,14 @@ class PassthroughSender(RTCRtpSender):
         headers written, its packets protected in place, and sent with one system call.
         """
         route = self._fast
-        if route is None or self._stopped or self.transport._state is not DtlsState.CONNECTED:
+        if route is None or self._stopped or not aiortc.dtls_connected(self.transport):
             return self._send_checked(frame, timestamp)
         protect, context, cell, scratch, writer, sendmsg, addr, tag_length = route
         extension = self._extension()
         pack_into = self._header_struct(len(extension)).pack_into
         first = 0x90 if extension else 0x80
         pt = self._pt
-        ssrc = self._ssrc
+        ssrc = self._ssrc_media
         seq = start_seq = self._seq
         buffer = scratch.data
         view = scratch.view
@@ -301,11 +306,10 @@ class PassthroughSender(RTCRtpSender):
     def _route(self) -> tuple[SrtpSession, CandidatePair]:
         if self._stopped:
             raise ConnectionError("sender stopped")
-        dtls = self.transport
-        srtp = dtls._tx_srtp
-        if dtls._state is not DtlsState.CONNECTED or srtp is None:
+        srtp = aiortc.tx_srtp(self.transport)
+        if srtp is None:
             raise ConnectionError("DTLS transport is not connected")
-        pair: CandidatePair | None = dtls.transport._connection._nominated.get(1)
+        pair = aiortc.nominated_pair(self.transport)
         if pair is None:
             raise ConnectionError("no ICE candidate pair is nominated")
         return srtp, pair
@@ -343,7 +347,7 @@ class PassthroughSender(RTCRtpSender):
             for index in range(start, end):
                 payload = payloads[index]
                 pack_into(buffer, offset, first, self._pt | (0x80 if index == last else 0), seq,
-                          timestamp, self._ssrc, extension)
+                          timestamp, self._ssrc_media, extension)
                 length = header_length + len(payload)
                 buffer[offset + header_length:offset + length] = payload
                 protected = protector.protect(offset, length)
@@ -371,7 +375,7 @@ class PassthroughSender(RTCRtpSender):
         last = len(payloads) - 1
         for index, payload in enumerate(payloads):
             marker = 0x80 if index == last else 0
-            header = _HEADER.pack(first, marker | self._pt, seq, timestamp, self._ssrc)
+            header = _HEADER.pack(first, marker | self._pt, seq, timestamp, self._ssrc_media)
             await protocol.send_data(srtp.protect(b"".join((header, extension, payload))), addr)
             seq = (seq + 1) & 0xFFFF
         self._seq = seq
@@ -433,10 +437,9 @@ class PassthroughSender(RTCRtpSender):
         return True
 
     async def _retransmit_packets(self, lost: list[int]) -> None:
-        dtls = self.transport
-        srtp = dtls._tx_srtp
-        pair = dtls.transport._connection._nominated.get(1)
-        if dtls._state is not DtlsState.CONNECTED or srtp is None or pair is None or self._stopped:
+        srtp = aiortc.tx_srtp(self.transport)
+        pair = aiortc.nominated_pair(self.transport)
+        if srtp is None or pair is None or self._stopped:
             return
         extension = self._extension()
         first = 0x90 if extension else 0x80
@@ -452,11 +455,11 @@ class PassthroughSender(RTCRtpSender):
             timestamp, payload, marker = entry
             if self._rtx_pt is not None:
                 header = _HEADER.pack(first, marker | self._rtx_pt, self._rtx_seq, timestamp,
-                                      self._rtx_ssrc)
+                                      self._ssrc_rtx)
                 self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
                 body = seq.to_bytes(2, "big") + payload
             else:
-                header = _HEADER.pack(first, marker | self._pt, seq, timestamp, self._ssrc)
+                header = _HEADER.pack(first, marker | self._pt, seq, timestamp, self._ssrc_media)
                 body = payload
             datagrams.append(srtp.protect(b"".join((header, extension, body))))
         if not datagrams:
@@ -479,7 +482,7 @@ class PassthroughSender(RTCRtpSender):
         self.last_rtcp = time.monotonic()
         if isinstance(packet, RtcpRrPacket | RtcpSrPacket):
             for report in packet.reports:
-                if report.ssrc != self._ssrc:
+                if report.ssrc != self._ssrc_media:
                     continue
                 self._send_mid = False  # the receiver knows our SSRC now
                 self.fraction_lost = report.fraction_lost / 256
@@ -511,42 +514,43 @@ class PassthroughSender(RTCRtpSender):
             elapsed = time.monotonic() - self._last_send
             data = self._report(ntp_now(), self._last_ts + int(elapsed * 90_000))
             try:
-                await self.transport._send_rtp(data)
+                await aiortc.send_rtcp(self.transport, data)
             except ConnectionError:
                 return
 
     def _report_inline(self, timestamp: int, writer: DatagramWriter,
                        addr: tuple[str, int]) -> None:
-        srtp = self.transport._tx_srtp
+        srtp = aiortc.tx_srtp(self.transport)
         if srtp is not None:
             writer.send([srtp.protect_rtcp(self._report(ntp_now(), timestamp))], addr)
 
     def _report(self, ntp: int, rtp_timestamp: int) -> bytes:
         """A sender report (and the CNAME) as of ``ntp``; schedules the next one."""
         if self._cname and not self._sdes:
-            self._sdes = sdes_packet(self._ssrc, self._cname)
+            self._sdes = sdes_packet(self._ssrc_media, self._cname)
         self._lsr = (ntp >> 16) & 0xFFFFFFFF
         self._lsr_time = time.time()
         self._next_report = time.monotonic() + 0.5 + random.random()
-        return sender_report(self._ssrc, ntp, rtp_timestamp, self.packets_sent,
+        return sender_report(self._ssrc_media, ntp, rtp_timestamp, self.packets_sent,
                              self.octets_sent) + self._sdes
 
     async def getStats(self) -> RTCStatsReport:
+        transport_id, transport_stats = aiortc.transport_stats(self.transport)
         report = RTCStatsReport()
         report.add(
             RTCOutboundRtpStreamStats(
                 timestamp=datetime.datetime.now(datetime.UTC),
                 type="outbound-rtp",
                 id=f"outbound-rtp_{id(self)}",
-                ssrc=self._ssrc,
+                ssrc=self._ssrc_media,
                 kind="video",
-                transportId=self.transport._stats_id,
+                transportId=transport_id,
                 packetsSent=self.packets_sent,
                 bytesSent=self.octets_sent,
-                trackId=self._track_id,
+                trackId=str(id(self)),
             )
         )
-        report.update(self.transport._get_stats())
+        report.update(transport_stats)
         return report
 
     def stats(self) -> dict[str, object]:

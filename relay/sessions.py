@@ -1,4 +1,5 @@
-"""The viewer sessions of one application, and the per-stream packet caches they share."""
+"""The viewer sessions of one application, and the per-stream packet counters and live loops they
+share."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from relay.fanout import LiveFanout
-from relay.packets import PacketCache
+from relay.packets import StreamPackets
 from relay.sender import SCRATCH_BYTES
 from relay.settings import RelaySettings
 from relay.srtp import ScratchBuffer
@@ -34,7 +35,7 @@ class RelaySessions:
     def __init__(self, settings: RelaySettings) -> None:
         self.settings = settings
         self._sessions: dict[str, ViewerSession] = {}
-        self._caches: dict[StreamKey, PacketCache] = {}
+        self._packets: dict[StreamKey, StreamPackets] = {}
         self._fanouts: dict[StreamKey, LiveFanout] = {}
         self.scratch = ScratchBuffer(SCRATCH_BYTES)
         """The buffer every viewer's packets are built in just before they are sent."""
@@ -54,12 +55,12 @@ class RelaySessions:
     def new_session_id() -> str:
         return secrets.token_urlsafe(18)
 
-    def cache_for(self, key: StreamKey) -> PacketCache:
-        cache = self._caches.get(key)
-        if cache is None:
-            cache = PacketCache(self.settings.packet_cache_frames)
-            self._caches[key] = cache
-        return cache
+    def cache_for(self, key: StreamKey) -> StreamPackets:
+        """The RTP form of a stream's frames, shared by its viewers."""
+        packets = self._packets.get(key)
+        if packets is None:
+            packets = self._packets[key] = StreamPackets()
+        return packets
 
     def fanout_for(self, key: StreamKey) -> LiveFanout | None:
         """The shared live loop of a stream (None when ``shared_fanout`` is off)."""
@@ -89,9 +90,7 @@ class RelaySessions:
 
     def drop_unused_cache(self, key: StreamKey) -> None:
         if not any(s.stream.key == key for s in self._sessions.values()):
-            cache = self._caches.pop(key, None)
-            if cache is not None:
-                cache.clear()
+            self._packets.pop(key, None)
             fanout = self._fanouts.pop(key, None)
             if fanout is not None and not len(fanout) and not self._closing.closed:
                 self._closing.spawn(f"relay:{key}:fanout-close", fanout.aclose())
@@ -151,8 +150,8 @@ class RelaySessions:
             entry["first_frame_after_median"] = (
                 round(statistics.median(firsts), 3) if firsts else None
             )
-            cache = self._caches.get(key)
-            entry["packetization"] = cache.stats() if cache is not None else {}
+            packets = self._packets.get(key)
+            entry["packetization"] = packets.stats() if packets is not None else {}
             fanout = self._fanouts.get(key)
             entry["shared_loop"] = fanout.stats() if fanout is not None else {}
         return {

@@ -44,8 +44,6 @@ class RelaySettings:
     shared_fanout: bool = True
     """Viewers that have caught up are fed by one loop per stream (one wake-up per frame for
     all of them) instead of a loop each."""
-    packet_cache_frames: int = 64
-    """Frames per stream whose RTP payloads are kept for the viewers still sending them."""
     cors_origins: tuple[str, ...] = ()
     """Origins of other sites' WHEP players allowed to call the endpoint ("*" for any); the
     server's own pages need none."""

@@ -10,32 +10,14 @@ protected packet (with its tag) is then sent from directly.
 
 from __future__ import annotations
 
-import importlib
-import logging
-from typing import Any, Protocol
+from typing import Any
 
-log = logging.getLogger(__name__)
+from relay.aiortc_adapter import SrtpSession, srtp_binding, srtp_context
 
-
-def _binding() -> tuple[Any, Any]:
-    """pylibsrtp's cffi ``ffi`` and ``lib`` (the libsrtp it was built with), or Nones when
-    this pylibsrtp is laid out otherwise: then every packet goes through ``Session.protect``."""
-    try:
-        module = importlib.import_module("pylibsrtp._binding")
-        return module.ffi, module.lib
-    except (ImportError, AttributeError):
-        log.warning("pylibsrtp's libsrtp binding is not reachable; SRTP costs a copy per packet")
-        return None, None
-
-
-_ffi, _lib = _binding()
+_ffi, _lib = srtp_binding()
 
 SRTP_TRAILER_ROOM = 16 + 128
 """Bytes libsrtp may append to a packet (the largest tag plus the largest MKI)."""
-
-
-class SrtpSession(Protocol):
-    def protect(self, packet: bytes) -> bytes: ...
 
 
 class ScratchBuffer:
@@ -60,8 +42,7 @@ class InPlaceProtector:
         self._session = session
         self._view = buffer.view
         self._pointer = buffer.pointer
-        ctx = getattr(session, "_srtp", None)
-        self._ctx: Any = ctx[0] if ctx is not None and _lib is not None else None
+        self._ctx: Any = srtp_context(session) if _lib is not None else None
         self._length: Any = _ffi.new("int *") if _ffi is not None else None
         self._protect: Any = _lib.srtp_protect if _lib is not None else None
 

@@ -25,7 +25,7 @@ from aiortc.rtcdtlstransport import RTCDtlsTransport
 
 from relay.fanout import LeaveFanout, LiveFanout
 from relay.negotiation import answer_offer
-from relay.packets import PacketCache, PacketizedFrame
+from relay.packets import PacketizedFrame, StreamPackets
 from relay.sender import PassthroughSender
 from relay.settings import RelaySettings
 from relay.srtp import ScratchBuffer
@@ -59,7 +59,7 @@ class ViewerSession:
         subscription: Subscription,
         grant: ViewGrant,
         access: MediaAccess,
-        cache: PacketCache,
+        cache: StreamPackets,
         settings: RelaySettings,
         on_closed: Callable[[ViewerSession], None],
         scratch: ScratchBuffer | None = None,

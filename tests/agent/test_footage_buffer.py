@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from agent.buffer import INDEX_FILE, BufferedCamera, BufferOptions, RollingBuffer
-from ingest.h264 import is_keyframe
 from recording.segments import hash_file, iter_frames
 from recording.store import SegmentRow
+from rtcc.bitstream import is_keyframe
 from rtcc.config import IngestConfig
 from tests.agent.harness import wait_for
 from tests.fixtures.auth import FakeClock

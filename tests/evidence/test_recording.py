@@ -28,12 +28,12 @@ from evidence.export import Exporter, ExportRequest, ExportResult
 from evidence.manager import RecordingManager
 from evidence.signing import load_or_create
 from evidence.store import EvidenceStore
-from ingest import h264
 from ingest.rtsp import RtspSource, RtspTarget
 from recording.recorder import RecorderSettings
 from recording.segments import contained, hash_file, iter_frames, read_index
 from recording.store import SegmentRow
 from recording.times import iso_utc
+from rtcc import bitstream
 from rtcc.config import CamsimConfig, EvidenceConfig, Settings
 from rtcc.hub import StreamHub, StreamSettings
 from rtcc.media import VIDEO_CLOCK_RATE
@@ -154,7 +154,7 @@ def exported(recording: Recording, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 def _nals_of_mp4_packet(data: bytes) -> list[bytes]:
-    return h264.split_avcc(data)
+    return bitstream.split_avcc(data)
 
 
 def test_segments_hold_the_original_bytes_cut_at_keyframes(recording: Recording) -> None:
@@ -172,8 +172,8 @@ def test_segments_hold_the_original_bytes_cut_at_keyframes(recording: Recording)
         assert row.utc_start == entries[0].capture_time
         assert row.utc_end == entries[-1].capture_time
         frames = list(iter_frames(path, entries))
-        assert h264.nal_types(frames[0])[:3] == [h264.NalType.AUD, h264.NalType.SPS,
-                                                  h264.NalType.PPS]
+        assert bitstream.nal_types(frames[0])[:3] == [bitstream.NalType.AUD, bitstream.NalType.SPS,
+                                                  bitstream.NalType.PPS]
         for entry, data in zip(entries, frames, strict=True):
             # Exactly the bytes the camera sent, as another subscriber of the stream saw them.
             assert recording.witness.get(entry.pts) == data
@@ -226,7 +226,7 @@ def test_export_of_20_seconds_across_segments_plays_and_matches_the_source(
         packets = [bytes(p) for p in container.demux(video=0) if p.size]
     assert len(packets) == len(source)
     for packet, original in zip(packets, source, strict=True):
-        assert _nals_of_mp4_packet(packet) == h264.split_annexb(original)
+        assert _nals_of_mp4_packet(packet) == bitstream.split_annexb(original)
 
     # The first picture decodes identically from the clip and from the recorded segment.
     with av.open(str(clip)) as container:

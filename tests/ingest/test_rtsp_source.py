@@ -5,16 +5,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
+from pathlib import Path
 
 import pytest
 
 from camsim.runner import CameraOptions
-from ingest import h264
 from ingest.handoff import LoopHandoff
 from ingest.rtsp import RtspSource, RtspTarget
+from rtcc import bitstream
 from rtcc.config import CamsimCameraConfig, IngestConfig
 from rtcc.errors import SourceUnavailable, UnsafeUrl
-from rtcc.hub import StreamHub
+from rtcc.hub import StreamHub, StreamSettings
 from rtcc.media import EncodedFrame, MediaInfo, StreamState
 from tests.fixtures.camsim import SECURE_PASSWORD, CamsimFactory, CamsimHandle
 from tests.ingest.helpers import FAST, decode_keyframe, record_states, register, wait_until
@@ -43,8 +45,8 @@ async def test_frames_arrive_as_decodable_annexb_access_units(
         assert first.discontinuity
         assert not any(f.discontinuity for f in frames[1:])
         assert first.codec == "h264"
-        assert h264.nal_types(first.data)[:3] == [
-            h264.NalType.AUD, h264.NalType.SPS, h264.NalType.PPS
+        assert bitstream.nal_types(first.data)[:3] == [
+            bitstream.NalType.AUD, bitstream.NalType.SPS, bitstream.NalType.PPS
         ]
         assert decode_keyframe(first) == (640, 360)
         pts = [f.pts for f in frames]
@@ -251,7 +253,7 @@ async def test_parameter_sets_from_the_sdp_are_put_before_every_idr(
     keyframes = [f for f in frames if f.keyframe]
     assert len(keyframes) >= 2
     for frame in keyframes:
-        assert h264.nal_types(frame.data)[1:3] == [h264.NalType.SPS, h264.NalType.PPS]
+        assert bitstream.nal_types(frame.data)[1:3] == [bitstream.NalType.SPS, bitstream.NalType.PPS]
         assert decode_keyframe(frame) == (320, 240)
     assert isinstance(source, dict)
     assert source["parameter_sets_inserted"] == source["keyframes"] >= 2
@@ -326,3 +328,72 @@ async def test_aclose_is_idempotent_and_stops_the_thread(camsim: CamsimHandle) -
     assert len(sink.frames) == count  # nothing delivered after close
     with pytest.raises(RuntimeError, match="only be started once"):
         await source.start(sink)
+
+
+def _sessions_to(port: int) -> int:
+    """Established TCP connections to ``port`` on this machine, counted from the client side
+    (RTSP over TCP: one per session)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "01" and int(fields[2].rsplit(":", 1)[1], 16) == port:
+                count += 1
+    return count
+
+
+async def test_a_restart_never_opens_a_second_session_while_the_first_lives(
+    camsim: CamsimHandle,
+) -> None:
+    """The camera hangs, its last viewer leaves and a new one arrives at once: the new source
+    connects only once the old demux thread has ended and closed its session (a camera with a
+    session limit would refuse a second one)."""
+    settings = IngestConfig(
+        open_timeout=2.0, stall_timeout=3.0, backoff_initial=0.2, backoff_max=0.5
+    )
+    old_thread_alive_at_start: list[bool] = []
+
+    def make() -> RtspSource:
+        old_thread_alive_at_start.append(
+            any(t.name == "rtsp:cam/main" and t.is_alive() for t in threading.enumerate())
+        )
+        # join_timeout below the stall timeout: aclose outlasts it and keeps waiting.
+        return RtspSource("cam/main", camsim.target("open"), settings, join_timeout=1.0)
+
+    sessions: list[int] = []
+    sampling = threading.Event()
+
+    def sample() -> None:
+        while not sampling.is_set():
+            sessions.append(_sessions_to(camsim.port))
+            time.sleep(0.01)
+
+    sampler = threading.Thread(target=sample, name="test:session-sampler", daemon=True)
+    loop = asyncio.get_running_loop()
+    async with StreamHub() as hub:
+        stream = hub.register("cam", "main", make, StreamSettings(close_after=0.0,
+                                                                  start_timeout=20.0))
+        sampler.start()
+        try:
+            async with await stream.subscribe("first") as sub:
+                await _frames(sub, 3)
+                camsim.freeze()  # the first session now hangs in a read
+                thaw = loop.call_later(settings.stall_timeout + 0.5, camsim.thaw)
+                await asyncio.sleep(0.2)
+            await asyncio.sleep(0.05)  # the linger timer (0 s) fires: the source is stopping
+            async with await stream.subscribe("second") as sub:
+                after = await _frames(sub, 3, timeout=15)
+        finally:
+            thaw.cancel()
+            camsim.thaw()
+            sampling.set()
+            await asyncio.to_thread(sampler.join)
+    assert old_thread_alive_at_start == [False, False]
+    assert stream.starts == 2
+    assert after[0].discontinuity
+    assert 1 in sessions
+    assert max(sessions) == 1

@@ -1,4 +1,4 @@
-"""Backoff, URL handling, failure wording and the framer, without a network."""
+"""Backoff, URL handling, failure wording and the normaliser, without a network."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ from pathlib import Path
 import av
 import pytest
 
-from ingest import h264
 from ingest.backoff import Backoff
-from ingest.framer import Framer
 from ingest.mediainfo import VideoTrack
+from ingest.normalizer import Normalizer
 from ingest.rtsp import RtspTarget
 from ingest.rtsp_failures import describe_failure
 from ingest.rtsp_url import parse_rtsp_url, redact_url, scrub, url_with_credentials
+from rtcc import bitstream
 from tests.ingest.helpers import decode_keyframe
 
 
@@ -85,7 +85,7 @@ def test_failure_wording_for_statuses() -> None:
     )
 
 
-def test_framer_turns_mp4_packets_into_decodable_frames(tmp_path: Path) -> None:
+def test_normalizer_turns_mp4_packets_into_decodable_frames(tmp_path: Path) -> None:
     if shutil.which("ffmpeg") is None:
         pytest.skip("needs the ffmpeg binary")
     clip = tmp_path / "clip.mp4"
@@ -99,20 +99,20 @@ def test_framer_turns_mp4_packets_into_decodable_frames(tmp_path: Path) -> None:
         stream = container.streams.video[0]
         extradata = bytes(stream.codec_context.extradata or b"")
         track = VideoTrack(0, "h264", stream.time_base or Fraction(1, 90000),
-                           h264.parse_extradata(extradata), True)
-        framer = Framer(track, 30.0)
+                           bitstream.parse_extradata(extradata), True)
+        normalizer = Normalizer.for_track(track, 30.0)
         frames = []
         for packet in container.demux(stream):
             if packet.size:
-                frames += framer.push(bytes(packet), packet.pts, packet.dts,
+                frames += normalizer.push(bytes(packet), packet.pts, packet.dts,
                                       packet.is_keyframe, 0.0)
-        frames += framer.flush(0.0)
+        frames += normalizer.flush(0.0)
     assert len(frames) == 45
     assert [i for i, f in enumerate(frames) if f.keyframe] == [0, 30]
     assert frames[0].discontinuity
     assert frames[1].pts - frames[0].pts == 3000
     assert decode_keyframe(frames[30]) == (320, 240)
-    assert framer.parameter_sets_inserted == 2
+    assert normalizer.parameter_sets_inserted == 2
 
 
 async def test_handoff_keeps_order_and_coalesces_under_load() -> None:

@@ -1,0 +1,257 @@
+"""The only place the relay touches aiortc's and pylibsrtp's private internals.
+
+aiortc negotiates, runs ICE and DTLS and routes the viewer's RTCP; the relay's send engine
+(``relay.sender``, ``relay.srtp``, ``relay.udp``, ``relay.history``) writes the media itself. To
+do that it must reach a few things aiortc keeps private: the transceiver's sender slot, the DTLS
+transport's SRTP session and nominated ICE pair, its RTP router, and pylibsrtp's cffi binding.
+Each access is one small function here, with why it is needed. ``pyproject.toml`` pins aiortc to
+the minor version these were checked against, and ``tests/relay/test_aiortc_internals.py`` fails,
+naming the internal, if an upgrade moves one (``missing_internals``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+import re
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from aioice.ice import CandidatePair, Connection
+from aiortc import RTCIceTransport, RTCRtpSender, RTCRtpTransceiver, rtp
+from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpRouter
+from aiortc.rtcdtlstransport import State as DtlsState
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpSendParameters
+from aiortc.rtp import (
+    AnyRtcpPacket,
+    RtcpByePacket,
+    RtcpPsfbPacket,
+    RtcpRrPacket,
+    RtcpRtpfbPacket,
+    RtcpSrPacket,
+)
+
+log = logging.getLogger(__name__)
+
+
+class SrtpSession(Protocol):
+    def protect(self, packet: bytes) -> bytes: ...
+
+    def protect_rtcp(self, packet: bytes) -> bytes: ...
+
+
+# -- pylibsrtp ------------------------------------------------------------------------------
+
+
+def srtp_binding() -> tuple[Any, Any]:
+    """pylibsrtp's cffi ``ffi`` and ``lib``, or Nones when this pylibsrtp is laid out otherwise
+    (then every packet goes through ``Session.protect``, one copy more)."""
+    try:
+        # Private module: the libsrtp functions themselves, to protect packets in place.
+        module = importlib.import_module("pylibsrtp._binding")
+        return module.ffi, module.lib
+    except (ImportError, AttributeError):
+        log.warning("pylibsrtp's libsrtp binding is not reachable; SRTP costs a copy per packet")
+        return None, None
+
+
+def srtp_context(session: SrtpSession) -> Any:
+    """The libsrtp context of a pylibsrtp session (its ``srtp_t``), or None."""
+    # Private attribute: the context ``srtp_protect`` needs for in-place protection.
+    ctx = getattr(session, "_srtp", None)
+    return ctx[0] if ctx is not None else None
+
+
+# -- negotiation ----------------------------------------------------------------------------
+
+
+def install_sender(transceiver: RTCRtpTransceiver, sender: RTCRtpSender) -> None:
+    """Make ``sender`` the transceiver's sender, keeping the SSRCs aiortc chose (and will put
+    in the answer). Must run before the remote offer is applied."""
+    original = transceiver.sender
+    # Private attributes: the SSRCs and stream id aiortc already advertised for this sender.
+    sender._ssrc = original._ssrc
+    sender._rtx_ssrc = original._rtx_ssrc
+    sender._stream_id = original._stream_id
+    # Name-mangled slot: aiortc has no public way to give a transceiver another sender.
+    setattr(transceiver, "_RTCRtpTransceiver__sender", sender)  # noqa: B010
+    if transceiver.sender is not sender:
+        raise RuntimeError("cannot install the passthrough sender in this aiortc version")
+
+
+def negotiated_codecs(transceiver: RTCRtpTransceiver) -> list[RTCRtpCodecParameters]:
+    """The codecs negotiated for a transceiver, preferred first."""
+    # Private attribute: aiortc exposes the negotiated codecs only to its own sender.
+    codecs: list[RTCRtpCodecParameters] = list(getattr(transceiver, "_codecs", []))
+    return codecs
+
+
+def sender_ssrcs(sender: RTCRtpSender) -> tuple[int, int]:
+    """(media SSRC, RTX SSRC) of a sender."""
+    # Private attributes: the SSRCs aiortc generated and signalled for this sender.
+    return sender._ssrc, sender._rtx_ssrc
+
+
+# -- the DTLS transport ---------------------------------------------------------------------
+
+
+def dtls_connected(dtls: RTCDtlsTransport) -> bool:
+    # Private attribute: the state without the public property's event machinery.
+    return dtls._state is DtlsState.CONNECTED
+
+
+def tx_srtp(dtls: RTCDtlsTransport) -> SrtpSession | None:
+    """The outbound SRTP session of a connected DTLS transport, else None."""
+    # Private attributes: the keys DTLS negotiated, to protect packets the relay writes itself.
+    if dtls._state is not DtlsState.CONNECTED:
+        return None
+    session: SrtpSession | None = dtls._tx_srtp
+    return session
+
+
+def nominated_pair(dtls: RTCDtlsTransport) -> CandidatePair | None:
+    """The ICE candidate pair of component 1 the media goes over, once nominated."""
+    # Private attributes: the relay sends on the pair's socket directly (batched, GSO).
+    pair: CandidatePair | None = dtls.transport._connection._nominated.get(1)
+    return pair
+
+
+def register_sender(dtls: RTCDtlsTransport, sender: RTCRtpSender,
+                    parameters: RTCRtpSendParameters) -> None:
+    """Route the viewer's RTCP for this sender's SSRCs to it (aiortc's sender does this in its
+    own ``send``, which the relay replaces)."""
+    # Private methods and attribute: the RTCP routing table of the transport.
+    dtls._register_rtp_sender(sender, parameters)
+    route_rtcp_fast(dtls._rtp_router)
+
+
+def unregister_sender(dtls: RTCDtlsTransport, sender: RTCRtpSender) -> None:
+    # Private method: the counterpart of register_sender.
+    dtls._unregister_rtp_sender(sender)
+
+
+async def send_rtcp(dtls: RTCDtlsTransport, data: bytes) -> None:
+    """Protect and send RTCP (or RTP) through aiortc's own path."""
+    # Private method: aiortc's only way to send a packet on the transport.
+    await dtls._send_rtp(data)
+
+
+def transport_stats(dtls: RTCDtlsTransport) -> tuple[str, Any]:
+    """(stats id, stats report entries) of the transport, for ``getStats``."""
+    # Private attributes: aiortc builds its transport stats only for its own senders.
+    return dtls._stats_id, dtls._get_stats()
+
+
+def route_rtcp_fast(router: RtpRouter) -> None:
+    """Give ``router`` a ``route_rtcp`` that decides as aiortc's does, without the per-call
+    ``typing`` work aiortc's does (it defines an annotated nested function on every call: about
+    a hundred microseconds per report). The router's tables are read at each call (they change
+    as streams come and go)."""
+
+    def route_rtcp(packet: AnyRtcpPacket) -> set[Any]:
+        recipients: set[Any] = set()
+        ssrc_table = router.ssrc_table
+        senders = router.senders
+        if isinstance(packet, RtcpSrPacket):
+            recipient: Any = ssrc_table.get(packet.ssrc)
+            if recipient is not None:
+                recipients.add(recipient)
+        elif isinstance(packet, RtcpByePacket):
+            for source in packet.sources:
+                recipient = ssrc_table.get(source)
+                if recipient is not None:
+                    recipients.add(recipient)
+        if isinstance(packet, RtcpRrPacket | RtcpSrPacket):
+            for report in packet.reports:
+                recipient = senders.get(report.ssrc)
+                if recipient is not None:
+                    recipients.add(recipient)
+        elif isinstance(packet, RtcpPsfbPacket | RtcpRtpfbPacket):
+            recipient = senders.get(packet.media_ssrc)
+            if recipient is not None:
+                recipients.add(recipient)
+            if isinstance(packet, RtcpPsfbPacket) and packet.fmt == rtp.RTCP_PSFB_APP:
+                try:
+                    for ssrc in rtp.unpack_remb_fci(packet.fci)[1]:
+                        recipient = senders.get(ssrc)
+                        if recipient is not None:
+                            recipients.add(recipient)
+                except ValueError:
+                    pass
+        return recipients
+
+    # Replaces a method of one router instance: same decisions, without the per-call cost.
+    router.route_rtcp = route_rtcp  # type: ignore[method-assign]
+
+
+# -- what an aiortc upgrade must keep -------------------------------------------------------
+
+
+def _has(owner: object, name: str) -> Callable[[], bool]:
+    return lambda: hasattr(owner, name)
+
+
+def _init_sets(cls: type, name: str) -> Callable[[], bool]:
+    """True if ``cls.__init__`` assigns ``self.<name>`` (instance attributes of aiortc objects
+    exist only once built, which needs a running connection)."""
+    pattern = re.compile(rf"self\.{re.escape(name)}\s*(:[^=\n]*)?=[^=]")
+    return lambda: pattern.search(inspect.getsource(cls.__init__)) is not None  # type: ignore[misc]
+
+
+def _binding_ok() -> bool:
+    try:
+        module = importlib.import_module("pylibsrtp._binding")
+    except ImportError:
+        return False
+    return hasattr(module, "ffi") and hasattr(module.lib, "srtp_protect")
+
+
+def _session_ok() -> bool:
+    from pylibsrtp import Session
+
+    return _init_sets(Session, "_srtp")()
+
+
+def _transceiver_slot_ok() -> bool:
+    return _init_sets(RTCRtpTransceiver, "__sender")()
+
+
+REQUIRED_INTERNALS: dict[str, Callable[[], bool]] = {
+    "RTCRtpTransceiver.__sender (name-mangled sender slot)": _transceiver_slot_ok,
+    "RTCRtpTransceiver._codecs": _init_sets(RTCRtpTransceiver, "_codecs"),
+    "RTCRtpSender._ssrc": _init_sets(RTCRtpSender, "_ssrc"),
+    "RTCRtpSender._rtx_ssrc": _init_sets(RTCRtpSender, "_rtx_ssrc"),
+    "RTCRtpSender._stream_id": _init_sets(RTCRtpSender, "_stream_id"),
+    "RTCDtlsTransport._state": _init_sets(RTCDtlsTransport, "_state"),
+    "RTCDtlsTransport._tx_srtp": _init_sets(RTCDtlsTransport, "_tx_srtp"),
+    "RTCDtlsTransport._rtp_router": _init_sets(RTCDtlsTransport, "_rtp_router"),
+    "RTCDtlsTransport._stats_id": _init_sets(RTCDtlsTransport, "_stats_id"),
+    "RTCDtlsTransport._register_rtp_sender": _has(RTCDtlsTransport, "_register_rtp_sender"),
+    "RTCDtlsTransport._unregister_rtp_sender": _has(RTCDtlsTransport, "_unregister_rtp_sender"),
+    "RTCDtlsTransport._send_rtp": _has(RTCDtlsTransport, "_send_rtp"),
+    "RTCDtlsTransport._get_stats": _has(RTCDtlsTransport, "_get_stats"),
+    "RTCIceTransport._connection": lambda: _init_sets(RTCIceTransport, "_connection")(),
+    "aioice Connection._nominated": lambda: _init_sets(Connection, "_nominated")(),
+    "RtpRouter.route_rtcp / ssrc_table / senders": lambda: (
+        hasattr(RtpRouter, "route_rtcp")
+        and _init_sets(RtpRouter, "ssrc_table")()
+        and _init_sets(RtpRouter, "senders")()
+    ),
+    "pylibsrtp._binding (ffi, lib.srtp_protect)": _binding_ok,
+    "pylibsrtp.Session._srtp": _session_ok,
+}
+"""Every private internal this module uses, with a check that it is still there."""
+
+
+def missing_internals() -> list[str]:
+    """The internals an upgrade of aiortc or pylibsrtp moved (empty when all are there)."""
+    missing = []
+    for name, check in REQUIRED_INTERNALS.items():
+        try:
+            present = check()
+        except Exception:  # a check that cannot even run means the layout changed
+            present = False
+        if not present:
+            missing.append(name)
+    return missing

@@ -34,7 +34,7 @@ from evidence.recorder import CameraRecorder, RecorderSettings, RecorderState
 from evidence.segments import FrameEntry, contained, read_index
 from evidence.store import EvidenceStore, SegmentRow
 from ingest.rtsp import RtspSource, RtspTarget
-from ingest.rtsp_url import parse_rtsp_url
+from rtcc.camera_url import parse_rtsp_url
 from rtcc.config import IngestConfig
 from rtcc.errors import RtccError
 from rtcc.hub import Source, StreamHub, StreamSettings

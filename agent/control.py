@@ -32,7 +32,7 @@ from agent.state import Credential
 from ingest.agentlink.store import camera_id_for
 from ingest.backoff import Backoff
 from ingest.onvif.models import OnvifError
-from ingest.rtsp_url import scrub
+from rtcc.camera_url import scrub
 from rtcc import agent_protocol as proto
 from rtcc.config import IngestConfig
 from rtcc.errors import RtccError

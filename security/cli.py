@@ -9,12 +9,13 @@ import sys
 from collections.abc import Callable
 from typing import TextIO
 
+from rtcc.access import Actor
 from rtcc.config import Settings
 from rtcc.errors import RtccError
 from rtcc.policy import Role
-from security.accounts import AccountError, Actor
+from security.accounts import AccountError
 from security.audit import verify_chain
-from security.context import SecurityCore
+from security.core import SecurityCore
 from security.store import STORE_FILE, SecurityStore
 
 EXIT_OK = 0

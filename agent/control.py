@@ -32,8 +32,8 @@ from agent.state import Credential
 from ingest.agentlink.store import camera_id_for
 from ingest.backoff import Backoff
 from ingest.onvif.models import OnvifError
-from rtcc.camera_url import scrub
 from rtcc import agent_protocol as proto
+from rtcc.camera_url import scrub
 from rtcc.config import IngestConfig
 from rtcc.errors import RtccError
 

@@ -13,12 +13,13 @@ these and never the security package itself.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from aiohttp import web
 
-from rtcc.config import SharingLevel, TimeWindow
+from rtcc.config import Settings, SharingLevel, TimeWindow
 
 Clock = Callable[[], float]
 
@@ -99,6 +100,10 @@ class AuditSink(Protocol):
         source: str = "",
         details: Mapping[str, Any] | None = None,
     ) -> object: ...
+
+
+AuditOpener = Callable[[Settings], AbstractContextManager[AuditSink]]
+"""Opens the audit log of a server's data directory for a command-line program."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,12 +30,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ingest.rtsp import RtspSource, RtspTarget
-from ingest.rtsp_url import parse_rtsp_url
 from recording.holds import add_hold, release_hold
 from recording.recorder import CameraRecorder, RecorderSettings, RecorderState
 from recording.segments import FrameEntry, contained, read_index
 from recording.store import SegmentRow, SegmentStore
 from recording.upkeep import delete_segments, recover_open_segments
+from rtcc.camera_url import parse_rtsp_url
 from rtcc.config import IngestConfig
 from rtcc.errors import RtccError
 from rtcc.hub import Source, StreamHub, StreamSettings

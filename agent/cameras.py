@@ -19,8 +19,8 @@ from ingest.onvif.client import OnvifClient
 from ingest.onvif.discovery import DiscoveryTarget
 from ingest.onvif.models import OnvifError, VideoProfile
 from ingest.rtsp import RtspTarget
-from ingest.rtsp_url import parse_rtsp_url, redact_url
 from rtcc.agent_protocol import CameraReport, Profile, ProfileReport
+from rtcc.camera_url import parse_rtsp_url, redact_url
 from rtcc.errors import RtccError, UnsafeUrl
 
 log = logging.getLogger(__name__)

@@ -31,8 +31,8 @@ from agent.snapshot import grab_jpeg
 from agent.state import Credential
 from ingest.backoff import Backoff
 from ingest.onvif.models import OnvifError
-from ingest.rtsp_url import scrub
 from rtcc import agent_protocol as proto
+from rtcc.camera_url import scrub
 from rtcc.cameras import CameraId, camera_id_for
 from rtcc.config import IngestConfig
 from rtcc.errors import RtccError

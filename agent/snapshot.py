@@ -8,7 +8,7 @@ import asyncio
 import av
 
 from ingest.rtsp import RtspTarget
-from ingest.rtsp_url import scrub, url_with_credentials
+from rtcc.camera_url import scrub, url_with_credentials
 from rtcc.errors import SourceUnavailable
 
 MAX_PACKETS = 600

@@ -8,17 +8,12 @@ from typing import Any
 from aiohttp import web
 
 from rtcc.access import CameraConsent
-from rtcc.appkeys import HUB
+from rtcc.appkeys import AUDIT, CONSENT_CHANGES, HUB
 from rtcc.config import SharingLevel
-from security import consent_changed
-from security.audit import AuditWriteError
-from security.media_access import consent_summary
-from security.principal import (
-    SECURITY,
-    client_address,
-    require_principal,
-    security_core,
-)
+from rtcc.consent import consent_summary
+from rtcc.errors import AuditWriteError
+from rtcc.http import required
+from rtcc.principal import client_address, require_principal
 
 _LEVELS = tuple(SharingLevel)
 
@@ -28,7 +23,7 @@ def audit(request: web.Request, action: str, *, owner_id: str, target: str = "",
     """Write an audit entry for the caller; refuse the change (503) if the log cannot be written."""
     principal = require_principal(request)
     try:
-        security_core(request).audit.append(
+        required(request, AUDIT, "the security core").append(
             actor=principal.username, role=str(principal.role), action=action, target=target,
             camera_id=camera_id, owner_id=owner_id, source=client_address(request),
             details=details)
@@ -54,7 +49,8 @@ async def record_consent(request: web.Request, before: CameraConsent | None,
     """Audit the change; end the camera's sessions when it narrows consent. Sessions ended."""
     if before == after:
         return 0
-    if SECURITY not in request.config_dict:
+    changes = request.config_dict.get(CONSENT_CHANGES)
+    if changes is None:
         # The catalog served on its own, without accounts (its own tests): nobody to audit as,
         # but a narrowed consent still ends the sessions it no longer allows.
         hub = request.config_dict.get(HUB)
@@ -66,7 +62,7 @@ async def record_consent(request: web.Request, before: CameraConsent | None,
               details={"before": consent_summary(before), "after": consent_summary(after)})
         return 0
     try:
-        return await consent_changed(request, before, after)
+        return await changes.consent_changed(request, before, after)
     except web.HTTPServiceUnavailable:
         hub = request.config_dict.get(HUB)
         if hub is not None:  # unaudited, but the revocation still takes effect

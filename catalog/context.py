@@ -11,11 +11,12 @@ from redis.exceptions import RedisError
 
 from catalog.keys import CATALOG_STORE
 from catalog.model import camera_from_config
+from catalog.owner_registry import CatalogOwners
 from catalog.redis_store import RedisCatalog
 from catalog.sqlite_store import SqliteCatalog
 from catalog.store import CatalogStore
 from rtcc.access import SecretBox
-from rtcc.appkeys import CAMERA_DIRECTORY, SECRET_BOX, SETTINGS
+from rtcc.appkeys import CAMERA_DIRECTORY, OWNER_REGISTRY, SECRET_BOX, SETTINGS
 from rtcc.config import CameraConfig
 from rtcc.errors import ConfigError
 
@@ -56,6 +57,7 @@ async def catalog_context(app: web.Application) -> AsyncIterator[None]:
     try:
         await seed_if_empty(store, settings.cameras, app.get(SECRET_BOX))
         app[CATALOG_STORE] = store
+        app[OWNER_REGISTRY] = CatalogOwners(store)
         if CAMERA_DIRECTORY not in app:
             app[CAMERA_DIRECTORY] = store
         yield

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rtcc.errors import RtccError
+from rtcc.errors import RtccError, StoreUnavailable
 
 
 class FieldError(RtccError, ValueError):
@@ -19,10 +19,6 @@ class FieldError(RtccError, ValueError):
 
     def as_dict(self) -> dict[str, str]:
         return {"error": self.reason, "field": self.field, "allowed": self.allowed}
-
-
-class StoreUnavailable(RtccError):
-    """The catalog store could not be reached or did not answer in time."""
 
 
 class CameraExists(RtccError):
@@ -59,3 +55,13 @@ class ImportConflict(RtccError):
     def __init__(self, camera_ids: list[str]) -> None:
         super().__init__(f"{len(camera_ids)} camera(s) already registered")
         self.camera_ids = camera_ids
+
+
+__all__ = [
+    "CameraExists",
+    "FieldError",
+    "ImportConflict",
+    "ImportRejected",
+    "RowError",
+    "StoreUnavailable",
+]

@@ -35,16 +35,18 @@ from catalog.consent_changes import audit, record_consent
 from catalog.errors import FieldError
 from catalog.keys import CATALOG_EVENTS, CATALOG_STORE
 from catalog.model import Camera, Site, camera_public, owner_record, site_record
-from catalog.owner_signup import SignupError, add_signup_route, parse_contact
+from catalog.owner_registry import contact_owner
 from catalog.query import MAX_PAGE, Filters
 from catalog.store import CatalogStore
 from catalog.validate import READ_ONLY_FIELDS, parse_camera
-from rtcc.appkeys import SECRET_BOX, SETTINGS
+from rtcc.appkeys import AGENT_ACCOUNTS, SECRET_BOX, SETTINGS
+from rtcc.camera_url import check_camera_url
 from rtcc.config import SharingLevel
 from rtcc.errors import UnsafeUrl
+from rtcc.http import required
+from rtcc.owners import FieldProblem, parse_contact
 from rtcc.policy import Role, allow
-from security import check_camera_url
-from security.principal import require_principal, security_core
+from rtcc.principal import require_principal
 
 log = logging.getLogger(__name__)
 
@@ -114,8 +116,8 @@ async def get_profile(request: web.Request) -> web.Response:
 async def put_profile(request: web.Request) -> web.Response:
     owner_id = _owner_id(request)
     try:
-        owner = parse_contact(await _body(request), owner_id)
-    except SignupError as exc:
+        owner = contact_owner(parse_contact(await _body(request)), owner_id)
+    except FieldProblem as exc:
         raise FieldError(exc.field, str(exc)) from None
     await _store(request).put_owner(owner)
     audit(request, "owner.profile", target=f"owner:{owner_id}", owner_id=owner_id)
@@ -244,15 +246,13 @@ def _owner_fields(fields: Mapping[str, Any], owner_id: str,
     return out
 
 
-def _agent_owner(request: web.Request, camera_id: str) -> str | None:
+async def _agent_owner(request: web.Request, camera_id: str) -> str | None:
     """The owner of the agent that reported ``camera_id``, if it is an agent camera id."""
     match = _AGENT_CAMERA.fullmatch(camera_id)
     if match is None:
         return None
-    account = security_core(request).accounts.by_name(f"agent-{match[1]}")
-    if account is None or account.role != Role.AGENT or account.disabled:
-        return None
-    return account.owner_id
+    accounts = required(request, AGENT_ACCOUNTS, "the security core")
+    return await accounts.owner_of_agent(match[1])
 
 
 async def _check_urls(request: web.Request, camera: Camera) -> None:
@@ -304,7 +304,7 @@ async def create_camera(request: web.Request) -> web.Response:
     fields.update(id="cam-" + secrets.token_hex(6), owner_id=owner_id)
     camera = parse_camera(fields, request.config_dict.get(SECRET_BOX))
     if camera.via_agent:
-        if not isinstance(requested, str) or _agent_owner(request, requested) != owner_id:
+        if not isinstance(requested, str) or await _agent_owner(request, requested) != owner_id:
             raise FieldError("id", "not a camera reported by one of your agents",
                              "the camera_id of a camera your agent found")
         camera = dataclasses.replace(camera, id=requested)
@@ -368,7 +368,6 @@ async def delete_camera(request: web.Request) -> web.Response:
 
 def add_owner_routes(app: web.Application) -> None:
     router = app.router
-    add_signup_route(app)
     router.add_get("/api/owner/profile", get_profile)
     router.add_put("/api/owner/profile", put_profile)
     router.add_get("/api/owner/sites", list_sites)

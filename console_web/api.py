@@ -19,21 +19,18 @@ from typing import Any
 from aiohttp import web
 
 from rtcc.access import CameraConsent
-from rtcc.appkeys import CAMERA_DIRECTORY, SETTINGS
+from rtcc.appkeys import CAMERA_DIRECTORY, FOOTAGE_GRANTS, INCIDENTS, SETTINGS, clock_of
 from rtcc.config import SharingLevel
+from rtcc.consent import Decision, decide
+from rtcc.http import json_error, required
 from rtcc.policy import staff
-from security.consent import Decision, decide
-from security.principal import require_principal, security_core
+from rtcc.principal import require_principal
 
 MAX_CAMERAS = 100
 _CAMERA_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _CHECK_PURPOSE = "console access check"
 """Stands in for the analyst's purpose: the answer is about the camera, the purpose is asked
 when the view is opened."""
-
-
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
 
 
 @staff()
@@ -50,12 +47,12 @@ def _camera_ids(request: web.Request) -> list[str] | web.Response:
     ids = [part.strip() for raw in request.query.getall("cameras", [])
            for part in raw.split(",") if part.strip()]
     if not ids:
-        return _error(400, "cameras: give camera ids, comma-separated")
+        return json_error(400, "cameras: give camera ids, comma-separated")
     if len(ids) > MAX_CAMERAS:
-        return _error(400, f"cameras: at most {MAX_CAMERAS} at once")
+        return json_error(400, f"cameras: at most {MAX_CAMERAS} at once")
     for camera_id in ids:
         if not _CAMERA_ID.fullmatch(camera_id):
-            return _error(400, "cameras: each must be a camera id (a-z, 0-9, '_' and '-')")
+            return json_error(400, "cameras: each must be a camera id (a-z, 0-9, '_' and '-')")
     return list(dict.fromkeys(ids))
 
 
@@ -65,11 +62,12 @@ async def camera_access(request: web.Request) -> web.Response:
     if isinstance(ids, web.Response):
         return ids
     principal = require_principal(request)
-    core = security_core(request)
+    incident_lookup = required(request, INCIDENTS, "the security core")
+    grants = required(request, FOOTAGE_GRANTS, "the security core")
     directory = request.config_dict.get(CAMERA_DIRECTORY)
     if directory is None:
-        return _error(503, "the camera catalog is not available")
-    now = core.clock()
+        return json_error(503, "the camera catalog is not available")
+    now = clock_of(request)()
     answer: dict[str, dict[str, Any]] = {}
     for camera_id in ids:
         consent = await directory.consent_of(camera_id)
@@ -77,8 +75,8 @@ async def camera_access(request: web.Request) -> web.Response:
             answer[camera_id] = {"sharing": None, "allowed": False, "incidents": [],
                                  "reason": "not registered", "needs_incident": False}
             continue
-        incidents = core.incidents.active_for_camera(camera_id)
-        approved = core.store.approved_request_for(camera_id, principal.user_id, now)
+        incidents = await incident_lookup.active_for_camera(camera_id)
+        approved = await grants.approved_request_for(camera_id, principal.user_id, now)
 
         def check(active: list[str], consent: CameraConsent = consent,
                   approved: str | None = approved) -> Decision:

@@ -32,10 +32,9 @@ from evidence.verify import (
 from recording.holds import add_hold
 from recording.segments import hash_file
 from recording.times import iso_utc, parse_utc
+from rtcc.access import AuditOpener
 from rtcc.config import Settings
-from rtcc.errors import RtccError
-from security.audit import AuditLog, AuditWriteError
-from security.store import SecurityStore
+from rtcc.errors import AuditWriteError, RtccError
 
 EXIT_ERROR = 2
 CLI_ROLE = "cli"
@@ -72,22 +71,21 @@ def _actor() -> str:
         return "cli"
 
 
-def _audit(settings: Settings, action: str, *, camera_id: str = "", owner_id: str = "",
-           target: str = "", outcome: str = "ok", details: dict[str, object] | None = None
-           ) -> None:
-    store = SecurityStore.open_in(settings.data_dir)
-    try:
-        AuditLog(store, time.time).append(
+def _audit(audit_log: AuditOpener, settings: Settings, action: str, *, camera_id: str = "",
+           owner_id: str = "", target: str = "", outcome: str = "ok",
+           details: dict[str, object] | None = None) -> None:
+    with audit_log(settings) as sink:
+        sink.append(
             actor=_actor(), role=CLI_ROLE, action=action, target=target, camera_id=camera_id,
             owner_id=owner_id, outcome=outcome, source="local", details=details)
-    finally:
-        store.close()
 
 
 def export_main(settings: Settings, camera: str, start: str | float, end: str | float,
                 case: str, out: Path | None = None, watermark: bool = False, *,
-                reason: str = "", err: TextIO | None = None, stdout: TextIO | None = None) -> int:
-    """Export a camera's recordings between two times for a case into one signed package."""
+                audit_log: AuditOpener, reason: str = "", err: TextIO | None = None,
+                stdout: TextIO | None = None) -> int:
+    """Export a camera's recordings between two times for a case into one signed package,
+    audited in the log ``audit_log`` opens."""
     errors = err or sys.stderr
     output = stdout or sys.stdout
     try:
@@ -104,7 +102,7 @@ def export_main(settings: Settings, camera: str, start: str | float, end: str | 
     details: dict[str, object] = {"case": case, "start": first, "end": last,
                                   "watermark": watermark, "reason": reason}
     try:
-        _audit(settings, "evidence.export", camera_id=camera, outcome="started",
+        _audit(audit_log, settings, "evidence.export", camera_id=camera, outcome="started",
                owner_id=configured.owner if configured else "", details=details)
     except AuditWriteError as exc:
         print(f"export refused: {exc}", file=errors)
@@ -127,12 +125,12 @@ def export_main(settings: Settings, camera: str, start: str | float, end: str | 
     except (RtccError, OSError) as exc:
         bar.finish()
         print(f"export failed: {exc}", file=errors)
-        _audit_quietly(settings, "evidence.export", camera_id=camera, outcome="failed",
+        _audit_quietly(audit_log, settings, "evidence.export", camera_id=camera, outcome="failed",
                        details={**details, "error": str(exc)})
         return EXIT_FAILED
     finally:
         store.close()
-    _audit_quietly(settings, "evidence.export", camera_id=camera,
+    _audit_quietly(audit_log, settings, "evidence.export", camera_id=camera,
                    target=f"export:{result.export_id}",
                    details={**details, "export_id": result.export_id, "sha256": result.sha256,
                             "file": str(result.package), "frames": result.frames,
@@ -146,11 +144,11 @@ def export_main(settings: Settings, camera: str, start: str | float, end: str | 
     return EXIT_OK
 
 
-def _audit_quietly(settings: Settings, action: str, *, camera_id: str = "",
-                   target: str = "", outcome: str = "ok",
+def _audit_quietly(audit_log: AuditOpener, settings: Settings, action: str, *,
+                   camera_id: str = "", target: str = "", outcome: str = "ok",
                    details: dict[str, object] | None = None) -> None:
     try:
-        _audit(settings, action, camera_id=camera_id, target=target, outcome=outcome,
+        _audit(audit_log, settings, action, camera_id=camera_id, target=target, outcome=outcome,
                details=details)
     except AuditWriteError as exc:
         print(f"warning: {exc}", file=sys.stderr)
@@ -166,8 +164,10 @@ def _trusted_keys(settings: Settings | None, key_path: Path | None
 
 
 def verify_main(path: Path, settings: Settings | None = None, *, key_path: Path | None = None,
-                out: TextIO | None = None) -> int:
-    """0 when the package checks out, 1 naming what is wrong, 2 when it cannot be read."""
+                audit_log: AuditOpener | None = None, out: TextIO | None = None) -> int:
+    """0 when the package checks out, 1 naming what is wrong, 2 when it cannot be read.
+    With the server's ``settings`` the sources are compared with the stored segments, and the
+    verification is audited in the log ``audit_log`` opens."""
     stream = out or sys.stdout
     try:
         trusted = _trusted_keys(settings, key_path)
@@ -184,12 +184,13 @@ def verify_main(path: Path, settings: Settings | None = None, *, key_path: Path 
         if store is not None:
             store.close()
     print(report.describe(), file=stream)
-    if settings is not None:
-        _audit_verification(settings, path, report)
+    if settings is not None and audit_log is not None:
+        _audit_verification(audit_log, settings, path, report)
     return report.exit_code()
 
 
-def _audit_verification(settings: Settings, path: Path, report: VerifyReport) -> None:
+def _audit_verification(audit_log: AuditOpener, settings: Settings, path: Path,
+                        report: VerifyReport) -> None:
     try:
         sha, _ = hash_file(path)
     except OSError:
@@ -200,7 +201,7 @@ def _audit_verification(settings: Settings, path: Path, report: VerifyReport) ->
     outcome = {EXIT_OK: "ok", EXIT_FAILED: "failed", EXIT_UNREADABLE: "unreadable"}[
         report.exit_code()]
     _audit_quietly(
-        settings, "evidence.verify", target=f"export:{manifest.get('export_id', '')}",
+        audit_log, settings, "evidence.verify", target=f"export:{manifest.get('export_id', '')}",
         camera_id=camera_id, outcome=outcome,
         details={"file": path.name, "sha256": sha,
                  "problems": [check.line() for check in report.failures][:20]})

@@ -1,8 +1,9 @@
 """The running evidence core and its lifecycle in the aiohttp application.
 
 ``evidence_context`` (cleanup_ctx) must come after ``security_context`` (it writes to the audit
-log and fills the security store's footage-request approvals) and after the hub's context (it
-records streams); it closes first, so recorders finish their segments while the hub still runs.
+log and records footage-request approvals through the contracts the security core publishes) and
+after the hub's context (it records streams); it closes first, so recorders finish their segments
+while the hub still runs.
 """
 
 from __future__ import annotations
@@ -24,10 +25,9 @@ from evidence.signing import SigningKey, load_or_create
 from evidence.store import EvidenceStore
 from evidence.uploads import Uploads
 from recording.recorder import RecorderSettings
-from rtcc.appkeys import CAMERA_DIRECTORY, HUB, SETTINGS
+from rtcc.access import AuditSink
+from rtcc.appkeys import AUDIT, CAMERA_DIRECTORY, CLOCK, FOOTAGE_GRANTS, HUB, INCIDENTS, SETTINGS
 from rtcc.config import Settings
-from security.audit import AuditLog
-from security.principal import SECURITY
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ class EvidenceCore:
     store: EvidenceStore
     root: Path
     key: SigningKey
-    audit: AuditLog
+    audit: AuditSink
     exporter: Exporter
     requests: FootageRequests
     uploads: Uploads
@@ -64,7 +64,7 @@ def recorder_settings(settings: Settings) -> RecorderSettings:
 async def evidence_context(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx: open the evidence store and key, start recording, publish ``EVIDENCE``."""
     settings = app[SETTINGS]
-    security = app[SECURITY]
+    audit = app[AUDIT]
     hub = app.get(HUB)
     root = evidence_root(settings)
     root.mkdir(parents=True, exist_ok=True)
@@ -72,26 +72,26 @@ async def evidence_context(app: web.Application) -> AsyncIterator[None]:
     manager: RecordingManager | None = None
     try:
         key = load_or_create(root)
-        requests = FootageRequests(store, security.store,
+        requests = FootageRequests(store, app[FOOTAGE_GRANTS],
                                    valid_days=settings.evidence.request_valid_days)
         if hub is not None:
             manager = RecordingManager(
-                hub=hub, store=store, root=root, audit=security.audit,
+                hub=hub, store=store, root=root, audit=audit,
                 record_cameras={c.id: "record: true in the configuration"
                                 for c in settings.cameras if c.record},
                 retention_days={c.id: c.retention_days for c in settings.cameras
                                 if c.retention_days is not None},
                 default_retention_days=settings.evidence.retention_days,
                 recorder_settings=recorder_settings(settings),
-                incidents=security.incidents,
+                incidents=app[INCIDENTS],
                 directory=lambda: app.get(CAMERA_DIRECTORY),
                 fallback_sharing={c.id: c.sharing for c in settings.cameras},
-                clock=security.clock,
+                clock=app.get(CLOCK, time.time),
             )
             await manager.start()
         await asyncio.to_thread(purge_expired, store, root, time.time())
         app[EVIDENCE] = EvidenceCore(
-            settings=settings, store=store, root=root, key=key, audit=security.audit,
+            settings=settings, store=store, root=root, key=key, audit=audit,
             exporter=Exporter(store, root, key), requests=requests,
             uploads=Uploads(store, root, requests), recordings=manager,
             export_slots=asyncio.Semaphore(1),

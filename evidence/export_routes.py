@@ -26,22 +26,14 @@ from evidence import exports
 from evidence.context import EvidenceCore
 from evidence.export import ExportError, ExportRequest, NoFootage
 from evidence.ffmpeg import FfmpegError
-from evidence.httpio import (
-    CAMERA_ID,
-    CASE_NUMBER,
-    audit,
-    error,
-    evidence_core,
-    read_json,
-    text,
-    time_range,
-)
+from evidence.httpio import CAMERA_ID, CASE_NUMBER, audit, evidence_core, text, time_range
 from recording.holds import add_hold, get_hold, list_holds, release_hold
 from recording.segments import UnsafePath
-from rtcc.appkeys import CAMERA_DIRECTORY
+from rtcc.appkeys import CAMERA_DIRECTORY, clock_of
 from rtcc.errors import RtccError
+from rtcc.http import error, read_json
 from rtcc.policy import Role, allow, public, staff
-from security.principal import Principal, require_principal, security_core
+from rtcc.principal import Principal, require_principal
 
 EXPORTERS = (Role.INVESTIGATOR, Role.SUPERVISOR, Role.ADMIN)
 SEES_ALL = frozenset({Role.SUPERVISOR, Role.ADMIN})
@@ -118,7 +110,7 @@ async def create_export(request: web.Request) -> web.Response:
         audit(request, principal, "evidence.export", camera_id=camera_id, owner_id=owner,
               outcome="failed", details={**asked, "error": message}, refusal=None)
         raise error(404 if isinstance(exc, NoFootage) else 422, message) from None
-    clock = security_core(request).clock
+    clock = clock_of(request)
     now = clock()
     expires = now + core.settings.evidence.export_link_hours * 3600.0
     token = exports.register(
@@ -151,7 +143,7 @@ async def list_exports(request: web.Request) -> web.Response:
     core = evidence_core(request)
     principal = require_principal(request)
     mine = None if principal.role in SEES_ALL else principal.user_id
-    now = security_core(request).clock()
+    now = clock_of(request)()
     return web.json_response(
         {"exports": [record.as_json(now) for record in exports.recent(core.store, mine)]})
 
@@ -173,7 +165,7 @@ async def download_export(request: web.Request) -> web.StreamResponse:
         raise refuse(404, "no such export", "unknown or malformed download id")
     if principal.role not in SEES_ALL and record.created_by_id != principal.user_id:
         raise refuse(404, "no such export", "not the creator of this export", record.id)
-    if record.expires_at <= security_core(request).clock():
+    if record.expires_at <= clock_of(request)():
         raise refuse(410, "this download link has expired; export again", "expired", record.id)
     try:
         fd, size = await asyncio.to_thread(exports.open_package, core.root, record)
@@ -216,7 +208,7 @@ async def create_hold(request: web.Request) -> web.Response:
           details={"case": case, "start": start, "end": end, "reason": reason})
     hold = add_hold(core.store, camera_id=camera_id, case_number=case, start=start, end=end,
                     reason=reason, created_by=principal.username,
-                    now=security_core(request).clock())
+                    now=clock_of(request)())
     return web.json_response(hold.as_json(), status=201)
 
 
@@ -241,7 +233,7 @@ async def release(request: web.Request) -> web.Response:
         raise error(409, "the hold was already released")
     audit(request, principal, "evidence.hold.release", target=f"hold:{hold.id}",
           camera_id=hold.camera_id, details={"case": hold.case_number})
-    release_hold(core.store, hold.id, principal.username, security_core(request).clock())
+    release_hold(core.store, hold.id, principal.username, clock_of(request)())
     updated = get_hold(core.store, hold.id)
     assert updated is not None
     return web.json_response(updated.as_json())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -10,29 +9,15 @@ from aiohttp import web
 
 from evidence.context import EVIDENCE, EvidenceCore
 from recording.times import parse_utc
-from security.audit import AuditWriteError
-from security.principal import Principal, client_address, security_core
+from rtcc.appkeys import AUDIT
+from rtcc.errors import AuditWriteError
+from rtcc.http import error, required
+from rtcc.principal import Principal, client_address
 
 CAMERA_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 CASE_NUMBER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _./:#-]{0,63}$")
-MAX_JSON = 64 * 1024
 NOTHING_DONE = ("the audit log cannot be written, so nothing was done; tell an "
                 "administrator")
-
-
-class JsonError(web.HTTPError):
-    """An HTTP error answered as ``{"error": message, ...}``."""
-
-    def __init__(self, status: int, message: str, **extra: Any) -> None:
-        self.status_code = status
-        super().__init__(text=json.dumps({"error": message, **extra}),
-                         content_type="application/json")
-        self.message = message
-
-
-def error(status: int, message: str, **extra: Any) -> JsonError:
-    """An HTTP error with a JSON body; raise it."""
-    return JsonError(status, message, **extra)
 
 
 def evidence_core(request: web.Request) -> EvidenceCore:
@@ -48,33 +33,13 @@ def audit(request: web.Request, principal: Principal, action: str, *, target: st
     """Write the audit entry. When the log cannot be written, refuse the action (503 with
     ``refusal``), or go on when ``refusal`` is None (what is audited has already happened)."""
     try:
-        security_core(request).audit.append(
+        required(request, AUDIT, "the security core").append(
             actor=principal.username, role=str(principal.role), action=action, target=target,
             camera_id=camera_id, owner_id=owner_id, outcome=outcome,
             source=client_address(request), details=details)
     except AuditWriteError:
         if refusal is not None:
             raise error(503, refusal) from None
-
-
-async def read_json(request: web.Request, limit: int = MAX_JSON) -> dict[str, Any]:
-    """The request's JSON object (an empty body is ``{}``); 400/413 otherwise."""
-    if not request.body_exists:
-        return {}
-    if request.content_length is not None and request.content_length > limit:
-        raise error(413, f"the body is larger than {limit} bytes")
-    body = await request.content.read(limit + 1)
-    if len(body) > limit:
-        raise error(413, f"the body is larger than {limit} bytes")
-    if not body.strip():
-        return {}
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise error(400, "the body is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise error(400, "the body must be a JSON object")
-    return data
 
 
 def text(fields: dict[str, Any], name: str, *, limit: int = 300, required: bool = False,
@@ -122,3 +87,4 @@ def camera_list(fields: dict[str, Any], limit: int = 200) -> list[str]:
             raise error(400, "cameras: each must be a camera id")
         cameras.append(item)
     return list(dict.fromkeys(cameras))
+

@@ -26,13 +26,12 @@ from pathlib import Path
 from evidence.store import EvidenceStore
 from recording.recorder import CameraRecorder, RecorderSettings, RecorderState
 from recording.upkeep import delete_segments, recover_open_segments
-from rtcc.access import CameraDirectory
+from rtcc.access import AuditSink, CameraDirectory, IncidentLookup
 from rtcc.config import SharingLevel
+from rtcc.consent import in_windows
+from rtcc.errors import AuditWriteError
 from rtcc.hub import StreamHub
 from rtcc.tasks import TaskSupervisor
-from security.audit import AuditLog, AuditWriteError
-from security.consent import in_windows
-from security.incidents import IncidentBook
 
 log = logging.getLogger(__name__)
 
@@ -48,12 +47,12 @@ class RecordingManager:
         hub: StreamHub,
         store: EvidenceStore,
         root: Path,
-        audit: AuditLog,
+        audit: AuditSink,
         record_cameras: dict[str, str],
         retention_days: dict[str, int],
         default_retention_days: int,
         recorder_settings: RecorderSettings,
-        incidents: IncidentBook | None = None,
+        incidents: IncidentLookup | None = None,
         directory: Callable[[], CameraDirectory | None] = lambda: None,
         fallback_sharing: dict[str, SharingLevel] | None = None,
         reconcile_interval: float = 2.0,
@@ -160,7 +159,7 @@ class RecordingManager:
         for camera_id, reason in self._watched.items():
             wanted.setdefault(camera_id, reason)
         if self._incidents is not None:
-            for incident in self._incidents.recent(active_only=True):
+            for incident in await self._incidents.active_incidents():
                 for camera_id in incident.cameras:
                     if camera_id in wanted or not self._hub.has_camera(camera_id):
                         continue

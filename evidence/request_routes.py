@@ -22,23 +22,15 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
-from evidence.httpio import (
-    CASE_NUMBER,
-    audit,
-    camera_list,
-    error,
-    evidence_core,
-    read_json,
-    text,
-    time_range,
-)
+from evidence.httpio import CASE_NUMBER, audit, camera_list, evidence_core, text, time_range
 from evidence.requests import APPROVED, DecisionError, FootageRequest, Item, OwnerPolicy
 from rtcc.access import CameraConsent
-from rtcc.appkeys import CAMERA_DIRECTORY
+from rtcc.appkeys import CAMERA_DIRECTORY, clock_of
+from rtcc.errors import AuditWriteError
 from rtcc.footage import FOOTAGE_COURIER, ApprovedFootage
+from rtcc.http import error, read_json
 from rtcc.policy import Role, allow
-from security.audit import AuditWriteError
-from security.principal import Principal, require_principal, security_core
+from rtcc.principal import Principal, require_principal
 
 log = logging.getLogger(__name__)
 
@@ -114,13 +106,13 @@ async def create_request(request: web.Request) -> web.Response:
     audit(request, principal, "footage_request.create", target=f"footage_request:{request_id}",
           details={"cameras": cameras, "case": case, "reason": reason, "start": start,
                    "end": end, "incident": incident})
-    now = security_core(request).clock()
+    now = clock_of(request)()
     created = core.requests.create(request_id, principal, pairs, start=start, end=end,
                                    case_number=case, reason=reason, incident=incident, now=now)
     for item in created.items:
         if item.auto:
             try:
-                security_core(request).audit.append(
+                core.audit.append(
                     actor="policy", role="owner", action="footage_request.approve",
                     target=f"footage_request:{request_id}", camera_id=item.camera_id,
                     owner_id=item.owner_id, details={"case": case, "automatic": True})
@@ -185,7 +177,7 @@ async def _decide(request: web.Request, approve: bool) -> web.Response:
         audit(request, principal, action, target=f"footage_request:{found.id}",
               camera_id=item.camera_id, owner_id=item.owner_id,
               details={"case": found.case_number, "note": note, "requester": found.requester})
-    now = security_core(request).clock()
+    now = clock_of(request)()
     decided = core.requests.decide(found, chosen, approve, principal.username, note, now)
     updated = core.requests.get(found.id)
     assert updated is not None
@@ -235,7 +227,7 @@ async def set_policy(request: web.Request) -> web.Response:
     policy = OwnerPolicy(owner_id, str(mode), None if max_hours is None else float(max_hours))
     audit(request, principal, "footage_policy.change", target=f"owner:{owner_id}",
           owner_id=owner_id, details=policy.as_json())
-    core.requests.set_policy(policy, principal.username, security_core(request).clock())
+    core.requests.set_policy(policy, principal.username, clock_of(request)())
     return web.json_response(policy.as_json())
 
 

@@ -6,9 +6,8 @@ until its owner approves or declines it, or the owner's policy approves it at on
 (``auto_approve``, optionally only for ranges up to ``max_hours``). Decisions are final.
 
 Approving an item:
-- records an approved footage request in the security store (``add_footage_request``), which is
-  what ``security`` consults (``approved_request_for``) for ``on_request`` cameras, valid for
-  ``evidence.request_valid_days``;
+- records the approval with the security core (``rtcc.access.FootageGrants``), which consults it
+  for live views of ``on_request`` cameras, valid for ``evidence.request_valid_days``;
 - places a legal hold on the camera's range for the case;
 - lets the owner's agent upload that range (``evidence.uploads``).
 A declined item accepts no upload at all.
@@ -24,7 +23,6 @@ accepts no more uploads.
 
 from __future__ import annotations
 
-import contextlib
 import secrets
 import sqlite3
 from collections.abc import Sequence
@@ -33,9 +31,9 @@ from typing import Any
 
 from evidence.store import EvidenceStore
 from recording.holds import add_hold
+from rtcc.access import FootageApproval, FootageGrants
 from rtcc.policy import Role
-from security.principal import Principal
-from security.store import SecurityStore
+from rtcc.principal import Principal
 
 PENDING = "pending"
 APPROVED = "approved"
@@ -143,9 +141,9 @@ class DecisionError(Exception):
 
 
 class FootageRequests:
-    def __init__(self, store: EvidenceStore, security: SecurityStore, *, valid_days: float) -> None:
+    def __init__(self, store: EvidenceStore, grants: FootageGrants, *, valid_days: float) -> None:
         self._store = store
-        self._security = security
+        self._grants = grants
         self._valid_seconds = valid_days * 86400.0
 
     # -- reading --------------------------------------------------------------------------------
@@ -295,12 +293,11 @@ class FootageRequests:
             return
         request = self.get(request_id)
         assert request is not None
-        with contextlib.suppress(sqlite3.IntegrityError):  # the same decision replayed
-            self._security.add_footage_request(
-                f"{request_id}:{camera_id}", camera_id, request.requester_id, status="approved",
-                purpose=f"case {request.case_number}: {request.reason}"[:300], decided_by=by,
-                decided_at=now, valid_until=valid_until,
-            )
+        self._grants.record_approval(FootageApproval(
+            f"{request_id}:{camera_id}", camera_id, request.requester_id,
+            purpose=f"case {request.case_number}: {request.reason}"[:300], decided_by=by,
+            decided_at=now, valid_until=valid_until,
+        ))
         add_hold(self._store, camera_id=camera_id, case_number=request.case_number,
                  start=request.start, end=request.end,
                  reason=f"footage request {request_id}", created_by=by, now=now)

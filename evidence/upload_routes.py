@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from evidence.httpio import CAMERA_ID, audit, error, evidence_core, read_json, text
+from evidence.httpio import CAMERA_ID, audit, evidence_core, text
 from evidence.requests import RECEIVED, RECEIVING, FootageRequest
 from evidence.uploads import MAX_CHUNK, Declaration, Upload, UploadError
+from rtcc.appkeys import clock_of
+from rtcc.http import error, read_json
 from rtcc.policy import Role, allow
-from security.principal import Principal, require_principal, security_core
+from rtcc.principal import Principal, require_principal
 
 MAX_DECLARATION = 2 * 1024 * 1024
 """A frame table of 20,000 frames fits."""
@@ -64,7 +66,7 @@ async def begin_upload(request: web.Request) -> web.Response:
         declaration = Declaration.parse(fields)
     except UploadError as exc:
         raise error(exc.status, str(exc)) from None
-    now = security_core(request).clock()
+    now = clock_of(request)()
     _check_granted(request, principal, found, declaration.camera_id, now)
     try:
         upload, created = core.uploads.begin(found, declaration, now)
@@ -106,7 +108,7 @@ async def upload_bytes(request: web.Request) -> web.Response:
     core = evidence_core(request)
     principal = require_principal(request)
     upload, found = _upload_of(request, principal)
-    now = security_core(request).clock()
+    now = clock_of(request)()
     _check_granted(request, principal, found, upload.camera_id, now)
     try:
         offset = int(request.headers.get("Upload-Offset", ""))
@@ -142,7 +144,7 @@ async def finish_camera(request: web.Request) -> web.Response:
     principal = require_principal(request)
     found, camera_id = _request_camera(request)
     await read_json(request)
-    _check_granted(request, principal, found, camera_id, security_core(request).clock())
+    _check_granted(request, principal, found, camera_id, clock_of(request)())
     uploads = core.uploads.uploads_of(found.id, camera_id)
     unfinished = [u.sequence for u in uploads if u.state != "complete"]
     if unfinished:
@@ -163,7 +165,7 @@ async def fail_camera(request: web.Request) -> web.Response:
     found, camera_id = _request_camera(request)
     fields = await read_json(request)
     reason = text(fields, "reason", limit=500, required=True)
-    _check_granted(request, principal, found, camera_id, security_core(request).clock())
+    _check_granted(request, principal, found, camera_id, clock_of(request)())
     audit(request, principal, "footage.upload.failed", target=f"footage_request:{found.id}",
           camera_id=camera_id, owner_id=_owner_of(found, camera_id), outcome="failed",
           details={"reason": reason, "case": found.case_number}, refusal=NOTHING_ACCEPTED)

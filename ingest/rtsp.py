@@ -25,7 +25,7 @@ from ingest.handoff import HandoffClosed, LoopHandoff
 from ingest.mediainfo import complete_from_sps, probe, with_b_frames
 from ingest.normalizer import Normalizer
 from ingest.rtsp_failures import Failure, describe_failure
-from ingest.rtsp_url import parse_rtsp_url, redact_url, scrub, url_with_credentials
+from rtcc.camera_url import parse_rtsp_url, redact_url, scrub, url_with_credentials
 from rtcc.config import IngestConfig
 from rtcc.hub.source import FrameSink
 from rtcc.media import EncodedFrame, MediaInfo, StreamState

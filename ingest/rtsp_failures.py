@@ -13,7 +13,7 @@ from typing import Literal
 
 import av.error
 
-from ingest.rtsp_url import RtspAddress
+from rtcc.camera_url import RtspAddress
 
 Phase = Literal["open", "read"]
 

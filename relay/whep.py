@@ -23,7 +23,7 @@ from relay.sessions import SESSIONS, RelaySessions
 from relay.settings import RelaySettings
 from relay.viewer import ViewerSession
 from rtcc.access import ViewGrant
-from rtcc.appkeys import HUB, MEDIA_ACCESS
+from rtcc.appkeys import AUDIT, HUB, MEDIA_ACCESS
 from rtcc.errors import (
     CameraNotFound,
     CodecNotSupported,
@@ -33,7 +33,7 @@ from rtcc.errors import (
 )
 from rtcc.hub import Stream, Subscription
 from rtcc.policy import Role, allow, public, staff
-from security.principal import SECURITY, principal_of
+from rtcc.principal import principal_of
 
 log = logging.getLogger(__name__)
 _SUPERVISORS = frozenset({Role.ADMIN, Role.SUPERVISOR})
@@ -222,7 +222,7 @@ async def whep_delete(request: web.Request) -> web.Response:
     supervising = principal is not None and principal.role in _SUPERVISORS
     own = session is not None and (
         # Without the accounts layer (the relay served on its own) the caller is the viewer.
-        SECURITY not in request.config_dict
+        AUDIT not in request.config_dict
         or (principal is not None and session.grant.user == principal.username)
     )
     if session is None or session.camera_id != request.match_info["camera_id"] or not (
@@ -259,7 +259,7 @@ async def whep_options(request: web.Request) -> web.Response:
 async def sessions_stats(request: web.Request) -> web.Response:
     stats = request.app[SESSIONS].stats()
     principal = principal_of(request)
-    if SECURITY in request.config_dict and (
+    if AUDIT in request.config_dict and (
         principal is None or principal.role not in _SUPERVISORS
     ):
         # Session ids end sessions: staff see only their own; supervisors see everyone's.

@@ -1,18 +1,27 @@
-"""Contracts between media paths (relay, snapshots, exports) and the security core.
+"""Contracts between the security core and the other domains.
 
 Every media path asks ``MediaAccess.open_view`` before the first byte leaves the server and calls
 ``close_view`` when the viewer leaves: that pair is what the audit log and the owner's access log
 are made of. The security core decides using a ``CameraDirectory`` that the catalog implements.
+
+The security core also publishes (``rtcc.appkeys``): the audit log as an ``AuditSink``, the
+active incidents (``IncidentLookup``), approved footage requests (``FootageGrants``), consent
+changes (``ConsentChanges``) and the accounts of owners' agents (``AgentAccounts``). Domains use
+these and never the security package itself.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from aiohttp import web
 
-from rtcc.config import SharingLevel, TimeWindow
+from rtcc.config import Settings, SharingLevel, TimeWindow
+
+Clock = Callable[[], float]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,3 +76,118 @@ class SecretBox(Protocol):
     def encrypt(self, plaintext: str) -> str: ...
 
     def decrypt(self, token: str) -> str: ...
+
+
+class AuditSink(Protocol):
+    """The tamper-evident audit log.
+
+    ``append`` writes one entry durably before it returns, or raises
+    ``rtcc.errors.AuditWriteError``: the caller then refuses what it was about to do (or, when
+    that has already happened, logs the failure). It is synchronous so that the entry is on disk
+    before the audited action goes on, including from synchronous callbacks (a recorder's alert).
+    """
+
+    def append(
+        self,
+        *,
+        actor: str,
+        role: str,
+        action: str,
+        target: str = "",
+        camera_id: str = "",
+        owner_id: str = "",
+        outcome: str = "ok",
+        source: str = "",
+        details: Mapping[str, Any] | None = None,
+    ) -> object: ...
+
+
+AuditOpener = Callable[[Settings], AbstractContextManager[AuditSink]]
+"""Opens the audit log of a server's data directory for a command-line program."""
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveIncident:
+    """An open incident or panic alert and the cameras linked to it."""
+
+    id: str
+    kind: str
+    cameras: tuple[str, ...]
+
+
+class IncidentLookup(Protocol):
+    async def active_incidents(self) -> list[ActiveIncident]:
+        """Open incidents and panic alerts, newest first."""
+        ...
+
+    async def active_for_camera(self, camera_id: str) -> list[str]:
+        """Ids of the open incidents the camera is linked to."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class FootageApproval:
+    """An owner's approval of one camera of a footage request, for one requester."""
+
+    approval_id: str
+    camera_id: str
+    user_id: int
+    purpose: str
+    decided_by: str
+    decided_at: float
+    valid_until: float | None
+
+
+class FootageGrants(Protocol):
+    def record_approval(self, approval: FootageApproval) -> None:
+        """Remember the approval (``on_request`` cameras consult it); recording the same
+        approval again changes nothing. Synchronous: it is part of the owner's decision."""
+        ...
+
+    async def approved_request_for(self, camera_id: str, user_id: int, now: float) -> str | None:
+        """The id of a valid approved footage request of that user for that camera, if any."""
+        ...
+
+
+class ConsentChanges(Protocol):
+    async def consent_changed(
+        self, request: web.Request, before: CameraConsent | None, after: CameraConsent
+    ) -> int:
+        """Audit an owner's consent change and end the camera's open sessions; returns how
+        many. Raises 503 (JSON) when the change cannot be audited."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class AgentAccount:
+    """The token-only account an enrolled agent connects with."""
+
+    user_id: int
+    token_id: int
+    credential: str
+    """The agent's bearer token; shown once, never stored in clear."""
+
+
+class AgentAccounts(Protocol):
+    async def create_agent_account(self, agent_id: str, owner_id: str, display_name: str,
+                                   source: str) -> AgentAccount:
+        """A new ``agent`` account scoped to the owner, and its credential."""
+        ...
+
+    async def retire_agent_account(self, actor: Actor, user_id: int, token_id: int) -> None:
+        """Revoke the agent's credential and disable its account."""
+        ...
+
+    async def owner_of_agent(self, agent_id: str) -> str | None:
+        """The owner an enabled agent account belongs to; None for an unknown or revoked
+        agent."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who performs an account change, for the audit log."""
+
+    name: str
+    role: str
+    source: str = ""

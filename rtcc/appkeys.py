@@ -2,19 +2,50 @@
 
 from __future__ import annotations
 
+import time
+
 from aiohttp import web
 
-from rtcc.access import CameraDirectory, MediaAccess, SecretBox
+from rtcc.access import (
+    AgentAccounts,
+    AuditSink,
+    CameraDirectory,
+    Clock,
+    ConsentChanges,
+    FootageGrants,
+    IncidentLookup,
+    MediaAccess,
+    SecretBox,
+)
 from rtcc.config import Settings
 from rtcc.hub import StreamHub
+from rtcc.owners import OwnerRegistry
 from rtcc.workers import WorkerPool
 
 SETTINGS = web.AppKey("settings", Settings)
 HUB = web.AppKey("hub", StreamHub)
 
+CLOCK = web.AppKey[Clock]("clock")
+"""Optional: set before the app starts to replace ``time.time`` (tests move time with it)."""
+
 MEDIA_ACCESS = web.AppKey[MediaAccess]("media_access")
 CAMERA_DIRECTORY = web.AppKey[CameraDirectory]("camera_directory")
 SECRET_BOX = web.AppKey[SecretBox]("secret_box")
 
+# Published by the security core (``security.context``).
+AUDIT = web.AppKey[AuditSink]("audit_sink")
+INCIDENTS = web.AppKey[IncidentLookup]("incident_lookup")
+FOOTAGE_GRANTS = web.AppKey[FootageGrants]("footage_grants")
+CONSENT_CHANGES = web.AppKey[ConsentChanges]("consent_changes")
+AGENT_ACCOUNTS = web.AppKey[AgentAccounts]("agent_accounts")
+
 # Threads for CPU-heavy work (password hashing), opened and closed by the application.
 WORKERS = web.AppKey("workers", WorkerPool)
+
+# Published by the catalog (``catalog.context``).
+OWNER_REGISTRY = web.AppKey[OwnerRegistry]("owner_registry")
+
+
+def clock_of(request: web.Request) -> Clock:
+    """The server's clock: ``CLOCK`` when set, else ``time.time``."""
+    return request.config_dict.get(CLOCK, time.time)

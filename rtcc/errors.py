@@ -42,3 +42,11 @@ class ConsentDenied(RtccError):
 
 class UnsafeUrl(RtccError):
     """A camera URL was refused (scheme, or a host on a forbidden network)."""
+
+
+class AuditWriteError(RtccError):
+    """The audit log could not be written; the audited action must not happen."""
+
+
+class StoreUnavailable(RtccError):
+    """A store another domain depends on did not answer; the caller may try again shortly."""

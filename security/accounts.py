@@ -12,7 +12,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from rtcc.access import SecretBox
+from rtcc.access import Actor, SecretBox
 from rtcc.config import SecurityConfig
 from rtcc.errors import RtccError
 from rtcc.policy import STAFF_ROLES, Role
@@ -84,15 +84,6 @@ class LoginOutcome:
     status: int
     """200 logged in, 401 wrong credentials, 423 locked."""
     message: str
-
-
-@dataclass(frozen=True, slots=True)
-class Actor:
-    """Who performs an account change, for the audit log."""
-
-    name: str
-    role: str
-    source: str = ""
 
 
 _WRONG = "wrong user name, password or one-time code"

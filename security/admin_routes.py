@@ -7,10 +7,12 @@ from typing import Any
 
 from aiohttp import web
 
+from rtcc.http import json_error, read_fields
 from rtcc.policy import Role, allow
+from rtcc.principal import actor_of, require_principal
 from security.accounts import AccountError
-from security.httpio import actor_of, json_error, read_fields, text_field
-from security.principal import require_principal, security_core
+from security.core import security_core
+from security.httpio import text_field
 
 MAX_AUDIT_PAGE = 1000
 

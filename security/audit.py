@@ -18,17 +18,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rtcc.errors import RtccError
+from rtcc.errors import AuditWriteError
 from security.store import Clock, SecurityStore
 
 log = logging.getLogger(__name__)
 
 GENESIS = "0" * 64
 MAX_FIELD = 500
-
-
-class AuditWriteError(RtccError):
-    """The audit log could not be written; the audited action must not happen."""
 
 
 def iso_utc(ts_ms: int) -> str:

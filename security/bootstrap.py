@@ -10,13 +10,10 @@ variable creates nothing.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
+from rtcc.access import Actor
 from rtcc.policy import Role
-from security.accounts import Actor
-
-if TYPE_CHECKING:
-    from security.context import SecurityCore
+from security.core import SecurityCore
 
 log = logging.getLogger(__name__)
 

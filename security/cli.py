@@ -4,22 +4,36 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from typing import TextIO
 
+from rtcc.access import Actor
 from rtcc.config import Settings
 from rtcc.errors import RtccError
 from rtcc.policy import Role
-from security.accounts import AccountError, Actor
-from security.audit import verify_chain
-from security.context import SecurityCore
+from security.accounts import AccountError
+from security.audit import AuditLog, verify_chain
+from security.core import SecurityCore
 from security.store import STORE_FILE, SecurityStore
 
 EXIT_OK = 0
 EXIT_TAMPERED = 1
 EXIT_ERROR = 2
+
+
+@contextlib.contextmanager
+def open_audit_log(settings: Settings) -> Iterator[AuditLog]:
+    """The audit log of the server's data directory (``rtcc.access.AuditOpener``), for the
+    command-line programs of other domains (``rtcc export``, ``rtcc verify``)."""
+    store = SecurityStore.open_in(settings.data_dir)
+    try:
+        yield AuditLog(store, time.time)
+    finally:
+        store.close()
 
 
 def audit_verify_main(settings: Settings, out: TextIO | None = None) -> int:

@@ -6,69 +6,35 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from rtcc.appkeys import MEDIA_ACCESS, SECRET_BOX, SETTINGS, WORKERS
-from rtcc.config import Settings
-from rtcc.workers import WorkerPool
-from security.accounts import Accounts
-from security.audit import AuditLog, AuditWriteError
+from rtcc.appkeys import (
+    AGENT_ACCOUNTS,
+    AUDIT,
+    CLOCK,
+    CONSENT_CHANGES,
+    FOOTAGE_GRANTS,
+    INCIDENTS,
+    MEDIA_ACCESS,
+    SECRET_BOX,
+    SETTINGS,
+    WORKERS,
+)
+from rtcc.errors import AuditWriteError
 from security.bootstrap import run_bootstrap
-from security.incidents import IncidentBook
+from security.core import SECURITY, SecurityCore
 from security.media_access import StoreMediaAccess
-from security.middleware import Network, trusted_proxy_networks
-from security.passwords import Passwords
-from security.principal import CLOCK, SECURITY
-from security.secretbox import AesGcmBox, load_secret_box
-from security.sessions import Sessions, Tokens
-from security.store import Clock, SecurityStore
+from security.published import StoreAgentAccounts, StoreFootageGrants, StoreIncidents
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class SecurityCore:
-    settings: Settings
-    store: SecurityStore
-    box: AesGcmBox
-    clock: Clock
-    audit: AuditLog
-    accounts: Accounts
-    sessions: Sessions
-    tokens: Tokens
-    incidents: IncidentBook
-    trusted_proxies: tuple[Network, ...]
-
-    @classmethod
-    def open(cls, settings: Settings, clock: Clock = time.time,
-             env: Mapping[str, str] | None = None,
-             workers: WorkerPool | None = None) -> SecurityCore:
-        box = load_secret_box(settings.data_dir, env)
-        store = SecurityStore.open_in(settings.data_dir)
-        audit = AuditLog(store, clock)
-        return cls(
-            settings=settings,
-            store=store,
-            box=box,
-            clock=clock,
-            audit=audit,
-            accounts=Accounts(store, audit, box, settings.security, clock,
-                              Passwords(workers=workers)),
-            sessions=Sessions(store, clock, settings.security.session_idle_minutes * 60.0),
-            tokens=Tokens(store, clock),
-            incidents=IncidentBook(store, clock),
-            trusted_proxies=tuple(trusted_proxy_networks(settings)),
-        )
-
-    def close(self) -> None:
-        self.store.close()
-
-
 async def security_context(app: web.Application) -> AsyncIterator[None]:
-    """cleanup_ctx: open the store, publish MEDIA_ACCESS and SECRET_BOX, run the bootstrap."""
+    """cleanup_ctx: open the store, run the bootstrap, publish the core (``SECURITY``) and its
+    contracts (``MEDIA_ACCESS``, ``SECRET_BOX``, ``AUDIT``, ``INCIDENTS``, ``FOOTAGE_GRANTS``,
+    ``CONSENT_CHANGES``, ``AGENT_ACCOUNTS``)."""
     settings = app[SETTINGS]
     clock = app.get(CLOCK, time.time)
     core = SecurityCore.open(settings, clock, workers=app.get(WORKERS))
@@ -80,8 +46,14 @@ async def security_context(app: web.Application) -> AsyncIterator[None]:
         core.audit.append(actor="system", role="", action="server.start",
                           details={"version": _version()})
         app[SECURITY] = core
-        app[MEDIA_ACCESS] = StoreMediaAccess(core)
+        media_access = StoreMediaAccess(core)
+        app[MEDIA_ACCESS] = media_access
+        app[CONSENT_CHANGES] = media_access
         app[SECRET_BOX] = core.box
+        app[AUDIT] = core.audit
+        app[INCIDENTS] = StoreIncidents(core)
+        app[FOOTAGE_GRANTS] = StoreFootageGrants(core)
+        app[AGENT_ACCOUNTS] = StoreAgentAccounts(core)
         yield
         core.sessions.purge()
         with contextlib.suppress(AuditWriteError):  # already logged; shutdown goes on

@@ -10,10 +10,12 @@ from aiohttp import web
 
 from rtcc.appkeys import CAMERA_DIRECTORY, HUB
 from rtcc.config import SharingLevel
+from rtcc.http import json_error, read_fields
 from rtcc.policy import staff
-from security.httpio import actor_of, json_error, read_fields, text_field
+from rtcc.principal import actor_of
+from security.core import security_core
+from security.httpio import text_field
 from security.incidents import CAMERA_ID, INCIDENT_ID, KINDS
-from security.principal import security_core
 
 MAX_CAMERAS = 200
 

@@ -11,19 +11,16 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from rtcc.access import CameraConsent, ViewGrant
 from rtcc.appkeys import CAMERA_DIRECTORY, HUB
+from rtcc.consent import consent_summary, decide
+from rtcc.errors import AuditWriteError
 from rtcc.hub import StreamHub
-from security.audit import AuditWriteError
-from security.consent import decide
-from security.principal import client_address, principal_of
-
-if TYPE_CHECKING:
-    from security.context import SecurityCore
+from rtcc.principal import client_address, principal_of
+from security.core import SecurityCore
 
 log = logging.getLogger(__name__)
 
@@ -38,17 +35,6 @@ def _clean(text: str) -> str:
     """Purpose text as recorded: printable, single line, bounded."""
     kept = "".join(ch if ch.isprintable() else " " for ch in text).strip()
     return kept[:MAX_PURPOSE]
-
-
-def consent_summary(consent: CameraConsent | None) -> dict[str, object]:
-    if consent is None:
-        return {"registered": False}
-    return {
-        "sharing": str(consent.sharing),
-        "windows": [w.model_dump() for w in consent.windows],
-        "ptz_allowed": consent.ptz_allowed,
-        "timezone": consent.timezone,
-    }
 
 
 class StoreMediaAccess:

@@ -9,19 +9,14 @@ from typing import Any
 
 from aiohttp import web
 
+from rtcc.http import is_form, json_error, read_fields
 from rtcc.policy import Role, allow, public
+from rtcc.principal import actor_of, client_address, require_principal
 from security import admin_routes, incident_routes
-from security.httpio import (
-    ALL_ROLES,
-    actor_of,
-    cookie_secure,
-    is_form,
-    json_error,
-    read_fields,
-    text_field,
-)
+from security.core import security_core
+from security.httpio import ALL_ROLES, cookie_secure, text_field
 from security.login_page import render_login, safe_next
-from security.principal import client_address, require_principal, security_core
+from security.owner_signup import add_signup_route
 from security.sessions import clear_session_cookie, set_session_cookie
 
 
@@ -178,6 +173,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/tokens", list_tokens)
     app.router.add_delete("/api/tokens/{token_id}", revoke_token)
     app.router.add_post("/api/users/{user_id}/tokens", create_token_for_user)
+    add_signup_route(app)
     admin_routes.add_routes(app)
     incident_routes.add_routes(app)
 

@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from rtcc.policy import Role
-from security.principal import Principal
+from rtcc.principal import Principal
 from security.store import Clock, SecurityStore
 
 COOKIE = "rtcc_session"

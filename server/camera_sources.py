@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from ingest.handoff import LoopHandoff
 from ingest.rtsp import RtspSource, RtspTarget
+from rtcc.camera_url import check_camera_url
 from rtcc.config import IngestConfig, SecurityConfig
 from rtcc.errors import UnsafeUrl
 from rtcc.hub import FrameSink, Source, SourceFactory
-from security.urls import check_camera_url
 
 
 class CheckedRtspSource:

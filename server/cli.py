@@ -165,13 +165,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return audit_verify_main(settings)
         if args.command == "export":
             from evidence import export_main
+            from security.cli import open_audit_log
 
             return export_main(settings, args.camera, args.start, args.end, args.case, args.out,
-                               args.watermark, reason=args.reason)
+                               args.watermark, audit_log=open_audit_log, reason=args.reason)
         if args.command == "verify":
             from evidence import verify_main
+            from security.cli import open_audit_log
 
-            return verify_main(args.file, settings, key_path=args.key)
+            return verify_main(args.file, settings, key_path=args.key, audit_log=open_audit_log)
         if args.command == "user":
             from security.cli import user_add_main, user_unlock_main
 

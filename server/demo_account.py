@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import secrets
 
+from rtcc.access import Actor
 from rtcc.config import Settings
 from rtcc.policy import Role
-from security.accounts import Actor
-from security.context import SecurityCore
+from security.core import SecurityCore
 
 DEMO_USER = "demo"
 

@@ -31,10 +31,10 @@ from ingest.agentlink.service import (
 from ingest.agentlink.store import AgentCamera
 from rtcc import agent_protocol as proto
 from rtcc.appkeys import CAMERA_DIRECTORY, MEDIA_ACCESS
+from rtcc.errors import AuditWriteError
+from rtcc.http import json_error
 from rtcc.policy import STAFF_ROLES, Role, allow, public
-from security.audit import AuditWriteError
-from security.httpio import actor_of, json_error
-from security.principal import client_address, require_principal
+from rtcc.principal import actor_of, client_address, require_principal
 
 log = logging.getLogger(__name__)
 
@@ -249,7 +249,7 @@ async def snapshot(request: web.Request) -> web.Response:
     grant = None
     access = None
     if _own_camera(request, camera):
-        service.core.audit.append(actor=principal.username, role=str(principal.role),
+        service.audit.append(actor=principal.username, role=str(principal.role),
                                   action="snapshot", camera_id=camera.camera_id,
                                   owner_id=camera.owner_id, source=client_address(request))
     elif principal.role in STAFF_ROLES:
@@ -313,7 +313,7 @@ async def ptz(request: web.Request) -> web.Response:
             return json_error(400, "action must be 'move' or 'stop'")
     except proto.ProtocolError as exc:
         return json_error(400, str(exc))
-    service.core.audit.append(actor=principal.username, role=str(principal.role),
+    service.audit.append(actor=principal.username, role=str(principal.role),
                               action=f"ptz.{action}", camera_id=camera.camera_id,
                               owner_id=camera.owner_id, source=client_address(request),
                               details={k: v for k, v in body.items()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -26,19 +27,18 @@ from ingest.agentlink.registry import (
     AgentRegistry,
 )
 from ingest.agentlink.store import AgentCamera, AgentRecord, AgentStore, Enrollment
-from ingest.whip import AgentCameraRef, WhipPublishers, WhipSource, WhipTimings
+from ingest.agentlink.whip_source import AgentCameraRef, WhipPublishers, WhipSource, WhipTimings
 from rtcc import agent_protocol as proto
+from rtcc.access import Actor, AgentAccounts, AuditSink, Clock
 from rtcc.agent_protocol import CameraReport
-from rtcc.appkeys import HUB, SETTINGS
+from rtcc.appkeys import AGENT_ACCOUNTS, AUDIT, CLOCK, HUB, SETTINGS
 from rtcc.config import Settings
 from rtcc.errors import RtccError
 from rtcc.footage import FOOTAGE_COURIER, ApprovedFootage
 from rtcc.hub import Source, StreamHub, StreamSettings
 from rtcc.policy import Role
+from rtcc.principal import Principal
 from rtcc.tasks import TaskSupervisor
-from security.accounts import Actor
-from security.context import SecurityCore
-from security.principal import SECURITY, Principal
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +64,14 @@ class EnrollmentResult:
 
 
 class AgentService:
-    def __init__(self, settings: Settings, store: AgentStore, core: SecurityCore,
-                 hub: StreamHub, timings: WhipTimings | None = None) -> None:
+    def __init__(self, settings: Settings, store: AgentStore, accounts: AgentAccounts,
+                 audit: AuditSink, clock: Clock, hub: StreamHub,
+                 timings: WhipTimings | None = None) -> None:
         self.settings = settings
         self.store = store
-        self.core = core
+        self.accounts = accounts
+        self.audit = audit
+        self.clock = clock
         self.hub = hub
         self.timings = timings or WhipTimings()
         self.registry = AgentRegistry()
@@ -80,9 +83,9 @@ class AgentService:
 
     def create_enrollment(self, owner_id: str, actor: Actor,
                           minutes: float = DEFAULT_ENROLLMENT_MINUTES) -> tuple[Enrollment, str]:
-        now = self.core.clock()
+        now = self.clock()
         enrollment, token = self.store.create_enrollment(owner_id, actor.name, now, minutes * 60)
-        self.core.audit.append(actor=actor.name, role=actor.role, action="agent.enrollment",
+        self.audit.append(actor=actor.name, role=actor.role, action="agent.enrollment",
                                target=f"enrollment:{enrollment.id}", owner_id=owner_id,
                                source=actor.source,
                                details={"expires": round(enrollment.expires, 3)})
@@ -90,8 +93,7 @@ class AgentService:
 
     async def enroll(self, token: str, name: str, source: str) -> EnrollmentResult:
         """Trade a one-time enrollment token for an agent credential."""
-        core = self.core
-        now = core.clock()
+        now = self.clock()
         enrollment = self.store.enrollment_by_token(token) if token else None
         if enrollment is None:
             self._audit_refusal(source, "", "unknown enrollment token")
@@ -109,24 +111,20 @@ class AgentService:
             raise EnrollmentRefused(401, "this enrollment token was already used")
         agent_id = self.store.new_agent_id()
         clean_name = _NAME.sub("", name)[:100].strip() or agent_id
-        actor = Actor("agent-enrollment", "", source)
-        user, _ = await core.accounts.create_user(
-            actor, f"agent-{agent_id}", Role.AGENT, password=None,
-            owner_id=enrollment.owner_id, display_name=clean_name, token_only=True,
-        )
-        token_id, credential = core.tokens.create(user.id, f"agent {agent_id}", kind="agent")
-        agent = self.store.add_agent(agent_id, enrollment.owner_id, user.id, token_id,
-                                     clean_name, enrollment.id, now)
-        core.audit.append(actor=f"agent-{agent_id}", role=str(Role.AGENT), action="agent.enroll",
+        account = await self.accounts.create_agent_account(agent_id, enrollment.owner_id,
+                                                           clean_name, source)
+        agent = self.store.add_agent(agent_id, enrollment.owner_id, account.user_id,
+                                     account.token_id, clean_name, enrollment.id, now)
+        self.audit.append(actor=f"agent-{agent_id}", role=str(Role.AGENT), action="agent.enroll",
                           target=f"agent:{agent_id}", owner_id=enrollment.owner_id,
                           source=source, details={"enrollment": enrollment.id,
                                                   "name": clean_name})
         log.info("agent %s (%s) enrolled for owner %s", agent_id, clean_name,
                  enrollment.owner_id)
-        return EnrollmentResult(agent, credential)
+        return EnrollmentResult(agent, account.credential)
 
     def _audit_refusal(self, source: str, owner_id: str, reason: str) -> None:
-        self.core.audit.append(actor="anonymous", role="", action="agent.enroll",
+        self.audit.append(actor="anonymous", role="", action="agent.enroll",
                                outcome="refused", owner_id=owner_id, source=source,
                                details={"reason": reason})
 
@@ -160,14 +158,12 @@ class AgentService:
 
     async def revoke(self, agent: AgentRecord, actor: Actor) -> int:
         """Revoke an agent now; returns how many live sessions were ended."""
-        core = self.core
-        if not self.store.revoke(agent.id, actor.name, core.clock()):
+        if not self.store.revoke(agent.id, actor.name, self.clock()):
             return 0
-        core.audit.append(actor=actor.name, role=actor.role, action="agent.revoke",
+        self.audit.append(actor=actor.name, role=actor.role, action="agent.revoke",
                           target=f"agent:{agent.id}", owner_id=agent.owner_id,
                           source=actor.source)
-        core.tokens.revoke(agent.token_id)
-        core.accounts.set_disabled(actor, agent.user_id, True)
+        await self.accounts.retire_agent_account(actor, agent.user_id, agent.token_id)
         await self.registry.disconnect(agent.id, proto.CLOSE_REVOKED,
                                        "this agent's credential was revoked")
         ended = await self.publishers.close_agent(agent.id, "the agent was revoked")
@@ -181,7 +177,7 @@ class AgentService:
 
     async def connected(self, connection: AgentConnection) -> None:
         await self.registry.attach(connection)
-        self.store.seen(connection.agent_id, self.core.clock())
+        self.store.seen(connection.agent_id, self.clock())
         log.info("agent %s connected from %s", connection.agent_id, connection.source)
 
     async def disconnected(self, connection: AgentConnection) -> None:
@@ -192,7 +188,7 @@ class AgentService:
         log.info("agent %s disconnected", connection.agent_id)
 
     def heard_from(self, connection: AgentConnection, message: dict[str, Any]) -> None:
-        now = self.core.clock()
+        now = self.clock()
         connection.last_message = now
         if message.get("type") == "hello":
             connection.hostname = proto.text_field(message, "hostname", limit=100)
@@ -207,7 +203,7 @@ class AgentService:
         reports, problems = proto.parse_inventory(message)
         for problem in problems:
             log.warning("agent %s: inventory entry refused: %s", agent.id, problem)
-        cameras = self.store.save_cameras(agent, reports, self.core.clock())
+        cameras = self.store.save_cameras(agent, reports, self.clock())
         for camera in cameras:
             self.register_camera(camera)
         log.info("agent %s reports %d cameras (%d working)", agent.id, len(cameras),
@@ -296,7 +292,8 @@ async def agent_context(app: web.Application) -> AsyncIterator[None]:
     cameras of every enrolled agent in the hub, close connections and sessions at the end."""
     settings = app[SETTINGS]
     store = AgentStore.open_in(settings.data_dir)
-    service = AgentService(settings, store, app[SECURITY], app[HUB], app.get(AGENT_TIMINGS))
+    service = AgentService(settings, store, app[AGENT_ACCOUNTS], app[AUDIT],
+                           app.get(CLOCK, time.time), app[HUB], app.get(AGENT_TIMINGS))
     app[AGENT_SERVICE] = service
     app[FOOTAGE_COURIER] = service
     try:

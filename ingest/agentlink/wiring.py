@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ingest import whip_routes
 from ingest.agentlink import routes as agent_routes
+from ingest.agentlink import whip_routes
 from ingest.agentlink.service import AGENT_SERVICE, AGENT_TIMINGS, agent_context, install
 
 cleanup_ctx = agent_context

@@ -18,8 +18,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from ingest.agentlink.whip_source import WhipTimings
 from ingest.agentlink.wiring import AGENT_TIMINGS
-from ingest.whip import WhipTimings
 from rtcc.access import CameraConsent
 from rtcc.appkeys import CAMERA_DIRECTORY, HUB
 from rtcc.config import HubConfig, Settings

@@ -14,10 +14,9 @@ from aiohttp.test_utils import TestClient
 
 from ingest.agentlink.wiring import AGENT_SERVICE
 from rtcc.agent_protocol import CLOSE_REVOKED
-from rtcc.appkeys import HUB
+from rtcc.appkeys import CLOCK, HUB
 from rtcc.errors import SourceUnavailable
 from rtcc.policy import Role
-from security.principal import CLOCK
 from server.app import create_app
 from tests.fixtures.auth import FakeClock, MakeClient, bearer, role_headers, security_settings
 

@@ -20,13 +20,12 @@ from evidence import evidence_context
 from evidence.store import EvidenceStore
 from recording.segments import SegmentFile, segment_name
 from recording.store import NewSegment
-from rtcc.appkeys import CAMERA_DIRECTORY, HUB, SETTINGS
+from rtcc.appkeys import CAMERA_DIRECTORY, CLOCK, HUB, SETTINGS
 from rtcc.config import Settings
 from rtcc.hub import StreamHub
 from rtcc.media import VIDEO_CLOCK_RATE, EncodedFrame
 from security import add_routes as add_security_routes
 from security import security_context, security_middleware
-from security.principal import CLOCK
 from security.store import Clock
 from server.security_headers import security_headers_on_prepare
 from tests.security.harness import Directory

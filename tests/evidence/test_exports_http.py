@@ -20,7 +20,7 @@ from evidence.store import EvidenceStore
 from rtcc.config import SharingLevel
 from rtcc.policy import Role
 from security.audit import AuditEntry
-from security.principal import SECURITY
+from security.core import SECURITY
 from tests.evidence.helpers import (
     app_of,
     evidence_app,

@@ -38,6 +38,7 @@ from rtcc.config import CamsimConfig, EvidenceConfig, Settings
 from rtcc.hub import StreamHub, StreamSettings
 from rtcc.media import VIDEO_CLOCK_RATE
 from security.audit import AuditLog
+from security.cli import open_audit_log
 from security.store import SecurityStore
 from tests.evidence.helpers import flip_byte, member_bytes, member_offset, run_text
 from tests.fixtures.camsim import STANDARD_CAMERAS
@@ -296,7 +297,8 @@ def test_cli_export_with_watermark_progress_audit_and_hold(
     out = tmp_path / "case.tar"
     err, stdout = io.StringIO(), io.StringIO()
     code = export_main(settings, "cam1", iso_utc(first + 0.5), iso_utc(first + 4.5),
-                       "CASE 'x':y,z;[w]", out, True, err=err, stdout=stdout)
+                       "CASE 'x':y,z;[w]", out, True, audit_log=open_audit_log, err=err,
+                       stdout=stdout)
     assert code == 0, err.getvalue()
     assert "[" + "#" * 30 + "] 100% done" in err.getvalue()
     assert "checking source hashes" in err.getvalue()
@@ -312,7 +314,7 @@ def test_cli_export_with_watermark_progress_audit_and_hold(
     assert manifest["case"] == "CASE 'x':y,z;[w]"
 
     # Verified on the server: the sources are compared with the stored segments, and audited.
-    code, text = run_text(verify_main, out, settings)
+    code, text = run_text(verify_main, out, settings, audit_log=open_audit_log)
     assert code == 0, text
     assert "OK   public-key.pem: signed with the trusted key" in text
     assert "matches the segment stored on this server" in text

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient
 from evidence import EVIDENCE
 from rtcc.config import SharingLevel
 from rtcc.policy import Role
-from security.principal import SECURITY
+from security.core import SECURITY
 from tests.evidence.helpers import app_of, evidence_app, frames_from, make_h264
 from tests.fixtures.auth import MakeClient, TestUser, bearer, role_headers, security_settings
 from tests.security.harness import Directory

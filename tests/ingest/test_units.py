@@ -16,8 +16,8 @@ from ingest.mediainfo import VideoTrack
 from ingest.normalizer import Normalizer
 from ingest.rtsp import RtspTarget
 from ingest.rtsp_failures import describe_failure
-from ingest.rtsp_url import parse_rtsp_url, redact_url, scrub, url_with_credentials
 from rtcc import bitstream
+from rtcc.camera_url import parse_rtsp_url, redact_url, scrub, url_with_credentials
 from tests.ingest.helpers import decode_keyframe
 
 

@@ -8,12 +8,11 @@ from dataclasses import replace
 from aiohttp import web
 
 from rtcc.access import CameraConsent
-from rtcc.appkeys import CAMERA_DIRECTORY, HUB, MEDIA_ACCESS, SETTINGS
+from rtcc.appkeys import CAMERA_DIRECTORY, CLOCK, CONSENT_CHANGES, HUB, MEDIA_ACCESS, SETTINGS
 from rtcc.config import Settings, SharingLevel
 from rtcc.hub import StreamHub, StreamSettings
 from rtcc.policy import Role, allow
-from security import add_routes, consent_changed, security_context, security_middleware
-from security.principal import CLOCK
+from security import add_routes, security_context, security_middleware
 from security.store import Clock
 from server.security_headers import security_headers_on_prepare
 from tests.hub.memory_source import MemorySource
@@ -55,7 +54,7 @@ async def set_sharing(request: web.Request) -> web.Response:
     before = directory.cameras[camera_id]
     after = replace(before, sharing=SharingLevel((await request.json())["sharing"]))
     directory.cameras[camera_id] = after
-    ended = await consent_changed(request, before, after)
+    ended = await request.config_dict[CONSENT_CHANGES].consent_changed(request, before, after)
     return web.json_response({"ended": ended})
 
 

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient
 from rtcc.appkeys import HUB
 from rtcc.config import SharingLevel, TimeWindow
 from rtcc.policy import Role
-from security.principal import SECURITY
+from security.core import SECURITY
 from tests.fixtures.auth import (
     FakeClock,
     MakeClient,

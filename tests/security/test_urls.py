@@ -6,8 +6,8 @@ import socket
 
 import pytest
 
+from rtcc.camera_url import check_camera_url
 from rtcc.errors import UnsafeUrl
-from security.urls import check_camera_url
 
 PUBLIC = "8.8.8.8"
 

@@ -1,4 +1,10 @@
-"""Camera URL safety: what the server may be told to connect to.
+"""Camera URLs: one module for parsing, redaction and the address rules.
+
+``parse_rtsp_url`` validates a stream URL without any network access (the agent uses it on the
+owner's LAN, the RTSP source before it pulls); ``redact_url``, ``scrub`` and
+``url_with_credentials`` keep credentials out of what is logged or shown.
+
+Safety (``check_camera_url``): what the server may be told to connect to.
 
 Only ``rtsp``/``rtsps`` (streams) and ``http``/``https`` (ONVIF) URLs, no credentials in the URL,
 no fragments, no ambiguous numeric host forms (``2130706433``, ``0x7f.1``). The host is resolved
@@ -21,7 +27,7 @@ import socket
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from rtcc.errors import UnsafeUrl
 
@@ -33,6 +39,7 @@ SCHEMES: dict[Purpose, dict[str, int]] = {
     "stream": {"rtsp": 554, "rtsps": 322},
     "onvif": {"http": 80, "https": 443},
 }
+DEFAULT_PORTS = SCHEMES["stream"]
 MAX_URL = 2048
 RESOLVE_TIMEOUT = 5.0
 
@@ -52,6 +59,8 @@ _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _LABEL = r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?"
 _HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*\.?$")
 _NUMERIC_LIKE = re.compile(r"^(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+))*\.?$")
+_SECRET_QUERY_KEY = re.compile(r"pass|pwd|secret|token|auth|key|sig|user|login", re.IGNORECASE)
+_FORBIDDEN_CHARS = re.compile(r"[\x00-\x20\x7f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,3 +220,90 @@ async def check_camera_url(
         checked.append(str(ip))
     address = checked[0]
     return SafeUrl(normalized, scheme, host, port, address, _pin(scheme, normalized, address, port))
+
+@dataclass(frozen=True, slots=True)
+class RtspAddress:
+    """A validated rtsp:// or rtsps:// URL, split into the parts messages may show."""
+
+    scheme: str
+    host: str
+    port: int
+    path: str
+
+    @property
+    def endpoint(self) -> str:
+        """``host:port`` as people write it (IPv6 in brackets)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+def parse_rtsp_url(url: str) -> RtspAddress:
+    """Validate a camera URL. Raises UnsafeUrl, whose message never repeats the URL (it could
+    hold a secret)."""
+    if _FORBIDDEN_CHARS.search(url):
+        raise UnsafeUrl("the camera URL contains spaces or control characters")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise UnsafeUrl("the camera URL is malformed (check the host and port)") from None
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS:
+        shown = re.sub(r"[^a-z0-9+.-]", "", scheme)[:16]
+        got = f"{shown}://" if shown else "a URL without a scheme"
+        raise UnsafeUrl(f"only rtsp:// and rtsps:// camera URLs can be pulled (got {got})")
+    if not parts.hostname:
+        raise UnsafeUrl("the camera URL has no host name")
+    if parts.username is not None or parts.password is not None:
+        raise UnsafeUrl(
+            "the camera URL contains credentials: give them as the user name and password "
+            "instead"
+        )
+    return RtspAddress(scheme, parts.hostname, port or DEFAULT_PORTS[scheme], parts.path or "/")
+
+
+def redact_url(url: str) -> str:
+    """The URL without user info and with secret-looking query values masked: safe to log."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "(malformed URL)"
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{port}" if port else host
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode(
+            [(key, "***" if _SECRET_QUERY_KEY.search(key) else value) for key, value in pairs],
+            safe="*",
+        )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def url_with_credentials(url: str, username: str, password: str) -> str:
+    """The URL FFmpeg is given: user name and password percent-encoded into the authority.
+
+    Only the demux thread calls this, and the result is never logged or stored.
+    """
+    if not username and not password:
+        return url
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    userinfo = quote(username, safe="")
+    if password:
+        userinfo += ":" + quote(password, safe="")
+    return urlunsplit((parts.scheme, f"{userinfo}@{netloc}", parts.path, parts.query, ""))
+
+
+def scrub(text: str, *secrets: str) -> str:
+    """Remove secrets (and any ``user:pass@`` in URLs) from a message before it is shown."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***").replace(quote(secret, safe=""), "***")
+    return re.sub(r"(rtsps?://)[^/@\s'\"]*@", r"\1***@", text, flags=re.IGNORECASE)

@@ -1,17 +1,14 @@
-"""Who is making a request, and the keys under which the security core is reachable."""
+"""Who is making a request: set by the security middleware, read by every domain's handlers."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from aiohttp import web
 
+from rtcc.access import Actor
 from rtcc.policy import STAFF_ROLES, Role
-from security.store import Clock
-
-if TYPE_CHECKING:
-    from security.context import SecurityCore
 
 AuthKind = Literal["session", "token"]
 
@@ -31,12 +28,6 @@ class Principal:
     def is_staff(self) -> bool:
         return self.role in STAFF_ROLES
 
-
-SECURITY = web.AppKey["SecurityCore"]("security_core")
-"""The running security core (store, accounts, sessions, audit); set by ``security_context``."""
-
-CLOCK = web.AppKey[Clock]("security_clock")
-"""Optional: set before the app starts to replace ``time.time`` (tests move time with it)."""
 
 PRINCIPAL = web.RequestKey("rtcc_principal", Principal)
 CLIENT_ADDRESS = web.RequestKey("rtcc_client_address", str)
@@ -60,10 +51,7 @@ def client_address(request: web.Request) -> str:
     return request.get(CLIENT_ADDRESS) or request.remote or ""
 
 
-def security_core(request: web.Request) -> SecurityCore:
-    try:
-        return request.config_dict[SECURITY]
-    except KeyError:
-        raise web.HTTPServiceUnavailable(
-            text='{"error": "the security core is not running"}', content_type="application/json"
-        ) from None
+def actor_of(request: web.Request) -> Actor:
+    """The logged-in caller as the audit log names them; 401 when nobody is logged in."""
+    principal = require_principal(request)
+    return Actor(principal.username, str(principal.role), client_address(request))

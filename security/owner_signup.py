@@ -1,36 +1,37 @@
 """Public sign-up of camera owners: a catalog owner record and an owner account in one step.
 
 ``POST /api/owner/signup`` (public) ``{"organisation", "contact_name", "email", "phone",
-"username", "password"}`` creates the catalog :class:`~catalog.model.Owner` under a new
-``owner_id``, an account of the ``owner`` role scoped to it (no one-time code: the staff rules of
-``totp_required`` do not apply to owners), and logs the new owner in (session cookie). Answers
-``201 {"user", "owner", "csrf_token"}``; ``400 {"error", "field"}`` for a bad field, ``409`` for
-a user name already taken, ``429`` with ``Retry-After`` when an address or the whole server has
-signed up too often (password hashing is deliberately expensive, so it is rationed).
+"username", "password"}`` registers the owner with the catalog (``rtcc.owners.OwnerRegistry``,
+which gives the new ``owner_id``), creates an account of the ``owner`` role scoped to it (no
+one-time code: the staff rules of ``totp_required`` do not apply to owners), and logs the new
+owner in (session cookie). Answers ``201 {"user", "owner", "csrf_token"}``; ``400 {"error",
+"field"}`` for a bad field, ``409`` for a user name already taken, ``429`` with ``Retry-After``
+when an address or the whole server has signed up too often (password hashing is deliberately
+expensive, so it is rationed).
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import re
-import secrets
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
-from catalog.keys import CATALOG_STORE
-from catalog.model import Owner, owner_record
-from catalog.store import STORE_ERRORS
+from rtcc.access import Actor
+from rtcc.appkeys import OWNER_REGISTRY
+from rtcc.errors import AuditWriteError, StoreUnavailable
+from rtcc.http import read_fields
+from rtcc.owners import FieldProblem, OwnerContact, parse_contact, text_field
 from rtcc.policy import Role, public
-from security.accounts import AccountError, Actor
-from security.audit import AuditWriteError
-from security.httpio import cookie_secure, read_fields
+from rtcc.principal import client_address
+from security.accounts import AccountError
+from security.core import security_core
+from security.httpio import cookie_secure
 from security.passwords import password_problem
-from security.principal import client_address, security_core
 from security.sessions import set_session_cookie
 
 log = logging.getLogger(__name__)
@@ -44,9 +45,6 @@ MAX_TRACKED_ADDRESSES = 10_000
 CONCURRENT_HASHES = 2
 
 _USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$")
-_PHONE = re.compile(r"^[0-9+()./ -]{0,40}$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass
@@ -90,74 +88,30 @@ class SignupLimiter:
 SIGNUP_LIMITER = web.AppKey("owner_signup_limiter", SignupLimiter)
 
 
-class SignupError(Exception):
-    def __init__(self, field_name: str, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.field = field_name
-        self.status = status
-
-
-def _text(fields: dict[str, Any], name: str, label: str, *, required: bool,
-          limit: int = 200) -> str:
-    value = fields.get(name, "")
-    if value is None:
-        value = ""
-    if not isinstance(value, str):
-        raise SignupError(name, f"{label} must be text")
-    value = value.strip()
-    if required and not value:
-        raise SignupError(name, f"{label} is required")
-    if len(value) > limit or _CONTROL.search(value):
-        raise SignupError(name, f"{label}: at most {limit} characters, no control characters")
-    return value
-
-
 @dataclass(frozen=True, slots=True)
 class Signup:
-    owner: Owner
+    owner: OwnerContact
     username: str
     password: str
 
 
-def parse_contact(fields: dict[str, Any], owner_id: str) -> Owner:
-    """The organisation and its contact details, as the catalog keeps them."""
-    organisation = _text(fields, "organisation", "Organisation", required=True)
-    contact = _text(fields, "contact_name", "Contact name", required=True)
-    email = _text(fields, "email", "E-mail", required=True, limit=320)
-    if not _EMAIL.fullmatch(email):
-        raise SignupError("email", "E-mail: enter an address such as name@example.org")
-    phone = _text(fields, "phone", "Phone", required=False, limit=40)
-    if not _PHONE.fullmatch(phone):
-        raise SignupError("phone", "Phone: digits, spaces and + ( ) - . / only")
-    return Owner(id=owner_id, organisation=organisation, contact_name=contact,
-                 contact_email=email, contact_phone=phone)
-
-
-def parse_signup(fields: dict[str, Any], owner_id: str) -> Signup:
-    owner = parse_contact(fields, owner_id)
-    username = _text(fields, "username", "User name", required=True, limit=64)
+def parse_signup(fields: dict[str, Any]) -> Signup:
+    owner = parse_contact(fields)
+    username = text_field(fields, "username", "User name", required=True, limit=64)
     if not _USERNAME.fullmatch(username):
-        raise SignupError("username", "User name: letters, digits, '.', '_', '@' or '-', "
+        raise FieldProblem("username", "User name: letters, digits, '.', '_', '@' or '-', "
                                       "starting with a letter or digit")
     password = fields.get("password", "")
     if not isinstance(password, str) or not password:
-        raise SignupError("password", "Password is required")
+        raise FieldProblem("password", "Password is required")
     problem = password_problem(password, username)
     if problem:
-        raise SignupError("password", problem[0].upper() + problem[1:])
+        raise FieldProblem("password", problem[0].upper() + problem[1:])
     return Signup(owner, username, password)
 
 
-def _refusal(exc: SignupError) -> web.Response:
+def _refusal(exc: FieldProblem) -> web.Response:
     return web.json_response({"error": str(exc), "field": exc.field}, status=exc.status)
-
-
-async def _new_owner_id(request: web.Request) -> str:
-    store = request.config_dict[CATALOG_STORE]
-    while True:
-        candidate = "owner-" + secrets.token_hex(5)
-        if await store.get_owner(candidate) is None:
-            return candidate
 
 
 @public()
@@ -166,8 +120,8 @@ async def signup(request: web.Request) -> web.Response:
     limiter = request.config_dict[SIGNUP_LIMITER]
     source = client_address(request)
     try:
-        data = parse_signup(await read_fields(request), "pending")
-    except SignupError as exc:
+        data = parse_signup(await read_fields(request))
+    except FieldProblem as exc:
         return _refusal(exc)
     now = core.clock()
     wait = limiter.retry_after(source, now)
@@ -178,30 +132,31 @@ async def signup(request: web.Request) -> web.Response:
             status=429, headers={"Retry-After": str(max(1, int(wait + 0.999)))})
     limiter.record(source, now)
     if core.accounts.by_name(data.username) is not None:
-        return _refusal(SignupError("username", "that user name is taken; choose another", 409))
+        return _refusal(FieldProblem("username", "that user name is taken; choose another", 409))
 
-    store = request.config_dict[CATALOG_STORE]
+    registry = request.config_dict.get(OWNER_REGISTRY)
     try:
-        owner_id = await _new_owner_id(request)
-        owner = dataclasses.replace(data.owner, id=owner_id)
-        await store.put_owner(owner)
-    except STORE_ERRORS as exc:
+        if registry is None:
+            raise StoreUnavailable("no owner registry is running")
+        owner = await registry.register_owner(data.owner)
+    except StoreUnavailable as exc:
         log.warning("owner sign-up: the catalog store is unavailable: %s", exc)
         return web.json_response({"error": "the catalog is unavailable; try again shortly",
                                   "field": ""}, status=503)
+    owner_id = owner.owner_id
     actor = Actor(data.username, str(Role.OWNER), source)
     try:
         async with limiter.hashing:
             user, _ = await core.accounts.create_user(
                 actor, data.username, Role.OWNER, password=data.password, owner_id=owner_id,
-                display_name=owner.contact_name, enroll_totp=False)
+                display_name=data.owner.contact_name, enroll_totp=False)
     except (AccountError, AuditWriteError) as exc:
-        await store.delete_owner(owner_id)
+        await registry.remove_owner(owner_id)
         if isinstance(exc, AuditWriteError):
             return web.json_response({"error": "the audit log cannot be written, so no account "
                                       "was made; try again later", "field": ""}, status=503)
         field_name = "password" if "password" in str(exc) else "username"
-        return _refusal(SignupError(field_name, str(exc), exc.status))
+        return _refusal(FieldProblem(field_name, str(exc), exc.status))
 
     session, csrf = core.sessions.create(user.id, source)
     try:
@@ -210,7 +165,7 @@ async def signup(request: web.Request) -> web.Response:
     except AuditWriteError:
         log.error("owner %s: the login after sign-up could not be audited", owner_id)
     log.info("owner %s signed up (user %s)", owner_id, user.username)
-    body = {"user": user.as_json(core.clock()), "owner": owner_record(owner),
+    body = {"user": user.as_json(core.clock()), "owner": owner.record,
             "csrf_token": csrf}
     response = web.json_response(body, status=201)
     set_session_cookie(response, session, secure=cookie_secure(request))

@@ -17,7 +17,7 @@ from ingest.agentlink.service import AGENT_SERVICE, AgentService
 from ingest.whip_peer import InvalidWhipOffer, WhipSession
 from rtcc.errors import CodecNotSupported
 from rtcc.policy import Role, allow
-from security.principal import require_principal
+from rtcc.principal import require_principal
 
 log = logging.getLogger(__name__)
 

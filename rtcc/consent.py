@@ -1,4 +1,5 @@
-"""What an owner's sharing level allows, decided without side effects.
+"""What an owner's sharing level allows, decided without side effects (pure policy: the
+security core decides live views with it, the console previews them, recording checks windows).
 
 - ``registry_only``: never streams (location only; ask the owner for footage).
 - ``on_request``: only through an approved footage request of that viewer for that camera.
@@ -111,3 +112,15 @@ def decide(
         incident = requested_incident or active_incidents[0]
         return Decision(True, "linked to an active incident", incident=incident)
     return Decision(True, "shared live", incident=requested_incident)
+
+
+def consent_summary(consent: CameraConsent | None) -> dict[str, object]:
+    """A consent as the audit log records it (before and after a change)."""
+    if consent is None:
+        return {"registered": False}
+    return {
+        "sharing": str(consent.sharing),
+        "windows": [w.model_dump() for w in consent.windows],
+        "ptz_allowed": consent.ptz_allowed,
+        "timezone": consent.timezone,
+    }

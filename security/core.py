@@ -1,0 +1,68 @@
+"""The security core: the store and the services built on it, created once per server."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from rtcc.config import Settings
+from rtcc.http import required
+from rtcc.workers import WorkerPool
+from security.accounts import Accounts
+from security.audit import AuditLog
+from security.incidents import IncidentBook
+from security.networks import Network, trusted_proxy_networks
+from security.passwords import Passwords
+from security.secretbox import AesGcmBox, load_secret_box
+from security.sessions import Sessions, Tokens
+from security.store import Clock, SecurityStore
+
+
+@dataclass(frozen=True, slots=True)
+class SecurityCore:
+    settings: Settings
+    store: SecurityStore
+    box: AesGcmBox
+    clock: Clock
+    audit: AuditLog
+    accounts: Accounts
+    sessions: Sessions
+    tokens: Tokens
+    incidents: IncidentBook
+    trusted_proxies: tuple[Network, ...]
+
+    @classmethod
+    def open(cls, settings: Settings, clock: Clock = time.time,
+             env: Mapping[str, str] | None = None,
+             workers: WorkerPool | None = None) -> SecurityCore:
+        box = load_secret_box(settings.data_dir, env)
+        store = SecurityStore.open_in(settings.data_dir)
+        audit = AuditLog(store, clock)
+        return cls(
+            settings=settings,
+            store=store,
+            box=box,
+            clock=clock,
+            audit=audit,
+            accounts=Accounts(store, audit, box, settings.security, clock,
+                              Passwords(workers=workers)),
+            sessions=Sessions(store, clock, settings.security.session_idle_minutes * 60.0),
+            tokens=Tokens(store, clock),
+            incidents=IncidentBook(store, clock),
+            trusted_proxies=tuple(trusted_proxy_networks(settings)),
+        )
+
+    def close(self) -> None:
+        self.store.close()
+
+
+SECURITY = web.AppKey("security_core", SecurityCore)
+"""The running security core; set by ``security_context``. Only the security package and the
+composition root use it: other domains use the contracts in ``rtcc.access``."""
+
+
+def security_core(request: web.Request) -> SecurityCore:
+    return required(request, SECURITY, "the security core")

@@ -45,8 +45,6 @@ pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow]
 
 LOCK_S = 5.0
 """How long the other process holds the lock; the baseline window is as long."""
-SETTLE_S = 1.5
-"""Pause before the baseline window, for frames held back by a previous case to arrive."""
 KEPT = 0.7
 """Share of the baseline's frames the viewer must still decode while the lock is held."""
 
@@ -98,6 +96,20 @@ class Rig:
     api: Api
     admin: dict[str, str]
     frames: FrameSamples
+    rate: float
+    """Frames per second the viewer decoded after it started."""
+
+    async def steady(self, within: float = 30.0) -> None:
+        """Wait until each half second of the last two had about the starting frame rate."""
+        expected = self.rate / 2
+        async with asyncio.timeout(within):
+            while True:
+                now = time.monotonic()
+                halves = [self.frames.between(now - 0.5 * (i + 1), now - 0.5 * i)
+                          for i in range(4)]
+                if all(0.5 * expected <= n <= 1.5 * expected for n in halves):
+                    return
+                await asyncio.sleep(0.25)
 
     @property
     def data_dir(self) -> Path:
@@ -195,7 +207,11 @@ async def rig(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Rig]:
             await viewer.connect(http)
             await viewer.wait_frames(15, timeout=30)
             frames = FrameSamples(viewer)
-            yield Rig(server, api, admin, frames)
+            await asyncio.sleep(LOCK_S)
+            now = time.monotonic()
+            rate = frames.between(now - LOCK_S + 0.1, now) / (LOCK_S - 0.1)
+            assert rate > 0, "the viewer decodes no frames"
+            yield Rig(server, api, admin, frames, rate)
     finally:
         if frames is not None:
             frames.stop()
@@ -223,8 +239,10 @@ async def test_viewer_keeps_its_frames_while_another_process_locks_a_store(
 ) -> None:
     path = rig.data_dir / case.file
     assert path.exists(), f"{case.file} is not in the data directory"
-    # Frames a previous case held back arrive first; then the baseline window: the viewer alone.
-    await asyncio.sleep(SETTLE_S + LOCK_S)
+    # A case that froze the loop leaves a burst and a reconnect behind: wait them out, then
+    # the baseline window, the viewer alone.
+    await rig.steady()
+    await asyncio.sleep(LOCK_S)
     # The lock outlasts the measured window on both sides.
     locker = await hold_lock(path, LOCK_S + 0.5)
     try:

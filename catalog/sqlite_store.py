@@ -4,20 +4,18 @@
 camera itself. "Which cameras can see this point" is one lookup of the boxes that hold the point;
 region queries (near, radius, polygon, route) look up the boxes that overlap the region's boxes,
 a small superset of the cameras inside, which the exact test then trims. ``cid = rid * 2 + part``:
-a cone that crosses the antimeridian has two boxes. All SQLite calls run on two dedicated threads,
-one writer and one reader, each with its own connection, so the event loop never blocks and a
-long import does not hold up searches.
+a cone that crosses the antimeridian has two boxes. All SQLite calls run on two store threads
+(``rtcc.offload``), one writer and one reader, each with its own connection, so the event loop
+never blocks and a long import does not hold up searches.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import math
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,6 +28,7 @@ from catalog.model import Camera, CameraStatus, camera_extra, camera_from_parts
 from catalog.query import Candidate, Filters
 from catalog.search import FIRST_RADIUS_M
 from catalog.store import EntityKind, ImportMode, StoreBase
+from rtcc.offload import StoreThread
 from rtcc.sqlite import connect, immediate_transaction
 
 log = logging.getLogger(__name__)
@@ -138,11 +137,10 @@ class SqliteCatalog(StoreBase):
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._writer = ThreadPoolExecutor(1, thread_name_prefix="catalog-sqlite-writer")
-        self._reader = ThreadPoolExecutor(1, thread_name_prefix="catalog-sqlite-reader")
+        self._writer = StoreThread("catalog-sqlite-writer")
+        self._reader = StoreThread("catalog-sqlite-reader")
         self._wconn: sqlite3.Connection | None = None
         self._rconn: sqlite3.Connection | None = None
-        self._closed = False
 
     @classmethod
     async def open(cls, path: Path) -> SqliteCatalog:
@@ -157,44 +155,37 @@ class SqliteCatalog(StoreBase):
     def _connect(self, setup: Callable[[sqlite3.Connection], object] | None = None
                  ) -> sqlite3.Connection:
         # cache_size: 64 MiB, for the R*Tree of a large registry
-        return connect(self.path, "busy_timeout = 10000", "synchronous = NORMAL",
+        return connect(self.path, "synchronous = NORMAL",
                        "cache_size = -65536", setup=setup, named_rows=False)
 
     async def _open(self) -> None:
-        loop = asyncio.get_running_loop()
-
         def create_schema(conn: sqlite3.Connection) -> None:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.executescript(_SCHEMA)
             conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
                          (SCHEMA_VERSION,))
 
-        self._wconn = await loop.run_in_executor(self._writer, self._connect, create_schema)
-        self._rconn = await loop.run_in_executor(self._reader, self._connect)
+        self._wconn = await self._writer.run(self._connect, create_schema)
+        self._rconn = await self._reader.run(self._connect)
         log.info("catalog: SQLite store %s opened", self.path)
 
     async def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
         conn = self._wconn
         if conn is None:
             raise StoreUnavailable("the catalog store is closed")
-        return await asyncio.get_running_loop().run_in_executor(self._writer, work, conn)
+        return await self._writer.run(work, conn)
 
     async def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
         conn = self._rconn
         if conn is None:
             raise StoreUnavailable("the catalog store is closed")
-        return await asyncio.get_running_loop().run_in_executor(self._reader, work, conn)
+        return await self._reader.run(work, conn)
 
     async def aclose(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        loop = asyncio.get_running_loop()
-        for executor, conn in ((self._writer, self._wconn), (self._reader, self._rconn)):
-            if conn is not None:
-                await loop.run_in_executor(executor, conn.close)
-            executor.shutdown(wait=True)
+        wconn, rconn = self._wconn, self._rconn
         self._wconn = self._rconn = None
+        await self._writer.aclose(wconn.close if wconn is not None else None)
+        await self._reader.aclose(rconn.close if rconn is not None else None)
 
     # -- writes ---------------------------------------------------------------------------------
 

@@ -13,7 +13,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 BUSY_TIMEOUT_S = 10.0
-"""How long a statement waits for another connection's lock before ``database is locked``."""
+"""How long a statement waits for another connection's lock before ``database is locked``. A
+store runs its statements on its own thread (``rtcc.offload.StoreThread``), so the wait holds up
+that store's callers, not the event loop."""
 
 
 def connect(path: Path, *pragmas: str, setup: Callable[[sqlite3.Connection], object] | None = None,

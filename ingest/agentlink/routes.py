@@ -91,8 +91,8 @@ async def create_enrollment(request: web.Request) -> web.Response:
     ):
         return json_error(400, f"expires_minutes must be between 1 and {MAX_ENROLLMENT_MINUTES}")
     try:
-        enrollment, token = service.create_enrollment(owner_id[:64], actor_of(request),
-                                                      float(minutes))
+        enrollment, token = await service.create_enrollment(owner_id[:64], actor_of(request),
+                                                            float(minutes))
     except AuditWriteError:
         return json_error(503, "the audit log cannot be written; no token was issued")
     return web.json_response(
@@ -131,7 +131,7 @@ async def enroll(request: web.Request) -> web.Response:
 @allow(Role.AGENT)
 async def control_socket(request: web.Request) -> web.StreamResponse:
     service = _service(request)
-    agent = service.agent_of(require_principal(request))
+    agent = await service.agent_of(require_principal(request))
     if agent is None:
         return json_error(403, "this credential belongs to no enrolled agent (or it was revoked)")
     ws = web.WebSocketResponse(heartbeat=proto.HEARTBEAT_SECONDS * 2,
@@ -174,10 +174,10 @@ async def _handle(service: AgentService, connection: AgentConnection,
             connection.stats = {k: v for k, v in list(stats.items())[:20]
                                 if isinstance(k, str) and isinstance(v, int | float | str)}
     elif kind == "inventory":
-        agent = service.store.agent(connection.agent_id)
+        agent = await service.store.agent(connection.agent_id)
         if agent is None or agent.revoked is not None:
             return
-        cameras = service.inventory(agent, data)
+        cameras = await service.inventory(agent, data)
         await connection.send("inventory_ack", cameras=[
             {"key": c.report.key, "camera_id": c.camera_id} for c in cameras
         ])
@@ -195,7 +195,7 @@ async def list_agents(request: web.Request) -> web.Response:
     service = _service(request)
     principal = require_principal(request)
     owner = None if principal.role == Role.ADMIN else (principal.owner_id or "")
-    agents = [service.describe(agent) for agent in service.store.agents(owner)]
+    agents = [await service.describe(agent) for agent in await service.store.agents(owner)]
     return web.json_response({"agents": agents})
 
 
@@ -203,7 +203,7 @@ async def list_agents(request: web.Request) -> web.Response:
 async def revoke_agent(request: web.Request) -> web.Response:
     service = _service(request)
     principal = require_principal(request)
-    agent = service.store.agent(request.match_info["agent_id"])
+    agent = await service.store.agent(request.match_info["agent_id"])
     if agent is None or not service.may_manage(principal, agent):
         return json_error(404, "no such agent")
     if agent.revoked is not None:
@@ -218,9 +218,9 @@ async def revoke_agent(request: web.Request) -> web.Response:
 # -- agent cameras ----------------------------------------------------------------------------
 
 
-def _camera(request: web.Request, service: AgentService) -> AgentCamera:
-    camera = service.store.camera(request.match_info["camera_id"])
-    agent = service.store.agent(camera.agent_id) if camera is not None else None
+async def _camera(request: web.Request, service: AgentService) -> AgentCamera:
+    camera = await service.store.camera(request.match_info["camera_id"])
+    agent = await service.store.agent(camera.agent_id) if camera is not None else None
     if camera is None or agent is None or agent.revoked is not None:
         raise web.HTTPNotFound(text='{"error": "no such agent camera"}',
                                content_type="application/json")
@@ -241,7 +241,7 @@ def _command_error(exc: Exception) -> web.Response:
 @allow(*VIEWERS)
 async def snapshot(request: web.Request) -> web.Response:
     service = _service(request)
-    camera = _camera(request, service)
+    camera = await _camera(request, service)
     profile = request.query.get("profile", "main")
     if profile not in proto.PROFILES:
         return json_error(400, "profile must be 'main' or 'sub'")
@@ -279,7 +279,7 @@ async def snapshot(request: web.Request) -> web.Response:
 @allow(*PTZ_ROLES)
 async def ptz(request: web.Request) -> web.Response:
     service = _service(request)
-    camera = _camera(request, service)
+    camera = await _camera(request, service)
     principal = require_principal(request)
     if not _own_camera(request, camera):
         if principal.role not in STAFF_ROLES:

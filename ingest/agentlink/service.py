@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from rtcc.config import Settings
 from rtcc.errors import RtccError
 from rtcc.footage import FOOTAGE_COURIER, ApprovedFootage
 from rtcc.hub import Source, StreamHub, StreamSettings
+from rtcc.offload import StoreClosed
 from rtcc.policy import Role
 from rtcc.principal import Principal
 from rtcc.tasks import TaskSupervisor
@@ -81,10 +83,12 @@ class AgentService:
 
     # -- enrollment ---------------------------------------------------------------------------
 
-    def create_enrollment(self, owner_id: str, actor: Actor,
-                          minutes: float = DEFAULT_ENROLLMENT_MINUTES) -> tuple[Enrollment, str]:
+    async def create_enrollment(self, owner_id: str, actor: Actor,
+                                minutes: float = DEFAULT_ENROLLMENT_MINUTES
+                                ) -> tuple[Enrollment, str]:
         now = self.clock()
-        enrollment, token = self.store.create_enrollment(owner_id, actor.name, now, minutes * 60)
+        enrollment, token = await self.store.create_enrollment(owner_id, actor.name, now,
+                                                               minutes * 60)
         self.audit.append(actor=actor.name, role=actor.role, action="agent.enrollment",
                                target=f"enrollment:{enrollment.id}", owner_id=owner_id,
                                source=actor.source,
@@ -94,7 +98,7 @@ class AgentService:
     async def enroll(self, token: str, name: str, source: str) -> EnrollmentResult:
         """Trade a one-time enrollment token for an agent credential."""
         now = self.clock()
-        enrollment = self.store.enrollment_by_token(token) if token else None
+        enrollment = await self.store.enrollment_by_token(token) if token else None
         if enrollment is None:
             self._audit_refusal(source, "", "unknown enrollment token")
             raise EnrollmentRefused(401, "this enrollment token is not valid; copy it again "
@@ -107,14 +111,14 @@ class AgentService:
             self._audit_refusal(source, enrollment.owner_id, "enrollment token expired")
             raise EnrollmentRefused(410, "this enrollment token has expired; ask the portal "
                                          "for a new one")
-        if not self.store.claim_enrollment(enrollment.id, now):
+        if not await self.store.claim_enrollment(enrollment.id, now):
             raise EnrollmentRefused(401, "this enrollment token was already used")
-        agent_id = self.store.new_agent_id()
+        agent_id = await self.store.new_agent_id()
         clean_name = _NAME.sub("", name)[:100].strip() or agent_id
         account = await self.accounts.create_agent_account(agent_id, enrollment.owner_id,
                                                            clean_name, source)
-        agent = self.store.add_agent(agent_id, enrollment.owner_id, account.user_id,
-                                     account.token_id, clean_name, enrollment.id, now)
+        agent = await self.store.add_agent(agent_id, enrollment.owner_id, account.user_id,
+                                           account.token_id, clean_name, enrollment.id, now)
         self.audit.append(actor=f"agent-{agent_id}", role=str(Role.AGENT), action="agent.enroll",
                           target=f"agent:{agent_id}", owner_id=enrollment.owner_id,
                           source=source, details={"enrollment": enrollment.id,
@@ -130,11 +134,11 @@ class AgentService:
 
     # -- agents -------------------------------------------------------------------------------
 
-    def agent_of(self, principal: Principal) -> AgentRecord | None:
+    async def agent_of(self, principal: Principal) -> AgentRecord | None:
         """The live (not revoked) agent a bearer credential belongs to."""
         if principal.role != Role.AGENT:
             return None
-        agent = self.store.agent_of_user(principal.user_id)
+        agent = await self.store.agent_of_user(principal.user_id)
         if agent is None or agent.revoked is not None:
             return None
         return agent
@@ -144,7 +148,8 @@ class AgentService:
             principal.role == Role.OWNER and principal.owner_id == agent.owner_id
         )
 
-    def describe(self, agent: AgentRecord) -> dict[str, Any]:
+    async def describe(self, agent: AgentRecord) -> dict[str, Any]:
+        cameras = await self.store.cameras(agent.id)
         connection = self.registry.get(agent.id)
         return {
             "id": agent.id, "name": agent.name, "owner_id": agent.owner_id,
@@ -152,13 +157,13 @@ class AgentService:
             "revoked": agent.revoked, "hostname": agent.hostname, "version": agent.version,
             "connected": connection is not None,
             "connection": connection.as_json() if connection is not None else None,
-            "cameras": [camera.as_json() for camera in self.store.cameras(agent.id)],
+            "cameras": [camera.as_json() for camera in cameras],
             "streams": [s.stats() for s in self.publishers.of_agent(agent.id)],
         }
 
     async def revoke(self, agent: AgentRecord, actor: Actor) -> int:
         """Revoke an agent now; returns how many live sessions were ended."""
-        if not self.store.revoke(agent.id, actor.name, self.clock()):
+        if not await self.store.revoke(agent.id, actor.name, self.clock()):
             return 0
         self.audit.append(actor=actor.name, role=actor.role, action="agent.revoke",
                           target=f"agent:{agent.id}", owner_id=agent.owner_id,
@@ -167,7 +172,7 @@ class AgentService:
         await self.registry.disconnect(agent.id, proto.CLOSE_REVOKED,
                                        "this agent's credential was revoked")
         ended = await self.publishers.close_agent(agent.id, "the agent was revoked")
-        for camera in self.store.cameras(agent.id):
+        for camera in await self.store.cameras(agent.id):
             ended += self.hub.close_camera_sessions(camera.camera_id, "the agent was revoked")
             await self.hub.unregister(camera.camera_id, "the agent was revoked")
         log.info("agent %s revoked by %s: %d sessions ended", agent.id, actor.name, ended)
@@ -177,7 +182,7 @@ class AgentService:
 
     async def connected(self, connection: AgentConnection) -> None:
         await self.registry.attach(connection)
-        self.store.seen(connection.agent_id, self.clock())
+        self._note_seen(connection.agent_id, self.clock())
         log.info("agent %s connected from %s", connection.agent_id, connection.source)
 
     async def disconnected(self, connection: AgentConnection) -> None:
@@ -193,17 +198,32 @@ class AgentService:
         if message.get("type") == "hello":
             connection.hostname = proto.text_field(message, "hostname", limit=100)
             connection.version = proto.text_field(message, "version", limit=40)
-            self.store.seen(connection.agent_id, now, connection.hostname, connection.version)
-            self._last_seen_write[connection.agent_id] = now
+            self._note_seen(connection.agent_id, now, connection.hostname, connection.version)
         elif now - self._last_seen_write.get(connection.agent_id, 0.0) >= SEEN_EVERY:
-            self.store.seen(connection.agent_id, now)
-            self._last_seen_write[connection.agent_id] = now
+            self._note_seen(connection.agent_id, now)
 
-    def inventory(self, agent: AgentRecord, message: dict[str, Any]) -> list[AgentCamera]:
+    def _note_seen(self, agent_id: str, now: float, hostname: str | None = None,
+                   version: str | None = None) -> None:
+        """Write the last-seen time in the background: the agent's messages (command results)
+        are not held up while another process holds the store's lock."""
+        self._last_seen_write[agent_id] = now
+        if not self._tasks.closed:
+            self._tasks.spawn(f"agent:{agent_id}:seen",
+                              self._write_seen(agent_id, now, hostname, version))
+
+    async def _write_seen(self, agent_id: str, now: float, hostname: str | None,
+                          version: str | None) -> None:
+        try:
+            await self.store.seen(agent_id, now, hostname, version)
+        except (sqlite3.Error, StoreClosed) as exc:
+            log.warning("agent %s: its last-seen time was not saved: %s", agent_id, exc)
+
+    async def inventory(self, agent: AgentRecord,
+                        message: dict[str, Any]) -> list[AgentCamera]:
         reports, problems = proto.parse_inventory(message)
         for problem in problems:
             log.warning("agent %s: inventory entry refused: %s", agent.id, problem)
-        cameras = self.store.save_cameras(agent, reports, self.clock())
+        cameras = await self.store.save_cameras(agent, reports, self.clock())
         for camera in cameras:
             self.register_camera(camera)
         log.info("agent %s reports %d cameras (%d working)", agent.id, len(cameras),
@@ -214,22 +234,27 @@ class AgentService:
 
     def footage_approved(self, approved: ApprovedFootage) -> None:
         """``FootageCourier``: tell the camera's agent to upload the approved range."""
-        camera = self.store.camera(approved.camera_id)
+        if self._tasks.closed:
+            log.warning("footage request %s: the server is stopping; the camera's agent finds "
+                        "the approval when it connects again", approved.request_id)
+            return
+        self._tasks.spawn(f"camera:{approved.camera_id}:footage:{approved.request_id}",
+                          self._order_footage(approved))
+
+    async def _order_footage(self, approved: ApprovedFootage) -> None:
+        try:
+            camera = await self.store.camera(approved.camera_id)
+            agent = None if camera is None else await self.store.agent(camera.agent_id)
+        except (sqlite3.Error, StoreClosed) as exc:
+            log.warning("footage request %s: the agent store did not answer: %s",
+                        approved.request_id, exc)
+            return
         if camera is None:
             return  # not an agent camera
-        agent = self.store.agent(camera.agent_id)
         if agent is None or agent.revoked is not None or agent.owner_id != approved.owner_id:
             log.warning("footage request %s: camera %s has no agent of owner %s to upload it",
                         approved.request_id, approved.camera_id, approved.owner_id)
             return
-        if self._tasks.closed:
-            log.warning("footage request %s: the server is stopping; agent %s finds the "
-                        "approval when it connects again", approved.request_id, agent.id)
-            return
-        self._tasks.spawn(f"agent:{agent.id}:footage:{approved.request_id}",
-                          self._order_footage(camera, approved))
-
-    async def _order_footage(self, camera: AgentCamera, approved: ApprovedFootage) -> None:
         order = proto.FootageOrder(approved.request_id, approved.camera_id, approved.start,
                                    approved.end, approved.case_number)
         try:
@@ -291,18 +316,18 @@ async def agent_context(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx, after the security core's and the hub's: open the agent store, register the
     cameras of every enrolled agent in the hub, close connections and sessions at the end."""
     settings = app[SETTINGS]
-    store = AgentStore.open_in(settings.data_dir)
+    store = await AgentStore.open_in(settings.data_dir)
     service = AgentService(settings, store, app[AGENT_ACCOUNTS], app[AUDIT],
                            app.get(CLOCK, time.time), app[HUB], app.get(AGENT_TIMINGS))
     app[AGENT_SERVICE] = service
     app[FOOTAGE_COURIER] = service
     try:
-        for camera in store.cameras():
+        for camera in await store.cameras():
             service.register_camera(camera)
         yield
         await service.shutdown()
     finally:
-        store.close()
+        await store.aclose()
 
 
 async def _on_shutdown(app: web.Application) -> None:

@@ -4,6 +4,9 @@ Enrollment tokens are stored as SHA-256 hashes, used once, and expire. The agent
 an API token of an AGENT-role account in the security store (hashed there); this file only keeps
 which account and token belong to which agent. Camera rows hold what the agent reported (names,
 models, profiles, status) and the camera id the server assigned: no address, no password.
+
+``AgentStore`` is async: its SQL runs on the store's own thread (``rtcc.offload``), so a lock on
+the file held by another process never stalls the event loop.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 
 from rtcc.agent_protocol import CameraReport, ProfileReport
 from rtcc.cameras import camera_id_for
+from rtcc.offload import OffloadedStore, StoreClosed
 from rtcc.sqlite import connect, immediate_transaction
 
 STORE_FILE = "agents.sqlite3"
@@ -132,20 +136,16 @@ class AgentCamera:
                 "owner_id": self.owner_id, "updated": self.updated, **body}
 
 
-class AgentStore:
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+class _AgentTables:
+    """The SQL, run only on the store's thread."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
-        self.path = path
 
     @classmethod
-    def open_in(cls, data_dir: Path) -> AgentStore:
-        path = data_dir / STORE_FILE
-        conn = connect(path, "journal_mode=WAL", "foreign_keys=ON",
-                       setup=lambda conn: conn.executescript(_SCHEMA))
-        return cls(conn, path)
-
-    def close(self) -> None:
-        self.conn.close()
+    def open(cls, path: Path) -> _AgentTables:
+        return cls(connect(path, "journal_mode=WAL", "foreign_keys=ON",
+                           setup=lambda conn: conn.executescript(_SCHEMA)))
 
     # -- enrollments --------------------------------------------------------------------------
 
@@ -276,3 +276,81 @@ class AgentStore:
             "SELECT * FROM agent_cameras WHERE camera_id = ?", (camera_id,)
         ).fetchone()
         return None if row is None else AgentCamera.from_row(row)
+
+
+class AgentStore(OffloadedStore):
+    """Agents, enrollments and agent cameras; every call runs on the store's thread."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__("agent-store")
+        self.path = path
+        self._opened: _AgentTables | None = None
+
+    @classmethod
+    async def open_in(cls, data_dir: Path) -> AgentStore:
+        store = cls(data_dir / STORE_FILE)
+        try:
+            store._opened = await store.run(_AgentTables.open, store.path)
+        except BaseException:
+            await store.aclose()
+            raise
+        return store
+
+    @property
+    def _tables(self) -> _AgentTables:
+        if self._opened is None:
+            raise StoreClosed("agent")
+        return self._opened
+
+    def _release(self) -> None:
+        tables, self._opened = self._opened, None
+        if tables is not None:
+            tables.conn.close()
+
+    async def create_enrollment(self, owner_id: str, created_by: str, now: float,
+                                ttl: float) -> tuple[Enrollment, str]:
+        return await self.run(self._tables.create_enrollment, owner_id, created_by, now, ttl)
+
+    async def enrollment_by_token(self, token: str) -> Enrollment | None:
+        return await self.run(self._tables.enrollment_by_token, token)
+
+    async def claim_enrollment(self, enrollment_id: str, now: float) -> bool:
+        """Mark it used; False if another request used it first."""
+        return await self.run(self._tables.claim_enrollment, enrollment_id, now)
+
+    async def new_agent_id(self) -> str:
+        return await self.run(self._tables.new_agent_id)
+
+    async def add_agent(self, agent_id: str, owner_id: str, user_id: int, token_id: int,
+                        name: str, enrollment_id: str, now: float) -> AgentRecord:
+        return await self.run(self._tables.add_agent, agent_id, owner_id, user_id, token_id,
+                              name, enrollment_id, now)
+
+    async def agent(self, agent_id: str) -> AgentRecord | None:
+        return await self.run(self._tables.agent, agent_id)
+
+    async def agent_of_user(self, user_id: int) -> AgentRecord | None:
+        return await self.run(self._tables.agent_of_user, user_id)
+
+    async def agents(self, owner_id: str | None = None) -> list[AgentRecord]:
+        return await self.run(self._tables.agents, owner_id)
+
+    async def seen(self, agent_id: str, now: float, hostname: str | None = None,
+                   version: str | None = None) -> None:
+        await self.run(self._tables.seen, agent_id, now, hostname, version)
+
+    async def revoke(self, agent_id: str, by: str, now: float) -> bool:
+        return await self.run(self._tables.revoke, agent_id, by, now)
+
+    async def save_cameras(self, agent: AgentRecord, reports: list[CameraReport],
+                           now: float) -> list[AgentCamera]:
+        """Insert or update the reported cameras (cameras not reported stay, with their last
+        known state); returns the reported ones with their camera ids."""
+        return await self.run(self._tables.save_cameras, agent, reports, now)
+
+    async def cameras(self, agent_id: str | None = None) -> list[AgentCamera]:
+        return await self.run(self._tables.cameras, agent_id)
+
+    async def camera(self, camera_id: str) -> AgentCamera | None:
+        return await self.run(self._tables.camera, camera_id)
+

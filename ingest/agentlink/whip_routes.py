@@ -48,14 +48,14 @@ async def _read_offer(request: web.Request) -> str:
 @allow(Role.AGENT)
 async def whip_post(request: web.Request) -> web.Response:
     service = _service(request)
-    agent = service.agent_of(require_principal(request))
+    agent = await service.agent_of(require_principal(request))
     if agent is None:
         raise web.HTTPForbidden(text="this credential belongs to no enrolled agent")
     camera_id = request.match_info["camera_id"]
     profile = request.query.get("profile", "main")
     if profile not in ("main", "sub"):
         raise web.HTTPBadRequest(text="profile must be 'main' or 'sub'")
-    camera = service.store.camera(camera_id)
+    camera = await service.store.camera(camera_id)
     if camera is None or camera.agent_id != agent.id:
         raise web.HTTPForbidden(text=f"agent {agent.id} may not publish camera {camera_id!r}")
     offer = await _read_offer(request)
@@ -87,7 +87,7 @@ async def whip_post(request: web.Request) -> web.Response:
 @allow(Role.AGENT)
 async def whip_delete(request: web.Request) -> web.Response:
     service = _service(request)
-    agent = service.agent_of(require_principal(request))
+    agent = await service.agent_of(require_principal(request))
     session = service.publishers.get(request.match_info["session_id"])
     if (agent is None or session is None or session.agent_id != agent.id
             or session.camera_id != request.match_info["camera_id"]):

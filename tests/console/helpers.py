@@ -77,12 +77,18 @@ async def wall_cameras(page: Page) -> list[str]:
 
 
 async def pin_at(page: Page, lat: float, lon: float) -> None:
-    """Type the incident location and wait for the ranked list."""
+    """Type the incident location and wait for the ranked list of this search (not the list
+    an earlier pin left on screen)."""
+    before = await page.evaluate("document.body.dataset.resultsAt || ''")
     await page.fill("#coords", f"{lat:.6f}, {lon:.6f}")
     await page.click("#locate button[type=submit]")
+    await page.wait_for_function(
+        "(before) => (document.body.dataset.resultsAt || '') !== before", arg=before)
     await page.wait_for_selector("#results[data-mode=ranked] li.result")
 
 
 async def ranked_ids(page: Page) -> list[str]:
-    return [await row.get_attribute("data-camera-id") or "" for row in
-            await page.locator("#results li.result").all()]
+    """The ranked list as one snapshot (row by row reads could straddle a re-render)."""
+    ids: list[str] = await page.locator("#results li.result").evaluate_all(
+        "(rows) => rows.map((row) => row.dataset.cameraId || '')")
+    return ids

@@ -12,6 +12,10 @@ jump re-anchors the mapping so timestamps never go backwards by more than a B-fr
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from typing import NamedTuple
+
 from rtcc.media import VIDEO_CLOCK_RATE, EncodedFrame
 
 _MAX_JUMP = 2 * VIDEO_CLOCK_RATE
@@ -72,3 +76,14 @@ class RtpClock:
         if last is not None and 0 < pts - last <= VIDEO_CLOCK_RATE:
             self._frame_step = pts - last
         self._last_pts = pts
+
+
+class Clock(NamedTuple):
+    """The time sources of a sender: a monotonic clock for schedules and rates, the wall clock
+    for what goes on the wire (NTP timestamps, round-trip times)."""
+
+    monotonic: Callable[[], float]
+    wall: Callable[[], float]
+
+
+SYSTEM_CLOCK = Clock(time.monotonic, time.time)

@@ -1,12 +1,9 @@
 """The RTP/SRTP send engine of one viewer: shared H.264 payloads written straight to its socket.
 
-aiortc's own ``RTCRtpSender`` pulls frames from a track, packetizes them again for every viewer,
-builds an ``RtpPacket`` object per packet, awaits four coroutines per datagram, keeps 128 packets
-of history (half a second of 2 Mbit/s video) and ignores PLI/FIR when it has no encoder. This
-engine does the sending instead; it knows nothing of aiortc. ``relay.sender`` (the thin aiortc
-adapter) negotiates, runs ICE and DTLS, hands the engine its RTP parameters and a ``MediaPath``
-(SRTP session, socket and address of the nominated ICE pair) and forwards the viewer's RTCP to
-it; the relay calls ``send_now`` (or ``send_frame``) with a frame packetized once per stream.
+The engine knows nothing of aiortc: ``relay.sender`` (the thin aiortc adapter) negotiates, runs
+ICE and DTLS, hands the engine its RTP parameters and a ``MediaPath`` (SRTP session, socket and
+address of the nominated ICE pair) and forwards the viewer's RTCP to it. The relay calls
+``send_now`` (or ``send_frame``) with a frame packetized once per stream.
 
 Per frame and viewer the work is: copy each batch of the frame's shared layout (payloads with
 room for header and tag, see ``relay.packets.FrameLayout``) into the application's scratch
@@ -23,16 +20,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from asyncio import DatagramTransport
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any, NamedTuple, Protocol
+from collections.abc import Callable, Iterable, Sequence
 
 from relay.history import DEFAULT_SLOTS, NackHistory
-from relay.nack import RetransmitBudget
+from relay.nack import Retransmitter
 from relay.packets import PacketizedFrame
-from relay.rtcp import ReceptionReport, bye_packet, ntp_time, sdes_packet, sender_report
+from relay.path import DirectResources, DirectRoute, MediaPath, Route, RtpParameters
+from relay.rtcp import ReceptionReport, ReportExchange, bye_packet, ntp_time
 from relay.rtp_header import RTP_HEADER, HeaderExtensions, header_struct
-from relay.srtp import InPlaceProtector, ScratchBuffer, SrtpSession
+from relay.srtp import InPlaceProtector, ScratchBuffer
 from relay.timing import SYSTEM_CLOCK, Clock
 from relay.udp import MAX_BATCH_BYTES, DatagramWriter, plan_batches
 
@@ -40,62 +36,6 @@ _REPORT_CHECK = 5.0
 """Seconds between checks of the fallback sender-report task while reports go out inline."""
 SCRATCH_BYTES = MAX_BATCH_BYTES + 8192
 """A batch of datagrams plus room for one more packet and its SRTP trailer."""
-_RTT_ALPHA = 0.85
-
-
-class RtpParameters(NamedTuple):
-    """What negotiation decided for the viewer's video stream."""
-
-    payload_type: int
-    ssrc: int
-    rtx_payload_type: int | None
-    """The RTX payload type for ``payload_type``, None when retransmissions go unwrapped."""
-    rtx_ssrc: int
-    mid: bytes
-    mid_extension_id: int
-    """0 when the MID header extension was not negotiated."""
-    abs_send_time_extension_id: int
-    cname: bytes
-
-
-class Route(NamedTuple):
-    """Where the viewer's packets go now, and with which keys."""
-
-    srtp: SrtpSession
-    transport: DatagramTransport | None
-    """The ICE pair's own UDP socket; None when the pair is wrapped (a TURN relay)."""
-    addr: tuple[str, int]
-    send_data: Callable[[bytes, tuple[str, int]], Awaitable[None]]
-    """The pair's own send, for a wrapped pair."""
-
-
-class MediaPath(Protocol):
-    """The viewer's connection as the engine sees it (ICE and DTLS are run elsewhere)."""
-
-    def connected(self) -> bool:
-        """True while DTLS is up (the route's keys and pair are still those of the session)."""
-
-    def srtp(self) -> SrtpSession | None:
-        """The outbound SRTP session, None unless connected."""
-
-    def route(self) -> Route:
-        """The current route; raises ConnectionError when there is none."""
-
-    async def send_rtcp(self, data: bytes) -> None:
-        """Protect and send an RTCP packet on the connection's own path."""
-
-
-class _FastRoute(NamedTuple):
-    """A route kept once frames went out directly: everything ``send_now`` needs."""
-
-    protect: Any
-    context: Any
-    cell: Any
-    scratch: ScratchBuffer
-    writer: DatagramWriter
-    sendmsg: Callable[..., int]
-    addr: tuple[str, int]
-    tag_length: int
 
 
 class RtpSendEngine:
@@ -116,33 +56,23 @@ class RtpSendEngine:
         self._connected = path.connected
         self._on_keyframe_request = on_keyframe_request
         self._history = NackHistory(history_slots)
-        self._gso = gso
         self._scratch = scratch
+        self._direct = DirectResources(scratch, gso)
+        self._clock = clock
         self._monotonic = clock.monotonic
         self._wall = clock.wall
-        self._budget = RetransmitBudget(clock.monotonic)
-        self._protector: InPlaceProtector | None = None
-        self._tag_length: int | None = None
-        self._fast: _FastRoute | None = None
+        self._retransmitter = Retransmitter(self._history, clock.monotonic)
+        self._fast: DirectRoute | None = None
         self._extensions = HeaderExtensions(b"", 0, 0, clock.wall)
-        self._writer: DatagramWriter | None = None
-        self._writer_transport: DatagramTransport | None = None
+        self._reports = ReportExchange(0, b"", clock)
         self.negotiated = asyncio.Event()
         self._stopped = False
         self._rtcp_task: asyncio.Task[None] | None = None
         self._pt = 0
         self._ssrc_media = 0
-        self._ssrc_rtx = 0
-        self._rtx_pt: int | None = None
-        self._cname = b""
         self._seq = random.randrange(32768)
-        self._rtx_seq = random.randrange(32768)
         self._last_ts = 0
         self._last_send = 0.0
-        self._lsr = 0
-        self._lsr_time = 0.0
-        self._sdes = b""
-        self._next_report = 0.0
         # statistics
         self.packets_sent = 0
         self.octets_sent = 0
@@ -150,16 +80,10 @@ class RtpSendEngine:
         self.packets_dropped = 0
         self.nacks = 0
         self.packets_retransmitted = 0
-        self.retransmit_misses = 0
-        self.retransmits_refused = 0
         self.plis = 0
         self.firs = 0
         self.rtcp_received = 0
         self.last_rtcp = 0.0
-        self.fraction_lost = 0.0
-        self.packets_lost = 0
-        self.jitter = 0
-        self.rtt: float | None = None
 
     # -- start and stop -----------------------------------------------------------------------
 
@@ -168,12 +92,11 @@ class RtpSendEngine:
         if self.negotiated.is_set() or self._stopped:
             return
         self._pt = parameters.payload_type
-        self._rtx_pt = parameters.rtx_payload_type
         self._ssrc_media = parameters.ssrc
-        self._ssrc_rtx = parameters.rtx_ssrc
-        self._cname = parameters.cname
         self._extensions = HeaderExtensions(parameters.mid, parameters.mid_extension_id,
                                             parameters.abs_send_time_extension_id, self._wall)
+        self._reports = ReportExchange(parameters.ssrc, parameters.cname, self._clock)
+        self._retransmitter.configure(parameters)
         self._rtcp_task = asyncio.get_running_loop().create_task(
             self._run_rtcp(), name=f"relay:{self.name}:rtcp"
         )
@@ -196,10 +119,7 @@ class RtpSendEngine:
             with contextlib.suppress(ConnectionError):
                 await self._path.send_rtcp(bye_packet(self._ssrc_media))
         self._history.clear()
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-            self._writer_transport = None
+        self._direct.close()
 
     @property
     def ssrc(self) -> int:
@@ -210,6 +130,19 @@ class RtpSendEngine:
     def next_seq(self) -> int:
         """The sequence number the next media packet will carry."""
         return self._seq
+
+    @property
+    def retransmit_misses(self) -> int:
+        return self._retransmitter.misses
+
+    @property
+    def retransmits_refused(self) -> int:
+        return self._retransmitter.refused
+
+    @property
+    def rtt(self) -> float | None:
+        """The smoothed round-trip time in seconds, once measured."""
+        return self._reports.rtt
 
     @property
     def ready(self) -> bool:
@@ -262,7 +195,7 @@ class RtpSendEngine:
                     raise ConnectionError("SRTP protection failed")
                 seq = (seq + 1) & 0xFFFF
             if cell[0] != length + tag_length:  # the layout assumed another tag length
-                self._fast = self._tag_length = None
+                self._fast = self._direct.tag_length = None
                 raise ConnectionError("SRTP tag length changed")
             if len(packets) > 1 and writer.gso:
                 try:
@@ -280,7 +213,7 @@ class RtpSendEngine:
         self.frames_sent += 1
         self._last_ts = timestamp
         now = self._last_send = self._monotonic()
-        if now >= self._next_report:
+        if now >= self._reports.next_due:
             self._report_inline(timestamp, writer, addr)
         return True
 
@@ -292,18 +225,14 @@ class RtpSendEngine:
         transport = route.transport
         if transport is None:
             return False
-        writer = self._writer_for(transport)
-        protector = self._protector
-        if protector is None or protector.session is not route.srtp:
-            protector = self._protector = InPlaceProtector(route.srtp, self._scratch)
-            self._tag_length = None
-        raw = protector.raw()
-        if raw is None or self._tag_length is None:
+        direct = self._direct
+        writer = direct.writer_for(transport)
+        protector = direct.protector_for(route.srtp)
+        self._fast = direct.direct_route(writer, protector, route.addr)
+        if self._fast is None:
             self._send_packets(frame, timestamp, writer, route.addr, protector)
             self._count(frame, timestamp)
             return True
-        self._fast = _FastRoute(raw.protect, raw.context, raw.cell, self._scratch, writer,
-                                writer.sendmsg, route.addr, self._tag_length)
         return self.send_now(frame, timestamp)
 
     async def send_frame(self, frame: PacketizedFrame, timestamp: int) -> None:
@@ -347,6 +276,7 @@ class RtpSendEngine:
         buffer = self._scratch.data
         view = self._scratch.view
         dropped = writer.dropped
+        tag_length = None
         for start, end in frame.batches or plan_batches([len(p) for p in payloads]):
             offset = 0
             segment = 0
@@ -357,11 +287,13 @@ class RtpSendEngine:
                 length = header_length + len(payload)
                 buffer[offset + header_length:offset + length] = payload
                 protected = protector.protect(offset, length)
-                self._tag_length = protected - length
+                tag_length = protected - length
                 segment = segment or protected
                 offset += protected
                 seq = (seq + 1) & 0xFFFF
             writer.send_segments(view[:offset], segment, end - start, addr)
+        if tag_length is not None:
+            self._direct.tag_length = tag_length
         self._seq = seq
         self._history.record_frame(start_seq, timestamp, payloads)
         self.packets_dropped += writer.dropped - dropped
@@ -381,17 +313,6 @@ class RtpSendEngine:
         self._seq = seq
         self._history.record_frame(start_seq, timestamp, payloads)
 
-    def _writer_for(self, transport: DatagramTransport) -> DatagramWriter:
-        if transport.is_closing():
-            raise ConnectionError("the viewer's socket is closed")
-        writer = self._writer
-        if writer is None or self._writer_transport is not transport:
-            if writer is not None:
-                writer.close()
-            writer = self._writer = DatagramWriter(transport, gso=self._gso)
-            self._writer_transport = transport
-        return writer
-
     # -- RTCP from the viewer (forwarded by the adapter) --------------------------------------
 
     def rtcp_arrived(self) -> None:
@@ -402,17 +323,8 @@ class RtpSendEngine:
     def reception_reports(self, reports: Iterable[ReceptionReport]) -> None:
         """Loss, jitter and round-trip time from the blocks about this engine's stream."""
         for report in reports:
-            if report.ssrc != self._ssrc_media:
-                continue
-            self._extensions.send_mid = False  # the receiver knows our SSRC now
-            self.fraction_lost = report.fraction_lost / 256
-            self.packets_lost = report.packets_lost
-            self.jitter = report.jitter
-            if report.lsr and report.lsr == self._lsr and report.dlsr:
-                rtt = self._wall() - self._lsr_time - report.dlsr / 65536
-                self.rtt = rtt if self.rtt is None else (
-                    _RTT_ALPHA * self.rtt + (1 - _RTT_ALPHA) * rtt
-                )
+            if self._reports.received(report):
+                self._extensions.send_mid = False  # the receiver knows our SSRC now
 
     def picture_loss(self) -> None:
         """A PLI: the viewer asks for a keyframe."""
@@ -432,34 +344,13 @@ class RtpSendEngine:
             route = self._route()
         except ConnectionError:
             return
-        srtp = route.srtp
-        extension = self._extensions.block()
-        first = 0x90 if extension else 0x80
-        datagrams = []
-        for seq in lost:
-            if not self._budget.allow(self.packets_sent):
-                self.retransmits_refused += 1
-                continue
-            entry = self._history.get(seq)
-            if entry is None:
-                self.retransmit_misses += 1
-                continue
-            timestamp, payload, marker = entry
-            if self._rtx_pt is not None:
-                header = RTP_HEADER.pack(first, marker | self._rtx_pt, self._rtx_seq, timestamp,
-                                         self._ssrc_rtx)
-                self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
-                body = seq.to_bytes(2, "big") + payload
-            else:
-                header = RTP_HEADER.pack(first, marker | self._pt, seq, timestamp,
-                                         self._ssrc_media)
-                body = payload
-            datagrams.append(srtp.protect(b"".join((header, extension, body))))
+        datagrams = self._retransmitter.datagrams(lost, self._extensions.block(),
+                                                  route.srtp.protect, self.packets_sent)
         if not datagrams:
             return
         try:
             if route.transport is not None:
-                self._writer_for(route.transport).send(datagrams, route.addr)
+                self._direct.writer_for(route.transport).send(datagrams, route.addr)
             else:
                 for datagram in datagrams:
                     await route.send_data(datagram, route.addr)
@@ -475,10 +366,12 @@ class RtpSendEngine:
         monotonic = self._monotonic
         while True:
             await asyncio.sleep(_REPORT_CHECK if self._fast is not None else 0.5 + random.random())
-            if not self.packets_sent or monotonic() < self._next_report:
+            if not self.packets_sent or monotonic() < self._reports.next_due:
                 continue
             elapsed = monotonic() - self._last_send
-            data = self._report(ntp_time(self._wall()), self._last_ts + int(elapsed * 90_000))
+            data = self._reports.sender_report(ntp_time(self._wall()),
+                                               self._last_ts + int(elapsed * 90_000),
+                                               self.packets_sent, self.octets_sent)
             try:
                 await self._path.send_rtcp(data)
             except ConnectionError:
@@ -488,19 +381,12 @@ class RtpSendEngine:
                        addr: tuple[str, int]) -> None:
         srtp = self._path.srtp()
         if srtp is not None:
-            writer.send([srtp.protect_rtcp(self._report(ntp_time(self._wall()), timestamp))], addr)
-
-    def _report(self, ntp: int, rtp_timestamp: int) -> bytes:
-        """A sender report (and the CNAME) as of ``ntp``; schedules the next one."""
-        if self._cname and not self._sdes:
-            self._sdes = sdes_packet(self._ssrc_media, self._cname)
-        self._lsr = (ntp >> 16) & 0xFFFFFFFF
-        self._lsr_time = self._wall()
-        self._next_report = self._monotonic() + 0.5 + random.random()
-        return sender_report(self._ssrc_media, ntp, rtp_timestamp, self.packets_sent,
-                             self.octets_sent) + self._sdes
+            report = self._reports.sender_report(ntp_time(self._wall()), timestamp,
+                                                 self.packets_sent, self.octets_sent)
+            writer.send([srtp.protect_rtcp(report)], addr)
 
     def stats(self) -> dict[str, object]:
+        reports = self._reports
         return {
             "packets": self.packets_sent,
             "bytes": self.octets_sent,
@@ -512,8 +398,8 @@ class RtpSendEngine:
             "retransmits_refused": self.retransmits_refused,
             "plis": self.plis,
             "firs": self.firs,
-            "fraction_lost": round(self.fraction_lost, 4),
-            "packets_lost": self.packets_lost,
-            "jitter_ms": round(self.jitter / 90, 2),
-            "rtt_ms": round(self.rtt * 1000, 2) if self.rtt is not None else None,
+            "fraction_lost": round(reports.fraction_lost, 4),
+            "packets_lost": reports.packets_lost,
+            "jitter_ms": round(reports.jitter / 90, 2),
+            "rtt_ms": round(reports.rtt * 1000, 2) if reports.rtt is not None else None,
         }

@@ -1,9 +1,14 @@
-"""How many NACKed packets a viewer may have retransmitted: a viewer cannot make the server
-amplify its NACKs."""
+"""Answers to a viewer's NACKs: the packets its history still holds, rebuilt (as RTX when
+negotiated), within a budget so a viewer cannot make the server amplify its NACKs."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import random
+from collections.abc import Callable, Iterable
+
+from relay.history import NackHistory
+from relay.path import RtpParameters
+from relay.rtp_header import RTP_HEADER
 
 
 class RetransmitBudget:
@@ -30,3 +35,51 @@ class RetransmitBudget:
             return False
         self._count -= 1
         return True
+
+
+class Retransmitter:
+    """Rebuilds the packets one viewer asks for again."""
+
+    def __init__(self, history: NackHistory, monotonic: Callable[[], float]) -> None:
+        self._history = history
+        self._budget = RetransmitBudget(monotonic)
+        self._pt = 0
+        self._ssrc = 0
+        self._rtx_pt: int | None = None
+        self._rtx_ssrc = 0
+        self._rtx_seq = random.randrange(32768)
+        self.misses = 0
+        """Packets asked for that the history no longer holds."""
+        self.refused = 0
+        """Packets asked for beyond the budget."""
+
+    def configure(self, parameters: RtpParameters) -> None:
+        self._pt = parameters.payload_type
+        self._ssrc = parameters.ssrc
+        self._rtx_pt = parameters.rtx_payload_type
+        self._rtx_ssrc = parameters.rtx_ssrc
+
+    def datagrams(self, lost: Iterable[int], extension: bytes,
+                  protect: Callable[[bytes], bytes], packets_sent: int) -> list[bytes]:
+        """The protected datagrams answering a NACK of the sequence numbers ``lost``."""
+        first = 0x90 if extension else 0x80
+        datagrams = []
+        for seq in lost:
+            if not self._budget.allow(packets_sent):
+                self.refused += 1
+                continue
+            entry = self._history.get(seq)
+            if entry is None:
+                self.misses += 1
+                continue
+            timestamp, payload, marker = entry
+            if self._rtx_pt is not None:
+                header = RTP_HEADER.pack(first, marker | self._rtx_pt, self._rtx_seq, timestamp,
+                                         self._rtx_ssrc)
+                self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
+                body = seq.to_bytes(2, "big") + payload
+            else:
+                header = RTP_HEADER.pack(first, marker | self._pt, seq, timestamp, self._ssrc)
+                body = payload
+            datagrams.append(protect(b"".join((header, extension, body))))
+        return datagrams

@@ -1,7 +1,10 @@
 """The thin aiortc side of one viewer's sending: aiortc's sender slot, filled by the relay's engine.
 
 aiortc negotiates the session, runs ICE and DTLS, and routes the viewer's RTCP to the sender of
-the transceiver. ``PassthroughSender`` takes that slot (``relay.negotiation`` installs it before
+the transceiver. aiortc's own ``RTCRtpSender`` pulls frames from a track, packetizes them again
+for every viewer, builds an ``RtpPacket`` object per packet, awaits four coroutines per datagram,
+keeps 128 packets of history (half a second of 2 Mbit/s video) and ignores PLI/FIR when it has no
+encoder. ``PassthroughSender`` takes its slot (``relay.negotiation`` installs it before
 the offer is applied) and does nothing with media itself: once DTLS is up it hands the
 ``relay.engine.RtpSendEngine`` the negotiated RTP parameters, and, as the engine's
 ``MediaPath``, the DTLS transport's SRTP session and the nominated ICE pair's socket and address;
@@ -32,8 +35,9 @@ from aiortc.rtp import (
 from aiortc.stats import RTCOutboundRtpStreamStats, RTCStatsReport
 
 from relay import aiortc_adapter as aiortc
-from relay.engine import SCRATCH_BYTES, Route, RtpParameters, RtpSendEngine
+from relay.engine import SCRATCH_BYTES, RtpSendEngine
 from relay.history import DEFAULT_SLOTS
+from relay.path import Route, RtpParameters
 from relay.rtp_header import ABS_SEND_TIME_URI, MID_URI
 from relay.srtp import ScratchBuffer, SrtpSession
 

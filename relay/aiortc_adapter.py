@@ -222,6 +222,9 @@ REQUIRED_INTERNALS: dict[str, Callable[[], bool]] = {
     "RTCRtpSender._ssrc": _init_sets(RTCRtpSender, "_ssrc"),
     "RTCRtpSender._rtx_ssrc": _init_sets(RTCRtpSender, "_rtx_ssrc"),
     "RTCRtpSender._stream_id": _init_sets(RTCRtpSender, "_stream_id"),
+    "RTCRtpSender._handle_rtcp_packet (where the router hands a sender its RTCP)": _has(
+        RTCRtpSender, "_handle_rtcp_packet"
+    ),
     "RTCDtlsTransport._state": _init_sets(RTCDtlsTransport, "_state"),
     "RTCDtlsTransport._tx_srtp": _init_sets(RTCDtlsTransport, "_tx_srtp"),
     "RTCDtlsTransport._rtp_router": _init_sets(RTCDtlsTransport, "_rtp_router"),

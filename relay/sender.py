@@ -150,6 +150,8 @@ class PassthroughSender(RTCRtpSender):
 
     # -- RTCP from the viewer -----------------------------------------------------------------
 
+    # Private hook: aiortc's RTP router hands each RTCP packet for this sender's SSRCs here
+    # (listed in relay.aiortc_adapter.REQUIRED_INTERNALS).
     async def _handle_rtcp_packet(self, packet: AnyRtcpPacket) -> None:
         engine = self.engine
         engine.rtcp_arrived()

@@ -8,6 +8,9 @@ rate, at least ``min_step``), and the sender is paced to match, so arrival times
 agree. Once the queue is empty the viewer is live: timestamps follow the camera's presentation
 times, continuing from the last one sent. A source reconnect (``discontinuity``) or an implausible
 jump re-anchors the mapping so timestamps never go backwards by more than a B-frame reorder.
+
+``Clock`` is the pair of time sources a send engine is given (the system's unless a test or a
+benchmark hands it others).
 """
 
 from __future__ import annotations

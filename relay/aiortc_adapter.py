@@ -1,22 +1,24 @@
 """The only place the relay touches aiortc's and pylibsrtp's private internals.
 
 aiortc negotiates, runs ICE and DTLS and routes the viewer's RTCP; the relay's send engine
-(``relay.sender``, ``relay.srtp``, ``relay.udp``, ``relay.history``) writes the media itself. To
-do that it must reach a few things aiortc keeps private: the transceiver's sender slot, the DTLS
-transport's SRTP session and nominated ICE pair, its RTP router, and pylibsrtp's cffi binding.
-Each access is one small function here, with why it is needed. ``pyproject.toml`` pins aiortc to
-the minor version these were checked against, and ``tests/relay/test_aiortc_internals.py`` fails,
-naming the internal, if an upgrade moves one (``missing_internals``).
+(``relay.engine`` and the pure modules it uses) writes the media itself, fed by the thin adapter
+``relay.sender``. To do that the adapter must reach a few things aiortc keeps private: the
+transceiver's sender slot, the DTLS transport's SRTP session and nominated ICE pair, its RTP
+router, and pylibsrtp's cffi binding. Each access is one small function here, with why it is
+needed. ``pyproject.toml`` pins aiortc to the minor version these were checked against, and
+``tests/relay/test_aiortc_internals.py`` fails, naming the internal, if an upgrade moves one
+(``missing_internals``).
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import logging
 import re
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from aioice.ice import CandidatePair, Connection
 from aiortc import RTCIceTransport, RTCRtpSender, RTCRtpTransceiver, rtp
@@ -32,28 +34,25 @@ from aiortc.rtp import (
     RtcpSrPacket,
 )
 
+from relay.srtp import LibSrtp, SrtpSession
+
 log = logging.getLogger(__name__)
-
-
-class SrtpSession(Protocol):
-    def protect(self, packet: bytes) -> bytes: ...
-
-    def protect_rtcp(self, packet: bytes) -> bytes: ...
 
 
 # -- pylibsrtp ------------------------------------------------------------------------------
 
 
-def srtp_binding() -> tuple[Any, Any]:
-    """pylibsrtp's cffi ``ffi`` and ``lib``, or Nones when this pylibsrtp is laid out otherwise
-    (then every packet goes through ``Session.protect``, one copy more)."""
+@functools.cache
+def libsrtp() -> LibSrtp | None:
+    """pylibsrtp's libsrtp functions and session contexts, or None when this pylibsrtp is laid
+    out otherwise (then every packet goes through ``Session.protect``, one copy more)."""
     try:
         # Private module: the libsrtp functions themselves, to protect packets in place.
         module = importlib.import_module("pylibsrtp._binding")
-        return module.ffi, module.lib
+        return LibSrtp(module.ffi, module.lib, srtp_context)
     except (ImportError, AttributeError):
         log.warning("pylibsrtp's libsrtp binding is not reachable; SRTP costs a copy per packet")
-        return None, None
+        return None
 
 
 def srtp_context(session: SrtpSession) -> Any:
@@ -223,6 +222,9 @@ REQUIRED_INTERNALS: dict[str, Callable[[], bool]] = {
     "RTCRtpSender._ssrc": _init_sets(RTCRtpSender, "_ssrc"),
     "RTCRtpSender._rtx_ssrc": _init_sets(RTCRtpSender, "_rtx_ssrc"),
     "RTCRtpSender._stream_id": _init_sets(RTCRtpSender, "_stream_id"),
+    "RTCRtpSender._handle_rtcp_packet (where the router hands a sender its RTCP)": _has(
+        RTCRtpSender, "_handle_rtcp_packet"
+    ),
     "RTCDtlsTransport._state": _init_sets(RTCDtlsTransport, "_state"),
     "RTCDtlsTransport._tx_srtp": _init_sets(RTCDtlsTransport, "_tx_srtp"),
     "RTCDtlsTransport._rtp_router": _init_sets(RTCDtlsTransport, "_rtp_router"),

@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 from collections import deque
+from typing import NamedTuple
 
 DEFAULT_SLOTS = 4096
 """4096 packets: 17 s of a 2 Mbit/s stream, and still more than 1 s at 40 Mbit/s."""
+
+
+class SentPacket(NamedTuple):
+    """A packet as it was sent, for its retransmission."""
+
+    timestamp: int
+    payload: bytes
+    marker: int
+    """0x80 when the marker bit was set, else 0."""
 
 
 class NackHistory:
@@ -48,12 +58,12 @@ class NackHistory:
             total -= len(frames.popleft()[2])
         self._count = total
 
-    def get(self, seq: int) -> tuple[int, bytes, int] | None:
-        """(timestamp, payload, marker) of a packet still held, else None."""
+    def get(self, seq: int) -> SentPacket | None:
+        """The packet sent with ``seq``, if still held."""
         for start, ts, payloads, marker in reversed(self._frames):
             index = (seq - start) & 0xFFFF
             if index < len(payloads):
-                return ts, payloads[index], marker if index == len(payloads) - 1 else 0
+                return SentPacket(ts, payloads[index], marker if index == len(payloads) - 1 else 0)
         return None
 
     def clear(self) -> None:

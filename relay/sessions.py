@@ -13,9 +13,8 @@ from aiohttp import web
 
 from relay.fanout import LiveFanout
 from relay.packets import StreamPackets
-from relay.sender import SCRATCH_BYTES
+from relay.sender import new_scratch_buffer
 from relay.settings import RelaySettings
-from relay.srtp import ScratchBuffer
 from rtcc.hub import StreamKey
 from rtcc.tasks import TaskSupervisor
 
@@ -37,7 +36,7 @@ class RelaySessions:
         self._sessions: dict[str, ViewerSession] = {}
         self._packets: dict[StreamKey, StreamPackets] = {}
         self._fanouts: dict[StreamKey, LiveFanout] = {}
-        self.scratch = ScratchBuffer(SCRATCH_BYTES)
+        self.scratch = new_scratch_buffer()
         """The buffer every viewer's packets are built in just before they are sent."""
         self._closing = TaskSupervisor("relay")
         self._shutting_down = False

@@ -6,31 +6,59 @@ calls libsrtp, and copies the result out into a new ``bytes``: about 1.5 µs of 
 on top of the cipher. ``InPlaceProtector`` calls the same libsrtp function on the same session
 context, but on a packet the relay has already written into its send buffer, where the
 protected packet (with its tag) is then sent from directly.
+
+This module knows libsrtp's C interface only. How to reach it from a session (the cffi binding,
+the session's context) is handed in as a ``LibSrtp`` by ``relay.aiortc_adapter``.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from relay.aiortc_adapter import SrtpSession, srtp_binding, srtp_context
-
-_ffi, _lib = srtp_binding()
+from collections.abc import Callable
+from typing import Any, NamedTuple, Protocol
 
 SRTP_TRAILER_ROOM = 16 + 128
 """Bytes libsrtp may append to a packet (the largest tag plus the largest MKI)."""
 
 
+class SrtpSession(Protocol):
+    """One direction's SRTP keys, as a session object that protects whole packets."""
+
+    def protect(self, packet: bytes) -> bytes: ...
+
+    def protect_rtcp(self, packet: bytes) -> bytes: ...
+
+
+class LibSrtp(NamedTuple):
+    """libsrtp's functions (cffi ``ffi`` and ``lib``) and how to find a session's context."""
+
+    ffi: Any
+    lib: Any
+    context_of: Callable[[SrtpSession], Any]
+    """The session's ``srtp_t``, or None when it has none this binding can use."""
+
+
+class RawProtect(NamedTuple):
+    """What a sender's inner loop calls itself: ``protect(context, pointer + offset, cell)``."""
+
+    protect: Any
+    context: Any
+    pointer: Any
+    cell: Any
+
+
 class ScratchBuffer:
     """A send buffer that every sender of an application writes its packets into before the
     system call that sends them (sends are synchronous, so one buffer serves all viewers and
-    stays in the processor's cache)."""
+    stays in the processor's cache). Without ``libsrtp`` every packet is protected through its
+    session's ``protect`` (one copy more)."""
 
-    __slots__ = ("data", "pointer", "view")
+    __slots__ = ("data", "libsrtp", "pointer", "view")
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, libsrtp: LibSrtp | None = None) -> None:
         self.data = bytearray(size)
         self.view = memoryview(self.data)
-        self.pointer: Any = _ffi.from_buffer(self.data) if _ffi is not None else None
+        self.libsrtp = libsrtp
+        self.pointer: Any = libsrtp.ffi.from_buffer(self.data) if libsrtp is not None else None
 
 
 class InPlaceProtector:
@@ -42,9 +70,10 @@ class InPlaceProtector:
         self._session = session
         self._view = buffer.view
         self._pointer = buffer.pointer
-        self._ctx: Any = srtp_context(session) if _lib is not None else None
-        self._length: Any = _ffi.new("int *") if _ffi is not None else None
-        self._protect: Any = _lib.srtp_protect if _lib is not None else None
+        libsrtp = buffer.libsrtp
+        self._ctx: Any = libsrtp.context_of(session) if libsrtp is not None else None
+        self._length: Any = libsrtp.ffi.new("int *") if libsrtp is not None else None
+        self._protect: Any = libsrtp.lib.srtp_protect if libsrtp is not None else None
 
     @property
     def session(self) -> SrtpSession:
@@ -55,13 +84,12 @@ class InPlaceProtector:
         """True when libsrtp is called on the buffer itself (no copies)."""
         return self._ctx is not None and self._pointer is not None
 
-    def raw(self) -> tuple[Any, Any, Any, Any] | None:
-        """(srtp_protect, session context, buffer pointer, length cell) for a sender's inner
-        loop, which calls ``srtp_protect(context, pointer + offset, cell)`` itself; None when
-        packets must go through ``protect``."""
+    def raw(self) -> RawProtect | None:
+        """libsrtp's protect function, the session context, the buffer pointer and a length
+        cell, for a sender's inner loop; None when packets must go through ``protect``."""
         if not self.direct:
             return None
-        return self._protect, self._ctx, self._pointer, self._length
+        return RawProtect(self._protect, self._ctx, self._pointer, self._length)
 
     def protect(self, offset: int, length: int) -> int:
         """Protect the RTP packet in place; returns its protected length."""

@@ -8,9 +8,16 @@ rate, at least ``min_step``), and the sender is paced to match, so arrival times
 agree. Once the queue is empty the viewer is live: timestamps follow the camera's presentation
 times, continuing from the last one sent. A source reconnect (``discontinuity``) or an implausible
 jump re-anchors the mapping so timestamps never go backwards by more than a B-frame reorder.
+
+``Clock`` is the pair of time sources a send engine is given (the system's unless a test or a
+benchmark hands it others).
 """
 
 from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import NamedTuple
 
 from rtcc.media import VIDEO_CLOCK_RATE, EncodedFrame
 
@@ -72,3 +79,14 @@ class RtpClock:
         if last is not None and 0 < pts - last <= VIDEO_CLOCK_RATE:
             self._frame_step = pts - last
         self._last_pts = pts
+
+
+class Clock(NamedTuple):
+    """The time sources of a sender: a monotonic clock for schedules and rates, the wall clock
+    for what goes on the wire (NTP timestamps, round-trip times)."""
+
+    monotonic: Callable[[], float]
+    wall: Callable[[], float]
+
+
+SYSTEM_CLOCK = Clock(time.monotonic, time.time)

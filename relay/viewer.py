@@ -23,6 +23,7 @@ from collections.abc import Callable
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 
+from relay.engine import RtpSendEngine
 from relay.fanout import LeaveFanout, LiveFanout
 from relay.negotiation import answer_offer
 from relay.packets import PacketizedFrame, StreamPackets
@@ -80,7 +81,8 @@ class ViewerSession:
         self._fanout = fanout
         self._pending: tuple[PacketizedFrame, int] | None = None
         self.pc = RTCPeerConnection(_ice_configuration(settings))
-        self.sender: PassthroughSender | None = None
+        self.sender: RtpSendEngine | None = None
+        """The engine sending this viewer's RTP, once negotiated."""
         self._clock = RtpClock(random.getrandbits(31), settings.catchup_bitrate,
                                settings.catchup_min_step)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -116,9 +118,10 @@ class ViewerSession:
             )
 
         async with asyncio.timeout(self._settings.negotiate_timeout):
-            answer, self.sender = await answer_offer(
+            answer, sender = await answer_offer(
                 self.pc, offer_sdp, profile_level_id, make_sender
             )
+        self.sender = sender.engine
         return answer
 
     def start(self) -> None:

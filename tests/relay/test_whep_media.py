@@ -161,7 +161,7 @@ async def test_keyframe_requests_are_answered_from_the_gop_cache(
         receiver = viewer.pc.getTransceivers()[0].receiver
         before = len(viewer.decoded.lumas)
         for _ in range(3):
-            await receiver._send_rtcp_pli(session.sender._ssrc)
+            await receiver._send_rtcp_pli(session.sender.ssrc)
         async with asyncio.timeout(5):
             while session.resyncs < 1 or len(viewer.decoded.lumas) < before + 10:
                 await asyncio.sleep(0.05)
@@ -187,17 +187,17 @@ async def test_nacks_are_answered_with_retransmissions(
         sender = session.sender
         assert sender is not None
         receiver = viewer.pc.getTransceivers()[0].receiver
-        recent = [(sender._seq - n) & 0xFFFF for n in (3, 2, 1)]
-        await receiver._send_rtcp_nack(sender._ssrc, recent)
-        await receiver._send_rtcp_nack(sender._ssrc, [(sender._seq + 30000) & 0xFFFF])
+        recent = [(sender.next_seq - n) & 0xFFFF for n in (3, 2, 1)]
+        await receiver._send_rtcp_nack(sender.ssrc, recent)
+        await receiver._send_rtcp_nack(sender.ssrc, [(sender.next_seq + 30000) & 0xFFFF])
         async with asyncio.timeout(5):
             while sender.retransmit_misses < 1:
                 await asyncio.sleep(0.05)
         assert sender.packets_retransmitted >= 3
         assert sender.nacks >= 2
         # A flood of NACKs is not answered with a flood of packets.
-        flood = sorted((sender._seq - n) & 0xFFFF for n in range(1, 1001))
-        await receiver._send_rtcp_nack(sender._ssrc, flood)
+        flood = sorted((sender.next_seq - n) & 0xFFFF for n in range(1, 1001))
+        await receiver._send_rtcp_nack(sender.ssrc, flood)
         async with asyncio.timeout(5):
             while sender.retransmits_refused == 0:
                 await asyncio.sleep(0.05)

@@ -13,6 +13,7 @@ give it to another owner (``transfer``), which takes effect only when that owner
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -267,13 +268,22 @@ def camera_extra(camera: Camera) -> dict[str, Any]:
                    "password_ciphertext": p.password_ciphertext, "transport": p.transport}
             for name, p in camera.profiles.items()
         }
-    if camera.registered_by != Registrar.DEPARTMENT:
-        extra["registered_by"] = str(camera.registered_by)
+    # Always written: a record without it predates the field (see _legacy_registrar).
+    extra["registered_by"] = str(camera.registered_by)
     if camera.owner_sharing is not None:
         extra["owner_sharing"] = str(camera.owner_sharing)
     if camera.transfer is not None:
         extra["transfer"] = _transfer_dict(camera.transfer)
     return extra
+
+
+_PORTAL_CAMERA_ID = re.compile(r"cam-[0-9a-f]{12}")
+
+
+def _legacy_registrar(camera_id: str) -> Registrar:
+    """Who registered a camera stored before the catalog recorded it: the owner portal gives its
+    cameras ids of this form, so those addresses are not the department's."""
+    return Registrar.OWNER if _PORTAL_CAMERA_ID.fullmatch(camera_id) else Registrar.DEPARTMENT
 
 
 def camera_from_parts(
@@ -296,7 +306,7 @@ def camera_from_parts(
         via_agent=extra.get("via_agent", False),
         profiles={n: Profile(**p) for n, p in profiles.items()} if profiles else {},
         status=status, last_frame_time=last_frame_time,
-        registered_by=Registrar(extra.get("registered_by", Registrar.DEPARTMENT)),
+        registered_by=Registrar(extra.get("registered_by") or _legacy_registrar(camera_id)),
         owner_sharing=SharingLevel(owner_sharing) if owner_sharing else None,
         transfer=TransferOffer(**transfer) if transfer else None,
     )

@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 
 from catalog.keys import CATALOG_EVENTS, CATALOG_STORE
-from catalog.model import Camera, Profile, Registrar
+from catalog.model import Camera, Profile, Registrar, camera_extra, camera_from_parts
 from rtcc.appkeys import HUB
 from rtcc.config import SharingLevel
 from rtcc.policy import Role
@@ -303,3 +303,16 @@ async def test_a_transfer_takes_effect_only_when_the_new_owner_accepts(
     assert sorted(offers) == sorted([alice.username, "admin"]), actions
     assert ("camera.transfer.accept", alice.username) in actions
     assert ("camera.transfer.decline", bob.username) in actions
+
+
+def test_a_record_stored_before_the_registrar_was_kept_is_read_safely() -> None:
+    """Owner-portal cameras (ids the portal made) are read as the owner's registrations, so an
+    older catalog does not give them the department's allowlist."""
+    old = {"name": "Old", "profiles": {"main": {"url": "rtsp://127.0.0.1/x", "username": "",
+                                                "password_ciphertext": "", "transport": "tcp"}}}
+    parts = (39.8, -89.6, 0.0, 90.0, 60.0, "registry_only", "business", "owner-1")
+    assert camera_from_parts("cam-0123456789ab", *parts, old).registered_by == Registrar.OWNER
+    assert camera_from_parts("city-hall", *parts, old).registered_by == Registrar.DEPARTMENT
+    department = Camera(id="cam-0123456789ab", name="Staff's", lat=39.8, lon=-89.6)
+    assert camera_from_parts(department.id, *parts, camera_extra(department)).registered_by \
+        == Registrar.DEPARTMENT

@@ -4,6 +4,11 @@ Reads are for staff; writes, imports and exports for administrators and supervis
 manage their own cameras through the owner portal). Bad input is answered with 400 and
 ``{"error": reason, "field": name, "allowed": what is allowed}``; a refused import lists every
 bad row in ``rows``. Passwords are accepted in clear, stored encrypted and never returned.
+
+Staff keep full control of the department's own cameras. On an owner's camera they may lower
+sharing (suspend it) or turn PTZ off, but only the owner raises sharing above what they chose,
+allows PTZ or changes the time windows, and a camera changes owner only by a transfer the new
+owner accepts: such writes are refused with 403, whole (an import writes nothing).
 """
 
 from __future__ import annotations
@@ -23,12 +28,12 @@ from catalog.errors import CameraExists, FieldError, ImportConflict, ImportRejec
 from catalog.geo import MAX_RADIUS_M
 from catalog.keys import CATALOG_EVENTS, CATALOG_STORE
 from catalog.live import close_feeds, events
-from catalog.model import Camera, camera_public
+from catalog.model import DEPARTMENT, Camera, Registrar, camera_public
 from catalog.openapi import openapi_document
 from catalog.query import SearchResult
 from catalog.shapes import parse_polygon, parse_route
 from catalog.store import STORE_ERRORS, CatalogStore
-from catalog.validate import check_camera_id, parse_camera
+from catalog.validate import check_camera_id, parse_camera, registered
 from rtcc.appkeys import HUB, SECRET_BOX
 from rtcc.config import SharingLevel
 from rtcc.policy import Role, allow, public, staff
@@ -41,6 +46,39 @@ _SEARCH_KEYS = frozenset({"polygon", "route", "buffer_m", "filters", "offset", "
 _CSV_TYPES = frozenset({"text/csv", "application/csv"})
 _GEOJSON_TYPES = frozenset({"application/geo+json", "application/json"})
 writers = functools.partial(allow, Role.ADMIN, Role.SUPERVISOR)
+_LEVELS = tuple(SharingLevel)
+
+
+class OwnerDecides(Exception):
+    """A change to a camera that only its owner may make."""
+
+    def __init__(self, field: str, reason: str, allowed: str) -> None:
+        super().__init__(reason)
+        self.field = field
+        self.reason = reason
+        self.allowed = allowed
+
+
+def check_staff_write(before: Camera | None, after: Camera) -> None:
+    """Raise OwnerDecides if staff writing ``after`` over ``before`` overrides its owner."""
+    if after.owner_id != (before.owner_id if before is not None else DEPARTMENT):
+        raise OwnerDecides(
+            "owner_id", "only the owner can give a camera to another owner, and a camera "
+            "becomes an owner's only when that owner accepts it",
+            f"{before.owner_id if before is not None else DEPARTMENT}; offer a transfer with "
+            "POST /api/owner/cameras/{id}/transfer")
+    if before is None or not before.has_owner:
+        return
+    limit = before.sharing_limit()
+    if _LEVELS.index(after.sharing) > _LEVELS.index(limit):
+        allowed = ", ".join(str(level) for level in _LEVELS[:_LEVELS.index(limit) + 1])
+        raise OwnerDecides("sharing", f"only the owner can raise this camera's sharing above "
+                           f"{limit}, the level the owner chose", allowed)
+    if after.ptz_allowed and not before.ptz_allowed:
+        raise OwnerDecides("ptz_allowed", "only the owner can allow PTZ on this camera", "false")
+    if (after.windows, after.timezone) != (before.windows, before.timezone):
+        raise OwnerDecides("windows", "only the owner can change this camera's time windows",
+                           "the windows and time zone the owner set")
 
 
 def _error(status: int, reason: str, field: str = "", allowed: str = "",
@@ -63,6 +101,8 @@ def json_errors(handler: Handler) -> Handler:
                           rows=[e.as_dict() for e in exc.errors])
         except CameraExists as exc:
             return _error(409, str(exc), "id", "an id not yet registered")
+        except OwnerDecides as exc:
+            return _error(403, exc.reason, exc.field, exc.allowed)
         except STORE_ERRORS as exc:
             log.warning("catalog store unavailable for %s %s: %s", request.method,
                         request.path, exc)
@@ -209,6 +249,7 @@ async def _after_write(request: web.Request, before: Camera | None, after: Camer
 async def create_camera(request: web.Request) -> web.Response:
     fields = io.feature_fields(await _json_body(request))
     camera = parse_camera(fields, request.config_dict.get(SECRET_BOX))
+    check_staff_write(None, camera)
     await _store(request).create(camera)
     await _after_write(request, None, camera)
     return _feature_response(camera, 201)
@@ -223,7 +264,9 @@ async def put_camera(request: web.Request) -> web.Response:
         raise FieldError("id", "does not match the id in the URL", camera_id)
     store = _store(request)
     before = await store.get(camera_id)
-    camera = parse_camera(fields, request.config_dict.get(SECRET_BOX), before)
+    camera = registered(parse_camera(fields, request.config_dict.get(SECRET_BOX), before),
+                        before, Registrar.DEPARTMENT)
+    check_staff_write(before, camera)
     await store.put(camera)
     await _after_write(request, before, camera)
     return _feature_response(camera, 200 if before is not None else 201)
@@ -242,7 +285,9 @@ async def patch_camera(request: web.Request) -> web.Response:
         raise FieldError("id", "cannot be changed", camera_id)
     fields = camera_public(before)
     fields.update(changes)
-    camera = parse_camera(fields, request.config_dict.get(SECRET_BOX), before)
+    camera = registered(parse_camera(fields, request.config_dict.get(SECRET_BOX), before),
+                        before, Registrar.DEPARTMENT)
+    check_staff_write(before, camera)
     await store.put(camera)
     await _after_write(request, before, camera)
     return _feature_response(camera, 200)
@@ -280,8 +325,21 @@ async def import_cameras(request: web.Request) -> web.Response:
     store = _store(request)
     previous = await store.get_many([str(f.get("id")) for _, f in rows]) if mode == "upsert" \
         else {}
-    cameras = await asyncio.to_thread(io.cameras_from_rows, rows,
-                                      request.config_dict.get(SECRET_BOX), previous, unreadable)
+    parsed = await asyncio.to_thread(io.cameras_from_rows, rows,
+                                     request.config_dict.get(SECRET_BOX), previous, unreadable)
+    cameras = [registered(camera, previous.get(camera.id), Registrar.DEPARTMENT)
+               for camera in parsed]
+    overriding: list[dict[str, Any]] = []
+    for (number, _), camera in zip(rows, cameras, strict=True):
+        try:
+            check_staff_write(previous.get(camera.id), camera)
+        except OwnerDecides as exc:
+            overriding.append({"row": number, "field": exc.field, "reason": exc.reason,
+                               "allowed": exc.allowed})
+    if overriding:
+        return _error(403, f"import refused: {len(overriding)} row(s) would override a "
+                      "camera's owner, nothing was written", "rows", "see rows",
+                      rows=overriding)
     try:
         count = await store.import_cameras(cameras, "upsert" if mode == "upsert" else "create")
     except ImportConflict as exc:

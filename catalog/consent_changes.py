@@ -35,7 +35,7 @@ def audit(request: web.Request, action: str, *, owner_id: str, target: str = "",
 
 def narrows(before: CameraConsent | None, after: CameraConsent) -> bool:
     """Whether viewers may now do less than before (their sessions must be checked again)."""
-    if before is None:
+    if before is None or before.owner_id != after.owner_id:  # a new owner has granted nothing
         return True
     if _LEVELS.index(after.sharing) < _LEVELS.index(before.sharing):
         return True

@@ -2,11 +2,18 @@
 
 Camera passwords exist here only as ciphertext made by the server's ``SecretBox``; the public
 form of a camera (:func:`camera_public`) carries ``has_password`` instead, never the ciphertext.
+
+Ownership is proven, not claimed: each camera records who registered its stream addresses
+(``registered_by``: an owner's own registration is pulled only from public addresses, never
+through the department's private-network allowlist), the most its owner allows
+(``owner_sharing``: staff may lower sharing, never raise it above that) and a pending offer to
+give it to another owner (``transfer``), which takes effect only when that owner accepts.
 """
 
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -16,8 +23,21 @@ from rtcc.config import CameraConfig, CameraKind, SharingLevel, TimeWindow
 from rtcc.errors import ConfigError
 from rtcc.media import StreamState
 
+DEPARTMENT = "department"
+"""The ``owner_id`` of the department's own cameras."""
 ProfileName = Literal["main", "sub"]
 PROFILE_NAMES: tuple[ProfileName, ...] = ("main", "sub")
+
+
+class Registrar(enum.StrEnum):
+    """Who registered a camera's stream addresses, which decides how the server may reach them."""
+
+    DEPARTMENT = "department"
+    """Staff, an administrator's import or the configuration: the department's private-network
+    allowlist applies."""
+    OWNER = "owner"
+    """The owner, through the owner portal: public addresses only (private ones through the
+    owner's agent)."""
 
 
 class CameraStatus(enum.StrEnum):
@@ -47,6 +67,18 @@ class Profile:
 
 
 @dataclass(frozen=True, slots=True)
+class TransferOffer:
+    """A camera offered to another owner; it changes hands only when that owner accepts."""
+
+    id: str
+    """``CAMERA_ID.TOKEN``: names the camera, and cannot be guessed."""
+    to_owner: str
+    offered_by: str
+    """The username of the owner or administrator who made the offer."""
+    offered_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class Camera:
     id: str
     name: str
@@ -72,6 +104,21 @@ class Camera:
     profiles: Mapping[str, Profile] = field(default_factory=dict)
     status: CameraStatus = CameraStatus.UNKNOWN
     last_frame_time: float | None = None
+    registered_by: Registrar = Registrar.DEPARTMENT
+    """Who registered the stream addresses in ``profiles``."""
+    owner_sharing: SharingLevel | None = None
+    """The sharing level the owner last chose: staff may lower ``sharing`` but not raise it above
+    this. None when no owner's choice is recorded (then the current level is the limit)."""
+    transfer: TransferOffer | None = None
+
+    @property
+    def has_owner(self) -> bool:
+        """False for the department's own cameras, over which staff keep full control."""
+        return self.owner_id != DEPARTMENT
+
+    def sharing_limit(self) -> SharingLevel:
+        """The most staff may set ``sharing`` to on an owner's camera."""
+        return self.owner_sharing if self.owner_sharing is not None else self.sharing
 
     def consent(self) -> CameraConsent:
         return CameraConsent(
@@ -148,7 +195,19 @@ def camera_from_config(config: CameraConfig, box: SecretBox | None) -> Camera:
         preload=config.preload,
         record=config.record,
         profiles=profiles,
+        # The configuration records what each owner agreed to.
+        owner_sharing=config.sharing if config.owner != DEPARTMENT else None,
     )
+
+
+def stream_urls(camera: Camera) -> dict[str, str]:
+    """Each profile's stream address, by profile name."""
+    return {name: profile.url for name, profile in camera.profiles.items()}
+
+
+def _transfer_dict(offer: TransferOffer) -> dict[str, Any]:
+    return {"id": offer.id, "to_owner": offer.to_owner, "offered_by": offer.offered_by,
+            "offered_at": offer.offered_at}
 
 
 def _window_dict(window: TimeWindow) -> dict[str, Any]:
@@ -184,6 +243,9 @@ def camera_record(camera: Camera) -> dict[str, Any]:
             }
             for name, p in camera.profiles.items()
         },
+        "registered_by": str(camera.registered_by),
+        "owner_sharing": str(camera.owner_sharing) if camera.owner_sharing is not None else None,
+        "transfer": _transfer_dict(camera.transfer) if camera.transfer is not None else None,
     }
 
 
@@ -206,7 +268,22 @@ def camera_extra(camera: Camera) -> dict[str, Any]:
                    "password_ciphertext": p.password_ciphertext, "transport": p.transport}
             for name, p in camera.profiles.items()
         }
+    # Always written: a record without it predates the field (see _legacy_registrar).
+    extra["registered_by"] = str(camera.registered_by)
+    if camera.owner_sharing is not None:
+        extra["owner_sharing"] = str(camera.owner_sharing)
+    if camera.transfer is not None:
+        extra["transfer"] = _transfer_dict(camera.transfer)
     return extra
+
+
+_PORTAL_CAMERA_ID = re.compile(r"cam-[0-9a-f]{12}")
+
+
+def _legacy_registrar(camera_id: str) -> Registrar:
+    """Who registered a camera stored before the catalog recorded it: the owner portal gives its
+    cameras ids of this form, so those addresses are not the department's."""
+    return Registrar.OWNER if _PORTAL_CAMERA_ID.fullmatch(camera_id) else Registrar.DEPARTMENT
 
 
 def camera_from_parts(
@@ -217,6 +294,8 @@ def camera_from_parts(
     """Back from indexed columns and :func:`camera_extra` (trusted: validated when written)."""
     windows = extra.get("windows")
     profiles = extra.get("profiles")
+    owner_sharing = extra.get("owner_sharing")
+    transfer = extra.get("transfer")
     return Camera(
         id=camera_id, name=extra["name"], lat=lat, lon=lon, owner_id=owner_id,
         site_id=extra.get("site_id", ""), heading=heading, fov=fov, range_m=range_m,
@@ -227,6 +306,9 @@ def camera_from_parts(
         via_agent=extra.get("via_agent", False),
         profiles={n: Profile(**p) for n, p in profiles.items()} if profiles else {},
         status=status, last_frame_time=last_frame_time,
+        registered_by=Registrar(extra.get("registered_by") or _legacy_registrar(camera_id)),
+        owner_sharing=SharingLevel(owner_sharing) if owner_sharing else None,
+        transfer=TransferOffer(**transfer) if transfer else None,
     )
 
 

@@ -8,18 +8,21 @@ erase its password); an empty one removes it.
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import re
 import zoneinfo
 from collections.abc import Mapping
 from dataclasses import replace
 from functools import lru_cache
 from typing import Any, Literal, cast
+from urllib.parse import unquote, urlsplit
 
 from pydantic import ValidationError
 
 from catalog.errors import FieldError
 from catalog.geo import check_fov, check_heading, check_lat, check_lon, check_range
-from catalog.model import PROFILE_NAMES, Camera, Profile
+from catalog.model import PROFILE_NAMES, Camera, Profile, Registrar, stream_urls
 from rtcc.access import SecretBox
 from rtcc.cameras import CAMERA_ID_RULE, is_camera_id
 from rtcc.config import CameraKind, SharingLevel, TimeWindow
@@ -34,8 +37,9 @@ CAMERA_FIELDS = (
 )
 _KNOWN_FIELDS = frozenset(CAMERA_FIELDS)
 READ_ONLY_FIELDS = frozenset({"status", "last_frame_time", "distance_m", "bearing_deg", "sees",
-                              "along_m"})
-"""Fields the API sends out that are accepted back (a GET body may be PUT again) and ignored."""
+                              "along_m", "registered_by", "owner_sharing", "transfer"})
+"""Fields the API sends out that are accepted back (a GET body may be PUT again) and ignored:
+the server keeps them (who registered the URLs, the owner's choice, a pending transfer)."""
 PROFILE_FIELDS = ("url", "username", "password", "transport")
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -298,8 +302,39 @@ def parse_camera(
         profiles=_profiles(get("profiles"), box, previous),
     )
     if previous is not None:
-        camera = replace(camera, status=previous.status, last_frame_time=previous.last_frame_time)
+        camera = replace(camera, status=previous.status, last_frame_time=previous.last_frame_time,
+                         registered_by=previous.registered_by,
+                         owner_sharing=previous.owner_sharing, transfer=previous.transfer)
     return camera
+
+
+def registered(camera: Camera, before: Camera | None, registrar: Registrar) -> Camera:
+    """``camera`` marked as registered by ``registrar`` if it is new or its stream addresses
+    changed; an edit that keeps the addresses keeps who registered them."""
+    if before is not None and stream_urls(camera) == stream_urls(before):
+        return camera
+    return replace(camera, registered_by=registrar)
+
+
+_DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322}
+StreamAddress = tuple[str, str, int, str]
+
+
+def stream_address(url: str) -> StreamAddress:
+    """What makes two stream URLs the same camera: scheme, host, port and path, compared
+    normalised (case, default port, repeated or trailing slashes, percent escapes), with
+    credentials and the query string ignored."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower().rstrip(".")
+    with contextlib.suppress(ValueError):  # a name stays as written
+        host = ipaddress.ip_address(host).compressed
+    try:
+        port = parts.port or _DEFAULT_PORTS.get(scheme, 0)
+    except ValueError:
+        port = 0
+    path = re.sub(r"/+", "/", unquote(parts.path)).rstrip("/").casefold()
+    return scheme, host, port, path or "/"
 
 
 _ABSENT = (None, "")

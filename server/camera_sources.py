@@ -1,4 +1,8 @@
-"""Building the Source of each camera profile: RTSP pulls whose URL passed the safety check."""
+"""Building the Source of each camera profile: RTSP pulls whose URL passed the safety check.
+
+The department's private-network allowlist (``security.allow_private_camera_hosts``) applies only
+to addresses the department registered; an address an owner registered is pulled only when it is
+public (a camera on the owner's own network is reached through the owner's agent instead)."""
 
 from __future__ import annotations
 
@@ -21,8 +25,11 @@ class CheckedRtspSource:
         ingest: IngestConfig,
         security: SecurityConfig,
         handoff: LoopHandoff,
+        *,
+        allowlisted: bool,
     ) -> None:
         self._name = name
+        self._allow = security.allow_private_camera_hosts if allowlisted else []
         self._target = target
         self._ingest = ingest
         self._security = security
@@ -32,9 +39,7 @@ class CheckedRtspSource:
 
     async def start(self, sink: FrameSink) -> None:
         try:
-            checked = await check_camera_url(
-                self._target.url, allow_networks=self._security.allow_private_camera_hosts
-            )
+            checked = await check_camera_url(self._target.url, allow_networks=self._allow)
         except UnsafeUrl as exc:
             self._refusal = str(exc)
             raise
@@ -63,8 +68,13 @@ def rtsp_source_factory(
     ingest: IngestConfig,
     security: SecurityConfig,
     handoff: LoopHandoff,
+    *,
+    allowlisted: bool,
 ) -> SourceFactory:
+    """``allowlisted``: the department registered this address, so its allowlist applies."""
+
     def make() -> Source:
-        return CheckedRtspSource(name, target, ingest, security, handoff)
+        return CheckedRtspSource(name, target, ingest, security, handoff,
+                                 allowlisted=allowlisted)
 
     return make

@@ -3,7 +3,9 @@
 At start every camera the catalog holds gets its streams; afterwards catalog events
 (``camera.created``, ``camera.updated``, ``camera.deleted``, ``catalog.imported``) add, replace or
 remove them, so a camera registered through the API streams without a restart. Cameras reached
-through their owner's agent are registered by the agent server, not here.
+through their owner's agent are registered by the agent server, not here. Whether the
+department's private-network allowlist applies to a camera's addresses depends on who registered
+them (the catalog's ``registered_by``), decided again before every connection.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from aiohttp import web
 
 from catalog import CATALOG_STORE, LIVE_FEED, CatalogStore
 from catalog.events import Feed
-from catalog.model import Camera, Profile
+from catalog.model import Camera, Profile, Registrar
 from ingest.handoff import LoopHandoff
 from ingest.rtsp import RtspTarget
 from rtcc.access import SecretBox
@@ -64,7 +66,8 @@ class CameraSync:
         streamable = {
             name: profile for name, profile in camera.profiles.items() if not camera.via_agent
         }
-        fingerprint = (camera.preload, tuple(sorted(streamable.items(), key=lambda item: item[0])))
+        fingerprint = (camera.preload, camera.registered_by,
+                       tuple(sorted(streamable.items(), key=lambda item: item[0])))
         if self._registered.get(camera.id) == fingerprint:
             return
         if camera.id in self._registered:
@@ -73,7 +76,7 @@ class CameraSync:
             return
         settings = self._stream_settings(camera)
         for name, profile in streamable.items():
-            self._hub.register(camera.id, name, self._factory(camera.id, name, profile), settings)
+            self._hub.register(camera.id, name, self._factory(camera, name, profile), settings)
         self._registered[camera.id] = fingerprint
         if camera.preload:
             await self._hub.start_preloaded()
@@ -82,13 +85,14 @@ class CameraSync:
         if self._registered.pop(camera_id, None) is not None:
             await self._hub.unregister(camera_id, "camera changed or removed from the catalog")
 
-    def _factory(self, camera_id: str, name: str, profile: Profile) -> SourceFactory:
+    def _factory(self, camera: Camera, name: str, profile: Profile) -> SourceFactory:
         password = self._box.decrypt(profile.password_ciphertext) if profile.password_ciphertext \
             else ""
         target = RtspTarget(url=profile.url, username=profile.username, password=password,
                             transport=profile.transport)
-        return rtsp_source_factory(f"{camera_id}/{name}", target, self._settings.ingest,
-                                   self._settings.security, self._handoff)
+        return rtsp_source_factory(
+            f"{camera.id}/{name}", target, self._settings.ingest, self._settings.security,
+            self._handoff, allowlisted=camera.registered_by == Registrar.DEPARTMENT)
 
     def _stream_settings(self, camera: Camera) -> StreamSettings:
         hub = self._settings.hub

@@ -1,4 +1,5 @@
-"""Cameras named in a configuration are pulled only from addresses that pass the URL check."""
+"""Cameras are pulled only from addresses that pass the URL check; the department's allowlist
+applies only to addresses the department registered."""
 
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ from tests.fixtures.camsim import CamsimHandle
 )
 async def test_private_camera_host_is_refused_with_a_reason(url: str, why: str) -> None:
     target = RtspTarget(url=url, username="admin", password="canary-pw-7731", transport="tcp")
-    factory = rtsp_source_factory("cam/main", target, IngestConfig(), SecurityConfig(), LoopHandoff())
+    factory = rtsp_source_factory("cam/main", target, IngestConfig(), SecurityConfig(),
+                                  LoopHandoff(), allowlisted=True)
     async with StreamHub() as hub:
         stream = hub.register("cam", "main", factory, StreamSettings(start_timeout=2))
         with pytest.raises(SourceUnavailable) as error:
@@ -38,10 +40,25 @@ async def test_private_camera_host_is_refused_with_a_reason(url: str, why: str) 
 async def test_allowlisted_network_is_pulled(camsim: CamsimHandle) -> None:
     target = camsim.target("open")
     security = SecurityConfig(allow_private_camera_hosts=["127.0.0.0/8"])
-    factory = rtsp_source_factory("cam/main", target, IngestConfig(), security, LoopHandoff())
+    factory = rtsp_source_factory("cam/main", target, IngestConfig(), security, LoopHandoff(),
+                                  allowlisted=True)
     async with StreamHub() as hub:
         stream = hub.register("cam", "main", factory, StreamSettings(start_timeout=10))
         subscription = await stream.subscribe("viewer")
         frame = await subscription.get()
         assert frame.keyframe
         assert stream.state is StreamState.LIVE
+
+
+async def test_allowlist_does_not_apply_to_an_address_an_owner_registered(
+    camsim: CamsimHandle,
+) -> None:
+    security = SecurityConfig(allow_private_camera_hosts=["127.0.0.0/8"])
+    factory = rtsp_source_factory("cam/main", camsim.target("open"), IngestConfig(), security,
+                                  LoopHandoff(), allowlisted=False)
+    async with StreamHub() as hub:
+        stream = hub.register("cam", "main", factory, StreamSettings(start_timeout=5))
+        with pytest.raises(SourceUnavailable) as error:
+            await stream.subscribe("viewer")
+        assert "127.0.0.1 is a loopback address" in str(error.value)
+        assert stream.state is StreamState.ERROR

@@ -18,7 +18,9 @@ from catalog.model import (
     CameraStatus,
     Owner,
     Profile,
+    Registrar,
     Site,
+    TransferOffer,
     camera_public,
 )
 from catalog.query import Filters, Page
@@ -70,8 +72,19 @@ async def test_round_trip_keeps_every_field_and_hides_the_password(store: Catalo
         profiles={"main": Profile("rtsp://10.0.0.5/main", "viewer", box.encrypt("canary-pw-9"),
                                   "tcp"),
                   "sub": Profile("rtsp://10.0.0.5/sub", transport="udp")},
+        registered_by=Registrar.OWNER, owner_sharing=SharingLevel.LIVE_ALWAYS,
+        transfer=TransferOffer("front-door.0a1b2c3d", "globex", "pat", 1700000000.5),
     )
     await store.create(camera)
+    loaded = await store.get("front-door")
+    assert loaded == camera
+    await store.put(replace(camera, registered_by=Registrar.DEPARTMENT, owner_sharing=None,
+                            transfer=None))
+    plain = await store.get("front-door")
+    assert plain is not None
+    assert (plain.registered_by, plain.owner_sharing, plain.transfer) == (
+        Registrar.DEPARTMENT, None, None)
+    await store.put(camera)
     loaded = await store.get("front-door")
     assert loaded == camera
     assert box.decrypt(loaded.profiles["main"].password_ciphertext) == "canary-pw-9"

@@ -1,7 +1,10 @@
 """The owner portal in headless Chromium against the real application and a simulated camera.
 
-An owner joins through the public pages, registers a camera on the map and shares it live; an
-analyst watches it over WHEP; the owner's access log shows who, which camera and why; the owner
+An owner joins through the public pages and tries to register a camera on the map, shared live
+and reached directly; the simulated camera is on the department's own network (127.0.0.1), so
+the server refuses it to an owner and the page says why. The department registers that camera
+and offers it to the owner, who accepts in their own browser session; an analyst watches it over
+WHEP; the owner's access log shows who, which camera and why; the owner
 stops sharing and the analyst is cut off at once and refused after. Then: a hostile camera name
 stays text, agent tokens and footage requests work from the dashboard, and the pages fit a phone.
 """
@@ -30,6 +33,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 CAMERA_NAME = "Front door, Main St"
 INCIDENT = "CAD-2026-0042"
 PURPOSE = "robbery suspect seen heading north"
+TILL_URL = "rtsp://1.2.3.4:8554/till"
+"""A public address (owners may register only those); no stream is opened from it."""
 
 
 async def text_of(page: Page, selector: str) -> str:
@@ -65,8 +70,9 @@ async def join(page: Page, base: str, username: str) -> None:
     await page.wait_for_selector("body[data-ready=true]")
 
 
-async def register_camera(page: Page, camsim: CamsimHandle) -> str:
-    """Place and aim a camera on the map, share it live, reach it directly; returns its id."""
+async def register_camera(page: Page, camsim: CamsimHandle) -> None:
+    """Place and aim a camera on the map, share it live, reach it directly: refused, since the
+    simulator's address is private and an owner's camera is reached only at a public one."""
     await page.click("nav >> text=Add a camera")
     await page.wait_for_selector("body[data-ready=true]")
     await page.fill("#name", CAMERA_NAME)
@@ -94,10 +100,33 @@ async def register_camera(page: Page, camsim: CamsimHandle) -> str:
     await page.fill("#main-pass", password)
     await page.screenshot(path=str(artifact("portal-3-camera-on-map.png")), full_page=True)
     await page.click("#save")
-    await page.wait_for_url("**/register/dashboard?saved=*")
-    await page.wait_for_selector("#cameras li.camera")
-    camera_id = await page.get_attribute("#cameras li.camera", "data-camera-id")
-    assert camera_id
+    error = await poll(lambda: text_of(page, "#error"), timeout=10, what="the refusal")
+    assert "127.0.0.1 is a loopback address" in error
+    assert "through your agent" in error
+    assert "saved=" not in page.url
+
+
+async def department_gives_camera(server: PortalServer, page: Page,
+                                  camsim: CamsimHandle) -> str:
+    """The department registers the simulator's camera (its allowlist covers 127.0.0.1) and
+    offers it to the owner logged in on ``page``, who accepts there; returns its id."""
+    username, password = camsim.credentials("secure")
+    camera_id = "corner-grocery-front"
+    await call(server.client, "POST", "/api/cameras", server.admin, 201, json={
+        "id": camera_id, "name": CAMERA_NAME, "lat": 39.8, "lon": -89.645, "heading": 90,
+        "fov": 70, "sharing": "live_always",
+        "profiles": {"main": {"url": camsim.url("secure"), "username": username,
+                              "password": password}}})
+    me = await page.evaluate("async () => (await fetch('/api/me')).json()")
+    offered = await call(server.client, "POST", f"/api/owner/cameras/{camera_id}/transfer",
+                         server.admin, 201, json={"to_owner": me["owner_id"]})
+    accepted = await page.evaluate(
+        "async (id) => (await fetch(`/api/owner/transfers/${id}/accept`, {method: 'POST'}))"
+        ".status", offered["transfer"]["id"])
+    assert accepted == 200
+    await page.goto(f"{server.base}/register/dashboard")
+    await page.wait_for_selector("body[data-ready=true]")
+    await page.wait_for_selector(f"#cameras li.camera[data-camera-id='{camera_id}']")
     assert await camera_attr(page, camera_id, "data-sharing") == "live_always"
     return camera_id
 
@@ -148,7 +177,8 @@ async def test_owner_joins_shares_sees_the_view_and_revokes(
     try:
         async with aiohttp.ClientSession() as http:
             await join(page, server.base, "corner-grocery")
-            camera_id = await register_camera(page, camsim)
+            await register_camera(page, camsim)
+            camera_id = await department_gives_camera(server, page, camsim)
 
             viewer = await connect_viewer(server.base, camera_id, analyst_headers, http)
             await viewer.wait_frames(10, timeout=30)
@@ -256,7 +286,7 @@ async def test_agent_token_and_footage_request_from_the_dashboard(
     client = server.client
     owner = await signup(client, "bakery")
     created = await call(client, "POST", "/api/owner/cameras", owner.headers, 201,
-                         json=direct_camera("rtsp://127.0.0.1:8554/till", name="Till",
+                         json=direct_camera(TILL_URL, name="Till",
                                             sharing="on_request"))
     camera_id = created["camera"]["id"]
     _, investigator = await role_headers(client, server.admin, Role.INVESTIGATOR)
@@ -303,7 +333,7 @@ async def test_agent_token_and_footage_request_from_the_dashboard(
         assert await page.input_value("#name") == "Till"
         assert await page.is_checked("#reach-direct")
         assert await page.is_checked("#level-on_request")
-        assert await page.input_value("#main-url") == "rtsp://127.0.0.1:8554/till"
+        assert await page.input_value("#main-url") == TILL_URL
         await page.fill("#name", "Till, back counter")
         await page.click("#add-window")
         await page.click("#save")
@@ -315,7 +345,7 @@ async def test_agent_token_and_footage_request_from_the_dashboard(
         assert edited["sharing"] == "on_request"
         assert edited["windows"] == [{"days": ["mon", "tue", "wed", "thu", "fri"],
                                       "start": "08:00", "end": "18:00"}]
-        assert edited["profiles"]["main"]["url"] == "rtsp://127.0.0.1:8554/till"
+        assert edited["profiles"]["main"]["url"] == TILL_URL
         assert problems.dialogs == []
         assert problems.errors == []
     finally:

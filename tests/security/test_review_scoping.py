@@ -67,7 +67,8 @@ async def test_owners_and_their_agents_are_confined_to_their_own_records(
     created = await _call(client, "POST", "/api/owner/cameras", alice, 201, json={
         "name": "Alice front", "lat": 39.8, "lon": -89.6, "sharing": "on_request",
         "site_id": site["id"], "profiles": {"main": {
-            "url": "rtsp://10.1.2.3/main", "username": "view", "password": CAMSIM_PASSWORD}}})
+            # public: the department's allowlist is not for owners' registrations
+            "url": "rtsp://1.2.3.4/main", "username": "view", "password": CAMSIM_PASSWORD}}})
     camera_id = created["camera"]["id"]
     agent_id, alice_agent, agent_camera = await _agent_camera(client, alice)
 

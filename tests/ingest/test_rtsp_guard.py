@@ -330,7 +330,8 @@ def test_messages_are_framed_and_transports_rewritten() -> None:
     assert message is not None
     assert (message.status, message.header("cseq"), message.body) == (200, "2", b"v=0")
     frame = take_message(buffer)
-    assert frame is not None and (frame.channel, frame.body) == (0, b"ab")
+    assert frame is not None
+    assert (frame.channel, frame.body) == (0, b"ab")
     assert take_message(buffer) is None
     spec = TransportSpec.parse("RTP/AVP;unicast;client_port=5000-5001;source=10.0.0.9")
     assert spec.lower_transport == "UDP"

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import subprocess
 import sys
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -344,3 +346,27 @@ def test_messages_are_framed_and_transports_rewritten() -> None:
     for garbage in (b"SSH-2.0-OpenSSH_9.2p1\r\n", b"HTTP/1.1 400 Bad Request\r\n\r\n"):
         with pytest.raises(ProtocolViolation):
             take_message(bytearray(garbage))
+
+
+async def test_an_rtsps_camera_with_an_untrusted_certificate_is_refused(tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", f"/CN={HOSTILE}", "-addext", f"subjectAltName=IP:{HOSTILE}",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    camera = HostileCamera(described)
+    server = await asyncio.start_server(camera.handle, HOSTILE, 0, ssl=context)
+    port = server.sockets[0].getsockname()[1]
+    async with server, StreamHub() as hub:
+        stream = register(hub, RtspTarget(f"rtsps://{HOSTILE}:{port}/cam"), [f"{HOSTILE}/32"])
+        with pytest.raises(SourceUnavailable, match="TLS certificate that does not verify"):
+            await stream.subscribe("viewer")
+        assert stream.state is StreamState.ERROR
+        source = stream.stats()["source"]
+        assert isinstance(source, dict)
+        assert source["tls"] is True
+    assert camera.requests == []  # nothing was sent to a camera whose name did not verify

@@ -3,6 +3,10 @@
 The thread opens the camera (credentials go into the URL only there), hands every frame to the
 event loop with ``loop.call_soon_threadsafe`` and, when the camera drops, stalls or refuses,
 reports why to the sink and tries again after a capped, jittered backoff.
+
+FFmpeg never connects to the camera itself: every session goes through an egress guard
+(ingest.rtsp_guard) that connects to the checked address, keeps redirects and foreign RTP
+destinations from FFmpeg, and verifies an ``rtsps`` camera's certificate.
 """
 
 from __future__ import annotations
@@ -25,8 +29,16 @@ from ingest.handoff import HandoffClosed, LoopHandoff
 from ingest.mediainfo import complete_from_sps, probe, with_b_frames
 from ingest.normalizer import Normalizer
 from ingest.rtsp_failures import Failure, describe_failure
-from rtcc.camera_url import parse_rtsp_url, redact_url, scrub, url_with_credentials
+from ingest.rtsp_guard import MAX_REDIRECTS, EgressRules, RtspGuard, first_hop, next_hop
+from rtcc.camera_url import (
+    SafeUrl,
+    parse_rtsp_url,
+    redact_url,
+    scrub,
+    url_with_credentials,
+)
 from rtcc.config import IngestConfig
+from rtcc.errors import UnsafeUrl
 from rtcc.hub.source import FrameSink
 from rtcc.media import EncodedFrame, MediaInfo, StreamState
 
@@ -73,14 +85,24 @@ class RtspSource:
         *,
         handoff: LoopHandoff | None = None,
         join_timeout: float = 2.0,
+        egress: EgressRules | None = None,
+        checked: SafeUrl | None = None,
     ) -> None:
         """``handoff``: share one LoopHandoff between all sources of a process so that one
         event-loop wakeup carries frames of many cameras (see ingest.handoff); without it the
         source wakes the loop for every frame. ``join_timeout``: seconds ``aclose`` waits for
         the demux thread before it logs that the thread is still in a blocking read (it keeps
-        waiting)."""
+        waiting). ``egress``: the rules every hop of a session must pass (the server's
+        allowlist decision); ``checked``: the checked, resolved URL to connect to. Without
+        them (the owner's agent) the host is connected as given and redirects may only stay
+        on it."""
         self.name = name
         self._address = parse_rtsp_url(target.url)  # raises UnsafeUrl: only rtsp/rtsps
+        self._egress = egress or EgressRules()
+        self._first = first_hop(target.url, checked)
+        self._hop = self._first
+        self._redirects = 0
+        self._refused = ""
         if target.transport not in ("tcp", "udp"):
             raise ValueError(f"camera {name}: RTSP transport must be 'tcp' or 'udp'")
         self._target = target
@@ -139,10 +161,14 @@ class RtspSource:
 
     def stats(self) -> dict[str, object]:
         thread = self._thread
-        return {
+        hop = self._hop
+        stats: dict[str, object] = {
             "kind": "rtsp",
             "url": self._redacted,
             "transport": self._target.transport,
+            "connected_to": f"{hop.address}:{hop.port}",
+            "tls": hop.tls,
+            "redirects": self._redirects,
             "state": self._state,
             "connects": self._connects,
             "reconnects": self._reconnects,
@@ -159,6 +185,9 @@ class RtspSource:
             ),
             "thread_alive": bool(thread and thread.is_alive()),
         }
+        if self._refused:
+            stats["refused"] = self._refused
+        return stats
 
     async def _join(self) -> None:
         """Wait until the demux thread has ended, and with it the RTSP session (it sends
@@ -243,6 +272,8 @@ class RtspSource:
                     loop.call_soon_threadsafe(self._thread_done.set)
 
     def _fail(self, failure: Failure, delay: float) -> None:
+        if failure.refused:
+            self._refused = failure.reason
         changed = failure.reason != self._last_error
         self._last_error = failure.reason
         self._state = "error" if failure.fatal else "retrying"
@@ -261,39 +292,79 @@ class RtspSource:
         }
 
     def _session(self) -> tuple[Failure | None, bool]:
-        """One connection. Returns why it ended (None: asked to stop) and whether it delivered
-        any frame."""
+        """One connection, following checked redirects. Returns why it ended (None: asked to
+        stop) and whether it delivered any frame."""
+        hop = self._first
+        for _ in range(MAX_REDIRECTS + 1):
+            self._hop = hop
+            guard = RtspGuard(self.name, hop, transport=self._target.transport,
+                              verify_tls=self._egress.verify_tls,
+                              connect_timeout=self._settings.open_timeout)
+            try:
+                outcome = self._through(guard)
+            finally:
+                guard.close()
+            if not isinstance(outcome, str):
+                return outcome
+            try:
+                hop = next_hop(outcome, hop, self._first, self._egress)
+            except UnsafeUrl as exc:
+                return Failure(str(exc), fatal=True, refused=True), False
+            self._redirects += 1
+            log.info("camera %s: redirected to %s", self.name, redact_url(hop.url))
+        return Failure(f"the camera redirected more than {MAX_REDIRECTS} times: refused",
+                       fatal=True, refused=True), False
+
+    def _through(self, guard: RtspGuard) -> tuple[Failure | None, bool] | str:
+        """One session through ``guard``: its outcome, or where the camera redirected to."""
         settings = self._settings
+        hop = guard.hop
+        local = guard.start()
+        username, password = (
+            (self._target.username, self._target.password) if hop.credentials else ("", "")
+        )
         started = time.monotonic()
         try:
             container = av.open(
-                url_with_credentials(
-                    self._target.url, self._target.username, self._target.password
-                ),
+                url_with_credentials(local, username, password),
                 mode="r",
                 options=self._options(),
                 timeout=(settings.open_timeout, settings.stall_timeout),
             )
         except Exception as exc:
-            return self._describe(exc, "open", time.monotonic() - started), False
+            guard.close()
+            if guard.location is not None:
+                return guard.location
+            return self._guarded(guard, exc, "open", time.monotonic() - started), False
         try:
-            return self._pump(container)
+            return self._pump(container, guard)
         finally:
             with contextlib.suppress(Exception):
                 container.close()  # sends TEARDOWN
 
-    def _describe(self, exc: Exception, phase: Literal["open", "read"], elapsed: float) -> Failure:
+    def _guarded(self, guard: RtspGuard, exc: Exception, phase: Literal["open", "read"],
+                 elapsed: float) -> Failure:
+        """Why a session failed: the guard's refusal, what the camera connection raised, or
+        FFmpeg's own error."""
+        if guard.refusal is not None:
+            return guard.refusal
+        hop = guard.hop
+        address = parse_rtsp_url(hop.url)
+        cause: BaseException = guard.camera_error or exc
         return describe_failure(
-            exc,
+            cause,
             phase,
             elapsed,
-            self._address,
-            has_credentials=bool(self._target.username or self._target.password),
+            address,
+            has_credentials=hop.credentials and bool(self._target.username or
+                                                     self._target.password),
             open_timeout=self._settings.open_timeout,
             stall_timeout=self._settings.stall_timeout,
         )
 
-    def _pump(self, container: av.container.InputContainer) -> tuple[Failure | None, bool]:
+    def _pump(
+        self, container: av.container.InputContainer, guard: RtspGuard
+    ) -> tuple[Failure | None, bool]:
         track, info = probe(container)
         if track is None:
             return Failure("the camera's stream has no video track", fatal=True), False
@@ -350,9 +421,10 @@ class RtspSource:
         except Exception as exc:
             if self._stop.is_set():
                 return None, delivered
-            return self._describe(exc, "read", time.monotonic() - last_video), delivered
+            guard.close()
+            return self._guarded(guard, exc, "read", time.monotonic() - last_video), delivered
         if self._stop.is_set():
             return None, delivered
         return Failure(
-            f"the camera at {self._address.endpoint} ended the stream: reconnecting"
+            f"the camera at {guard.hop.endpoint} ended the stream: reconnecting"
         ), delivered

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import socket
+import ssl
 from dataclasses import dataclass
 from typing import Literal
 
@@ -24,6 +25,9 @@ class Failure:
     fatal: bool = False
     """True when retrying soon cannot help (wrong password, wrong path): the stream shows ERROR
     and the source retries only at the longest backoff."""
+    refused: bool = False
+    """True when the server refused what the camera asked for (a redirect to a refused address,
+    a foreign transport): the reason is also shown as the source's ``refused`` stat."""
 
 
 _AUTH_ERRORS = (av.error.HTTPUnauthorizedError,)
@@ -35,6 +39,8 @@ _TIMEOUT_ERRORS = (av.error.ExitError, av.error.TimeoutError, TimeoutError)
 _REFUSED_ERRORS = (ConnectionRefusedError,)
 _RESET_ERRORS = (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)
 _GARBLED_ERRORS = (av.error.InvalidDataError,)
+_CERTIFICATE_ERRORS = (ssl.SSLCertVerificationError,)
+_TLS_ERRORS = (ssl.SSLError,)
 
 
 def host_resolves(host: str) -> bool:
@@ -78,6 +84,14 @@ def describe_failure(
         return Failure(
             f"the camera at {where} reported an error (RTSP 5xx), it may be busy: reconnecting"
         )
+    if isinstance(exc, _CERTIFICATE_ERRORS):
+        return Failure(
+            f"the camera at {where} presented a TLS certificate that does not verify "
+            f"({exc.verify_message}): install a certificate for {address.host} signed by a "
+            "trusted CA", True)
+    if isinstance(exc, _TLS_ERRORS):
+        return Failure(f"the TLS handshake with the camera at {where} failed: check that it "
+                       "speaks rtsps on this port")
     if isinstance(exc, _REFUSED_ERRORS):
         return Failure(f"connection refused by {where}")
     if isinstance(exc, _RESET_ERRORS):

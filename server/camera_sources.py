@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ingest.handoff import LoopHandoff
 from ingest.rtsp import RtspSource, RtspTarget
+from ingest.rtsp_guard import EgressRules
 from rtcc.camera_url import check_camera_url
 from rtcc.config import IngestConfig, SecurityConfig
 from rtcc.errors import UnsafeUrl
@@ -16,7 +17,8 @@ from rtcc.hub import FrameSink, Source, SourceFactory
 
 class CheckedRtspSource:
     """Checks and resolves the camera URL each time the stream starts (DNS may change), then
-    pulls from the checked address, so a name cannot be re-pointed at a private host."""
+    pulls from the checked address, so a name cannot be re-pointed at a private host; the
+    camera's redirects pass the same check (ingest.rtsp_guard)."""
 
     def __init__(
         self,
@@ -38,18 +40,16 @@ class CheckedRtspSource:
         self._refusal = ""
 
     async def start(self, sink: FrameSink) -> None:
+        allow_networks = self._allow
         try:
-            checked = await check_camera_url(self._target.url, allow_networks=self._allow)
+            checked = await check_camera_url(self._target.url, allow_networks=allow_networks)
         except UnsafeUrl as exc:
             self._refusal = str(exc)
             raise
-        target = RtspTarget(
-            url=checked.pinned_url,
-            username=self._target.username,
-            password=self._target.password,
-            transport=self._target.transport,
-        )
-        self._inner = RtspSource(self._name, target, self._ingest, handoff=self._handoff)
+        # Every redirect the camera answers with is checked with the same decision.
+        egress = EgressRules(allow_networks=tuple(allow_networks))
+        self._inner = RtspSource(self._name, self._target, self._ingest, handoff=self._handoff,
+                                 egress=egress, checked=checked)
         await self._inner.start(sink)
 
     async def aclose(self) -> None:

@@ -26,6 +26,7 @@ from evidence.uploads import Uploads
 from recording.recorder import RecorderSettings
 from rtcc.appkeys import CAMERA_DIRECTORY, HUB, SETTINGS
 from rtcc.config import Settings
+from rtcc.files import private_dir
 from security.audit import AuditLog
 from security.principal import SECURITY
 
@@ -67,7 +68,7 @@ async def evidence_context(app: web.Application) -> AsyncIterator[None]:
     security = app[SECURITY]
     hub = app.get(HUB)
     root = evidence_root(settings)
-    root.mkdir(parents=True, exist_ok=True)
+    private_dir(root)
     store = EvidenceStore.open_in(settings.data_dir)
     manager: RecordingManager | None = None
     try:

@@ -13,14 +13,16 @@ from aiohttp import web
 
 from rtcc.appkeys import MEDIA_ACCESS, SECRET_BOX, SETTINGS
 from rtcc.config import Settings
+from rtcc.files import private_dir
 from security.accounts import Accounts
 from security.audit import AuditLog, AuditWriteError
+from security.audit_checkpoints import AuditCheckpoints
 from security.bootstrap import run_bootstrap
 from security.incidents import IncidentBook
 from security.media_access import StoreMediaAccess
 from security.middleware import Network, trusted_proxy_networks
 from security.principal import CLOCK, SECURITY
-from security.secretbox import AesGcmBox, load_secret_box
+from security.secretbox import AesGcmBox, load_audit_key, load_secret_box
 from security.sessions import Sessions, Tokens
 from security.store import Clock, SecurityStore
 
@@ -43,9 +45,10 @@ class SecurityCore:
     @classmethod
     def open(cls, settings: Settings, clock: Clock = time.time,
              env: Mapping[str, str] | None = None) -> SecurityCore:
+        private_dir(settings.data_dir)  # 0700; an existing folder open to others is tightened
         box = load_secret_box(settings.data_dir, env)
         store = SecurityStore.open_in(settings.data_dir)
-        audit = AuditLog(store, clock)
+        audit = AuditLog(store, clock, load_audit_key(settings.data_dir, env))
         return cls(
             settings=settings,
             store=store,
@@ -75,6 +78,10 @@ async def security_context(app: web.Application) -> AsyncIterator[None]:
         await run_bootstrap(core, os.environ.get("RTCC_BOOTSTRAP_TOKEN", ""))
         core.audit.append(actor="system", role="", action="server.start",
                           details={"version": _version()})
+        checkpoints = await AuditCheckpoints.start(
+            core.audit, settings.data_dir, clock=clock,
+            every_entries=settings.security.audit_checkpoint_entries,
+            every_seconds=settings.security.audit_checkpoint_seconds)
         app[SECURITY] = core
         app[MEDIA_ACCESS] = StoreMediaAccess(core)
         app[SECRET_BOX] = core.box
@@ -82,6 +89,7 @@ async def security_context(app: web.Application) -> AsyncIterator[None]:
         core.sessions.purge()
         with contextlib.suppress(AuditWriteError):  # already logged; shutdown goes on
             core.audit.append(actor="system", role="", action="server.stop")
+        await checkpoints.aclose()  # checkpoints the stop entry
     finally:
         core.close()
 

@@ -116,11 +116,22 @@ def _read_boundary(conn: sqlite3.Connection) -> tuple[int, str] | None:
 
 def _start_keyed_chain(conn: sqlite3.Connection, key: bytes) -> int:
     """Record (once) that entries from the next id on are keyed; returns that first id."""
+    found = _read_boundary(conn)
+    if found is not None:  # the usual case: no write lock taken
+        return found[0]
     conn.executescript(_META_SCHEMA)
     conn.execute("BEGIN IMMEDIATE")
     try:
         found = _read_boundary(conn)
-        if found is None:
+        last = conn.execute("SELECT * FROM audit ORDER BY id DESC LIMIT 1").fetchone()
+        if found is None and last is not None and hmac.compare_digest(
+                AuditEntry.from_row(last).computed_hash(key), str(last["hash"])):
+            # Keyed entries but no boundary: the record was removed. Recording a new one
+            # would bless whatever was rewritten before it; leave it missing for verify.
+            log.error("the audit metadata saying where keyed entries begin was removed; "
+                      "`rtcc audit verify` reports it")
+            first = 1
+        elif found is None:
             seq = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'audit'").fetchone()
             first = (0 if seq is None else int(seq[0])) + 1
             conn.execute("INSERT INTO audit_meta (name, value) VALUES (?, ?)",

@@ -391,3 +391,42 @@ def test_the_server_keeps_its_data_private_whatever_the_umask(tmp_path: Path) ->
     done = audit_verify(Settings(data_dir=data))
     assert done.returncode == 0, done.stdout
     assert "audit checkpoints intact" in done.stdout
+
+
+def test_a_removed_boundary_is_not_recorded_again_at_the_next_start(tmp_path: Path) -> None:
+    settings = _filled(tmp_path)
+    conn = _open_for_tampering(settings)
+    conn.execute("DELETE FROM audit_meta")
+    conn.commit()
+    conn.close()
+    store = SecurityStore.open_in(settings.data_dir)
+    try:
+        _append(AuditLog(store, FakeClock()), 1, start=6)  # the server starts again
+    finally:
+        store.close()
+    done = audit_verify(settings)
+    assert done.returncode == 1, done.stdout
+    assert "keyed entries begin (audit_meta keyed_from) was removed" in done.stdout
+
+
+async def test_a_log_rewritten_under_the_old_rule_is_found_by_its_checkpoints(
+    tmp_path: Path
+) -> None:
+    """Remove the boundary, rewrite every entry with plain SHA-256 and let the server start
+    again (it records a new boundary after the rewritten entries): the checkpoints tell."""
+    settings, _ = await _checkpointed(tmp_path)
+    conn = _open_for_tampering(settings)
+    conn.execute("DELETE FROM audit_meta")
+    conn.commit()
+    conn.close()
+    rewrite_chain(settings, delete=1, key=None)  # every entry rehashed
+    store = SecurityStore.open_in(settings.data_dir)
+    try:
+        _append(AuditLog(store, FakeClock()), 1, start=6)
+    finally:
+        store.close()
+    done = await asyncio.to_thread(audit_verify, settings)
+    assert done.returncode == 1, done.stdout
+    assert "audit log intact: 6 entries" in done.stdout
+    assert "entries 1-5 were written before the audit key existed" in done.stdout
+    assert "audit checkpoint 1 is bad: (entry 3, written " in done.stdout

@@ -64,6 +64,8 @@ def private_file(path: Path) -> Path:
 
 def private_database(path: Path) -> Path:
     """An SQLite file made private before SQLite opens it, with any companion files it left."""
+    if str(path) == ":memory:":  # no file at all
+        return path
     private_file(path)
     for suffix in SQLITE_COMPANIONS:
         companion = path.with_name(path.name + suffix)

@@ -3,8 +3,10 @@
 ``rtcc export --camera ID --from T --to T --case N [--watermark] [--out FILE]`` works on the
 server's data directory (the server may be running: SQLite in WAL mode allows it), shows a
 progress bar on stderr, audits the export and places a legal hold on the exported range.
-``rtcc verify FILE [--key PEM]`` checks a package; run with the server's configuration it also
-compares the sources with the segments stored there and audits the verification.
+``rtcc verify FILE (--key PEM | --config FILE)`` checks a package against a trusted key: the one
+given with ``--key`` or else the server's own (from its configuration's data directory); with
+neither it fails and says how to give one. Run with the server's configuration it also compares
+the sources with the segments stored there and audits the verification.
 """
 
 from __future__ import annotations
@@ -156,9 +158,15 @@ def _audit_quietly(audit_log: AuditOpener, settings: Settings, action: str, *,
 
 def _trusted_keys(settings: Settings | None, key_path: Path | None
                   ) -> list[Ed25519PublicKey]:
+    """The key given with ``--key``, else the server's own; never one read from the package."""
     if key_path is not None:
         return [load_public_pem(key_path.read_bytes())]
-    if settings is not None and (evidence_root(settings) / KEY_FILE).exists():
+    if settings is not None:
+        if not (evidence_root(settings) / KEY_FILE).exists():
+            raise SigningKeyError(
+                f"the server has no evidence signing key at {evidence_root(settings) / KEY_FILE}"
+                " (it is created at the first export): give the signer's public key with "
+                "--key FILE")
         return [load_or_create(evidence_root(settings)).public]
     return []
 

@@ -28,6 +28,7 @@ from recording.recorder import RecorderSettings
 from rtcc.access import AuditSink
 from rtcc.appkeys import AUDIT, CAMERA_DIRECTORY, CLOCK, FOOTAGE_GRANTS, HUB, INCIDENTS, SETTINGS
 from rtcc.config import Settings
+from rtcc.files import private_dir
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ async def evidence_context(app: web.Application) -> AsyncIterator[None]:
     audit = app[AUDIT]
     hub = app.get(HUB)
     root = evidence_root(settings)
-    root.mkdir(parents=True, exist_ok=True)
+    private_dir(root)
     store = EvidenceStore.open_in(settings.data_dir)
     manager: RecordingManager | None = None
     try:

@@ -63,6 +63,7 @@ from recording.store import SegmentRow
 from recording.times import iso_utc
 from rtcc import __version__
 from rtcc.errors import RtccError
+from rtcc.files import open_private, private_dir
 from rtcc.media import VIDEO_CLOCK_RATE
 
 log = logging.getLogger(__name__)
@@ -148,7 +149,7 @@ class Exporter:
         codec = selections[0].segment.codec
         export_id = f"exp-{secrets.token_hex(8)}"
         work_root = self._root / "tmp"
-        work_root.mkdir(parents=True, exist_ok=True)
+        private_dir(work_root)
         with tempfile.TemporaryDirectory(dir=work_root, prefix="export-") as work:
             folder = Path(work)
             ts_path = folder / "clip.ts"
@@ -379,11 +380,12 @@ class Exporter:
 
     def _pack(self, package: Path, manifest: bytes, signature: bytes,
               files: Sequence[Path]) -> None:
-        package.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(package.parent, tighten=False)  # may be a folder the user chose
         partial = package.with_name(package.name + ".part")
         now = int(time.time())
         try:
-            with tarfile.open(partial, "w", format=tarfile.PAX_FORMAT) as tar:
+            with (open_private(partial) as file,
+                  tarfile.open(fileobj=file, mode="w", format=tarfile.PAX_FORMAT) as tar):
                 for name, data in ((MANIFEST_NAME, manifest), (SIGNATURE_NAME, signature),
                                    (PUBLIC_KEY_NAME, self._key.public_pem())):
                     tar.addfile(_member(name, len(data), now), io.BytesIO(data))

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from rtcc.errors import RtccError
+from rtcc.files import private_dir
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ class SigningKey:
 def load_or_create(folder: Path) -> SigningKey:
     """The key in ``folder/signing-key.pem``, created (mode 0600) if there is none."""
     path = folder / KEY_FILE
-    folder.mkdir(parents=True, exist_ok=True)
+    private_dir(folder)
     if not path.exists():
         key = Ed25519PrivateKey.generate()
         pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,

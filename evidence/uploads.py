@@ -65,6 +65,7 @@ from recording.segments import (
 )
 from recording.store import ClosedSegment, NewSegment
 from rtcc.errors import RtccError
+from rtcc.files import FILE_MODE, open_private, private_dir
 
 UPLOAD_ID = re.compile(r"^up-[0-9a-f]{24}$")
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
@@ -278,10 +279,10 @@ class Uploads:
         relative = segment_name(upload.camera_id, upload.codec, frames[0].capture_time,
                                 f"agent-{upload.request_id}-{upload.sequence}")
         final = contained(self._root, relative)
-        final.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(final.parent)
         index_blob = b"".join(entry.pack() for entry in frames)
         index_path = index_path_of(final)
-        with open(index_path, "xb") as handle:
+        with open_private(index_path, exclusive=True) as handle:
             handle.write(index_blob)
             handle.flush()
             os.fsync(handle.fileno())
@@ -308,9 +309,9 @@ class Uploads:
 
 
 def _write_at(path: Path, offset: int, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW
-    fd = os.open(path, flags, 0o640)
+    fd = os.open(path, flags, FILE_MODE)
     try:
         os.ftruncate(fd, offset)  # drop anything a broken earlier attempt left past the offset
         os.lseek(fd, offset, os.SEEK_SET)

@@ -3,7 +3,9 @@
 Checks, each reported as a line that says plainly what is wrong:
 
 1. the package holds only the expected files, each once, all regular files;
-2. the public key inside it, and its fingerprint (compared with a trusted key when one is given);
+2. the public key inside it against the trusted keys (the server's own, or one given with
+   ``--key``): a package signed by any other key, even one bundled in it, fails, and with no
+   trusted key at all nothing is vouched for, so that fails too;
 3. the Ed25519 signature over ``manifest.json``; when it fails, the per-part signatures name the
    altered entry (a source segment's hash, a file's hash, the case or time range...);
 4. the SHA-256 and size of every file in the package against the manifest;
@@ -297,11 +299,18 @@ def verify_package(path: Path, *, trusted_keys: Sequence[Ed25519PublicKey] = (),
     return report
 
 
+NO_TRUSTED_KEY = (
+    "no trusted key was given, and the key inside a package proves nothing (anyone can re-sign "
+    "a package with a key of their own): give the department's published public key with "
+    "--key FILE (the server serves it at /api/evidence/public-key), or run on the server with "
+    "--config FILE"
+)
+
+
 def _check_key(report: VerifyReport, trusted_keys: Sequence[Ed25519PublicKey]) -> None:
     if not trusted_keys:
-        report.add("note", PUBLIC_KEY_NAME,
-                   f"signed with key fingerprint {report.key_fingerprint}; compare it with the "
-                   "fingerprint the department publishes")
+        report.add("fail", PUBLIC_KEY_NAME,
+                   f"signed with key fingerprint {report.key_fingerprint}, but {NO_TRUSTED_KEY}")
         return
     if report.key_fingerprint in {fingerprint(key) for key in trusted_keys}:
         report.add("ok", PUBLIC_KEY_NAME,

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from recording.store import ClosedSegment
 from rtcc.errors import RtccError
+from rtcc.files import FILE_MODE, private_dir
 from rtcc.media import EncodedFrame
 
 INDEX_ENTRY = struct.Struct("<QIqdB")
@@ -106,14 +107,14 @@ class SegmentFile:
     def __init__(self, root: Path, relative: str) -> None:
         self.relative = relative
         self.final_path = contained(root, relative)
-        self.final_path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.final_path.parent)
         self.data_path = self.final_path.with_name(self.final_path.name + ".part")
         self.index_path = index_path_of(self.final_path).with_name(
             index_path_of(self.final_path).name + ".part")
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-        self._data_fd = os.open(self.data_path, flags, 0o640)
+        self._data_fd = os.open(self.data_path, flags, FILE_MODE)
         try:
-            self._index_fd = os.open(self.index_path, flags, 0o640)
+            self._index_fd = os.open(self.index_path, flags, FILE_MODE)
         except OSError:
             os.close(self._data_fd)
             raise

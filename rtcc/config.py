@@ -159,6 +159,10 @@ class SecurityConfig(_Model):
     """Networks (CIDR) cameras may be pulled from directly although private, e.g. the demo's
     loopback simulator or a department VLAN."""
     session_idle_minutes: Annotated[int, Field(ge=1, le=30)] = 30
+    audit_checkpoint_entries: Annotated[int, Field(ge=1)] = 1000
+    """A signed checkpoint of the audit chain's head is written after this many new entries..."""
+    audit_checkpoint_seconds: Annotated[float, Field(gt=0, le=86400)] = 300.0
+    """...or this many seconds after the last one if the head moved, and at server stop."""
 
 
 class EvidenceConfig(_Model):

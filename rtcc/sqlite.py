@@ -12,6 +12,8 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from rtcc.files import private_database
+
 BUSY_TIMEOUT_S = 10.0
 """How long a statement waits for another connection's lock before ``database is locked``. A
 store runs its statements on its own thread (``rtcc.offload.StoreThread``), so the wait holds up
@@ -24,7 +26,7 @@ def connect(path: Path, *pragmas: str, setup: Callable[[sqlite3.Connection], obj
     ``pragmas`` (``"journal_mode=WAL"``...) applied and then ``setup`` run (schema, migrations).
     Rows are ``sqlite3.Row`` unless ``named_rows`` is false. When a step fails, the connection
     is closed and the error raised."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_database(path)  # 0600 before SQLite creates it: its -wal and -shm copy the mode
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
                            timeout=BUSY_TIMEOUT_S)
     if named_rows:

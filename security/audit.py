@@ -1,8 +1,16 @@
 """The tamper-evident audit log.
 
-Append-only (SQLite triggers refuse UPDATE and DELETE); every entry carries the SHA-256 hash of
-the previous entry and its own hash over all its fields, so an altered, deleted or reordered entry
+Append-only (SQLite triggers refuse UPDATE and DELETE); every entry carries the hash of the
+previous entry and its own hash over all its fields, so an altered, deleted or reordered entry
 breaks the chain. ``verify_chain`` walks it. Times are UTC with millisecond resolution.
+
+Entry hashes are HMAC-SHA256 under the audit key (``RTCC_AUDIT_KEY`` or ``<data_dir>/audit.key``,
+kept outside the database), so whoever can write the database but does not hold the key cannot
+recompute a rewritten chain. Entries written before the key existed keep their plain SHA-256
+hashes: the id of the first keyed entry is recorded once (``audit_meta.keyed_from``, with an HMAC
+tag so it cannot be moved) and entries before it are checked under the unkeyed rule. Signed
+checkpoints of the chain's head (``security.audit_checkpoints``) catch a truncation or a rewrite
+by someone who has the key.
 
 A write that fails raises ``AuditWriteError``: the caller must refuse what it was about to do.
 """
@@ -11,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import json
 import logging
 import sqlite3
@@ -18,13 +27,30 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rtcc.errors import AuditWriteError
+from rtcc.errors import AuditWriteError, RtccError
+from security.secretbox import load_audit_key
 from security.store import Clock, SecurityStore
 
 log = logging.getLogger(__name__)
 
 GENESIS = "0" * 64
 MAX_FIELD = 500
+KEYED_FROM = "keyed_from"
+
+_META_SCHEMA = """
+CREATE TABLE IF NOT EXISTS audit_meta (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS audit_meta_no_update BEFORE UPDATE ON audit_meta
+BEGIN SELECT RAISE(ABORT, 'the audit metadata is written once'); END;
+CREATE TRIGGER IF NOT EXISTS audit_meta_no_delete BEFORE DELETE ON audit_meta
+BEGIN SELECT RAISE(ABORT, 'the audit metadata is written once'); END;
+"""
+
+
+class AuditKeyMissing(RtccError):
+    """The log has keyed entries but the audit key is not available to check them."""
 
 
 def iso_utc(ts_ms: int) -> str:
@@ -49,14 +75,73 @@ def entry_hash(
     source: str,
     details: str,
     prev_hash: str,
+    key: bytes | None = None,
 ) -> str:
+    """HMAC-SHA256 under ``key``; plain SHA-256 for entries written before the key existed."""
     material = json.dumps(
         [entry_id, ts_ms, actor, role, action, target, camera_id, owner_id, outcome, source,
          details, prev_hash],
         ensure_ascii=False,
         separators=(",", ":"),
-    )
-    return hashlib.sha256(material.encode("utf-8")).hexdigest()
+    ).encode("utf-8")
+    if key is None:
+        return hashlib.sha256(material).hexdigest()
+    return hmac.new(key, material, hashlib.sha256).hexdigest()
+
+
+def _boundary_tag(key: bytes, first_keyed: int) -> str:
+    return hmac.new(key, f"rtcc audit keyed from {first_keyed}".encode("ascii"),
+                    hashlib.sha256).hexdigest()
+
+
+def _read_boundary(conn: sqlite3.Connection) -> tuple[int, str] | None:
+    """(first keyed entry id, its tag) as stored, or None when no key was ever set up."""
+    exists = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit_meta'").fetchone()
+    if exists is None:
+        return None
+    row = conn.execute("SELECT value FROM audit_meta WHERE name = ?", (KEYED_FROM,)).fetchone()
+    if row is None:
+        return None
+    first, _, tag = str(row["value"]).partition(":")
+    try:
+        return int(first), tag
+    except ValueError:
+        return -1, tag  # damaged: the tag check fails and reports it
+
+
+def _start_keyed_chain(conn: sqlite3.Connection, key: bytes) -> int:
+    """Record (once) that entries from the next id on are keyed; returns that first id."""
+    found = _read_boundary(conn)
+    if found is not None:  # the usual case: no write lock taken
+        return found[0]
+    conn.executescript(_META_SCHEMA)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        found = _read_boundary(conn)
+        last = conn.execute("SELECT * FROM audit ORDER BY id DESC LIMIT 1").fetchone()
+        if found is None and last is not None and hmac.compare_digest(
+                AuditEntry.from_row(last).computed_hash(key), str(last["hash"])):
+            # Keyed entries but no boundary: the record was removed. Recording a new one
+            # would bless whatever was rewritten before it; leave it missing for verify.
+            log.error("the audit metadata saying where keyed entries begin was removed; "
+                      "`rtcc audit verify` reports it")
+            first = 1
+        elif found is None:
+            seq = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'audit'").fetchone()
+            first = (0 if seq is None else int(seq[0])) + 1
+            conn.execute("INSERT INTO audit_meta (name, value) VALUES (?, ?)",
+                         (KEYED_FROM, f"{first}:{_boundary_tag(key, first)}"))
+            if first > 1:
+                log.info("audit log: entries 1-%d keep their unkeyed hashes; entries from %d on "
+                         "are keyed (HMAC-SHA256)", first - 1, first)
+        else:
+            first = found[0]
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return first
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,10 +169,10 @@ class AuditEntry:
             details=row["details"], prev_hash=row["prev_hash"], hash=row["hash"],
         )
 
-    def computed_hash(self) -> str:
+    def computed_hash(self, key: bytes | None = None) -> str:
         return entry_hash(
             self.id, self.ts_ms, self.actor, self.role, self.action, self.target, self.camera_id,
-            self.owner_id, self.outcome, self.source, self.details, self.prev_hash,
+            self.owner_id, self.outcome, self.source, self.details, self.prev_hash, key,
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -119,17 +204,48 @@ class VerifyResult:
     head: str
     entry_id: int | None = None
     reason: str = ""
+    keyed_from: int | None = None
+    """The first entry hashed with the audit key; None when the log has no key yet."""
 
     def describe(self) -> str:
-        if self.ok:
-            return f"audit log intact: {self.entries} entries, head {self.head}"
-        return f"audit log tampered at entry {self.entry_id}: {self.reason}"
+        if not self.ok:
+            where = "" if self.entry_id is None else f" at entry {self.entry_id}"
+            return f"audit log tampered{where}: {self.reason}"
+        text = f"audit log intact: {self.entries} entries, head {self.head}"
+        if self.keyed_from is None:
+            return (text + "; NOT KEYED: no audit key exists yet (the server creates one at its "
+                    "next start), so only the unkeyed SHA-256 chain was checked")
+        unkeyed = min(self.entries, self.keyed_from - 1)
+        if unkeyed <= 0:
+            return text + "; every entry is keyed (HMAC-SHA256)"
+        if unkeyed == self.entries:
+            return (text + f"; all {self.entries} entries were written before the audit key "
+                    f"existed and follow the unkeyed SHA-256 rule; entries from "
+                    f"{self.keyed_from} on are keyed (HMAC-SHA256)")
+        return (text + f"; entries 1-{unkeyed} were written before the audit key existed and "
+                f"follow the unkeyed SHA-256 rule, entries {self.keyed_from}-{self.entries} are "
+                "keyed (HMAC-SHA256)")
 
 
 class AuditLog:
-    def __init__(self, store: SecurityStore, clock: Clock) -> None:
+    def __init__(self, store: SecurityStore, clock: Clock, key: bytes | None = None) -> None:
+        """``key``: the audit key; by default loaded (created on first use) from the store's
+        folder or ``RTCC_AUDIT_KEY``."""
         self._store = store
         self._clock = clock
+        if key is None:
+            key = load_audit_key(store.path.parent)
+            assert key is not None  # created when missing
+        self._key = key
+        self._keyed_from = _start_keyed_chain(store.conn, key)
+        head = store.conn.execute("SELECT last_id, last_hash FROM audit_head").fetchone()
+        self._head: tuple[int, str] | None = (
+            None if head is None else (int(head["last_id"]), str(head["last_hash"])))
+
+    @property
+    def head(self) -> tuple[int, str] | None:
+        """(id, hash) of the last entry this process wrote or found at start; no database call."""
+        return self._head
 
     def append(
         self,
@@ -167,7 +283,8 @@ class AuditLog:
                     # The stored head disagrees with the table: someone removed entries. Keep
                     # chaining from the recorded head so verify() still reports the gap.
                     prev_hash = str(head["last_hash"])
-                digest = entry_hash(entry_id, ts_ms, *fields, detail_text, prev_hash)
+                digest = entry_hash(entry_id, ts_ms, *fields, detail_text, prev_hash,
+                                    self._key if entry_id >= self._keyed_from else None)
                 conn.execute(
                     "INSERT INTO audit (id, ts_ms, actor, role, action, target, camera_id,"
                     " owner_id, outcome, source, details, prev_hash, hash)"
@@ -185,6 +302,7 @@ class AuditLog:
             raise AuditWriteError(
                 f"the audit log could not record {action!r}; the action was refused"
             ) from exc
+        self._head = (entry_id, digest)
         return AuditEntry(entry_id, ts_ms, *fields, detail_text, prev_hash, digest)
 
     def query(
@@ -221,9 +339,35 @@ class AuditLog:
         return [AuditEntry.from_row(row) for row in rows]
 
 
-def verify_chain(store: SecurityStore) -> VerifyResult:
-    """Walk the whole log; report the first entry that was altered, removed or moved."""
+def verify_chain(store: SecurityStore, key: bytes | None = None) -> VerifyResult:
+    """Walk the whole log; report the first entry that was altered, removed or moved.
+
+    ``key``: the audit key; by default looked up (never created) in the store's folder or
+    ``RTCC_AUDIT_KEY``. Raises ``AuditKeyMissing`` when the log has keyed entries and no key is
+    available."""
     conn = store.conn
+    if key is None:
+        key = load_audit_key(store.path.parent, create=False)
+    boundary = _read_boundary(conn)
+    has_entries = conn.execute("SELECT 1 FROM audit LIMIT 1").fetchone() is not None
+    keyed_from: int | None = None
+    if boundary is not None:
+        if key is None:
+            raise AuditKeyMissing(
+                "the audit log has keyed entries but no audit key was found: set "
+                f"RTCC_AUDIT_KEY or restore {store.path.parent / 'audit.key'} from the backup "
+                "of the key")
+        keyed_from, tag = boundary
+        if not hmac.compare_digest(tag, _boundary_tag(key, keyed_from)):
+            return VerifyResult(False, 0, GENESIS, None,
+                                "the record of where the keyed entries begin (audit_meta "
+                                f"{KEYED_FROM}) was altered, or the audit key is not this "
+                                "log's key")
+    elif key is not None and has_entries:
+        return VerifyResult(False, 0, GENESIS, None,
+                            f"the record of where the keyed entries begin (audit_meta "
+                            f"{KEYED_FROM}) was removed although an audit key exists: the log "
+                            "may have been rewritten under the unkeyed rule")
     expected_prev = GENESIS
     expected_id = 1
     count = 0
@@ -233,14 +377,17 @@ def verify_chain(store: SecurityStore) -> VerifyResult:
             missing = (str(expected_id) if entry.id == expected_id + 1
                        else f"{expected_id}-{entry.id - 1}")
             return VerifyResult(False, count, expected_prev, expected_id,
-                                f"entries {missing} are missing (deleted)")
+                                f"entries {missing} are missing (deleted)", keyed_from)
         if entry.prev_hash != expected_prev:
             return VerifyResult(False, count, expected_prev, entry.id,
                                 "link to the previous entry is broken (an entry before it was "
-                                "altered, deleted or reordered)")
-        if entry.computed_hash() != entry.hash:
+                                "altered, deleted or reordered)", keyed_from)
+        keyed = keyed_from is not None and entry.id >= keyed_from
+        if not hmac.compare_digest(entry.computed_hash(key if keyed else None), entry.hash):
+            rule = ("keyed hash (HMAC-SHA256): it was altered, or rewritten by someone "
+                    "without the audit key" if keyed else "hash (altered)")
             return VerifyResult(False, count, expected_prev, entry.id,
-                                "contents do not match the entry's hash (altered)")
+                                f"contents do not match the entry's {rule}", keyed_from)
         expected_prev = entry.hash
         expected_id += 1
         count += 1
@@ -252,8 +399,9 @@ def verify_chain(store: SecurityStore) -> VerifyResult:
     if recorded_last > last_id:
         return VerifyResult(False, count, expected_prev, last_id + 1,
                             f"entries {last_id + 1}-{recorded_last} are missing (deleted from "
-                            "the end)")
+                            "the end)", keyed_from)
     if head is not None and str(head["last_hash"]) != expected_prev:
         return VerifyResult(False, count, expected_prev, last_id,
-                            "the last entry does not match the recorded head hash (altered)")
-    return VerifyResult(True, count, expected_prev)
+                            "the last entry does not match the recorded head hash (altered)",
+                            keyed_from)
+    return VerifyResult(True, count, expected_prev, keyed_from=keyed_from)

@@ -8,16 +8,18 @@ import contextlib
 import getpass
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import TextIO
 
 from rtcc.access import Actor
 from rtcc.config import Settings
-from rtcc.errors import RtccError
+from rtcc.errors import ConfigError, RtccError
 from rtcc.policy import Role
 from security.accounts import AccountError
-from security.audit import AuditLog, verify_chain
+from security.audit import AuditKeyMissing, AuditLog, verify_chain
+from security.audit_checkpoints import CheckpointKeyError, verify_checkpoints
 from security.core import SecurityCore
+from security.secretbox import load_audit_key
 from security.store import STORE_FILE, SecurityStore
 
 EXIT_OK = 0
@@ -31,25 +33,37 @@ def open_audit_log(settings: Settings) -> Iterator[AuditLog]:
     command-line programs of other domains (``rtcc export``, ``rtcc verify``)."""
     store = SecurityStore.open_in(settings.data_dir)
     try:
-        yield AuditLog(store, time.time)
+        yield AuditLog(store, time.time, load_audit_key(settings.data_dir))
     finally:
         store.close()
 
 
-def audit_verify_main(settings: Settings, out: TextIO | None = None) -> int:
-    """0 when the audit chain is intact, 1 naming the first bad entry, 2 when unreadable."""
+def audit_verify_main(settings: Settings, out: TextIO | None = None,
+                      env: Mapping[str, str] | None = None) -> int:
+    """0 when the audit chain and its checkpoints are intact, 1 naming the first bad entry or
+    checkpoint, 2 when the log or a key cannot be read."""
     stream = out or sys.stdout
     path = settings.data_dir / STORE_FILE
     if not path.exists():
         print(f"no security store at {path}", file=stream)
         return EXIT_ERROR
+    try:
+        key = load_audit_key(settings.data_dir, env, create=False)
+    except ConfigError as exc:
+        print(f"cannot read the audit key: {exc}", file=stream)
+        return EXIT_ERROR
     store = SecurityStore.open(path)
     try:
-        result = verify_chain(store)
+        result = verify_chain(store, key)
+        checkpoints = verify_checkpoints(store, settings.data_dir)
+    except (AuditKeyMissing, CheckpointKeyError) as exc:
+        print(f"cannot verify the audit log: {exc}", file=stream)
+        return EXIT_ERROR
     finally:
         store.close()
     print(result.describe(), file=stream)
-    return EXIT_OK if result.ok else EXIT_TAMPERED
+    print(checkpoints.describe(), file=stream)
+    return EXIT_OK if result.ok and checkpoints.ok else EXIT_TAMPERED
 
 
 def user_add_main(

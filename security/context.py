@@ -23,6 +23,7 @@ from rtcc.appkeys import (
     WORKERS,
 )
 from rtcc.errors import AuditWriteError
+from security.audit_checkpoints import AuditCheckpoints
 from security.bootstrap import run_bootstrap
 from security.core import SECURITY, SecurityCore
 from security.media_access import StoreMediaAccess
@@ -45,6 +46,10 @@ async def security_context(app: web.Application) -> AsyncIterator[None]:
         await run_bootstrap(core, os.environ.get("RTCC_BOOTSTRAP_TOKEN", ""))
         core.audit.append(actor="system", role="", action="server.start",
                           details={"version": _version()})
+        checkpoints = await AuditCheckpoints.start(
+            core.audit, settings.data_dir, clock=clock,
+            every_entries=settings.security.audit_checkpoint_entries,
+            every_seconds=settings.security.audit_checkpoint_seconds)
         app[SECURITY] = core
         media_access = StoreMediaAccess(core)
         app[MEDIA_ACCESS] = media_access
@@ -58,6 +63,7 @@ async def security_context(app: web.Application) -> AsyncIterator[None]:
         core.sessions.purge()
         with contextlib.suppress(AuditWriteError):  # already logged; shutdown goes on
             core.audit.append(actor="system", role="", action="server.stop")
+        await checkpoints.aclose()  # checkpoints the stop entry
     finally:
         core.close()
 

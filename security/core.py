@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from rtcc.config import Settings
+from rtcc.files import private_dir
 from rtcc.http import required
 from rtcc.workers import WorkerPool
 from security.accounts import Accounts
@@ -16,7 +17,7 @@ from security.audit import AuditLog
 from security.incidents import IncidentBook
 from security.networks import Network, trusted_proxy_networks
 from security.passwords import Passwords
-from security.secretbox import AesGcmBox, load_secret_box
+from security.secretbox import AesGcmBox, load_audit_key, load_secret_box
 from security.sessions import Sessions, Tokens
 from security.store import Clock, SecurityStore
 
@@ -38,9 +39,10 @@ class SecurityCore:
     def open(cls, settings: Settings, clock: Clock = time.time,
              env: Mapping[str, str] | None = None,
              workers: WorkerPool | None = None) -> SecurityCore:
+        private_dir(settings.data_dir)  # 0700; an existing folder open to others is tightened
         box = load_secret_box(settings.data_dir, env)
         store = SecurityStore.open_in(settings.data_dir)
-        audit = AuditLog(store, clock)
+        audit = AuditLog(store, clock, load_audit_key(settings.data_dir, env))
         return cls(
             settings=settings,
             store=store,

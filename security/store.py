@@ -13,6 +13,8 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from rtcc.files import private_database
+
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
@@ -127,7 +129,7 @@ class SecurityStore:
 
     @classmethod
     def open(cls, path: Path) -> SecurityStore:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_database(path)
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
         conn.row_factory = sqlite3.Row
         try:

@@ -4,6 +4,7 @@ and an application carrying the security and evidence cores."""
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import tarfile
 import time
@@ -17,6 +18,8 @@ from aiohttp.test_utils import TestClient
 
 from evidence import add_routes as add_evidence_routes
 from evidence import evidence_context
+from evidence.manifest import MANIFEST_NAME, PUBLIC_KEY_NAME, SIGNATURE_NAME, sign_manifest
+from evidence.signing import SigningKey, load_or_create
 from evidence.store import EvidenceStore
 from recording.segments import SegmentFile, segment_name
 from recording.store import NewSegment
@@ -146,3 +149,32 @@ def run_text(function: object, *args: object, **kwargs: object) -> tuple[int, st
     out = io.StringIO()
     code = function(*args, out=out, **kwargs)  # type: ignore[operator]
     return int(code), out.getvalue()
+
+
+def public_key_file(folder: Path, key_folder: Path) -> Path:
+    """The public key of the signing key kept in ``key_folder``, as a PEM file (what a
+    department publishes)."""
+    path = folder / f"trusted-{key_folder.name}.pem"
+    path.write_bytes(load_or_create(key_folder).public_pem())
+    return path
+
+
+def resign(package: Path, target: Path, key: SigningKey) -> None:
+    """What a forger does: alter the case, re-sign the manifest with ``key`` and bundle that key
+    (every hash and every signature in the copy is consistent)."""
+    with tarfile.open(package) as tar:
+        members = {member.name: member for member in tar.getmembers()}
+        data = {}
+        for name in members:
+            handle = tar.extractfile(name)
+            assert handle is not None
+            data[name] = handle.read()
+    manifest = json.loads(data[MANIFEST_NAME])
+    manifest["case"] = "FORGED"
+    manifest["signing_key"]["fingerprint"] = key.fingerprint
+    data[MANIFEST_NAME], data[SIGNATURE_NAME] = sign_manifest(manifest, key)
+    data[PUBLIC_KEY_NAME] = key.public_pem()
+    with tarfile.open(target, "w", format=tarfile.PAX_FORMAT) as out:
+        for name, member in members.items():
+            member.size = len(data[name])
+            out.addfile(member, io.BytesIO(data[name]))

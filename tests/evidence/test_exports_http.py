@@ -92,7 +92,11 @@ async def test_export_download_and_verify(world: World, tmp_path: Path) -> None:
     assert hashlib.sha256(package).hexdigest() == made["sha256"]
     saved = tmp_path / "download.tar"
     saved.write_bytes(package)
-    code, text = run_text(verify_main, saved)
+    published = await world.client.get("/api/evidence/public-key")  # what a court is given
+    assert published.status == 200
+    trusted = tmp_path / "department.pem"
+    trusted.write_text((await published.json())["pem"])
+    code, text = run_text(verify_main, saved, key_path=trusted)
     assert code == 0, text
 
     exports = [e for e in _audit(world, "evidence.export") if e.outcome == "ok"]

@@ -11,6 +11,7 @@ import asyncio
 import io
 import itertools
 import json
+import stat
 import subprocess
 import sys
 import threading
@@ -40,7 +41,14 @@ from rtcc.media import VIDEO_CLOCK_RATE
 from security.audit import AuditLog
 from security.cli import open_audit_log
 from security.store import SecurityStore
-from tests.evidence.helpers import flip_byte, member_bytes, member_offset, run_text
+from tests.evidence.helpers import (
+    flip_byte,
+    member_bytes,
+    member_offset,
+    public_key_file,
+    resign,
+    run_text,
+)
 from tests.fixtures.camsim import STANDARD_CAMERAS
 from tests.ingest.helpers import FAST
 
@@ -188,6 +196,10 @@ def test_segments_hold_the_original_bytes_cut_at_keyframes(recording: Recording)
         span = (following.pts_start - row.pts_start) / VIDEO_CLOCK_RATE
         assert SEGMENT_SECONDS <= span <= SEGMENT_SECONDS + 1.0 + 1e-6, span
         assert following.pts_start - row.pts_end == VIDEO_CLOCK_RATE // FPS  # nothing lost
+    # Readable by the server's user only: folders 0700, segment and index files 0600.
+    stored = [recording.data_dir, *recording.data_dir.rglob("*")]
+    assert {stat.S_IMODE(p.stat().st_mode) for p in stored if p.is_dir()} == {0o700}
+    assert {stat.S_IMODE(p.stat().st_mode) for p in stored if p.is_file()} == {0o600}
 
 
 def test_export_of_20_seconds_across_segments_plays_and_matches_the_source(
@@ -237,21 +249,52 @@ def test_export_of_20_seconds_across_segments_plays_and_matches_the_source(
     assert np.array_equal(from_clip, pictures[0].to_ndarray(format="rgb24"))
 
 
-def test_the_untouched_package_verifies(exported: ExportResult) -> None:
-    code, text = run_text(verify_main, exported.package)
+@pytest.fixture
+def trusted(recording: Recording, tmp_path: Path) -> Path:
+    """The server's published public key, as given to ``rtcc verify --key``."""
+    return public_key_file(tmp_path, recording.root)
+
+
+def test_the_untouched_package_verifies(exported: ExportResult, trusted: Path) -> None:
+    code, text = run_text(verify_main, exported.package, key_path=trusted)
     assert code == 0, text
     assert "RESULT: VERIFIED" in text
+    assert "OK   public-key.pem: signed with the trusted key" in text
     assert "OK   manifest.json: the signature matches" in text
     assert f"OK   clip.mp4: SHA-256 {exported.manifest['files'][0]['sha256']}" in text
 
 
+def test_without_a_trusted_key_nothing_is_vouched_for(exported: ExportResult) -> None:
+    code, text = run_text(verify_main, exported.package)
+    assert code == 1, text
+    assert "FAIL public-key.pem: signed with key fingerprint" in text
+    assert "no trusted key was given" in text
+    assert "--key FILE" in text
+    assert "--config FILE" in text
+    assert "RESULT: FAILED (1 problems): public-key.pem" in text
+
+
+def test_a_package_resigned_with_a_bundled_forged_key_fails(
+    recording: Recording, exported: ExportResult, trusted: Path, tmp_path: Path
+) -> None:
+    forged = tmp_path / "forged.tar"
+    resign(exported.package, forged, load_or_create(tmp_path / "forger"))
+    for kwargs in ({"key_path": trusted}, {"settings": recording.settings()}):
+        code, text = run_text(verify_main, forged, **kwargs)
+        assert code == 1, text
+        assert "OK   manifest.json: the signature matches" in text  # consistent in itself
+        assert "FAIL public-key.pem: signed with key fingerprint" in text
+        assert "which is not the trusted key: the package was re-signed" in text
+        assert "RESULT: FAILED (1 problems): public-key.pem" in text
+
+
 def test_one_changed_byte_in_the_clip_fails_and_is_named(
-    exported: ExportResult, tmp_path: Path
+    exported: ExportResult, trusted: Path, tmp_path: Path
 ) -> None:
     offset, size = member_offset(exported.package, "clip.mp4")
     altered = tmp_path / "altered.tar"
     flip_byte(exported.package, altered, offset + size // 2)
-    code, text = run_text(verify_main, altered)
+    code, text = run_text(verify_main, altered, key_path=trusted)
     assert code == 1, text
     assert "FAIL clip.mp4: its SHA-256" in text
     assert "the file was altered" in text
@@ -259,21 +302,21 @@ def test_one_changed_byte_in_the_clip_fails_and_is_named(
 
 
 def test_one_changed_byte_in_the_manifest_fails_and_is_named(
-    exported: ExportResult, tmp_path: Path
+    exported: ExportResult, trusted: Path, tmp_path: Path
 ) -> None:
     offset, _ = member_offset(exported.package, "manifest.json")
     body = member_bytes(exported.package, "manifest.json")
     where = body.index(b'"case":"2024-0042"') + len(b'"case":"2024-004')
     altered = tmp_path / "altered.tar"
     flip_byte(exported.package, altered, offset + where, ord("3"))  # case 2024-0042 -> 2024-0043
-    code, text = run_text(verify_main, altered)
+    code, text = run_text(verify_main, altered, key_path=trusted)
     assert code == 1, text
     assert "FAIL manifest.json header: the header (case, camera, owner, requester" in text
     assert "was altered after signing" in text
 
 
 def test_one_changed_byte_in_a_segment_hash_fails_and_names_the_segment(
-    exported: ExportResult, tmp_path: Path
+    exported: ExportResult, trusted: Path, tmp_path: Path
 ) -> None:
     offset, _ = member_offset(exported.package, "manifest.json")
     body = member_bytes(exported.package, "manifest.json")
@@ -282,7 +325,7 @@ def test_one_changed_byte_in_a_segment_hash_fails_and_names_the_segment(
     replacement = ord("0") if body[where] != ord("0") else ord("1")
     altered = tmp_path / "altered.tar"
     flip_byte(exported.package, altered, offset + where, replacement)
-    code, text = run_text(verify_main, altered)
+    code, text = run_text(verify_main, altered, key_path=trusted)
     assert code == 1, text
     assert (f"FAIL manifest.json sources[1]: source segment 2 (id {second['segment_id']}, "
             f"{second['utc_start']} to {second['utc_end']}) was altered after signing") in text
@@ -347,7 +390,8 @@ def test_a_package_signed_by_another_key_is_refused_against_the_trusted_key(
     assert "not the trusted key" in text
 
 
-def test_rtcc_export_and_verify_commands(recording: Recording, tmp_path: Path) -> None:
+def test_rtcc_export_and_verify_commands(recording: Recording, trusted: Path,
+                                        tmp_path: Path) -> None:
     config = tmp_path / "server.yaml"
     config.write_text(f"data_dir: {recording.data_dir}\nevidence:\n  segment_seconds: 4\n")
     first = recording.segments()[2].utc_start
@@ -355,7 +399,7 @@ def test_rtcc_export_and_verify_commands(recording: Recording, tmp_path: Path) -
 
     def rtcc(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "server", *args], capture_output=True,
-                              text=True, timeout=120, check=False)
+                              text=True, timeout=120, check=False, umask=0o022)
 
     made = rtcc("export", "--config", str(config), "--camera", "cam1", "--from",
                 iso_utc(first), "--to", iso_utc(first + 3), "--case", "C-1", "--out", str(out))
@@ -363,9 +407,20 @@ def test_rtcc_export_and_verify_commands(recording: Recording, tmp_path: Path) -
     assert "100% done" in made.stderr
     assert f"package: {out}" in made.stdout
 
-    checked = rtcc("verify", str(out))  # no server configuration: anyone can check a package
-    assert checked.returncode == 0, checked.stdout
-    assert "RESULT: VERIFIED" in checked.stdout
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600  # whatever the umask
+    # Anyone can check a package against the department's published key, or on the server.
+    for how in (("--key", str(trusted)), ("--config", str(config))):
+        checked = rtcc("verify", str(out), *how)
+        assert checked.returncode == 0, checked.stdout
+        assert "RESULT: VERIFIED" in checked.stdout
+    unvouched = rtcc("verify", str(out))
+    assert unvouched.returncode == 1, unvouched.stdout
+    assert "no trusted key was given" in unvouched.stdout
+    forged = tmp_path / "forged.tar"
+    resign(out, forged, load_or_create(tmp_path / "forger"))
+    refused = rtcc("verify", str(forged), "--config", str(config))
+    assert refused.returncode == 1, refused.stdout
+    assert "not the trusted key" in refused.stdout
 
     offset, size = member_offset(out, "clip.mp4")
     altered = tmp_path / "altered.tar"

@@ -4,6 +4,7 @@ on arrival), a declined request receives nothing, the security core sees approva
 from __future__ import annotations
 
 import hashlib
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from evidence import EVIDENCE
+from recording.segments import contained, index_path_of
 from rtcc.config import SharingLevel
 from rtcc.policy import Role
 from security.core import SECURITY
@@ -182,6 +184,9 @@ async def test_an_approved_request_is_uploaded_resumably_and_checked(
     assert segment is not None
     assert (segment.origin, segment.request_id, segment.sha256) == (
         "agent", rid, declaration["sha256"])
+    stored = contained(app[EVIDENCE].root, segment.path)
+    for path in (stored, index_path_of(stored)):  # readable by the server's user only
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
 
     # A segment whose bytes do not match the announced hash is discarded on arrival.
     forged = {**declaration, "sequence": 1, "sha256": "0" * 64}

@@ -13,6 +13,7 @@ from rtcc.config import Settings, SharingLevel
 from rtcc.policy import Role
 from security.audit import AuditLog, verify_chain
 from security.cli import audit_verify_main
+from security.secretbox import load_audit_key
 from security.store import STORE_FILE, SecurityStore
 from tests.fixtures.auth import FakeClock, MakeClient, bearer, role_headers, security_settings
 from tests.security.harness import Directory, security_app
@@ -96,6 +97,7 @@ def test_tampering_is_found(tmp_path: Path, statements: list[str], entry: int,
 
 
 def test_a_rehashed_alteration_is_found_by_the_next_link(tmp_path: Path) -> None:
+    """Even rehashed with the audit key itself, the next entry's link gives it away."""
     settings, path = _filled_store(tmp_path)
     store = SecurityStore.open(path)
     row = store.conn.execute("SELECT * FROM audit WHERE id = 3").fetchone()
@@ -105,7 +107,7 @@ def test_a_rehashed_alteration_is_found_by_the_next_link(tmp_path: Path) -> None
     forged = AuditEntry.from_row(row)
     forged = AuditEntry(**{**{f: getattr(forged, f) for f in AuditEntry.__slots__},
                            "actor": "innocent"})
-    new_hash = forged.computed_hash()
+    new_hash = forged.computed_hash(load_audit_key(settings.data_dir))
     _tamper(path, f"UPDATE audit SET actor = 'innocent', hash = '{new_hash}' WHERE id = 3")
     code, text = _verify(settings)
     assert code == 1

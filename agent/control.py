@@ -116,7 +116,7 @@ class Agent:
         while True:
             try:
                 changed = await self.inventory.refresh()
-            except Exception as exc:  # the next refresh tries again; the agent keeps serving
+            except Exception as exc:  # noqa: BLE001 -- supervisor: the next refresh tries again
                 log.error("the camera inventory could not be refreshed: %s",
                           scrub(repr(exc), *self.inventory.secrets()))
                 changed = False
@@ -287,7 +287,7 @@ class Agent:
             error = scrub(str(exc), *self.inventory.secrets())
             log.warning("command %s failed: %s", action, error)
             reply = proto.encode("result", id=command_id, ok=False, error=error[:300])
-        except Exception as exc:  # a bug in one command must not end the connection
+        except Exception as exc:  # noqa: BLE001 -- a bug in one command must not end the connection
             log.error("command %s failed unexpectedly: %s", action,
                       scrub(repr(exc), *self.inventory.secrets()))
             reply = proto.encode("result", id=command_id, ok=False,

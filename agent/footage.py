@@ -369,7 +369,7 @@ class FootageUploader:
                 log.info("%s: resuming segment %d/%d at byte %d of %d (the server has the "
                          "rest)", job.name, part.sequence + 1, count, offset, part.bytes)
             try:
-                await self._send_bytes(job, upload_id, path, offset, part.bytes)
+                await self._send_bytes(upload_id, path, offset, part.bytes)
                 break
             except _Rejected as exc:
                 log.warning("%s: segment %d: %s", job.name, part.sequence, exc)
@@ -388,8 +388,7 @@ class FootageUploader:
             return MAX_CHUNK
         return int(min(MAX_CHUNK, max(MIN_CHUNK, self._rate / 4)))
 
-    async def _send_bytes(self, job: Job, upload_id: str, path: Path, offset: int,
-                          size: int) -> None:
+    async def _send_bytes(self, upload_id: str, path: Path, offset: int, size: int) -> None:
         started = time.monotonic()
         sent = 0
         while offset < size:

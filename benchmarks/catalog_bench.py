@@ -197,7 +197,7 @@ class RedisProcess:
         self.process.wait(timeout=10)
 
 
-async def run_engine(name: str, opener: Callable[[str], Awaitable[CatalogStore]],
+async def run_engine(opener: Callable[[str], Awaitable[CatalogStore]],
                      args: argparse.Namespace, points: list[tuple[float, float]],
                      size: Callable[[], float]) -> dict[str, Any]:
     result: dict[str, Any] = {}
@@ -240,7 +240,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             return round(sum(p.stat().st_size for p in workdir.glob("main.sqlite3*")) / 2**20, 1)
 
         if "sqlite" in args.engines:
-            report["sqlite"] = await run_engine("sqlite", sqlite, args, points, sqlite_size)
+            report["sqlite"] = await run_engine(sqlite, args, points, sqlite_size)
         if "redis" not in args.engines:
             return report
         try:
@@ -252,7 +252,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 async def redis_open(label: str) -> CatalogStore:
                     return await RedisCatalog.open(redis.url(0 if label == "main" else 1))
 
-                report["redis"] = await run_engine("redis", redis_open, args, points,
+                report["redis"] = await run_engine(redis_open, args, points,
                                                    redis.memory_mb)
             finally:
                 redis.stop()

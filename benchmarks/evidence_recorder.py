@@ -71,7 +71,7 @@ async def _run(frames: list[EncodedFrame], mode: str, folder: Path, segment: flo
             recorder = CameraRecorder(stream, store, folder / "evidence",
                                       RecorderSettings(segment_seconds=segment, min_free_bytes=0,
                                                        queue_frames=len(frames) + 10),
-                                      reason="benchmark", on_alert=lambda *a: None)
+                                      reason="benchmark", on_alert=lambda *_: None)
             recorder.start()
         else:
             sub = await stream.subscribe("drain", maxsize=len(frames) + 10, wait=False)

@@ -51,7 +51,7 @@ class AllowAll:
         return ViewGrant("bench", camera_id, profile, "bench", "analyst", "benchmark", "",
                          request.remote or "", time.time())
 
-    async def close_view(self, grant: ViewGrant, reason: str) -> None:
+    async def close_view(self, grant: ViewGrant, reason: str) -> None:  # noqa: ARG002 -- the MediaAccess protocol
         return None
 
 
@@ -72,7 +72,7 @@ def _task_kind(task: asyncio.Task[object]) -> str:
 
 def add_stats_route(app: web.Application, viewers: object) -> None:
     @public()
-    async def stats(request: web.Request) -> web.Response:
+    async def stats(request: web.Request) -> web.Response:  # noqa: ARG001 -- aiohttp handler
         count = viewers() if callable(viewers) else 0
         # HTTP keep-alive connections (aiohttp's RequestHandler tasks) belong to the clients'
         # connection pools, not to the viewers: they are counted apart
@@ -105,7 +105,7 @@ def rtcc_app(args: argparse.Namespace) -> web.Application:
     registry = relay.add_routes(app)
     add_stats_route(app, lambda: len(registry))
 
-    async def lifecycle(app: web.Application) -> object:
+    async def lifecycle(app: web.Application) -> object:  # noqa: ARG001 -- aiohttp cleanup context
         await hub.start_preloaded()
         yield
         await hub.aclose()
@@ -188,7 +188,7 @@ def naive_app(args: argparse.Namespace) -> web.Application:
             await pc.close()
         return web.Response(text="ok")
 
-    async def shutdown(app: web.Application) -> None:
+    async def shutdown(app: web.Application) -> None:  # noqa: ARG001 -- aiohttp on_shutdown signal
         await asyncio.gather(*(pc.close() for pc in pcs.values()))
         for player in players.values():
             if player.video is not None:

@@ -30,10 +30,14 @@ from collections import deque
 from typing import Any
 
 import aiohttp
+import pylibsrtp
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.rtcrtpreceiver import RTCRtpReceiver, StreamStatistics
 
 from benchmarks.stamp import read_stamp_payload, rtp_payload
+
+SRTP_UNPROTECT_ERRORS = (pylibsrtp.Error, TypeError, ValueError)
+"""What ``pylibsrtp.Session.unprotect`` raises on a packet it cannot decrypt."""
 
 HTTP_TIMEOUT = aiohttp.ClientTimeout(total=30)
 
@@ -71,7 +75,7 @@ class Counter(StreamStatistics):
             return
         try:
             packet = self.srtp.unprotect(data)
-        except Exception:  # not decryptable (yet): no sample from this frame
+        except SRTP_UNPROTECT_ERRORS:  # not decryptable (yet): no sample from this frame
             return
         captured = read_stamp_payload(rtp_payload(packet))
         if captured is not None and self.stamps is not None:
@@ -86,15 +90,16 @@ class Counter(StreamStatistics):
         return max(0, self.expected - self.packets_received)
 
 
-def count_at_socket(pc: RTCPeerConnection, receiver: RTCRtpReceiver, counter: Counter) -> None:
+def count_at_socket(receiver: RTCRtpReceiver, counter: Counter) -> None:
     """Count RTP where each of the connection's UDP sockets delivers it; the rest (STUN, DTLS,
     RTCP) goes on to aioice and aiortc as usual."""
+    # aiortc offers no hook at the socket: reaching into its and aioice's internals is the point.
     dtls = receiver.transport
-    connection = dtls.transport._connection
-    streams: dict[int, Any] = receiver._RTCRtpReceiver__remote_streams  # type: ignore[attr-defined]
+    connection = dtls.transport._connection  # noqa: SLF001 -- counting at the socket
+    streams: dict[int, Any] = receiver._RTCRtpReceiver__remote_streams  # type: ignore[attr-defined]  # noqa: SLF001 -- counting at the socket
     wall = time.time
 
-    for protocol in connection._protocols:
+    for protocol in connection._protocols:  # noqa: SLF001 -- counting at the socket
         original = protocol.datagram_received
 
         def hook(data: bytes, addr: tuple[Any, ...], original: Any = original) -> None:
@@ -102,7 +107,7 @@ def count_at_socket(pc: RTCPeerConnection, receiver: RTCRtpReceiver, counter: Co
                 if counter.packets_received == 0:
                     streams[int.from_bytes(data[8:12], "big")] = counter
                 if counter.stamps is not None and counter.srtp is None:
-                    counter.srtp = dtls._rx_srtp
+                    counter.srtp = dtls._rx_srtp  # noqa: SLF001 -- decrypts the stamps
                 counter.rtp(data, wall())
             else:
                 original(data, addr)
@@ -130,7 +135,7 @@ class Viewer:
             if response.status != 201:
                 raise RuntimeError(f"WHEP POST failed: {response.status} {answer}")
             self.location = response.headers["Location"]
-        count_at_socket(self.pc, transceiver.receiver, self.counter)
+        count_at_socket(transceiver.receiver, self.counter)
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
 
     async def connect_janus(self, janus: JanusSession) -> None:
@@ -139,7 +144,7 @@ class Viewer:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer["sdp"], type="offer"))
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         receiver = self.pc.getTransceivers()[0].receiver
-        count_at_socket(self.pc, receiver, self.counter)
+        count_at_socket(receiver, self.counter)
         await janus.request(self.handle, {"request": "start"},
                             jsep={"type": "answer", "sdp": self.pc.localDescription.sdp})
 

@@ -200,9 +200,8 @@ class SimulatedDevice:
         site = web.TCPSite(runner, self.host, self.spec.port)
         await site.start()
         self._runner = runner
-        server = site._server
-        if server is not None and hasattr(server, "sockets"):
-            self.port = int(server.sockets[0].getsockname()[1])
+        if runner.addresses:
+            self.port = int(runner.addresses[0][1])
 
     async def aclose(self) -> None:
         if self._runner is not None:
@@ -263,7 +262,7 @@ class SimulatedDevice:
                 return profile
         raise SoapError("ter:InvalidArgVal", f"no profile {token!r}")
 
-    def _op_GetSystemDateAndTime(self, soap: SoapRequest) -> str:
+    def _op_GetSystemDateAndTime(self, soap: SoapRequest) -> str:  # noqa: ARG002 -- operation handler signature
         now = dt.datetime.now(dt.UTC)
         return (
             "<tds:GetSystemDateAndTimeResponse><tds:SystemDateAndTime>"
@@ -276,7 +275,7 @@ class SimulatedDevice:
             "</tt:UTCDateTime></tds:SystemDateAndTime></tds:GetSystemDateAndTimeResponse>"
         )
 
-    def _op_GetDeviceInformation(self, soap: SoapRequest) -> str:
+    def _op_GetDeviceInformation(self, soap: SoapRequest) -> str:  # noqa: ARG002 -- operation handler signature
         spec = self.spec
         serial = spec.serial or self.endpoint.rsplit(":", 1)[-1][:12]
         return (
@@ -300,7 +299,7 @@ class SimulatedDevice:
             )
         return services
 
-    def _op_GetServices(self, soap: SoapRequest) -> str:
+    def _op_GetServices(self, soap: SoapRequest) -> str:  # noqa: ARG002 -- operation handler signature
         items = "".join(
             f"<tds:Service><tds:Namespace>{ns}</tds:Namespace><tds:XAddr>{text(url)}</tds:XAddr>"
             "<tds:Version><tt:Major>2</tt:Major><tt:Minor>60</tt:Minor></tds:Version>"
@@ -309,7 +308,7 @@ class SimulatedDevice:
         )
         return f"<tds:GetServicesResponse>{items}</tds:GetServicesResponse>"
 
-    def _op_GetCapabilities(self, soap: SoapRequest) -> str:
+    def _op_GetCapabilities(self, soap: SoapRequest) -> str:  # noqa: ARG002 -- operation handler signature
         base = self.base_url
         ptz = (f"<tt:PTZ><tt:XAddr>{text(base)}/onvif/ptz_service</tt:XAddr></tt:PTZ>"
                if self.spec.ptz else "")
@@ -356,7 +355,7 @@ class SimulatedDevice:
             f"{ptz}</trt:Profiles>"
         )
 
-    def _op_GetProfiles(self, soap: SoapRequest) -> str:
+    def _op_GetProfiles(self, soap: SoapRequest) -> str:  # noqa: ARG002 -- operation handler signature
         profiles = "".join(self._profile_xml(profile) for profile in self.spec.profiles)
         return f"<trt:GetProfilesResponse>{profiles}</trt:GetProfilesResponse>"
 

@@ -66,7 +66,7 @@ class SoapRequest:
         found = self.body.xpath(path, namespaces=NAMESPACES)
         if isinstance(found, list) and found:
             first = found[0]
-            if isinstance(first, etree._Element):
+            if etree.iselement(first):
                 return (first.text or "").strip()
             return str(first).strip()
         return default

@@ -20,17 +20,17 @@ STATIC = Path(__file__).parent / "static"
 
 
 @public()
-async def root(request: web.Request) -> web.StreamResponse:
+async def root(request: web.Request) -> web.StreamResponse:  # noqa: ARG001 -- aiohttp handler
     raise web.HTTPFound("/console/")
 
 
 @public()
-async def console_redirect(request: web.Request) -> web.StreamResponse:
+async def console_redirect(request: web.Request) -> web.StreamResponse:  # noqa: ARG001 -- aiohttp handler
     raise web.HTTPFound("/console/")
 
 
 @public()
-async def console_page(request: web.Request) -> web.StreamResponse:
+async def console_page(request: web.Request) -> web.StreamResponse:  # noqa: ARG001 -- aiohttp handler
     # Public on purpose: the page asks the API for data, and the API asks for a login.
     return web.FileResponse(STATIC / "console.html")
 

@@ -41,7 +41,7 @@ class _PassthroughQueue:
         self._on_frame = on_frame
         self._inner: queue.Queue[Any] = queue.Queue()
 
-    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:  # noqa: ARG002 -- queue.Queue.put's signature
         if item is None:
             self._inner.put(None)
             return

@@ -70,9 +70,9 @@ def install_sender(transceiver: RTCRtpTransceiver, sender: RTCRtpSender) -> None
     in the answer). Must run before the remote offer is applied."""
     original = transceiver.sender
     # Private attributes: the SSRCs and stream id aiortc already advertised for this sender.
-    sender._ssrc = original._ssrc
-    sender._rtx_ssrc = original._rtx_ssrc
-    sender._stream_id = original._stream_id
+    sender._ssrc = original._ssrc  # noqa: SLF001 -- keeps the SSRCs aiortc advertised
+    sender._rtx_ssrc = original._rtx_ssrc  # noqa: SLF001 -- keeps the SSRCs aiortc advertised
+    sender._stream_id = original._stream_id  # noqa: SLF001 -- keeps the stream id aiortc advertised
     # Name-mangled slot: aiortc has no public way to give a transceiver another sender.
     setattr(transceiver, "_RTCRtpTransceiver__sender", sender)  # noqa: B010
     if transceiver.sender is not sender:
@@ -89,7 +89,7 @@ def negotiated_codecs(transceiver: RTCRtpTransceiver) -> list[RTCRtpCodecParamet
 def sender_ssrcs(sender: RTCRtpSender) -> tuple[int, int]:
     """(media SSRC, RTX SSRC) of a sender."""
     # Private attributes: the SSRCs aiortc generated and signalled for this sender.
-    return sender._ssrc, sender._rtx_ssrc
+    return sender._ssrc, sender._rtx_ssrc  # noqa: SLF001 -- the SSRCs aiortc signalled
 
 
 # -- the DTLS transport ---------------------------------------------------------------------
@@ -97,22 +97,22 @@ def sender_ssrcs(sender: RTCRtpSender) -> tuple[int, int]:
 
 def dtls_connected(dtls: RTCDtlsTransport) -> bool:
     # Private attribute: the state without the public property's event machinery.
-    return dtls._state is DtlsState.CONNECTED
+    return dtls._state is DtlsState.CONNECTED  # noqa: SLF001 -- the state without the event machinery
 
 
 def tx_srtp(dtls: RTCDtlsTransport) -> SrtpSession | None:
     """The outbound SRTP session of a connected DTLS transport, else None."""
     # Private attributes: the keys DTLS negotiated, to protect packets the relay writes itself.
-    if dtls._state is not DtlsState.CONNECTED:
+    if dtls._state is not DtlsState.CONNECTED:  # noqa: SLF001 -- the state without the event machinery
         return None
-    session: SrtpSession | None = dtls._tx_srtp
+    session: SrtpSession | None = dtls._tx_srtp  # noqa: SLF001 -- the keys DTLS negotiated
     return session
 
 
 def nominated_pair(dtls: RTCDtlsTransport) -> CandidatePair | None:
     """The ICE candidate pair of component 1 the media goes over, once nominated."""
     # Private attributes: the relay sends on the pair's socket directly (batched, GSO).
-    pair: CandidatePair | None = dtls.transport._connection._nominated.get(1)
+    pair: CandidatePair | None = dtls.transport._connection._nominated.get(1)  # noqa: SLF001 -- the relay sends on the pair's socket
     return pair
 
 
@@ -121,25 +121,25 @@ def register_sender(dtls: RTCDtlsTransport, sender: RTCRtpSender,
     """Route the viewer's RTCP for this sender's SSRCs to it (aiortc's sender does this in its
     own ``send``, which the relay replaces)."""
     # Private methods and attribute: the RTCP routing table of the transport.
-    dtls._register_rtp_sender(sender, parameters)
-    route_rtcp_fast(dtls._rtp_router)
+    dtls._register_rtp_sender(sender, parameters)  # noqa: SLF001 -- aiortc's RTCP routing table
+    route_rtcp_fast(dtls._rtp_router)  # noqa: SLF001 -- aiortc's RTCP routing table
 
 
 def unregister_sender(dtls: RTCDtlsTransport, sender: RTCRtpSender) -> None:
     # Private method: the counterpart of register_sender.
-    dtls._unregister_rtp_sender(sender)
+    dtls._unregister_rtp_sender(sender)  # noqa: SLF001 -- aiortc's RTCP routing table
 
 
 async def send_rtcp(dtls: RTCDtlsTransport, data: bytes) -> None:
     """Protect and send RTCP (or RTP) through aiortc's own path."""
     # Private method: aiortc's only way to send a packet on the transport.
-    await dtls._send_rtp(data)
+    await dtls._send_rtp(data)  # noqa: SLF001 -- aiortc's only send path
 
 
 def transport_stats(dtls: RTCDtlsTransport) -> tuple[str, Any]:
     """(stats id, stats report entries) of the transport, for ``getStats``."""
     # Private attributes: aiortc builds its transport stats only for its own senders.
-    return dtls._stats_id, dtls._get_stats()
+    return dtls._stats_id, dtls._get_stats()  # noqa: SLF001 -- aiortc builds these stats only for its own senders
 
 
 def route_rtcp_fast(router: RtpRouter) -> None:
@@ -252,7 +252,7 @@ def missing_internals() -> list[str]:
     for name, check in REQUIRED_INTERNALS.items():
         try:
             present = check()
-        except Exception:  # a check that cannot even run means the layout changed
+        except Exception:  # noqa: BLE001 -- a check that cannot even run means the layout changed
             present = False
         if not present:
             missing.append(name)

@@ -89,7 +89,7 @@ class LiveFanout:
                     self.frames += member.send_queued(first if member is anchor else None)
                 except LeaveFanout:
                     self._release(member)
-                except Exception as exc:  # StreamClosed, ConnectionError...: ends that viewer
+                except Exception as exc:  # noqa: BLE001 -- StreamClosed, ConnectionError...: ends that viewer
                     self._release(member, exc)
 
     async def aclose(self) -> None:

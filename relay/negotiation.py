@@ -55,7 +55,7 @@ def inspect_offer(sdp_text: str) -> str:
         raise CodecNotSupported("the offer has no video section")
     try:
         description = aiortc_sdp.SessionDescription.parse(sdp_text)
-    except Exception as exc:  # aiortc raises ValueError, KeyError, AssertionError... on bad SDP
+    except Exception as exc:  # noqa: BLE001 -- aiortc raises ValueError, KeyError, AssertionError... on bad SDP
         detail = f": {exc}" if str(exc) else ""
         raise InvalidOffer(f"the offer is not valid SDP ({type(exc).__name__}{detail})") from None
     videos = [media for media in description.media if media.kind == "video"]
@@ -154,7 +154,7 @@ async def answer_offer(
         )
     except (RtccError, TimeoutError):
         raise
-    except Exception as exc:  # aiortc raises many types on offers it cannot apply
+    except Exception as exc:  # noqa: BLE001 -- aiortc raises many types on offers it cannot apply
         raise InvalidOffer(f"the offer cannot be applied: {type(exc).__name__}: {exc}") from None
     codecs = negotiated_codecs(transceiver)
     if not codecs or codecs[0].mimeType.lower() != "video/h264":

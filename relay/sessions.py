@@ -101,7 +101,7 @@ class RelaySessions:
         await session.aclose(reason)
         return True
 
-    async def shutdown(self, app: web.Application | None = None) -> None:
+    async def shutdown(self, app: web.Application | None = None) -> None:  # noqa: ARG002 -- aiohttp on_shutdown signal
         """End every session (application shutdown). Safe to call more than once."""
         self._shutting_down = True
         sessions = list(self._sessions.values())

@@ -158,7 +158,7 @@ class ViewerSession:
             try:
                 async with asyncio.timeout(_CLOSE_STEP_TIMEOUT):
                     await self.pc.close()
-            except Exception as exc:  # a broken transport must not keep the session alive
+            except Exception as exc:  # noqa: BLE001 -- a broken transport must not keep the session alive
                 log.warning("viewer %s: closing the peer connection failed: %r", self.name, exc)
             try:
                 async with asyncio.timeout(_CLOSE_STEP_TIMEOUT):

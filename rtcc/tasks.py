@@ -67,7 +67,7 @@ def log_outcome(task: asyncio.Future[Any]) -> None:
         log.error("task %s failed: %s", name, exc, exc_info=exc)
 
 
-def stop_process(name: str, exc: BaseException) -> None:
+def stop_process(name: str, exc: BaseException) -> None:  # noqa: ARG001 -- the on_critical callback's signature
     """Default reaction to a critical failure: SIGTERM to this process, which the runner's
     signal handler turns into the same orderly shutdown as Ctrl-C."""
     signal.raise_signal(signal.SIGTERM)

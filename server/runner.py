@@ -43,9 +43,8 @@ async def serving(settings: Settings) -> AsyncIterator[str]:
         await site.start()
         scheme = "https" if ssl_context else "http"
         port = settings.server.port
-        server = site._server  # the bound socket tells the real port when 0 was asked for
-        if port == 0 and server is not None and hasattr(server, "sockets"):
-            port = server.sockets[0].getsockname()[1]
+        if port == 0 and runner.addresses:  # the bound socket tells the real port
+            port = runner.addresses[0][1]
         host = settings.server.host
         shown_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
         yield settings.server.public_url.rstrip("/") or f"{scheme}://{shown_host}:{port}"

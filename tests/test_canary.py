@@ -46,10 +46,10 @@ log = logging.getLogger("tests.canary")
 async def _leaky_app(served: Path) -> web.Application:
     """A server that gets everything wrong, to prove each kind of leak is seen."""
 
-    async def header(request: web.Request) -> web.Response:
+    async def header(request: web.Request) -> web.Response:  # noqa: ARG001 -- aiohttp handler
         return web.Response(text="ok", headers={"X-Debug": CAMSIM_PASSWORD})
 
-    async def body(request: web.Request) -> web.Response:
+    async def body(request: web.Request) -> web.Response:  # noqa: ARG001 -- aiohttp handler
         url = f"rtsp://{CAMSIM_USER}:{quote(CAMSIM_PASSWORD, safe='')}@10.0.0.1/main"
         return web.json_response({"url": url})
 
@@ -70,10 +70,10 @@ async def _leaky_app(served: Path) -> web.Application:
         await ws.close()
         return ws
 
-    async def file(request: web.Request) -> web.FileResponse:
+    async def file(request: web.Request) -> web.FileResponse:  # noqa: ARG001 -- aiohttp handler
         return web.FileResponse(served)
 
-    async def logged(request: web.Request) -> web.Response:
+    async def logged(request: web.Request) -> web.Response:  # noqa: ARG001 -- aiohttp handler
         try:
             raise ConnectionError(f"cannot open rtsp://{CAMSIM_USER}:{CAMSIM_PASSWORD}@cam")
         except ConnectionError:
@@ -84,7 +84,7 @@ async def _leaky_app(served: Path) -> web.Application:
         await request.json()
         return web.Response(text="stored")
 
-    async def clean(request: web.Request) -> web.Response:
+    async def clean(request: web.Request) -> web.Response:  # noqa: ARG001 -- aiohttp handler
         return web.json_response({"has_password": True, "password_ciphertext": "not shown"})
 
     app = web.Application()

@@ -35,7 +35,7 @@ PAGES = {
 
 
 @public()
-async def portal_redirect(request: web.Request) -> web.StreamResponse:
+async def portal_redirect(request: web.Request) -> web.StreamResponse:  # noqa: ARG001 -- aiohttp handler
     raise web.HTTPFound("/register/")
 
 

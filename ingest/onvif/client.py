@@ -56,6 +56,16 @@ MALFORMED = (
     ValueError,
 )
 NETWORK = (aiohttp.ClientError, OSError)
+CALL_ERRORS = (
+    OnvifError,
+    ONVIFError,
+    TimeoutError,
+    ReplyTooLarge,
+    zeep.exceptions.Error,
+    *NETWORK,
+    *MALFORMED,
+)
+"""What a SOAP call through the library raises that ``translate`` turns into an OnvifError."""
 MAX_SNAPSHOT_BYTES = 4 * 1024 * 1024
 
 
@@ -183,9 +193,7 @@ class OnvifClient:
         try:
             async with asyncio.timeout(limit or self._timeout):
                 return await action()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
+        except CALL_ERRORS as exc:
             raise translate(exc, self.where, operation) from None
 
     async def _service(self, name: str) -> Any:
@@ -225,7 +233,7 @@ class OnvifClient:
         if camera is not None:
             try:
                 await camera.close()
-            except Exception as exc:  # closing must not hide the error that led here
+            except Exception as exc:  # noqa: BLE001 -- closing must not hide the error that led here
                 log.debug("ONVIF camera %s: close failed: %s", self.where, exc)
         if http is not None:
             await http.close()

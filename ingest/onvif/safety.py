@@ -71,7 +71,7 @@ def harden(service: Any, max_bytes: int) -> None:
     transport. Idempotent."""
     if getattr(service, _HARDENED, False):
         return
-    transport = LimitedTransport(service._session, max_bytes)
+    transport = LimitedTransport(service.transport.session, max_bytes)
     service.transport = transport
     for client in (service.zeep_client, service.zeep_client_authless):
         if client is not None:

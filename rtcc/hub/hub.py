@@ -78,7 +78,7 @@ class StreamHub:
             if stream.settings.preload:
                 try:
                     await stream.start()
-                except Exception as exc:  # one bad camera must not stop the others
+                except Exception as exc:  # noqa: BLE001 -- one bad camera must not stop the others
                     log.warning("stream %s: preload failed: %s", stream.key, exc)
 
     def stats(self) -> list[dict[str, object]]:

@@ -45,7 +45,7 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-async def client(tmp_path: Path, bootstrap_token: str,
+async def client(tmp_path: Path, bootstrap_token: str,  # noqa: ARG001 -- sets the environment the app starts with
                  make_client: MakeClient) -> TestClient[Any, Any]:
     return await make_client(create_app(settings(tmp_path)))
 

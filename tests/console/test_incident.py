@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from playwright.async_api import Page
 
-from tests.console.conftest import XSS_NAME, ConsoleServer
+from tests.console.conftest import XSS_NAME
 from tests.console.helpers import (
     PageProblems,
     attr,
@@ -21,7 +21,7 @@ ROW = "#results li[data-camera-id='{}']"
 
 
 async def test_an_incident_opens_emergency_cameras_and_names_stay_text(
-    console_server: ConsoleServer, console_page: Page
+    console_page: Page,
 ) -> None:
     page = console_page
     problems = PageProblems()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import cast
 
 import pytest
 
@@ -249,7 +250,7 @@ async def test_stats_and_prometheus_text() -> None:
     assert stats["frames"] == 4
     assert stats["bytes"] == 4000
     assert stats["state"] == "live"
-    (viewer,) = stats["subscribers"]  # type: ignore[misc]
+    (viewer,) = cast("list[dict[str, object]]", stats["subscribers"])
     assert viewer["name"] == "viewer-1"
     assert (viewer["frames"], viewer["queued"], viewer["drops"]) == (0, 2, 2)
     assert sub.queued() == 2

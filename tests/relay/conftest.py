@@ -112,7 +112,7 @@ async def start_server(
                          stream_settings or StreamSettings(close_after=1.0, start_timeout=5.0))
     relay.add_routes(app, settings or RelaySettings())
 
-    async def close_hub(app: web.Application) -> None:
+    async def close_hub(app: web.Application) -> None:  # noqa: ARG001 -- aiohttp on_cleanup signal
         await hub.aclose()
 
     app.on_cleanup.append(close_hub)

@@ -50,7 +50,7 @@ async def browser() -> AsyncIterator[Browser]:
 
 
 @pytest.fixture
-async def gop4_server(clip_dir: object, index_clip: Clip) -> AsyncIterator[RelayServer]:
+async def gop4_server(index_clip: Clip) -> AsyncIterator[RelayServer]:
     srv, runner = await start_server({"cam1": {"main": index_clip}}, RelaySettings())
     try:
         yield srv

@@ -44,7 +44,7 @@ async def test_live_viewers_share_one_loop_and_a_resync_leaves_and_rejoins_it(
                         if v.location and v.location.endswith(session.session_id))
         others = [v for v in viewers if v is not receiver]
         counts = [v.decoded.count for v in others]
-        await receiver.pc.getTransceivers()[0].receiver._send_rtcp_pli(session.sender.ssrc)
+        await receiver.pc.getTransceivers()[0].receiver._send_rtcp_pli(session.sender.ssrc)  # noqa: SLF001 -- aiortc has no public way to send a PLI
         async with asyncio.timeout(10):
             while session.resyncs < 1:
                 await asyncio.sleep(0.05)

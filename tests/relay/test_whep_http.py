@@ -38,7 +38,7 @@ async def post(http: aiohttp.ClientSession, url: str, body: str,
 
 
 class UnreachableSource:
-    async def start(self, sink: FrameSink) -> None:
+    async def start(self, sink: FrameSink) -> None:  # noqa: ARG002 -- the Source protocol
         raise OSError("connection refused by 192.0.2.99:554")
 
     async def aclose(self) -> None:

@@ -161,7 +161,7 @@ async def test_keyframe_requests_are_answered_from_the_gop_cache(
         receiver = viewer.pc.getTransceivers()[0].receiver
         before = len(viewer.decoded.lumas)
         for _ in range(3):
-            await receiver._send_rtcp_pli(session.sender.ssrc)
+            await receiver._send_rtcp_pli(session.sender.ssrc)  # noqa: SLF001 -- aiortc has no public way to send a PLI
         async with asyncio.timeout(5):
             while session.resyncs < 1 or len(viewer.decoded.lumas) < before + 10:
                 await asyncio.sleep(0.05)
@@ -188,8 +188,8 @@ async def test_nacks_are_answered_with_retransmissions(
         assert sender is not None
         receiver = viewer.pc.getTransceivers()[0].receiver
         recent = [(sender.next_seq - n) & 0xFFFF for n in (3, 2, 1)]
-        await receiver._send_rtcp_nack(sender.ssrc, recent)
-        await receiver._send_rtcp_nack(sender.ssrc, [(sender.next_seq + 30000) & 0xFFFF])
+        await receiver._send_rtcp_nack(sender.ssrc, recent)  # noqa: SLF001 -- aiortc has no public way to send a NACK
+        await receiver._send_rtcp_nack(sender.ssrc, [(sender.next_seq + 30000) & 0xFFFF])  # noqa: SLF001 -- aiortc has no public way to send a NACK
         async with asyncio.timeout(5):
             while sender.retransmit_misses < 1:
                 await asyncio.sleep(0.05)
@@ -197,7 +197,7 @@ async def test_nacks_are_answered_with_retransmissions(
         assert sender.nacks >= 2
         # A flood of NACKs is not answered with a flood of packets.
         flood = sorted((sender.next_seq - n) & 0xFFFF for n in range(1, 1001))
-        await receiver._send_rtcp_nack(sender.ssrc, flood)
+        await receiver._send_rtcp_nack(sender.ssrc, flood)  # noqa: SLF001 -- aiortc has no public way to send a NACK
         async with asyncio.timeout(5):
             while sender.retransmits_refused == 0:
                 await asyncio.sleep(0.05)

@@ -120,7 +120,7 @@ async def put_profile(request: web.Request) -> web.Response:
     except FieldProblem as exc:
         raise FieldError(exc.field, str(exc)) from None
     await _store(request).put_owner(owner)
-    audit(request, "owner.profile", target=f"owner:{owner_id}", owner_id=owner_id)
+    await audit(request, "owner.profile", target=f"owner:{owner_id}", owner_id=owner_id)
     return web.json_response({"owner_id": owner_id, "owner": owner_record(owner)})
 
 
@@ -170,7 +170,7 @@ async def create_site(request: web.Request) -> web.Response:
     site = _site_fields(await _body(request),
                         Site(id="site-" + secrets.token_hex(5), owner_id=owner_id))
     await _store(request).put_site(site)
-    audit(request, "site.create", target=f"site:{site.id}", owner_id=owner_id)
+    await audit(request, "site.create", target=f"site:{site.id}", owner_id=owner_id)
     return web.json_response(site_record(site), status=201)
 
 
@@ -193,7 +193,7 @@ async def delete_site(request: web.Request) -> web.Response:
         return _error(409, "cameras are registered at this site; move or remove them first",
                       "id")
     await _store(request).delete_site(site.id)
-    audit(request, "site.delete", target=f"site:{site.id}", owner_id=owner_id)
+    await audit(request, "site.delete", target=f"site:{site.id}", owner_id=owner_id)
     return web.Response(status=204)
 
 
@@ -360,7 +360,7 @@ async def delete_camera(request: web.Request) -> web.Response:
                                     ptz_allowed=False)
     await _store(request).delete(camera.id)
     ended = await record_consent(request, before, withdrawn)
-    audit(request, "camera.delete", camera_id=camera.id, owner_id=owner_id,
+    await audit(request, "camera.delete", camera_id=camera.id, owner_id=owner_id,
            details={"name": camera.name})
     await _publish(request, {"type": "camera.deleted", "id": camera.id})
     return web.json_response({"deleted": camera.id, "sessions_ended": ended})

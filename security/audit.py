@@ -5,11 +5,16 @@ the previous entry and its own hash over all its fields, so an altered, deleted 
 breaks the chain. ``verify_chain`` walks it. Times are UTC with millisecond resolution.
 
 A write that fails raises ``AuditWriteError``: the caller must refuse what it was about to do.
+
+``AuditWriter`` issues the statements on the thread it is called from: a command-line program's
+own, or the security store's thread, where the server's ``AuditLog`` runs it so that no audit
+write ever holds up the event loop.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
@@ -19,7 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from rtcc.errors import AuditWriteError
-from security.store import Clock, SecurityStore
+from rtcc.offload import StoreClosed
+from security.store import Clock, SecurityStore, SecurityTables
 
 log = logging.getLogger(__name__)
 
@@ -126,8 +132,10 @@ class VerifyResult:
         return f"audit log tampered at entry {self.entry_id}: {self.reason}"
 
 
-class AuditLog:
-    def __init__(self, store: SecurityStore, clock: Clock) -> None:
+class AuditWriter:
+    """The audit log on an open ``SecurityTables``, used on the thread that owns it."""
+
+    def __init__(self, store: SecurityTables, clock: Clock) -> None:
         self._store = store
         self._clock = clock
 
@@ -221,7 +229,58 @@ class AuditLog:
         return [AuditEntry.from_row(row) for row in rows]
 
 
-def verify_chain(store: SecurityStore) -> VerifyResult:
+class AuditLog:
+    """``rtcc.access.AuditSink``: the server's audit log. Each write runs on the security
+    store's thread, in the order the calls were made."""
+
+    def __init__(self, store: SecurityStore, clock: Clock) -> None:
+        self._store = store
+        self._writer = AuditWriter(store.tables, clock)
+
+    async def append(
+        self,
+        *,
+        actor: str,
+        role: str,
+        action: str,
+        target: str = "",
+        camera_id: str = "",
+        owner_id: str = "",
+        outcome: str = "ok",
+        source: str = "",
+        details: Mapping[str, Any] | None = None,
+    ) -> AuditEntry:
+        """Write one entry durably or raise ``AuditWriteError``."""
+        write = functools.partial(
+            self._writer.append, actor=actor, role=role, action=action, target=target,
+            camera_id=camera_id, owner_id=owner_id, outcome=outcome, source=source,
+            details=details)
+        try:
+            return await self._store.run(write)
+        except StoreClosed as exc:
+            log.error("AUDIT WRITE FAILED (action %s by %s): %s", action, actor, exc)
+            raise AuditWriteError(
+                f"the audit log could not record {action!r}; the action was refused"
+            ) from exc
+
+    async def query(
+        self,
+        *,
+        camera_id: str | None = None,
+        owner_id: str | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        since_ms: int | None = None,
+        before_id: int | None = None,
+        limit: int = 100,
+    ) -> list[AuditEntry]:
+        """Newest first."""
+        return await self._store.run(functools.partial(
+            self._writer.query, camera_id=camera_id, owner_id=owner_id, actor=actor,
+            action=action, since_ms=since_ms, before_id=before_id, limit=limit))
+
+
+def verify_chain(store: SecurityTables) -> VerifyResult:
     """Walk the whole log; report the first entry that was altered, removed or moved."""
     conn = store.conn
     expected_prev = GENESIS

@@ -15,10 +15,10 @@ from rtcc.access import Actor
 from rtcc.config import Settings
 from rtcc.errors import RtccError
 from rtcc.policy import Role
-from security.accounts import AccountError
-from security.audit import AuditLog, verify_chain
+from security.accounts import AccountError, User
+from security.audit import AuditWriter, verify_chain
 from security.core import SecurityCore
-from security.store import STORE_FILE, SecurityStore
+from security.store import STORE_FILE, SecurityTables
 
 EXIT_OK = 0
 EXIT_TAMPERED = 1
@@ -26,12 +26,12 @@ EXIT_ERROR = 2
 
 
 @contextlib.contextmanager
-def open_audit_log(settings: Settings) -> Iterator[AuditLog]:
+def open_audit_log(settings: Settings) -> Iterator[AuditWriter]:
     """The audit log of the server's data directory (``rtcc.access.AuditOpener``), for the
     command-line programs of other domains (``rtcc export``, ``rtcc verify``)."""
-    store = SecurityStore.open_in(settings.data_dir)
+    store = SecurityTables.open_in(settings.data_dir)
     try:
-        yield AuditLog(store, time.time)
+        yield AuditWriter(store, time.time)
     finally:
         store.close()
 
@@ -43,7 +43,7 @@ def audit_verify_main(settings: Settings, out: TextIO | None = None) -> int:
     if not path.exists():
         print(f"no security store at {path}", file=stream)
         return EXIT_ERROR
-    store = SecurityStore.open(path)
+    store = SecurityTables.open(path)
     try:
         result = verify_chain(store)
     finally:
@@ -75,17 +75,21 @@ def user_add_main(
         if read_password("Repeat the password: ") != password:
             print("the passwords differ; nothing was created", file=stream)
             return EXIT_ERROR
-    core = SecurityCore.open(settings)
+    async def add() -> tuple[User, str | None]:
+        core = await SecurityCore.open(settings)
+        try:
+            return await core.accounts.create_user(
+                Actor("cli", "admin", "local"), username, parsed, password=password,
+                owner_id=owner_id, display_name=display_name,
+            )
+        finally:
+            await core.aclose()
+
     try:
-        user, uri = asyncio.run(core.accounts.create_user(
-            Actor("cli", "admin", "local"), username, parsed, password=password,
-            owner_id=owner_id, display_name=display_name,
-        ))
+        user, uri = asyncio.run(add())
     except (AccountError, RtccError) as exc:
         print(f"user not created: {exc}", file=stream)
         return EXIT_ERROR
-    finally:
-        core.close()
     print(f"created user {user.username} (id {user.id}, role {user.role})", file=stream)
     if uri is not None:
         print("Add this to an authenticator app now; it is not shown again:", file=stream)
@@ -95,14 +99,20 @@ def user_add_main(
 
 def user_unlock_main(settings: Settings, username: str, out: TextIO | None = None) -> int:
     stream = out or sys.stdout
-    core = SecurityCore.open(settings)
-    try:
-        user = core.accounts.by_name(username)
-        if user is None:
-            print(f"no user {username!r}", file=stream)
-            return EXIT_ERROR
-        core.accounts.unlock(Actor("cli", "admin", "local"), user.id)
-    finally:
-        core.close()
+
+    async def unlock() -> bool:
+        core = await SecurityCore.open(settings)
+        try:
+            user = await core.accounts.by_name(username)
+            if user is None:
+                return False
+            await core.accounts.unlock(Actor("cli", "admin", "local"), user.id)
+            return True
+        finally:
+            await core.aclose()
+
+    if not asyncio.run(unlock()):
+        print(f"no user {username!r}", file=stream)
+        return EXIT_ERROR
     print(f"unlocked {username}", file=stream)
     return EXIT_OK

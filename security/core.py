@@ -35,11 +35,11 @@ class SecurityCore:
     trusted_proxies: tuple[Network, ...]
 
     @classmethod
-    def open(cls, settings: Settings, clock: Clock = time.time,
-             env: Mapping[str, str] | None = None,
-             workers: WorkerPool | None = None) -> SecurityCore:
+    async def open(cls, settings: Settings, clock: Clock = time.time,
+                   env: Mapping[str, str] | None = None,
+                   workers: WorkerPool | None = None) -> SecurityCore:
         box = load_secret_box(settings.data_dir, env)
-        store = SecurityStore.open_in(settings.data_dir)
+        store = await SecurityStore.open_in(settings.data_dir)
         audit = AuditLog(store, clock)
         return cls(
             settings=settings,
@@ -55,8 +55,8 @@ class SecurityCore:
             trusted_proxies=tuple(trusted_proxy_networks(settings)),
         )
 
-    def close(self) -> None:
-        self.store.close()
+    async def aclose(self) -> None:
+        await self.store.aclose()
 
 
 SECURITY = web.AppKey("security_core", SecurityCore)

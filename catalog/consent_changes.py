@@ -18,12 +18,12 @@ from rtcc.principal import client_address, require_principal
 _LEVELS = tuple(SharingLevel)
 
 
-def audit(request: web.Request, action: str, *, owner_id: str, target: str = "",
-          camera_id: str = "", details: dict[str, Any] | None = None) -> None:
+async def audit(request: web.Request, action: str, *, owner_id: str, target: str = "",
+                camera_id: str = "", details: dict[str, Any] | None = None) -> None:
     """Write an audit entry for the caller; refuse the change (503) if the log cannot be written."""
     principal = require_principal(request)
     try:
-        required(request, AUDIT, "the security core").append(
+        await required(request, AUDIT, "the security core").append(
             actor=principal.username, role=str(principal.role), action=action, target=target,
             camera_id=camera_id, owner_id=owner_id, source=client_address(request),
             details=details)
@@ -58,8 +58,8 @@ async def record_consent(request: web.Request, before: CameraConsent | None,
             return hub.close_camera_sessions(after.camera_id, "consent changed")
         return 0
     if not narrows(before, after):
-        audit(request, "consent.change", camera_id=after.camera_id, owner_id=after.owner_id,
-              details={"before": consent_summary(before), "after": consent_summary(after)})
+        await audit(request, "consent.change", camera_id=after.camera_id, owner_id=after.owner_id,
+                    details={"before": consent_summary(before), "after": consent_summary(after)})
         return 0
     try:
         return await changes.consent_changed(request, before, after)

@@ -153,7 +153,7 @@ async def put_profile(request: web.Request) -> web.Response:
     except FieldProblem as exc:
         raise FieldError(exc.field, str(exc)) from None
     await _store(request).put_owner(owner)
-    audit(request, "owner.profile", target=f"owner:{owner_id}", owner_id=owner_id)
+    await audit(request, "owner.profile", target=f"owner:{owner_id}", owner_id=owner_id)
     return web.json_response({"owner_id": owner_id, "owner": owner_record(owner)})
 
 
@@ -203,7 +203,7 @@ async def create_site(request: web.Request) -> web.Response:
     site = _site_fields(await _body(request),
                         Site(id="site-" + secrets.token_hex(5), owner_id=owner_id))
     await _store(request).put_site(site)
-    audit(request, "site.create", target=f"site:{site.id}", owner_id=owner_id)
+    await audit(request, "site.create", target=f"site:{site.id}", owner_id=owner_id)
     return web.json_response(site_record(site), status=201)
 
 
@@ -226,7 +226,7 @@ async def delete_site(request: web.Request) -> web.Response:
         return _error(409, "cameras are registered at this site; move or remove them first",
                       "id")
     await _store(request).delete_site(site.id)
-    audit(request, "site.delete", target=f"site:{site.id}", owner_id=owner_id)
+    await audit(request, "site.delete", target=f"site:{site.id}", owner_id=owner_id)
     return web.Response(status=204)
 
 
@@ -429,7 +429,7 @@ async def delete_camera(request: web.Request) -> web.Response:
                                     ptz_allowed=False)
     await _store(request).delete(camera.id)
     ended = await record_consent(request, before, withdrawn)
-    audit(request, "camera.delete", camera_id=camera.id, owner_id=owner_id,
+    await audit(request, "camera.delete", camera_id=camera.id, owner_id=owner_id,
            details={"name": camera.name})
     await _publish(request, {"type": "camera.deleted", "id": camera.id})
     return web.json_response({"deleted": camera.id, "sessions_ended": ended})
@@ -483,8 +483,8 @@ async def offer_transfer(request: web.Request) -> web.Response:
     offer = TransferOffer(id=f"{camera.id}.{secrets.token_hex(8)}", to_owner=to_owner,
                           offered_by=principal.username, offered_at=time.time())
     await store.put(dataclasses.replace(camera, transfer=offer))
-    audit(request, "camera.transfer.offer", target=f"owner:{to_owner}", camera_id=camera.id,
-          owner_id=camera.owner_id, details={"transfer": offer.id, "to_owner": to_owner})
+    await audit(request, "camera.transfer.offer", target=f"owner:{to_owner}", camera_id=camera.id,
+                owner_id=camera.owner_id, details={"transfer": offer.id, "to_owner": to_owner})
     return web.json_response({"transfer": _transfer_json(camera, offer)}, status=201)
 
 
@@ -526,10 +526,10 @@ async def accept_transfer(request: web.Request) -> web.Response:
     camera = dataclasses.replace(before, owner_id=owner_id, site_id="", transfer=None,
                                  owner_sharing=before.sharing)
     await _store(request).put(camera)
-    audit(request, "camera.transfer.accept", target=f"owner:{before.owner_id}",
-          camera_id=camera.id, owner_id=owner_id,
-          details={"transfer": offer.id, "from_owner": before.owner_id,
-                   "offered_by": offer.offered_by})
+    await audit(request, "camera.transfer.accept", target=f"owner:{before.owner_id}",
+                camera_id=camera.id, owner_id=owner_id,
+                details={"transfer": offer.id, "from_owner": before.owner_id,
+                         "offered_by": offer.offered_by})
     ended = await record_consent(request, before.consent(), camera.consent())
     await _publish(request, {"type": "camera.updated", "id": camera.id,
                              "camera": camera_public(camera)})
@@ -545,9 +545,9 @@ async def decline_transfer(request: web.Request) -> web.Response:
     if owner_id not in (offer.to_owner, camera.owner_id):
         raise _no_transfer()
     await _store(request).put(dataclasses.replace(camera, transfer=None))
-    audit(request, "camera.transfer.decline", target=f"owner:{offer.to_owner}",
-          camera_id=camera.id, owner_id=camera.owner_id,
-          details={"transfer": offer.id, "to_owner": offer.to_owner})
+    await audit(request, "camera.transfer.decline", target=f"owner:{offer.to_owner}",
+                camera_id=camera.id, owner_id=camera.owner_id,
+                details={"transfer": offer.id, "to_owner": offer.to_owner})
     return web.json_response({"declined": offer.id})
 
 

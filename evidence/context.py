@@ -22,7 +22,7 @@ from evidence.exports import purge_expired
 from evidence.manager import RecordingManager
 from evidence.requests import FootageRequests
 from evidence.signing import SigningKey, load_or_create
-from evidence.store import EvidenceStore
+from evidence.store import AsyncEvidenceStore
 from evidence.uploads import Uploads
 from recording.recorder import RecorderSettings
 from rtcc.access import AuditSink
@@ -38,7 +38,7 @@ EVIDENCE_FOLDER = "evidence"
 @dataclass(frozen=True)
 class EvidenceCore:
     settings: Settings
-    store: EvidenceStore
+    store: AsyncEvidenceStore
     root: Path
     key: SigningKey
     audit: AuditSink
@@ -69,7 +69,7 @@ async def evidence_context(app: web.Application) -> AsyncIterator[None]:
     hub = app.get(HUB)
     root = evidence_root(settings)
     private_dir(root)
-    store = EvidenceStore.open_in(settings.data_dir)
+    store = await AsyncEvidenceStore.open_in(settings.data_dir)
     manager: RecordingManager | None = None
     try:
         key = load_or_create(root)
@@ -90,10 +90,10 @@ async def evidence_context(app: web.Application) -> AsyncIterator[None]:
                 clock=app.get(CLOCK, time.time),
             )
             await manager.start()
-        await asyncio.to_thread(purge_expired, store, root, time.time())
+        await store.call(purge_expired, root, time.time())
         app[EVIDENCE] = EvidenceCore(
             settings=settings, store=store, root=root, key=key, audit=audit,
-            exporter=Exporter(store, root, key), requests=requests,
+            exporter=Exporter(store.tables, root, key), requests=requests,
             uploads=Uploads(store, root, requests), recordings=manager,
             export_slots=asyncio.Semaphore(1),
         )
@@ -102,4 +102,4 @@ async def evidence_context(app: web.Application) -> AsyncIterator[None]:
     finally:
         if manager is not None:
             await manager.aclose()
-        store.close()
+        await store.aclose()

@@ -27,6 +27,7 @@ from evidence.context import EvidenceCore
 from evidence.export import ExportError, ExportRequest, NoFootage
 from evidence.ffmpeg import FfmpegError
 from evidence.httpio import CAMERA_ID, CASE_NUMBER, audit, evidence_core, text, time_range
+from evidence.store import EvidenceStore
 from recording.holds import add_hold, get_hold, list_holds, release_hold
 from recording.segments import UnsafePath
 from rtcc.appkeys import CAMERA_DIRECTORY, clock_of
@@ -76,11 +77,12 @@ def _camera_query(request: web.Request) -> str | None:
     return camera
 
 
-def _allowed_requests(core: EvidenceCore, principal: Principal) -> frozenset[str] | None:
+async def _allowed_requests(core: EvidenceCore, principal: Principal) -> frozenset[str] | None:
     if principal.role in SEES_ALL:
         return None
-    rows = core.store.fetchall("SELECT id FROM footage_requests WHERE requester_id = ?",
-                               (principal.user_id,))
+    rows = await core.store.call(EvidenceStore.fetchall,
+                                 "SELECT id FROM footage_requests WHERE requester_id = ?",
+                                 (principal.user_id,))
     return frozenset(str(row["id"]) for row in rows)
 
 
@@ -96,38 +98,39 @@ async def create_export(request: web.Request) -> web.Response:
     owner, name = await _camera_facts(request, core, camera_id)
     asked = {"case": case, "start": start, "end": end, "watermark": watermark,
              "reason": reason}
-    audit(request, principal, "evidence.export", camera_id=camera_id, owner_id=owner,
-          outcome="started", details=asked)
+    await audit(request, principal, "evidence.export", camera_id=camera_id, owner_id=owner,
+                outcome="started", details=asked)
     job = ExportRequest(camera_id=camera_id, start=start, end=end, case=case,
                         requester=principal.username, requester_role=str(principal.role),
                         owner_id=owner, camera_name=name, watermark=watermark, reason=reason,
-                        allowed_requests=_allowed_requests(core, principal))
+                        allowed_requests=await _allowed_requests(core, principal))
     try:
         async with core.export_slots:
             result = await asyncio.to_thread(core.exporter.export, job)
     except (ExportError, FfmpegError, UnsafePath, OSError) as exc:
         message = str(exc) if isinstance(exc, RtccError) else f"export failed: {exc}"
-        audit(request, principal, "evidence.export", camera_id=camera_id, owner_id=owner,
-              outcome="failed", details={**asked, "error": message}, refusal=None)
+        await audit(request, principal, "evidence.export", camera_id=camera_id, owner_id=owner,
+                    outcome="failed", details={**asked, "error": message}, refusal=None)
         raise error(404 if isinstance(exc, NoFootage) else 422, message) from None
     clock = clock_of(request)
     now = clock()
     expires = now + core.settings.evidence.export_link_hours * 3600.0
-    token = exports.register(
-        core.store, export_id=result.export_id, file_name=result.package.name,
+    token = await core.store.call(
+        exports.register, export_id=result.export_id, file_name=result.package.name,
         camera_id=camera_id, case_number=case, created_by=principal.username,
         created_by_id=principal.user_id, now=now, expires_at=expires, size=result.bytes,
         sha256=result.sha256)
-    hold = add_hold(core.store, camera_id=camera_id, case_number=case, start=result.clip_start,
-                    end=result.clip_end, reason=f"export {result.export_id}",
-                    created_by=principal.username, now=now)
-    audit(request, principal, "evidence.export", target=f"export:{result.export_id}",
-          camera_id=camera_id, owner_id=owner, refusal=None,
-          details={**asked, "export_id": result.export_id, "sha256": result.sha256,
+    hold = await core.store.call(add_hold, camera_id=camera_id, case_number=case,
+                                 start=result.clip_start, end=result.clip_end,
+                                 reason=f"export {result.export_id}",
+                                 created_by=principal.username, now=now)
+    await audit(request, principal, "evidence.export", target=f"export:{result.export_id}",
+                camera_id=camera_id, owner_id=owner, refusal=None,
+                details={**asked, "export_id": result.export_id, "sha256": result.sha256,
                    "bytes": result.bytes, "frames": result.frames,
                    "segments": list(result.segment_ids), "hold": hold.id,
                    "key_fingerprint": core.key.fingerprint})
-    await asyncio.to_thread(exports.purge_expired, core.store, core.root, now)
+    await core.store.call(exports.purge_expired, core.root, now)
     return web.json_response({
         "id": token, "export_id": result.export_id,
         "download": f"/api/exports/{token}/download", "expires_at": expires,
@@ -144,8 +147,8 @@ async def list_exports(request: web.Request) -> web.Response:
     principal = require_principal(request)
     mine = None if principal.role in SEES_ALL else principal.user_id
     now = clock_of(request)()
-    return web.json_response(
-        {"exports": [record.as_json(now) for record in exports.recent(core.store, mine)]})
+    records = await core.store.call(exports.recent, mine)
+    return web.json_response({"exports": [record.as_json(now) for record in records]})
 
 
 @allow(*EXPORTERS)
@@ -153,29 +156,31 @@ async def download_export(request: web.Request) -> web.StreamResponse:
     core = evidence_core(request)
     principal = require_principal(request)
     token = request.match_info["export_id"]
-    record = exports.lookup(core.store, token)
+    record = await core.store.call(exports.lookup, token)
 
-    def refuse(status: int, message: str, why: str, export_id: str = "") -> web.HTTPException:
-        audit(request, principal, "evidence.download", outcome="refused", refusal=None,
-              target=f"export:{export_id}" if export_id else "",
-              details={"reason": why, "id_length": len(token)})
+    async def refuse(status: int, message: str, why: str, export_id: str = "") -> web.HTTPException:
+        await audit(request, principal, "evidence.download", outcome="refused", refusal=None,
+                    target=f"export:{export_id}" if export_id else "",
+                    details={"reason": why, "id_length": len(token)})
         return error(status, message)
 
     if record is None:
-        raise refuse(404, "no such export", "unknown or malformed download id")
+        raise await refuse(404, "no such export", "unknown or malformed download id")
     if principal.role not in SEES_ALL and record.created_by_id != principal.user_id:
-        raise refuse(404, "no such export", "not the creator of this export", record.id)
+        raise await refuse(404, "no such export", "not the creator of this export", record.id)
     if record.expires_at <= clock_of(request)():
-        raise refuse(410, "this download link has expired; export again", "expired", record.id)
+        raise await refuse(410, "this download link has expired; export again", "expired",
+                           record.id)
     try:
         fd, size = await asyncio.to_thread(exports.open_package, core.root, record)
     except (UnsafePath, OSError) as exc:
-        raise refuse(404, "the export package is not available", str(exc), record.id) from None
+        raise await refuse(404, "the export package is not available", str(exc),
+                           record.id) from None
     try:
-        audit(request, principal, "evidence.download", target=f"export:{record.id}",
-              camera_id=record.camera_id,
-              details={"case": record.case_number, "sha256": record.sha256, "bytes": size})
-        exports.count_download(core.store, record.id)
+        await audit(request, principal, "evidence.download", target=f"export:{record.id}",
+                    camera_id=record.camera_id,
+                    details={"case": record.case_number, "sha256": record.sha256, "bytes": size})
+        await core.store.call(exports.count_download, record.id)
         safe_case = re.sub(r"[^A-Za-z0-9_-]", "_", record.case_number)[:40]
         response = web.StreamResponse(headers={
             "Content-Type": "application/x-tar",
@@ -204,11 +209,11 @@ async def create_hold(request: web.Request) -> web.Response:
     principal = require_principal(request)
     fields = await read_json(request)
     camera_id, start, end, case, reason = _footage_fields(fields)
-    audit(request, principal, "evidence.hold", camera_id=camera_id,
-          details={"case": case, "start": start, "end": end, "reason": reason})
-    hold = add_hold(core.store, camera_id=camera_id, case_number=case, start=start, end=end,
-                    reason=reason, created_by=principal.username,
-                    now=clock_of(request)())
+    await audit(request, principal, "evidence.hold", camera_id=camera_id,
+                details={"case": case, "start": start, "end": end, "reason": reason})
+    hold = await core.store.call(add_hold, camera_id=camera_id, case_number=case, start=start,
+                                 end=end, reason=reason, created_by=principal.username,
+                                 now=clock_of(request)())
     return web.json_response(hold.as_json(), status=201)
 
 
@@ -217,7 +222,7 @@ async def get_holds(request: web.Request) -> web.Response:
     core = evidence_core(request)
     camera = _camera_query(request)
     everything = request.query.get("all") in {"1", "true"}
-    holds = list_holds(core.store, camera_id=camera, active_only=not everything)
+    holds = await core.store.call(list_holds, camera_id=camera, active_only=not everything)
     return web.json_response({"holds": [hold.as_json() for hold in holds]})
 
 
@@ -226,15 +231,15 @@ async def release(request: web.Request) -> web.Response:
     core = evidence_core(request)
     principal = require_principal(request)
     hold_id = request.match_info["hold_id"]
-    hold = get_hold(core.store, hold_id) if HOLD_ID.fullmatch(hold_id) else None
+    hold = await core.store.call(get_hold, hold_id) if HOLD_ID.fullmatch(hold_id) else None
     if hold is None:
         raise error(404, "no such hold")
     if not hold.active:
         raise error(409, "the hold was already released")
-    audit(request, principal, "evidence.hold.release", target=f"hold:{hold.id}",
-          camera_id=hold.camera_id, details={"case": hold.case_number})
-    release_hold(core.store, hold.id, principal.username, clock_of(request)())
-    updated = get_hold(core.store, hold.id)
+    await audit(request, principal, "evidence.hold.release", target=f"hold:{hold.id}",
+                camera_id=hold.camera_id, details={"case": hold.case_number})
+    await core.store.call(release_hold, hold.id, principal.username, clock_of(request)())
+    updated = await core.store.call(get_hold, hold.id)
     assert updated is not None
     return web.json_response(updated.as_json())
 
@@ -248,7 +253,7 @@ async def recordings(request: web.Request) -> web.Response:
     except ValueError:
         raise error(400, "limit must be a number") from None
     try:
-        rows = core.store.recent_segments(camera, limit)
+        rows = await core.store.call(EvidenceStore.recent_segments, camera, limit)
     except sqlite3.Error as exc:
         raise error(503, f"the evidence store cannot be read: {exc}") from None
     return web.json_response({"segments": [row.as_json() for row in rows]})

@@ -27,13 +27,13 @@ def evidence_core(request: web.Request) -> EvidenceCore:
         raise error(503, "the evidence store is not running") from None
 
 
-def audit(request: web.Request, principal: Principal, action: str, *, target: str = "",
-          camera_id: str = "", owner_id: str = "", outcome: str = "ok",
-          details: dict[str, Any] | None = None, refusal: str | None = NOTHING_DONE) -> None:
+async def audit(request: web.Request, principal: Principal, action: str, *, target: str = "",
+                camera_id: str = "", owner_id: str = "", outcome: str = "ok",
+                details: dict[str, Any] | None = None, refusal: str | None = NOTHING_DONE) -> None:
     """Write the audit entry. When the log cannot be written, refuse the action (503 with
     ``refusal``), or go on when ``refusal`` is None (what is audited has already happened)."""
     try:
-        required(request, AUDIT, "the security core").append(
+        await required(request, AUDIT, "the security core").append(
             actor=principal.username, role=str(principal.role), action=action, target=target,
             camera_id=camera_id, owner_id=owner_id, outcome=outcome,
             source=client_address(request), details=details)

@@ -23,7 +23,7 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
-from evidence.store import EvidenceStore
+from evidence.store import AsyncEvidenceStore, EvidenceStore
 from recording.recorder import CameraRecorder, RecorderSettings, RecorderState
 from recording.upkeep import delete_segments, recover_open_segments
 from rtcc.access import AuditSink, CameraDirectory, IncidentLookup
@@ -45,7 +45,7 @@ class RecordingManager:
         self,
         *,
         hub: StreamHub,
-        store: EvidenceStore,
+        store: AsyncEvidenceStore,
         root: Path,
         audit: AuditSink,
         record_cameras: dict[str, str],
@@ -77,6 +77,8 @@ class RecordingManager:
         self._halted_at: dict[str, float] = {}
         self._watched: dict[str, str] = {}
         self._tasks: TaskSupervisor | None = None
+        self._alert_audits = TaskSupervisor("evidence:alerts")
+        self._alert_writes: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()
         self._min_free_bytes = recorder_settings.min_free_bytes
         self.alerts: deque[dict[str, object]] = deque(maxlen=20)
@@ -100,6 +102,9 @@ class RecordingManager:
             recorders = list(self._recorders.values())
             self._recorders.clear()
         await asyncio.gather(*(self._stop(recorder, "server stopping") for recorder in recorders))
+        if self._alert_writes:  # let the alerts' audit entries be written
+            await asyncio.wait(set(self._alert_writes))
+        await self._alert_audits.aclose()
 
     async def _loop(self) -> None:
         last_retention = self._clock()
@@ -183,11 +188,11 @@ class RecordingManager:
                     full = recorder.state is RecorderState.DISK_FULL
                     await self._stop(recorder, "restarting")
                     if full:
-                        self._audit_safe("recording.resume", camera_id,
-                                         {"free_bytes": recorder.free_bytes()})
+                        await self._audit_safe("recording.resume", camera_id,
+                                               {"free_bytes": recorder.free_bytes()})
             for camera_id, reason in wanted.items():
                 if camera_id not in self._recorders:
-                    self._start(camera_id, reason)
+                    await self._start(camera_id, reason)
 
     def _may_restart(self, recorder: CameraRecorder) -> bool:
         if recorder.state is RecorderState.STOPPED:
@@ -200,41 +205,51 @@ class RecordingManager:
             return self._clock() - halted >= RESTART_AFTER_FAILURE
         return False
 
-    def _start(self, camera_id: str, reason: str) -> None:
+    async def _start(self, camera_id: str, reason: str) -> None:
         profiles = self._hub.profiles(camera_id)
         profile = "main" if "main" in profiles else profiles[0]
         stream = self._hub.get(camera_id, profile)
-        recorder = CameraRecorder(stream, self._store, self._root, self._settings,
+        # The recorder's writer thread writes its segment rows itself, off the event loop.
+        recorder = CameraRecorder(stream, self._store.tables, self._root, self._settings,
                                   reason=reason, on_alert=self._alert,
                                   still_wanted=lambda: self._still_wanted(camera_id))
         recorder.min_free_bytes = self._min_free_bytes
         self._recorders[camera_id] = recorder
         recorder.start()
         log.info("camera %s: recording (%s)", camera_id, reason)
-        self._audit_safe("recording.start", camera_id, {"reason": reason, "profile": profile})
+        await self._audit_safe("recording.start", camera_id, {"reason": reason, "profile": profile})
 
     async def _stop(self, recorder: CameraRecorder, why: str) -> None:
         halted = recorder.state in (RecorderState.DISK_FULL, RecorderState.FAILED)
         await recorder.aclose()
         if not halted:
             log.info("camera %s: recording stopped (%s)", recorder.camera_id, why)
-            self._audit_safe("recording.stop", recorder.camera_id,
-                             {"reason": why, "frames": recorder.frames_written,
-                              "segments": recorder.segments_started})
+            await self._audit_safe("recording.stop", recorder.camera_id,
+                                   {"reason": why, "frames": recorder.frames_written,
+                                    "segments": recorder.segments_started})
 
     def _alert(self, recorder: CameraRecorder, state: RecorderState, reason: str) -> None:
+        """The recorder's (synchronous) alert callback: the audit write runs as a task."""
         self._halted_at[recorder.camera_id] = self._clock()
         log.error("camera %s: ALERT %s: %s", recorder.camera_id, state, reason)
         self.alerts.append({"time": self._clock(), "camera_id": recorder.camera_id,
                             "state": str(state), "reason": reason})
-        self._audit_safe("recording.stop", recorder.camera_id,
-                         {"reason": reason, "alert": str(state)}, outcome=str(state))
-
-    def _audit_safe(self, action: str, camera_id: str, details: dict[str, object],
-                    outcome: str = "ok") -> None:
+        write = self._audit_safe("recording.stop", recorder.camera_id,
+                                 {"reason": reason, "alert": str(state)}, outcome=str(state))
         try:
-            self._audit.append(actor="system", role="", action=action, camera_id=camera_id,
-                               outcome=outcome, details=details)
+            task = self._alert_audits.spawn(f"camera:{recorder.camera_id}:alert-audit", write)
+        except RuntimeError:  # the manager has closed (spawn closed the coroutine)
+            log.error("camera %s: the alert %s could not be audited: the recording manager "
+                      "has stopped", recorder.camera_id, state)
+            return
+        self._alert_writes.add(task)
+        task.add_done_callback(self._alert_writes.discard)
+
+    async def _audit_safe(self, action: str, camera_id: str, details: dict[str, object],
+                          outcome: str = "ok") -> None:
+        try:
+            await self._audit.append(actor="system", role="", action=action, camera_id=camera_id,
+                                     outcome=outcome, details=details)
         except AuditWriteError:
             log.error("camera %s: %s could not be audited", camera_id, action)
 
@@ -242,11 +257,12 @@ class RecordingManager:
 
     async def recover(self) -> int:
         """Close segments a crash left open, keeping every whole frame on disk."""
-        recovered = await recover_open_segments(self._store, self._root, self._clock)
+        recovered = await recover_open_segments(self._store.tables, self._root, self._clock,
+                                                self._store.run)
         for row, closed in recovered:
-            self._audit_safe("recording.recovered", row.camera_id,
-                             {"segment": row.id, "sha256": closed.sha256,
-                              "frames": closed.frames, "note": closed.note})
+            await self._audit_safe("recording.recovered", row.camera_id,
+                                   {"segment": row.id, "sha256": closed.sha256,
+                                    "frames": closed.frames, "note": closed.note})
         self.recovered_segments += len(recovered)
         return len(recovered)
 
@@ -254,15 +270,17 @@ class RecordingManager:
         """Delete expired, unheld segments; returns how many."""
         now = self._clock()
         total = 0
-        for camera_id in self._store.cameras_with_segments():
+        for camera_id in await self._store.call(EvidenceStore.cameras_with_segments):
             days = self._retention_days.get(camera_id, self._default_retention)
-            expired = self._store.evictable(camera_id, now - days * 86400.0)
+            expired = await self._store.call(EvidenceStore.evictable, camera_id,
+                                             now - days * 86400.0)
             if not expired:
                 continue
-            total += len(await delete_segments(self._store, self._root, expired))
-            self._audit_safe("evidence.evict", camera_id,
-                             {"segments": [row.id for row in expired], "retention_days": days,
-                              "sha256": [row.sha256 for row in expired][:50]})
+            total += len(await delete_segments(self._store.tables, self._root, expired,
+                                               self._store.run))
+            await self._audit_safe("evidence.evict", camera_id,
+                                   {"segments": [row.id for row in expired], "retention_days": days,
+                                    "sha256": [row.sha256 for row in expired][:50]})
         self.evicted_segments += total
         return total
 

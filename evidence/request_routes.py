@@ -103,16 +103,18 @@ async def create_request(request: web.Request) -> web.Response:
     pairs = [(camera, consent.owner_id) for camera, consent in consents.items()
              if consent is not None]
     request_id = core.requests.new_id()
-    audit(request, principal, "footage_request.create", target=f"footage_request:{request_id}",
-          details={"cameras": cameras, "case": case, "reason": reason, "start": start,
-                   "end": end, "incident": incident})
+    await audit(request, principal, "footage_request.create",
+                target=f"footage_request:{request_id}",
+                details={"cameras": cameras, "case": case, "reason": reason, "start": start,
+                         "end": end, "incident": incident})
     now = clock_of(request)()
-    created = core.requests.create(request_id, principal, pairs, start=start, end=end,
-                                   case_number=case, reason=reason, incident=incident, now=now)
+    created = await core.requests.create(request_id, principal, pairs, start=start, end=end,
+                                         case_number=case, reason=reason, incident=incident,
+                                         now=now)
     for item in created.items:
         if item.auto:
             try:
-                core.audit.append(
+                await core.audit.append(
                     actor="policy", role="owner", action="footage_request.approve",
                     target=f"footage_request:{request_id}", camera_id=item.camera_id,
                     owner_id=item.owner_id, details={"case": case, "automatic": True})
@@ -129,7 +131,7 @@ async def list_requests(request: web.Request) -> web.Response:
     principal = require_principal(request)
     status = request.query.get("status", "")
     out = []
-    for found in core.requests.list_for(principal):
+    for found in await core.requests.list_for(principal):
         items = await _visible(request, principal, found)
         if not items and principal.role not in ASKERS:
             continue
@@ -143,7 +145,7 @@ async def list_requests(request: web.Request) -> web.Response:
 async def _find(request: web.Request, principal: Principal
                 ) -> tuple[FootageRequest, tuple[Item, ...]]:
     core = evidence_core(request)
-    found = core.requests.get(request.match_info["request_id"])
+    found = await core.requests.get(request.match_info["request_id"])
     if found is None:
         raise error(404, "no such footage request")
     items = await _visible(request, principal, found)
@@ -174,12 +176,12 @@ async def _decide(request: web.Request, approve: bool) -> web.Response:
         raise error(409, str(exc)) from None
     action = "footage_request.approve" if approve else "footage_request.decline"
     for item in chosen:
-        audit(request, principal, action, target=f"footage_request:{found.id}",
-              camera_id=item.camera_id, owner_id=item.owner_id,
-              details={"case": found.case_number, "note": note, "requester": found.requester})
+        await audit(request, principal, action, target=f"footage_request:{found.id}",
+                    camera_id=item.camera_id, owner_id=item.owner_id,
+                    details={"case": found.case_number, "note": note, "requester": found.requester})
     now = clock_of(request)()
-    decided = core.requests.decide(found, chosen, approve, principal.username, note, now)
-    updated = core.requests.get(found.id)
+    decided = await core.requests.decide(found, chosen, approve, principal.username, note, now)
+    updated = await core.requests.get(found.id)
     assert updated is not None
     if approve:
         _tell_agents(request, updated, decided)
@@ -205,7 +207,7 @@ def _owner_id(principal: Principal) -> str:
 @allow(Role.OWNER)
 async def get_policy(request: web.Request) -> web.Response:
     principal = require_principal(request)
-    policy = evidence_core(request).requests.policy(_owner_id(principal))
+    policy = await evidence_core(request).requests.policy(_owner_id(principal))
     return web.json_response(policy.as_json())
 
 
@@ -225,9 +227,9 @@ async def set_policy(request: web.Request) -> web.Response:
     ):
         raise error(400, "max_hours must be empty or between 0 and 168")
     policy = OwnerPolicy(owner_id, str(mode), None if max_hours is None else float(max_hours))
-    audit(request, principal, "footage_policy.change", target=f"owner:{owner_id}",
-          owner_id=owner_id, details=policy.as_json())
-    core.requests.set_policy(policy, principal.username, clock_of(request)())
+    await audit(request, principal, "footage_policy.change", target=f"owner:{owner_id}",
+                owner_id=owner_id, details=policy.as_json())
+    await core.requests.set_policy(policy, principal.username, clock_of(request)())
     return web.json_response(policy.as_json())
 
 

@@ -12,6 +12,9 @@ Approving an item:
 - lets the owner's agent upload that range (``evidence.uploads``).
 A declined item accepts no upload at all.
 
+The public methods that read or write are async: their statements (the ``_``-prefixed methods)
+run on the evidence store's thread.
+
 The request's overall status: ``pending`` (some owner has not decided), ``approved``,
 ``declined``, or ``partly_approved``; then, as the agents work, ``receiving`` (uploading),
 ``received`` (complete), ``failed`` or ``partly_received`` (some cameras failed). Each item
@@ -29,7 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from evidence.store import EvidenceStore
+from evidence.store import AsyncEvidenceStore, EvidenceStore
 from recording.holds import add_hold
 from rtcc.access import FootageApproval, FootageGrants
 from rtcc.policy import Role
@@ -141,8 +144,10 @@ class DecisionError(Exception):
 
 
 class FootageRequests:
-    def __init__(self, store: EvidenceStore, grants: FootageGrants, *, valid_days: float) -> None:
-        self._store = store
+    def __init__(self, store: AsyncEvidenceStore, grants: FootageGrants, *,
+                 valid_days: float) -> None:
+        self._db = store
+        self._store: EvidenceStore = store.tables
         self._grants = grants
         self._valid_seconds = valid_days * 86400.0
 
@@ -173,7 +178,10 @@ class FootageRequests:
             items=self._items(row["id"]),
         )
 
-    def get(self, request_id: str) -> FootageRequest | None:
+    async def get(self, request_id: str) -> FootageRequest | None:
+        return await self._db.run(self._get, request_id)
+
+    def _get(self, request_id: str) -> FootageRequest | None:
         row = self._store.fetchone("SELECT * FROM footage_requests WHERE id = ?", (request_id,))
         return None if row is None else self._from_row(row)
 
@@ -190,7 +198,11 @@ class FootageRequests:
             return mine
         return ()
 
-    def list_for(self, principal: Principal, *, limit: int = 200) -> list[FootageRequest]:
+    async def list_for(self, principal: Principal, *, limit: int = 200
+                       ) -> list[FootageRequest]:
+        return await self._db.run(self._list_for, principal, limit)
+
+    def _list_for(self, principal: Principal, limit: int) -> list[FootageRequest]:
         limit = max(1, min(limit, 1000))
         if principal.role in SEES_ALL:
             rows = self._store.fetchall(
@@ -214,10 +226,24 @@ class FootageRequests:
     def new_id() -> str:
         return f"fr-{secrets.token_hex(6)}"
 
-    def create(self, request_id: str, requester: Principal, cameras: Sequence[tuple[str, str]],
-               *, start: float, end: float, case_number: str, reason: str, incident: str,
-               now: float) -> FootageRequest:
+    async def create(self, request_id: str, requester: Principal,
+                     cameras: Sequence[tuple[str, str]], *, start: float, end: float,
+                     case_number: str, reason: str, incident: str, now: float
+                     ) -> FootageRequest:
         """Store a new request (items pending), then apply each owner's policy."""
+        await self._db.run(self._insert, request_id, requester, cameras, start, end,
+                           case_number, reason, incident, now)
+        for camera_id, owner_id in cameras:
+            if (await self.policy(owner_id)).approves(end - start):
+                await self._decide_one(request_id, camera_id, APPROVED, "owner's policy", "",
+                                       now, auto=True)
+        found = await self.get(request_id)
+        assert found is not None
+        return found
+
+    def _insert(self, request_id: str, requester: Principal, cameras: Sequence[tuple[str, str]],
+                start: float, end: float, case_number: str, reason: str, incident: str,
+                now: float) -> None:
         with self._store.transaction() as conn:
             conn.execute(
                 "INSERT INTO footage_requests (id, requester_id, requester, requester_role,"
@@ -230,13 +256,6 @@ class FootageRequests:
                 conn.execute(
                     "INSERT INTO footage_request_items (request_id, camera_id, owner_id)"
                     " VALUES (?, ?, ?)", (request_id, camera_id, owner_id))
-        for camera_id, owner_id in cameras:
-            if self.policy(owner_id).approves(end - start):
-                self._decide_one(request_id, camera_id, APPROVED, "owner's policy", "", now,
-                                 auto=True)
-        found = self.get(request_id)
-        assert found is not None
-        return found
 
     def choose(self, request: FootageRequest, principal: Principal, camera_ids: Sequence[str],
                owned: frozenset[str] | None = None) -> list[Item]:
@@ -269,20 +288,37 @@ class FootageRequests:
                                 f"{decided[0].status}; decisions are final")
         return chosen
 
-    def decide(self, request: FootageRequest, items: Sequence[Item], approve: bool, by: str,
-               note: str, now: float) -> list[Item]:
+    async def decide(self, request: FootageRequest, items: Sequence[Item], approve: bool,
+                     by: str, note: str, now: float) -> list[Item]:
         """Apply a decision to items returned by ``choose``; returns them updated."""
         status = APPROVED if approve else DECLINED
         for item in items:
-            self._decide_one(request.id, item.camera_id, status, by, note, now)
-        updated = self.get(request.id)
+            await self._decide_one(request.id, item.camera_id, status, by, note, now)
+        updated = await self.get(request.id)
         assert updated is not None
         cameras = {item.camera_id for item in items}
         return [item for item in updated.items if item.camera_id in cameras]
 
-    def _decide_one(self, request_id: str, camera_id: str, status: str, by: str, note: str,
-                    now: float, *, auto: bool = False) -> None:
+    async def _decide_one(self, request_id: str, camera_id: str, status: str, by: str,
+                          note: str, now: float, *, auto: bool = False) -> None:
         valid_until = now + self._valid_seconds if status == APPROVED else None
+        request = await self._db.run(self._record_decision, request_id, camera_id, status, by,
+                                     note, now, auto, valid_until)
+        if request is None:
+            return
+        await self._grants.record_approval(FootageApproval(
+            f"{request_id}:{camera_id}", camera_id, request.requester_id,
+            purpose=f"case {request.case_number}: {request.reason}"[:300], decided_by=by,
+            decided_at=now, valid_until=valid_until,
+        ))
+        await self._db.call(add_hold, camera_id=camera_id, case_number=request.case_number,
+                            start=request.start, end=request.end,
+                            reason=f"footage request {request_id}", created_by=by, now=now)
+
+    def _record_decision(self, request_id: str, camera_id: str, status: str, by: str,
+                         note: str, now: float, auto: bool, valid_until: float | None
+                         ) -> FootageRequest | None:
+        """Decide a pending item; returns its request when that approved it."""
         cursor = self._store.execute(
             "UPDATE footage_request_items SET status = ?, decided_by = ?, decided_at = ?,"
             " note = ?, auto = ?, valid_until = ? WHERE request_id = ? AND camera_id = ?"
@@ -290,29 +326,36 @@ class FootageRequests:
             (status, by, now, note[:500], int(auto), valid_until, request_id, camera_id),
         )
         if cursor.rowcount == 0 or status != APPROVED:
-            return
-        request = self.get(request_id)
+            return None
+        request = self._get(request_id)
         assert request is not None
-        self._grants.record_approval(FootageApproval(
-            f"{request_id}:{camera_id}", camera_id, request.requester_id,
-            purpose=f"case {request.case_number}: {request.reason}"[:300], decided_by=by,
-            decided_at=now, valid_until=valid_until,
-        ))
-        add_hold(self._store, camera_id=camera_id, case_number=request.case_number,
-                 start=request.start, end=request.end,
-                 reason=f"footage request {request_id}", created_by=by, now=now)
+        return request
 
-    def mark(self, request_id: str, camera_id: str, status: str) -> None:
+    async def mark(self, request_id: str, camera_id: str, status: str) -> None:
         """Upload progress on a granted item: ``receiving`` or ``received``."""
+        await self._db.run(self._mark, request_id, camera_id, status)
+
+    async def mark_failed(self, request_id: str, camera_id: str, reason: str) -> bool:
+        """The agent cannot deliver a granted item that is not complete yet; False when the
+        item was not in that state."""
+        return await self._db.run(self._mark_failed, request_id, camera_id, reason)
+
+    async def policy(self, owner_id: str) -> OwnerPolicy:
+        return await self._db.run(self._policy, owner_id)
+
+    async def set_policy(self, policy: OwnerPolicy, by: str, now: float) -> None:
+        if policy.mode not in POLICY_MODES:
+            raise ValueError(f"mode must be one of {sorted(POLICY_MODES)}")
+        await self._db.run(self._set_policy, policy, by, now)
+
+    def _mark(self, request_id: str, camera_id: str, status: str) -> None:
         self._store.execute(
             "UPDATE footage_request_items SET status = ? WHERE request_id = ? AND camera_id = ?"
             " AND status IN ('approved', 'receiving', 'received')",
             (status, request_id, camera_id),
         )
 
-    def mark_failed(self, request_id: str, camera_id: str, reason: str) -> bool:
-        """The agent cannot deliver a granted item that is not complete yet; False when the
-        item was not in that state."""
+    def _mark_failed(self, request_id: str, camera_id: str, reason: str) -> bool:
         cursor = self._store.execute(
             "UPDATE footage_request_items SET status = 'failed', failure = ?"
             " WHERE request_id = ? AND camera_id = ? AND status IN ('approved', 'receiving')",
@@ -322,16 +365,14 @@ class FootageRequests:
 
     # -- owners' policies -----------------------------------------------------------------------
 
-    def policy(self, owner_id: str) -> OwnerPolicy:
+    def _policy(self, owner_id: str) -> OwnerPolicy:
         row = self._store.fetchone("SELECT * FROM owner_policies WHERE owner_id = ?",
                                    (owner_id,))
         if row is None:
             return OwnerPolicy(owner_id)
         return OwnerPolicy(owner_id, row["mode"], row["max_hours"])
 
-    def set_policy(self, policy: OwnerPolicy, by: str, now: float) -> None:
-        if policy.mode not in POLICY_MODES:
-            raise ValueError(f"mode must be one of {sorted(POLICY_MODES)}")
+    def _set_policy(self, policy: OwnerPolicy, by: str, now: float) -> None:
         self._store.execute(
             "INSERT INTO owner_policies (owner_id, mode, max_hours, updated_by, updated_at)"
             " VALUES (?, ?, ?, ?, ?) ON CONFLICT(owner_id) DO UPDATE SET mode = excluded.mode,"

@@ -5,16 +5,27 @@ exports and their download tokens, footage requests, owners' approval policies a
 uploads. The video itself lives in files next to it (``data_dir/evidence/``); see
 ``recording.segments``.
 
-One connection is shared by the event loop and the recorders' writer threads; every use holds
-``lock`` (statements are short and indexed).
+``EvidenceStore`` is the synchronous store: one connection, shared by the threads that use it
+under ``lock`` (statements are short and indexed). In the server it is used only off the event
+loop: ``AsyncEvidenceStore`` runs its calls on the store's own thread (``rtcc.offload``) and the
+recorders' writer threads write their segment rows themselves, so a lock on the file held by
+another process (``rtcc export``) holds up only the evidence store's callers, never the video.
+The command-line programs use ``EvidenceStore`` directly.
 """
 
 from __future__ import annotations
 
+import functools
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
+from typing import Concatenate, ParamSpec, TypeVar
 
 from recording.store import SegmentStore
+from rtcc.offload import OffloadedStore, StoreClosed
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 STORE_FILE = "evidence.sqlite3"
 SCHEMA_VERSION = 1
@@ -112,3 +123,40 @@ class EvidenceStore(SegmentStore):
     @classmethod
     def open_in(cls, data_dir: Path) -> EvidenceStore:
         return cls.open(data_dir / STORE_FILE)
+
+
+class AsyncEvidenceStore(OffloadedStore):
+    """The evidence store of a running server: every call runs on the store's thread."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__("evidence-store")
+        self.path = path
+        self._opened: EvidenceStore | None = None
+
+    @classmethod
+    async def open_in(cls, data_dir: Path) -> AsyncEvidenceStore:
+        store = cls(data_dir / STORE_FILE)
+        try:
+            store._opened = await store.run(EvidenceStore.open, store.path)
+        except BaseException:
+            await store.aclose()
+            raise
+        return store
+
+    @property
+    def tables(self) -> EvidenceStore:
+        """The synchronous store, for the threads that may block on it (the store's own, a
+        recorder's writer, an export)."""
+        if self._opened is None:
+            raise StoreClosed("evidence")
+        return self._opened
+
+    def _release(self) -> None:
+        tables, self._opened = self._opened, None
+        if tables is not None:
+            tables.close()
+
+    async def call(self, fn: Callable[Concatenate[EvidenceStore, P], T], *args: P.args,
+                   **kwargs: P.kwargs) -> T:
+        """``fn(store, *args, **kwargs)`` on the store's thread."""
+        return await self.run(functools.partial(fn, self.tables, *args, **kwargs))

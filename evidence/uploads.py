@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from evidence.requests import GRANTED, FootageRequest, FootageRequests
-from evidence.store import EvidenceStore
+from evidence.store import AsyncEvidenceStore, EvidenceStore
 from recording.segments import (
     FrameEntry,
     contained,
@@ -167,8 +167,13 @@ def _frames_from_meta(meta: str) -> list[FrameEntry]:
 
 
 class Uploads:
-    def __init__(self, store: EvidenceStore, root: Path, requests: FootageRequests) -> None:
-        self._store = store
+    """The public methods that read or write are async: their statements (the ``_``-prefixed
+    methods) run on the evidence store's thread, the file work on a worker thread."""
+
+    def __init__(self, store: AsyncEvidenceStore, root: Path, requests: FootageRequests
+                 ) -> None:
+        self._db = store
+        self._store: EvidenceStore = store.tables
         self._root = root
         self._requests = requests
         self._locks: dict[str, asyncio.Lock] = {}
@@ -176,9 +181,12 @@ class Uploads:
     def _row(self, upload_id: str) -> Any:
         return self._store.fetchone("SELECT * FROM uploads WHERE id = ?", (upload_id,))
 
-    def get(self, upload_id: str) -> Upload | None:
+    async def get(self, upload_id: str) -> Upload | None:
         if not UPLOAD_ID.fullmatch(upload_id):
             return None
+        return await self._db.run(self._get, upload_id)
+
+    def _get(self, upload_id: str) -> Upload | None:
         row = self._row(upload_id)
         if row is None:
             return None
@@ -197,18 +205,22 @@ class Uploads:
         if item.valid_until is not None and item.valid_until < now:
             raise UploadError(409, "the approval of this request has expired")
 
-    def begin(self, request: FootageRequest, declaration: Declaration, now: float
-              ) -> tuple[Upload, bool]:
+    async def begin(self, request: FootageRequest, declaration: Declaration, now: float
+                    ) -> tuple[Upload, bool]:
         """Create (True) or resume (False) the upload of one declared segment."""
         first = declaration.frames[0].capture_time
         last = declaration.frames[-1].capture_time
         if last < request.start - RANGE_SLACK or first > request.end + RANGE_SLACK:
             raise UploadError(422, "this segment lies outside the request's time range")
+        return await self._db.run(self._begin, request, declaration, now)
+
+    def _begin(self, request: FootageRequest, declaration: Declaration, now: float
+               ) -> tuple[Upload, bool]:
         existing = self._store.fetchone(
             "SELECT id FROM uploads WHERE request_id = ? AND camera_id = ? AND sequence = ?",
             (request.id, declaration.camera_id, declaration.sequence))
         if existing is not None:
-            upload = self.get(existing["id"])
+            upload = self._get(existing["id"])
             assert upload is not None
             if upload.sha256 != declaration.sha256 or upload.size != declaration.size:
                 raise UploadError(409, "this sequence was announced with another hash or size")
@@ -221,7 +233,7 @@ class Uploads:
              declaration.sha256, declaration.size, declaration.codec, declaration.meta(), now,
              now),
         )
-        upload = self.get(upload_id)
+        upload = self._get(upload_id)
         assert upload is not None
         return upload, True
 
@@ -232,7 +244,7 @@ class Uploads:
         """Write ``data`` at ``offset``; on the last byte, check the hash and store the segment."""
         lock = self._locks.setdefault(upload.id, asyncio.Lock())
         async with lock:
-            current = self.get(upload.id)
+            current = await self.get(upload.id)
             assert current is not None
             if current.state == "complete":
                 return current
@@ -244,28 +256,33 @@ class Uploads:
             path = self._partial(current.id)
             await asyncio.to_thread(_write_at, path, offset, data)
             received = offset + len(data)
-            self._store.execute("UPDATE uploads SET received = ?, updated = ? WHERE id = ?",
+            await self._db.call(EvidenceStore.execute,
+                                "UPDATE uploads SET received = ?, updated = ? WHERE id = ?",
                                 (received, now, current.id))
             if received < current.size:
-                return self.get(current.id) or current
+                return await self.get(current.id) or current
+            row = await self._db.run(self._row, current.id)
             try:
-                segment_id = await asyncio.to_thread(self._finish, current, path, now)
+                new, closed = await asyncio.to_thread(self._finish, current, path, row["meta"])
             except UploadError:
-                self._store.execute("UPDATE uploads SET received = 0, updated = ? WHERE id = ?",
+                await self._db.call(EvidenceStore.execute,
+                                    "UPDATE uploads SET received = 0, updated = ? WHERE id = ?",
                                     (now, current.id))
                 raise
-            self._store.execute(
-                "UPDATE uploads SET state = 'complete', segment_id = ?, updated = ?"
-                " WHERE id = ?", (segment_id, now, current.id))
+            segment_id = await self._db.call(EvidenceStore.add_closed_segment, new, closed, now)
+            await self._db.call(EvidenceStore.execute,
+                                "UPDATE uploads SET state = 'complete', segment_id = ?,"
+                                " updated = ? WHERE id = ?", (segment_id, now, current.id))
             self._locks.pop(upload.id, None)
-            done = self.get(current.id)
+            done = await self.get(current.id)
             assert done is not None
             return done
 
-    def _finish(self, upload: Upload, path: Path, now: float) -> int:
-        """Hash the received segment; store it, or discard it and raise 422."""
-        row = self._row(upload.id)
-        frames = _frames_from_meta(row["meta"])
+    def _finish(self, upload: Upload, path: Path, meta: str
+                ) -> tuple[NewSegment, ClosedSegment]:
+        """Hash the received segment and move it into place (its row is for the caller to
+        add), or discard it and raise 422."""
+        frames = _frames_from_meta(meta)
         sha, size = hash_file(path)
         problem = ""
         if sha != upload.sha256 or size != upload.size:
@@ -298,13 +315,16 @@ class Uploads:
             index_sha256=hashlib.sha256(index_blob).hexdigest(), path=relative,
             note=f"uploaded by the owner's agent for footage request {upload.request_id}",
         )
-        return self._store.add_closed_segment(new, closed, now)
+        return new, closed
 
-    def uploads_of(self, request_id: str, camera_id: str) -> list[Upload]:
+    async def uploads_of(self, request_id: str, camera_id: str) -> list[Upload]:
+        return await self._db.run(self._uploads_of, request_id, camera_id)
+
+    def _uploads_of(self, request_id: str, camera_id: str) -> list[Upload]:
         rows = self._store.fetchall(
             "SELECT id FROM uploads WHERE request_id = ? AND camera_id = ? ORDER BY sequence",
             (request_id, camera_id))
-        found = [self.get(row["id"]) for row in rows]
+        found = [self._get(row["id"]) for row in rows]
         return [upload for upload in found if upload is not None]
 
 

@@ -250,7 +250,7 @@ class RtspGuard:
         return sock
 
     def _recv(self, ready: Sequence[socket.socket], ffmpeg: socket.socket,
-              camera: socket.socket, from_ffmpeg: bytearray, from_camera: bytearray) -> bool:
+              from_ffmpeg: bytearray, from_camera: bytearray) -> bool:
         for sock in ready:
             data = sock.recv(CHUNK)
             if not data:
@@ -270,7 +270,7 @@ class RtspGuard:
         methods: dict[str, str] = {}
         answered = False
         while not self._stop.is_set():
-            if not self._recv(self._ready(ffmpeg, camera), ffmpeg, camera,
+            if not self._recv(self._ready(ffmpeg, camera), ffmpeg,
                               from_ffmpeg, from_camera):
                 return False
             try:

@@ -9,8 +9,9 @@ in its rolling buffer's index.
 A closed segment's row cannot be changed (a trigger refuses the UPDATE); it can only be deleted by
 retention, which never touches a segment under an active hold.
 
-One connection is shared by the event loop and the recorders' writer threads; every use holds
-``lock`` (statements are short and indexed).
+One connection is shared by the threads that use the store (in the server: the evidence store's
+own thread and the recorders' writer threads, never the event loop); every use holds ``lock``
+(statements are short and indexed).
 """
 
 from __future__ import annotations

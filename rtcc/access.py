@@ -83,9 +83,28 @@ class AuditSink(Protocol):
 
     ``append`` writes one entry durably before it returns, or raises
     ``rtcc.errors.AuditWriteError``: the caller then refuses what it was about to do (or, when
-    that has already happened, logs the failure). It is synchronous so that the entry is on disk
-    before the audited action goes on, including from synchronous callbacks (a recorder's alert).
+    that has already happened, logs the failure). The write runs off the event loop, so a busy
+    audit file holds up only the audited action, never the video.
     """
+
+    async def append(
+        self,
+        *,
+        actor: str,
+        role: str,
+        action: str,
+        target: str = "",
+        camera_id: str = "",
+        owner_id: str = "",
+        outcome: str = "ok",
+        source: str = "",
+        details: Mapping[str, Any] | None = None,
+    ) -> object: ...
+
+
+class AuditFile(Protocol):
+    """The audit log opened by a command-line program: ``append`` as in ``AuditSink``, but
+    synchronous (the program owns its process; no event loop waits on it)."""
 
     def append(
         self,
@@ -102,7 +121,7 @@ class AuditSink(Protocol):
     ) -> object: ...
 
 
-AuditOpener = Callable[[Settings], AbstractContextManager[AuditSink]]
+AuditOpener = Callable[[Settings], AbstractContextManager[AuditFile]]
 """Opens the audit log of a server's data directory for a command-line program."""
 
 
@@ -139,9 +158,9 @@ class FootageApproval:
 
 
 class FootageGrants(Protocol):
-    def record_approval(self, approval: FootageApproval) -> None:
+    async def record_approval(self, approval: FootageApproval) -> None:
         """Remember the approval (``on_request`` cameras consult it); recording the same
-        approval again changes nothing. Synchronous: it is part of the owner's decision."""
+        approval again changes nothing. The owner's decision waits for it."""
         ...
 
     async def approved_request_for(self, camera_id: str, user_id: int, now: float) -> str | None:

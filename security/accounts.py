@@ -2,6 +2,9 @@
 
 Lockout (CJIS AC-7): 5 failed logins within 15 minutes lock the account for 30 minutes or until
 an administrator unlocks it. Every login attempt, good or bad, is audited.
+
+The public methods are async: their statements (the ``_``-prefixed methods) run on the security
+store's thread.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from rtcc.policy import STAFF_ROLES, Role
 from security import totp
 from security.audit import AuditLog
 from security.passwords import Passwords, password_problem
-from security.store import Clock, SecurityStore
+from security.store import Clock, SecurityStore, SecurityTables
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +105,7 @@ class Accounts:
         passwords: Passwords | None = None,
     ) -> None:
         self._store = store
+        self._db: SecurityTables = store.tables
         self._audit = audit
         self._box = box
         self._config = config
@@ -113,18 +117,27 @@ class Accounts:
 
     # -- reading --
 
-    def get(self, user_id: int) -> User | None:
-        row = self._store.conn.execute("SELECT * FROM users WHERE id = ?", (user_id,)).fetchone()
+    async def get(self, user_id: int) -> User | None:
+        return await self._store.run(self._get, user_id)
+
+    async def by_name(self, username: str) -> User | None:
+        return await self._store.run(self._by_name, username)
+
+    async def all_users(self) -> list[User]:
+        return await self._store.run(self._all_users)
+
+    def _get(self, user_id: int) -> User | None:
+        row = self._db.conn.execute("SELECT * FROM users WHERE id = ?", (user_id,)).fetchone()
         return None if row is None else User.from_row(row)
 
-    def by_name(self, username: str) -> User | None:
-        row = self._store.conn.execute(
+    def _by_name(self, username: str) -> User | None:
+        row = self._db.conn.execute(
             "SELECT * FROM users WHERE username = ?", (username,)
         ).fetchone()
         return None if row is None else User.from_row(row)
 
-    def all_users(self) -> list[User]:
-        rows = self._store.conn.execute("SELECT * FROM users ORDER BY id").fetchall()
+    def _all_users(self) -> list[User]:
+        rows = self._db.conn.execute("SELECT * FROM users ORDER BY id").fetchall()
         return [User.from_row(row) for row in rows]
 
     # -- creating --
@@ -162,7 +175,7 @@ class Accounts:
                 raise AccountError(problem)
         elif not token_only and role != Role.AGENT:
             raise AccountError("a password is required for this role")
-        if self.by_name(username) is not None:
+        if await self.by_name(username) is not None:
             raise AccountError(f"user {username!r} already exists", status=409)
         if enroll_totp is None:
             enroll_totp = role in STAFF_ROLES and password is not None
@@ -172,89 +185,104 @@ class Accounts:
         password_hash = None if password is None else await self.passwords.hash_async(password)
         seed = totp.new_secret() if enroll_totp else None
         now = self._clock()
-        try:
-            with self._store.transaction() as conn:
-                cursor = conn.execute(
-                    "INSERT INTO users (username, display_name, role, owner_id, password_hash,"
-                    " totp_secret, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (username, display_name, str(role), owner_id, password_hash,
-                     None if seed is None else self._box.encrypt(seed), now),
-                )
-        except sqlite3.IntegrityError:
-            raise AccountError(f"user {username!r} already exists", status=409) from None
-        user_id = int(cursor.lastrowid or 0)
-        self._audit.append(
+        user_id = await self._store.run(
+            self._insert_user, username, display_name, role, owner_id, password_hash,
+            None if seed is None else self._box.encrypt(seed), now)
+        await self._audit.append(
             actor=actor.name, role=actor.role, action="user.create", target=f"user:{user_id}",
             owner_id=owner_id or "", source=actor.source,
             details={"username": username, "role": str(role), "totp": bool(seed)},
         )
-        user = self.get(user_id)
+        user = await self.get(user_id)
         assert user is not None
         uri = None if seed is None else totp.provisioning_uri(seed, username)
         return user, uri
 
+    def _insert_user(self, username: str, display_name: str, role: Role, owner_id: str | None,
+                     password_hash: str | None, totp_secret: str | None, now: float) -> int:
+        try:
+            with self._db.transaction() as conn:
+                cursor = conn.execute(
+                    "INSERT INTO users (username, display_name, role, owner_id, password_hash,"
+                    " totp_secret, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (username, display_name, str(role), owner_id, password_hash,
+                     totp_secret, now),
+                )
+        except sqlite3.IntegrityError:
+            raise AccountError(f"user {username!r} already exists", status=409) from None
+        return int(cursor.lastrowid or 0)
+
+    def _set_password_hash(self, user_id: int, digest: str) -> None:
+        self._db.conn.execute(
+            "UPDATE users SET password_hash = ? WHERE id = ?", (digest, user_id)
+        )
+
     async def set_password(self, actor: Actor, user_id: int, password: str) -> None:
-        user = self.get(user_id)
+        user = await self.get(user_id)
         if user is None:
             raise AccountError("no such user", status=404)
         problem = password_problem(password, user.username)
         if problem:
             raise AccountError(problem)
         digest = await self.passwords.hash_async(password)
-        self._store.conn.execute(
-            "UPDATE users SET password_hash = ? WHERE id = ?", (digest, user_id)
-        )
-        self._audit.append(actor=actor.name, role=actor.role, action="user.password",
+        await self._store.run(self._set_password_hash, user_id, digest)
+        await self._audit.append(actor=actor.name, role=actor.role, action="user.password",
                            target=f"user:{user_id}", source=actor.source)
 
-    def unlock(self, actor: Actor, user_id: int) -> User:
-        user = self.get(user_id)
+    async def unlock(self, actor: Actor, user_id: int) -> User:
+        user = await self.get(user_id)
         if user is None:
             raise AccountError("no such user", status=404)
-        self._audit.append(actor=actor.name, role=actor.role, action="user.unlock",
-                           target=f"user:{user_id}", source=actor.source,
-                           details={"username": user.username})
-        with self._store.transaction() as conn:
-            conn.execute("UPDATE users SET locked_until = 0 WHERE id = ?", (user_id,))
-            conn.execute("DELETE FROM login_failures WHERE user_id = ?", (user_id,))
-        unlocked = self.get(user_id)
+        await self._audit.append(actor=actor.name, role=actor.role, action="user.unlock",
+                                 target=f"user:{user_id}", source=actor.source,
+                                 details={"username": user.username})
+        unlocked = await self._store.run(self._unlock, user_id)
         assert unlocked is not None
         return unlocked
 
-    def set_disabled(self, actor: Actor, user_id: int, disabled: bool) -> User:
+    def _unlock(self, user_id: int) -> User | None:
+        with self._db.transaction() as conn:
+            conn.execute("UPDATE users SET locked_until = 0 WHERE id = ?", (user_id,))
+            conn.execute("DELETE FROM login_failures WHERE user_id = ?", (user_id,))
+        return self._get(user_id)
+
+    async def set_disabled(self, actor: Actor, user_id: int, disabled: bool) -> User:
         """Disable (or enable again) an account; a disabled account's sessions and tokens stop
         working at once."""
-        user = self.get(user_id)
+        user = await self.get(user_id)
         if user is None:
             raise AccountError("no such user", status=404)
-        self._audit.append(actor=actor.name, role=actor.role,
-                           action="user.disable" if disabled else "user.enable",
-                           target=f"user:{user_id}", source=actor.source,
-                           details={"username": user.username})
-        with self._store.transaction() as conn:
+        await self._audit.append(actor=actor.name, role=actor.role,
+                                 action="user.disable" if disabled else "user.enable",
+                                 target=f"user:{user_id}", source=actor.source,
+                                 details={"username": user.username})
+        changed = await self._store.run(self._set_disabled, user_id, disabled)
+        assert changed is not None
+        return changed
+
+    def _set_disabled(self, user_id: int, disabled: bool) -> User | None:
+        with self._db.transaction() as conn:
             conn.execute("UPDATE users SET disabled = ? WHERE id = ?", (int(disabled), user_id))
             if disabled:
                 conn.execute("DELETE FROM sessions WHERE user_id = ?", (user_id,))
-        changed = self.get(user_id)
-        assert changed is not None
-        return changed
+        return self._get(user_id)
 
     # -- logging in --
 
     async def login(self, username: str, password: str, code: str, source: str) -> LoginOutcome:
         now = self._clock()
         name = username.strip()[:64]
-        row = self._store.conn.execute("SELECT * FROM users WHERE username = ?", (name,)).fetchone()
+        row = await self._store.run(self._row_by_name, name)
         if row is None or row["disabled"]:
             await self.passwords.verify_async(None, password)
-            self._audit.append(actor=name, role="", action="login", outcome="failure",
-                               source=source, details={"reason": "unknown or disabled user"})
+            await self._audit.append(actor=name, role="", action="login", outcome="failure",
+                                     source=source, details={"reason": "unknown or disabled user"})
             return LoginOutcome(None, 401, _WRONG)
         user = User.from_row(row)
         if user.locked_until > now:
-            self._audit.append(actor=user.username, role=str(user.role), action="login",
-                               outcome="refused", source=source,
-                               details={"reason": "account locked"})
+            await self._audit.append(actor=user.username, role=str(user.role), action="login",
+                                     outcome="refused", source=source,
+                                     details={"reason": "account locked"})
             return LoginOutcome(None, 423, _LOCKED)
 
         password_ok = await self.passwords.verify_async(row["password_hash"], password)
@@ -272,45 +300,56 @@ class Accounts:
             reason = "wrong password"
         if password_ok and second_ok:
             return await self._succeed(user, row["password_hash"], password, step, source, now)
-        return self._fail(user, reason, source, now)
+        return await self._fail(user, reason, source, now)
+
+    def _row_by_name(self, name: str) -> sqlite3.Row | None:
+        row: sqlite3.Row | None = self._db.conn.execute(
+            "SELECT * FROM users WHERE username = ?", (name,)).fetchone()
+        return row
 
     async def _succeed(self, user: User, stored: str, password: str, step: int | None,
                        source: str, now: float) -> LoginOutcome:
-        self._audit.append(actor=user.username, role=str(user.role), action="login",
-                           source=source, owner_id=user.owner_id or "")
-        with self._store.transaction() as conn:
-            conn.execute("DELETE FROM login_failures WHERE user_id = ?", (user.id,))
+        await self._audit.append(actor=user.username, role=str(user.role), action="login",
+                                 source=source, owner_id=user.owner_id or "")
+        await self._store.run(self._record_login, user.id, step, now)
+        if self.passwords.needs_rehash(stored):
+            digest = await self.passwords.hash_async(password)
+            await self._store.run(self._set_password_hash, user.id, digest)
+        return LoginOutcome(await self.get(user.id), 200, "")
+
+    def _record_login(self, user_id: int, step: int | None, now: float) -> None:
+        with self._db.transaction() as conn:
+            conn.execute("DELETE FROM login_failures WHERE user_id = ?", (user_id,))
             conn.execute(
                 "UPDATE users SET last_login = ?, totp_last_step = MAX(totp_last_step, ?)"
                 " WHERE id = ?",
-                (now, step or 0, user.id),
+                (now, step or 0, user_id),
             )
-        if self.passwords.needs_rehash(stored):
-            digest = await self.passwords.hash_async(password)
-            self._store.conn.execute(
-                "UPDATE users SET password_hash = ? WHERE id = ?", (digest, user.id)
-            )
-        return LoginOutcome(self.get(user.id), 200, "")
 
-    def _fail(self, user: User, reason: str, source: str, now: float) -> LoginOutcome:
-        with self._store.transaction() as conn:
-            conn.execute("INSERT INTO login_failures (user_id, at) VALUES (?, ?)", (user.id, now))
+    async def _fail(self, user: User, reason: str, source: str, now: float) -> LoginOutcome:
+        recent, locking = await self._store.run(self._record_failure, user.id, now)
+        await self._audit.append(actor=user.username, role=str(user.role), action="login",
+                                 outcome="failure", source=source,
+                                 details={"reason": reason, "recent_failures": recent})
+        if locking:
+            log.warning("account %s locked after %d failed logins", user.username, recent)
+            await self._audit.append(actor="system", role="", action="user.lock",
+                                     target=f"user:{user.id}", source=source,
+                                     details={"username": user.username, "failures": recent})
+        return LoginOutcome(None, 401, _WRONG)
+
+    def _record_failure(self, user_id: int, now: float) -> tuple[int, bool]:
+        """Count the failure (locking the account at the limit): (recent failures, locked)."""
+        with self._db.transaction() as conn:
+            conn.execute("INSERT INTO login_failures (user_id, at) VALUES (?, ?)", (user_id, now))
             conn.execute("DELETE FROM login_failures WHERE user_id = ? AND at < ?",
-                         (user.id, now - FAILURE_WINDOW_SECONDS))
+                         (user_id, now - FAILURE_WINDOW_SECONDS))
             recent = int(conn.execute(
                 "SELECT COUNT(*) FROM login_failures WHERE user_id = ? AND at >= ?",
-                (user.id, now - FAILURE_WINDOW_SECONDS),
+                (user_id, now - FAILURE_WINDOW_SECONDS),
             ).fetchone()[0])
             locking = recent >= LOCK_AFTER_FAILURES
             if locking:
                 conn.execute("UPDATE users SET locked_until = ? WHERE id = ?",
-                             (now + LOCK_SECONDS, user.id))
-        self._audit.append(actor=user.username, role=str(user.role), action="login",
-                           outcome="failure", source=source,
-                           details={"reason": reason, "recent_failures": recent})
-        if locking:
-            log.warning("account %s locked after %d failed logins", user.username, recent)
-            self._audit.append(actor="system", role="", action="user.lock",
-                               target=f"user:{user.id}", source=source,
-                               details={"username": user.username, "failures": recent})
-        return LoginOutcome(None, 401, _WRONG)
+                             (now + LOCK_SECONDS, user_id))
+        return recent, locking

@@ -65,7 +65,8 @@ async def create_user(request: web.Request) -> web.Response:
 async def list_users(request: web.Request) -> web.Response:
     core = security_core(request)
     now = core.clock()
-    return web.json_response({"users": [user.as_json(now) for user in core.accounts.all_users()]})
+    users = await core.accounts.all_users()
+    return web.json_response({"users": [user.as_json(now) for user in users]})
 
 
 @allow(Role.ADMIN)
@@ -73,7 +74,7 @@ async def unlock_user(request: web.Request) -> web.Response:
     core = security_core(request)
     try:
         user_id = int(request.match_info["user_id"])
-        user = core.accounts.unlock(actor_of(request), user_id)
+        user = await core.accounts.unlock(actor_of(request), user_id)
     except ValueError:
         return json_error(404, "no such user")
     except AccountError as exc:
@@ -87,7 +88,7 @@ async def _set_disabled(request: web.Request, disabled: bool) -> web.Response:
         user_id = int(request.match_info["user_id"])
         if disabled and user_id == require_principal(request).user_id:
             return json_error(409, "you cannot disable your own account")
-        user = core.accounts.set_disabled(actor_of(request), user_id, disabled)
+        user = await core.accounts.set_disabled(actor_of(request), user_id, disabled)
     except ValueError:
         return json_error(404, "no such user")
     except AccountError as exc:
@@ -120,7 +121,7 @@ def _int_query(request: web.Request, name: str) -> int | None:
 async def audit_log(request: web.Request) -> web.Response:
     core = security_core(request)
     query = request.query
-    entries = core.audit.query(
+    entries = await core.audit.query(
         camera_id=query.get("camera") or None,
         owner_id=query.get("owner") or None,
         actor=query.get("actor") or None,
@@ -139,7 +140,7 @@ async def access_log(request: web.Request) -> web.Response:
     principal = require_principal(request)
     if not principal.owner_id:
         return web.json_response({"entries": []})
-    entries = core.audit.query(
+    entries = await core.audit.query(
         owner_id=principal.owner_id,
         camera_id=request.query.get("camera") or None,
         before_id=_int_query(request, "before_id"),

@@ -13,11 +13,16 @@ checkpoints of the chain's head (``security.audit_checkpoints``) catch a truncat
 by someone who has the key.
 
 A write that fails raises ``AuditWriteError``: the caller must refuse what it was about to do.
+
+``AuditWriter`` issues the statements on the thread it is called from: a command-line program's
+own, or the security store's thread, where the server's ``AuditLog`` runs it so that no audit
+write ever holds up the event loop.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import json
@@ -28,8 +33,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from rtcc.errors import AuditWriteError, RtccError
+from rtcc.offload import StoreClosed
 from security.secretbox import load_audit_key
-from security.store import Clock, SecurityStore
+from security.store import Clock, SecurityStore, SecurityTables
 
 log = logging.getLogger(__name__)
 
@@ -227,8 +233,10 @@ class VerifyResult:
                 "keyed (HMAC-SHA256)")
 
 
-class AuditLog:
-    def __init__(self, store: SecurityStore, clock: Clock, key: bytes | None = None) -> None:
+class AuditWriter:
+    """The audit log on an open ``SecurityTables``, used on the thread that owns it."""
+
+    def __init__(self, store: SecurityTables, clock: Clock, key: bytes | None = None) -> None:
         """``key``: the audit key; by default loaded (created on first use) from the store's
         folder or ``RTCC_AUDIT_KEY``."""
         self._store = store
@@ -339,7 +347,65 @@ class AuditLog:
         return [AuditEntry.from_row(row) for row in rows]
 
 
-def verify_chain(store: SecurityStore, key: bytes | None = None) -> VerifyResult:
+class AuditLog:
+    """``rtcc.access.AuditSink``: the server's audit log. Each write runs on the security
+    store's thread, in the order the calls were made."""
+
+    def __init__(self, store: SecurityStore, clock: Clock, key: bytes | None = None) -> None:
+        """Made once at start, before anything is served: setting up the keyed chain reads
+        (and on first start writes) the store on the calling thread."""
+        self._store = store
+        self._writer = AuditWriter(store.tables, clock, key)
+
+    @property
+    def head(self) -> tuple[int, str] | None:
+        """(id, hash) of the last entry written or found at start; no database call."""
+        return self._writer.head
+
+    async def append(
+        self,
+        *,
+        actor: str,
+        role: str,
+        action: str,
+        target: str = "",
+        camera_id: str = "",
+        owner_id: str = "",
+        outcome: str = "ok",
+        source: str = "",
+        details: Mapping[str, Any] | None = None,
+    ) -> AuditEntry:
+        """Write one entry durably or raise ``AuditWriteError``."""
+        write = functools.partial(
+            self._writer.append, actor=actor, role=role, action=action, target=target,
+            camera_id=camera_id, owner_id=owner_id, outcome=outcome, source=source,
+            details=details)
+        try:
+            return await self._store.run(write)
+        except StoreClosed as exc:
+            log.error("AUDIT WRITE FAILED (action %s by %s): %s", action, actor, exc)
+            raise AuditWriteError(
+                f"the audit log could not record {action!r}; the action was refused"
+            ) from exc
+
+    async def query(
+        self,
+        *,
+        camera_id: str | None = None,
+        owner_id: str | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        since_ms: int | None = None,
+        before_id: int | None = None,
+        limit: int = 100,
+    ) -> list[AuditEntry]:
+        """Newest first."""
+        return await self._store.run(functools.partial(
+            self._writer.query, camera_id=camera_id, owner_id=owner_id, actor=actor,
+            action=action, since_ms=since_ms, before_id=before_id, limit=limit))
+
+
+def verify_chain(store: SecurityTables, key: bytes | None = None) -> VerifyResult:
     """Walk the whole log; report the first entry that was altered, removed or moved.
 
     ``key``: the audit key; by default looked up (never created) in the store's folder or

@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -33,12 +33,20 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from rtcc.errors import RtccError
 from rtcc.files import append_private, open_private, private_file
-from security.audit import AuditLog, iso_utc
-from security.store import Clock, SecurityStore
+from security.audit import iso_utc
+from security.store import Clock, SecurityTables
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FILE = "audit-checkpoints.jsonl"
+
+
+class ChainHead(Protocol):
+    """The server's ``AuditLog`` or a command-line ``AuditWriter``."""
+
+    @property
+    def head(self) -> tuple[int, str] | None: ...
+
 SIGNING_KEY_FILE = "audit-signing-key.pem"
 _CONTEXT = b"rtcc audit checkpoint v1\n"
 _POLL_SECONDS = 1.0
@@ -111,7 +119,7 @@ class AuditCheckpoints:
 
     ``async with`` starts the task ``audit:checkpoints``; files are written in a worker thread."""
 
-    def __init__(self, audit: AuditLog, data_dir: Path, key: Ed25519PrivateKey, *,
+    def __init__(self, audit: ChainHead, data_dir: Path, key: Ed25519PrivateKey, *,
                  every_entries: int, every_seconds: float, clock: Clock = time.time) -> None:
         self._audit = audit
         self._path = data_dir / CHECKPOINT_FILE
@@ -126,7 +134,7 @@ class AuditCheckpoints:
         self._closed = False
 
     @classmethod
-    async def start(cls, audit: AuditLog, data_dir: Path, *, every_entries: int,
+    async def start(cls, audit: ChainHead, data_dir: Path, *, every_entries: int,
                     every_seconds: float, clock: Clock = time.time) -> AuditCheckpoints:
         """Load (or create) the signing key off the loop and start checkpointing."""
         key = await asyncio.to_thread(load_signing_key, data_dir)
@@ -222,7 +230,7 @@ def _signature_ok(public_key: Ed25519PublicKey, signature: object, message: byte
     return True
 
 
-def verify_checkpoints(store: SecurityStore, data_dir: Path) -> CheckpointReport:
+def verify_checkpoints(store: SecurityTables, data_dir: Path) -> CheckpointReport:
     """Check every checkpoint line: signature, and the named entry still has the same hash.
 
     Raises ``CheckpointKeyError`` when there are checkpoints but no key to check them with."""
@@ -248,7 +256,7 @@ def verify_checkpoints(store: SecurityStore, data_dir: Path) -> CheckpointReport
     return CheckpointReport(True, checked, latest=latest)
 
 
-def _check_line(store: SecurityStore, public: Ed25519PublicKey, fingerprint: str,
+def _check_line(store: SecurityTables, public: Ed25519PublicKey, fingerprint: str,
                 raw: bytes) -> tuple[str, dict[str, Any]]:
     try:
         line = json.loads(raw)

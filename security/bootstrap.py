@@ -23,8 +23,8 @@ MIN_TOKEN_LENGTH = 20
 
 async def run_bootstrap(core: SecurityCore, token: str) -> bool:
     """Create the first admin when the store is empty; True when it did."""
-    if core.store.user_count() > 0:
-        if token and not core.tokens.active_of_kind("bootstrap"):
+    if await core.store.user_count() > 0:
+        if token and not await core.tokens.active_of_kind("bootstrap"):
             log.info("RTCC_BOOTSTRAP_TOKEN is set but accounts exist and the bootstrap token "
                      "was rotated; it grants nothing")
         return False
@@ -41,10 +41,10 @@ async def run_bootstrap(core: SecurityCore, token: str) -> bool:
         actor, BOOTSTRAP_USER, Role.ADMIN, password=None, token_only=True,
         display_name="Bootstrap administrator", enroll_totp=False,
     )
-    token_id, _ = core.tokens.create(user.id, "bootstrap", kind="bootstrap", secret=token)
-    core.audit.append(actor="bootstrap", role="system", action="token.create",
-                      target=f"token:{token_id}", details={"user": user.username,
-                                                           "kind": "bootstrap"})
+    token_id, _ = await core.tokens.create(user.id, "bootstrap", kind="bootstrap", secret=token)
+    await core.audit.append(actor="bootstrap", role="system", action="token.create",
+                            target=f"token:{token_id}", details={"user": user.username,
+                                                                 "kind": "bootstrap"})
     log.warning("created the first administrator %r from RTCC_BOOTSTRAP_TOKEN; create named "
                 "accounts, then revoke the bootstrap token", user.username)
     return True

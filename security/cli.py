@@ -15,12 +15,12 @@ from rtcc.access import Actor
 from rtcc.config import Settings
 from rtcc.errors import ConfigError, RtccError
 from rtcc.policy import Role
-from security.accounts import AccountError
-from security.audit import AuditKeyMissing, AuditLog, verify_chain
+from security.accounts import AccountError, User
+from security.audit import AuditKeyMissing, AuditWriter, verify_chain
 from security.audit_checkpoints import CheckpointKeyError, verify_checkpoints
 from security.core import SecurityCore
 from security.secretbox import load_audit_key
-from security.store import STORE_FILE, SecurityStore
+from security.store import STORE_FILE, SecurityTables
 
 EXIT_OK = 0
 EXIT_TAMPERED = 1
@@ -28,12 +28,12 @@ EXIT_ERROR = 2
 
 
 @contextlib.contextmanager
-def open_audit_log(settings: Settings) -> Iterator[AuditLog]:
+def open_audit_log(settings: Settings) -> Iterator[AuditWriter]:
     """The audit log of the server's data directory (``rtcc.access.AuditOpener``), for the
     command-line programs of other domains (``rtcc export``, ``rtcc verify``)."""
-    store = SecurityStore.open_in(settings.data_dir)
+    store = SecurityTables.open_in(settings.data_dir)
     try:
-        yield AuditLog(store, time.time, load_audit_key(settings.data_dir))
+        yield AuditWriter(store, time.time, load_audit_key(settings.data_dir))
     finally:
         store.close()
 
@@ -52,7 +52,7 @@ def audit_verify_main(settings: Settings, out: TextIO | None = None,
     except ConfigError as exc:
         print(f"cannot read the audit key: {exc}", file=stream)
         return EXIT_ERROR
-    store = SecurityStore.open(path)
+    store = SecurityTables.open(path)
     try:
         result = verify_chain(store, key)
         checkpoints = verify_checkpoints(store, settings.data_dir)
@@ -89,17 +89,21 @@ def user_add_main(
         if read_password("Repeat the password: ") != password:
             print("the passwords differ; nothing was created", file=stream)
             return EXIT_ERROR
-    core = SecurityCore.open(settings)
+    async def add() -> tuple[User, str | None]:
+        core = await SecurityCore.open(settings)
+        try:
+            return await core.accounts.create_user(
+                Actor("cli", "admin", "local"), username, parsed, password=password,
+                owner_id=owner_id, display_name=display_name,
+            )
+        finally:
+            await core.aclose()
+
     try:
-        user, uri = asyncio.run(core.accounts.create_user(
-            Actor("cli", "admin", "local"), username, parsed, password=password,
-            owner_id=owner_id, display_name=display_name,
-        ))
+        user, uri = asyncio.run(add())
     except (AccountError, RtccError) as exc:
         print(f"user not created: {exc}", file=stream)
         return EXIT_ERROR
-    finally:
-        core.close()
     print(f"created user {user.username} (id {user.id}, role {user.role})", file=stream)
     if uri is not None:
         print("Add this to an authenticator app now; it is not shown again:", file=stream)
@@ -109,14 +113,20 @@ def user_add_main(
 
 def user_unlock_main(settings: Settings, username: str, out: TextIO | None = None) -> int:
     stream = out or sys.stdout
-    core = SecurityCore.open(settings)
-    try:
-        user = core.accounts.by_name(username)
-        if user is None:
-            print(f"no user {username!r}", file=stream)
-            return EXIT_ERROR
-        core.accounts.unlock(Actor("cli", "admin", "local"), user.id)
-    finally:
-        core.close()
+
+    async def unlock() -> bool:
+        core = await SecurityCore.open(settings)
+        try:
+            user = await core.accounts.by_name(username)
+            if user is None:
+                return False
+            await core.accounts.unlock(Actor("cli", "admin", "local"), user.id)
+            return True
+        finally:
+            await core.aclose()
+
+    if not asyncio.run(unlock()):
+        print(f"no user {username!r}", file=stream)
+        return EXIT_ERROR
     print(f"unlocked {username}", file=stream)
     return EXIT_OK

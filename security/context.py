@@ -38,14 +38,14 @@ async def security_context(app: web.Application) -> AsyncIterator[None]:
     ``CONSENT_CHANGES``, ``AGENT_ACCOUNTS``)."""
     settings = app[SETTINGS]
     clock = app.get(CLOCK, time.time)
-    core = SecurityCore.open(settings, clock, workers=app.get(WORKERS))
+    core = await SecurityCore.open(settings, clock, workers=app.get(WORKERS))
     try:
         if not settings.security.require_totp:
             log.warning("security.require_totp is off: staff log in with a password only. "
                         "Acceptable for a demo, never for a department's server")
         await run_bootstrap(core, os.environ.get("RTCC_BOOTSTRAP_TOKEN", ""))
-        core.audit.append(actor="system", role="", action="server.start",
-                          details={"version": _version()})
+        await core.audit.append(actor="system", role="", action="server.start",
+                                details={"version": _version()})
         checkpoints = await AuditCheckpoints.start(
             core.audit, settings.data_dir, clock=clock,
             every_entries=settings.security.audit_checkpoint_entries,
@@ -60,12 +60,12 @@ async def security_context(app: web.Application) -> AsyncIterator[None]:
         app[FOOTAGE_GRANTS] = StoreFootageGrants(core)
         app[AGENT_ACCOUNTS] = StoreAgentAccounts(core)
         yield
-        core.sessions.purge()
+        await core.sessions.purge()
         with contextlib.suppress(AuditWriteError):  # already logged; shutdown goes on
-            core.audit.append(actor="system", role="", action="server.stop")
+            await core.audit.append(actor="system", role="", action="server.stop")
         await checkpoints.aclose()  # checkpoints the stop entry
     finally:
-        core.close()
+        await core.aclose()
 
 
 def _version() -> str:

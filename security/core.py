@@ -36,12 +36,12 @@ class SecurityCore:
     trusted_proxies: tuple[Network, ...]
 
     @classmethod
-    def open(cls, settings: Settings, clock: Clock = time.time,
-             env: Mapping[str, str] | None = None,
-             workers: WorkerPool | None = None) -> SecurityCore:
+    async def open(cls, settings: Settings, clock: Clock = time.time,
+                   env: Mapping[str, str] | None = None,
+                   workers: WorkerPool | None = None) -> SecurityCore:
         private_dir(settings.data_dir)  # 0700; an existing folder open to others is tightened
         box = load_secret_box(settings.data_dir, env)
-        store = SecurityStore.open_in(settings.data_dir)
+        store = await SecurityStore.open_in(settings.data_dir)
         audit = AuditLog(store, clock, load_audit_key(settings.data_dir, env))
         return cls(
             settings=settings,
@@ -57,8 +57,8 @@ class SecurityCore:
             trusted_proxies=tuple(trusted_proxy_networks(settings)),
         )
 
-    def close(self) -> None:
-        self.store.close()
+    async def aclose(self) -> None:
+        await self.store.aclose()
 
 
 SECURITY = web.AppKey("security_core", SecurityCore)

@@ -48,7 +48,7 @@ async def _end_emergency_views(request: web.Request, cameras: tuple[str, ...]) -
         return 0
     ended = 0
     for camera_id in cameras:
-        if core.incidents.active_for_camera(camera_id):
+        if await core.incidents.active_for_camera(camera_id):
             continue
         consent = None if directory is None else await directory.consent_of(camera_id)
         if consent is None or consent.sharing == SharingLevel.LIVE_EMERGENCY:
@@ -70,13 +70,13 @@ async def open_incident(request: web.Request) -> web.Response:
     cameras = _cameras(fields)
     actor = actor_of(request)
     try:
-        incident = core.incidents.open(actor.name, incident_id=incident_id, kind=kind,
-                                       title=title, cameras=cameras)
+        incident = await core.incidents.open(actor.name, incident_id=incident_id, kind=kind,
+                                             title=title, cameras=cameras)
     except sqlite3.IntegrityError:
         return json_error(409, f"incident {incident_id!r} already exists")
-    core.audit.append(actor=actor.name, role=actor.role, action="incident.open",
-                      target=f"incident:{incident.id}", source=actor.source,
-                      details={"kind": kind, "title": title, "cameras": list(cameras)})
+    await core.audit.append(actor=actor.name, role=actor.role, action="incident.open",
+                            target=f"incident:{incident.id}", source=actor.source,
+                            details={"kind": kind, "title": title, "cameras": list(cameras)})
     return web.json_response(incident.as_json(), status=201)
 
 
@@ -84,14 +84,13 @@ async def open_incident(request: web.Request) -> web.Response:
 async def list_incidents(request: web.Request) -> web.Response:
     core = security_core(request)
     everything = request.query.get("all") in {"1", "true"}
-    return web.json_response(
-        {"incidents": [i.as_json() for i in core.incidents.recent(active_only=not everything)]}
-    )
+    incidents = await core.incidents.recent(active_only=not everything)
+    return web.json_response({"incidents": [i.as_json() for i in incidents]})
 
 
 @staff()
 async def get_incident(request: web.Request) -> web.Response:
-    incident = security_core(request).incidents.get(request.match_info["incident_id"])
+    incident = await security_core(request).incidents.get(request.match_info["incident_id"])
     if incident is None:
         return json_error(404, "no such incident")
     return web.json_response(incident.as_json())
@@ -100,18 +99,18 @@ async def get_incident(request: web.Request) -> web.Response:
 @staff()
 async def link_cameras(request: web.Request) -> web.Response:
     core = security_core(request)
-    incident = core.incidents.get(request.match_info["incident_id"])
+    incident = await core.incidents.get(request.match_info["incident_id"])
     if incident is None:
         return json_error(404, "no such incident")
     if not incident.active:
         return json_error(409, "the incident is closed")
     cameras = _cameras(await read_fields(request))
     actor = actor_of(request)
-    core.audit.append(actor=actor.name, role=actor.role, action="incident.link",
-                      target=f"incident:{incident.id}", source=actor.source,
-                      details={"cameras": list(cameras)})
-    core.incidents.link(incident.id, cameras, actor.name)
-    updated = core.incidents.get(incident.id)
+    await core.audit.append(actor=actor.name, role=actor.role, action="incident.link",
+                            target=f"incident:{incident.id}", source=actor.source,
+                            details={"cameras": list(cameras)})
+    await core.incidents.link(incident.id, cameras, actor.name)
+    updated = await core.incidents.get(incident.id)
     assert updated is not None
     return web.json_response(updated.as_json())
 
@@ -119,17 +118,17 @@ async def link_cameras(request: web.Request) -> web.Response:
 @staff()
 async def close_incident(request: web.Request) -> web.Response:
     core = security_core(request)
-    incident = core.incidents.get(request.match_info["incident_id"])
+    incident = await core.incidents.get(request.match_info["incident_id"])
     if incident is None:
         return json_error(404, "no such incident")
     actor = actor_of(request)
     ended = 0
     if incident.active:
-        core.audit.append(actor=actor.name, role=actor.role, action="incident.close",
-                          target=f"incident:{incident.id}", source=actor.source)
-        core.incidents.close(incident.id, actor.name)
+        await core.audit.append(actor=actor.name, role=actor.role, action="incident.close",
+                                target=f"incident:{incident.id}", source=actor.source)
+        await core.incidents.close(incident.id, actor.name)
         ended = await _end_emergency_views(request, incident.cameras)
-    closed = core.incidents.get(incident.id)
+    closed = await core.incidents.get(incident.id)
     assert closed is not None
     body = closed.as_json()
     body["sessions_ended"] = ended

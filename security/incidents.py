@@ -9,7 +9,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from security.store import Clock, SecurityStore
+from security.store import Clock, SecurityStore, SecurityTables
 
 INCIDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 CAMERA_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -38,12 +38,37 @@ class Incident:
 
 
 class IncidentBook:
+    """The public methods are async: their statements (the ``_``-prefixed methods) run on the
+    security store's thread."""
+
     def __init__(self, store: SecurityStore, clock: Clock) -> None:
         self._store = store
+        self._db: SecurityTables = store.tables
         self._clock = clock
 
+    async def get(self, incident_id: str) -> Incident | None:
+        return await self._store.run(self._get, incident_id)
+
+    async def recent(self, *, active_only: bool = True, limit: int = 200) -> list[Incident]:
+        return await self._store.run(self._recent, active_only, limit)
+
+    async def open(self, opened_by: str, *, incident_id: str | None = None,
+                   kind: str = "incident", title: str = "", cameras: tuple[str, ...] = ()
+                   ) -> Incident:
+        return await self._store.run(self._open, opened_by, incident_id, kind, title, cameras)
+
+    async def link(self, incident_id: str, cameras: tuple[str, ...], linked_by: str) -> None:
+        await self._store.run(self._link, incident_id, cameras, linked_by)
+
+    async def close(self, incident_id: str, closed_by: str) -> bool:
+        return await self._store.run(self._close, incident_id, closed_by)
+
+    async def active_for_camera(self, camera_id: str) -> list[str]:
+        """Ids of active incidents (or panic alerts) the camera is linked to, newest first."""
+        return await self._store.run(self._active_for_camera, camera_id)
+
     def _cameras(self, incident_id: str) -> tuple[str, ...]:
-        rows = self._store.conn.execute(
+        rows = self._db.conn.execute(
             "SELECT camera_id FROM incident_cameras WHERE incident_id = ? ORDER BY camera_id",
             (incident_id,),
         ).fetchall()
@@ -58,26 +83,26 @@ class IncidentBook:
             cameras=self._cameras(row["id"]),
         )
 
-    def get(self, incident_id: str) -> Incident | None:
-        row = self._store.conn.execute(
+    def _get(self, incident_id: str) -> Incident | None:
+        row = self._db.conn.execute(
             "SELECT * FROM incidents WHERE id = ?", (incident_id,)
         ).fetchone()
         return None if row is None else self._from_row(row)
 
-    def recent(self, *, active_only: bool = True, limit: int = 200) -> list[Incident]:
+    def _recent(self, active_only: bool, limit: int) -> list[Incident]:
         query = "SELECT * FROM incidents"
         if active_only:
             query += " WHERE active = 1"
-        rows = self._store.conn.execute(
+        rows = self._db.conn.execute(
             query + " ORDER BY opened_at DESC LIMIT ?", (max(1, min(limit, 1000)),)
         ).fetchall()
         return [self._from_row(row) for row in rows]
 
-    def open(self, opened_by: str, *, incident_id: str | None = None, kind: str = "incident",
-             title: str = "", cameras: tuple[str, ...] = ()) -> Incident:
+    def _open(self, opened_by: str, incident_id: str | None, kind: str, title: str,
+              cameras: tuple[str, ...]) -> Incident:
         new_id = incident_id or f"inc-{secrets.token_hex(6)}"
         now = self._clock()
-        with self._store.transaction() as conn:
+        with self._db.transaction() as conn:
             conn.execute(
                 "INSERT INTO incidents (id, kind, title, active, opened_by, opened_at)"
                 " VALUES (?, ?, ?, 1, ?, ?)",
@@ -89,13 +114,13 @@ class IncidentBook:
                     " (incident_id, camera_id, linked_by, linked_at) VALUES (?, ?, ?, ?)",
                     (new_id, camera_id, opened_by, now),
                 )
-        found = self.get(new_id)
+        found = self._get(new_id)
         assert found is not None
         return found
 
-    def link(self, incident_id: str, cameras: tuple[str, ...], linked_by: str) -> None:
+    def _link(self, incident_id: str, cameras: tuple[str, ...], linked_by: str) -> None:
         now = self._clock()
-        with self._store.transaction() as conn:
+        with self._db.transaction() as conn:
             for camera_id in cameras:
                 conn.execute(
                     "INSERT OR IGNORE INTO incident_cameras"
@@ -103,17 +128,16 @@ class IncidentBook:
                     (incident_id, camera_id, linked_by, now),
                 )
 
-    def close(self, incident_id: str, closed_by: str) -> bool:
-        cursor = self._store.conn.execute(
+    def _close(self, incident_id: str, closed_by: str) -> bool:
+        cursor = self._db.conn.execute(
             "UPDATE incidents SET active = 0, closed_by = ?, closed_at = ?"
             " WHERE id = ? AND active = 1",
             (closed_by, self._clock(), incident_id),
         )
         return cursor.rowcount > 0
 
-    def active_for_camera(self, camera_id: str) -> list[str]:
-        """Ids of active incidents (or panic alerts) the camera is linked to, newest first."""
-        rows = self._store.conn.execute(
+    def _active_for_camera(self, camera_id: str) -> list[str]:
+        rows = self._db.conn.execute(
             "SELECT i.id FROM incidents i JOIN incident_cameras c ON c.incident_id = i.id"
             " WHERE c.camera_id = ? AND i.active = 1 ORDER BY i.opened_at DESC",
             (camera_id,),

@@ -60,10 +60,10 @@ class StoreMediaAccess:
         requested_incident = _clean(request.query.get("incident", ""))[:64]
         now = core.clock()
         if requested_incident:
-            incident = core.incidents.get(requested_incident)
+            incident = await core.incidents.get(requested_incident)
             if incident is None or not incident.active:
-                self._deny(principal.username, str(principal.role), camera_id, consent, source,
-                           f"incident {requested_incident!r} is not active")
+                await self._deny(principal.username, str(principal.role), camera_id, consent,
+                                 source, f"incident {requested_incident!r} is not active")
                 raise _error(web.HTTPForbidden,
                              f"incident {requested_incident!r} does not exist or is closed")
         decision = decide(
@@ -72,13 +72,14 @@ class StoreMediaAccess:
             owner_id=principal.owner_id,
             purpose=purpose,
             requested_incident=requested_incident,
-            active_incidents=core.incidents.active_for_camera(camera_id),
-            approved_request=core.store.approved_request_for(camera_id, principal.user_id, now),
+            active_incidents=await core.incidents.active_for_camera(camera_id),
+            approved_request=await core.store.approved_request_for(camera_id, principal.user_id,
+                                                                   now),
             now=now,
         )
         if not decision.allowed:
-            self._deny(principal.username, str(principal.role), camera_id, consent, source,
-                       decision.reason)
+            await self._deny(principal.username, str(principal.role), camera_id, consent, source,
+                             decision.reason)
             cls = web.HTTPBadRequest if decision.status == 400 else web.HTTPForbidden
             raise _error(cls, decision.reason)
 
@@ -86,7 +87,7 @@ class StoreMediaAccess:
                                        else decision.reason)
         view_id = secrets.token_hex(8)
         try:
-            core.audit.append(
+            await core.audit.append(
                 actor=principal.username, role=str(principal.role), action="view.start",
                 target=f"view:{view_id}", camera_id=camera_id, owner_id=consent.owner_id,
                 source=source,
@@ -110,7 +111,7 @@ class StoreMediaAccess:
     async def close_view(self, grant: ViewGrant, reason: str) -> None:
         duration = max(0.0, self._core.clock() - grant.started)
         try:
-            self._core.audit.append(
+            await self._core.audit.append(
                 actor=grant.user, role=grant.role, action="view.stop",
                 target=f"view:{grant.view_id}", camera_id=grant.camera_id,
                 owner_id=grant.extra.get("owner_id", ""), source=grant.source_address,
@@ -133,13 +134,13 @@ class StoreMediaAccess:
         principal = principal_of(request)
         actor = principal.username if principal else "system"
         role = str(principal.role) if principal else ""
-        return record_consent_change(self._core, request.config_dict.get(HUB), actor, role,
-                                     client_address(request), before, after)
+        return await record_consent_change(self._core, request.config_dict.get(HUB), actor, role,
+                                           client_address(request), before, after)
 
-    def _deny(self, actor: str, role: str, camera_id: str, consent: CameraConsent, source: str,
-              reason: str) -> None:
+    async def _deny(self, actor: str, role: str, camera_id: str, consent: CameraConsent,
+                    source: str, reason: str) -> None:
         try:
-            self._core.audit.append(
+            await self._core.audit.append(
                 actor=actor, role=role, action="view.start", outcome="denied",
                 camera_id=camera_id, owner_id=consent.owner_id, source=source,
                 details={"reason": reason, "sharing": str(consent.sharing)},
@@ -148,7 +149,7 @@ class StoreMediaAccess:
             log.error("camera %s: a refused view could not be audited", camera_id)
 
 
-def record_consent_change(
+async def record_consent_change(
     core: SecurityCore,
     hub: StreamHub | None,
     actor: str,
@@ -159,7 +160,7 @@ def record_consent_change(
 ) -> int:
     """Audit a consent change (before/after) and end every open session of the camera."""
     try:
-        core.audit.append(
+        await core.audit.append(
             actor=actor, role=role, action="consent.change", camera_id=after.camera_id,
             owner_id=after.owner_id, source=source,
             details={"before": consent_summary(before), "after": consent_summary(after)},

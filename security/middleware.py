@@ -101,10 +101,10 @@ async def security_middleware(request: web.Request, handler: Handler) -> web.Str
     if authorization is not None:
         scheme, _, credential = authorization.partition(" ")
         if scheme.lower() == "bearer":
-            principal = core.tokens.resolve(credential.strip())
+            principal = await core.tokens.resolve(credential.strip())
         failure = "the API token is invalid, expired or revoked"
     elif COOKIE in request.cookies:
-        principal = core.sessions.resolve(request.cookies[COOKIE])
+        principal = await core.sessions.resolve(request.cookies[COOKIE])
         stale_cookie = principal is None
         failure = "your session has expired; log in again"
     if principal is not None:
@@ -134,9 +134,9 @@ async def security_middleware(request: web.Request, handler: Handler) -> web.Str
             return refusal
         if principal.role not in policy.roles:
             with contextlib.suppress(AuditWriteError):  # refused either way; the log says why
-                core.audit.append(actor=principal.username, role=str(principal.role),
-                                  action="access.denied", target=_route_name(request),
-                                  source=request[CLIENT_ADDRESS])
+                await core.audit.append(actor=principal.username, role=str(principal.role),
+                                        action="access.denied", target=_route_name(request),
+                                        source=request[CLIENT_ADDRESS])
             return _json(403, f"the {principal.role} role may not use this")
 
     try:

@@ -131,7 +131,7 @@ async def signup(request: web.Request) -> web.Response:
             {"error": "too many sign-ups from here; try again later", "field": ""},
             status=429, headers={"Retry-After": str(max(1, int(wait + 0.999)))})
     limiter.record(source, now)
-    if core.accounts.by_name(data.username) is not None:
+    if await core.accounts.by_name(data.username) is not None:
         return _refusal(FieldProblem("username", "that user name is taken; choose another", 409))
 
     registry = request.config_dict.get(OWNER_REGISTRY)
@@ -158,10 +158,10 @@ async def signup(request: web.Request) -> web.Response:
         field_name = "password" if "password" in str(exc) else "username"
         return _refusal(FieldProblem(field_name, str(exc), exc.status))
 
-    session, csrf = core.sessions.create(user.id, source)
+    session, csrf = await core.sessions.create(user.id, source)
     try:
-        core.audit.append(actor=user.username, role=str(user.role), action="login",
-                          source=source, owner_id=owner_id, details={"via": "sign-up"})
+        await core.audit.append(actor=user.username, role=str(user.role), action="login",
+                                source=source, owner_id=owner_id, details={"via": "sign-up"})
     except AuditWriteError:
         log.error("owner %s: the login after sign-up could not be audited", owner_id)
     log.info("owner %s signed up (user %s)", owner_id, user.username)

@@ -1,7 +1,4 @@
-"""The security core's side of the contracts in ``rtcc.access``, as the other domains see it.
-
-The store is still synchronous: these adapters call it directly.
-"""
+"""The security core's side of the contracts in ``rtcc.access``, as the other domains see it."""
 
 from __future__ import annotations
 
@@ -11,6 +8,7 @@ import sqlite3
 from rtcc.access import ActiveIncident, Actor, AgentAccount, FootageApproval
 from rtcc.policy import Role
 from security.core import SecurityCore
+from security.store import SecurityTables
 
 
 class StoreIncidents:
@@ -21,10 +19,10 @@ class StoreIncidents:
 
     async def active_incidents(self) -> list[ActiveIncident]:
         return [ActiveIncident(incident.id, incident.kind, incident.cameras)
-                for incident in self._core.incidents.recent(active_only=True)]
+                for incident in await self._core.incidents.recent(active_only=True)]
 
     async def active_for_camera(self, camera_id: str) -> list[str]:
-        return self._core.incidents.active_for_camera(camera_id)
+        return await self._core.incidents.active_for_camera(camera_id)
 
 
 class StoreFootageGrants:
@@ -33,16 +31,20 @@ class StoreFootageGrants:
     def __init__(self, core: SecurityCore) -> None:
         self._core = core
 
-    def record_approval(self, approval: FootageApproval) -> None:
-        with contextlib.suppress(sqlite3.IntegrityError):  # the same decision replayed
-            self._core.store.add_footage_request(
-                approval.approval_id, approval.camera_id, approval.user_id, status="approved",
-                purpose=approval.purpose, decided_by=approval.decided_by,
-                decided_at=approval.decided_at, valid_until=approval.valid_until,
-            )
+    async def record_approval(self, approval: FootageApproval) -> None:
+        await self._core.store.call(_record_approval, approval)
 
     async def approved_request_for(self, camera_id: str, user_id: int, now: float) -> str | None:
-        return self._core.store.approved_request_for(camera_id, user_id, now)
+        return await self._core.store.approved_request_for(camera_id, user_id, now)
+
+
+def _record_approval(tables: SecurityTables, approval: FootageApproval) -> None:
+    with contextlib.suppress(sqlite3.IntegrityError):  # the same decision replayed
+        tables.add_footage_request(
+            approval.approval_id, approval.camera_id, approval.user_id, status="approved",
+            purpose=approval.purpose, decided_by=approval.decided_by,
+            decided_at=approval.decided_at, valid_until=approval.valid_until,
+        )
 
 
 class StoreAgentAccounts:
@@ -59,15 +61,15 @@ class StoreAgentAccounts:
             actor, f"agent-{agent_id}", Role.AGENT, password=None,
             owner_id=owner_id, display_name=display_name, token_only=True,
         )
-        token_id, credential = core.tokens.create(user.id, f"agent {agent_id}", kind="agent")
+        token_id, credential = await core.tokens.create(user.id, f"agent {agent_id}", kind="agent")
         return AgentAccount(user.id, token_id, credential)
 
     async def retire_agent_account(self, actor: Actor, user_id: int, token_id: int) -> None:
-        self._core.tokens.revoke(token_id)
-        self._core.accounts.set_disabled(actor, user_id, True)
+        await self._core.tokens.revoke(token_id)
+        await self._core.accounts.set_disabled(actor, user_id, True)
 
     async def owner_of_agent(self, agent_id: str) -> str | None:
-        account = self._core.accounts.by_name(f"agent-{agent_id}")
+        account = await self._core.accounts.by_name(f"agent-{agent_id}")
         if account is None or account.role != Role.AGENT or account.disabled:
             return None
         return account.owner_id

@@ -51,7 +51,7 @@ async def login(request: web.Request) -> web.Response:
                                                   error=outcome.message))
         return json_error(outcome.status, outcome.message)
     user = outcome.user
-    value, csrf = core.sessions.create(user.id, source)
+    value, csrf = await core.sessions.create(user.id, source)
     response: web.Response
     if form:
         response = web.Response(status=303, headers={"Location": next_path})
@@ -69,9 +69,9 @@ async def logout(request: web.Request) -> web.Response:
     core = security_core(request)
     principal = require_principal(request)
     if principal.session_hash is not None:
-        core.sessions.end(principal.session_hash)
-    core.audit.append(actor=principal.username, role=str(principal.role), action="logout",
-                      source=client_address(request))
+        await core.sessions.end(principal.session_hash)
+    await core.audit.append(actor=principal.username, role=str(principal.role), action="logout",
+                            source=client_address(request))
     if is_form(request):
         response = web.Response(status=303, headers={"Location": "/login"})
     else:
@@ -84,7 +84,7 @@ async def logout(request: web.Request) -> web.Response:
 async def me(request: web.Request) -> web.Response:
     core = security_core(request)
     principal = require_principal(request)
-    user = core.accounts.get(principal.user_id)
+    user = await core.accounts.get(principal.user_id)
     if user is None:
         return json_error(401, "log in first")
     body = user.as_json(core.clock())
@@ -109,10 +109,10 @@ async def issue_token(request: web.Request, user_id: int, fields: dict[str, Any]
     name = text_field(fields, "name", limit=100).strip() or "api"
     expires = _expiry(fields, core.clock())
     actor = actor_of(request)
-    token_id, token = core.tokens.create(user_id, name, expires=expires)
-    core.audit.append(actor=actor.name, role=actor.role, action="token.create",
-                      target=f"token:{token_id}", source=actor.source,
-                      details={"user_id": user_id, "name": name})
+    token_id, token = await core.tokens.create(user_id, name, expires=expires)
+    await core.audit.append(actor=actor.name, role=actor.role, action="token.create",
+                            target=f"token:{token_id}", source=actor.source,
+                            details={"user_id": user_id, "name": name})
     return web.json_response(
         {"id": token_id, "name": name, "token": token, "expires": expires,
          "note": "the token is shown only now; store it safely"},
@@ -131,7 +131,7 @@ async def create_token_for_user(request: web.Request) -> web.Response:
     """An administrator issues a token for another account (an agent, an automation user)."""
     core = security_core(request)
     try:
-        user = core.accounts.get(int(request.match_info["user_id"]))
+        user = await core.accounts.get(int(request.match_info["user_id"]))
     except ValueError:
         user = None
     if user is None:
@@ -143,7 +143,7 @@ async def create_token_for_user(request: web.Request) -> web.Response:
 async def list_tokens(request: web.Request) -> web.Response:
     core = security_core(request)
     principal = require_principal(request)
-    tokens = [info.as_json() for info in core.tokens.of_user(principal.user_id)]
+    tokens = [info.as_json() for info in await core.tokens.of_user(principal.user_id)]
     return web.json_response({"tokens": tokens})
 
 
@@ -156,11 +156,11 @@ async def revoke_token(request: web.Request) -> web.Response:
     except ValueError:
         return json_error(404, "no such token")
     owner = None if principal.role == Role.ADMIN else principal.user_id
-    if not core.tokens.revoke(token_id, owner):
+    if not await core.tokens.revoke(token_id, owner):
         return json_error(404, "no such token")
     actor = actor_of(request)
-    core.audit.append(actor=actor.name, role=actor.role, action="token.revoke",
-                      target=f"token:{token_id}", source=actor.source)
+    await core.audit.append(actor=actor.name, role=actor.role, action="token.revoke",
+                            target=f"token:{token_id}", source=actor.source)
     return web.json_response({"ok": True, "revoked": token_id})
 
 

@@ -2,6 +2,9 @@
 
 Sessions lock after ``security.session_idle_minutes`` without a request (CJIS AC-11) and end
 after 12 hours whatever happens. The cookie is HttpOnly, SameSite=Strict, and Secure under TLS.
+
+The public methods are async: their statements (the ``_``-prefixed methods) run on the security
+store's thread.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from aiohttp import web
 
 from rtcc.policy import Role
 from rtcc.principal import Principal
-from security.store import Clock, SecurityStore
+from security.store import Clock, SecurityStore, SecurityTables
 
 COOKIE = "rtcc_session"
 ABSOLUTE_SECONDS = 12 * 3600
@@ -47,27 +50,43 @@ def _principal(row: sqlite3.Row, auth: str, **extra: Any) -> Principal:
 class Sessions:
     def __init__(self, store: SecurityStore, clock: Clock, idle_seconds: float) -> None:
         self._store = store
+        self._db: SecurityTables = store.tables
         self._clock = clock
         self.idle_seconds = idle_seconds
 
-    def create(self, user_id: int, source: str) -> tuple[str, str]:
+    async def create(self, user_id: int, source: str) -> tuple[str, str]:
         """A new session: (cookie value, CSRF token)."""
+        return await self._store.run(self._create, user_id, source)
+
+    async def resolve(self, value: str) -> Principal | None:
+        """The session's user, or None when unknown, idle too long, too old or disabled."""
+        if not value or len(value) > 200:
+            return None
+        return await self._store.run(self._resolve, value)
+
+    async def end(self, session_hash: str) -> None:
+        await self._store.run(self._end, session_hash)
+
+    async def end_all(self, user_id: int) -> None:
+        await self._store.run(self._end_all, user_id)
+
+    async def purge(self) -> int:
+        return await self._store.run(self._purge)
+
+    def _create(self, user_id: int, source: str) -> tuple[str, str]:
         value = secrets.token_urlsafe(32)
         csrf = secrets.token_urlsafe(24)
         now = self._clock()
-        self._store.conn.execute(
+        self._db.conn.execute(
             "INSERT INTO sessions (id_hash, user_id, csrf_token, created, last_seen, source)"
             " VALUES (?, ?, ?, ?, ?, ?)",
             (digest(value), user_id, csrf, now, now, source),
         )
         return value, csrf
 
-    def resolve(self, value: str) -> Principal | None:
-        """The session's user, or None when unknown, idle too long, too old or disabled."""
-        if not value or len(value) > 200:
-            return None
+    def _resolve(self, value: str) -> Principal | None:
         key = digest(value)
-        row = self._store.conn.execute(
+        row = self._db.conn.execute(
             "SELECT s.user_id, s.csrf_token, s.created, s.last_seen, u.username, u.role,"
             " u.owner_id, u.disabled FROM sessions s JOIN users u ON u.id = s.user_id"
             " WHERE s.id_hash = ?",
@@ -78,23 +97,23 @@ class Sessions:
         now = self._clock()
         if (row["disabled"] or now - float(row["last_seen"]) > self.idle_seconds
                 or now - float(row["created"]) > ABSOLUTE_SECONDS):
-            self.end(key)
+            self._end(key)
             return None
         if now - float(row["last_seen"]) >= TOUCH_EVERY:
-            self._store.conn.execute(
+            self._db.conn.execute(
                 "UPDATE sessions SET last_seen = ? WHERE id_hash = ?", (now, key)
             )
         return _principal(row, "session", session_hash=key, csrf_token=row["csrf_token"])
 
-    def end(self, session_hash: str) -> None:
-        self._store.conn.execute("DELETE FROM sessions WHERE id_hash = ?", (session_hash,))
+    def _end(self, session_hash: str) -> None:
+        self._db.conn.execute("DELETE FROM sessions WHERE id_hash = ?", (session_hash,))
 
-    def end_all(self, user_id: int) -> None:
-        self._store.conn.execute("DELETE FROM sessions WHERE user_id = ?", (user_id,))
+    def _end_all(self, user_id: int) -> None:
+        self._db.conn.execute("DELETE FROM sessions WHERE user_id = ?", (user_id,))
 
-    def purge(self) -> int:
+    def _purge(self) -> int:
         now = self._clock()
-        cursor = self._store.conn.execute(
+        cursor = self._db.conn.execute(
             "DELETE FROM sessions WHERE last_seen < ? OR created < ?",
             (now - self.idle_seconds, now - ABSOLUTE_SECONDS),
         )
@@ -119,23 +138,41 @@ class TokenInfo:
 class Tokens:
     def __init__(self, store: SecurityStore, clock: Clock) -> None:
         self._store = store
+        self._db: SecurityTables = store.tables
         self._clock = clock
 
-    def create(self, user_id: int, name: str, *, kind: str = "api", secret: str | None = None,
-               expires: float | None = None) -> tuple[int, str]:
+    async def create(self, user_id: int, name: str, *, kind: str = "api",
+                     secret: str | None = None, expires: float | None = None) -> tuple[int, str]:
         """Store a token's hash; returns (id, token). The token is never readable again."""
+        return await self._store.run(self._create, user_id, name, kind, secret, expires)
+
+    async def resolve(self, token: str) -> Principal | None:
+        if not token or len(token) > 500:
+            return None
+        return await self._store.run(self._resolve, token)
+
+    async def of_user(self, user_id: int) -> list[TokenInfo]:
+        return await self._store.run(self._of_user, user_id)
+
+    async def revoke(self, token_id: int, user_id: int | None = None) -> bool:
+        """Revoke one token (of that user, when given); False when there was none."""
+        return await self._store.run(self._revoke, token_id, user_id)
+
+    async def active_of_kind(self, kind: str) -> list[TokenInfo]:
+        return await self._store.run(self._active_of_kind, kind)
+
+    def _create(self, user_id: int, name: str, kind: str, secret: str | None,
+                expires: float | None) -> tuple[int, str]:
         token = secret if secret is not None else TOKEN_PREFIX + secrets.token_urlsafe(32)
-        cursor = self._store.conn.execute(
+        cursor = self._db.conn.execute(
             "INSERT INTO api_tokens (token_hash, user_id, name, kind, created, expires)"
             " VALUES (?, ?, ?, ?, ?, ?)",
             (digest(token), user_id, name, kind, self._clock(), expires),
         )
         return int(cursor.lastrowid or 0), token
 
-    def resolve(self, token: str) -> Principal | None:
-        if not token or len(token) > 500:
-            return None
-        row = self._store.conn.execute(
+    def _resolve(self, token: str) -> Principal | None:
+        row = self._db.conn.execute(
             "SELECT t.id, t.user_id, t.expires, t.revoked, t.last_used, u.username, u.role,"
             " u.owner_id, u.disabled FROM api_tokens t JOIN users u ON u.id = t.user_id"
             " WHERE t.token_hash = ?",
@@ -146,13 +183,13 @@ class Tokens:
                 or (row["expires"] is not None and float(row["expires"]) <= now)):
             return None
         if row["last_used"] is None or now - float(row["last_used"]) >= TOUCH_EVERY:
-            self._store.conn.execute(
+            self._db.conn.execute(
                 "UPDATE api_tokens SET last_used = ? WHERE id = ?", (now, row["id"])
             )
         return _principal(row, "token", token_id=int(row["id"]))
 
-    def of_user(self, user_id: int) -> list[TokenInfo]:
-        rows = self._store.conn.execute(
+    def _of_user(self, user_id: int) -> list[TokenInfo]:
+        rows = self._db.conn.execute(
             "SELECT * FROM api_tokens WHERE user_id = ? AND revoked IS NULL ORDER BY id",
             (user_id,),
         ).fetchall()
@@ -162,23 +199,22 @@ class Tokens:
             for r in rows
         ]
 
-    def revoke(self, token_id: int, user_id: int | None = None) -> bool:
-        """Revoke one token (of that user, when given); False when there was none."""
+    def _revoke(self, token_id: int, user_id: int | None) -> bool:
         if user_id is None:
-            cursor = self._store.conn.execute(
+            cursor = self._db.conn.execute(
                 "UPDATE api_tokens SET revoked = ? WHERE id = ? AND revoked IS NULL",
                 (self._clock(), token_id),
             )
         else:
-            cursor = self._store.conn.execute(
+            cursor = self._db.conn.execute(
                 "UPDATE api_tokens SET revoked = ? WHERE id = ? AND user_id = ?"
                 " AND revoked IS NULL",
                 (self._clock(), token_id, user_id),
             )
         return cursor.rowcount > 0
 
-    def active_of_kind(self, kind: str) -> list[TokenInfo]:
-        rows = self._store.conn.execute(
+    def _active_of_kind(self, kind: str) -> list[TokenInfo]:
+        rows = self._db.conn.execute(
             "SELECT * FROM api_tokens WHERE kind = ? AND revoked IS NULL ORDER BY id", (kind,)
         ).fetchall()
         return [

@@ -1,24 +1,33 @@
 """The security store: one SQLite file (WAL) holding accounts, sessions, tokens, incidents,
 footage-request approvals and the audit log.
 
-All access happens on the event loop thread; statements are short and indexed. Multi-statement
-changes go through ``transaction()`` so they are atomic.
+``SecurityTables`` is the open connection: its SQL runs on one thread only. In the server that is
+the store's own thread (``SecurityStore``, ``rtcc.offload``), so a lock on the file held by another
+process (``rtcc user``, ``rtcc export``) makes the security store's callers wait, never the event
+loop; a command-line program uses ``SecurityTables`` directly. Multi-statement changes go through
+``transaction()`` so they are atomic.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Concatenate, ParamSpec, TypeVar
 
 from rtcc.files import private_database
+from rtcc.offload import OffloadedStore, StoreClosed
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 """Seconds since the epoch (``time.time``); injectable so tests can move time."""
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 STORE_FILE = "security.sqlite3"
 SCHEMA_VERSION = 1
@@ -120,15 +129,16 @@ BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 """
 
 
-class SecurityStore:
-    """The open SQLite connection and the schema. Feature modules issue their own statements."""
+class SecurityTables:
+    """The open SQLite connection and the schema. Feature modules issue their own statements,
+    on the thread that owns this object."""
 
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self.conn = conn
         self.path = path
 
     @classmethod
-    def open(cls, path: Path) -> SecurityStore:
+    def open(cls, path: Path) -> SecurityTables:
         private_database(path)
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
         conn.row_factory = sqlite3.Row
@@ -144,7 +154,7 @@ class SecurityStore:
         return cls(conn, path)
 
     @classmethod
-    def open_in(cls, data_dir: Path) -> SecurityStore:
+    def open_in(cls, data_dir: Path) -> SecurityTables:
         return cls.open(data_dir / STORE_FILE)
 
     def close(self) -> None:
@@ -195,3 +205,49 @@ class SecurityStore:
             (camera_id, user_id, now),
         ).fetchone()
         return None if row is None else str(row["id"])
+
+
+class SecurityStore(OffloadedStore):
+    """The security store of a running server: every statement runs on the store's thread."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__("security-store")
+        self.path = path
+        self._opened: SecurityTables | None = None
+
+    @classmethod
+    async def open(cls, path: Path) -> SecurityStore:
+        store = cls(path)
+        try:
+            store._opened = await store.run(SecurityTables.open, path)
+        except BaseException:
+            await store.aclose()
+            raise
+        return store
+
+    @classmethod
+    async def open_in(cls, data_dir: Path) -> SecurityStore:
+        return await cls.open(data_dir / STORE_FILE)
+
+    @property
+    def tables(self) -> SecurityTables:
+        if self._opened is None:
+            raise StoreClosed("security")
+        return self._opened
+
+    def _release(self) -> None:
+        tables, self._opened = self._opened, None
+        if tables is not None:
+            tables.close()
+
+    async def call(self, fn: Callable[Concatenate[SecurityTables, P], T], *args: P.args,
+                   **kwargs: P.kwargs) -> T:
+        """``fn(tables, *args, **kwargs)`` on the store's thread."""
+        return await self.run(functools.partial(fn, self.tables, *args, **kwargs))
+
+    async def user_count(self) -> int:
+        return await self.call(SecurityTables.user_count)
+
+    async def approved_request_for(self, camera_id: str, user_id: int, now: float) -> str | None:
+        """The id of an approved, unexpired footage request of this user for this camera."""
+        return await self.call(SecurityTables.approved_request_for, camera_id, user_id, now)

@@ -16,9 +16,9 @@ async def reset_demo_admin(settings: Settings) -> tuple[str, str]:
     """Create the demo administrator, or give it a new password; returns (user, password)."""
     password = "demo-" + secrets.token_urlsafe(12)
     actor = Actor("demo-setup", str(Role.ADMIN), "local")
-    core = SecurityCore.open(settings)
+    core = await SecurityCore.open(settings)
     try:
-        user = core.accounts.by_name(DEMO_USER)
+        user = await core.accounts.by_name(DEMO_USER)
         if user is None:
             await core.accounts.create_user(
                 actor, DEMO_USER, Role.ADMIN, password=password, display_name="Demo administrator",
@@ -26,7 +26,7 @@ async def reset_demo_admin(settings: Settings) -> tuple[str, str]:
             )
         else:
             await core.accounts.set_password(actor, user.id, password)
-            core.accounts.unlock(actor, user.id)
+            await core.accounts.unlock(actor, user.id)
     finally:
-        core.close()
+        await core.aclose()
     return DEMO_USER, password

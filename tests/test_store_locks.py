@@ -164,12 +164,8 @@ class StoreCase:
 CASES = [
     pytest.param(StoreCase("rtcc.sqlite3", update_camera, 200), id="catalog"),
     pytest.param(StoreCase("agents.sqlite3", create_enrollment, 201), id="agent"),
-    pytest.param(StoreCase("security.sqlite3", create_account, 201), id="security",
-                 marks=pytest.mark.xfail(
-                     strict=True, reason="security store still writes on the event loop")),
-    pytest.param(StoreCase("evidence.sqlite3", add_hold, 201), id="evidence",
-                 marks=pytest.mark.xfail(
-                     strict=True, reason="evidence store still writes on the event loop")),
+    pytest.param(StoreCase("security.sqlite3", create_account, 201), id="security"),
+    pytest.param(StoreCase("evidence.sqlite3", add_hold, 201), id="evidence"),
 ]
 
 

@@ -249,7 +249,7 @@ async def snapshot(request: web.Request) -> web.Response:
     grant = None
     access = None
     if _own_camera(request, camera):
-        service.audit.append(actor=principal.username, role=str(principal.role),
+        await service.audit.append(actor=principal.username, role=str(principal.role),
                                   action="snapshot", camera_id=camera.camera_id,
                                   owner_id=camera.owner_id, source=client_address(request))
     elif principal.role in STAFF_ROLES:
@@ -313,7 +313,7 @@ async def ptz(request: web.Request) -> web.Response:
             return json_error(400, "action must be 'move' or 'stop'")
     except proto.ProtocolError as exc:
         return json_error(400, str(exc))
-    service.audit.append(actor=principal.username, role=str(principal.role),
+    await service.audit.append(actor=principal.username, role=str(principal.role),
                               action=f"ptz.{action}", camera_id=camera.camera_id,
                               owner_id=camera.owner_id, source=client_address(request),
                               details={k: v for k, v in body.items()

@@ -89,7 +89,7 @@ class AgentService:
         now = self.clock()
         enrollment, token = await self.store.create_enrollment(owner_id, actor.name, now,
                                                                minutes * 60)
-        self.audit.append(actor=actor.name, role=actor.role, action="agent.enrollment",
+        await self.audit.append(actor=actor.name, role=actor.role, action="agent.enrollment",
                                target=f"enrollment:{enrollment.id}", owner_id=owner_id,
                                source=actor.source,
                                details={"expires": round(enrollment.expires, 3)})
@@ -100,15 +100,15 @@ class AgentService:
         now = self.clock()
         enrollment = await self.store.enrollment_by_token(token) if token else None
         if enrollment is None:
-            self._audit_refusal(source, "", "unknown enrollment token")
+            await self._audit_refusal(source, "", "unknown enrollment token")
             raise EnrollmentRefused(401, "this enrollment token is not valid; copy it again "
                                          "from the owner portal")
         if enrollment.used is not None:
-            self._audit_refusal(source, enrollment.owner_id, "enrollment token reused")
+            await self._audit_refusal(source, enrollment.owner_id, "enrollment token reused")
             raise EnrollmentRefused(401, "this enrollment token was already used; an agent "
                                          "enrolls once; ask the portal for a new token")
         if enrollment.expires <= now:
-            self._audit_refusal(source, enrollment.owner_id, "enrollment token expired")
+            await self._audit_refusal(source, enrollment.owner_id, "enrollment token expired")
             raise EnrollmentRefused(410, "this enrollment token has expired; ask the portal "
                                          "for a new one")
         if not await self.store.claim_enrollment(enrollment.id, now):
@@ -119,18 +119,18 @@ class AgentService:
                                                            clean_name, source)
         agent = await self.store.add_agent(agent_id, enrollment.owner_id, account.user_id,
                                            account.token_id, clean_name, enrollment.id, now)
-        self.audit.append(actor=f"agent-{agent_id}", role=str(Role.AGENT), action="agent.enroll",
-                          target=f"agent:{agent_id}", owner_id=enrollment.owner_id,
-                          source=source, details={"enrollment": enrollment.id,
-                                                  "name": clean_name})
+        await self.audit.append(actor=f"agent-{agent_id}", role=str(Role.AGENT),
+                                action="agent.enroll", target=f"agent:{agent_id}",
+                                owner_id=enrollment.owner_id, source=source,
+                                details={"enrollment": enrollment.id, "name": clean_name})
         log.info("agent %s (%s) enrolled for owner %s", agent_id, clean_name,
                  enrollment.owner_id)
         return EnrollmentResult(agent, account.credential)
 
-    def _audit_refusal(self, source: str, owner_id: str, reason: str) -> None:
-        self.audit.append(actor="anonymous", role="", action="agent.enroll",
-                               outcome="refused", owner_id=owner_id, source=source,
-                               details={"reason": reason})
+    async def _audit_refusal(self, source: str, owner_id: str, reason: str) -> None:
+        await self.audit.append(actor="anonymous", role="", action="agent.enroll",
+                                outcome="refused", owner_id=owner_id, source=source,
+                                details={"reason": reason})
 
     # -- agents -------------------------------------------------------------------------------
 
@@ -165,9 +165,9 @@ class AgentService:
         """Revoke an agent now; returns how many live sessions were ended."""
         if not await self.store.revoke(agent.id, actor.name, self.clock()):
             return 0
-        self.audit.append(actor=actor.name, role=actor.role, action="agent.revoke",
-                          target=f"agent:{agent.id}", owner_id=agent.owner_id,
-                          source=actor.source)
+        await self.audit.append(actor=actor.name, role=actor.role, action="agent.revoke",
+                                target=f"agent:{agent.id}", owner_id=agent.owner_id,
+                                source=actor.source)
         await self.accounts.retire_agent_account(actor, agent.user_id, agent.token_id)
         await self.registry.disconnect(agent.id, proto.CLOSE_REVOKED,
                                        "this agent's credential was revoked")

@@ -23,7 +23,7 @@ import aiohttp
 import pytest
 
 from evidence import EVIDENCE
-from evidence.store import EvidenceStore
+from evidence.store import AsyncEvidenceStore, EvidenceStore
 from rtcc.access import CameraConsent
 from rtcc.config import SharingLevel
 from tests.agent.harness import (
@@ -65,9 +65,10 @@ def _buffered_span(state_dir: Path, camera_id: str) -> tuple[float, float]:
     return float(row["a"]), float(row["b"])
 
 
-def _server_uploads(store: EvidenceStore, request_id: str) -> list[sqlite3.Row]:
-    return store.fetchall("SELECT * FROM uploads WHERE request_id = ? ORDER BY sequence",
-                          (request_id,))
+async def _server_uploads(store: AsyncEvidenceStore, request_id: str) -> list[sqlite3.Row]:
+    return await store.call(EvidenceStore.fetchall,
+                            "SELECT * FROM uploads WHERE request_id = ? ORDER BY sequence",
+                            (request_id,))
 
 
 def _item(body: dict[str, Any]) -> dict[str, Any]:
@@ -128,8 +129,8 @@ async def test_approved_request_uploads_resumably_declined_uploads_nothing(
                                     json={})
             assert _item(approved)["status"] == "approved"
 
-            def mid_upload() -> bool:
-                rows = _server_uploads(store, rid)
+            async def mid_upload() -> bool:
+                rows = await _server_uploads(store, rid)
                 return any(r["state"] == "complete" for r in rows) and any(
                     0 < r["received"] < r["size"] for r in rows)
 
@@ -137,11 +138,11 @@ async def test_approved_request_uploads_resumably_declined_uploads_nothing(
             pid = agent.process.pid
 
             async def frozen_mid_upload() -> bool:
-                if not mid_upload():
+                if not await mid_upload():
                     return False
                 os.killpg(pid, signal.SIGSTOP)  # hold it still while the server is looked at
                 await asyncio.sleep(0.3)  # a request already on its way lands
-                if mid_upload():
+                if await mid_upload():
                     return True
                 os.killpg(pid, signal.SIGCONT)
                 return False
@@ -152,7 +153,7 @@ async def test_approved_request_uploads_resumably_declined_uploads_nothing(
             assert _item(seen)["status"] == "receiving"
             os.killpg(pid, signal.SIGKILL)  # the owner's PC loses power mid-upload
             await agent.process.wait()
-            partial = [r["received"] for r in _server_uploads(store, rid)
+            partial = [r["received"] for r in await _server_uploads(store, rid)
                        if r["state"] != "complete"]
             assert partial
             assert partial[0] > 0
@@ -163,8 +164,9 @@ async def test_approved_request_uploads_resumably_declined_uploads_nothing(
             assert _item(done)["uploaded_segments"] >= 3
 
             # The server's segments are the agent's, byte for byte: same capture hashes.
-            stored = store.fetchall("SELECT * FROM segments WHERE request_id = ? ORDER BY"
-                                    " utc_start", (rid,))
+            stored = await store.call(EvidenceStore.fetchall,
+                                      "SELECT * FROM segments WHERE request_id = ? ORDER BY"
+                                      " utc_start", (rid,))
             with _index(state_dir) as conn:
                 sent = conn.execute(
                     "SELECT p.sequence, s.sha256, s.bytes, s.utc_start, s.utc_end FROM"
@@ -181,7 +183,7 @@ async def test_approved_request_uploads_resumably_declined_uploads_nothing(
             assert [r["origin"] for r in stored] == ["agent"] * len(sent)
             assert sent[0]["utc_start"] <= start
             assert sent[-1]["utc_end"] >= end - 1.0
-            assert len(_server_uploads(store, rid)) == len(sent)  # nothing sent twice
+            assert len(await _server_uploads(store, rid)) == len(sent)  # nothing sent twice
             resumed = restarted.log()
             assert "resuming segment" in resumed, resumed[-3000:]
             assert "upload complete" in resumed
@@ -213,9 +215,10 @@ async def test_approved_request_uploads_resumably_declined_uploads_nothing(
             assert "holds no footage" in _item(failed)["failure"]
 
             # The declined request: never offered, nothing stored, never in the agent's log.
-            assert _server_uploads(store, declined["id"]) == []
-            assert store.fetchall("SELECT id FROM segments WHERE request_id = ?",
-                                  (declined["id"],)) == []
+            assert await _server_uploads(store, declined["id"]) == []
+            assert await store.call(EvidenceStore.fetchall,
+                                    "SELECT id FROM segments WHERE request_id = ?",
+                                    (declined["id"],)) == []
             listing = await api.ok("GET", f"/api/footage-requests/{declined['id']}", detective)
             assert listing["status"] == "declined"
             with _index(state_dir) as conn:

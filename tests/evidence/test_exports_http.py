@@ -76,8 +76,8 @@ async def _export(world: World, headers: dict[str, str] | None = None) -> Any:
         "reason": "robbery"})
 
 
-def _audit(world: World, action: str) -> list[AuditEntry]:
-    return app_of(world.client)[SECURITY].audit.query(action=action, limit=100)
+async def _audit(world: World, action: str) -> list[AuditEntry]:
+    return await app_of(world.client)[SECURITY].audit.query(action=action, limit=100)
 
 
 async def test_export_download_and_verify(world: World, tmp_path: Path) -> None:
@@ -99,12 +99,12 @@ async def test_export_download_and_verify(world: World, tmp_path: Path) -> None:
     code, text = run_text(verify_main, saved, key_path=trusted)
     assert code == 0, text
 
-    exports = [e for e in _audit(world, "evidence.export") if e.outcome == "ok"]
+    exports = [e for e in await _audit(world, "evidence.export") if e.outcome == "ok"]
     assert exports
     assert exports[0].target == f"export:{made['export_id']}"
     assert made["sha256"] in exports[0].details
     assert made["id"] not in exports[0].details  # the download token is never logged
-    downloads = [e for e in _audit(world, "evidence.download") if e.outcome == "ok"]
+    downloads = [e for e in await _audit(world, "evidence.download") if e.outcome == "ok"]
     assert downloads[0].actor == world.investigator.username
 
     # Someone else's export: not found for another investigator, available to a supervisor.
@@ -143,9 +143,9 @@ async def test_download_ids_that_are_paths_are_refused(world: World) -> None:
         assert b"root:" not in body, attempt
         assert b"SQLite format" not in body, attempt
         assert not body.startswith(b"manifest.json"), attempt
-    refused = [e for e in _audit(world, "evidence.download") if e.outcome == "refused"]
+    refused = [e for e in await _audit(world, "evidence.download") if e.outcome == "refused"]
     assert refused  # those that reached the handler were audited as refused
-    assert not [e for e in _audit(world, "evidence.download") if e.outcome == "ok"]
+    assert not [e for e in await _audit(world, "evidence.download") if e.outcome == "ok"]
 
 
 async def test_a_tampered_export_row_cannot_reach_outside_the_exports_folder(
@@ -154,7 +154,7 @@ async def test_a_tampered_export_row_cannot_reach_outside_the_exports_folder(
     app = app_of(world.client)
     evidence = app[EVIDENCE]
     now = world.clock()
-    sneaky = register(evidence.store, export_id="exp-sneaky", file_name="../../security.sqlite3",
+    sneaky = await evidence.store.call(register, export_id="exp-sneaky", file_name="../../security.sqlite3",
                       camera_id="cam1", case_number="x", created_by="x",
                       created_by_id=world.investigator.id, now=now, expires_at=now + 3600,
                       size=1, sha256="0" * 64)
@@ -163,7 +163,7 @@ async def test_a_tampered_export_row_cannot_reach_outside_the_exports_folder(
     link = evidence.root / "exports" / "exp-1111111111111111.tar"
     link.parent.mkdir(parents=True, exist_ok=True)
     link.symlink_to(outside)
-    linked = register(evidence.store, export_id="exp-linked", file_name=link.name,
+    linked = await evidence.store.call(register, export_id="exp-linked", file_name=link.name,
                       camera_id="cam1", case_number="x", created_by="x",
                       created_by_id=world.investigator.id, now=now, expires_at=now + 3600,
                       size=1, sha256="0" * 64)
@@ -172,7 +172,7 @@ async def test_a_tampered_export_row_cannot_reach_outside_the_exports_folder(
         assert response.status == 404
         assert b"secret" not in await response.read()
         assert b"SQLite" not in await response.read()
-    refused = [e for e in _audit(world, "evidence.download") if e.outcome == "refused"]
+    refused = [e for e in await _audit(world, "evidence.download") if e.outcome == "refused"]
     assert {e.target for e in refused} >= {"export:exp-sneaky", "export:exp-linked"}
 
 
@@ -182,13 +182,13 @@ async def test_an_export_without_the_right_role_is_refused_and_audited(world: Wo
         response = await _export(world, headers)
         assert response.status == 403
         assert (await response.json())["error"] == f"the {role} role may not use this"
-        denied = [e for e in _audit(world, "access.denied") if e.actor == user.username]
+        denied = [e for e in await _audit(world, "access.denied") if e.actor == user.username]
         assert denied
         assert denied[0].target == "POST /api/exports"
     app = app_of(world.client)
-    assert app[EVIDENCE].store.fetchall("SELECT * FROM exports") == []
+    assert await app[EVIDENCE].store.call(EvidenceStore.fetchall, "SELECT * FROM exports") == []
     assert not (world.data_dir / "evidence" / "exports").exists()
-    assert [e for e in _audit(world, "evidence.export")] == []
+    assert [e for e in await _audit(world, "evidence.export")] == []
 
 
 async def test_download_links_expire(world: World) -> None:
@@ -196,7 +196,7 @@ async def test_download_links_expire(world: World) -> None:
     world.clock.advance(25 * 3600)
     response = await world.client.get(made["download"], headers=world.inv)
     assert response.status == 410
-    refused = [e for e in _audit(world, "evidence.download") if e.outcome == "refused"]
+    refused = [e for e in await _audit(world, "evidence.download") if e.outcome == "refused"]
     assert "expired" in refused[0].details
 
 
@@ -205,6 +205,6 @@ async def test_an_export_of_a_range_without_footage_says_so(world: World) -> Non
         "camera": "cam1", "from": START - 600, "to": START - 300, "case": "2024-1"})
     assert response.status == 404
     assert "there is no recording of camera cam1" in (await response.json())["error"]
-    failed = [e for e in _audit(world, "evidence.export") if e.outcome == "failed"]
+    failed = [e for e in await _audit(world, "evidence.export") if e.outcome == "failed"]
     assert failed
     assert failed[0].camera_id == "cam1"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from evidence.manager import RecordingManager
-from evidence.store import EvidenceStore
+from evidence.store import AsyncEvidenceStore
 from ingest.rtsp import RtspSource
 from recording.recorder import RecorderSettings, RecorderState
 from recording.segments import contained, hash_file, read_index
@@ -28,8 +28,9 @@ async def test_full_disk_stops_recording_with_an_alert_and_keeps_what_was_writte
 ) -> None:
     caplog.set_level(logging.INFO)
     data_dir = tmp_path / "data"
-    security = SecurityStore.open_in(data_dir)
-    store = EvidenceStore.open_in(data_dir)
+    security = await SecurityStore.open_in(data_dir)
+    db = await AsyncEvidenceStore.open_in(data_dir)
+    store = db.tables
     root = data_dir / "evidence"
     audit = AuditLog(security, time.time)
     try:
@@ -38,7 +39,7 @@ async def test_full_disk_stops_recording_with_an_alert_and_keeps_what_was_writte
                                   lambda: RtspSource("cam1/main", camsim.target("open"), FAST),
                                   StreamSettings(close_after=0))
             manager = RecordingManager(
-                hub=hub, store=store, root=root, audit=audit, record_cameras={"cam1": "test"},
+                hub=hub, store=db, root=root, audit=audit, record_cameras={"cam1": "test"},
                 retention_days={}, default_retention_days=30,
                 recorder_settings=RecorderSettings(segment_seconds=1.0, min_free_bytes=0),
                 reconcile_interval=0.5)
@@ -74,21 +75,22 @@ async def test_full_disk_stops_recording_with_an_alert_and_keeps_what_was_writte
             path = contained(root, row.path)
             assert hash_file(path) == (row.sha256, row.bytes)
             assert len(read_index(path)) == row.frames
-        stops = [e for e in audit.query(action="recording.stop") if e.outcome == "disk_full"]
+        stops = [e for e in await audit.query(action="recording.stop") if e.outcome == "disk_full"]
         assert len(stops) == 1
         assert stops[0].camera_id == "cam1"
         assert "ALERT disk_full" in caplog.text
     finally:
-        store.close()
-        security.close()
+        await db.aclose()
+        await security.aclose()
 
 
 async def test_a_recorder_whose_stream_is_closed_stops_when_no_longer_wanted(
     camsim: CamsimHandle, tmp_path: Path
 ) -> None:
     data_dir = tmp_path / "data"
-    security = SecurityStore.open_in(data_dir)
-    store = EvidenceStore.open_in(data_dir)
+    security = await SecurityStore.open_in(data_dir)
+    db = await AsyncEvidenceStore.open_in(data_dir)
+    store = db.tables
     audit = AuditLog(security, time.time)
     try:
         async with StreamHub() as hub:
@@ -96,7 +98,7 @@ async def test_a_recorder_whose_stream_is_closed_stops_when_no_longer_wanted(
                          lambda: RtspSource("cam1/main", camsim.target("open"), FAST),
                          StreamSettings(close_after=0))
             manager = RecordingManager(
-                hub=hub, store=store, root=data_dir / "evidence", audit=audit,
+                hub=hub, store=db, root=data_dir / "evidence", audit=audit,
                 record_cameras={}, retention_days={}, default_retention_days=30,
                 recorder_settings=RecorderSettings(segment_seconds=1.0, min_free_bytes=0),
                 reconcile_interval=600)  # only the recorder's own check can stop it in time
@@ -122,9 +124,9 @@ async def test_a_recorder_whose_stream_is_closed_stops_when_no_longer_wanted(
         rows = store.recent_segments("cam1", 100)
         assert all(row.state == "complete" for row in rows)
         assert sum(row.frames for row in rows) == frames + again.frames_written
-        starts = audit.query(action="recording.start")
+        starts = await audit.query(action="recording.start")
         assert [e.details for e in starts][-1] == (
             '{"profile":"main","reason":"watched for incident 7"}')
     finally:
-        store.close()
-        security.close()
+        await db.aclose()
+        await security.aclose()

@@ -28,7 +28,7 @@ from evidence import export_main, verify_main
 from evidence.export import Exporter, ExportRequest, ExportResult
 from evidence.manager import RecordingManager
 from evidence.signing import load_or_create
-from evidence.store import EvidenceStore
+from evidence.store import AsyncEvidenceStore, EvidenceStore
 from ingest.rtsp import RtspSource, RtspTarget
 from recording.recorder import RecorderSettings
 from recording.segments import contained, hash_file, iter_frames, read_index
@@ -38,9 +38,9 @@ from rtcc import bitstream
 from rtcc.config import CamsimConfig, EvidenceConfig, Settings
 from rtcc.hub import StreamHub, StreamSettings
 from rtcc.media import VIDEO_CLOCK_RATE
-from security.audit import AuditLog
+from security.audit import AuditLog, AuditWriter
 from security.cli import open_audit_log
-from security.store import SecurityStore
+from security.store import SecurityStore, SecurityTables
 from tests.evidence.helpers import (
     flip_byte,
     member_bytes,
@@ -88,8 +88,8 @@ async def _record(data_dir: Path, out: Recording) -> None:
     except CamsimUnavailable as exc:
         out.skip = f"camera simulator unavailable: {exc}"
         return
-    security = SecurityStore.open_in(data_dir)
-    store = EvidenceStore.open_in(data_dir)
+    security = await SecurityStore.open_in(data_dir)
+    db = await AsyncEvidenceStore.open_in(data_dir)
     try:
         target = RtspTarget(sim.url(camera.path))
         async with StreamHub() as hub:
@@ -97,7 +97,7 @@ async def _record(data_dir: Path, out: Recording) -> None:
                                   lambda: RtspSource("cam1/main", target, FAST),
                                   StreamSettings(close_after=0))
             manager = RecordingManager(
-                hub=hub, store=store, root=out.root, audit=AuditLog(security, time.time),
+                hub=hub, store=db, root=out.root, audit=AuditLog(security, time.time),
                 record_cameras={"cam1": "test recording"}, retention_days={},
                 default_retention_days=30,
                 recorder_settings=RecorderSettings(segment_seconds=SEGMENT_SECONDS,
@@ -118,8 +118,8 @@ async def _record(data_dir: Path, out: Recording) -> None:
             witness.close()
             out.frames_written = recorder.frames_written
     finally:
-        store.close()
-        security.close()
+        await db.aclose()
+        await security.aclose()
         await sim.stop()
 
 
@@ -362,9 +362,9 @@ def test_cli_export_with_watermark_progress_audit_and_hold(
     assert "OK   public-key.pem: signed with the trusted key" in text
     assert "matches the segment stored on this server" in text
 
-    security = SecurityStore.open_in(settings.data_dir)
+    security = SecurityTables.open_in(settings.data_dir)
     try:
-        entries = AuditLog(security, time.time).query(limit=50)
+        entries = AuditWriter(security, time.time).query(limit=50)
     finally:
         security.close()
     actions = [(e.action, e.outcome) for e in entries]

@@ -14,6 +14,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from evidence import EVIDENCE
+from evidence.store import EvidenceStore
 from recording.segments import contained, index_path_of
 from rtcc.config import SharingLevel
 from rtcc.policy import Role
@@ -78,9 +79,10 @@ def _statuses(body: dict[str, Any]) -> dict[str, str]:
     return {item["camera_id"]: item["status"] for item in body["cameras"]}
 
 
-def _audit_actions(world: World) -> list[tuple[str, str, str]]:
+async def _audit_actions(world: World) -> list[tuple[str, str, str]]:
     app = app_of(world.client)
-    return [(e.action, e.outcome, e.camera_id) for e in app[SECURITY].audit.query(limit=200)]
+    entries = await app[SECURITY].audit.query(limit=200)
+    return [(e.action, e.outcome, e.camera_id) for e in entries]
 
 
 async def test_a_declined_request_receives_nothing(world: World, tmp_path: Path) -> None:
@@ -120,13 +122,13 @@ async def test_a_declined_request_receives_nothing(world: World, tmp_path: Path)
 
     app = app_of(client)
     evidence = app[EVIDENCE]
-    assert evidence.store.fetchall("SELECT * FROM uploads") == []
-    assert evidence.store.fetchall("SELECT * FROM segments") == []
+    assert await evidence.store.call(EvidenceStore.fetchall, "SELECT * FROM uploads") == []
+    assert await evidence.store.call(EvidenceStore.fetchall, "SELECT * FROM segments") == []
     uploads_dir = evidence.root / "uploads"
     assert not uploads_dir.exists() or not any(uploads_dir.iterdir())
     security = app[SECURITY]
-    assert security.store.approved_request_for("cam1", world.investigator.id, time.time()) is None
-    actions = _audit_actions(world)
+    assert await security.store.approved_request_for("cam1", world.investigator.id, time.time()) is None
+    actions = await _audit_actions(world)
     assert ("footage_request.decline", "ok", "cam1") in actions
     assert ("footage.upload", "refused", "cam1") in actions
 
@@ -146,7 +148,7 @@ async def test_an_approved_request_is_uploaded_resumably_and_checked(
     assert _statuses(await approved.json()) == {"cam1": "approved"}
     app = app_of(client)
     security = app[SECURITY]
-    grant = security.store.approved_request_for("cam1", world.investigator.id, time.time())
+    grant = await security.store.approved_request_for("cam1", world.investigator.id, time.time())
     assert grant == f"{rid}:cam1"  # what the security core consults for on_request cameras
     holds = await (await client.get("/api/holds?camera=cam1", headers=world.inv)).json()
     assert holds["holds"][0]["case"] == "2024-0042"
@@ -180,7 +182,7 @@ async def test_an_approved_request_is_uploaded_resumably_and_checked(
     done = await last.json()
     assert last.status == 200, done
     assert done["state"] == "complete"
-    segment = app[EVIDENCE].store.segment(done["segment_id"])
+    segment = await app[EVIDENCE].store.call(EvidenceStore.segment, done["segment_id"])
     assert segment is not None
     assert (segment.origin, segment.request_id, segment.sha256) == (
         "agent", rid, declaration["sha256"])
@@ -197,7 +199,7 @@ async def test_an_approved_request_is_uploaded_resumably_and_checked(
                                  headers={**world.agent1, "Upload-Offset": "0"})
     assert refused.status == 422
     assert "send the segment again from offset 0" in (await refused.json())["error"]
-    assert len(app[EVIDENCE].store.recent_segments("cam1", 10)) == 1
+    assert len(await app[EVIDENCE].store.call(EvidenceStore.recent_segments, "cam1", 10)) == 1
 
     finished = await client.post(f"/api/footage-requests/{rid}/cameras/cam1/complete",
                                  headers=world.agent1)
@@ -229,7 +231,7 @@ async def test_an_owners_policy_approves_small_requests_at_once(world: World) ->
     assert small["cameras"][0]["auto_approved"] is True
     large = await _ask(world, ["cam2"], now - 3 * 3600, now)
     assert large["status"] == "pending"
-    actions = _audit_actions(world)
+    actions = await _audit_actions(world)
     assert ("footage_policy.change", "ok", "") in actions
     assert ("footage_request.approve", "ok", "cam2") in actions
 

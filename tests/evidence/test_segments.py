@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from evidence.manager import RecordingManager
-from evidence.store import EvidenceStore
+from evidence.store import AsyncEvidenceStore, EvidenceStore
 from recording.holds import add_hold
 from recording.recorder import RecorderSettings
 from recording.segments import (
@@ -122,8 +122,9 @@ async def test_retention_evicts_old_segments_but_never_held_ones(
     tmp_path: Path, units: list[tuple[bytes, bool]]
 ) -> None:
     root = tmp_path / "evidence"
-    store = EvidenceStore.open_in(tmp_path)
-    security = SecurityStore.open_in(tmp_path)
+    db = await AsyncEvidenceStore.open_in(tmp_path)
+    store = db.tables
+    security = await SecurityStore.open_in(tmp_path)
     now = time.time()
     old = now - 10 * 86400
     try:
@@ -136,7 +137,7 @@ async def test_retention_evicts_old_segments_but_never_held_ones(
         audit = AuditLog(security, time.time)
         async with StreamHub() as hub:
             manager = RecordingManager(
-                hub=hub, store=store, root=root, audit=audit, record_cameras={},
+                hub=hub, store=db, root=root, audit=audit, record_cameras={},
                 retention_days={"cam1": 7}, default_retention_days=30,
                 recorder_settings=RecorderSettings())
             evicted = await manager.enforce_retention()
@@ -144,12 +145,12 @@ async def test_retention_evicts_old_segments_but_never_held_ones(
         remaining = {row.id for row in store.recent_segments("cam1", 100)}
         assert remaining == {ids[1], *fresh}
         assert contained(root, held.path).exists()
-        entry = audit.query(action="evidence.evict")[0]
+        entry = (await audit.query(action="evidence.evict"))[0]
         assert entry.camera_id == "cam1"
         assert str(ids[0]) in entry.details
     finally:
-        store.close()
-        security.close()
+        await db.aclose()
+        await security.aclose()
 
 
 def test_new_segment_rows_start_open(tmp_path: Path) -> None:

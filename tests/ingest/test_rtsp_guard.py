@@ -98,7 +98,7 @@ async def forbidden_listener() -> AsyncIterator[tuple[int, list[str]]]:
     """A TCP service on the refused address that records every connection it gets."""
     connections: list[str] = []
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def handle(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         connections.append(str(writer.get_extra_info("peername")))
         writer.close()
 
@@ -118,7 +118,8 @@ def described(request: Request) -> Answer:
 
 def register(hub: StreamHub, target: RtspTarget, allow: list[str]) -> Stream:
     factory = rtsp_source_factory("cam/main", target, SETTINGS,
-                                  SecurityConfig(allow_private_camera_hosts=allow), LoopHandoff())
+                                  SecurityConfig(allow_private_camera_hosts=allow), LoopHandoff(),
+                                  allowlisted=True)
     return hub.register("cam", "main", factory, StreamSettings(start_timeout=6))
 
 
@@ -158,7 +159,7 @@ async def test_a_redirect_to_a_refused_address_is_never_followed(where: str, why
 async def test_an_allowed_redirect_is_followed_to_the_checked_camera(
     camsim: CamsimHandle,
 ) -> None:
-    def answer(request: Request) -> Answer:
+    def answer(_request: Request) -> Answer:
         return 302, {"Location": camsim.url("open")}, ""
 
     async with hostile(answer) as camera, StreamHub() as hub:
@@ -173,8 +174,8 @@ async def test_an_allowed_redirect_is_followed_to_the_checked_camera(
 
 
 async def test_a_redirect_loop_ends_after_three_hops() -> None:
-    async with hostile(lambda request: (302, {"Location": "rtsp://127.0.0.2:1/x"}, "")) as camera:
-        def answer(request: Request) -> Answer:
+    async with hostile(lambda _request: (302, {"Location": "rtsp://127.0.0.2:1/x"}, "")) as camera:
+        def answer(_request: Request) -> Answer:
             return 302, {"Location": camera.url("/again")}, ""
 
         camera.answer = answer
@@ -207,7 +208,7 @@ def _free_udp_pair() -> int:
     while True:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
             probe.bind((FORBIDDEN, 0))
-            port = probe.getsockname()[1] & ~1
+            port = int(probe.getsockname()[1]) & ~1
         try:
             for host in (FORBIDDEN, HOSTILE):
                 for p in (port, port + 1):

@@ -11,18 +11,18 @@ import pytest
 
 from rtcc.config import Settings, SharingLevel
 from rtcc.policy import Role
-from security.audit import AuditLog, verify_chain
+from security.audit import AuditWriter, verify_chain
 from security.cli import audit_verify_main
 from security.secretbox import load_audit_key
-from security.store import STORE_FILE, SecurityStore
+from security.store import STORE_FILE, SecurityTables
 from tests.fixtures.auth import FakeClock, MakeClient, bearer, role_headers, security_settings
 from tests.security.harness import Directory, security_app
 
 
 def _filled_store(tmp_path: Path, entries: int = 6) -> tuple[Settings, Path]:
     settings = security_settings(tmp_path)
-    store = SecurityStore.open_in(settings.data_dir)
-    audit = AuditLog(store, FakeClock(1_700_000_000.123))
+    store = SecurityTables.open_in(settings.data_dir)
+    audit = AuditWriter(store, FakeClock(1_700_000_000.123))
     for i in range(entries):
         audit.append(actor=f"user{i}", role="analyst", action="view.start", camera_id="cam1",
                      source="192.0.2.1", details={"purpose": f"case {i}"})
@@ -51,8 +51,8 @@ def test_intact_chain_verifies_and_timestamps_are_utc_milliseconds(tmp_path: Pat
     code, text = _verify(settings)
     assert code == 0, text
     assert "intact: 6 entries" in text
-    store = SecurityStore.open(path)
-    entry = AuditLog(store, FakeClock()).query(limit=1)[0].as_json()
+    store = SecurityTables.open(path)
+    entry = AuditWriter(store, FakeClock()).query(limit=1)[0].as_json()
     store.close()
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", entry["time"])
     assert entry["time"].endswith(".123Z")
@@ -99,7 +99,7 @@ def test_tampering_is_found(tmp_path: Path, statements: list[str], entry: int,
 def test_a_rehashed_alteration_is_found_by_the_next_link(tmp_path: Path) -> None:
     """Even rehashed with the audit key itself, the next entry's link gives it away."""
     settings, path = _filled_store(tmp_path)
-    store = SecurityStore.open(path)
+    store = SecurityTables.open(path)
     row = store.conn.execute("SELECT * FROM audit WHERE id = 3").fetchone()
     store.close()
     from security.audit import AuditEntry
@@ -118,8 +118,8 @@ def test_a_rehashed_alteration_is_found_by_the_next_link(tmp_path: Path) -> None
 def test_appending_after_a_deletion_keeps_the_gap_visible(tmp_path: Path) -> None:
     _settings, path = _filled_store(tmp_path)
     _tamper(path, "DELETE FROM audit WHERE id = 6")
-    store = SecurityStore.open(path)
-    AuditLog(store, FakeClock()).append(actor="later", role="admin", action="user.create")
+    store = SecurityTables.open(path)
+    AuditWriter(store, FakeClock()).append(actor="later", role="admin", action="user.create")
     result = verify_chain(store)
     store.close()
     assert not result.ok

@@ -20,10 +20,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from rtcc.config import Settings
-from security.audit import GENESIS, AuditLog, entry_hash
+from security.audit import GENESIS, AuditWriter, entry_hash
 from security.audit_checkpoints import CHECKPOINT_FILE, AuditCheckpoints, Checkpoint
 from security.secretbox import load_audit_key
-from security.store import STORE_FILE, SecurityStore
+from security.store import STORE_FILE, SecurityTables
 from tests.fixtures.auth import FakeClock, security_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,7 +50,7 @@ def audit_verify(settings: Settings) -> subprocess.CompletedProcess[str]:
     return rtcc("audit", "verify", "--config", str(_config(settings)))
 
 
-def _append(audit: AuditLog, count: int, start: int = 0) -> None:
+def _append(audit: AuditWriter, count: int, start: int = 0) -> None:
     for i in range(start, start + count):
         audit.append(actor=f"user{i}", role="analyst", action="view.start", camera_id="cam1",
                      source="192.0.2.1", details={"purpose": f"case {i}"})
@@ -58,9 +58,9 @@ def _append(audit: AuditLog, count: int, start: int = 0) -> None:
 
 def _filled(tmp_path: Path, entries: int = 6) -> Settings:
     settings = security_settings(tmp_path)
-    store = SecurityStore.open_in(settings.data_dir)
+    store = SecurityTables.open_in(settings.data_dir)
     try:
-        _append(AuditLog(store, FakeClock(1_700_000_000.0)), entries)
+        _append(AuditWriter(store, FakeClock(1_700_000_000.0)), entries)
     finally:
         store.close()
     return settings
@@ -93,7 +93,10 @@ def rewrite_chain(settings: Settings, *, delete: int | None = None, actor_of: in
             row["actor"] = "innocent"
         if number >= first_changed:  # the entries before it are left as they were
             row["prev_hash"] = prev
-            row["hash"] = entry_hash(*(row[c] for c in COLUMNS), key)
+            row["hash"] = entry_hash(
+                row["id"], row["ts_ms"], row["actor"], row["role"], row["action"],
+                row["target"], row["camera_id"], row["owner_id"], row["outcome"],
+                row["source"], row["details"], row["prev_hash"], key=key)
         prev = row["hash"]
         conn.execute("INSERT INTO audit (" + ", ".join((*COLUMNS, "hash")) + ") VALUES ("
                      + ", ".join("?" * (len(COLUMNS) + 1)) + ")",
@@ -165,7 +168,7 @@ def test_verify_without_the_audit_key_says_how_to_give_it(tmp_path: Path) -> Non
 def _legacy_log(tmp_path: Path, entries: int) -> Settings:
     """A log written by a server without an audit key: plain SHA-256, no boundary."""
     settings = security_settings(tmp_path)
-    store = SecurityStore.open_in(settings.data_dir)
+    store = SecurityTables.open_in(settings.data_dir)
     prev = GENESIS
     with store.transaction() as conn:
         for number in range(1, entries + 1):
@@ -187,9 +190,9 @@ def test_entries_from_before_the_key_keep_verifying_under_the_old_rule(tmp_path:
     assert "NOT KEYED" in before.stdout
     assert not (settings.data_dir / "audit.key").exists()  # verifying creates no key
 
-    store = SecurityStore.open_in(settings.data_dir)
+    store = SecurityTables.open_in(settings.data_dir)
     try:
-        _append(AuditLog(store, FakeClock()), 2)
+        _append(AuditWriter(store, FakeClock()), 2)
     finally:
         store.close()
     done = audit_verify(settings)
@@ -214,9 +217,9 @@ def test_the_boundary_of_the_keyed_entries_cannot_be_moved(
     tmp_path: Path, attack: str, expected: str
 ) -> None:
     settings = _legacy_log(tmp_path, 4)
-    store = SecurityStore.open_in(settings.data_dir)
+    store = SecurityTables.open_in(settings.data_dir)
     try:
-        _append(AuditLog(store, FakeClock()), 2)
+        _append(AuditWriter(store, FakeClock()), 2)
     finally:
         store.close()
     if attack == "legacy-rewrite":
@@ -255,9 +258,9 @@ async def _checkpointed(tmp_path: Path) -> tuple[Settings, list[dict[str, object
     """Six entries with two checkpoints: one written by the running task after three entries,
     one at close."""
     settings = security_settings(tmp_path)
-    store = SecurityStore.open_in(settings.data_dir)
+    store = SecurityTables.open_in(settings.data_dir)
     try:
-        audit = AuditLog(store, FakeClock())
+        audit = AuditWriter(store, FakeClock())
         checkpoints = await AuditCheckpoints.start(audit, settings.data_dir, every_entries=3,
                                                    every_seconds=3600)
         path = settings.data_dir / CHECKPOINT_FILE
@@ -286,9 +289,9 @@ async def test_checkpoints_are_written_periodically_and_at_stop(tmp_path: Path) 
 
 async def test_checkpoints_follow_the_time_limit(tmp_path: Path) -> None:
     settings = security_settings(tmp_path)
-    store = SecurityStore.open_in(settings.data_dir)
+    store = SecurityTables.open_in(settings.data_dir)
     try:
-        audit = AuditLog(store, FakeClock())
+        audit = AuditWriter(store, FakeClock())
         async with AuditCheckpoints(audit, settings.data_dir, Ed25519PrivateKey.generate(),
                                     every_entries=1000, every_seconds=0.1):
             _append(audit, 1)
@@ -399,9 +402,9 @@ def test_a_removed_boundary_is_not_recorded_again_at_the_next_start(tmp_path: Pa
     conn.execute("DELETE FROM audit_meta")
     conn.commit()
     conn.close()
-    store = SecurityStore.open_in(settings.data_dir)
+    store = SecurityTables.open_in(settings.data_dir)
     try:
-        _append(AuditLog(store, FakeClock()), 1, start=6)  # the server starts again
+        _append(AuditWriter(store, FakeClock()), 1, start=6)  # the server starts again
     finally:
         store.close()
     done = audit_verify(settings)
@@ -420,9 +423,9 @@ async def test_a_log_rewritten_under_the_old_rule_is_found_by_its_checkpoints(
     conn.commit()
     conn.close()
     rewrite_chain(settings, delete=1, key=None)  # every entry rehashed
-    store = SecurityStore.open_in(settings.data_dir)
+    store = SecurityTables.open_in(settings.data_dir)
     try:
-        _append(AuditLog(store, FakeClock()), 1, start=6)
+        _append(AuditWriter(store, FakeClock()), 1, start=6)
     finally:
         store.close()
     done = await asyncio.to_thread(audit_verify, settings)

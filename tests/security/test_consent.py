@@ -14,6 +14,7 @@ from rtcc.appkeys import HUB
 from rtcc.config import SharingLevel, TimeWindow
 from rtcc.policy import Role
 from security.core import SECURITY
+from security.store import SecurityTables
 from tests.fixtures.auth import (
     FakeClock,
     MakeClient,
@@ -101,11 +102,12 @@ async def test_on_request_only_through_an_approved_footage_request(world: World)
     assert "request" in body["error"]
 
     store = world.app[SECURITY].store
-    store.add_footage_request("fr-1", "cam1", investigator.id, status="pending")
+    await store.call(SecurityTables.add_footage_request, "fr-1", "cam1", investigator.id,
+                     status="pending")
     assert (await world.view("cam1", headers, purpose="case 24-118"))[0] == 403
-    store.add_footage_request("fr-2", "cam1", investigator.id, status="approved",
-                              decided_by="shop1", decided_at=world.clock(),
-                              valid_until=world.clock() + 3600)
+    await store.call(SecurityTables.add_footage_request, "fr-2", "cam1", investigator.id,
+                     status="approved", decided_by="shop1", decided_at=world.clock(),
+                     valid_until=world.clock() + 3600)
     assert (await world.view("cam1", headers, purpose="case 24-118"))[0] == 200
     assert (await world.view("cam1", other, purpose="case 24-118"))[0] == 403
     world.clock.advance(3601)

@@ -74,9 +74,10 @@ async def test_whep_viewer_decodes_agent_camera_until_revoked(
                 return cameras[0] if cameras and cameras[0]["status"] == "ok" else None
 
             camera_id = (await wait_for(camera, 40, "the agent's camera"))["camera_id"]
-            await api.ok("POST", "/api/cameras", admin, 201, json={
+            # The owner puts the agent's camera on the map (staff may not give cameras away).
+            await api.ok("POST", "/api/owner/cameras", owner, 201, json={
                 "id": camera_id, "name": "Corner store entrance", "lat": 40.0, "lon": -75.0,
-                "owner_id": "store7", "sharing": "live_always", "via_agent": True})
+                "sharing": "live_always", "via_agent": True})
             analyst = await account(api, admin, "analyst7", "analyst", token_name="t")
 
             viewer = whep_client.WhepViewer(server.url, camera_id, headers=analyst,

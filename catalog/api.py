@@ -35,6 +35,7 @@ from catalog.shapes import parse_polygon, parse_route
 from catalog.store import STORE_ERRORS, CatalogStore
 from catalog.validate import check_camera_id, parse_camera, registered
 from rtcc.appkeys import HUB, SECRET_BOX
+from rtcc.http import MAX_BODY, read_body
 from rtcc.config import SharingLevel
 from rtcc.policy import Role, allow, public, staff
 
@@ -47,6 +48,7 @@ _CSV_TYPES = frozenset({"text/csv", "application/csv"})
 _GEOJSON_TYPES = frozenset({"application/geo+json", "application/json"})
 writers = functools.partial(allow, Role.ADMIN, Role.SUPERVISOR)
 _LEVELS = tuple(SharingLevel)
+_SEARCH_BODY = 256 * 1024
 
 
 class OwnerDecides(Exception):
@@ -137,9 +139,9 @@ def _collection(result: SearchResult, offset: int, limit: int) -> dict[str, Any]
     }
 
 
-async def _json_body(request: web.Request) -> Any:
+async def _json_body(request: web.Request, limit: int = MAX_BODY) -> Any:
     try:
-        return await request.json()
+        return json.loads(await read_body(request, limit))
     except (ValueError, UnicodeDecodeError):
         raise FieldError("body", "not valid JSON", "a JSON object") from None
 
@@ -188,7 +190,8 @@ async def list_cameras(request: web.Request) -> web.Response:
 @json_errors
 async def search(request: web.Request) -> web.Response:
     """POST /api/cameras/search: inside a polygon, or along a route with a buffer."""
-    body = await _json_body(request)
+    # A polygon or route of MAX_VERTICES points written at full precision.
+    body = await _json_body(request, _SEARCH_BODY)
     if not isinstance(body, dict):
         raise FieldError("body", "must be a JSON object", "polygon or route")
     for key in body:

@@ -71,7 +71,7 @@ from rtcc.camera_url import check_camera_url
 from rtcc.cameras import is_camera_id
 from rtcc.config import SharingLevel
 from rtcc.errors import UnsafeUrl
-from rtcc.http import required
+from rtcc.http import read_body, required
 from rtcc.owners import FieldProblem, parse_contact
 from rtcc.policy import Role, allow
 from rtcc.principal import require_principal
@@ -115,7 +115,7 @@ def _store(request: web.Request) -> CatalogStore:
 
 async def _body(request: web.Request) -> dict[str, Any]:
     try:
-        data = await request.json()
+        data = json.loads(await read_body(request))
     except (ValueError, UnicodeDecodeError):
         raise FieldError("body", "not valid JSON", "a JSON object") from None
     if not isinstance(data, dict):

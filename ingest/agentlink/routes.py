@@ -32,7 +32,7 @@ from ingest.agentlink.store import AgentCamera
 from rtcc import agent_protocol as proto
 from rtcc.appkeys import CAMERA_DIRECTORY, MEDIA_ACCESS
 from rtcc.errors import AuditWriteError
-from rtcc.http import json_error
+from rtcc.http import json_error, read_body
 from rtcc.policy import STAFF_ROLES, Role, allow, public
 from rtcc.principal import actor_of, client_address, require_principal
 
@@ -54,9 +54,7 @@ def _service(request: web.Request) -> AgentService:
 async def _json_body(request: web.Request) -> dict[str, Any]:
     if not request.body_exists:
         return {}
-    body = await request.content.read(MAX_BODY + 1)
-    if len(body) > MAX_BODY:
-        raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=len(body))
+    body = await read_body(request, MAX_BODY)
     try:
         data = json.loads(body or b"{}")
     except ValueError:

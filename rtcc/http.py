@@ -59,10 +59,15 @@ async def read_body(request: web.Request, limit: int = MAX_BODY) -> bytes:
     of it is read when Content-Length says so)."""
     if request.content_length is not None and request.content_length > limit:
         raise too_large(limit)
-    body = await request.content.read(limit + 1)
+    body = bytearray()
+    while len(body) <= limit:  # read() returns what has arrived so far, not the whole body
+        chunk = await request.content.read(limit + 1 - len(body))
+        if not chunk:
+            break
+        body += chunk
     if len(body) > limit:
         raise too_large(limit)
-    return body
+    return bytes(body)
 
 
 async def read_fields(request: web.Request, limit: int = MAX_BODY) -> dict[str, Any]:

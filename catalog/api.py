@@ -35,8 +35,8 @@ from catalog.shapes import parse_polygon, parse_route
 from catalog.store import STORE_ERRORS, CatalogStore
 from catalog.validate import check_camera_id, parse_camera, registered
 from rtcc.appkeys import AUDIT, HUB, SECRET_BOX
-from rtcc.http import MAX_BODY, read_body
 from rtcc.config import SharingLevel
+from rtcc.http import MAX_BODY, read_body
 from rtcc.policy import Role, allow, public, staff
 from rtcc.principal import principal_of
 
@@ -402,7 +402,8 @@ async def export_cameras(request: web.Request) -> web.StreamResponse:
         await response.write(b'{"type":"FeatureCollection","features":[')
         separator = b""
         async for camera in store.iter_cameras():
-            feature = json.dumps(io.camera_feature(camera, urls=urls), separators=(",", ":")).encode()
+            feature = json.dumps(io.camera_feature(camera, urls=urls),
+                                 separators=(",", ":")).encode()
             await response.write(separator + feature)
             separator = b","
         await response.write(b"]}")

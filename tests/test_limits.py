@@ -22,12 +22,18 @@ import aiohttp
 from catalog.keys import CATALOG_EVENTS, CATALOG_STORE
 from catalog.model import Camera, Profile, Registrar
 from rtcc.appkeys import HUB
-from rtcc.config import ServerConfig, Settings, SharingLevel
+from ingest.agentlink.service import AGENT_SERVICE
+from rtcc.config import AgentConfig, ServerConfig, Settings, SharingLevel
 from rtcc.policy import Role
+from server.app import create_app
 from server.runner import serving
-from tests.fixtures.auth import role_headers
+from tests.fixtures.auth import MakeClient, role_headers
 from tests.fixtures.camsim import CamsimHandle
-from tests.portal.conftest import PortalServer, portal_server  # noqa: F401  (fixture)
+from tests.portal.conftest import (  # noqa: F401  (fixture)
+    PortalServer,
+    portal_server,
+    portal_settings,
+)
 from tests.portal.helpers import call, direct_camera, signup
 from tests.relay.whep_client import WhepError, WhepViewer
 
@@ -230,7 +236,8 @@ async def test_stream_addresses_are_shown_to_administrators_and_owners_only(
                     if "camera.created" in event_text and event_text.endswith("\n\n"):
                         break
     assert "camera.created" in event_text
-    assert address not in event_text and "viewer-account" not in event_text
+    assert address not in event_text
+    assert "viewer-account" not in event_text
 
     admin_view = await call(client, "GET", "/api/cameras/lobby", server.admin, 200)
     assert admin_view["properties"]["profiles"]["main"]["url"] == address
@@ -241,7 +248,8 @@ async def test_stream_addresses_are_shown_to_administrators_and_owners_only(
         near = await call(client, "GET", "/api/cameras?near=39.8,-89.645", headers, 200)
         for answer in (one, listing, near):
             text = json.dumps(answer)
-            assert "rtsp://" not in text and "viewer-account" not in text
+            assert "rtsp://" not in text
+            assert "viewer-account" not in text
     for fmt in ("csv", "geojson"):
         response = await client.get(f"/api/cameras/export?format={fmt}", headers=supervisor)
         assert response.status == 200
@@ -254,3 +262,51 @@ async def test_stream_addresses_are_shown_to_administrators_and_owners_only(
     assert mine["profiles"]["main"]["url"] == "rtsp://1.2.3.4:8554/owners-door"
     openapi = await call(client, "GET", "/api/openapi.json", {}, 200)
     assert "administrators only" in json.dumps(openapi)
+
+
+def _report(key: str) -> dict[str, Any]:
+    return {"key": key, "name": key, "source": "rtsp", "status": "ok"}
+
+
+async def test_an_agent_registers_at_most_its_cap_of_cameras_and_is_told(
+    tmp_path: Path, bootstrap_token: str, make_client: MakeClient,
+) -> None:
+    settings = portal_settings(tmp_path).model_copy(update={"agent": AgentConfig(max_cameras=3)})
+    client = await make_client(create_app(settings))
+    owner = await signup(client)
+    enrollment = await call(client, "POST", "/api/agent/enrollments", owner.headers, 201,
+                            json={})
+    enrolled = await call(client, "POST", "/api/agent/enroll", {}, 201,
+                          json={"token": enrollment["token"], "name": "shop agent"})
+    agent = {"Authorization": f"Bearer {enrolled['credential']}"}
+    async with client.ws_connect("/api/agent/ws", headers=agent) as ws:
+        assert (await ws.receive_json(timeout=5))["type"] == "welcome"
+
+        async def inventory(keys: list[str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+            await ws.send_str(json.dumps({"type": "inventory",
+                                          "cameras": [_report(k) for k in keys]}))
+            others: list[dict[str, Any]] = []
+            while True:
+                message = await ws.receive_json(timeout=5)
+                if message["type"] == "inventory_ack":
+                    if message.get("refused"):
+                        others.append(await ws.receive_json(timeout=5))
+                    return message, others
+                others.append(message)
+
+        ack, _ = await inventory([f"rtsp:10.0.0.{n}:554/a" for n in range(1, 3)])
+        assert len(ack["cameras"]) == 2
+        assert ack["refused"] == []
+        # Cameras not reported again stay registered: a second batch cannot grow past the cap.
+        ack, told = await inventory([f"rtsp:10.0.1.{n}:554/a" for n in range(1, 6)])
+        assert [c["key"] for c in ack["cameras"]] == ["rtsp:10.0.1.1:554/a"]
+        assert len(ack["refused"]) == 4
+        assert "already has 3 cameras" in ack["refused"][0]["reason"]
+        assert told and told[0]["type"] == "error"
+        assert "4 camera(s) not registered" in told[0]["error"]
+        # Known cameras are still updated.
+        ack, _ = await inventory(["rtsp:10.0.0.1:554/a", "rtsp:10.0.9.9:554/a"])
+        assert [c["key"] for c in ack["cameras"]] == ["rtsp:10.0.0.1:554/a"]
+        assert [r["key"] for r in ack["refused"]] == ["rtsp:10.0.9.9:554/a"]
+    service = client.app[AGENT_SERVICE]
+    assert len(await service.store.cameras(enrolled["agent_id"])) == 3

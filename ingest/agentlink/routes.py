@@ -175,10 +175,13 @@ async def _handle(service: AgentService, connection: AgentConnection,
         agent = await service.store.agent(connection.agent_id)
         if agent is None or agent.revoked is not None:
             return
-        cameras = await service.inventory(agent, data)
+        cameras, refused = await service.inventory(agent, data)
         await connection.send("inventory_ack", cameras=[
             {"key": c.report.key, "camera_id": c.camera_id} for c in cameras
-        ])
+        ], refused=refused)
+        if refused:
+            await connection.send("error", error=f"{len(refused)} camera(s) not registered: "
+                                  f"{refused[0]['reason']}")
     elif kind == "event":
         log.info("agent %s: %s", connection.agent_id, proto.text_field(data, "message", limit=300))
     elif kind != "hello":

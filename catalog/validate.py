@@ -228,6 +228,10 @@ def _profile(
     for key in value:
         if key not in PROFILE_FIELDS and key != "has_password":
             raise FieldError(f"{field}.{key}", "unknown field", ", ".join(PROFILE_FIELDS))
+    if "url" not in value and previous is not None:
+        # Who may not read stream addresses can still write back what they read: an absent
+        # address (and user name) keeps the stored one.
+        value = {"url": previous.url, "username": previous.username, **value}
     url = check_stream_url(value.get("url"), f"{field}.url")
     username = value.get("username") or ""
     if not isinstance(username, str) or len(username) > 128:

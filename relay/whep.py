@@ -4,7 +4,8 @@
 answer (every ICE candidate included: the server does not trickle, so ``PATCH`` answers 405) and
 ``Location: /whep/{camera_id}/{session_id}``; ``DELETE`` on that location ends the view. Errors
 are plain text: 400 malformed offer, 403 not allowed, 404 unknown camera, 415 a codec the viewer
-cannot play, 503 camera unreachable or relay full.
+cannot play, 429 the account holds its share of live views already (``max_sessions_per_user``,
+``max_sessions_per_owner``), 503 camera unreachable or relay full.
 
 Consent is decided per camera by ``MediaAccess.open_view`` before any peer connection exists;
 ``close_view`` is called exactly once when the session ends, however it ends.

@@ -21,14 +21,15 @@ import aiohttp
 
 from catalog.keys import CATALOG_EVENTS, CATALOG_STORE
 from catalog.model import Camera, Profile, Registrar
-from rtcc.appkeys import HUB
 from ingest.agentlink.service import AGENT_SERVICE
+from rtcc.appkeys import HUB
 from rtcc.config import AgentConfig, ServerConfig, Settings, SharingLevel
 from rtcc.policy import Role
 from server.app import create_app
 from server.runner import serving
 from tests.fixtures.auth import MakeClient, role_headers
 from tests.fixtures.camsim import CamsimHandle
+from tests.fixtures.canary import CATALOG_PASSWORD
 from tests.portal.conftest import (  # noqa: F401  (fixture)
     PortalServer,
     portal_server,
@@ -218,7 +219,7 @@ async def test_stream_addresses_are_shown_to_administrators_and_owners_only(
     body = {"id": "lobby", "name": "Lobby", "lat": 39.8, "lon": -89.645,
             "sharing": "on_request",
             "profiles": {"main": {"url": address, "username": "viewer-account",
-                                  "password": "s3cret-pw"}}}
+                                  "password": CATALOG_PASSWORD}}}
     owner = await signup(client)
     owned = await call(client, "POST", "/api/owner/cameras", owner.headers, 201,
                        json=direct_camera("rtsp://1.2.3.4:8554/owners-door"))
@@ -250,6 +251,15 @@ async def test_stream_addresses_are_shown_to_administrators_and_owners_only(
             text = json.dumps(answer)
             assert "rtsp://" not in text
             assert "viewer-account" not in text
+            assert CATALOG_PASSWORD not in text
+    # A supervisor writing back what they read keeps the address they could not see.
+    seen = await call(client, "GET", "/api/cameras/lobby", supervisor, 200)
+    seen["properties"]["name"] = "Lobby (west)"
+    await call(client, "PUT", "/api/cameras/lobby", supervisor, 200, json=seen)
+    kept = await call(client, "GET", "/api/cameras/lobby", server.admin, 200)
+    assert kept["properties"]["profiles"]["main"]["url"] == address
+    assert kept["properties"]["profiles"]["main"]["username"] == "viewer-account"
+    assert kept["properties"]["profiles"]["main"]["has_password"] is True
     for fmt in ("csv", "geojson"):
         response = await client.get(f"/api/cameras/export?format={fmt}", headers=supervisor)
         assert response.status == 200
@@ -302,7 +312,8 @@ async def test_an_agent_registers_at_most_its_cap_of_cameras_and_is_told(
         assert [c["key"] for c in ack["cameras"]] == ["rtsp:10.0.1.1:554/a"]
         assert len(ack["refused"]) == 4
         assert "already has 3 cameras" in ack["refused"][0]["reason"]
-        assert told and told[0]["type"] == "error"
+        assert told
+        assert told[0]["type"] == "error"
         assert "4 camera(s) not registered" in told[0]["error"]
         # Known cameras are still updated.
         ack, _ = await inventory(["rtsp:10.0.0.1:554/a", "rtsp:10.0.9.9:554/a"])

@@ -34,9 +34,11 @@ from catalog.query import SearchResult
 from catalog.shapes import parse_polygon, parse_route
 from catalog.store import STORE_ERRORS, CatalogStore
 from catalog.validate import check_camera_id, parse_camera, registered
-from rtcc.appkeys import HUB, SECRET_BOX
+from rtcc.appkeys import AUDIT, HUB, SECRET_BOX
 from rtcc.config import SharingLevel
+from rtcc.http import MAX_BODY, read_body
 from rtcc.policy import Role, allow, public, staff
+from rtcc.principal import principal_of
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,7 @@ _CSV_TYPES = frozenset({"text/csv", "application/csv"})
 _GEOJSON_TYPES = frozenset({"application/geo+json", "application/json"})
 writers = functools.partial(allow, Role.ADMIN, Role.SUPERVISOR)
 _LEVELS = tuple(SharingLevel)
+_SEARCH_BODY = 256 * 1024
 
 
 class OwnerDecides(Exception):
@@ -79,6 +82,16 @@ def check_staff_write(before: Camera | None, after: Camera) -> None:
     if (after.windows, after.timezone) != (before.windows, before.timezone):
         raise OwnerDecides("windows", "only the owner can change this camera's time windows",
                            "the windows and time zone the owner set")
+
+
+def shows_urls(request: web.Request) -> bool:
+    """Stream addresses are for administrators only: anyone else could open them outside the
+    product, unaudited. Without the accounts layer (the catalog served on its own) the caller
+    is its operator."""
+    principal = principal_of(request)
+    if principal is None:
+        return AUDIT not in request.config_dict
+    return principal.role == Role.ADMIN
 
 
 def _error(status: int, reason: str, field: str = "", allowed: str = "",
@@ -129,17 +142,17 @@ def _end_live_sessions(request: web.Request, camera_id: str, reason: str) -> Non
             log.info("camera %s: ended %d live session(s): %s", camera_id, ended, reason)
 
 
-def _collection(result: SearchResult, offset: int, limit: int) -> dict[str, Any]:
+def _collection(result: SearchResult, offset: int, limit: int, urls: bool) -> dict[str, Any]:
     return {
         "type": "FeatureCollection",
-        "features": [io.camera_feature(hit.camera, hit) for hit in result.hits],
+        "features": [io.camera_feature(hit.camera, hit, urls=urls) for hit in result.hits],
         "total": result.total, "offset": offset, "limit": limit,
     }
 
 
-async def _json_body(request: web.Request) -> Any:
+async def _json_body(request: web.Request, limit: int = MAX_BODY) -> Any:
     try:
-        return await request.json()
+        return json.loads(await read_body(request, limit))
     except (ValueError, UnicodeDecodeError):
         raise FieldError("body", "not valid JSON", "a JSON object") from None
 
@@ -154,6 +167,7 @@ async def list_cameras(request: web.Request) -> web.Response:
     query = request.query
     params.check_query_names(query, params.LIST_PARAMS)
     store = _store(request)
+    urls = shows_urls(request)
     filters = params.query_filters(query)
     near = params.point(query, "near")
     sees = params.point(query, "sees")
@@ -164,12 +178,12 @@ async def list_cameras(request: web.Request) -> web.Response:
         result = await store.nearest(*near, limit=page.limit, offset=page.offset,
                                      radius_m=params.radius(query, MAX_RADIUS_M),
                                      filters=filters)
-        return web.json_response(_collection(result, page.offset, page.limit))
+        return web.json_response(_collection(result, page.offset, page.limit, urls))
     if sees is not None:
         page = params.page_from(query, default_limit=50)
         result = await store.can_see(*sees, near_m=params.near_radius(query), filters=filters,
                                      page=page)
-        return web.json_response(_collection(result, page.offset, page.limit))
+        return web.json_response(_collection(result, page.offset, page.limit, urls))
     if "radius_m" in query:
         raise FieldError("radius_m", "needs near or sees", "near=LAT,LON&radius_m=R")
     if "offset" in query:
@@ -178,7 +192,7 @@ async def list_cameras(request: web.Request) -> web.Response:
     cameras = await store.list_cameras(filters, after=query.get("after", ""), limit=page.limit)
     return web.json_response({
         "type": "FeatureCollection",
-        "features": [io.camera_feature(c) for c in cameras],
+        "features": [io.camera_feature(c, urls=urls) for c in cameras],
         "limit": page.limit,
         "next": cameras[-1].id if len(cameras) == page.limit else None,
     })
@@ -188,7 +202,8 @@ async def list_cameras(request: web.Request) -> web.Response:
 @json_errors
 async def search(request: web.Request) -> web.Response:
     """POST /api/cameras/search: inside a polygon, or along a route with a buffer."""
-    body = await _json_body(request)
+    # A polygon or route of MAX_VERTICES points written at full precision.
+    body = await _json_body(request, _SEARCH_BODY)
     if not isinstance(body, dict):
         raise FieldError("body", "must be a JSON object", "polygon or route")
     for key in body:
@@ -214,7 +229,8 @@ async def search(request: web.Request) -> web.Response:
     else:
         route = parse_route(body["route"], body.get("buffer_m", 50.0))
         result = await store.along_route(route, filters=filters, page=page)
-    return web.json_response(_collection(result, page.offset, page.limit))
+    return web.json_response(_collection(result, page.offset, page.limit,
+                                         shows_urls(request)))
 
 
 @staff()
@@ -224,14 +240,15 @@ async def get_camera(request: web.Request) -> web.Response:
     camera = await _store(request).get(camera_id)
     if camera is None:
         return _error(404, f"camera {camera_id!r} is not registered", "id")
-    return web.json_response(io.camera_feature(camera))
+    return web.json_response(io.camera_feature(camera, urls=shows_urls(request)))
 
 
 # -- writes -----------------------------------------------------------------------------------
 
 
-def _feature_response(camera: Camera, status: int) -> web.Response:
-    response = web.json_response(io.camera_feature(camera), status=status)
+def _feature_response(request: web.Request, camera: Camera, status: int) -> web.Response:
+    response = web.json_response(io.camera_feature(camera, urls=shows_urls(request)),
+                                 status=status)
     if status == 201:
         response.headers["Location"] = f"/api/cameras/{camera.id}"
     return response
@@ -241,7 +258,9 @@ async def _after_write(request: web.Request, before: Camera | None, after: Camer
     await record_consent(request, before.consent() if before is not None else None,
                          after.consent())
     kind = "camera.updated" if before is not None else "camera.created"
-    await _publish(request, {"type": kind, "id": after.id, "camera": camera_public(after)})
+    # The feed reaches every analyst: never stream addresses.
+    await _publish(request, {"type": kind, "id": after.id,
+                             "camera": camera_public(after, urls=False)})
 
 
 @writers()
@@ -252,7 +271,7 @@ async def create_camera(request: web.Request) -> web.Response:
     check_staff_write(None, camera)
     await _store(request).create(camera)
     await _after_write(request, None, camera)
-    return _feature_response(camera, 201)
+    return _feature_response(request, camera, 201)
 
 
 @writers()
@@ -269,7 +288,7 @@ async def put_camera(request: web.Request) -> web.Response:
     check_staff_write(before, camera)
     await store.put(camera)
     await _after_write(request, before, camera)
-    return _feature_response(camera, 200 if before is not None else 201)
+    return _feature_response(request, camera, 200 if before is not None else 201)
 
 
 @writers()
@@ -283,14 +302,14 @@ async def patch_camera(request: web.Request) -> web.Response:
     changes = io.feature_fields(await _json_body(request))
     if changes.get("id", camera_id) != camera_id:
         raise FieldError("id", "cannot be changed", camera_id)
-    fields = camera_public(before)
+    fields = camera_public(before, urls=True)
     fields.update(changes)
     camera = registered(parse_camera(fields, request.config_dict.get(SECRET_BOX), before),
                         before, Registrar.DEPARTMENT)
     check_staff_write(before, camera)
     await store.put(camera)
     await _after_write(request, before, camera)
-    return _feature_response(camera, 200)
+    return _feature_response(request, camera, 200)
 
 
 @writers()
@@ -374,15 +393,17 @@ async def export_cameras(request: web.Request) -> web.StreamResponse:
     })
     await response.prepare(request)
     store = _store(request)
+    urls = shows_urls(request)
     if fmt == "csv":
         await response.write(io.csv_line(io.EXPORT_COLUMNS).encode())
         async for camera in store.iter_cameras():
-            await response.write(io.csv_line(io.camera_csv_cells(camera)).encode())
+            await response.write(io.csv_line(io.camera_csv_cells(camera, urls=urls)).encode())
     else:
         await response.write(b'{"type":"FeatureCollection","features":[')
         separator = b""
         async for camera in store.iter_cameras():
-            feature = json.dumps(io.camera_feature(camera), separators=(",", ":")).encode()
+            feature = json.dumps(io.camera_feature(camera, urls=urls),
+                                 separators=(",", ":")).encode()
             await response.write(separator + feature)
             separator = b","
         await response.write(b"]}")

@@ -220,8 +220,8 @@ def cameras_from_rows(
 # -- output -----------------------------------------------------------------------------------
 
 
-def camera_feature(camera: Camera, hit: Hit | None = None) -> dict[str, Any]:
-    properties = camera_public(camera)
+def camera_feature(camera: Camera, hit: Hit | None = None, *, urls: bool) -> dict[str, Any]:
+    properties = camera_public(camera, urls=urls)
     del properties["lat"], properties["lon"]
     if hit is not None:
         if hit.distance_m is not None:
@@ -251,7 +251,7 @@ def csv_line(values: Iterable[str]) -> str:
     return buffer.getvalue()
 
 
-def camera_csv_cells(camera: Camera) -> list[str]:
+def camera_csv_cells(camera: Camera, *, urls: bool) -> list[str]:
     cells: dict[str, str] = {
         "id": camera.id, "name": _escape(camera.name), "lat": _cell(camera.lat),
         "lon": _cell(camera.lon), "owner_id": camera.owner_id, "site_id": camera.site_id,
@@ -264,7 +264,8 @@ def camera_csv_cells(camera: Camera) -> list[str]:
     }
     for name in PROFILE_NAMES:
         profile = camera.profiles.get(name)
-        cells[f"{name}_url"] = profile.url if profile else ""
-        cells[f"{name}_username"] = _escape(profile.username) if profile else ""
+        shown = profile is not None and urls
+        cells[f"{name}_url"] = profile.url if profile is not None and shown else ""
+        cells[f"{name}_username"] = _escape(profile.username) if profile and shown else ""
         cells[f"{name}_transport"] = profile.transport if profile else ""
     return [cells[column] for column in EXPORT_COLUMNS]

@@ -312,8 +312,13 @@ def camera_from_parts(
     )
 
 
-def camera_public(camera: Camera) -> dict[str, Any]:
-    """What API clients see: everything but secrets (``has_password`` instead)."""
+def camera_public(camera: Camera, *, urls: bool) -> dict[str, Any]:
+    """What API clients see: everything but secrets (``has_password`` instead).
+
+    Without ``urls`` (anyone but an administrator or the camera's owner) each profile tells that
+    the stream exists and how it is carried, not where it is: a stream address opened outside
+    the product is a view nobody audits.
+    """
     out = camera_record(camera)
     out["profiles"] = {
         name: {
@@ -321,7 +326,7 @@ def camera_public(camera: Camera) -> dict[str, Any]:
             "username": p.username,
             "has_password": bool(p.password_ciphertext),
             "transport": p.transport,
-        }
+        } if urls else {"transport": p.transport}
         for name, p in camera.profiles.items()
     }
     out["status"] = str(camera.status)

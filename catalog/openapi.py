@@ -176,8 +176,12 @@ PATHS: dict[str, dict[str, Any]] = {
 }
 
 _PROFILE = {"type": "object", "additionalProperties": False, "required": ["url"], "properties": {
-    "url": {"type": "string", "pattern": "^rtsps?://", "maxLength": 2048},
-    "username": {"type": "string", "maxLength": 128},
+    "url": {"type": "string", "pattern": "^rtsps?://", "maxLength": 2048,
+            "description": "no credentials (user name and password have their own fields, "
+                           "neither in the authority nor in the query string); returned to "
+                           "administrators only, other roles see the profile and transport"},
+    "username": {"type": "string", "maxLength": 128,
+                 "description": "returned to administrators only"},
     "password": {"type": "string", "writeOnly": True, "maxLength": 256,
                  "description": "stored encrypted; never returned; left out keeps the stored "
                                 "one; empty removes it"},

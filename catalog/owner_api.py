@@ -71,7 +71,7 @@ from rtcc.camera_url import check_camera_url
 from rtcc.cameras import is_camera_id
 from rtcc.config import SharingLevel
 from rtcc.errors import UnsafeUrl
-from rtcc.http import required
+from rtcc.http import read_body, required
 from rtcc.owners import FieldProblem, parse_contact
 from rtcc.policy import Role, allow
 from rtcc.principal import require_principal
@@ -115,7 +115,7 @@ def _store(request: web.Request) -> CatalogStore:
 
 async def _body(request: web.Request) -> dict[str, Any]:
     try:
-        data = await request.json()
+        data = json.loads(await read_body(request))
     except (ValueError, UnicodeDecodeError):
         raise FieldError("body", "not valid JSON", "a JSON object") from None
     if not isinstance(data, dict):
@@ -256,7 +256,7 @@ async def _own_camera(request: web.Request, owner_id: str) -> Camera:
 
 
 def _camera_json(camera: Camera) -> dict[str, Any]:
-    return camera_public(camera)
+    return camera_public(camera, urls=True)
 
 
 def _owner_fields(fields: Mapping[str, Any], owner_id: str,
@@ -379,7 +379,7 @@ async def create_camera(request: web.Request) -> web.Response:
     await _store(request).create(camera)
     await record_consent(request, None, camera.consent())
     await _publish(request, {"type": "camera.created", "id": camera.id,
-                             "camera": camera_public(camera)})
+                             "camera": camera_public(camera, urls=False)})
     response = web.json_response({"camera": _camera_json(camera), "sessions_ended": 0},
                                  status=201)
     response.headers["Location"] = f"/api/owner/cameras/{camera.id}"
@@ -398,7 +398,7 @@ async def patch_camera(request: web.Request) -> web.Response:
     if "via_agent" in changes and bool(changes["via_agent"]) != before.via_agent:
         raise FieldError("via_agent", "cannot be changed; remove the camera and register it "
                          "again", str(before.via_agent).lower())
-    fields = camera_public(before)
+    fields = camera_public(before, urls=True)
     for profile in fields["profiles"].values():
         profile.pop("has_password", None)  # a stored password is kept unless a new one is sent
     fields.update(changes)
@@ -415,7 +415,7 @@ async def patch_camera(request: web.Request) -> web.Response:
     await _store(request).put(camera)
     ended = await record_consent(request, before.consent(), camera.consent())
     await _publish(request, {"type": "camera.updated", "id": camera.id,
-                             "camera": camera_public(camera)})
+                             "camera": camera_public(camera, urls=False)})
     return web.json_response({"camera": _camera_json(camera), "sessions_ended": ended})
 
 
@@ -532,7 +532,7 @@ async def accept_transfer(request: web.Request) -> web.Response:
                          "offered_by": offer.offered_by})
     ended = await record_consent(request, before.consent(), camera.consent())
     await _publish(request, {"type": "camera.updated", "id": camera.id,
-                             "camera": camera_public(camera)})
+                             "camera": camera_public(camera, urls=False)})
     return web.json_response({"camera": _camera_json(camera), "sessions_ended": ended})
 
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from functools import lru_cache
 from typing import Any, Literal, cast
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from pydantic import ValidationError
 
@@ -41,6 +41,9 @@ READ_ONLY_FIELDS = frozenset({"status", "last_frame_time", "distance_m", "bearin
 """Fields the API sends out that are accepted back (a GET body may be PUT again) and ignored:
 the server keeps them (who registered the URLs, the owner's choice, a pending transfer)."""
 PROFILE_FIELDS = ("url", "username", "password", "transport")
+_CREDENTIAL_QUERY = re.compile(r"user|pass|pwd|login|token|secret|auth|credential|key$",
+                               re.IGNORECASE)
+"""Query parameter names that carry credentials (``?user=..&password=..``, ``?token=``)."""
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _KIND_BY_VALUE = {k.value: k for k in CameraKind}
@@ -206,6 +209,13 @@ def check_stream_url(value: object, field: str) -> str:
     if "@" in value:
         raise FieldError(field, "put credentials in username and password, not in the URL",
                          allowed)
+    names = [name for name, _ in parse_qsl(urlsplit(value).query, keep_blank_values=True)]
+    secret = next((name for name in names if _CREDENTIAL_QUERY.search(name)), None)
+    if secret is not None:
+        raise FieldError(field, f"the URL's query string carries credentials ({secret[:32]}=): "
+                         f"move the user name and password to the username and password "
+                         f"fields (the password is stored encrypted), and remove them from "
+                         f"the URL", allowed)
     return value
 
 
@@ -218,6 +228,10 @@ def _profile(
     for key in value:
         if key not in PROFILE_FIELDS and key != "has_password":
             raise FieldError(f"{field}.{key}", "unknown field", ", ".join(PROFILE_FIELDS))
+    if "url" not in value and previous is not None:
+        # Who may not read stream addresses can still write back what they read: an absent
+        # address (and user name) keeps the stored one.
+        value = {"url": previous.url, "username": previous.username, **value}
     url = check_stream_url(value.get("url"), f"{field}.url")
     username = value.get("username") or ""
     if not isinstance(username, str) or len(username) > 128:

@@ -30,6 +30,9 @@ streams signalled as constrained baseline (their decoders do not enforce it), as
 
 _FINGERPRINT = re.compile(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2})*")
 _FINGERPRINT_LENGTHS = {"sha-256": 32, "sha-384": 48, "sha-512": 64}
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+MAX_LINE = 4096
+"""Longest SDP line accepted: real offers' lines stay under a few hundred bytes."""
 
 
 class InvalidOffer(RtccError):
@@ -49,6 +52,16 @@ def _h264_mode1(codec: object) -> bool:
 def inspect_offer(sdp_text: str) -> str:
     """The profile-level-id the answer will carry. Raises InvalidOffer if the offer is not usable
     SDP, CodecNotSupported if its video section cannot receive H.264 packetization mode 1."""
+    # aiortc's parser trusts its input: bytes it does not expect fail deep inside it, later.
+    control = _CONTROL.search(sdp_text)
+    if control is not None:
+        line = sdp_text.count("\n", 0, control.start()) + 1
+        raise InvalidOffer(f"the offer contains a control character (code "
+                           f"{ord(control[0])}) on line {line}; SDP is printable text")
+    if any(len(line) > MAX_LINE for line in sdp_text.splitlines()):
+        raise InvalidOffer(f"the offer has a line longer than {MAX_LINE} characters")
+    if not any(line.startswith("m=") for line in sdp_text.splitlines()):
+        raise InvalidOffer("the offer has no media section (no m= line)")
     if "m=video" not in sdp_text:
         if not sdp_text.lstrip().startswith("v=0"):
             raise InvalidOffer("the body is not an SDP offer (it must start with v=0)")
@@ -159,8 +172,12 @@ async def answer_offer(
     codecs = negotiated_codecs(transceiver)
     if not codecs or codecs[0].mimeType.lower() != "video/h264":
         raise CodecNotSupported("no H.264 codec could be negotiated with this viewer")
-    answer = await pc.createAnswer()
-    await pc.setLocalDescription(answer)
+    try:
+        await pc.setLocalDescription(await pc.createAnswer())
+    except (RtccError, TimeoutError):
+        raise
+    except Exception as exc:  # an offer aiortc accepted but cannot answer (odd attributes)
+        raise InvalidOffer(f"the offer cannot be answered: {type(exc).__name__}: {exc}") from None
     local = pc.localDescription
     if transceiver.currentDirection not in ("sendonly", "sendrecv"):
         raise InvalidOffer("the offer's video section does not receive")

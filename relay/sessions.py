@@ -42,6 +42,12 @@ class RelaySessions:
         self._shutting_down = False
         self.opened = 0
         self.ended = 0
+        self.never_connected = 0
+        """Sessions answered whose viewer never completed ICE and DTLS in time."""
+        self.refused_per_user = 0
+        self._holders: dict[str, str] = {}
+        """User name by session id, from the moment a WHEP POST is accepted for negotiation:
+        concurrent POSTs of one user count before any of them is answered."""
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -70,6 +76,22 @@ class RelaySessions:
             fanout = self._fanouts[key] = LiveFanout(str(key))
         return fanout
 
+    def user_sessions(self, user: str) -> int:
+        return sum(1 for holder in self._holders.values() if holder == user)
+
+    def claim(self, session_id: str, user: str, limit: int) -> int | None:
+        """Count a session against ``user``; their current count (and nothing counted) when it
+        would exceed ``limit``. Undone by ``release`` or the end of the session."""
+        held = self.user_sessions(user)
+        if held >= limit:
+            self.refused_per_user += 1
+            return held
+        self._holders[session_id] = user
+        return None
+
+    def release(self, session_id: str) -> None:
+        self._holders.pop(session_id, None)
+
     def add(self, session: ViewerSession) -> None:
         self._sessions[session.session_id] = session
         self.opened += 1
@@ -85,6 +107,9 @@ class RelaySessions:
         if self._sessions.get(session.session_id) is session:
             del self._sessions[session.session_id]
             self.ended += 1
+            if session.connect_timed_out:
+                self.never_connected += 1
+        self.release(session.session_id)
         self.drop_unused_cache(session.stream.key)
 
     def drop_unused_cache(self, key: StreamKey) -> None:
@@ -157,7 +182,11 @@ class RelaySessions:
             "viewers": len(sessions),
             "opened": self.opened,
             "ended": self.ended,
+            "never_connected": self.never_connected,
+            "refused_per_user": self.refused_per_user,
             "max_sessions": self.settings.max_sessions,
+            "max_sessions_per_user": self.settings.max_sessions_per_user,
+            "max_sessions_per_owner": self.settings.max_sessions_per_owner,
             "streams": list(per_stream.values()),
             "sessions": sessions,
         }

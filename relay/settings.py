@@ -23,11 +23,16 @@ class RelaySettings:
     server reachable by its viewers needs (and no packet leaves for a public STUN server)."""
     max_sessions: int = 1000
     """Viewers the process accepts at once; beyond it a WHEP POST gets 503."""
+    max_sessions_per_user: int = 16
+    """Live views one staff account may hold at once (a video wall's worth); beyond it 429."""
+    max_sessions_per_owner: int = 4
+    """Live views one camera owner's account may hold at once; beyond it 429."""
     max_offer_bytes: int = 64 * 1024
     negotiate_timeout: float = 10.0
     """Seconds to apply the offer and gather candidates for the answer."""
-    connect_timeout: float = 20.0
-    """Seconds from the answer until ICE and DTLS must be up, else the session ends."""
+    connect_timeout: float = 10.0
+    """Seconds from the answer until ICE and DTLS must be up, else the session ends (and is
+    counted as never connected)."""
     viewer_timeout: float = 10.0
     """Seconds of sending media without any RTCP back before a viewer counts as gone."""
     keyframe_request_interval: float = 1.0

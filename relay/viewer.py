@@ -95,6 +95,7 @@ class ViewerSession:
         self.first_frame_at: float | None = None
         self.closed_at: float | None = None
         self.close_reason = ""
+        self.connect_timed_out = False
         self.frames_caught_up = 0
         self.resyncs = 0
         self.keyframe_requests_answered = 0
@@ -189,6 +190,7 @@ class ViewerSession:
         except CodecNotSupported as exc:
             reason = str(exc)
         except TimeoutError:
+            self.connect_timed_out = True
             reason = (
                 f"viewer did not connect within {self._settings.connect_timeout:g} s "
                 "(ICE or DTLS did not complete)"

@@ -4,7 +4,8 @@
 answer (every ICE candidate included: the server does not trickle, so ``PATCH`` answers 405) and
 ``Location: /whep/{camera_id}/{session_id}``; ``DELETE`` on that location ends the view. Errors
 are plain text: 400 malformed offer, 403 not allowed, 404 unknown camera, 415 a codec the viewer
-cannot play, 503 camera unreachable or relay full.
+cannot play, 429 the account holds its share of live views already (``max_sessions_per_user``,
+``max_sessions_per_owner``), 503 camera unreachable or relay full.
 
 Consent is decided per camera by ``MediaAccess.open_view`` before any peer connection exists;
 ``close_view`` is called exactly once when the session ends, however it ends.
@@ -126,6 +127,37 @@ async def whep_post(request: web.Request) -> web.Response:
     if not registry.accepting:
         raise _error(request, web.HTTPServiceUnavailable,
                      "the relay is at its viewer limit; try again shortly", **{"Retry-After": "5"})
+    session_id = registry.new_session_id()
+    _claim(request, registry, session_id)
+    try:
+        return await _open(request, registry, camera_id, requested, offer, profile_level_id,
+                           session_id)
+    finally:
+        if registry.get(session_id) is None:  # refused or failed: it holds no place
+            registry.release(session_id)
+
+
+def _claim(request: web.Request, registry: RelaySessions, session_id: str) -> None:
+    """Count the view against its user, or 429 when they hold their share already (one account
+    must not take every place the relay has)."""
+    principal = principal_of(request)
+    if principal is None:  # the relay served on its own: its only limit is max_sessions
+        return
+    settings = registry.settings
+    limit = (settings.max_sessions_per_owner if principal.role is Role.OWNER
+             else settings.max_sessions_per_user)
+    held = registry.claim(session_id, principal.username, limit)
+    if held is not None:
+        log.warning("refused a live view to %s %s: %d open (at most %d)", principal.role,
+                    principal.username, held, limit)
+        raise _error(request, web.HTTPTooManyRequests,
+                     f"you already have {held} live views open (at most {limit} per account); "
+                     "close one and try again", **{"Retry-After": "5"})
+
+
+async def _open(request: web.Request, registry: RelaySessions, camera_id: str, requested: str,
+                offer: str, profile_level_id: str, session_id: str) -> web.Response:
+    settings = registry.settings
     hub = request.app[HUB]
     profiles = hub.profiles(camera_id)
     profile = requested if requested in profiles or not profiles else "main"
@@ -134,7 +166,6 @@ async def whep_post(request: web.Request) -> web.Response:
     grant = await access.open_view(request, camera_id, profile)
     session: ViewerSession | None = None
     subscription: Subscription | None = None
-    session_id = registry.new_session_id()
     try:
         stream = hub.get(camera_id, profile)
         warnings = _check_codec(stream)

@@ -128,6 +128,28 @@ class ServerConfig(_Model):
     """The URL people open, when the server sits behind a proxy; printed at start."""
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    header_timeout: Annotated[float, Field(gt=0, le=300)] = 10.0
+    """Seconds a client has to send a request's line and headers once it started (or once
+    its connection opened); a client trickling them in holds a connection only this long."""
+    body_timeout: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    """Seconds a client may leave a request body stalled (no byte received) before the
+    request fails; long uploads keep going as long as bytes keep arriving."""
+
+
+class RelayConfig(_Model):
+    max_sessions: Annotated[int, Field(ge=1)] = 1000
+    """Live views the server holds at once."""
+    max_sessions_per_user: Annotated[int, Field(ge=1)] = 16
+    """Live views one staff account may hold at once."""
+    max_sessions_per_owner: Annotated[int, Field(ge=1)] = 4
+    """Live views one camera owner's account may hold at once."""
+    connect_timeout: Annotated[float, Field(gt=0, le=120)] = 10.0
+    """Seconds from the WHEP answer until the viewer's ICE and DTLS must be up."""
+
+
+class AgentConfig(_Model):
+    max_cameras: Annotated[int, Field(ge=1, le=10000)] = 64
+    """Cameras one owner's agent may report; the rest of its inventory is refused."""
 
 
 class HubConfig(_Model):
@@ -235,6 +257,8 @@ class Settings(_Model):
     data_dir: Path = Path("data")
     hub: HubConfig = HubConfig()
     ingest: IngestConfig = IngestConfig()
+    relay: RelayConfig = RelayConfig()
+    agent: AgentConfig = AgentConfig()
     security: SecurityConfig = SecurityConfig()
     evidence: EvidenceConfig = EvidenceConfig()
     console: ConsoleConfig = ConsoleConfig()

@@ -11,7 +11,8 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 MAX_BODY = 64 * 1024
-"""Default limit for a JSON or form body, in bytes."""
+"""Default limit for a JSON or form body, in bytes. Routes that take files (uploads, imports)
+say otherwise; the application's ``client_max_size`` bounds those."""
 
 T = TypeVar("T")
 
@@ -48,23 +49,41 @@ def is_form(request: web.Request) -> bool:
     return request.content_type in {"application/x-www-form-urlencoded", "multipart/form-data"}
 
 
+def too_large(limit: int) -> JsonError:
+    return error(413, f"the body is larger than {limit} bytes (the most this endpoint accepts)",
+                 limit=limit)
+
+
+async def read_body(request: web.Request, limit: int = MAX_BODY) -> bytes:
+    """The request body, or 413 as soon as it is known to exceed ``limit`` bytes (before any
+    of it is read when Content-Length says so)."""
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large(limit)
+    body = bytearray()
+    while len(body) <= limit:  # read() returns what has arrived so far, not the whole body
+        chunk = await request.content.read(limit + 1 - len(body))
+        if not chunk:
+            break
+        body += chunk
+    if len(body) > limit:
+        raise too_large(limit)
+    return bytes(body)
+
+
 async def read_fields(request: web.Request, limit: int = MAX_BODY) -> dict[str, Any]:
     """The request's JSON object or form fields (an empty body is ``{}``); 400/413/415
     otherwise."""
     if request.content_length is not None and request.content_length > limit:
-        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
+        raise too_large(limit)
     if is_form(request):
         form = await request.post()
         return {key: value for key, value in form.items() if isinstance(value, str)}
     if request.content_type == "application/json" or not request.body_exists:
         if not request.body_exists:
             return {}
-        body = await request.content.read(limit + 1)
-        if len(body) > limit:
-            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(body))
         try:
-            data = json.loads(body)
-        except ValueError:
+            data = json.loads(await read_body(request, limit))
+        except (ValueError, UnicodeDecodeError):
             raise error(400, "the body is not valid JSON") from None
         if not isinstance(data, dict):
             raise error(400, "the body must be a JSON object")
@@ -77,11 +96,7 @@ async def read_json(request: web.Request, limit: int = MAX_BODY) -> dict[str, An
     400/413 otherwise."""
     if not request.body_exists:
         return {}
-    if request.content_length is not None and request.content_length > limit:
-        raise error(413, f"the body is larger than {limit} bytes")
-    body = await request.content.read(limit + 1)
-    if len(body) > limit:
-        raise error(413, f"the body is larger than {limit} bytes")
+    body = await read_body(request, limit)
     if not body.strip():
         return {}
     try:

@@ -41,6 +41,16 @@ async def _workers_context(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+def _relay_settings(settings: Settings) -> relay.RelaySettings:
+    config = settings.relay
+    return relay.RelaySettings(
+        max_sessions=config.max_sessions,
+        max_sessions_per_user=config.max_sessions_per_user,
+        max_sessions_per_owner=config.max_sessions_per_owner,
+        connect_timeout=config.connect_timeout,
+    )
+
+
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[security_middleware],
                           client_max_size=16 * 1024**2)
@@ -57,7 +67,7 @@ def create_app(settings: Settings) -> web.Application:
     ops_routes.add_routes(app)
     # -- packages add their routes below (each module exposes add_routes(app)) --
     add_security_routes(app)
-    relay.add_routes(app)
+    relay.add_routes(app, _relay_settings(settings))
     catalog.add_routes(app)
     add_owner_routes(app)  # the owners' own cameras, sites and sign-up
     console_routes.add_routes(app)

@@ -32,7 +32,7 @@ from ingest.agentlink.store import AgentCamera
 from rtcc import agent_protocol as proto
 from rtcc.appkeys import CAMERA_DIRECTORY, MEDIA_ACCESS
 from rtcc.errors import AuditWriteError
-from rtcc.http import json_error
+from rtcc.http import json_error, read_body
 from rtcc.policy import STAFF_ROLES, Role, allow, public
 from rtcc.principal import actor_of, client_address, require_principal
 
@@ -54,9 +54,7 @@ def _service(request: web.Request) -> AgentService:
 async def _json_body(request: web.Request) -> dict[str, Any]:
     if not request.body_exists:
         return {}
-    body = await request.content.read(MAX_BODY + 1)
-    if len(body) > MAX_BODY:
-        raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=len(body))
+    body = await read_body(request, MAX_BODY)
     try:
         data = json.loads(body or b"{}")
     except ValueError:
@@ -177,10 +175,13 @@ async def _handle(service: AgentService, connection: AgentConnection,
         agent = await service.store.agent(connection.agent_id)
         if agent is None or agent.revoked is not None:
             return
-        cameras = await service.inventory(agent, data)
+        cameras, refused = await service.inventory(agent, data)
         await connection.send("inventory_ack", cameras=[
             {"key": c.report.key, "camera_id": c.camera_id} for c in cameras
-        ])
+        ], refused=refused)
+        if refused:
+            await connection.send("error", error=f"{len(refused)} camera(s) not registered: "
+                                  f"{refused[0]['reason']}")
     elif kind == "event":
         log.info("agent %s: %s", connection.agent_id, proto.text_field(data, "message", limit=300))
     elif kind != "hello":

@@ -218,17 +218,45 @@ class AgentService:
         except (sqlite3.Error, StoreClosed) as exc:
             log.warning("agent %s: its last-seen time was not saved: %s", agent_id, exc)
 
-    async def inventory(self, agent: AgentRecord,
-                        message: dict[str, Any]) -> list[AgentCamera]:
+    async def inventory(
+        self, agent: AgentRecord, message: dict[str, Any]
+    ) -> tuple[list[AgentCamera], list[dict[str, str]]]:
+        """Save the reported cameras; also what was refused (key and reason) for the agent."""
         reports, problems = proto.parse_inventory(message)
         for problem in problems:
             log.warning("agent %s: inventory entry refused: %s", agent.id, problem)
+        reports, refused = await self._within_cap(agent, reports)
         cameras = await self.store.save_cameras(agent, reports, self.clock())
         for camera in cameras:
             self.register_camera(camera)
         log.info("agent %s reports %d cameras (%d working)", agent.id, len(cameras),
                  sum(1 for c in cameras if c.report.status == "ok"))
-        return cameras
+        return cameras, refused
+
+    async def _within_cap(self, agent: AgentRecord, reports: list[CameraReport]
+                          ) -> tuple[list[CameraReport], list[dict[str, str]]]:
+        """The reports to save (cameras already known, then new ones up to the cap) and the
+        refused ones: cameras not reported again stay registered, so the cap counts them."""
+        limit = self.settings.agent.max_cameras
+        known = {camera.report.key for camera in await self.store.cameras(agent.id)}
+        count = len(known)
+        kept: list[CameraReport] = []
+        refused: list[dict[str, str]] = []
+        reason = (f"this agent already has {limit} cameras, the most one agent may register; "
+                  "remove cameras it no longer serves or ask the department to raise "
+                  "agent.max_cameras")
+        for report in reports:
+            if report.key in known:
+                kept.append(report)
+            elif count < limit:
+                kept.append(report)
+                count += 1
+            else:
+                refused.append({"key": report.key, "reason": reason})
+        if refused:
+            log.warning("agent %s (owner %s): %d new camera(s) refused: %s", agent.id,
+                        agent.owner_id, len(refused), reason)
+        return kept, refused
 
     # -- footage requests ---------------------------------------------------------------------
 

@@ -88,12 +88,15 @@ async def test_round_trip_keeps_every_field_and_hides_the_password(store: Catalo
     loaded = await store.get("front-door")
     assert loaded == camera
     assert box.decrypt(loaded.profiles["main"].password_ciphertext) == "canary-pw-9"
-    public = camera_public(loaded)
+    public = camera_public(loaded, urls=True)
     text = repr(public)
     assert "canary-pw-9" not in text
     assert loaded.profiles["main"].password_ciphertext not in text
     assert public["profiles"]["main"]["has_password"] is True
     assert public["profiles"]["sub"]["has_password"] is False
+    hidden = camera_public(loaded, urls=False)
+    assert hidden["profiles"] == {name: {"transport": p.transport}
+                                  for name, p in loaded.profiles.items()}
     consent = await store.consent_of("front-door")
     assert consent is not None
     assert (consent.owner_id, consent.sharing, consent.ptz_allowed, consent.timezone) == (

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -222,3 +224,67 @@ async def test_options_patch_delete_and_cors(
         assert reason == "viewer ended the session"
     finally:
         await viewer.close()
+
+
+async def test_hostile_offers_get_400_with_a_reason_and_no_traceback(
+    two_cameras: RelayServer, http: aiohttp.ClientSession
+) -> None:
+    url = f"{two_cameras.url}/whep/cam1"
+    good, pc = await aiortc_offer()
+    await pc.close()
+    lines = good.splitlines()
+    hostile = [
+        good.replace("a=recvonly", "a=recvonly\x00"),
+        good.replace("a=ice-ufrag:", "a=ice-ufrag:\x00", 1),
+        good.replace("a=rtpmap:", "a=rtpmap:\x01", 1),
+        good.replace("a=mid:0", "a=mid:" + "x" * 50_000, 1),
+        "\r\n".join(line for line in lines if not line.startswith("m=")) + "\r\n",
+        "v=0\r\no=- 0 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n",
+        good.replace("a=fingerprint:sha-256 ", "a=fingerprint:md5 ", 1),
+        good.replace("a=fingerprint:sha-256 ", "a=fingerprint:sha-256 AB:", 1),
+        good + "a=candidate:1 1 UDP notanumber 1.2.3.4 5 typ host\r\n",
+        re.sub(r"(?m)^(m=video \d+ UDP/TLS/RTP/SAVPF) ", r"\1 x ", good, count=1),
+    ]
+    assert all(body != good for body in hostile)
+    for body in hostile:
+        status, text, _ = await post(http, url, body)
+        assert status == 400, (status, text[:200], body[:200])
+        assert text.startswith("the "), text
+        assert "Traceback" not in text
+    # Bytes that are not UTF-8 at all.
+    async with http.post(url, data=good.encode() + b"\xff\xfe\x00",
+                         headers={"Content-Type": "application/sdp"}) as response:
+        assert response.status == 400
+        assert "UTF-8" in await response.text()
+    assert len(two_cameras.registry) == 0
+    assert two_cameras.access.open_views == 0
+    viewer = WhepViewer(two_cameras.url, "cam1")
+    try:
+        await viewer.connect(http)
+        await viewer.wait_first_frame()
+    finally:
+        await viewer.close()
+
+
+async def test_an_answered_viewer_that_never_connects_is_closed_and_counted(
+    small_clip: Clip, http: aiohttp.ClientSession
+) -> None:
+    srv, runner = await start_server({"cam1": {"main": small_clip}},
+                                     RelaySettings(connect_timeout=1.5))
+    try:
+        offer, pc = await aiortc_offer()
+        await pc.close()  # the answer is never applied: ICE and DTLS never start
+        status, answer, _ = await post(http, f"{srv.url}/whep/cam1", offer)
+        assert status == 201, answer
+        assert len(srv.registry) == 1
+        for _ in range(100):
+            if len(srv.registry) == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert len(srv.registry) == 0
+        assert srv.registry.never_connected == 1
+        assert srv.registry.stats()["never_connected"] == 1
+        assert srv.access.open_views == 0
+        assert "did not connect within 1.5 s" in srv.access.closed[0][1]
+    finally:
+        await runner.cleanup()

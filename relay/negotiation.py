@@ -176,7 +176,7 @@ async def answer_offer(
         await pc.setLocalDescription(await pc.createAnswer())
     except (RtccError, TimeoutError):
         raise
-    except Exception as exc:  # an offer aiortc accepted but cannot answer (odd attributes)
+    except Exception as exc:  # noqa: BLE001 -- an offer aiortc accepted but cannot answer
         raise InvalidOffer(f"the offer cannot be answered: {type(exc).__name__}: {exc}") from None
     local = pc.localDescription
     if transceiver.currentDirection not in ("sendonly", "sendrecv"):

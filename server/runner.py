@@ -133,8 +133,9 @@ class _GuardedServer(web.Server):
     def __init__(self, made: web.Server, timeouts: ReadTimeouts,
                  counts: SlowClientCounts) -> None:
         super().__init__(made.request_handler, request_factory=made.request_factory,
-                         handler_cancellation=made.handler_cancellation, loop=made._loop,
-                         **made._kwargs)
+                         handler_cancellation=made.handler_cancellation,
+                         loop=made._loop,  # noqa: SLF001 -- aiohttp keeps these only privately
+                         **made._kwargs)  # noqa: SLF001 -- the handler settings made by AppRunner
         self.timeouts = timeouts
         self.counts = counts
 

@@ -65,8 +65,9 @@ def _blocking_slow_client(port: int, first: bytes, trickle: bytes, every: float,
         return time.monotonic() - started if data == b"" or data.startswith(b"HTTP/") else None
 
 
+@pytest.mark.usefixtures("bootstrap_token")
 async def test_slow_headers_and_stalled_bodies_are_cut_off_while_others_are_served(
-    tmp_path: Path, bootstrap_token: str,
+    tmp_path: Path,
 ) -> None:
     settings = Settings(data_dir=tmp_path / "data",
                         server=ServerConfig(port=0, header_timeout=1.0, body_timeout=1.0))
@@ -278,8 +279,9 @@ def _report(key: str) -> dict[str, Any]:
     return {"key": key, "name": key, "source": "rtsp", "status": "ok"}
 
 
+@pytest.mark.usefixtures("bootstrap_token")
 async def test_an_agent_registers_at_most_its_cap_of_cameras_and_is_told(
-    tmp_path: Path, bootstrap_token: str, make_client: MakeClient,
+    tmp_path: Path, make_client: MakeClient,
 ) -> None:
     settings = portal_settings(tmp_path).model_copy(update={"agent": AgentConfig(max_cameras=3)})
     client = await make_client(create_app(settings))

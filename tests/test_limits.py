@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from catalog.keys import CATALOG_EVENTS, CATALOG_STORE
 from catalog.model import Camera, Profile, Registrar

@@ -110,18 +110,20 @@ class Peer:
         return self
 
     def _checkout(self) -> Path:
-        """``rtcc@REV``: the ``relay`` package as committed at REV (``git archive``, the work
-        tree is not touched) beside this tree's ``rtcc`` and ``benchmarks``, to measure an
-        earlier relay side by side with the current one."""
+        """``rtcc@REV``: the whole tree as committed at REV (``git archive``; the work tree is
+        not touched), so an earlier relay runs with the media core and the server it was
+        written against, side by side with the current one. A revision older than the
+        benchmark server borrows this tree's ``benchmarks``."""
         revision = self.variant.split("@", 1)[1]
         root = Path(__file__).resolve().parent.parent
         self._workdir = Path(tempfile.mkdtemp(prefix="rtcc-relay-"))
-        archive = subprocess.run(["git", "-C", str(root), "archive", revision, "relay"],
+        archive = subprocess.run(["git", "-C", str(root), "archive", revision],
                                  check=True, capture_output=True, timeout=60).stdout
         subprocess.run(["tar", "-x", "-C", str(self._workdir)], input=archive, check=True,
                        timeout=60)
-        for package in ("rtcc", "benchmarks"):
-            (self._workdir / package).symlink_to(root / package)
+        if not (self._workdir / "benchmarks" / "relay_server.py").exists():
+            shutil.rmtree(self._workdir / "benchmarks", ignore_errors=True)
+            (self._workdir / "benchmarks").symlink_to(root / "benchmarks")
         return self._workdir
 
     def _start_janus(self) -> None:

@@ -141,8 +141,9 @@ def decide(
     if requested_incident and requested_incident not in active_incidents and (
         consent.sharing == SharingLevel.LIVE_EMERGENCY
     ):
-        return Decision(False, f"incident {requested_incident!r} is not active or not linked "
-                               "to this camera", 403)
+        return Decision(False, f"incident {requested_incident!r} is not active, not linked to "
+                               "this camera, or its grant expired (link the camera to the "
+                               "incident again to renew it)", 403)
     if consent.sharing == SharingLevel.ON_REQUEST:
         return Decision(False, "this camera is shared on request only: an approved footage "
                                "request gives its recorded footage of the requested time, never "

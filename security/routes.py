@@ -12,7 +12,7 @@ from aiohttp import web
 from rtcc.http import is_form, json_error, read_fields
 from rtcc.policy import Role, allow, public
 from rtcc.principal import actor_of, client_address, require_principal
-from security import admin_routes, incident_routes
+from security import admin_routes, grant_routes, incident_routes
 from security.core import security_core
 from security.enforcement import check_views
 from security.httpio import ALL_ROLES, cookie_secure, text_field
@@ -179,6 +179,7 @@ def add_routes(app: web.Application) -> None:
     add_signup_route(app)
     admin_routes.add_routes(app)
     incident_routes.add_routes(app)
+    grant_routes.add_routes(app)
 
 
 __all__ = ["add_routes"]

@@ -6,7 +6,7 @@
 ``GET /api/console/access?cameras=ID,ID,...``
     For each camera (at most 100): ``{"sharing", "allowed", "reason", "incidents",
     "needs_incident"}``, decided by the same consent rules as a live view (sharing level,
-    owner's time windows, active incidents, approved footage requests), without opening one and
+    owner's time windows, incidents' grants), without opening one and
     without an audit entry: nothing is shown. ``needs_incident`` marks a ``live_emergency``
     camera that an active incident linking it would open.
 """
@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from rtcc.access import CameraConsent
-from rtcc.appkeys import CAMERA_DIRECTORY, FOOTAGE_GRANTS, INCIDENTS, SETTINGS, clock_of
+from rtcc.appkeys import CAMERA_DIRECTORY, INCIDENTS, SETTINGS, clock_of
 from rtcc.config import SharingLevel
 from rtcc.consent import Decision, decide
 from rtcc.http import json_error, required
@@ -63,7 +63,6 @@ async def camera_access(request: web.Request) -> web.Response:
         return ids
     principal = require_principal(request)
     incident_lookup = required(request, INCIDENTS, "the security core")
-    grants = required(request, FOOTAGE_GRANTS, "the security core")
     directory = request.config_dict.get(CAMERA_DIRECTORY)
     if directory is None:
         return json_error(503, "the camera catalog is not available")
@@ -76,13 +75,11 @@ async def camera_access(request: web.Request) -> web.Response:
                                  "reason": "not registered", "needs_incident": False}
             continue
         incidents = await incident_lookup.active_for_camera(camera_id)
-        approved = await grants.approved_request_for(camera_id, principal.user_id, now)
 
-        def check(active: list[str], consent: CameraConsent = consent,
-                  approved: str | None = approved) -> Decision:
+        def check(active: list[str], consent: CameraConsent = consent) -> Decision:
             return decide(consent, role=principal.role, owner_id=principal.owner_id,
                           purpose=_CHECK_PURPOSE, requested_incident="", active_incidents=active,
-                          approved_request=approved, now=now)
+                          now=now)
 
         decision = check(incidents)
         needs_incident = (not decision.allowed and not incidents

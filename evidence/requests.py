@@ -6,8 +6,9 @@ until its owner approves or declines it, or the owner's policy approves it at on
 (``auto_approve``, optionally only for ranges up to ``max_hours``). Decisions are final.
 
 Approving an item:
-- records the approval with the security core (``rtcc.access.FootageGrants``), which consults it
-  for live views of ``on_request`` cameras, valid for ``evidence.request_valid_days``;
+- records the approval with the security core (``rtcc.access.FootageGrants``) as a grant of the
+  requested range of recorded footage, to the requester, valid for
+  ``evidence.request_valid_days``; it never allows live video;
 - places a legal hold on the camera's range for the case;
 - lets the owner's agent upload that range (``evidence.uploads``).
 A declined item accepts no upload at all.
@@ -309,7 +310,9 @@ class FootageRequests:
         await self._grants.record_approval(FootageApproval(
             f"{request_id}:{camera_id}", camera_id, request.requester_id,
             purpose=f"case {request.case_number}: {request.reason}"[:300], decided_by=by,
-            decided_at=now, valid_until=valid_until,
+            decided_at=now, valid_until=valid_until, start=request.start, end=request.end,
+            owner_id=next((item.owner_id for item in request.items
+                           if item.camera_id == camera_id), ""),
         ))
         await self._db.call(add_hold, camera_id=camera_id, case_number=request.case_number,
                             start=request.start, end=request.end,

@@ -24,7 +24,7 @@ from relay.sessions import SESSIONS, RelaySessions
 from relay.settings import RelaySettings
 from relay.viewer import ViewerSession
 from rtcc.access import ViewGrant
-from rtcc.appkeys import AUDIT, HUB, MEDIA_ACCESS
+from rtcc.appkeys import AUDIT, HUB, MEDIA_ACCESS, VIEW_ENFORCEMENT
 from rtcc.errors import (
     CameraNotFound,
     CodecNotSupported,
@@ -191,6 +191,9 @@ async def _open(request: web.Request, registry: RelaySessions, camera_id: str, r
             raise SourceUnavailable("the relay is shutting down or full")
         registry.add(session)
         session.start()
+        enforcement = request.config_dict.get(VIEW_ENFORCEMENT)
+        if enforcement is not None:  # ends the view as soon as it is no longer allowed
+            enforcement.attach(grant, session.aclose)
     except BaseException as exc:
         reason = _failure_reason(exc)
         if session is not None:

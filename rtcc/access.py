@@ -6,13 +6,14 @@ are made of. The security core decides using a ``CameraDirectory`` that the cata
 
 The security core also publishes (``rtcc.appkeys``): the audit log as an ``AuditSink``, the
 active incidents (``IncidentLookup``), approved footage requests (``FootageGrants``), consent
-changes (``ConsentChanges``) and the accounts of owners' agents (``AgentAccounts``). Domains use
+changes (``ConsentChanges``), the accounts of owners' agents (``AgentAccounts``) and the policy
+decision point that ends open views no longer allowed (``ViewEnforcement``). Domains use
 these and never the security package itself.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -56,6 +57,20 @@ class ViewGrant:
     source_address: str
     started: float
     extra: dict[str, str] = field(default_factory=dict)
+
+
+ViewStopper = Callable[[str], Awaitable[None]]
+"""Ends one open view now, with the reason its ``view.stop`` audit entry records."""
+
+
+class ViewEnforcement(Protocol):
+    """The policy decision point that checks open views again while they run (published by the
+    security core). A media path that keeps a view open hands it the way to end it."""
+
+    def attach(self, grant: ViewGrant, stop: ViewStopper) -> None:
+        """``stop`` ends the view ``grant`` allowed; called at once if it is no longer
+        allowed."""
+        ...
 
 
 class MediaAccess(Protocol):
@@ -140,13 +155,15 @@ class IncidentLookup(Protocol):
         ...
 
     async def active_for_camera(self, camera_id: str) -> list[str]:
-        """Ids of the open incidents the camera is linked to."""
+        """Ids of the open incidents holding a valid grant on the camera (linked to it less
+        than ``security.emergency_grant_minutes`` ago), newest first."""
         ...
 
 
 @dataclass(frozen=True, slots=True)
 class FootageApproval:
-    """An owner's approval of one camera of a footage request, for one requester."""
+    """An owner's approval of one camera of a footage request, for one requester: the recorded
+    footage of ``start``..``end`` (epoch seconds), never live video."""
 
     approval_id: str
     camera_id: str
@@ -155,16 +172,26 @@ class FootageApproval:
     decided_by: str
     decided_at: float
     valid_until: float | None
+    start: float = 0.0
+    end: float = 0.0
+    owner_id: str = ""
 
 
 class FootageGrants(Protocol):
     async def record_approval(self, approval: FootageApproval) -> None:
-        """Remember the approval (``on_request`` cameras consult it); recording the same
+        """Record the approval as a ``recorded`` grant of its range; recording the same
         approval again changes nothing. The owner's decision waits for it."""
         ...
 
     async def approved_request_for(self, camera_id: str, user_id: int, now: float) -> str | None:
-        """The id of a valid approved footage request of that user for that camera, if any."""
+        """The id of a valid approved footage request of that user for that camera, if any
+        (it grants recorded footage of its range only)."""
+        ...
+
+    async def recorded_grant_for(self, camera_id: str, user_id: int, start: float, end: float,
+                                 now: float) -> str | None:
+        """The id of a valid grant of that user to the camera's recorded footage covering
+        ``start``..``end``, if any."""
         ...
 
 

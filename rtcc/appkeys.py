@@ -16,6 +16,7 @@ from rtcc.access import (
     IncidentLookup,
     MediaAccess,
     SecretBox,
+    ViewEnforcement,
 )
 from rtcc.config import Settings
 from rtcc.hub import StreamHub
@@ -38,6 +39,7 @@ INCIDENTS = web.AppKey[IncidentLookup]("incident_lookup")
 FOOTAGE_GRANTS = web.AppKey[FootageGrants]("footage_grants")
 CONSENT_CHANGES = web.AppKey[ConsentChanges]("consent_changes")
 AGENT_ACCOUNTS = web.AppKey[AgentAccounts]("agent_accounts")
+VIEW_ENFORCEMENT = web.AppKey[ViewEnforcement]("view_enforcement")
 
 # Threads for CPU-heavy work (password hashing), opened and closed by the application.
 WORKERS = web.AppKey("workers", WorkerPool)

@@ -185,6 +185,12 @@ class SecurityConfig(_Model):
     """A signed checkpoint of the audit chain's head is written after this many new entries..."""
     audit_checkpoint_seconds: Annotated[float, Field(gt=0, le=86400)] = 300.0
     """...or this many seconds after the last one if the head moved, and at server stop."""
+    emergency_grant_minutes: Annotated[float, Field(gt=0, le=1440)] = 60.0
+    """Minutes linking a camera to an incident lets staff watch it (``live_emergency``); linking
+    it again renews the grant, closing the incident ends it."""
+    enforcement_interval_seconds: Annotated[float, Field(ge=0.2, le=60)] = 5.0
+    """Every open view is checked again at least this often (besides the events and deadlines
+    that end it at once)."""
 
 
 class EvidenceConfig(_Model):
@@ -197,7 +203,8 @@ class EvidenceConfig(_Model):
     export_link_hours: Annotated[float, Field(gt=0, le=168)] = 24.0
     """Hours a download link of an export stays valid."""
     request_valid_days: Annotated[float, Field(gt=0, le=365)] = 30.0
-    """Days an approved footage request lets its investigator reach the camera's footage."""
+    """Days an approved footage request lets its investigator retrieve the requested range of
+    recorded footage (never live video)."""
 
 
 class Place(_Model):

@@ -2,8 +2,9 @@
 security core decides live views with it, the console previews them, recording checks windows).
 
 - ``registry_only``: never streams (location only; ask the owner for footage).
-- ``on_request``: only through an approved footage request of that viewer for that camera.
-- ``live_emergency``: only while the camera is linked to an active incident or panic alert.
+- ``on_request``: never live; an approved footage request grants recorded footage of its range.
+- ``live_emergency``: only while an incident grant is valid (the camera was linked to an active
+  incident or panic alert less than ``security.emergency_grant_minutes`` ago).
 - ``live_always``: any staff viewer with a purpose.
 Time windows (camera's local time) restrict every level for everyone but the owner.
 An owner always sees their own cameras.
@@ -31,7 +32,11 @@ class Decision:
     status: int = 200
     """HTTP status to answer with when refused (403, or 400 for a missing purpose)."""
     incident: str = ""
-    footage_request: str = ""
+    basis: str = ""
+    """What allows the view: ``owner``, ``sharing`` (the owner's sharing level and window) or
+    ``incident`` (an incident grant)."""
+    valid_until: float | None = None
+    """When a sharing window allowing the view ends (None: no window limits it)."""
 
 
 def _minutes(hhmm: str) -> int:
@@ -63,6 +68,45 @@ def in_windows(windows: Sequence[TimeWindow], timezone: str, when: float) -> boo
     return False
 
 
+def window_end(windows: Sequence[TimeWindow], timezone: str, when: float) -> float | None:
+    """The moment (epoch seconds) the windows stop covering ``when``; None when no window is
+    set or ``when`` is outside them. Adjoining windows count as one."""
+    if not windows or not in_windows(windows, timezone, when):
+        return None
+    zone = ZoneInfo(timezone)
+    moment = when
+    for _ in range(16):  # adjoining windows: at most a few steps to the real end
+        local = dt.datetime.fromtimestamp(moment, tz=zone)
+        ends: list[dt.datetime] = []
+        for back in (0, 1):
+            day = local.date() - dt.timedelta(days=back)
+            name = _DAYS[day.weekday()]
+            for window in windows:
+                if name not in window.days:
+                    continue
+                start, end = _minutes(window.start), _minutes(window.end)
+                begin = dt.datetime.combine(day, dt.time(start // 60, start % 60), tzinfo=zone)
+                length = (end - start) % (24 * 60) or 24 * 60
+                finish = begin + dt.timedelta(minutes=length)
+                if begin <= local < finish:
+                    ends.append(finish)
+        if not ends:
+            return moment
+        moment = max(end.timestamp() for end in ends)
+        if not in_windows(windows, timezone, moment):
+            return moment
+    return moment
+
+
+def clock_time(when: float, timezone: str) -> str:
+    """``when`` as HH:MM in the camera's time zone (UTC when the zone is unknown)."""
+    try:
+        zone = ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo("UTC")
+    return dt.datetime.fromtimestamp(when, tz=zone).strftime("%H:%M")
+
+
 def decide(
     consent: CameraConsent,
     *,
@@ -71,13 +115,13 @@ def decide(
     purpose: str,
     requested_incident: str,
     active_incidents: Sequence[str],
-    approved_request: str | None,
     now: float,
 ) -> Decision:
-    """May this viewer watch this camera live now?"""
+    """May this viewer watch this camera live now? ``active_incidents``: the incidents holding
+    a valid grant on the camera."""
     if role == Role.OWNER:
         if owner_id is not None and owner_id == consent.owner_id:
-            return Decision(True, "owner viewing their own camera")
+            return Decision(True, "owner viewing their own camera", basis="owner")
         return Decision(False, "owners may view only their own cameras", 403)
     if role not in LIVE_VIEWER_ROLES:
         return Decision(False, f"the {role} role may not view cameras", 403)
@@ -97,21 +141,24 @@ def decide(
     if requested_incident and requested_incident not in active_incidents and (
         consent.sharing == SharingLevel.LIVE_EMERGENCY
     ):
-        return Decision(False, f"incident {requested_incident!r} is not active or not linked "
-                               "to this camera", 403)
+        return Decision(False, f"incident {requested_incident!r} is not active, not linked to "
+                               "this camera, or its grant expired (link the camera to the "
+                               "incident again to renew it)", 403)
     if consent.sharing == SharingLevel.ON_REQUEST:
-        if approved_request is None:
-            return Decision(False, "this camera is shared on request only and there is no "
-                                   "approved footage request of yours for it", 403)
-        return Decision(True, "approved footage request", incident=requested_incident,
-                        footage_request=approved_request)
+        return Decision(False, "this camera is shared on request only: an approved footage "
+                               "request gives its recorded footage of the requested time, never "
+                               "live video", 403)
+    until = window_end(consent.windows, consent.timezone, now)
     if consent.sharing == SharingLevel.LIVE_EMERGENCY:
         if not active_incidents:
             return Decision(False, "this camera is shared live only during an emergency and it "
-                                   "is not linked to an active incident or panic alert", 403)
+                                   "is not linked to an active incident or panic alert (or the "
+                                   "incident's grant expired)", 403)
         incident = requested_incident or active_incidents[0]
-        return Decision(True, "linked to an active incident", incident=incident)
-    return Decision(True, "shared live", incident=requested_incident)
+        return Decision(True, "linked to an active incident", incident=incident,
+                        basis="incident", valid_until=until)
+    return Decision(True, "shared live", incident=requested_incident, basis="sharing",
+                    valid_until=until)
 
 
 def consent_summary(consent: CameraConsent | None) -> dict[str, object]:

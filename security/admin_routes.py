@@ -12,6 +12,7 @@ from rtcc.policy import Role, allow
 from rtcc.principal import actor_of, require_principal
 from security.accounts import AccountError
 from security.core import security_core
+from security.enforcement import check_views
 from security.httpio import text_field
 
 MAX_AUDIT_PAGE = 1000
@@ -93,6 +94,8 @@ async def _set_disabled(request: web.Request, disabled: bool) -> web.Response:
         return json_error(404, "no such user")
     except AccountError as exc:
         return json_error(exc.status, str(exc))
+    if disabled:
+        await check_views(request)  # the account's open views end now
     return web.json_response({"user": user.as_json(core.clock())})
 
 

@@ -13,6 +13,7 @@ from aiohttp import web
 from rtcc.appkeys import (
     AGENT_ACCOUNTS,
     AUDIT,
+    CAMERA_DIRECTORY,
     CLOCK,
     CONSENT_CHANGES,
     FOOTAGE_GRANTS,
@@ -20,12 +21,14 @@ from rtcc.appkeys import (
     MEDIA_ACCESS,
     SECRET_BOX,
     SETTINGS,
+    VIEW_ENFORCEMENT,
     WORKERS,
 )
 from rtcc.errors import AuditWriteError
 from security.audit_checkpoints import AuditCheckpoints
 from security.bootstrap import run_bootstrap
 from security.core import SECURITY, SecurityCore
+from security.enforcement import ENFORCEMENT, Enforcement
 from security.media_access import StoreMediaAccess
 from security.published import StoreAgentAccounts, StoreFootageGrants, StoreIncidents
 
@@ -35,7 +38,8 @@ log = logging.getLogger(__name__)
 async def security_context(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx: open the store, run the bootstrap, publish the core (``SECURITY``) and its
     contracts (``MEDIA_ACCESS``, ``SECRET_BOX``, ``AUDIT``, ``INCIDENTS``, ``FOOTAGE_GRANTS``,
-    ``CONSENT_CHANGES``, ``AGENT_ACCOUNTS``)."""
+    ``CONSENT_CHANGES``, ``AGENT_ACCOUNTS``, ``VIEW_ENFORCEMENT``); run the policy decision point
+    that checks open views again while they run."""
     settings = app[SETTINGS]
     clock = app.get(CLOCK, time.time)
     core = await SecurityCore.open(settings, clock, workers=app.get(WORKERS))
@@ -51,15 +55,23 @@ async def security_context(app: web.Application) -> AsyncIterator[None]:
             every_entries=settings.security.audit_checkpoint_entries,
             every_seconds=settings.security.audit_checkpoint_seconds)
         app[SECURITY] = core
-        media_access = StoreMediaAccess(core)
+        enforcement = Enforcement(core, lambda: app.get(CAMERA_DIRECTORY),
+                                  settings.security.enforcement_interval_seconds)
+        app[ENFORCEMENT] = enforcement
+        app[VIEW_ENFORCEMENT] = enforcement
+        enforcement.start()
+        media_access = StoreMediaAccess(core, enforcement)
         app[MEDIA_ACCESS] = media_access
         app[CONSENT_CHANGES] = media_access
         app[SECRET_BOX] = core.box
         app[AUDIT] = core.audit
         app[INCIDENTS] = StoreIncidents(core)
         app[FOOTAGE_GRANTS] = StoreFootageGrants(core)
-        app[AGENT_ACCOUNTS] = StoreAgentAccounts(core)
-        yield
+        app[AGENT_ACCOUNTS] = StoreAgentAccounts(core, enforcement)
+        try:
+            yield
+        finally:
+            await enforcement.aclose()
         await core.sessions.purge()
         with contextlib.suppress(AuditWriteError):  # already logged; shutdown goes on
             await core.audit.append(actor="system", role="", action="server.stop")

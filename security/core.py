@@ -14,6 +14,7 @@ from rtcc.http import required
 from rtcc.workers import WorkerPool
 from security.accounts import Accounts
 from security.audit import AuditLog
+from security.grants import GrantBook
 from security.incidents import IncidentBook
 from security.networks import Network, trusted_proxy_networks
 from security.passwords import Passwords
@@ -33,6 +34,7 @@ class SecurityCore:
     sessions: Sessions
     tokens: Tokens
     incidents: IncidentBook
+    grants: GrantBook
     trusted_proxies: tuple[Network, ...]
 
     @classmethod
@@ -54,6 +56,7 @@ class SecurityCore:
             sessions=Sessions(store, clock, settings.security.session_idle_minutes * 60.0),
             tokens=Tokens(store, clock),
             incidents=IncidentBook(store, clock),
+            grants=GrantBook(store, clock),
             trusted_proxies=tuple(trusted_proxy_networks(settings)),
         )
 

@@ -1,8 +1,14 @@
-"""Incident routes: open, list, link cameras, close. An active incident is what lets staff view
-``live_emergency`` cameras linked to it."""
+"""Incident routes: open, list, link cameras, close, and the incident's grants.
+
+Linking a camera to an active incident (at opening or later) creates the incident's ``live``
+grant on it, valid for ``security.emergency_grant_minutes``; linking it again renews the grant.
+That grant is what lets staff view a ``live_emergency`` camera. Closing the incident revokes its
+grants and ends the views they allowed. ``GET /api/incidents/{id}/grants`` (supervisors,
+administrators) lists them."""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from typing import Any
 
@@ -10,14 +16,18 @@ from aiohttp import web
 
 from rtcc.appkeys import CAMERA_DIRECTORY, HUB
 from rtcc.config import SharingLevel
+from rtcc.errors import AuditWriteError
 from rtcc.http import json_error, read_fields
-from rtcc.policy import staff
+from rtcc.policy import Role, allow, staff
 from rtcc.principal import actor_of
 from security.core import security_core
+from security.enforcement import check_views
+from security.grants import Change, Grant
 from security.httpio import text_field
-from security.incidents import CAMERA_ID, INCIDENT_ID, KINDS
+from security.incidents import CAMERA_ID, INCIDENT_ID, KINDS, Incident
 
 MAX_CAMERAS = 200
+log = logging.getLogger(__name__)
 
 
 def _cameras(fields: dict[str, Any]) -> tuple[str, ...]:
@@ -48,12 +58,50 @@ async def _end_emergency_views(request: web.Request, cameras: tuple[str, ...]) -
         return 0
     ended = 0
     for camera_id in cameras:
-        if await core.incidents.active_for_camera(camera_id):
+        if await core.grants.incident_grants_for(camera_id, core.clock()):
             continue
         consent = None if directory is None else await directory.consent_of(camera_id)
         if consent is None or consent.sharing == SharingLevel.LIVE_EMERGENCY:
             ended += hub.close_camera_sessions(camera_id, "incident closed")
     return ended
+
+
+async def _owner_of(request: web.Request, camera_id: str) -> str:
+    directory = request.config_dict.get(CAMERA_DIRECTORY)
+    consent = None if directory is None else await directory.consent_of(camera_id)
+    return "" if consent is None else consent.owner_id
+
+
+async def audit_grants(request: web.Request, changes: list[tuple[Grant, Change]] | list[Grant],
+                       action: str | None = None) -> None:
+    """One audit entry per grant created, renewed, refused or revoked (the owner sees them in
+    their access log)."""
+    core = security_core(request)
+    actor = actor_of(request)
+    now = core.clock()
+    for item in changes:
+        grant, change = item if isinstance(item, tuple) else (item, "")
+        name = action or f"grant.{change}"
+        try:
+            await core.audit.append(
+                actor=actor.name, role=actor.role, action=name, target=f"grant:{grant.id}",
+                camera_id=grant.camera_id, owner_id=await _owner_of(request, grant.camera_id),
+                source=actor.source, outcome="refused" if change == "refused" else "ok",
+                details=grant.as_json(now))
+        except AuditWriteError:
+            log.error("camera %s: %s of grant %s could not be audited", grant.camera_id, name,
+                      grant.id)
+
+
+async def _grant(request: web.Request, incident: Incident, cameras: tuple[str, ...]) -> None:
+    if not cameras:
+        return
+    core = security_core(request)
+    minutes = core.settings.security.emergency_grant_minutes
+    changes = await core.grants.grant_incident(
+        incident.id, cameras, actor_of(request).name,
+        f"{incident.kind} {incident.id}: {incident.title}"[:300], minutes * 60.0)
+    await audit_grants(request, changes)
 
 
 @staff()
@@ -77,6 +125,7 @@ async def open_incident(request: web.Request) -> web.Response:
     await core.audit.append(actor=actor.name, role=actor.role, action="incident.open",
                             target=f"incident:{incident.id}", source=actor.source,
                             details={"kind": kind, "title": title, "cameras": list(cameras)})
+    await _grant(request, incident, cameras)
     return web.json_response(incident.as_json(), status=201)
 
 
@@ -110,6 +159,7 @@ async def link_cameras(request: web.Request) -> web.Response:
                             target=f"incident:{incident.id}", source=actor.source,
                             details={"cameras": list(cameras)})
     await core.incidents.link(incident.id, cameras, actor.name)
+    await _grant(request, incident, cameras)
     updated = await core.incidents.get(incident.id)
     assert updated is not None
     return web.json_response(updated.as_json())
@@ -127,6 +177,10 @@ async def close_incident(request: web.Request) -> web.Response:
         await core.audit.append(actor=actor.name, role=actor.role, action="incident.close",
                                 target=f"incident:{incident.id}", source=actor.source)
         await core.incidents.close(incident.id, actor.name)
+        revoked = await core.grants.revoke_incident(incident.id, actor.name,
+                                                    "the incident was closed")
+        await audit_grants(request, revoked, "grant.revoke")
+        await check_views(request)
         ended = await _end_emergency_views(request, incident.cameras)
     closed = await core.incidents.get(incident.id)
     assert closed is not None
@@ -135,9 +189,22 @@ async def close_incident(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
+@allow(Role.SUPERVISOR, Role.ADMIN)
+async def incident_grants(request: web.Request) -> web.Response:
+    core = security_core(request)
+    incident = await core.incidents.get(request.match_info["incident_id"])
+    if incident is None:
+        return json_error(404, "no such incident")
+    now = core.clock()
+    grants = await core.grants.of_incident(incident.id)
+    return web.json_response({"incident": incident.id, "active": incident.active,
+                              "grants": [grant.as_json(now) for grant in grants]})
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/incidents", open_incident)
     app.router.add_get("/api/incidents", list_incidents)
     app.router.add_get("/api/incidents/{incident_id}", get_incident)
     app.router.add_post("/api/incidents/{incident_id}/cameras", link_cameras)
     app.router.add_post("/api/incidents/{incident_id}/close", close_incident)
+    app.router.add_get("/api/incidents/{incident_id}/grants", incident_grants)

@@ -1,9 +1,11 @@
 """``rtcc.access.MediaAccess``: the gate every media path passes before the first byte leaves.
 
 ``open_view`` authenticates (the middleware already did), checks role and the owner's consent,
-requires a purpose, and writes the ``view.start`` audit entry. If that write fails the view is
-refused (503). ``close_view`` writes ``view.stop`` with the duration. ``consent_changed`` records
-an owner's change and ends the camera's open sessions.
+requires a purpose, names the one grant allowing the view, writes the ``view.start`` audit entry
+(with that grant) and hands the view to the policy decision point (``security.enforcement``),
+which ends it as soon as it is no longer allowed. If the audit write fails the view is refused
+(503). ``close_view`` writes ``view.stop`` with the duration and the reason.
+``consent_changed`` records an owner's change and ends the camera's open sessions.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from rtcc.errors import AuditWriteError
 from rtcc.hub import StreamHub
 from rtcc.principal import client_address, principal_of
 from security.core import SecurityCore
+from security.enforcement import Enforcement, OpenView
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +43,9 @@ def _clean(text: str) -> str:
 class StoreMediaAccess:
     """Implements ``rtcc.access.MediaAccess`` on the security store."""
 
-    def __init__(self, core: SecurityCore) -> None:
+    def __init__(self, core: SecurityCore, enforcement: Enforcement | None = None) -> None:
         self._core = core
+        self._enforcement = enforcement
 
     async def open_view(self, request: web.Request, camera_id: str, profile: str) -> ViewGrant:
         core = self._core
@@ -66,15 +70,14 @@ class StoreMediaAccess:
                                  source, f"incident {requested_incident!r} is not active")
                 raise _error(web.HTTPForbidden,
                              f"incident {requested_incident!r} does not exist or is closed")
+        incident_grants = await core.grants.incident_grants_for(camera_id, now)
         decision = decide(
             consent,
             role=principal.role,
             owner_id=principal.owner_id,
             purpose=purpose,
             requested_incident=requested_incident,
-            active_incidents=await core.incidents.active_for_camera(camera_id),
-            approved_request=await core.store.approved_request_for(camera_id, principal.user_id,
-                                                                   now),
+            active_incidents=[grant.basis_id for grant in incident_grants],
             now=now,
         )
         if not decision.allowed:
@@ -83,6 +86,18 @@ class StoreMediaAccess:
             cls = web.HTTPBadRequest if decision.status == 400 else web.HTTPForbidden
             raise _error(cls, decision.reason)
 
+        # The one grant allowing the view: the owner's own camera, the owner's sharing level
+        # and window (derived, no row), or the incident's stored grant.
+        stored = next((g for g in incident_grants if g.basis_id == decision.incident), None)
+        if decision.basis == "incident" and stored is not None:
+            grant_info: dict[str, object] = stored.summary()
+            deadlines = [d for d in (stored.valid_until, decision.valid_until) if d is not None]
+            deadline = min(deadlines) if deadlines else None
+        else:
+            grant_info = {"id": f"{decision.basis}:{camera_id}", "basis": decision.basis,
+                          "kind": "live", "subject": f"role:{principal.role}",
+                          "valid_until": decision.valid_until}
+            deadline = decision.valid_until
         recorded_purpose = purpose or (f"incident {decision.incident}" if decision.incident
                                        else decision.reason)
         view_id = secrets.token_hex(8)
@@ -93,22 +108,31 @@ class StoreMediaAccess:
                 source=source,
                 details={"profile": profile, "purpose": recorded_purpose,
                          "incident": decision.incident, "sharing": str(consent.sharing),
-                         "footage_request": decision.footage_request, "why": decision.reason},
+                         "grant": grant_info, "why": decision.reason},
             )
         except AuditWriteError:
             raise _error(web.HTTPServiceUnavailable,
                          "the audit log cannot be written, so no video is shown; tell an "
                          "administrator") from None
-        extra = {"owner_id": consent.owner_id, "sharing": str(consent.sharing)}
-        if decision.footage_request:
-            extra["footage_request"] = decision.footage_request
-        return ViewGrant(
+        extra = {"owner_id": consent.owner_id, "sharing": str(consent.sharing),
+                 "grant_id": str(grant_info["id"]), "grant_basis": decision.basis}
+        grant = ViewGrant(
             view_id=view_id, camera_id=camera_id, profile=profile, user=principal.username,
             role=str(principal.role), purpose=recorded_purpose, incident=decision.incident,
             source_address=source, started=now, extra=extra,
         )
+        if self._enforcement is not None:
+            self._enforcement.register(OpenView(
+                grant=grant, principal=principal, purpose=purpose,
+                requested_incident=requested_incident, basis=decision.basis,
+                grant_id=stored.id if decision.basis == "incident" and stored else "",
+                sharing=str(consent.sharing), deadline=deadline,
+                window_end=decision.valid_until))
+        return grant
 
     async def close_view(self, grant: ViewGrant, reason: str) -> None:
+        if self._enforcement is not None:
+            self._enforcement.forget(grant.view_id)
         duration = max(0.0, self._core.clock() - grant.started)
         try:
             await self._core.audit.append(
@@ -117,7 +141,7 @@ class StoreMediaAccess:
                 owner_id=grant.extra.get("owner_id", ""), source=grant.source_address,
                 details={"profile": grant.profile, "purpose": grant.purpose,
                          "incident": grant.incident, "duration_s": round(duration, 3),
-                         "reason": reason},
+                         "grant": grant.extra.get("grant_id", ""), "reason": reason},
             )
         except AuditWriteError:
             log.error("camera %s: the end of view %s could not be audited",
@@ -135,7 +159,8 @@ class StoreMediaAccess:
         actor = principal.username if principal else "system"
         role = str(principal.role) if principal else ""
         return await record_consent_change(self._core, request.config_dict.get(HUB), actor, role,
-                                           client_address(request), before, after)
+                                           client_address(request), before, after,
+                                           self._enforcement)
 
     async def _deny(self, actor: str, role: str, camera_id: str, consent: CameraConsent,
                     source: str, reason: str) -> None:
@@ -157,6 +182,7 @@ async def record_consent_change(
     source: str,
     before: CameraConsent | None,
     after: CameraConsent,
+    enforcement: Enforcement | None = None,
 ) -> int:
     """Audit a consent change (before/after) and end every open session of the camera."""
     try:
@@ -169,6 +195,8 @@ async def record_consent_change(
         raise _error(web.HTTPServiceUnavailable,
                      "the audit log cannot be written, so the change was not recorded") from None
     ended = 0 if hub is None else hub.close_camera_sessions(after.camera_id, "consent changed")
+    if enforcement is not None:
+        enforcement.poke()  # views elsewhere (not on this hub) are checked against the change
     log.info("camera %s: consent changed to %s by %s; %d sessions ended",
              after.camera_id, after.sharing, actor, ended)
     return ended

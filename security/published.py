@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
-import sqlite3
+import logging
 
 from rtcc.access import ActiveIncident, Actor, AgentAccount, FootageApproval
+from rtcc.errors import AuditWriteError
 from rtcc.policy import Role
 from security.core import SecurityCore
-from security.store import SecurityTables
+from security.enforcement import Enforcement
+
+log = logging.getLogger(__name__)
 
 
 class StoreIncidents:
@@ -22,7 +24,8 @@ class StoreIncidents:
                 for incident in await self._core.incidents.recent(active_only=True)]
 
     async def active_for_camera(self, camera_id: str) -> list[str]:
-        return await self._core.incidents.active_for_camera(camera_id)
+        grants = await self._core.grants.incident_grants_for(camera_id, self._core.clock())
+        return list(dict.fromkeys(grant.basis_id for grant in grants))
 
 
 class StoreFootageGrants:
@@ -32,26 +35,31 @@ class StoreFootageGrants:
         self._core = core
 
     async def record_approval(self, approval: FootageApproval) -> None:
-        await self._core.store.call(_record_approval, approval)
+        grant = await self._core.grants.record_footage_approval(approval)
+        if grant is None:  # the same decision replayed
+            return
+        try:
+            await self._core.audit.append(
+                actor=approval.decided_by, role="", action="grant.create",
+                target=f"grant:{grant.id}", camera_id=grant.camera_id,
+                owner_id=approval.owner_id, details=grant.as_json(grant.created))
+        except AuditWriteError:
+            log.error("camera %s: grant %s could not be audited", grant.camera_id, grant.id)
 
     async def approved_request_for(self, camera_id: str, user_id: int, now: float) -> str | None:
         return await self._core.store.approved_request_for(camera_id, user_id, now)
 
-
-def _record_approval(tables: SecurityTables, approval: FootageApproval) -> None:
-    with contextlib.suppress(sqlite3.IntegrityError):  # the same decision replayed
-        tables.add_footage_request(
-            approval.approval_id, approval.camera_id, approval.user_id, status="approved",
-            purpose=approval.purpose, decided_by=approval.decided_by,
-            decided_at=approval.decided_at, valid_until=approval.valid_until,
-        )
+    async def recorded_grant_for(self, camera_id: str, user_id: int, start: float, end: float,
+                                 now: float) -> str | None:
+        return await self._core.grants.recorded_grant_for(camera_id, user_id, start, end, now)
 
 
 class StoreAgentAccounts:
     """``rtcc.access.AgentAccounts``: token-only accounts of the ``agent`` role."""
 
-    def __init__(self, core: SecurityCore) -> None:
+    def __init__(self, core: SecurityCore, enforcement: Enforcement | None = None) -> None:
         self._core = core
+        self._enforcement = enforcement
 
     async def create_agent_account(self, agent_id: str, owner_id: str, display_name: str,
                                    source: str) -> AgentAccount:
@@ -67,6 +75,8 @@ class StoreAgentAccounts:
     async def retire_agent_account(self, actor: Actor, user_id: int, token_id: int) -> None:
         await self._core.tokens.revoke(token_id)
         await self._core.accounts.set_disabled(actor, user_id, True)
+        if self._enforcement is not None:
+            self._enforcement.poke()
 
     async def owner_of_agent(self, agent_id: str) -> str | None:
         account = await self._core.accounts.by_name(f"agent-{agent_id}")

@@ -12,8 +12,9 @@ from aiohttp import web
 from rtcc.http import is_form, json_error, read_fields
 from rtcc.policy import Role, allow, public
 from rtcc.principal import actor_of, client_address, require_principal
-from security import admin_routes, incident_routes
+from security import admin_routes, grant_routes, incident_routes
 from security.core import security_core
+from security.enforcement import check_views
 from security.httpio import ALL_ROLES, cookie_secure, text_field
 from security.login_page import render_login, safe_next
 from security.owner_signup import add_signup_route
@@ -72,6 +73,7 @@ async def logout(request: web.Request) -> web.Response:
         await core.sessions.end(principal.session_hash)
     await core.audit.append(actor=principal.username, role=str(principal.role), action="logout",
                             source=client_address(request))
+    await check_views(request)  # the session's open views end with it
     if is_form(request):
         response = web.Response(status=303, headers={"Location": "/login"})
     else:
@@ -161,6 +163,7 @@ async def revoke_token(request: web.Request) -> web.Response:
     actor = actor_of(request)
     await core.audit.append(actor=actor.name, role=actor.role, action="token.revoke",
                             target=f"token:{token_id}", source=actor.source)
+    await check_views(request)  # the token's open views end with it
     return web.json_response({"ok": True, "revoked": token_id})
 
 
@@ -176,6 +179,7 @@ def add_routes(app: web.Application) -> None:
     add_signup_route(app)
     admin_routes.add_routes(app)
     incident_routes.add_routes(app)
+    grant_routes.add_routes(app)
 
 
 __all__ = ["add_routes"]

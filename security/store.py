@@ -1,5 +1,5 @@
 """The security store: one SQLite file (WAL) holding accounts, sessions, tokens, incidents,
-footage-request approvals and the audit log.
+grants (approved footage requests, incident grants) and the audit log.
 
 ``SecurityTables`` is the open connection: its SQL runs on one thread only. In the server that is
 the store's own thread (``SecurityStore``, ``rtcc.offload``), so a lock on the file held by another
@@ -100,6 +100,28 @@ CREATE TABLE IF NOT EXISTS footage_requests (
     valid_until REAL
 );
 CREATE INDEX IF NOT EXISTS footage_requests_camera ON footage_requests(camera_id, user_id);
+CREATE TABLE IF NOT EXISTS grants (
+    id TEXT PRIMARY KEY,
+    subject_kind TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    camera_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    basis TEXT NOT NULL,
+    basis_id TEXT NOT NULL,
+    range_start REAL,
+    range_end REAL,
+    valid_from REAL NOT NULL,
+    valid_until REAL,
+    approved_by TEXT NOT NULL,
+    purpose TEXT NOT NULL DEFAULT '',
+    created REAL NOT NULL,
+    revoked REAL,
+    revoked_by TEXT,
+    revoke_reason TEXT NOT NULL DEFAULT '',
+    expiry_audited INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS grants_camera ON grants(camera_id, kind);
+CREATE INDEX IF NOT EXISTS grants_basis ON grants(basis, basis_id);
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     ts_ms INTEGER NOT NULL,
@@ -175,36 +197,19 @@ class SecurityTables:
         row = self.conn.execute("SELECT COUNT(*) FROM users").fetchone()
         return int(row[0])
 
-    # -- footage requests (the investigator workflow fills this table) --
-
-    def add_footage_request(
-        self,
-        request_id: str,
-        camera_id: str,
-        user_id: int,
-        *,
-        status: str = "pending",
-        purpose: str = "",
-        decided_by: str | None = None,
-        decided_at: float | None = None,
-        valid_until: float | None = None,
-    ) -> None:
-        self.conn.execute(
-            "INSERT INTO footage_requests"
-            " (id, camera_id, user_id, status, purpose, decided_by, decided_at, valid_until)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (request_id, camera_id, user_id, status, purpose, decided_by, decided_at, valid_until),
-        )
+    # -- grants (security/grants.py writes them) --
 
     def approved_request_for(self, camera_id: str, user_id: int, now: float) -> str | None:
-        """The id of an approved, unexpired footage request of this user for this camera."""
+        """The id of an approved, unexpired footage request of this user for this camera (it
+        grants the requested range of recorded footage)."""
         row = self.conn.execute(
-            "SELECT id FROM footage_requests WHERE camera_id = ? AND user_id = ?"
-            " AND status = 'approved' AND (valid_until IS NULL OR valid_until > ?)"
-            " ORDER BY decided_at DESC LIMIT 1",
-            (camera_id, user_id, now),
+            "SELECT basis_id FROM grants WHERE camera_id = ? AND subject_kind = 'user'"
+            " AND subject = ? AND basis = 'footage_request' AND kind = 'recorded'"
+            " AND revoked IS NULL AND valid_from <= ? AND (valid_until IS NULL OR valid_until > ?)"
+            " ORDER BY created DESC LIMIT 1",
+            (camera_id, str(user_id), now, now),
         ).fetchone()
-        return None if row is None else str(row["id"])
+        return None if row is None else str(row["basis_id"])
 
 
 class SecurityStore(OffloadedStore):

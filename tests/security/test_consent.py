@@ -10,11 +10,11 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from rtcc.access import FootageApproval
 from rtcc.appkeys import HUB
 from rtcc.config import SharingLevel, TimeWindow
 from rtcc.policy import Role
 from security.core import SECURITY
-from security.store import SecurityTables
 from tests.fixtures.auth import (
     FakeClock,
     MakeClient,
@@ -93,27 +93,27 @@ async def test_live_always_needs_a_purpose_and_audits_start_and_stop(world: Worl
     assert stop["id"] > start["id"]  # start is written before any video could flow
 
 
-async def test_on_request_only_through_an_approved_footage_request(world: World) -> None:
+async def test_on_request_is_never_live_even_with_an_approved_footage_request(
+    world: World,
+) -> None:
     world.directory.add("cam1", SharingLevel.ON_REQUEST)
     investigator, headers = await _staff(world, Role.INVESTIGATOR)
-    _, other = await _staff(world, Role.INVESTIGATOR)
     status, body = await world.view("cam1", headers, purpose="case 24-118")
     assert status == 403
     assert "request" in body["error"]
 
+    grants = world.app[SECURITY].grants
+    await grants.record_footage_approval(FootageApproval(
+        "fr-2:cam1", "cam1", investigator.id, purpose="case 24-118", decided_by="shop1",
+        decided_at=world.clock(), valid_until=world.clock() + 3600,
+        start=world.clock() - 600, end=world.clock() - 599))
+    status, body = await world.view("cam1", headers, purpose="case 24-118")
+    assert status == 403  # an approved request grants recorded footage, never live video
+    assert "never live video" in body["error"]
     store = world.app[SECURITY].store
-    await store.call(SecurityTables.add_footage_request, "fr-1", "cam1", investigator.id,
-                     status="pending")
-    assert (await world.view("cam1", headers, purpose="case 24-118"))[0] == 403
-    await store.call(SecurityTables.add_footage_request, "fr-2", "cam1", investigator.id,
-                     status="approved", decided_by="shop1", decided_at=world.clock(),
-                     valid_until=world.clock() + 3600)
-    assert (await world.view("cam1", headers, purpose="case 24-118"))[0] == 200
-    assert (await world.view("cam1", other, purpose="case 24-118"))[0] == 403
+    assert await store.approved_request_for("cam1", investigator.id, world.clock()) == "fr-2:cam1"
     world.clock.advance(3601)
-    assert (await world.view("cam1", headers, purpose="case 24-118"))[0] == 403
-    start = (await world.audit(action="view.start", camera="cam1"))
-    assert any(e["details"].get("footage_request") == "fr-2" for e in start)
+    assert await store.approved_request_for("cam1", investigator.id, world.clock()) is None
 
 
 async def test_live_emergency_only_while_linked_to_an_active_incident(world: World) -> None:

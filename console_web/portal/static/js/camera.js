@@ -7,6 +7,7 @@ import { $, clear, el, showError } from "./dom.js";
 import { KINDS, LEVELS } from "./labels.js";
 import { PlaceMap } from "./placemap.js";
 import { confirmButton } from "./confirm.js";
+import { showGrants } from "./grants.js";
 import { requireOwner } from "./session.js";
 
 const DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
@@ -246,6 +247,7 @@ async function start() {
   await loadAgentCameras(new Set(cameras.cameras.map((camera) => camera.id)));
   if (state.editing) {
     fill(state.editing);
+    showGrants(state.editing.id);
   } else {
     $(state.agentCameras.length ? "reach-agent" : "reach-direct").checked = true;
   }

@@ -35,14 +35,15 @@ def _override_server(settings: Settings, args: argparse.Namespace) -> Settings:
 
 
 async def _serve(settings: Settings, banner: str = "") -> None:
-    from server.runner import serving, wait_for_stop_signal
+    from server.runner import serving, stop_signals
 
-    async with serving(settings) as url:
-        print(f"RTCC server listening on {url}", flush=True)
-        if banner:
-            print(banner.replace("{url}", url), flush=True)
-        await wait_for_stop_signal()
-        print("Stopping: closing viewers and camera sessions...", flush=True)
+    with stop_signals() as stop:
+        async with serving(settings) as url:
+            print(f"RTCC server listening on {url}", flush=True)
+            if banner:
+                print(banner.replace("{url}", url), flush=True)
+            await stop.wait()
+            print("Stopping: closing viewers and camera sessions...", flush=True)
 
 
 async def _demo(settings: Settings) -> None:

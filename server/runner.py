@@ -16,7 +16,7 @@ import contextlib
 import logging
 import signal
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -192,14 +192,16 @@ async def serving(settings: Settings) -> AsyncIterator[str]:
         await runner.cleanup()
 
 
-async def wait_for_stop_signal() -> None:
-    """Return on SIGINT or SIGTERM (Ctrl-C included)."""
+@contextlib.contextmanager
+def stop_signals() -> Iterator[asyncio.Event]:
+    """An event set on SIGINT or SIGTERM (Ctrl-C included). Enter it before announcing that the
+    server listens, so a signal sent right after the announcement stops it cleanly."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await stop.wait()
+        yield stop
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)

@@ -6,7 +6,9 @@ browser reconnects and reloads the state) instead of slowing the others.
 
 With SQLite the bus is in-process (``LocalBus``). With Redis (``RedisBus``) every event goes
 through a pub/sub channel and each process's broadcaster is fed from its subscription, so a
-console connected to any process hears changes made in every other.
+console connected to any process hears changes made in every other. Pub/sub does not replay what
+was published while a subscription was down: when it is back, every feed is ended so that its
+reader re-reads the state instead of trusting that it heard every change.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ log = logging.getLogger(__name__)
 
 Event = Mapping[str, Any]
 _PUBLISH_TIMEOUT_S = 2.0
-_RETRY_MAX_S = 30.0
+_RETRY_MAX_S = 5.0
+"""Longest pause between attempts to subscribe again: events published meanwhile are lost."""
 
 
 class Feed:
@@ -80,6 +83,7 @@ class Broadcaster:
         self._feeds: set[Feed] = set()
         self.published = 0
         self.dropped_clients = 0
+        self.resyncs = 0
         self._closed = False
 
     def subscribe(self, types: frozenset[str] = frozenset(),
@@ -106,6 +110,15 @@ class Broadcaster:
                     self.dropped_clients += 1
                     log.warning("catalog events: a console fell %d events behind and was "
                                 "disconnected", self.queue_size)
+
+    def resync(self) -> None:
+        """End every feed: events may have been missed (the Redis subscription was lost), so
+        each reader re-reads the state (consoles reload, followers reconcile) and subscribes
+        again."""
+        self.resyncs += 1
+        for feed in list(self._feeds):
+            feed.close()
+        self._feeds.clear()
 
     @property
     def clients(self) -> int:
@@ -177,6 +190,11 @@ class RedisBus:
             try:
                 async with asyncio.timeout(_PUBLISH_TIMEOUT_S * 2):
                     await pubsub.subscribe(self._channel)
+                if self._subscribed.is_set():
+                    # Events published while the subscription was down are lost for good.
+                    log.info("catalog events: subscribed to %s again; readers re-read the "
+                             "catalog", self._channel)
+                    self._broadcaster.resync()
                 self._subscribed.set()
                 delay = 1.0
                 while True:

@@ -26,7 +26,16 @@ from evidence.store import AsyncEvidenceStore
 from evidence.uploads import Uploads
 from recording.recorder import RecorderSettings
 from rtcc.access import AuditSink
-from rtcc.appkeys import AUDIT, CAMERA_DIRECTORY, CLOCK, FOOTAGE_GRANTS, HUB, INCIDENTS, SETTINGS
+from rtcc.appkeys import (
+    AUDIT,
+    CAMERA_DIRECTORY,
+    CLOCK,
+    FOOTAGE_GRANTS,
+    HUB,
+    INCIDENTS,
+    RECORD_FLAGS,
+    SETTINGS,
+)
 from rtcc.config import Settings
 from rtcc.files import private_dir
 
@@ -87,6 +96,9 @@ async def evidence_context(app: web.Application) -> AsyncIterator[None]:
                 incidents=app[INCIDENTS],
                 directory=lambda: app.get(CAMERA_DIRECTORY),
                 fallback_sharing={c.id: c.sharing for c in settings.cameras},
+                record_flags=lambda: app.get(RECORD_FLAGS),
+                # The API's record flag is honoured within seconds, whatever the full-sync period.
+                flags_interval=min(10.0, settings.reconcile_seconds),
                 clock=app.get(CLOCK, time.time),
             )
             await manager.start()

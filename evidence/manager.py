@@ -1,11 +1,14 @@
 """Which cameras record, and for how long their recordings are kept.
 
-A camera records while it is set ``record: true`` in the configuration, or while it is linked to
-an active incident or panic alert and its owner's consent allows live access now
-(``live_emergency`` or ``live_always``, within the sharing windows), or while code asks for it
-with ``watch``. ``reconcile`` (every ``reconcile_interval`` seconds) starts and stops
-``CameraRecorder``s to match. A recorder stopped by a full disk is restarted once the free space
-is back above the floor.
+A camera records while it is set ``record: true`` in the configuration or in the catalog (through
+the API), or while it is linked to an active incident or panic alert and its owner's consent
+allows live access now (``live_emergency`` or ``live_always``, within the sharing windows), or
+while code asks for it with ``watch``. ``reconcile`` (every ``reconcile_interval`` seconds)
+computes that set from scratch and starts and stops ``CameraRecorder``s to match; the catalog's
+flags are read again every ``flags_interval`` seconds. When part of the set cannot be read (the
+catalog or incident store is down), the pass starts what it knows is wanted and stops nothing:
+an outage never ends a recording, and the next pass after it catches up. A recorder stopped by a
+full disk is restarted once the free space is back above the floor.
 
 Retention deletes closed segments older than the camera's ``retention_days`` (default
 ``evidence.retention_days``), never one that an active legal hold covers. Every start, stop,
@@ -18,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import shutil
+import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable
@@ -26,10 +30,10 @@ from pathlib import Path
 from evidence.store import AsyncEvidenceStore, EvidenceStore
 from recording.recorder import CameraRecorder, RecorderSettings, RecorderState
 from recording.upkeep import delete_segments, recover_open_segments
-from rtcc.access import AuditSink, CameraDirectory, IncidentLookup
+from rtcc.access import AuditSink, CameraDirectory, IncidentLookup, RecordFlags
 from rtcc.config import SharingLevel
 from rtcc.consent import in_windows
-from rtcc.errors import AuditWriteError
+from rtcc.errors import AuditWriteError, RtccError
 from rtcc.hub import StreamHub
 from rtcc.tasks import TaskSupervisor
 
@@ -38,6 +42,10 @@ log = logging.getLogger(__name__)
 LIVE_LEVELS = frozenset({SharingLevel.LIVE_EMERGENCY, SharingLevel.LIVE_ALWAYS})
 RESTART_AFTER_FAILURE = 30.0
 CONSENT_TIMEOUT = 2.0
+_READ_ERRORS = (RtccError, OSError, TimeoutError, sqlite3.Error)
+"""What reading the catalog or the incidents raises while their store is unreachable."""
+STORE_TIMEOUT = 10.0
+"""Seconds one pass waits for the catalog's flags or the active incidents."""
 
 
 class RecordingManager:
@@ -55,6 +63,8 @@ class RecordingManager:
         incidents: IncidentLookup | None = None,
         directory: Callable[[], CameraDirectory | None] = lambda: None,
         fallback_sharing: dict[str, SharingLevel] | None = None,
+        record_flags: Callable[[], RecordFlags | None] = lambda: None,
+        flags_interval: float = 10.0,
         reconcile_interval: float = 2.0,
         retention_interval: float = 600.0,
         clock: Callable[[], float] = time.time,
@@ -70,6 +80,11 @@ class RecordingManager:
         self._incidents = incidents
         self._directory = directory
         self._fallback_sharing = dict(fallback_sharing or {})
+        self._record_flags = record_flags
+        self._flags_interval = flags_interval
+        self._flags: frozenset[str] = frozenset()
+        self._flags_read_at: float | None = None
+        self._last_warning = 0.0
         self._reconcile_interval = reconcile_interval
         self._retention_interval = retention_interval
         self._clock = clock
@@ -84,6 +99,8 @@ class RecordingManager:
         self.alerts: deque[dict[str, object]] = deque(maxlen=20)
         self.evicted_segments = 0
         self.recovered_segments = 0
+        self.passes = 0
+        self.failed_passes = 0
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -115,8 +132,16 @@ class RecordingManager:
                 if self._clock() - last_retention >= self._retention_interval:
                     last_retention = self._clock()
                     await self.enforce_retention()
-            except (OSError, AuditWriteError) as exc:
-                log.error("recording upkeep failed: %s", exc)
+            except Exception:  # an unexpected failure must not end recording upkeep either
+                self.failed_passes += 1
+                log.exception("recording upkeep failed; trying again in %.0f s",
+                              self._reconcile_interval)
+
+    def _warn(self, message: str, *args: object) -> None:
+        now = time.monotonic()
+        if now - self._last_warning >= 30.0:
+            self._last_warning = now
+            log.warning(message, *args)
 
     # -- what records ---------------------------------------------------------------------------
 
@@ -156,31 +181,72 @@ class RecordingManager:
             return False
 
     async def desired(self) -> dict[str, str]:
-        """Camera id -> why it records now."""
+        """Camera id -> why it records now (what could be read of it)."""
+        wanted, _complete = await self._desired()
+        return wanted
+
+    async def _desired(self) -> tuple[dict[str, str], bool]:
+        """Camera id -> why it records now, and whether every source of that answer was read."""
         now = self._clock()
+        complete = True
         wanted: dict[str, str] = {}
         for camera_id, reason in self._record_cameras.items():
             wanted[camera_id] = reason
         for camera_id, reason in self._watched.items():
             wanted.setdefault(camera_id, reason)
+        try:
+            await self._refresh_flags()
+        except _READ_ERRORS as exc:  # the last flags read stay in force until the catalog answers
+            complete = False
+            self._warn("recording: cannot read the catalog's record flags (%s: %s); using "
+                       "the last ones read", type(exc).__name__, exc)
+        for camera_id in self._flags:
+            wanted.setdefault(camera_id, "record: true in the catalog")
         if self._incidents is not None:
-            for incident in await self._incidents.active_incidents():
-                for camera_id in incident.cameras:
-                    if camera_id in wanted or not self._hub.has_camera(camera_id):
-                        continue
-                    if await self._consent_allows(camera_id, now):
-                        wanted[camera_id] = f"linked to active {incident.kind} {incident.id}"
-        return {camera: why for camera, why in wanted.items() if self._hub.has_camera(camera)}
+            try:
+                async with asyncio.timeout(STORE_TIMEOUT):
+                    await self._add_incident_cameras(wanted, now)
+            except _READ_ERRORS as exc:
+                complete = False
+                self._warn("recording: cannot read the active incidents or their cameras' "
+                           "consent (%s: %s); recordings running keep running",
+                           type(exc).__name__, exc)
+        return ({camera: why for camera, why in wanted.items() if self._hub.has_camera(camera)},
+                complete)
+
+    async def _add_incident_cameras(self, wanted: dict[str, str], now: float) -> None:
+        assert self._incidents is not None
+        for incident in await self._incidents.active_incidents():
+            for camera_id in incident.cameras:
+                if camera_id in wanted or not self._hub.has_camera(camera_id):
+                    continue
+                if await self._consent_allows(camera_id, now):
+                    wanted[camera_id] = f"linked to active {incident.kind} {incident.id}"
+
+    async def _refresh_flags(self) -> None:
+        flags = self._record_flags()
+        if flags is None:
+            return
+        now = time.monotonic()
+        if self._flags_read_at is not None and now - self._flags_read_at < self._flags_interval:
+            return
+        async with asyncio.timeout(STORE_TIMEOUT):
+            self._flags = await flags.cameras_set_to_record()
+        self._flags_read_at = now
 
     async def _still_wanted(self, camera_id: str) -> bool:
-        return camera_id in await self.desired()
+        wanted, complete = await self._desired()
+        return camera_id in wanted or not complete
 
     async def reconcile(self) -> None:
         async with self._lock:
-            wanted = await self.desired()
+            wanted, complete = await self._desired()
+            self.passes += 1
             for camera_id in list(self._recorders):
                 recorder = self._recorders[camera_id]
                 if camera_id not in wanted:
+                    if not complete:
+                        continue  # maybe still wanted: an outage never ends a recording
                     del self._recorders[camera_id]
                     await self._stop(recorder, "no longer needed")
                 elif self._may_restart(recorder):

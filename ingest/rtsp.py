@@ -66,6 +66,40 @@ class RtspTarget:
         return redact_url(self.url)
 
 
+class _StallWatchdog:
+    """Ends a TCP session when the camera has sent no byte for ``stall`` seconds.
+
+    Progress is the arrival of bytes from the camera (the guard sees every one), not frames out
+    of FFmpeg: after its read timeout FFmpeg may still hand back a frame from its buffer, which
+    would look like progress and hide a hung camera for another timeout. Closing the guard
+    makes FFmpeg's blocked read fail at once.
+    """
+
+    def __init__(self, name: str, guard: RtspGuard, stall: float) -> None:
+        self._guard = guard
+        self._stall = stall
+        self._since = time.monotonic()
+        self._stop = threading.Event()
+        self.stalled = False
+        self._thread = threading.Thread(target=self._run, name=f"rtsp-stall:{name}",
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        poll = min(0.5, self._stall / 4)
+        while not self._stop.wait(poll):
+            last = max(self._guard.last_camera_data, self._since)
+            if time.monotonic() - last > self._stall:
+                self.stalled = True
+                self._guard.close()
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join()
+
+
 class _LoopClosed(Exception):
     """The event loop that owns the sink is gone: the thread has nobody to deliver to."""
 
@@ -336,9 +370,14 @@ class RtspSource:
             if guard.location is not None:
                 return guard.location
             return self._guarded(guard, exc, "open", time.monotonic() - started), False
+        # With UDP the media bypasses the guard: only the packet check in _pump applies.
+        watchdog = (_StallWatchdog(self.name, guard, settings.stall_timeout)
+                    if self._target.transport == "tcp" else None)
         try:
-            return self._pump(container, guard)
+            return self._pump(container, guard, watchdog)
         finally:
+            if watchdog is not None:
+                watchdog.stop()
             with contextlib.suppress(Exception):
                 container.close()  # sends TEARDOWN
 
@@ -360,10 +399,12 @@ class RtspSource:
                                                      self._target.password),
             open_timeout=self._settings.open_timeout,
             stall_timeout=self._settings.stall_timeout,
+            described=guard.described,
         )
 
     def _pump(
-        self, container: av.container.InputContainer, guard: RtspGuard
+        self, container: av.container.InputContainer, guard: RtspGuard,
+        watchdog: _StallWatchdog | None,
     ) -> tuple[Failure | None, bool]:
         track, info = probe(container)
         if track is None:
@@ -375,19 +416,22 @@ class RtspSource:
                  info.video_codec, info.width, info.height, info.fps,
                  f", audio {info.audio_codec}" if info.audio_codec else "")
         if self._reported is not None:  # a failure was shown: say the camera is back
-            self._report(StreamState.RECONNECTING, "connected; waiting for a keyframe")
+            self._report(StreamState.STARTING, "connected; waiting for a keyframe")
         normalizer = Normalizer.for_track(track, info.fps)
         stall = self._settings.stall_timeout
+        stalled = Failure(f"no video for {stall:g} s: reconnecting")
         last_video = time.monotonic()
         delivered = False
         try:
             for packet in container.demux():
                 if self._stop.is_set():
                     return None, delivered
+                if watchdog is not None and watchdog.stalled:
+                    return stalled, delivered  # a frame FFmpeg had buffered is not progress
                 now = time.monotonic()
                 if packet.stream_index != track.index or not packet.size:
                     if now - last_video > stall:
-                        return Failure(f"no video for {stall:g} s: reconnecting"), delivered
+                        return stalled, delivered
                     continue
                 last_video = now
                 self._last_packet = now
@@ -421,10 +465,14 @@ class RtspSource:
         except Exception as exc:
             if self._stop.is_set():
                 return None, delivered
+            if watchdog is not None and watchdog.stalled:
+                return stalled, delivered
             guard.close()
             return self._guarded(guard, exc, "read", time.monotonic() - last_video), delivered
         if self._stop.is_set():
             return None, delivered
+        if watchdog is not None and watchdog.stalled:
+            return stalled, delivered
         return Failure(
             f"the camera at {guard.hop.endpoint} ended the stream: reconnecting"
         ), delivered

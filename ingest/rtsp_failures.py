@@ -60,8 +60,12 @@ def describe_failure(
     has_credentials: bool,
     open_timeout: float,
     stall_timeout: float,
+    described: bool = False,
 ) -> Failure:
-    """Classify an exception raised while opening (``open``) or reading (``read``) a camera."""
+    """Classify an exception raised while opening (``open``) or reading (``read``) a camera.
+
+    ``described``: the camera answered DESCRIBE with 2xx, so it speaks RTSP and unreadable data
+    at open is its stream description (SDP), not a server of another kind."""
     where = address.endpoint
     if isinstance(exc, _AUTH_ERRORS):
         if has_credentials:
@@ -103,6 +107,10 @@ def describe_failure(
         if timed_out or elapsed >= open_timeout * 0.9:
             return Failure(f"camera did not answer within {open_timeout:g} s")
         if isinstance(exc, _GARBLED_ERRORS):
+            if described:
+                return Failure(
+                    f"the camera at {where} sent a stream description (SDP) that could not be "
+                    "read: check the camera's video settings or firmware", True)
             return Failure(f"not an RTSP server at {where}")
     else:
         if timed_out or elapsed >= stall_timeout * 0.9:

@@ -134,7 +134,11 @@ class RtspGuard:
 
     After ``close`` the outcome is readable: ``refusal`` (the guard ended the session and why),
     ``location`` (the camera redirected; not yet checked), ``camera_error`` (connecting to or
-    talking with the camera failed).
+    talking with the camera failed), ``described`` (the camera answered DESCRIBE with 2xx: it
+    speaks RTSP, so what FFmpeg could not read is its stream description).
+
+    While it runs, ``last_camera_data`` is when bytes last arrived from the camera
+    (``time.monotonic``; 0 before the first): the source's stall watchdog reads it.
     """
 
     def __init__(
@@ -161,6 +165,8 @@ class RtspGuard:
         self.location: str | None = None
         self.camera_error: OSError | None = None
         self.playing = False
+        self.described = False
+        self.last_camera_data = 0.0
 
     def start(self) -> str:
         """Listen on loopback and start the guard thread; returns the URL for FFmpeg."""
@@ -255,7 +261,11 @@ class RtspGuard:
             data = sock.recv(CHUNK)
             if not data:
                 return False
-            (from_ffmpeg if sock is ffmpeg else from_camera).extend(data)
+            if sock is ffmpeg:
+                from_ffmpeg.extend(data)
+            else:
+                self.last_camera_data = time.monotonic()
+                from_camera.extend(data)
         return True
 
     def _ready(self, ffmpeg: socket.socket, camera: socket.socket) -> list[socket.socket]:
@@ -330,6 +340,8 @@ class RtspGuard:
             return reply.raw
         if method == "PLAY":
             self.playing = True
+        elif method == "DESCRIBE":
+            self.described = True
         header = reply.header("Transport")
         if method != "SETUP" or header is None:
             return reply.raw
@@ -364,6 +376,8 @@ class RtspGuard:
                 size = sock.recv_into(buffer)
                 if not size:
                     return
+                if sock is camera:
+                    self.last_camera_data = time.monotonic()
                 other[sock].sendall(view[:size])
 
 

@@ -30,6 +30,7 @@ from rtcc.errors import (
     CodecNotSupported,
     ProfileNotFound,
     SourceUnavailable,
+    StoreUnavailable,
     StreamClosed,
 )
 from rtcc.hub import Stream, Subscription
@@ -163,7 +164,11 @@ async def _open(request: web.Request, registry: RelaySessions, camera_id: str, r
     profile = requested if requested in profiles or not profiles else "main"
 
     access = request.app[MEDIA_ACCESS]
-    grant = await access.open_view(request, camera_id, profile)
+    try:
+        grant = await access.open_view(request, camera_id, profile)
+    except StoreUnavailable as exc:  # the catalog cannot say whether this view is allowed
+        raise _error(request, web.HTTPServiceUnavailable, str(exc), **{"Retry-After": "5"}
+                     ) from None
     session: ViewerSession | None = None
     subscription: Subscription | None = None
     try:

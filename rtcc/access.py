@@ -43,6 +43,14 @@ class CameraDirectory(Protocol):
         ...
 
 
+class RecordFlags(Protocol):
+    async def cameras_set_to_record(self) -> frozenset[str]:
+        """Ids of the cameras whose catalog entry says ``record: true`` (set in the
+        configuration or through the API). Raises ``rtcc.errors.StoreUnavailable`` when the
+        catalog cannot be read."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class ViewGrant:
     """Permission for one viewer to receive one camera, recorded in the audit log."""

@@ -15,6 +15,7 @@ from rtcc.access import (
     FootageGrants,
     IncidentLookup,
     MediaAccess,
+    RecordFlags,
     SecretBox,
     ViewEnforcement,
 )
@@ -46,6 +47,7 @@ WORKERS = web.AppKey("workers", WorkerPool)
 
 # Published by the catalog (``catalog.context``).
 OWNER_REGISTRY = web.AppKey[OwnerRegistry]("owner_registry")
+RECORD_FLAGS = web.AppKey[RecordFlags]("record_flags")
 
 
 def clock_of(request: web.Request) -> Clock:

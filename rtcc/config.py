@@ -272,6 +272,10 @@ class Settings(_Model):
     cameras: list[CameraConfig] = Field(default_factory=list)
     camsim: CamsimConfig | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    reconcile_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    """Seconds between full re-reads of the catalog by the components that follow its events
+    (camera sync, recording): an event missed while the store was unreachable is made up for
+    within this time."""
 
     @model_validator(mode="after")
     def _store_in_data_dir(self) -> Settings:

@@ -2,7 +2,9 @@
 
 At start every camera the catalog holds gets its streams; afterwards catalog events
 (``camera.created``, ``camera.updated``, ``camera.deleted``, ``catalog.imported``) add, replace or
-remove them, so a camera registered through the API streams without a restart. Cameras reached
+remove them, so a camera registered through the API streams without a restart. Every camera is
+also read again every ``reconcile_seconds`` and after the event feed ended, so an event lost
+while Redis was unreachable delays a change, never loses it. Cameras reached
 through their owner's agent are registered by the agent server, not here. Whether the
 department's private-network allowlist applies to a camera's addresses depends on who registered
 them (the catalog's ``registered_by``), decided again before every connection.
@@ -10,6 +12,7 @@ them (the catalog's ``registered_by``), decided again before every connection.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -17,8 +20,8 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from catalog import CATALOG_STORE, LIVE_FEED, CatalogStore
-from catalog.events import Feed
 from catalog.model import Camera, Profile, Registrar
+from catalog.store import STORE_ERRORS
 from ingest.handoff import LoopHandoff
 from ingest.rtsp import RtspTarget
 from rtcc.access import SecretBox
@@ -32,6 +35,9 @@ log = logging.getLogger(__name__)
 
 _CAMERA_EVENTS = frozenset({"camera.created", "camera.updated", "camera.deleted",
                             "catalog.imported"})
+_RETRY_S = 5.0
+"""Seconds before a full re-read that met a store error is tried again."""
+_STORE_TIMEOUT_S = 30.0
 
 
 class CameraSync:
@@ -46,6 +52,8 @@ class CameraSync:
         self._handoff = LoopHandoff()
         self._registered: dict[str, tuple[object, ...]] = {}
         self._followed = False
+        self._reconcile_s = settings.reconcile_seconds
+        self.reconciles = 0
 
     async def sync_all(self) -> None:
         seen: set[str] = set()
@@ -108,21 +116,44 @@ class CameraSync:
     async def follow_catalog(self, app: web.Application) -> None:
         """Apply catalog changes as they are announced, for as long as the app runs.
 
-        A store error ends the call; its supervisor calls it again, and a call after the first
-        re-reads every camera, since changes may have been announced in between.
+        Events are a shortcut, not the truth: every ``reconcile_seconds``, and whenever the feed
+        ends (this reader fell behind, or the Redis subscription was lost and events may have
+        been missed), every camera is read again. A store error postpones that re-read by a few
+        seconds; it never ends the loop.
         """
         resync, self._followed = self._followed, True
+        loop = asyncio.get_running_loop()
+        next_full = loop.time() + (0.0 if resync else self._reconcile_s)
         while True:
             feed = app[LIVE_FEED].subscribe(types=_CAMERA_EVENTS)
             try:
-                if resync:  # subscribed first, so nothing changed during the re-read is missed
-                    await self.sync_all()
-                while (encoded := await _next_event(feed)) is not None:
+                while True:
+                    if loop.time() >= next_full:
+                        # Subscribed first, so nothing changed during the re-read is missed.
+                        next_full = loop.time() + await self._reconcile()
+                    try:
+                        encoded = await feed.next(max(0.0, next_full - loop.time()))
+                    except TimeoutError:
+                        continue
+                    if encoded is None:
+                        break
                     await self._on_event(encoded)
             finally:
                 app[LIVE_FEED].unsubscribe(feed)
-            # The feed ends when this reader fell behind: re-read everything, then follow again.
-            resync = True
+            next_full = loop.time()  # the feed ended: events may be missing, read everything
+
+    async def _reconcile(self) -> float:
+        """Read every camera again; seconds until the next full read."""
+        try:
+            async with asyncio.timeout(max(_STORE_TIMEOUT_S, self._reconcile_s)):
+                await self.sync_all()
+        except STORE_ERRORS as exc:
+            retry = min(_RETRY_S, self._reconcile_s)
+            log.warning("camera sync: cannot read the catalog (%s); trying again in %.0f s",
+                        exc, retry)
+            return retry
+        self.reconciles += 1
+        return self._reconcile_s
 
     async def _on_event(self, encoded: str) -> None:
         try:
@@ -133,14 +164,6 @@ class CameraSync:
                 await self.sync_camera(event["id"])
         except Exception:  # one bad camera record must not stop the others from syncing
             log.exception("camera sync: could not apply catalog event %.200s", encoded)
-
-
-async def _next_event(feed: Feed) -> str | None:
-    while True:
-        try:
-            return await feed.next(3600.0)
-        except TimeoutError:
-            continue
 
 
 async def camera_sync_context(app: web.Application) -> AsyncIterator[None]:

@@ -42,6 +42,9 @@ class StreamSettings:
 
 
 StateListener = Callable[["Stream"], None]
+_FAILED = (StreamState.RECONNECTING, StreamState.ERROR)
+"""States a source reports after a failure (it keeps retrying): a viewer waiting for the first
+picture is answered at once with the reason."""
 
 
 class Stream:
@@ -108,7 +111,8 @@ class Stream:
         """Attach a consumer, starting the source if needed.
 
         With ``wait`` the call returns once the stream has a keyframe to offer, or raises
-        SourceUnavailable after ``start_timeout`` (or as soon as the source reports an error).
+        SourceUnavailable after ``start_timeout``, or as soon as the source reports a failure
+        (RECONNECTING or ERROR): a camera known to be down is not waited for.
         """
         if self._closed:
             raise StreamClosed(f"stream {self.key} is shut down")
@@ -175,8 +179,8 @@ class Stream:
         self.state_since = time.time()
         if state is StreamState.LIVE:
             self._resolve_waiters()
-        elif state is StreamState.ERROR:
-            self._fail_waiters(SourceUnavailable(f"camera {self.key.camera_id}: {reason}"))
+        elif state in _FAILED:
+            self._fail_waiters(self._unavailable())
         if state in (StreamState.RECONNECTING, StreamState.ERROR, StreamState.IDLE):
             self._has_keyframe = False
         log_fn = log.warning if state in (StreamState.ERROR, StreamState.RECONNECTING) else log.info
@@ -218,10 +222,14 @@ class Stream:
                         await source.aclose()
                 raise SourceUnavailable(f"camera {self.key.camera_id}: {exc}") from exc
 
+    def _unavailable(self) -> SourceUnavailable:
+        reason = self._reason or f"the camera is {self._state}"
+        return SourceUnavailable(f"camera {self.key.camera_id}: {reason}")
+
     async def _wait_until_live(self) -> None:
-        if self._state is StreamState.ERROR:
+        if self._state in _FAILED:
             # The source keeps retrying in the background, but a viewer is told now, not later.
-            raise SourceUnavailable(f"camera {self.key.camera_id}: {self._reason}")
+            raise self._unavailable()
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
         self._start_waiters.append(waiter)

@@ -380,7 +380,8 @@ async def test_first_start_seeds_and_later_starts_keep_the_catalog(
                  "password": CANARY_PASSWORD}}}]
     client = await make_client(catalog_app(url, secret_box, seeds))
     store = client.app[CATALOG_STORE]
-    assert client.app[CAMERA_DIRECTORY] is store
+    assert await client.app[CAMERA_DIRECTORY].consent_of("seed-1") == \
+        await store.consent_of("seed-1")
     seeded = await store.get("seed-1")
     assert seeded is not None
     assert secret_box.decrypt(seeded.profiles["main"].password_ciphertext) == CANARY_PASSWORD

@@ -408,7 +408,8 @@ class RtspSource:
     ) -> tuple[Failure | None, bool]:
         track, info = probe(container)
         if track is None:
-            return Failure("the camera's stream description (SDP) lists no video track", fatal=True), False
+            return Failure("the camera's stream description (SDP) lists no video track",
+                           fatal=True), False
         self._connects += 1
         self._state = "waiting for keyframe"
         self._call(self._apply_media, info)

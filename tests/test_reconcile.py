@@ -18,7 +18,14 @@ from catalog.keys import LIVE_FEED
 from catalog.model import camera_from_config
 from catalog.redis_store import RedisCatalog
 from rtcc.appkeys import HUB
-from rtcc.config import CameraConfig, EvidenceConfig, ProfileConfig, SecurityConfig, Settings
+from rtcc.config import (
+    CameraConfig,
+    EvidenceConfig,
+    ProfileConfig,
+    SecurityConfig,
+    Settings,
+    SharingLevel,
+)
 from rtcc.policy import Role
 from server.app import create_app
 from tests.fixtures.auth import MakeClient, bearer, role_headers
@@ -95,7 +102,7 @@ async def test_a_redis_outage_costs_seconds_never_correctness(
         other = await RedisCatalog.open(redis.url)
         try:
             await other.create(camera_from_config(CameraConfig(
-                id="after", name="After", lat=40.0, lon=-75.0, sharing="live_emergency",
+                id="after", name="After", lat=40.0, lon=-75.0, sharing=SharingLevel.LIVE_EMERGENCY,
                 profiles={"main": ProfileConfig(url=camsim.url("gop4"))}), None))
         finally:
             await other.aclose()

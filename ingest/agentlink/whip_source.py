@@ -214,7 +214,7 @@ class WhipSource:
             return
         self._reported = (state, reason)
         log.log(logging.WARNING if state is StreamState.ERROR else logging.INFO,
-                "camera %s: %s", self.name, reason)
+                "camera %s (agent %s): %s", self.name, self.camera.agent_id, reason)
         self._sink.set_state(state, reason)
 
     async def _supervise(self) -> None:
@@ -224,8 +224,9 @@ class WhipSource:
         while True:
             if self._registry.get(camera.agent_id) is None:
                 self.state = "agent offline"
-                self._report(StreamState.ERROR, f"the camera's agent ({camera.agent_id}) is "
-                             "offline; it reconnects on its own when its network is back")
+                # Analysts read this reason: the ids are in the log line, not in the text.
+                self._report(StreamState.ERROR, "the owner's agent is offline; it reconnects "
+                             "on its own when its network is back")
                 await self._registry.wait_connected(camera.agent_id, backoff.maximum)
                 continue
             session = await self._request_publish(backoff)

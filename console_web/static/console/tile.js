@@ -292,12 +292,14 @@ export class Tile {
   }
 
   /** The server's reason as a person reads it: the tile names the camera already, so the
-   * reason's "camera <id>: " prefix (an internal id) goes. */
+   * reason's "camera <id>: " prefix goes and "camera <id> sent..." reads "the camera sent...". */
   reasonText(message) {
     const text = String(message || "unknown reason");
     if (!this.camera) return text;
     const id = this.camera.id.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-    return text.replace(new RegExp(`^camera ['"]?${id}['"]?(/[a-z]+)?:\\s*`, "i"), "");
+    const named = `camera ['"]?${id}['"]?(/[a-z]+)?`;
+    return text.replace(new RegExp(`^${named}:\\s*`, "i"), "")
+      .replace(new RegExp(`\\b${named}(?=[\\s,;:]|$)`, "gi"), "the camera");
   }
 
   scheduleRetry(retryAfterS, why) {

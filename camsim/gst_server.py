@@ -149,7 +149,10 @@ def elements_for(cam):
 
 
 def overlay_text(name):
-    return re.sub(r"[^A-Za-z0-9 _.,:()#&/-]", "", name)[:60] or "camera"
+    # textoverlay reads its text as Pango markup: a bare "&" makes the markup invalid and the
+    # name is not drawn at all, so it is written as the entity.
+    safe = re.sub(r"[^A-Za-z0-9 _.,:()#&/-]", "", name)[:60] or "camera"
+    return safe.replace("&", "&amp;")
 
 
 def launch_line(cam):

@@ -40,8 +40,19 @@ async def console_asset(request: web.Request) -> web.StreamResponse:
     return serve_file(STATIC, request.match_info["path"])
 
 
+@public()
+async def favicon(request: web.Request) -> web.StreamResponse:  # noqa: ARG001 -- aiohttp handler
+    # Browsers ask for /favicon.ico on every page; an SVG answers for all of them.
+    response = web.FileResponse(STATIC / "favicon.svg")
+    response.content_type = "image/svg+xml"
+    response.headers["Cache-Control"] = "public, max-age=86400"
+    return response
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/", root)
+    app.router.add_get("/favicon.ico", favicon)
+    app.router.add_get("/favicon.svg", favicon)
     app.router.add_get("/console", console_redirect)
     app.router.add_get("/console/", console_page)
     app.router.add_get("/console/static/{path:.+}", console_asset)

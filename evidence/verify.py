@@ -101,7 +101,8 @@ class VerifyReport:
             lines.append("RESULT: VERIFIED: signature, manifest and every hash check out")
         else:
             names = "; ".join(f"{c.subject}" for c in self.failures)
-            lines.append(f"RESULT: FAILED ({len(self.failures)} problems): {names}")
+            count = len(self.failures)
+            lines.append(f"RESULT: FAILED ({count} problem{'' if count == 1 else 's'}): {names}")
         return "\n".join(lines)
 
 

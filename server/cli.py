@@ -59,6 +59,8 @@ async def _demo(settings: Settings) -> None:
               f"rtsp://{settings.camsim.host}:{sim.port}/", flush=True)
         banner = (
             "\n  Open the console:  {url}/console/\n"
+            "  Owner portal:      {url}/register/\n"
+            "  One camera:        {url}/play/CAMERA_ID\n"
             f"  Log in as:         {user} / {password}\n"
             "  Stream status:     {url}/api/streams   (metrics: {url}/metrics)\n"
             "  Press Ctrl-C to stop everything.\n"

@@ -96,6 +96,8 @@ def demo(tmp_path: Path) -> Iterator[Demo]:
         lines = read_until(process, "Press Ctrl-C", timeout=60)
         base = f"http://127.0.0.1:{port}"
         assert f"{base}/console/" in "\n".join(lines)
+        assert f"{base}/register/" in "\n".join(lines)  # the owner portal
+        assert f"{base}/play/" in "\n".join(lines)  # the one-camera player
         login_line = next(line for line in lines if "Log in as:" in line)
         user, password = login_line.split(":", 1)[1].strip().split(" / ")
         yield Demo(process, base, user, password, config)

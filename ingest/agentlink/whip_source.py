@@ -26,6 +26,9 @@ from rtcc.media import MediaInfo, StreamState
 
 log = logging.getLogger(__name__)
 
+OFFLINE_REASON = ("the owner's agent is offline; it reconnects on its own when its network is "
+                  "back")
+
 
 @dataclass(frozen=True, slots=True)
 class AgentCameraRef:
@@ -91,6 +94,20 @@ class WhipPublishers:
 
     def stats(self) -> list[dict[str, object]]:
         return [session.stats() for session in self._sessions.values()]
+
+
+def _for_people(exc: BaseException, agent_id: str) -> str:
+    """The reason an analyst reads: the agent as "the owner's agent", never its id (the log
+    line that reports the reason names the camera and the agent)."""
+    if isinstance(exc, AgentOffline):
+        return OFFLINE_REASON
+    if isinstance(exc, TimeoutError):
+        return "the owner's agent accepted the request but never published"
+    text = str(exc)
+    prefix = f"agent {agent_id}: "
+    if text.startswith(prefix):
+        text = "the owner's agent: " + text[len(prefix):]
+    return text.replace(f"agent {agent_id}", "the owner's agent")
 
 
 class WhipSource:
@@ -214,7 +231,7 @@ class WhipSource:
             return
         self._reported = (state, reason)
         log.log(logging.WARNING if state is StreamState.ERROR else logging.INFO,
-                "camera %s: %s", self.name, reason)
+                "camera %s (agent %s): %s", self.name, self.camera.agent_id, reason)
         self._sink.set_state(state, reason)
 
     async def _supervise(self) -> None:
@@ -224,8 +241,8 @@ class WhipSource:
         while True:
             if self._registry.get(camera.agent_id) is None:
                 self.state = "agent offline"
-                self._report(StreamState.ERROR, f"the camera's agent ({camera.agent_id}) is "
-                             "offline; it reconnects on its own when its network is back")
+                # Analysts read this reason: the ids are in the log line, not in the text.
+                self._report(StreamState.ERROR, OFFLINE_REASON)
                 await self._registry.wait_connected(camera.agent_id, backoff.maximum)
                 continue
             session = await self._request_publish(backoff)
@@ -262,8 +279,7 @@ class WhipSource:
                 late = offer.result()  # published, but the agent then reported a failure
                 self._session = None
                 await late.aclose("the agent reported a failure")
-            reason = str(exc) if not isinstance(exc, TimeoutError) else (
-                "the agent accepted the request but never published")
+            reason = _for_people(exc, camera.agent_id)
             self.state = "error"
             self._report(StreamState.ERROR, reason)
             await asyncio.sleep(backoff.next_delay())

@@ -12,6 +12,45 @@
   window.rtccPlay = state;
 
   $("camera").textContent = cameraId;
+  showName();
+
+  /** The heading names the camera as people know it (its id stays in the address bar). */
+  async function showName() {
+    try {
+      const response = await fetch(`/api/cameras/${encodeURIComponent(cameraId)}`,
+        { credentials: "same-origin", headers: { Accept: "application/json" } });
+      if (!response.ok) return;
+      const feature = await response.json();
+      const name = feature && feature.properties && feature.properties.name;
+      if (typeof name === "string" && name) {
+        $("camera").textContent = name;
+        $("camera").title = cameraId;
+        document.title = `Live: ${name}`;
+      }
+    } catch (err) {
+      // the id stays as the heading
+    }
+  }
+
+  /** A refusal as a sentence: the server's {"error": ...} text, never the raw body. */
+  function refusalText(status, text) {
+    let reason = "";
+    try {
+      const data = JSON.parse(text);
+      reason = data && typeof data.error === "string" ? data.error : "";
+    } catch (err) {
+      reason = text.trim().startsWith("<") ? "" : text.trim();
+    }
+    const why = {
+      401: "You are not logged in.",
+      403: "This camera may not be viewed now.",
+      404: "There is no such camera.",
+      429: "You have as many live views open as allowed; stop one first.",
+      503: "The camera cannot be played right now; try again shortly.",
+    }[status] || `The server refused (${status}).`;
+    const detail = reason.replace(/^camera ['"]?[a-z0-9_-]+['"]?(\/[a-z]+)?:\s*/i, "");
+    return detail ? `${why} ${detail.charAt(0).toUpperCase()}${detail.slice(1)}` : why;
+  }
   if (query.get("profile") === "sub") $("profile").value = "sub";
   if (query.get("purpose")) $("purpose").value = query.get("purpose");
 
@@ -64,10 +103,10 @@
     }
     const text = await response.text();
     if (response.status !== 201) {
-      status(`Refused (${response.status}): ${text}`);
+      status(refusalText(response.status, text));
       if (response.status === 401) {
         const link = document.createElement("a");
-        link.href = "/login";
+        link.href = "/login?next=" + encodeURIComponent(location.pathname + location.search);
         link.textContent = " Log in";
         $("status").appendChild(link);
       }

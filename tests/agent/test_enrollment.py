@@ -162,14 +162,17 @@ async def test_control_socket_inventory_and_revocation(
     assert command["path"] == f"/whip/{camera_id}?profile=main"
     await ws.send_str(json.dumps({"type": "result", "id": command["id"], "ok": False,
                                   "error": "the camera is unplugged"}))
-    with pytest.raises(SourceUnavailable, match="the camera is unplugged"):
+    with pytest.raises(SourceUnavailable, match="the camera is unplugged") as unplugged:
         await viewer
+    assert enrolled["agent_id"] not in str(unplugged.value).split(": ", 1)[1]
     await ws.close()
     async with asyncio.timeout(5):
         while client.app[AGENT_SERVICE].registry.get(enrolled["agent_id"]) is not None:
             await asyncio.sleep(0.02)
-    with pytest.raises(SourceUnavailable, match="offline"):
+    with pytest.raises(SourceUnavailable, match="the owner's agent is offline") as offline:
         await hub.get(camera_id, "sub").subscribe("viewer", wait=True)
+    # Analysts read this reason (after the camera's own id): the agent's id stays in the log.
+    assert enrolled["agent_id"] not in str(offline.value).split(": ", 1)[1]
     ws = await client.ws_connect("/api/agent/ws", headers=agent)
     assert (await ws.receive_json())["type"] == "welcome"
 

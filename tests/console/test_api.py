@@ -150,3 +150,14 @@ def test_tile_urls_must_be_https_or_this_server() -> None:
         parse_settings({"console": {"places": [{"name": "x", "lat": 1, "lon": 2, "zoom": 3}]}},
                        "t.yaml")
     assert "console.places[0].zoom" in str(typo.value)
+
+
+async def test_every_page_has_a_favicon(client: TestClient[Any, Any]) -> None:
+    for path in ("/favicon.ico", "/favicon.svg"):
+        response = await client.get(path)
+        assert response.status == 200, path
+        assert response.headers["Content-Type"].startswith("image/svg+xml"), path
+        assert "<svg" in await response.text()
+    for page in ("/console/", "/play/always"):
+        html = await (await client.get(page)).text()
+        assert '<link rel="icon" href="/favicon.svg"' in html, page

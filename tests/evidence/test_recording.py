@@ -271,7 +271,7 @@ def test_without_a_trusted_key_nothing_is_vouched_for(exported: ExportResult) ->
     assert "no trusted key was given" in text
     assert "--key FILE" in text
     assert "--config FILE" in text
-    assert "RESULT: FAILED (1 problems): public-key.pem" in text
+    assert "RESULT: FAILED (1 problem): public-key.pem" in text
 
 
 def test_a_package_resigned_with_a_bundled_forged_key_fails(
@@ -285,7 +285,7 @@ def test_a_package_resigned_with_a_bundled_forged_key_fails(
         assert "OK   manifest.json: the signature matches" in text  # consistent in itself
         assert "FAIL public-key.pem: signed with key fingerprint" in text
         assert "which is not the trusted key: the package was re-signed" in text
-        assert "RESULT: FAILED (1 problems): public-key.pem" in text
+        assert "RESULT: FAILED (1 problem): public-key.pem" in text
 
 
 def test_one_changed_byte_in_the_clip_fails_and_is_named(
@@ -298,7 +298,7 @@ def test_one_changed_byte_in_the_clip_fails_and_is_named(
     assert code == 1, text
     assert "FAIL clip.mp4: its SHA-256" in text
     assert "the file was altered" in text
-    assert "RESULT: FAILED (1 problems): clip.mp4" in text
+    assert "RESULT: FAILED (1 problem): clip.mp4" in text
 
 
 def test_one_changed_byte_in_the_manifest_fails_and_is_named(

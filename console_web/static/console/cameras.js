@@ -6,6 +6,7 @@
 import { api } from "./api.js";
 
 const ACCESS_CHUNK = 100;
+const RECHECK_DELAY_MS = 300;
 
 export function cameraFromFeature(feature) {
   const p = feature.properties || {};
@@ -34,6 +35,22 @@ export class CameraStore extends EventTarget {
     super();
     this.cameras = new Map();
     this.access = new Map();
+    this.recheckIds = new Set();
+    this.recheckTimer = null;
+  }
+
+  /** The camera's consent may have changed (its record changed): ask again about it, when the
+   * console has asked before (it is on the wall or in a list). Bursts are asked at once. */
+  recheck(id) {
+    if (!this.access.has(id)) return;
+    this.recheckIds.add(id);
+    if (this.recheckTimer) return;
+    this.recheckTimer = setTimeout(() => {
+      const ids = [...this.recheckIds];
+      this.recheckIds.clear();
+      this.recheckTimer = null;
+      this.refreshAccess(ids).catch(() => undefined);
+    }, RECHECK_DELAY_MS);
   }
 
   get(id) {
@@ -97,6 +114,6 @@ export class CameraStore extends EventTarget {
         this.access.set(id, access);
       }
     }
-    this.dispatchEvent(new CustomEvent("access"));
+    this.dispatchEvent(new CustomEvent("access", { detail: { ids: unique } }));
   }
 }

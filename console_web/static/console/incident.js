@@ -5,7 +5,7 @@
 "use strict";
 
 import { api } from "./api.js";
-import { $, el, formatDistance, formatLatLon, parseLatLon, SHARING_LABELS, STATUS_LABELS }
+import { $, el, formatDistance, formatLatLon, parseCoordinates, SHARING_LABELS, STATUS_LABELS }
   from "./dom.js";
 import { STATUS_COLOURS } from "./map.js";
 import { CAMERA_TYPE } from "./wall.js";
@@ -14,6 +14,7 @@ const STATE_KEY = "rtcc.console.incident.v1";
 const AUTO_KEY = "rtcc.console.autowall.v1";
 const SEES_NEAR_M = 300;
 const NEAR_RADIUS_M = 5000;
+const AREA_KM = 500;
 
 export class IncidentPanel {
   constructor({ store, map, wall, config, toast }) {
@@ -41,13 +42,16 @@ export class IncidentPanel {
   wire() {
     $("locate").addEventListener("submit", (event) => {
       event.preventDefault();
-      const point = parseLatLon($("coords").value);
-      if (!point) {
-        this.info.textContent = "Type the location as latitude, longitude (e.g. 39.80172, -89.64383).";
+      const point = parseCoordinates($("coords").value, this.area());
+      if (point.error) {
+        // The old pin and its list would answer a question the analyst no longer asks.
+        this.clearPin();
+        this.info.textContent = `Not a location: ${point.error}.`;
+        this.info.dataset.problem = "true";
         return;
       }
       this.map.flyTo(point.lat, point.lon, 17);
-      this.setPin(point.lat, point.lon, "");
+      this.setPin(point.lat, point.lon, "", { note: point.note });
     });
     const places = $("places");
     (this.config.places || []).forEach((place, index) => {
@@ -74,17 +78,35 @@ export class IncidentPanel {
       localStorage.setItem(AUTO_KEY, this.autoOnPin.checked ? "1" : "0");
     });
     this.store.addEventListener("camera", (event) => this.refreshRow(event.detail));
+    this.store.addEventListener("access", (event) => {
+      const ids = (event.detail && event.detail.ids) || [];
+      ids.forEach((id) => this.refreshRow(id));
+      if (this.pin && ids.some((id) => this.ranked.some((c) => c.id === id))) {
+        this.renderBar();
+        this.updateAutoLabel();
+      }
+    });
     this.wall.addEventListener("change", () => this.updateAutoLabel());
   }
 
   // -- incident location --------------------------------------------------------------------
 
-  async setPin(lat, lon, label, { auto = true } = {}) {
+  /** Where the department works: a typed pair far from here is probably swapped. */
+  area() {
+    const place = (this.config.places || [])[0];
+    if (place) return { lat: place.lat, lon: place.lon, km: AREA_KM };
+    const center = this.map.map.getCenter();
+    return { lat: center.lat, lon: center.lng, km: AREA_KM };
+  }
+
+  async setPin(lat, lon, label, { auto = true, note = "" } = {}) {
     const seq = ++this.seq;
     this.pin = { lat, lon, label };
     document.body.dataset.pinAt = String(performance.now());
     this.map.showPin(lat, lon, this.pinLabel());
-    this.info.textContent = `${label ? label + " — " : ""}${formatLatLon(lat, lon)}`;
+    this.info.textContent = `${label ? label + " — " : ""}${formatLatLon(lat, lon)}` +
+      (note ? ` — ${note}` : "");
+    delete this.info.dataset.problem;
     this.clearButton.disabled = false;
     this.save();
     this.title.textContent = "Searching…";

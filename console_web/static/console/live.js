@@ -31,6 +31,8 @@ export function followStatus(store, report, resync) {
       case "camera.created":
       case "camera.updated":
         if (event.camera) store.put(cameraFromFeature(featureOf(event.camera)));
+        // Sharing may have changed: refused tiles and the lists' access labels ask again.
+        store.recheck(String(event.id));
         break;
       case "camera.deleted":
         store.remove(String(event.id));

@@ -96,6 +96,9 @@ export class CameraMap extends EventTarget {
       timer = setTimeout(() => this.loadInView(), 200);
       this.saveView();
     });
+    this.map.on("resize", () => {
+      if (this.missedLoad) this.loadInView();
+    });
     store.addEventListener("camera", (event) => this.refreshCamera(event.detail));
   }
 
@@ -197,6 +200,13 @@ export class CameraMap extends EventTarget {
 
   async loadInView() {
     const seq = ++this.loadSeq;
+    const size = this.map.getSize();
+    if (size.x < 2 || size.y < 2) {
+      // Hidden ("wall only"): the view has no area to search; load when it is shown again.
+      this.missedLoad = true;
+      return;
+    }
+    this.missedLoad = false;
     const bounds = this.map.getBounds();
     const center = bounds.getCenter();
     if (center.distanceTo(bounds.getNorthEast()) > MAX_SEARCH_RADIUS_M) {

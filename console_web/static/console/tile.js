@@ -14,6 +14,12 @@ const SILENT_MS = 5000;
 const FIRST_FRAME_MS = 12000;
 const BACKOFF_MS = [1000, 2000, 4000, 8000, 15000];
 const NO_RETRY = new Set([400, 403, 404, 415]);
+// Frame rate: decoded frames over the last few seconds of samples, once the first burst (the
+// keyframe and what queued behind it) is a second old: a short window right after a stream
+// starts or changes reads the burst as a rate.
+const FPS_WINDOW_MS = 3000;
+const FPS_MIN_SPAN_MS = 1500;
+const FPS_SETTLE_MS = 1000;
 
 class Session {
   constructor(profile, view, video) {
@@ -29,9 +35,29 @@ class Session {
     this.prevEmitted = 0;
     this.jitterMs = null;
     this.rttMs = null;
-    this.fps = 0;
+    this.fpsSamples = [];
     this.size = "";
     this.closed = false;
+  }
+
+  /** Decoded frames per second over the window, or null until the window is long enough. */
+  get fps() {
+    const samples = this.fpsSamples;
+    if (samples.length < 2) return null;
+    const first = samples[0];
+    const last = samples[samples.length - 1];
+    const span = last.at - first.at;
+    if (span < FPS_MIN_SPAN_MS) return null;
+    return (1000 * (last.frames - first.frames)) / span;
+  }
+
+  sampleFrames(now, framesDecoded) {
+    if (!this.firstFrameAt || now - this.firstFrameAt < FPS_SETTLE_MS) return;
+    const samples = this.fpsSamples;
+    // A counter that went back belongs to another stream: start again.
+    if (samples.length && framesDecoded < samples[samples.length - 1].frames) samples.length = 0;
+    samples.push({ at: now, frames: framesDecoded });
+    while (samples.length > 2 && now - samples[1].at >= FPS_WINDOW_MS) samples.shift();
   }
 
   get latencyMs() {
@@ -72,6 +98,7 @@ export class Tile {
     this.state = "empty";
     this.message = "Drop a camera here";
     this.polling = false;
+    this.checkingOwn = false;
     this.build();
     this.render();
   }
@@ -130,6 +157,27 @@ export class Tile {
     this.retryTimer = null;
     this.attempt = 0;
     this.open(this.wantedProfile());
+  }
+
+  /** Access was checked again: a refused tile that may now play asks for its view. */
+  accessChanged() {
+    if (!this.camera || this.state !== "refused" || this.checkingOwn) return;
+    const access = this.wall.store.accessOf(this.camera.id);
+    if (access && access.allowed) this.retry();
+  }
+
+  /** After a refusal, ask what access now says, so the ranked list agrees with the tile.
+   * The answer does not retry by itself (the view was just refused); the next change does. */
+  async noteRefusal() {
+    if (!this.camera || this.checkingOwn) return;
+    this.checkingOwn = true;
+    try {
+      await this.wall.store.refreshAccess([this.camera.id]);
+    } catch (err) {
+      // the slow re-check asks again
+    } finally {
+      this.checkingOwn = false;
+    }
   }
 
   cameraChanged() {
@@ -236,10 +284,22 @@ export class Tile {
       return;
     }
     if (NO_RETRY.has(status)) {
-      this.setState("refused", `Not shown: ${err.message}`);
+      this.setState("refused", `Not shown: ${this.reasonText(err.message)}`);
+      if (status === 403) this.noteRefusal();
       return;
     }
-    this.scheduleRetry(err.retryAfter || 0, `Camera unavailable (${err.message})`);
+    this.scheduleRetry(err.retryAfter || 0, `Camera unavailable (${this.reasonText(err.message)})`);
+  }
+
+  /** The server's reason as a person reads it: the tile names the camera already, so the
+   * reason's "camera <id>: " prefix goes and "camera <id> sent..." reads "the camera sent...". */
+  reasonText(message) {
+    const text = String(message || "unknown reason");
+    if (!this.camera) return text;
+    const id = this.camera.id.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+    const named = `camera ['"]?${id}['"]?(/[a-z]+)?`;
+    return text.replace(new RegExp(`^${named}:\\s*`, "i"), "")
+      .replace(new RegExp(`\\b${named}(?=[\\s,;:]|$)`, "gi"), "the camera");
   }
 
   scheduleRetry(retryAfterS, why) {
@@ -300,7 +360,7 @@ export class Tile {
       session.prevEmitted = stats.jitterEmitted;
     }
     session.rttMs = stats.rtt === null ? null : stats.rtt * 1000;
-    session.fps = stats.fps;
+    session.sampleFrames(now, stats.framesDecoded);
     if (stats.width) session.size = `${stats.width}×${stats.height}`;
   }
 
@@ -396,7 +456,13 @@ export class Tile {
     } else {
       delete root.dataset.latencyMs;
     }
-    if (session && session.fps) parts.push(`${Math.round(session.fps)} fps`);
+    const fps = session ? session.fps : null;
+    if (fps !== null) {
+      root.dataset.fps = fps.toFixed(1);
+      parts.push(`${Math.round(fps)} fps`);
+    } else {
+      delete root.dataset.fps;
+    }
     if (session && session.size) parts.push(session.size);
     if (camera && camera.status && camera.status !== "live" && camera.status !== "idle") {
       parts.push(`camera ${STATUS_LABELS[camera.status] || camera.status}`);

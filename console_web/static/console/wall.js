@@ -7,6 +7,9 @@ import { Tile } from "./tile.js";
 export const LAYOUTS = { 1: 1, 4: 2, 9: 3, 16: 4 };
 const STORAGE_KEY = "rtcc.console.wall.v1";
 const POLL_MS = 500;
+// Refused tiles ask again this often: consent can change without an event (a grant expires,
+// an owner's time window opens).
+const ACCESS_RECHECK_MS = 20000;
 export const CAMERA_TYPE = "application/x-rtcc-camera";
 const TILE_TYPE = "application/x-rtcc-tile";
 
@@ -31,7 +34,14 @@ export class Wall extends EventTarget {
         if (tile.camera && tile.camera.id === event.detail) tile.cameraChanged();
       }
     });
+    store.addEventListener("access", (event) => {
+      const ids = event.detail && event.detail.ids;
+      for (const tile of this.visibleTiles()) {
+        if (tile.camera && (!ids || ids.includes(tile.camera.id))) tile.accessChanged();
+      }
+    });
     setInterval(() => this.visibleTiles().forEach((tile) => tile.poll()), POLL_MS);
+    setInterval(() => this.recheckRefused(), ACCESS_RECHECK_MS);
     document.addEventListener("fullscreenchange", () => {
       if (!document.fullscreenElement && this.solo) this.setSolo(false);
     });
@@ -169,6 +179,12 @@ export class Wall extends EventTarget {
 
   cameraIds() {
     return this.visibleTiles().map((tile) => (tile.camera ? tile.camera.id : null));
+  }
+
+  recheckRefused() {
+    const ids = this.visibleTiles().filter((tile) => tile.camera && tile.state === "refused")
+      .map((tile) => tile.camera.id);
+    if (ids.length) this.store.refreshAccess(ids).catch(() => undefined);
   }
 
   retryAll() {

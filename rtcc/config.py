@@ -7,6 +7,7 @@ Any string value may be written as ``${NAME}`` to read it from the environment v
 from __future__ import annotations
 
 import enum
+import ipaddress
 import math
 import os
 import re
@@ -191,6 +192,30 @@ class SecurityConfig(_Model):
     enforcement_interval_seconds: Annotated[float, Field(ge=0.2, le=60)] = 5.0
     """Every open view is checked again at least this often (besides the events and deadlines
     that end it at once)."""
+    login_attempts_per_minute: Annotated[float, Field(gt=0, le=10000)] = 10.0
+    """Failed logins (and sign-ups) one client address may make per minute, on average; each
+    costs a password hash. Past it the server answers 429 with Retry-After, without hashing."""
+    login_burst: Annotated[int, Field(ge=1, le=10000)] = 10
+    """Attempts one address may make at once before the per-minute rate applies (at least the
+    account lockout threshold, 5, plus a correct login)."""
+    login_attempts_per_minute_global: Annotated[float, Field(gt=0, le=100000)] = 60.0
+    """Failed logins and sign-ups the whole server accepts per minute, from all addresses."""
+    login_burst_global: Annotated[int, Field(ge=1, le=100000)] = 60
+    """Attempts the whole server accepts at once before the global rate applies."""
+    trusted_proxies: list[str] = Field(default_factory=list)
+    """Networks (CIDR) of reverse proxies whose X-Forwarded-For names the client; the client
+    address is what login limits, audit entries and sessions record. Empty: the peer address."""
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(f"{network!r} is not a network address such as "
+                                 "10.0.0.0/8 or 2001:db8::/32") from None
+        return value
 
 
 class EvidenceConfig(_Model):

@@ -323,7 +323,22 @@ class Settings(_Model):
         return cameras
 
 
-def _expand_env(value: Any, where: str, env: Mapping[str, str]) -> Any:
+MAX_CONFIG_VALUES = 100_000
+"""Values a configuration may hold once YAML aliases are followed: far above any real one, far
+below what nested aliases (a "billion laughs" document) expand to."""
+MAX_CONFIG_DEPTH = 32
+
+
+def _expand_env(value: Any, where: str, env: Mapping[str, str],
+                budget: list[int] | None = None, depth: int = 0) -> Any:
+    budget = [MAX_CONFIG_VALUES] if budget is None else budget
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise ConfigError(f"{where or '(top level)'}: the configuration holds more than "
+                          f"{MAX_CONFIG_VALUES} values (nested YAML aliases?); write it out "
+                          "plainly")
+    if depth > MAX_CONFIG_DEPTH:
+        raise ConfigError(f"{where}: the configuration nests deeper than {MAX_CONFIG_DEPTH} levels")
     if isinstance(value, str):
         def repl(match: re.Match[str]) -> str:
             name = match[1]
@@ -333,10 +348,12 @@ def _expand_env(value: Any, where: str, env: Mapping[str, str]) -> Any:
 
         return _ENV_REF.sub(repl, value)
     if isinstance(value, list):
-        return [_expand_env(item, f"{where}[{i}]", env) for i, item in enumerate(value)]
+        return [_expand_env(item, f"{where}[{i}]", env, budget, depth + 1)
+                for i, item in enumerate(value)]
     if isinstance(value, dict):
         return {
-            key: _expand_env(item, f"{where}.{key}" if where else str(key), env)
+            key: _expand_env(item, f"{where}.{key}" if where else str(key), env, budget,
+                             depth + 1)
             for key, item in value.items()
         }
     return value
@@ -378,7 +395,10 @@ def parse_settings(data: Any, source: str, env: Mapping[str, str] | None = None)
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the top level must be a mapping of keys to values")
-    expanded = _expand_env(data, "", os.environ if env is None else env)
+    try:
+        expanded = _expand_env(data, "", os.environ if env is None else env)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
     try:
         return Settings.model_validate(expanded)
     except ValidationError as exc:
@@ -390,8 +410,13 @@ def load_settings(path: Path, env: Mapping[str, str] | None = None) -> Settings:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the configuration file: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8"
+                          ) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid YAML: nested too deeply") from None
     return parse_settings(data, str(path), env)

@@ -77,12 +77,13 @@ def test_a_rewritten_header_frames_the_same_message(data: bytes) -> None:
 @given(st.text(max_size=200))
 @example("RTP/AVP/TCP;unicast;interleaved=0-1")
 @example(";;,,=;")
+@example("//")
 @example("RTP;=;client_port")
 def test_transport_headers_parse_to_specs_and_back(header: str) -> None:
     specs = transports(header)
     for spec in specs:
         assert isinstance(spec, TransportSpec)
-        assert spec.lower_transport
+        assert isinstance(spec.lower_transport, str)
         again = TransportSpec.parse(str(spec))
         assert again.protocol == spec.protocol
         assert isinstance(spec.without("client_port").plus("interleaved", "0-1"), TransportSpec)

@@ -150,6 +150,9 @@ def geojson_rows(data: bytes) -> tuple[list[Row], list[RowError]]:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise FieldError("body", f"not valid JSON: {exc}", "a GeoJSON FeatureCollection"
                          ) from None
+    except RecursionError:  # "[[[[...": nesting deeper than the parser's stack
+        raise FieldError("body", "not valid JSON: nested too deeply",
+                         "a GeoJSON FeatureCollection") from None
     if not isinstance(document, dict) or document.get("type") != "FeatureCollection":
         raise FieldError("type", "must be a FeatureCollection", "FeatureCollection")
     features = document.get("features")

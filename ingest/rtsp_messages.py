@@ -14,6 +14,11 @@ MAX_BODY = 1_048_576
 """Bytes a message body (the SDP) may take."""
 
 
+def _is_number(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also accepts "²", which ``int`` refuses."""
+    return text.isascii() and text.isdigit()
+
+
 class ProtocolViolation(Exception):
     """The peer sent something that is not RTSP; the message says what, without its bytes."""
 
@@ -37,7 +42,7 @@ class Message:
     def status(self) -> int:
         """The status code of a response (0 for anything else)."""
         parts = self.start.split(" ", 2)
-        if self.is_response and len(parts) >= 2 and parts[1].isdigit():
+        if self.is_response and len(parts) >= 2 and _is_number(parts[1]):
             return int(parts[1])
         return 0
 
@@ -108,7 +113,7 @@ def take_message(buffer: bytearray) -> Message | None:
     length = 0
     for name, value in headers:
         if name.lower() == "content-length":
-            if not value.isdigit() or int(value) > MAX_BODY:
+            if not _is_number(value) or int(value) > MAX_BODY:
                 raise ProtocolViolation("an invalid or oversized Content-Length")
             length = int(value)
     total = end + sep + length

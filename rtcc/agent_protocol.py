@@ -62,6 +62,8 @@ def decode(text: str) -> dict[str, Any]:
         message = json.loads(text)
     except ValueError:
         raise ProtocolError("the message is not JSON") from None
+    except RecursionError:  # "[[[[...": nesting deeper than the parser's stack
+        raise ProtocolError("the message nests too deeply") from None
     if not isinstance(message, dict) or not isinstance(message.get("type"), str):
         raise ProtocolError("the message must be a JSON object with a 'type'")
     return message

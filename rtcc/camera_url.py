@@ -148,7 +148,10 @@ def _split(url: str, purpose: Purpose) -> tuple[str, str, int, str]:
     if not sep or scheme not in allowed:
         names = " or ".join(f"{name}://" for name in allowed)
         raise UnsafeUrl(f"camera URL must start with {names}")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # "rtsp://[::1/": an unclosed or invalid bracketed host
+        raise UnsafeUrl("camera URL has an invalid host (check the [IPv6] brackets)") from None
     if "@" in parts.netloc:
         raise UnsafeUrl("put the camera's credentials in the username and password fields, "
                         "not in the URL")

@@ -7,6 +7,7 @@ Any string value may be written as ``${NAME}`` to read it from the environment v
 from __future__ import annotations
 
 import enum
+import ipaddress
 import math
 import os
 import re
@@ -191,6 +192,30 @@ class SecurityConfig(_Model):
     enforcement_interval_seconds: Annotated[float, Field(ge=0.2, le=60)] = 5.0
     """Every open view is checked again at least this often (besides the events and deadlines
     that end it at once)."""
+    login_attempts_per_minute: Annotated[float, Field(gt=0, le=10000)] = 10.0
+    """Failed logins (and sign-ups) one client address may make per minute, on average; each
+    costs a password hash. Past it the server answers 429 with Retry-After, without hashing."""
+    login_burst: Annotated[int, Field(ge=1, le=10000)] = 10
+    """Attempts one address may make at once before the per-minute rate applies (at least the
+    account lockout threshold, 5, plus a correct login)."""
+    login_attempts_per_minute_global: Annotated[float, Field(gt=0, le=100000)] = 60.0
+    """Failed logins and sign-ups the whole server accepts per minute, from all addresses."""
+    login_burst_global: Annotated[int, Field(ge=1, le=100000)] = 60
+    """Attempts the whole server accepts at once before the global rate applies."""
+    trusted_proxies: list[str] = Field(default_factory=list)
+    """Networks (CIDR) of reverse proxies whose X-Forwarded-For names the client; the client
+    address is what login limits, audit entries and sessions record. Empty: the peer address."""
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(f"{network!r} is not a network address such as "
+                                 "10.0.0.0/8 or 2001:db8::/32") from None
+        return value
 
 
 class EvidenceConfig(_Model):
@@ -302,7 +327,22 @@ class Settings(_Model):
         return cameras
 
 
-def _expand_env(value: Any, where: str, env: Mapping[str, str]) -> Any:
+MAX_CONFIG_VALUES = 100_000
+"""Values a configuration may hold once YAML aliases are followed: far above any real one, far
+below what nested aliases (a "billion laughs" document) expand to."""
+MAX_CONFIG_DEPTH = 32
+
+
+def _expand_env(value: Any, where: str, env: Mapping[str, str],
+                budget: list[int] | None = None, depth: int = 0) -> Any:
+    budget = [MAX_CONFIG_VALUES] if budget is None else budget
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise ConfigError(f"{where or '(top level)'}: the configuration holds more than "
+                          f"{MAX_CONFIG_VALUES} values (nested YAML aliases?); write it out "
+                          "plainly")
+    if depth > MAX_CONFIG_DEPTH:
+        raise ConfigError(f"{where}: the configuration nests deeper than {MAX_CONFIG_DEPTH} levels")
     if isinstance(value, str):
         def repl(match: re.Match[str]) -> str:
             name = match[1]
@@ -312,10 +352,12 @@ def _expand_env(value: Any, where: str, env: Mapping[str, str]) -> Any:
 
         return _ENV_REF.sub(repl, value)
     if isinstance(value, list):
-        return [_expand_env(item, f"{where}[{i}]", env) for i, item in enumerate(value)]
+        return [_expand_env(item, f"{where}[{i}]", env, budget, depth + 1)
+                for i, item in enumerate(value)]
     if isinstance(value, dict):
         return {
-            key: _expand_env(item, f"{where}.{key}" if where else str(key), env)
+            key: _expand_env(item, f"{where}.{key}" if where else str(key), env, budget,
+                             depth + 1)
             for key, item in value.items()
         }
     return value
@@ -357,7 +399,10 @@ def parse_settings(data: Any, source: str, env: Mapping[str, str] | None = None)
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the top level must be a mapping of keys to values")
-    expanded = _expand_env(data, "", os.environ if env is None else env)
+    try:
+        expanded = _expand_env(data, "", os.environ if env is None else env)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
     try:
         return Settings.model_validate(expanded)
     except ValidationError as exc:
@@ -369,8 +414,13 @@ def load_settings(path: Path, env: Mapping[str, str] | None = None) -> Settings:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the configuration file: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8"
+                          ) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid YAML: nested too deeply") from None
     return parse_settings(data, str(path), env)

@@ -18,6 +18,7 @@ from security.grants import GrantBook
 from security.incidents import IncidentBook
 from security.networks import Network, trusted_proxy_networks
 from security.passwords import Passwords
+from security.ratelimit import AttemptLimiter
 from security.secretbox import AesGcmBox, load_audit_key, load_secret_box
 from security.sessions import Sessions, Tokens
 from security.store import Clock, SecurityStore
@@ -36,6 +37,8 @@ class SecurityCore:
     incidents: IncidentBook
     grants: GrantBook
     trusted_proxies: tuple[Network, ...]
+    login_limiter: AttemptLimiter
+    """Rations login and sign-up attempts (each hashes a password) per address and overall."""
 
     @classmethod
     async def open(cls, settings: Settings, clock: Clock = time.time,
@@ -58,6 +61,7 @@ class SecurityCore:
             incidents=IncidentBook(store, clock),
             grants=GrantBook(store, clock),
             trusted_proxies=tuple(trusted_proxy_networks(settings)),
+            login_limiter=AttemptLimiter.from_config(settings.security, clock),
         )
 
     async def aclose(self) -> None:

@@ -6,8 +6,9 @@ which gives the new ``owner_id``), creates an account of the ``owner`` role scop
 one-time code: the staff rules of ``totp_required`` do not apply to owners), and logs the new
 owner in (session cookie). Answers ``201 {"user", "owner", "csrf_token"}``; ``400 {"error",
 "field"}`` for a bad field, ``409`` for a user name already taken, ``429`` with ``Retry-After``
-when an address or the whole server has signed up too often (password hashing is deliberately
-expensive, so it is rationed).
+when an address or the whole server has signed up too often, or has used up its budget of
+login attempts (``security.ratelimit``; password hashing is deliberately expensive, so it is
+rationed).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from security.accounts import AccountError
 from security.core import security_core
 from security.httpio import cookie_secure
 from security.passwords import password_problem
+from security.ratelimit import throttle
 from security.sessions import set_session_cookie
 
 log = logging.getLogger(__name__)
@@ -130,6 +132,12 @@ async def signup(request: web.Request) -> web.Response:
         return web.json_response(
             {"error": "too many sign-ups from here; try again later", "field": ""},
             status=429, headers={"Retry-After": str(max(1, int(wait + 0.999)))})
+    # Sign-ups and failed logins share one budget of password hashes per address.
+    refused = await throttle(core.login_limiter, core.audit, source, data.username,
+                             action="owner.signup")
+    if refused is not None:
+        return web.json_response({"error": refused.message, "field": ""}, status=429,
+                                 headers=refused.headers)
     limiter.record(source, now)
     if await core.accounts.by_name(data.username) is not None:
         return _refusal(FieldProblem("username", "that user name is taken; choose another", 409))

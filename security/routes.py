@@ -18,6 +18,7 @@ from security.enforcement import check_views
 from security.httpio import ALL_ROLES, cookie_secure, text_field
 from security.login_page import render_login, safe_next
 from security.owner_signup import add_signup_route
+from security.ratelimit import throttle
 from security.sessions import clear_session_cookie, set_session_cookie
 
 
@@ -43,7 +44,18 @@ async def login(request: web.Request) -> web.Response:
                                                   error="Enter your user name and password."))
         return json_error(400, "username and password are required")
     source = client_address(request)
+    refused = await throttle(core.login_limiter, core.audit, source, username)
+    if refused is not None:
+        if form:
+            return web.Response(status=429, content_type="text/html", charset="utf-8",
+                                headers=refused.headers,
+                                text=render_login(username=username, next_path=next_path,
+                                                  error=refused.message))
+        return web.json_response({"error": refused.message}, status=429,
+                                 headers=refused.headers)
     outcome = await core.accounts.login(username, password, code, source)
+    if outcome.user is not None:
+        core.login_limiter.refund(source)
     if outcome.user is None:
         if form:
             return web.Response(status=outcome.status, content_type="text/html",

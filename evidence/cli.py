@@ -20,7 +20,7 @@ from typing import TextIO
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from evidence.context import evidence_root
-from evidence.export import Exporter, ExportRequest
+from evidence.export import COMMAND_LINE, Exporter, ExportGrant, ExportRequest
 from evidence.signing import KEY_FILE, SigningKeyError, load_or_create, load_public_pem
 from evidence.store import STORE_FILE, EvidenceStore
 from evidence.verify import (
@@ -101,8 +101,11 @@ def export_main(settings: Settings, camera: str, start: str | float, end: str | 
         return EXIT_ERROR
     configured = next((c for c in settings.cameras if c.id == camera), None)
     root = evidence_root(settings)
+    # A local administrator's tool: its basis is the command line (audited), not a grant.
+    grant = ExportGrant(COMMAND_LINE, _actor())
     details: dict[str, object] = {"case": case, "start": first, "end": last,
-                                  "watermark": watermark, "reason": reason}
+                                  "watermark": watermark, "reason": reason,
+                                  "grant": grant.as_json()}
     try:
         _audit(audit_log, settings, "evidence.export", camera_id=camera, outcome="started",
                owner_id=configured.owner if configured else "", details=details)
@@ -117,7 +120,7 @@ def export_main(settings: Settings, camera: str, start: str | float, end: str | 
                             requester=_actor(), requester_role=CLI_ROLE,
                             owner_id=configured.owner if configured else "",
                             camera_name=configured.name if configured else "",
-                            watermark=watermark, reason=reason)
+                            watermark=watermark, reason=reason, grant=grant)
         result = Exporter(store, root, key).export(job, out, bar)
         bar.finish()
         hold = add_hold(store, camera_id=camera, case_number=case.strip(),

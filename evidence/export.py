@@ -3,16 +3,17 @@
 1. The segments of the camera that overlap the range are re-hashed; one that no longer matches
    the SHA-256 recorded when it was written stops the export (and is named).
 2. Frames are chosen from the segments' frame indexes: from the keyframe at or before the start
-   to the last frame before the end. Their bytes, unchanged, are muxed by PyAV into MPEG-TS with
-   the camera's timestamps, then FFmpeg copies the stream into MP4 (``-c copy``). The MP4 is
-   checked to hold exactly the chosen frames.
+   (at or after it when a grant covers only the range) to the last frame before the end. Their
+   bytes, unchanged, are muxed by PyAV into MPEG-TS with the camera's timestamps, then FFmpeg
+   copies the stream into MP4 (``-c copy``). The MP4 is checked to hold exactly the chosen
+   frames.
 3. Optionally a watermarked copy (case, camera, running UTC time burned in; re-encoded) is made
    as a separate derivative; the clip itself is never touched.
 4. ``manifest.json`` names the sources and their hashes, the requested and actual time range,
-   camera, owner, requester, case, tool versions and the hash of every file; it is signed with
-   the server's Ed25519 key (``manifest.sig``). Everything goes into one tar file with the public
-   key: ``manifest.json``, ``manifest.sig``, ``public-key.pem``, ``clip.mp4``
-   [, ``watermarked.mp4``].
+   camera, owner, requester, case, the grant allowing the export, tool versions and the hash
+   of every file; it is signed with the server's Ed25519 key (``manifest.sig``). Everything
+   goes into one tar file with the public key: ``manifest.json``, ``manifest.sig``,
+   ``public-key.pem``, ``clip.mp4`` [, ``watermarked.mp4``].
 
 ``Exporter.export`` blocks (file reads, FFmpeg); the server runs it in a thread.
 """
@@ -83,6 +84,24 @@ class NoFootage(ExportError):
     """Nothing was recorded for that camera and range."""
 
 
+COMMAND_LINE = "command_line"
+"""The basis of an export made by ``rtcc export``: a local administrator's command line."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExportGrant:
+    """What allows an export, named in its audit entry and its manifest: ``recorded`` (an
+    approved footage request), ``incident`` (footage recorded while the camera was opened for
+    an incident), ``sharing`` (the owner's ``live_always`` sharing windows), ``department``
+    (the department's own camera) or ``command_line``."""
+
+    kind: str
+    id: str
+
+    def as_json(self) -> dict[str, str]:
+        return {"kind": self.kind, "id": self.id}
+
+
 @dataclass(frozen=True, slots=True)
 class ExportRequest:
     camera_id: str
@@ -97,6 +116,11 @@ class ExportRequest:
     reason: str = ""
     allowed_requests: frozenset[str] | None = None
     """Footage requests whose uploaded segments may be used; None: all of them."""
+    grant: ExportGrant = ExportGrant(COMMAND_LINE, "")
+    """What allows the export; the server's routes always name the grant they checked."""
+    within_range: bool = False
+    """No frame from before ``start``: the clip begins at the first keyframe in the range
+    instead of the one before it (a grant covers the range, not the lead-in)."""
 
 
 @dataclass(frozen=True)
@@ -144,7 +168,7 @@ class Exporter:
         segments = self._segments(request)
         progress("checking source hashes", 0.0)
         self._check_sources(segments, progress)
-        selections = self._select(segments, request.start, request.end)
+        selections = self._select(segments, request.start, request.end, request.within_range)
         frames = sum(len(sel.entries) for sel in selections)
         codec = selections[0].segment.codec
         export_id = f"exp-{secrets.token_hex(8)}"
@@ -234,7 +258,8 @@ class Exporter:
                 raise ExportError(f"the frame index of segment {row.id} was altered or damaged; "
                                   "export refused")
 
-    def _select(self, rows: Sequence[SegmentRow], start: float, end: float) -> list[_Selection]:
+    def _select(self, rows: Sequence[SegmentRow], start: float, end: float,
+                within_range: bool = False) -> list[_Selection]:
         loaded = []
         for row in rows:
             path = self._path(row)
@@ -247,6 +272,11 @@ class Exporter:
                 first = next((i for i, e in enumerate(entries) if e.capture_time >= start), None)
                 if first is None:
                     continue
+                if within_range:
+                    first = next((i for i in range(first, len(entries))
+                                  if entries[i].keyframe), None)
+                    if first is None or entries[first].capture_time >= end:
+                        continue
                 while first > 0 and not entries[first].keyframe:
                     first -= 1
                 if not entries[first].keyframe:
@@ -260,7 +290,9 @@ class Exporter:
             chosen.append(_Selection(sel.segment, sel.path, entries[first:last + 1], first))
         if not chosen:
             raise NoFootage(f"no recorded frames of camera {rows[0].camera_id} between "
-                              f"{iso_utc(start)} and {iso_utc(end)}")
+                              f"{iso_utc(start)} and {iso_utc(end)}"
+                              + (" starting with a keyframe (a clip may not begin before the "
+                                 "granted range); widen the range" if within_range else ""))
         _timeline(chosen)
         return chosen
 
@@ -359,6 +391,7 @@ class Exporter:
                        "owner_id": request.owner_id,
                        "profile": selections[0].segment.profile},
             "requester": {"user": request.requester, "role": request.requester_role},
+            "grant": request.grant.as_json(),
             "requested_range": {"start_utc": iso_utc(request.start),
                                 "end_utc": iso_utc(request.end)},
             "clip": {"start_utc": iso_utc(first.capture_time),

@@ -1,9 +1,11 @@
 """Export, download, legal hold and recording routes.
 
 - ``POST /api/exports`` (investigator, supervisor, admin): ``{"camera", "from", "to", "case",
-  "reason", "watermark": bool}`` -> ``201 {"id": <download token, shown once>, "download",
-  "expires_at", "sha256", ...}``. Other roles are refused by the policy and the refusal is
-  audited (``access.denied``).
+  "reason", "watermark": bool, "incident"}`` -> ``201 {"id": <download token, shown once>,
+  "download", "expires_at", "sha256", "grant", ...}``. Other roles are refused by the policy
+  and the refusal is audited (``access.denied``). The footage of an owner's camera needs one
+  grant covering the whole range (``_export_grant``), whatever the role; the department's own
+  cameras export freely. The grant is named in the audit entries and the manifest.
 - ``GET /api/exports/{id}/download``: the package, for its creator (or a supervisor or
   administrator), until it expires. The id is looked up as a token, never used as a path.
 - ``GET /api/exports``: your exports (all of them for supervisors and administrators).
@@ -15,24 +17,30 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import os
 import re
 import sqlite3
+from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiohttp import web
 
 from evidence import exports
 from evidence.context import EvidenceCore
-from evidence.export import ExportError, ExportRequest, NoFootage
+from evidence.export import ExportError, ExportGrant, ExportRequest, NoFootage
 from evidence.ffmpeg import FfmpegError
 from evidence.httpio import CAMERA_ID, CASE_NUMBER, audit, evidence_core, text, time_range
 from evidence.store import EvidenceStore
 from recording.holds import add_hold, get_hold, list_holds, release_hold
 from recording.segments import UnsafePath
-from rtcc.appkeys import CAMERA_DIRECTORY, clock_of
-from rtcc.errors import RtccError
-from rtcc.http import error, read_json
+from rtcc.access import CameraConsent
+from rtcc.appkeys import CAMERA_DIRECTORY, FOOTAGE_GRANTS, clock_of
+from rtcc.config import SharingLevel
+from rtcc.consent import in_windows, window_end
+from rtcc.errors import RtccError, StoreUnavailable
+from rtcc.http import error, read_json, required
 from rtcc.policy import Role, allow, public, staff
 from rtcc.principal import Principal, require_principal
 
@@ -40,24 +48,118 @@ EXPORTERS = (Role.INVESTIGATOR, Role.SUPERVISOR, Role.ADMIN)
 SEES_ALL = frozenset({Role.SUPERVISOR, Role.ADMIN})
 HOLD_ID = re.compile(r"^hold-[0-9a-f]{12}$")
 SEND_CHUNK = 256 * 1024
+DEPARTMENT = "department"
+"""The ``owner_id`` of the department's own cameras (the catalog's and the configuration's
+default)."""
+INCIDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+
+
+@dataclass(frozen=True, slots=True)
+class CameraFacts:
+    owner_id: str
+    name: str
+    consent: CameraConsent | None
+    """What the owner allows now (the catalog's entry, else the configuration's)."""
+
+    @property
+    def department(self) -> bool:
+        return self.owner_id == DEPARTMENT
 
 
 async def _camera_facts(request: web.Request, core: EvidenceCore, camera_id: str
-                        ) -> tuple[str, str]:
-    """(owner id, camera name) from the catalog, else from the configuration."""
+                        ) -> CameraFacts | None:
+    """Owner, name and consent from the catalog, else from the configuration; None when the
+    camera is in neither (whose footage it is cannot be told), 503 when the catalog fails."""
     configured = next((c for c in core.settings.cameras if c.id == camera_id), None)
-    owner = configured.owner if configured else ""
-    name = configured.name if configured else ""
+    consent = None
     directory = request.config_dict.get(CAMERA_DIRECTORY)
     if directory is not None:
         try:
             async with asyncio.timeout(5.0):
                 consent = await directory.consent_of(camera_id)
-        except TimeoutError:
-            consent = None
-        if consent is not None:
-            owner = consent.owner_id
-    return owner, name
+        except (TimeoutError, StoreUnavailable) as exc:
+            raise error(503, f"the camera catalog cannot be read ({str(exc) or 'no answer'}), so "
+                             f"the grants of camera {camera_id} cannot be checked; try again "
+                             "shortly") from None
+    name = configured.name if configured else ""
+    if consent is not None:
+        return CameraFacts(consent.owner_id, name, consent)
+    if configured is not None:
+        return CameraFacts(configured.owner, name, CameraConsent(
+            camera_id, configured.owner, configured.sharing, tuple(configured.windows)))
+    return None
+
+
+def _span(start: float, end: float, timezone: str) -> str:
+    """``14:05:00-14:20:00 on 2024-05-01 (Europe/Paris)``: a range as the owner reads it."""
+    try:
+        zone = ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        zone, timezone = ZoneInfo("UTC"), "UTC"
+    first = dt.datetime.fromtimestamp(start, tz=zone)
+    last = dt.datetime.fromtimestamp(end, tz=zone)
+    if first.date() == last.date():
+        return f"{first:%H:%M:%S}-{last:%H:%M:%S} on {first:%Y-%m-%d} ({timezone})"
+    return f"{first:%Y-%m-%d %H:%M:%S} to {last:%Y-%m-%d %H:%M:%S} ({timezone})"
+
+
+def _windows_cover(consent: CameraConsent, start: float, end: float) -> bool:
+    """True when the owner's sharing windows hold every moment of ``start``..``end``."""
+    if not consent.windows:
+        return True
+    try:
+        if not in_windows(consent.windows, consent.timezone, start):
+            return False
+        until = window_end(consent.windows, consent.timezone, start)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False  # an unknown time zone: the windows cannot be checked
+    return until is not None and until >= end
+
+
+async def _export_grant(request: web.Request, principal: Principal, camera_id: str,
+                        facts: CameraFacts | None, start: float, end: float, incident: str
+                        ) -> ExportGrant | None:
+    """The one grant allowing ``principal`` the recorded footage ``start``..``end`` of the
+    camera, checked in order: the department's own camera; a ``recorded`` grant to the user
+    (an approved footage request) covering the range; the named incident's grant on the
+    camera, valid over the whole range; the owner's ``live_always`` sharing, with windows
+    covering the range. None when none does, or the camera is unknown."""
+    if facts is None:
+        return None
+    if facts.department:
+        return ExportGrant("department", f"department:{camera_id}")
+    grants = required(request, FOOTAGE_GRANTS, "the security core")
+    recorded = await grants.recorded_grant_for(camera_id, principal.user_id, start, end,
+                                               clock_of(request)())
+    if recorded is not None:
+        return ExportGrant("recorded", recorded)
+    if incident:
+        by_incident = await grants.incident_grant_for(camera_id, incident, start, end)
+        if by_incident is not None:
+            return ExportGrant("incident", by_incident)
+    consent = facts.consent
+    if (consent is not None and consent.sharing == SharingLevel.LIVE_ALWAYS
+            and _windows_cover(consent, start, end)):
+        return ExportGrant("sharing", f"sharing:{camera_id}")
+    return None
+
+
+def _no_grant(camera_id: str, facts: CameraFacts | None, start: float, end: float,
+              incident: str) -> str:
+    """Why an export is refused, and what to ask for."""
+    if facts is None:
+        return (f"camera {camera_id} is not registered, so whose footage this is cannot be "
+                "checked; register it again (with its owner) before exporting")
+    timezone = facts.consent.timezone if facts.consent is not None else "UTC"
+    reason = (f"no grant covers {_span(start, end, timezone)} on camera {camera_id}: ask the "
+              "owner with a footage request")
+    if incident:
+        reason += (f" (incident {incident!r} holds no grant on this camera for the whole "
+                   "range)")
+    else:
+        reason += (", or name the incident the camera was opened for ('incident') if the "
+                   "footage was recorded then")
+    return reason
 
 
 def _footage_fields(fields: dict[str, Any]) -> tuple[str, float, float, str, str]:
@@ -92,18 +194,29 @@ async def create_export(request: web.Request) -> web.Response:
     principal = require_principal(request)
     fields = await read_json(request)
     camera_id, start, end, case, reason = _footage_fields(fields)
+    incident = text(fields, "incident", limit=64, pattern=INCIDENT_ID)
     watermark = fields.get("watermark", False)
     if not isinstance(watermark, bool):
         raise error(400, "watermark must be true or false")
-    owner, name = await _camera_facts(request, core, camera_id)
-    asked = {"case": case, "start": start, "end": end, "watermark": watermark,
-             "reason": reason}
+    facts = await _camera_facts(request, core, camera_id)
+    owner = facts.owner_id if facts is not None else ""
+    asked: dict[str, Any] = {"case": case, "start": start, "end": end, "watermark": watermark,
+                             "reason": reason, "incident": incident}
+    grant = await _export_grant(request, principal, camera_id, facts, start, end, incident)
+    if grant is None:
+        why = _no_grant(camera_id, facts, start, end, incident)
+        await audit(request, principal, "evidence.export", camera_id=camera_id, owner_id=owner,
+                    outcome="refused", details={**asked, "refused": why}, refusal=None)
+        raise error(403, why)
+    asked["grant"] = grant.as_json()
     await audit(request, principal, "evidence.export", camera_id=camera_id, owner_id=owner,
                 outcome="started", details=asked)
     job = ExportRequest(camera_id=camera_id, start=start, end=end, case=case,
                         requester=principal.username, requester_role=str(principal.role),
-                        owner_id=owner, camera_name=name, watermark=watermark, reason=reason,
-                        allowed_requests=await _allowed_requests(core, principal))
+                        owner_id=owner, camera_name=facts.name if facts else "",
+                        watermark=watermark,
+                        reason=reason, allowed_requests=await _allowed_requests(core, principal),
+                        grant=grant, within_range=grant.kind != "department")
     try:
         async with core.export_slots:
             result = await asyncio.to_thread(core.exporter.export, job)
@@ -135,7 +248,7 @@ async def create_export(request: web.Request) -> web.Response:
         "id": token, "export_id": result.export_id,
         "download": f"/api/exports/{token}/download", "expires_at": expires,
         "sha256": result.sha256, "bytes": result.bytes, "frames": result.frames,
-        "clip_start": result.clip_start, "clip_end": result.clip_end,
+        "grant": grant.as_json(), "clip_start": result.clip_start, "clip_end": result.clip_end,
         "segments": list(result.segment_ids), "hold": hold.id,
         "key_fingerprint": core.key.fingerprint,
     }, status=201)

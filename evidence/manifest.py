@@ -70,7 +70,7 @@ def describe_part(name: str, value: Any) -> str:
     if name.startswith("files[") and isinstance(value, dict):
         return f"the entry of {value.get('name', '?')}"
     if name == "header":
-        return "the header (case, camera, owner, requester, time range, tools)"
+        return "the header (case, camera, owner, requester, grant, time range, tools)"
     return name
 
 

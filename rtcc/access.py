@@ -202,6 +202,13 @@ class FootageGrants(Protocol):
         ``start``..``end``, if any."""
         ...
 
+    async def incident_grant_for(self, camera_id: str, incident_id: str, start: float,
+                                 end: float) -> str | None:
+        """The id of the incident's grant on the camera whose validity (from its creation to
+        its expiry or revocation) covers ``start``..``end``, if any: footage recorded while
+        the camera was opened for the incident."""
+        ...
+
 
 class ConsentChanges(Protocol):
     async def consent_changed(

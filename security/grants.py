@@ -173,6 +173,20 @@ def recorded_grant_for(tables: SecurityTables, camera_id: str, user_id: int, sta
     return None if row is None else str(row["id"])
 
 
+def incident_grant_for(tables: SecurityTables, camera_id: str, incident_id: str, start: float,
+                       end: float) -> str | None:
+    """The incident's grant on the camera whose validity covers ``start``..``end``: from its
+    creation to its expiry or, when revoked (the incident closed, the owner withdrew it), to its
+    revocation. Footage recorded then is footage the camera was opened for."""
+    row = tables.conn.execute(
+        "SELECT id FROM grants WHERE basis = 'incident' AND basis_id = ? AND camera_id = ?"
+        " AND valid_from <= ? AND MIN(COALESCE(valid_until, ?), COALESCE(revoked, ?)) >= ?"
+        " ORDER BY created DESC LIMIT 1",
+        (incident_id, camera_id, start, end, end, end),
+    ).fetchone()
+    return None if row is None else str(row["id"])
+
+
 def grant_incident(tables: SecurityTables, incident_id: str, cameras: Sequence[str],
                    approved_by: str, purpose: str, now: float, seconds: float
                    ) -> list[tuple[Grant, Change]]:
@@ -283,6 +297,10 @@ class GrantBook:
     async def recorded_grant_for(self, camera_id: str, user_id: int, start: float, end: float,
                                  now: float) -> str | None:
         return await self._store.call(recorded_grant_for, camera_id, user_id, start, end, now)
+
+    async def incident_grant_for(self, camera_id: str, incident_id: str, start: float,
+                                 end: float) -> str | None:
+        return await self._store.call(incident_grant_for, camera_id, incident_id, start, end)
 
     async def grant_incident(self, incident_id: str, cameras: Sequence[str], approved_by: str,
                              purpose: str, seconds: float) -> list[tuple[Grant, Change]]:

@@ -53,6 +53,10 @@ class StoreFootageGrants:
                                  now: float) -> str | None:
         return await self._core.grants.recorded_grant_for(camera_id, user_id, start, end, now)
 
+    async def incident_grant_for(self, camera_id: str, incident_id: str, start: float,
+                                 end: float) -> str | None:
+        return await self._core.grants.incident_grant_for(camera_id, incident_id, start, end)
+
 
 class StoreAgentAccounts:
     """``rtcc.access.AgentAccounts``: token-only accounts of the ``agent`` role."""

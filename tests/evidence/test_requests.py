@@ -208,16 +208,19 @@ async def test_an_approved_request_is_uploaded_resumably_and_checked(
     assert mine["status"] == "receiving"
     assert mine["cameras"][0]["uploaded_segments"] == 1
 
-    # The requester exports what the agent uploaded; another investigator cannot.
+    # The requester exports what the agent uploaded, under the grant of the approval; another
+    # investigator holds no grant on this camera.
     export = await client.post("/api/exports", headers=world.inv, json={
         "camera": "cam1", "from": now - 301, "to": now - 297, "case": "2024-0042"})
     body = await export.json()
     assert export.status == 201, body
     assert body["segments"] == [segment.id]
+    assert body["grant"]["kind"] == "recorded"
     _, stranger = await role_headers(client, world.admin, Role.INVESTIGATOR)
     denied = await client.post("/api/exports", headers=stranger, json={
         "camera": "cam1", "from": now - 301, "to": now - 297, "case": "2024-0042"})
-    assert denied.status == 404
+    assert denied.status == 403
+    assert "ask the owner with a footage request" in (await denied.json())["error"]
 
 
 async def test_an_owners_policy_approves_small_requests_at_once(world: World) -> None:

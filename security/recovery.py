@@ -37,9 +37,11 @@ def close_cut_views(writer: AuditWriter) -> list[AuditEntry]:
     Runs on the thread that owns the writer's store (the security store's thread in the
     server), before this run's ``server.start`` is written."""
     conn = writer.conn
-    row = conn.execute(
-        "SELECT MAX(id) FROM audit WHERE action = 'server.start'").fetchone()
-    since = int(row[0]) if row is not None and row[0] is not None else 0
+    # Walks back from the newest entry and stops at the previous start: the previous run's
+    # entries are read, not the whole log.
+    row = conn.execute("SELECT id FROM audit WHERE action = 'server.start'"
+                       " ORDER BY id DESC LIMIT 1").fetchone()
+    since = 0 if row is None else int(row[0])
     rows = conn.execute(
         "SELECT * FROM audit WHERE id > ? AND action IN ('view.start', 'view.stop',"
         " 'server.stop') ORDER BY id", (since,)).fetchall()

@@ -118,7 +118,8 @@ def test_a_backup_of_a_running_server_restores_and_verifies(tmp_path: Path) -> N
             "audit-checkpoints.jsonl"} <= names
     assert not any(name.endswith(("-wal", "-shm")) for name in names)
     assert len(manifest["recordings"]) == len(segment_ids) >= 2
-    assert manifest["server_version"] and manifest["created"]
+    assert manifest["server_version"]
+    assert manifest["created"]
 
     restored = tmp_path / "restored"
     config2 = _config(tmp_path, restored)
@@ -187,13 +188,15 @@ def test_restore_refuses_a_non_empty_data_dir_without_force(tmp_path: Path) -> N
     config = _config(tmp_path, target)
     refused = rtcc("restore", "--config", str(config), "--from", str(backup))
     assert refused.returncode == 2, refused.stdout + refused.stderr
-    assert "is not empty" in refused.stdout and "--force" in refused.stdout
+    assert "is not empty" in refused.stdout
+    assert "--force" in refused.stdout
     assert sorted(p.name for p in target.iterdir()) == ["notes.txt"]
 
     forced = rtcc("restore", "--config", str(config), "--from", str(backup), "--force")
     assert forced.returncode == 0, forced.stdout + forced.stderr
     assert "audit log intact: 3 entries" in forced.stdout
-    assert (target / "security.sqlite3").exists() and (target / "notes.txt").exists()
+    assert (target / "security.sqlite3").exists()
+    assert (target / "notes.txt").exists()
 
 
 def test_a_backup_into_a_non_empty_folder_is_refused(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ Exit codes: 0 everything checked out, 1 a check found a problem, 2 usage or I/O 
 from __future__ import annotations
 
 import datetime as dt
+import getpass
 import hashlib
 import json
 import os
@@ -32,9 +33,10 @@ from evidence.signing import KEY_FILE as EVIDENCE_KEY_FILE
 from evidence.store import STORE_FILE as EVIDENCE_STORE_FILE
 from recording.segments import hash_file
 from rtcc.config import Settings
+from rtcc.errors import AuditWriteError
 from rtcc.files import SQLITE_COMPANIONS, open_private, private_dir
 from security.audit_checkpoints import CHECKPOINT_FILE, SIGNING_KEY_FILE
-from security.cli import audit_verify_main
+from security.cli import audit_verify_main, open_audit_log
 from security.secretbox import AUDIT_KEY_FILE
 from security.secretbox import KEY_FILE as SECRET_KEY_FILE
 
@@ -136,10 +138,23 @@ def _referenced(evidence_copy: Path) -> tuple[list[dict[str, Any]], list[dict[st
         conn.close()
 
 
+def _actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+def _audit(settings: Settings, action: str, details: dict[str, object]) -> None:
+    """One entry in the data directory's audit log; ``AuditWriteError`` refuses the action."""
+    with open_audit_log(settings) as log:
+        log.append(actor=_actor(), role="cli", action=action, source="local", details=details)
+
+
 def create_backup(settings: Settings, target: Path) -> dict[str, Any]:
     """Write the backup into ``target`` (a new or empty folder); returns the manifest."""
     data = settings.data_dir
-    if not (data / "security.sqlite3").exists() and not any(data.glob("*.sqlite3")):
+    if not any(data.glob("*.sqlite3")):
         raise BackupError(f"{data} holds no server stores; check the configuration's data_dir")
     if target.exists() and any(target.iterdir()):
         raise BackupError(f"{target} is not empty; back up into a new folder")
@@ -149,6 +164,9 @@ def create_backup(settings: Settings, target: Path) -> dict[str, Any]:
                               "elsewhere (ideally another disk)")
     except OSError as exc:
         raise BackupError(f"cannot resolve {target}: {exc}") from exc
+    # Audited before the copy, so the backup carries its own record. The manifest is written
+    # last: a folder left without one by a failure is never taken for a backup.
+    _audit(settings, "backup.create", {"to": str(target)})
     private_dir(target)
     files: list[dict[str, Any]] = []
     evidence_copy = target / EVIDENCE_STORE_FILE
@@ -190,7 +208,7 @@ def backup_main(settings: Settings, target: Path, out: TextIO | None = None) -> 
     stream = out or sys.stdout
     try:
         manifest = create_backup(settings, target)
-    except (BackupError, OSError, sqlite3.Error) as exc:
+    except (BackupError, AuditWriteError, OSError, sqlite3.Error) as exc:
         print(f"backup failed: {exc}", file=stream)
         return EXIT_ERROR
     print(f"backup written to {target}: {len(manifest['files'])} files "
@@ -341,6 +359,13 @@ def restore_main(settings: Settings, source: Path, *, force: bool = False,
         problems.extend(changed)
     if audit == EXIT_ERROR:
         return EXIT_ERROR
+    if audit == EXIT_OK:  # recorded only in a log that verified, under its own key
+        try:
+            _audit(settings, "backup.restore",
+                   {"from": str(source), "backup_created": manifest.get("created"),
+                    "missing_or_changed": len(problems)})
+        except AuditWriteError as exc:
+            print(f"warning: {exc}", file=stream)
     return EXIT_PROBLEM if audit != EXIT_OK or problems else EXIT_OK
 
 

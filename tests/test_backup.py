@@ -194,7 +194,15 @@ def test_restore_refuses_a_non_empty_data_dir_without_force(tmp_path: Path) -> N
 
     forced = rtcc("restore", "--config", str(config), "--from", str(backup), "--force")
     assert forced.returncode == 0, forced.stdout + forced.stderr
-    assert "audit log intact: 3 entries" in forced.stdout
+    # Three logins and the backup's own entry; the restore is recorded after the check.
+    assert "audit log intact: 4 entries" in forced.stdout
+    store = SecurityTables.open_in(target)
+    try:
+        actions = [str(row[0]) for row in store.conn.execute(
+            "SELECT action FROM audit ORDER BY id")]
+    finally:
+        store.close()
+    assert actions[-2:] == ["backup.create", "backup.restore"]
     assert (target / "security.sqlite3").exists()
     assert (target / "notes.txt").exists()
 

@@ -28,9 +28,9 @@ import hmac
 import json
 import logging
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from rtcc.errors import AuditWriteError, RtccError
 from rtcc.offload import StoreClosed
@@ -38,6 +38,8 @@ from security.secretbox import load_audit_key
 from security.store import Clock, SecurityStore, SecurityTables
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 GENESIS = "0" * 64
 MAX_FIELD = 500
@@ -255,6 +257,11 @@ class AuditWriter:
         """(id, hash) of the last entry this process wrote or found at start; no database call."""
         return self._head
 
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """The store's connection, for reads on the thread that owns it."""
+        return self._store.conn
+
     def append(
         self,
         *,
@@ -361,6 +368,10 @@ class AuditLog:
     def head(self) -> tuple[int, str] | None:
         """(id, hash) of the last entry written or found at start; no database call."""
         return self._writer.head
+
+    async def run_with_writer(self, fn: Callable[[AuditWriter], T]) -> T:
+        """``fn(writer)`` on the security store's thread, after every write queued before it."""
+        return await self._store.run(functools.partial(fn, self._writer))
 
     async def append(
         self,

@@ -31,6 +31,7 @@ from security.core import SECURITY, SecurityCore
 from security.enforcement import ENFORCEMENT, Enforcement
 from security.media_access import StoreMediaAccess
 from security.published import StoreAgentAccounts, StoreFootageGrants, StoreIncidents
+from security.recovery import close_cut_views
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,8 @@ async def security_context(app: web.Application) -> AsyncIterator[None]:
             log.warning("security.require_totp is off: staff log in with a password only. "
                         "Acceptable for a demo, never for a department's server")
         await run_bootstrap(core, os.environ.get("RTCC_BOOTSTRAP_TOKEN", ""))
+        # Before this run's server.start: the scan reaches back to the previous one.
+        await core.audit.run_with_writer(close_cut_views)
         await core.audit.append(actor="system", role="", action="server.start",
                                 details={"version": _version()})
         checkpoints = await AuditCheckpoints.start(

@@ -127,6 +127,18 @@ def _parser() -> argparse.ArgumentParser:
                                    "segments and key, and audit the verification")
     check_export.add_argument("--key", type=Path, help="the trusted public key (PEM)")
 
+    backup = sub.add_parser("backup", help="copy the stores, keys and audit checkpoints "
+                                           "(recordings are listed by hash, not copied)")
+    backup.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    backup.add_argument("--to", dest="target", type=Path, required=True,
+                        help="a new or empty folder, outside the data directory")
+    restore = sub.add_parser("restore", help="check a backup's hashes and restore it into the "
+                                             "configuration's data directory")
+    restore.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    restore.add_argument("--from", dest="source", type=Path, required=True)
+    restore.add_argument("--force", action="store_true",
+                         help="overwrite the stores and keys of a non-empty data directory")
+
     user = sub.add_parser("user", help="manage accounts")
     user_sub = user.add_subparsers(dest="user_command", required=True)
     add = user_sub.add_parser("add", help="create an account (prompts for the password)")
@@ -177,6 +189,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from security.cli import open_audit_log
 
             return verify_main(args.file, settings, key_path=args.key, audit_log=open_audit_log)
+        if args.command == "backup":
+            from server.backup import backup_main
+
+            return backup_main(settings, args.target)
+        if args.command == "restore":
+            from server.backup import restore_main
+
+            return restore_main(settings, args.source, force=args.force)
         if args.command == "user":
             from security.cli import user_add_main, user_unlock_main
 

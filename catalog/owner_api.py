@@ -276,6 +276,11 @@ def _owner_fields(fields: Mapping[str, Any], owner_id: str,
                 raise FieldError(key, "is set by the department", str(current).lower())
         elif key not in READ_ONLY_FIELDS and key != "id":
             raise FieldError(str(key)[:64], "unknown field", ", ".join(sorted(OWNER_FIELDS)))
+    # Sharing hours read in a silent UTC default would be hours off for most owners.
+    if out.get("timezone", "-") in (None, "") or (
+            before is None and out.get("windows") and "timezone" not in out):
+        raise FieldError("timezone", "the time zone of the sharing hours is required",
+                         "an IANA zone such as America/Chicago")
     return out
 
 

@@ -87,9 +87,14 @@ class LoginOutcome:
     status: int
     """200 logged in, 401 wrong credentials, 423 locked."""
     message: str
+    needs_code: bool = False
+    """The password was right and the account has a one-time code that was not given."""
 
 
 _WRONG = "wrong user name, password or one-time code"
+_NEEDS_CODE = "this account needs its one-time code: enter the code from your authenticator app"
+_NO_SECOND_FACTOR = ("this account needs a one-time code but has none set up; ask an "
+                     "administrator to enroll one")
 _LOCKED = ("this account is locked after repeated failed logins; wait 30 minutes or ask an "
            "administrator")
 
@@ -177,8 +182,8 @@ class Accounts:
             raise AccountError("a password is required for this role")
         if await self.by_name(username) is not None:
             raise AccountError(f"user {username!r} already exists", status=409)
-        if enroll_totp is None:
-            enroll_totp = role in STAFF_ROLES and password is not None
+        if enroll_totp is None:  # a seed nobody asked for would lock a password-only user out
+            enroll_totp = self.totp_required(role) and password is not None
         if self.totp_required(role) and password is not None and not enroll_totp:
             raise AccountError("staff accounts must use a one-time code (TOTP)")
 
@@ -287,6 +292,12 @@ class Accounts:
 
         password_ok = await self.passwords.verify_async(row["password_hash"], password)
         step: int | None = None
+        if row["totp_secret"] is not None and password_ok and not code.strip():
+            # Not a guess: the person knows the password and must be told to add the code.
+            await self._audit.append(actor=user.username, role=str(user.role), action="login",
+                                     outcome="failure", source=source,
+                                     details={"reason": "one-time code missing"})
+            return LoginOutcome(None, 401, _NEEDS_CODE, needs_code=True)
         if row["totp_secret"] is not None:
             seed = self._box.decrypt(row["totp_secret"])
             step = totp.verify(seed, code, now, int(row["totp_last_step"])) if code else None
@@ -300,7 +311,10 @@ class Accounts:
             reason = "wrong password"
         if password_ok and second_ok:
             return await self._succeed(user, row["password_hash"], password, step, source, now)
-        return await self._fail(user, reason, source, now)
+        outcome = await self._fail(user, reason, source, now)
+        if password_ok and row["totp_secret"] is None and outcome.status == 401:
+            return LoginOutcome(None, 401, _NO_SECOND_FACTOR)
+        return outcome
 
     def _row_by_name(self, name: str) -> sqlite3.Row | None:
         row: sqlite3.Row | None = self._db.conn.execute(

@@ -1,14 +1,16 @@
 """Public sign-up of camera owners: a catalog owner record and an owner account in one step.
 
 ``POST /api/owner/signup`` (public) ``{"organisation", "contact_name", "email", "phone",
-"username", "password"}`` registers the owner with the catalog (``rtcc.owners.OwnerRegistry``,
-which gives the new ``owner_id``), creates an account of the ``owner`` role scoped to it (no
-one-time code: the staff rules of ``totp_required`` do not apply to owners), and logs the new
-owner in (session cookie). Answers ``201 {"user", "owner", "csrf_token"}``; ``400 {"error",
-"field"}`` for a bad field, ``409`` for a user name already taken, ``429`` with ``Retry-After``
-when an address or the whole server has signed up too often, or has used up its budget of
-login attempts (``security.ratelimit``; password hashing is deliberately expensive, so it is
-rationed).
+"username", "password", "timezone"}`` registers the owner with the catalog
+(``rtcc.owners.OwnerRegistry``, which gives the new ``owner_id``), creates an account of the
+``owner`` role scoped to it (no one-time code: the staff rules of ``totp_required`` do not
+apply to owners), and logs the new owner in (session cookie). ``timezone`` (optional, an IANA
+zone name the page proposes from the browser) is checked and answered back, for the portal to
+propose for sharing hours. Answers ``201 {"user", "owner", "csrf_token", "timezone"}``;
+``400 {"error", "field"}`` for a bad field, ``409`` for a user name already taken, ``429``
+with ``Retry-After`` when an address or the whole server has signed up too often, or has used
+up its budget of login attempts (``security.ratelimit``; password hashing is deliberately
+expensive, so it is rationed).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import zoneinfo
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -95,6 +98,7 @@ class Signup:
     owner: OwnerContact
     username: str
     password: str
+    timezone: str = "UTC"
 
 
 def parse_signup(fields: dict[str, Any]) -> Signup:
@@ -109,7 +113,18 @@ def parse_signup(fields: dict[str, Any]) -> Signup:
     problem = password_problem(password, username)
     if problem:
         raise FieldProblem("password", problem[0].upper() + problem[1:])
-    return Signup(owner, username, password)
+    return Signup(owner, username, password, parse_timezone(fields))
+
+
+def parse_timezone(fields: dict[str, Any]) -> str:
+    """The owner's IANA time zone (``UTC`` when not given); raises ``FieldProblem``."""
+    name = text_field(fields, "timezone", "Time zone", required=False, limit=64) or "UTC"
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise FieldProblem("timezone", f"Time zone: unknown zone {name!r}; use an IANA name "
+                                       "such as America/Chicago") from None
+    return name
 
 
 def _refusal(exc: FieldProblem) -> web.Response:
@@ -174,7 +189,7 @@ async def signup(request: web.Request) -> web.Response:
         log.error("owner %s: the login after sign-up could not be audited", owner_id)
     log.info("owner %s signed up (user %s)", owner_id, user.username)
     body = {"user": user.as_json(core.clock()), "owner": owner.record,
-            "csrf_token": csrf}
+            "csrf_token": csrf, "timezone": data.timezone}
     response = web.json_response(body, status=201)
     set_session_cookie(response, session, secure=cookie_secure(request))
     return response

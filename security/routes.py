@@ -22,35 +22,48 @@ from security.ratelimit import throttle
 from security.sessions import clear_session_cookie, set_session_cookie
 
 
+def _asks_code(request: web.Request) -> bool:
+    return security_core(request).settings.security.require_totp
+
+
+def _page(request: web.Request, status: int, *, username: str, next_path: str, error: str,
+          focus_code: bool = False, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(status=status, content_type="text/html", charset="utf-8",
+                        headers=headers,
+                        text=render_login(username=username, next_path=next_path, error=error,
+                                          ask_code=_asks_code(request), focus_code=focus_code))
+
+
 @public()
 async def login_page(request: web.Request) -> web.Response:
-    return web.Response(text=render_login(next_path=request.query.get("next", "/")),
+    return web.Response(text=render_login(next_path=request.query.get("next", "/"),
+                                          ask_code=_asks_code(request)),
                         content_type="text/html", charset="utf-8")
 
 
 @public()
 async def login(request: web.Request) -> web.Response:
+    """``POST /api/login`` (JSON or form) and ``POST /login`` (the login page's form, which is
+    answered by the page again on refusal so the address stays ``/login?next=...``)."""
     core = security_core(request)
     form = is_form(request)
     fields = await read_fields(request)
     username = text_field(fields, "username", limit=256)
     password = text_field(fields, "password")
     code = text_field(fields, "totp", limit=32) or text_field(fields, "code", limit=32)
-    next_path = safe_next(text_field(fields, "next", limit=1000) or "/")
+    next_path = safe_next(text_field(fields, "next", limit=1000)
+                          or request.query.get("next", "") or "/")
     if not username or not password:
         if form:
-            return web.Response(status=400, content_type="text/html", charset="utf-8",
-                                text=render_login(username=username, next_path=next_path,
-                                                  error="Enter your user name and password."))
+            return _page(request, 400, username=username, next_path=next_path,
+                         error="Enter your user name and password.")
         return json_error(400, "username and password are required")
     source = client_address(request)
     refused = await throttle(core.login_limiter, core.audit, source, username)
     if refused is not None:
         if form:
-            return web.Response(status=429, content_type="text/html", charset="utf-8",
-                                headers=refused.headers,
-                                text=render_login(username=username, next_path=next_path,
-                                                  error=refused.message))
+            return _page(request, 429, username=username, next_path=next_path,
+                         error=refused.message, headers=dict(refused.headers))
         return web.json_response({"error": refused.message}, status=429,
                                  headers=refused.headers)
     outcome = await core.accounts.login(username, password, code, source)
@@ -58,11 +71,12 @@ async def login(request: web.Request) -> web.Response:
         core.login_limiter.refund(source)
     if outcome.user is None:
         if form:
-            return web.Response(status=outcome.status, content_type="text/html",
-                                charset="utf-8",
-                                text=render_login(username=username, next_path=next_path,
-                                                  error=outcome.message))
-        return json_error(outcome.status, outcome.message)
+            return _page(request, outcome.status, username=username, next_path=next_path,
+                         error=outcome.message, focus_code=outcome.needs_code)
+        body: dict[str, Any] = {"error": outcome.message}
+        if outcome.needs_code:
+            body["needs_code"] = True
+        return web.json_response(body, status=outcome.status)
     user = outcome.user
     value, csrf = await core.sessions.create(user.id, source)
     response: web.Response
@@ -181,6 +195,7 @@ async def revoke_token(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/login", login_page)
+    app.router.add_post("/login", login)
     app.router.add_post("/api/login", login)
     app.router.add_post("/api/logout", logout)
     app.router.add_get("/api/me", me)

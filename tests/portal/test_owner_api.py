@@ -56,6 +56,7 @@ async def test_signup_refusals_name_the_field(portal_server: PortalServer) -> No
     assert "12 characters" in short["error"]
     assert (await refused({**signup_body("a6"), "username": "bad name!"}))["field"] == "username"
     assert (await refused(signup_body("a4", phone="<script>")))["field"] == "phone"
+    assert (await refused(signup_body("a7", timezone="Mars/Olympus")))["field"] == "timezone"
     await signup(client, "taken")
     assert (await refused(signup_body("taken"), 409))["field"] == "username"
     foreign = await client.post("/api/owner/signup", json=signup_body("a5"),

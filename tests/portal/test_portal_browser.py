@@ -223,8 +223,12 @@ async def test_owner_joins_shares_sees_the_view_and_revokes(
             ended = await poll(lambda: _ended_view(page, analyst.username), timeout=15,
                                what="the view's duration in the access log")
             assert ended["duration"] not in ("", "still watching")
-            refusal = page.locator("#access-log tr.entry[data-outcome=denied] .purpose")
-            assert "location only" in (await refusal.first.text_content() or "")
+            refusal = page.locator("#access-log tr.entry.refused[data-outcome=denied]")
+            outcome = await refusal.first.locator(".outcome").text_content() or ""
+            assert outcome.startswith("Refused: ")
+            assert "location only" in outcome
+            purpose = await refusal.first.locator(".purpose").text_content() or ""
+            assert "location only" not in purpose  # the reason is not passed off as a purpose
             await page.screenshot(path=str(artifact("portal-5-dashboard-revoked.png")),
                                   full_page=True)
 

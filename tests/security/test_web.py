@@ -197,3 +197,35 @@ async def test_a_route_without_a_policy_is_refused(
     assert any("GET /forgotten" in r.getMessage() and "no access policy" in r.getMessage()
                for r in caplog.records)
     assert (await client.get("/open")).status == 200
+
+
+async def test_without_required_codes_staff_get_none_unless_asked_and_are_told_when_needed(
+    tmp_path: Path, bootstrap_token: str, make_client: MakeClient
+) -> None:
+    client = await make_client(security_app(security_settings(tmp_path, require_totp=False)))
+    admin = bearer(bootstrap_token)
+    page = await (await client.get("/login", params={"next": "/console/"})).text()
+    assert 'id="totp"' not in page
+    assert 'action="/login?next=%2Fconsole%2F"' in page
+    password = "a long enough password"
+    plain = await client.post("/api/users", headers=admin, json={
+        "username": "plain", "role": "analyst", "password": password})
+    assert plain.status == 201
+    assert "totp_uri" not in await plain.json()
+    assert (await client.post("/api/login", json={"username": "plain",
+                                                  "password": password})).status == 200
+    client.session.cookie_jar.clear()
+    coded = await client.post("/api/users", headers=admin, json={
+        "username": "coded", "role": "analyst", "password": password, "totp": True})
+    assert "totp_uri" in await coded.json()
+    missing = await client.post("/api/login", json={"username": "coded", "password": password})
+    assert missing.status == 401
+    answer = await missing.json()
+    assert answer["needs_code"] is True
+    assert "needs its one-time code" in answer["error"]
+    wrong = await client.post("/api/login", json={"username": "coded", "password": "x" * 16})
+    assert "needs_code" not in await wrong.json()  # a wrong password learns nothing more
+    form = await client.post("/login?next=/console/", headers=same_origin(client),
+                             data={"username": "coded", "password": password})
+    assert form.status == 401
+    assert 'id="totp"' in await form.text()

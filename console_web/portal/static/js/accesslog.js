@@ -22,9 +22,19 @@ function what(entry) {
   return ACTIONS[entry.action] || entry.action;
 }
 
+function refused(entry) {
+  return entry.outcome === "denied" || entry.outcome === "refused";
+}
+
+// Why the server refused, in its own column: never mixed into what the viewer said.
+function outcome(entry) {
+  if (!refused(entry)) return "";
+  const reason = (entry.details || {}).reason;
+  return reason ? `Refused: ${reason}` : "Refused";
+}
+
 function purpose(entry) {
   const details = entry.details || {};
-  if (entry.action === "view.start" && entry.outcome === "denied") return details.reason || "";
   const parts = [];
   if (details.purpose) parts.push(details.purpose);
   if (details.incident && !(details.purpose || "").includes(details.incident)) {
@@ -58,14 +68,15 @@ export function renderAccessLog(table, emptyNote, entries, cameras, me = "") {
     const camera = cameras.get(entry.camera_id);
     let who = entry.role ? `${entry.actor} (${entry.role})` : entry.actor;
     if (me && entry.actor === me) who = "you";
-    body.append(el("tr", { class: "entry", dataset: { action: entry.action, outcome: entry.outcome,
+    body.append(el("tr", { class: refused(entry) ? "entry refused" : "entry", dataset: { action: entry.action, outcome: entry.outcome,
       cameraId: entry.camera_id || "" } },
       cell("When", "when", formatTime(entry.ts_ms / 1000)),
       cell("Who", "who", who),
       cell("Camera", "camera-cell", camera ? camera.name : (entry.camera_id || "")),
       cell("What", "what", what(entry)),
       cell("How long", "duration", duration),
-      cell("Purpose or incident", "purpose", purpose(entry))));
+      cell("Purpose or incident", "purpose", purpose(entry)),
+      cell("Outcome", "outcome", outcome(entry))));
     rows += 1;
   }
   emptyNote.hidden = rows > 0;

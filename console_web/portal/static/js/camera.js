@@ -196,6 +196,11 @@ function fill(camera) {
   $(`level-${camera.sharing}`).checked = true;
   for (const window of camera.windows || []) windowRow(window);
   $("timezone").value = camera.timezone;
+  const browserZone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  if (browserZone && browserZone !== camera.timezone) {
+    $("zone-note").textContent = `Its hours are in ${camera.timezone}; your browser is in ${browserZone}.`;
+    $("zone-note").hidden = false;
+  }
   $("ptz").checked = camera.ptz_allowed;
   const main = camera.profiles && camera.profiles.main;
   const reach = camera.via_agent ? "agent" : (main ? "direct" : "none");
@@ -223,6 +228,13 @@ function fill(camera) {
   }));
 }
 
+// The zone chosen at sign-up, else the browser's: sharing hours are read in it.
+function proposedZone() {
+  let chosen = null;
+  try { chosen = window.localStorage.getItem("rtcc.portal.timezone"); } catch { /* storage off */ }
+  return chosen || Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+}
+
 async function start() {
   try {
     await requireOwner();
@@ -233,7 +245,7 @@ async function start() {
   }
   buildLevels();
   for (const [value, label] of KINDS) $("kind").append(el("option", { value, text: label }));
-  $("timezone").value = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+  $("timezone").value = proposedZone();
   const [config, sites, cameras] = await Promise.all([
     api("/api/portal/config").catch(() => ({})),
     api("/api/owner/sites"),

@@ -72,7 +72,7 @@ function updateRow(row, camera) {
   level.textContent = levelLabel(camera.sharing);
   const windows = camera.windows || [];
   row.querySelector(".detail").textContent = [
-    windows.length ? `only ${windows.map((w) => `${w.days.join(",")} ${w.start}-${w.end}`).join("; ")}` : "",
+    windows.length ? `only ${windows.map((w) => `${w.days.join(",")} ${w.start}-${w.end}`).join("; ")} (${camera.timezone || "UTC"} time)` : "",
     camera.ptz_allowed ? "department may turn it" : "",
   ].filter(Boolean).join(" · ");
   const select = row.querySelector(".sharing-select");

@@ -4,7 +4,8 @@
 import { api, ApiError } from "./api.js";
 import { $, showError } from "./dom.js";
 
-const FIELDS = ["organisation", "contact_name", "email", "phone", "username", "password"];
+const FIELDS = ["organisation", "contact_name", "email", "phone", "username", "password", "timezone"];
+const ZONE_KEY = "rtcc.portal.timezone";
 
 async function submit(event) {
   event.preventDefault();
@@ -21,7 +22,9 @@ async function submit(event) {
   button.disabled = true;
   button.textContent = "Creating your account…";
   try {
-    await api("/api/owner/signup", { method: "POST", body, login: false });
+    const answer = await api("/api/owner/signup", { method: "POST", body, login: false });
+    // The camera form proposes the zone chosen here for the owner's first cameras.
+    try { window.localStorage.setItem(ZONE_KEY, answer.timezone); } catch { /* storage off */ }
     window.location.href = "/register/dashboard?welcome=1";
   } catch (err) {
     showError(box, err, form);
@@ -30,5 +33,6 @@ async function submit(event) {
   }
 }
 
+$("timezone").value = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
 $("join").addEventListener("submit", submit);
 document.body.dataset.ready = "true";

@@ -137,10 +137,14 @@ async def test_pin_to_a_live_wall_that_survives_a_camera_restart_and_a_reload(
                what="the focused tile on main after the reload")
     # Leaving the page ended its views with keepalive DELETEs: the server logged each as ended
     # by the viewer, not as a connection that went away.
-    stops = await _view_stops(console_server, last_entry)
-    by_viewer = {e["camera_id"] for e in stops
+    # The DELETEs are sent as the page unloads; their audit entries land moments later.
+    async def ended_by_viewer() -> set[str] | None:
+        stops = await _view_stops(console_server, last_entry)
+        ended = {e["camera_id"] for e in stops
                  if e["details"].get("reason") == "viewer ended the session"}
-    assert set(LIVE) <= by_viewer, stops
+        return ended if set(LIVE) <= ended else None
+
+    await poll(ended_by_viewer, timeout=15, what="a view.stop by the viewer for every tile")
 
     # Closing a tile ends its WHEP session on the server.
     async with page.expect_request(lambda r: r.method == "DELETE" and "/whep/delta/" in r.url

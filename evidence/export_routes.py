@@ -7,10 +7,14 @@
   grant covering the whole range (``_export_grant``), whatever the role; the department's own
   cameras export freely. The grant is named in the audit entries and the manifest.
 - ``GET /api/exports/{id}/download``: the package, for its creator (or a supervisor or
-  administrator), until it expires. The id is looked up as a token, never used as a path.
+  administrator), until it expires and while the grant it was made under still allows it
+  (``_grant_lapsed``); a refusal is audited. The id is looked up as a token, never used as a
+  path.
 - ``GET /api/exports``: your exports (all of them for supervisors and administrators).
 - ``POST /api/holds``, ``GET /api/holds``, ``POST /api/holds/{id}/release``: legal holds.
-- ``GET /api/recordings``: recorded segments; ``GET /api/recordings/status``: the recorders.
+- ``GET /api/recordings``: recorded segments (``?camera=``, ``?incident=``, ``?limit=``): an
+  owner's camera's only as far as a grant of the caller covers them (as for exports);
+  ``GET /api/recordings/status``: the recorders.
 - ``GET /api/evidence/public-key``: the key that signs every export (public).
 """
 
@@ -29,7 +33,7 @@ from aiohttp import web
 
 from evidence import exports
 from evidence.context import EvidenceCore
-from evidence.export import ExportError, ExportGrant, ExportRequest, NoFootage
+from evidence.export import COMMAND_LINE, ExportError, ExportGrant, ExportRequest, NoFootage
 from evidence.ffmpeg import FfmpegError
 from evidence.httpio import CAMERA_ID, CASE_NUMBER, audit, evidence_core, text, time_range
 from evidence.store import EvidenceStore
@@ -144,6 +148,41 @@ async def _export_grant(request: web.Request, principal: Principal, camera_id: s
     return None
 
 
+async def _grant_lapsed(request: web.Request, core: EvidenceCore, record: exports.ExportRecord,
+                        now: float) -> str | None:
+    """Why the grant an export was made under no longer allows its download, or None when it
+    still does: a ``recorded`` grant revoked or past its validity, an ``incident`` grant the
+    owner withdrew, ``sharing`` the owner no longer gives over the range. ``department`` and
+    ``command_line`` exports stay downloadable."""
+    kind = record.grant_kind
+    if kind in (DEPARTMENT, COMMAND_LINE):
+        return None
+    if kind in ("recorded", "incident"):
+        standing = await required(request, FOOTAGE_GRANTS,
+                                  "the security core").grant_standing(record.grant_id)
+        if standing is None or standing.camera_id != record.camera_id:
+            return (f"the grant this export was made under ({record.grant_id}) no longer "
+                    "exists; export again under a valid grant")
+        if kind == "incident":
+            return None if not standing.withdrawn else (
+                f"the owner revoked the grant this export was made under ({record.grant_id})")
+        if standing.revoked:
+            return f"the owner revoked the grant this export was made under ({record.grant_id})"
+        if standing.valid_until is not None and standing.valid_until <= now:
+            return (f"the grant this export was made under ({record.grant_id}) has expired; "
+                    "ask the owner again with a footage request")
+        return None
+    if kind == "sharing" and record.range_start is not None and record.range_end is not None:
+        facts = await _camera_facts(request, core, record.camera_id)
+        consent = facts.consent if facts is not None else None
+        if (consent is not None and consent.sharing == SharingLevel.LIVE_ALWAYS
+                and _windows_cover(consent, record.range_start, record.range_end)):
+            return None
+        return ("the owner no longer shares this camera's footage over the exported range, "
+                "the grant this export was made under")
+    return "this export names no grant that can be checked again; export it again"
+
+
 def _no_grant(camera_id: str, facts: CameraFacts | None, start: float, end: float,
               incident: str) -> str:
     """Why an export is refused, and what to ask for."""
@@ -232,7 +271,8 @@ async def create_export(request: web.Request) -> web.Response:
         exports.register, export_id=result.export_id, file_name=result.package.name,
         camera_id=camera_id, case_number=case, created_by=principal.username,
         created_by_id=principal.user_id, now=now, expires_at=expires, size=result.bytes,
-        sha256=result.sha256)
+        sha256=result.sha256, grant_kind=grant.kind, grant_id=grant.id, range_start=start,
+        range_end=end)
     hold = await core.store.call(add_hold, camera_id=camera_id, case_number=case,
                                  start=result.clip_start, end=result.clip_end,
                                  reason=f"export {result.export_id}",
@@ -281,9 +321,13 @@ async def download_export(request: web.Request) -> web.StreamResponse:
         raise await refuse(404, "no such export", "unknown or malformed download id")
     if principal.role not in SEES_ALL and record.created_by_id != principal.user_id:
         raise await refuse(404, "no such export", "not the creator of this export", record.id)
-    if record.expires_at <= clock_of(request)():
+    now = clock_of(request)()
+    if record.expires_at <= now:
         raise await refuse(410, "this download link has expired; export again", "expired",
                            record.id)
+    lapsed = await _grant_lapsed(request, core, record, now)
+    if lapsed is not None:
+        raise await refuse(403, lapsed, lapsed, record.id)
     try:
         fd, size = await asyncio.to_thread(exports.open_package, core.root, record)
     except (UnsafePath, OSError) as exc:
@@ -357,10 +401,84 @@ async def release(request: web.Request) -> web.Response:
     return web.json_response(updated.as_json())
 
 
+def _clipped(segment: dict[str, Any], span: tuple[float, float], start: float, end: float
+             ) -> dict[str, Any] | None:
+    """The part ``start``..``end`` of a listed segment (recorded over ``span``), or None when
+    they do not meet. A part shows its times only: the segment's size, frames and digest
+    describe the whole."""
+    first, last = max(span[0], start), min(span[1], end)
+    if first >= last:
+        return None
+    if first == span[0] and last == span[1] and segment["utc_end"] is not None:
+        return segment
+    return {**segment, "utc_start": first, "utc_end": last, "pts_start": None,
+            "pts_end": None, "bytes": None, "frames": None, "sha256": None, "clipped": True}
+
+
+async def _granted_parts(request: web.Request, core: EvidenceCore, principal: Principal,
+                         segments: list[dict[str, Any]], incident: str) -> list[dict[str, Any]]:
+    """The listed segments as far as the caller's grants cover them, by the rules of exports:
+    the department's cameras whole; an owner's camera only within the caller's ``recorded``
+    grants, the named incident's grant (whole segments) or the owner's ``live_always``
+    sharing windows. Cameras in neither the catalog nor the configuration are left out."""
+    grants = required(request, FOOTAGE_GRANTS, "the security core")
+    now = clock_of(request)()
+    facts_of: dict[str, CameraFacts | None] = {}
+    ranges_of: dict[str, list[tuple[float, float]]] = {}
+    shown: list[dict[str, Any]] = []
+    for segment in segments:
+        camera_id = str(segment["camera_id"])
+        if camera_id not in facts_of:
+            facts_of[camera_id] = await _camera_facts(request, core, camera_id)
+            ranges_of[camera_id] = await grants.recorded_ranges_for(camera_id,
+                                                                    principal.user_id, now)
+        facts = facts_of[camera_id]
+        if facts is None:
+            continue
+        if facts.department:
+            shown.append(segment)
+            continue
+        # A segment still being written ends, as far as anyone can see, now.
+        start = float(segment["utc_start"])
+        end = now if segment["utc_end"] is None else float(segment["utc_end"])
+        if incident and await grants.incident_grant_for(camera_id, incident, start, end):
+            shown.append(segment)
+            continue
+        consent = facts.consent
+        if consent is not None and consent.sharing == SharingLevel.LIVE_ALWAYS:
+            until = _shared_until(consent, start)
+            part = _clipped(segment, (start, end), start, until) if until is not None else None
+            if part is not None:
+                shown.append(part)
+                continue
+        for first, last in ranges_of[camera_id]:
+            part = _clipped(segment, (start, end), first, last)
+            if part is not None:
+                shown.append(part)
+    return shown
+
+
+def _shared_until(consent: CameraConsent, start: float) -> float | None:
+    """Until when the owner's sharing windows hold from ``start`` on (infinity without
+    windows), or None when ``start`` is outside them."""
+    if not consent.windows:
+        return float("inf")
+    try:
+        if not in_windows(consent.windows, consent.timezone, start):
+            return None
+        return window_end(consent.windows, consent.timezone, start)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
 @allow(*EXPORTERS)
 async def recordings(request: web.Request) -> web.Response:
     core = evidence_core(request)
+    principal = require_principal(request)
     camera = _camera_query(request)
+    incident = request.query.get("incident", "")
+    if incident and not INCIDENT_ID.fullmatch(incident):
+        raise error(400, "incident must be an incident id")
     try:
         limit = max(1, min(int(request.query.get("limit", "200")), 1000))
     except ValueError:
@@ -369,7 +487,9 @@ async def recordings(request: web.Request) -> web.Response:
         rows = await core.store.call(EvidenceStore.recent_segments, camera, limit)
     except sqlite3.Error as exc:
         raise error(503, f"the evidence store cannot be read: {exc}") from None
-    return web.json_response({"segments": [row.as_json() for row in rows]})
+    segments = await _granted_parts(request, core, principal, [row.as_json() for row in rows],
+                                    incident)
+    return web.json_response({"segments": segments})
 
 
 @staff()

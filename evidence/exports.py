@@ -38,6 +38,13 @@ class ExportRecord:
     bytes: int
     sha256: str
     downloads: int
+    grant_kind: str = ""
+    """The grant the export was made under (``evidence.export.ExportGrant``), checked again at
+    each download; empty for exports made before grants were stored with them."""
+    grant_id: str = ""
+    range_start: float | None = None
+    """The range the grant was checked over when the export was made."""
+    range_end: float | None = None
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> ExportRecord:
@@ -46,7 +53,9 @@ class ExportRecord:
             case_number=row["case_number"], created_by=row["created_by"],
             created_by_id=row["created_by_id"], created_at=float(row["created_at"]),
             expires_at=float(row["expires_at"]), bytes=int(row["bytes"]), sha256=row["sha256"],
-            downloads=int(row["downloads"]),
+            downloads=int(row["downloads"]), grant_kind=row["grant_kind"],
+            grant_id=row["grant_id"], range_start=row["range_start"],
+            range_end=row["range_end"],
         )
 
     def as_json(self, now: float) -> dict[str, Any]:
@@ -55,6 +64,7 @@ class ExportRecord:
             "created_by": self.created_by, "created_at": self.created_at,
             "expires_at": self.expires_at, "expired": self.expires_at <= now,
             "bytes": self.bytes, "sha256": self.sha256, "downloads": self.downloads,
+            "grant": {"kind": self.grant_kind, "id": self.grant_id},
         }
 
 
@@ -64,15 +74,18 @@ def token_hash(token: str) -> str:
 
 def register(store: EvidenceStore, *, export_id: str, file_name: str, camera_id: str,
              case_number: str, created_by: str, created_by_id: int | None, now: float,
-             expires_at: float, size: int, sha256: str) -> str:
-    """Record a package; returns its download token (shown once)."""
+             expires_at: float, size: int, sha256: str, grant_kind: str, grant_id: str,
+             range_start: float, range_end: float) -> str:
+    """Record a package and the grant it was made under; returns its download token (shown
+    once)."""
     token = secrets.token_urlsafe(32)
     store.execute(
         "INSERT INTO exports (id, token_hash, file_name, camera_id, case_number, created_by,"
-        " created_by_id, created_at, expires_at, bytes, sha256)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " created_by_id, created_at, expires_at, bytes, sha256, grant_kind, grant_id,"
+        " range_start, range_end) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (export_id, token_hash(token), file_name, camera_id, case_number, created_by,
-         created_by_id, now, expires_at, size, sha256),
+         created_by_id, now, expires_at, size, sha256, grant_kind, grant_id, range_start,
+         range_end),
     )
     return token
 

@@ -43,7 +43,11 @@ CREATE TABLE IF NOT EXISTS exports (
     expires_at REAL NOT NULL,
     bytes INTEGER NOT NULL,
     sha256 TEXT NOT NULL,
-    downloads INTEGER NOT NULL DEFAULT 0
+    downloads INTEGER NOT NULL DEFAULT 0,
+    grant_kind TEXT NOT NULL DEFAULT '',
+    grant_id TEXT NOT NULL DEFAULT '',
+    range_start REAL,
+    range_end REAL
 );
 CREATE TABLE IF NOT EXISTS footage_requests (
     id TEXT PRIMARY KEY,
@@ -99,6 +103,10 @@ CREATE TABLE IF NOT EXISTS uploads (
 
 _ADDED_COLUMNS = (
     ("footage_request_items", "failure", "TEXT NOT NULL DEFAULT ''"),
+    ("exports", "grant_kind", "TEXT NOT NULL DEFAULT ''"),
+    ("exports", "grant_id", "TEXT NOT NULL DEFAULT ''"),
+    ("exports", "range_start", "REAL"),
+    ("exports", "range_end", "REAL"),
 )
 """Columns newer than some stores already on disk: added when such a store is opened."""
 

@@ -185,6 +185,19 @@ class FootageApproval:
     owner_id: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class GrantStanding:
+    """Where a stored grant stands now, for a check made after it was used (a download of
+    footage exported under it)."""
+
+    grant_id: str
+    camera_id: str
+    revoked: bool
+    withdrawn: bool
+    """Revoked by the camera's owner, not ended by its incident closing."""
+    valid_until: float | None
+
+
 class FootageGrants(Protocol):
     async def record_approval(self, approval: FootageApproval) -> None:
         """Record the approval as a ``recorded`` grant of its range; recording the same
@@ -207,6 +220,16 @@ class FootageGrants(Protocol):
         """The id of the incident's grant on the camera whose validity (from its creation to
         its expiry or revocation) covers ``start``..``end``, if any: footage recorded while
         the camera was opened for the incident."""
+        ...
+
+    async def grant_standing(self, grant_id: str) -> GrantStanding | None:
+        """The stored grant's standing now; None for an unknown id."""
+        ...
+
+    async def recorded_ranges_for(self, camera_id: str, user_id: int, now: float
+                                  ) -> list[tuple[float, float]]:
+        """The ranges of the camera's recorded footage the valid ``recorded`` grants of that
+        user cover."""
         ...
 
 

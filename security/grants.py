@@ -31,6 +31,8 @@ PTZ = "ptz"
 FOOTAGE_REQUEST = "footage_request"
 INCIDENT = "incident"
 SHARING = "sharing"
+INCIDENT_CLOSED = "the incident was closed"
+"""The revoke reason of an incident's grants when it closes (any other is a withdrawal)."""
 
 Change = Literal["create", "renew", "refused"]
 
@@ -173,6 +175,18 @@ def recorded_grant_for(tables: SecurityTables, camera_id: str, user_id: int, sta
     return None if row is None else str(row["id"])
 
 
+def recorded_ranges_for(tables: SecurityTables, camera_id: str, user_id: int, now: float
+                        ) -> list[tuple[float, float]]:
+    rows = tables.conn.execute(
+        "SELECT range_start, range_end FROM grants WHERE camera_id = ? AND subject_kind = 'user'"
+        " AND subject = ? AND kind = 'recorded' AND revoked IS NULL AND valid_from <= ?"
+        " AND (valid_until IS NULL OR valid_until > ?) AND range_start IS NOT NULL"
+        " ORDER BY range_start",
+        (camera_id, str(user_id), now, now),
+    ).fetchall()
+    return [(float(row["range_start"]), float(row["range_end"])) for row in rows]
+
+
 def incident_grant_for(tables: SecurityTables, camera_id: str, incident_id: str, start: float,
                        end: float) -> str | None:
     """The incident's grant on the camera whose validity covers ``start``..``end``: from its
@@ -301,6 +315,10 @@ class GrantBook:
     async def incident_grant_for(self, camera_id: str, incident_id: str, start: float,
                                  end: float) -> str | None:
         return await self._store.call(incident_grant_for, camera_id, incident_id, start, end)
+
+    async def recorded_ranges_for(self, camera_id: str, user_id: int, now: float
+                                  ) -> list[tuple[float, float]]:
+        return await self._store.call(recorded_ranges_for, camera_id, user_id, now)
 
     async def grant_incident(self, incident_id: str, cameras: Sequence[str], approved_by: str,
                              purpose: str, seconds: float) -> list[tuple[Grant, Change]]:

@@ -22,7 +22,7 @@ from rtcc.policy import Role, allow, staff
 from rtcc.principal import actor_of
 from security.core import security_core
 from security.enforcement import check_views
-from security.grants import Change, Grant
+from security.grants import INCIDENT_CLOSED, Change, Grant
 from security.httpio import text_field
 from security.incidents import CAMERA_ID, INCIDENT_ID, KINDS, Incident
 
@@ -178,7 +178,7 @@ async def close_incident(request: web.Request) -> web.Response:
                                 target=f"incident:{incident.id}", source=actor.source)
         await core.incidents.close(incident.id, actor.name)
         revoked = await core.grants.revoke_incident(incident.id, actor.name,
-                                                    "the incident was closed")
+                                                    INCIDENT_CLOSED)
         await audit_grants(request, revoked, "grant.revoke")
         await check_views(request)
         ended = await _end_emergency_views(request, incident.cameras)

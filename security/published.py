@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from rtcc.access import ActiveIncident, Actor, AgentAccount, FootageApproval
+from rtcc.access import ActiveIncident, Actor, AgentAccount, FootageApproval, GrantStanding
 from rtcc.errors import AuditWriteError
 from rtcc.policy import Role
 from security.core import SecurityCore
 from security.enforcement import Enforcement
+from security.grants import INCIDENT_CLOSED
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,19 @@ class StoreFootageGrants:
     async def incident_grant_for(self, camera_id: str, incident_id: str, start: float,
                                  end: float) -> str | None:
         return await self._core.grants.incident_grant_for(camera_id, incident_id, start, end)
+
+    async def grant_standing(self, grant_id: str) -> GrantStanding | None:
+        grant = await self._core.grants.get(grant_id)
+        if grant is None:
+            return None
+        revoked = grant.revoked is not None
+        return GrantStanding(grant.id, grant.camera_id, revoked,
+                             revoked and grant.revoke_reason != INCIDENT_CLOSED,
+                             grant.valid_until)
+
+    async def recorded_ranges_for(self, camera_id: str, user_id: int, now: float
+                                  ) -> list[tuple[float, float]]:
+        return await self._core.grants.recorded_ranges_for(camera_id, user_id, now)
 
 
 class StoreAgentAccounts:

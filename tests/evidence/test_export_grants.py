@@ -199,3 +199,75 @@ async def test_a_department_camera_exports_freely(world: World) -> None:
     status, body = await _export(world, world.inv, "gone", PAST + 1, PAST + 7)
     assert status == 403, body
     assert "camera gone is not registered" in body["error"]
+
+
+async def _approved(world: World, start: float, end: float) -> tuple[str, dict[str, str]]:
+    """A footage request of the investigator for ``shop``, approved by its owner: the grant's id
+    and the owner's headers."""
+    asked = await world.client.post("/api/footage-requests", headers=world.inv, json={
+        "cameras": ["shop"], "from": start, "to": end, "case": "2024-0077",
+        "reason": "a bag snatched at the door"})
+    assert asked.status == 201
+    _, owner = await role_headers(world.client, world.admin, Role.OWNER, owner_id="shop1")
+    approved = await world.client.post(
+        f"/api/footage-requests/{(await asked.json())['id']}/approve", headers=owner, json={})
+    assert approved.status == 200
+    grants = await app_of(world.client)[SECURITY].grants.of_camera("shop")
+    return grants[0].id, owner
+
+
+async def test_a_download_is_refused_once_the_owner_revokes_the_grant(world: World) -> None:
+    grant_id, owner = await _approved(world, PAST + 1, PAST + 2)
+    status, made = await _export(world, world.inv, "shop", PAST + 1, PAST + 2)
+    assert status == 201, made
+    assert (await world.client.get(made["download"], headers=world.inv)).status == 200
+
+    revoked = await world.client.post(f"/api/owner/cameras/shop/grants/{grant_id}/revoke",
+                                      headers=owner)
+    assert revoked.status == 200
+    for headers in (world.inv, world.supervisor):
+        refused = await world.client.get(made["download"], headers=headers)
+        assert refused.status == 403
+        body = await refused.json()
+        assert f"the owner revoked the grant this export was made under ({grant_id})" \
+            in body["error"]
+    entries = await app_of(world.client)[SECURITY].audit.query(action="evidence.download",
+                                                              limit=100)
+    refusals = [e for e in entries if e.outcome == "refused"]
+    assert [e.target for e in refusals] == [f"export:{made['export_id']}"] * 2
+    assert "the owner revoked" in json.loads(refusals[0].details)["reason"]
+    assert len([e for e in entries if e.outcome == "ok"]) == 1
+
+
+async def test_a_department_export_stays_downloadable(world: World) -> None:
+    status, made = await _export(world, world.inv, "dept", PAST + 1, PAST + 7)
+    assert status == 201, made
+    world.clock.advance(60)
+    download = await world.client.get(made["download"], headers=world.inv)
+    assert download.status == 200
+    assert len(await download.read()) == made["bytes"]
+
+
+async def _listed(world: World, camera: str) -> list[dict[str, Any]]:
+    response = await world.client.get(f"/api/recordings?camera={camera}", headers=world.inv)
+    assert response.status == 200
+    segments: list[dict[str, Any]] = (await response.json())["segments"]
+    return segments
+
+
+async def test_recordings_list_an_owners_camera_only_within_the_callers_grants(
+    world: World,
+) -> None:
+    assert await _listed(world, "shop") == []
+    assert len(await _listed(world, "dept")) >= 2  # the department's cameras: unchanged
+    assert sorted(s["utc_start"] for s in await _listed(world, "dept"))[0] == PAST
+
+    await _approved(world, PAST + 1, PAST + 2)
+    shown = await _listed(world, "shop")
+    assert [(s["utc_start"], s["utc_end"]) for s in shown] == [(PAST + 1, PAST + 2)]
+    assert shown[0]["clipped"] is True
+    assert shown[0]["sha256"] is None
+    # Another investigator still sees nothing of it.
+    _, other = await role_headers(world.client, world.admin, Role.INVESTIGATOR)
+    response = await world.client.get("/api/recordings?camera=shop", headers=other)
+    assert (await response.json())["segments"] == []

@@ -157,7 +157,8 @@ async def test_a_tampered_export_row_cannot_reach_outside_the_exports_folder(
     sneaky = await evidence.store.call(register, export_id="exp-sneaky", file_name="../../security.sqlite3",
                       camera_id="cam1", case_number="x", created_by="x",
                       created_by_id=world.investigator.id, now=now, expires_at=now + 3600,
-                      size=1, sha256="0" * 64)
+                      size=1, sha256="0" * 64, grant_kind="department",
+                      grant_id="department:cam1", range_start=now, range_end=now + 1)
     outside = world.data_dir / "secret.tar"
     outside.write_text("secret")
     link = evidence.root / "exports" / "exp-1111111111111111.tar"
@@ -166,7 +167,8 @@ async def test_a_tampered_export_row_cannot_reach_outside_the_exports_folder(
     linked = await evidence.store.call(register, export_id="exp-linked", file_name=link.name,
                       camera_id="cam1", case_number="x", created_by="x",
                       created_by_id=world.investigator.id, now=now, expires_at=now + 3600,
-                      size=1, sha256="0" * 64)
+                      size=1, sha256="0" * 64, grant_kind="department",
+                      grant_id="department:cam1", range_start=now, range_end=now + 1)
     for token in (sneaky, linked):
         response = await world.client.get(f"/api/exports/{token}/download", headers=world.inv)
         assert response.status == 404

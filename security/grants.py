@@ -205,19 +205,20 @@ def grant_incident(tables: SecurityTables, incident_id: str, cameras: Sequence[s
                    approved_by: str, purpose: str, now: float, seconds: float
                    ) -> list[tuple[Grant, Change]]:
     """Create or renew the incident's live grant on each camera, valid ``seconds`` from now.
-    A grant the owner revoked is not renewed (``refused``)."""
+    A grant the owner revoked is not renewed (``refused``). A grant that already expired is not
+    stretched over the gap: a new one starts now, so footage from the gap stays uncovered."""
     changes: list[tuple[str, Change]] = []
     with tables.transaction() as conn:
         for camera_id in cameras:
             row = conn.execute(
-                "SELECT id, revoked, revoked_by FROM grants WHERE basis = 'incident'"
+                "SELECT id, revoked, revoked_by, valid_until FROM grants WHERE basis = 'incident'"
                 " AND basis_id = ? AND camera_id = ? ORDER BY created DESC LIMIT 1",
                 (incident_id, camera_id),
             ).fetchone()
             if row is not None and row["revoked"] is not None:
                 changes.append((str(row["id"]), "refused"))
                 continue
-            if row is not None:
+            if row is not None and (row["valid_until"] is None or float(row["valid_until"]) > now):
                 conn.execute(
                     "UPDATE grants SET valid_until = ?, expiry_audited = 0 WHERE id = ?",
                     (now + seconds, row["id"]),

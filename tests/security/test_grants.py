@@ -7,6 +7,7 @@ viewers counting decoded frames, and a clock the test moves.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -15,6 +16,8 @@ import pytest
 from rtcc.appkeys import FOOTAGE_GRANTS
 from rtcc.config import SharingLevel, TimeWindow
 from rtcc.policy import Role
+from security import grants
+from security.store import SecurityTables
 from tests.fixtures.auth import role_headers
 from tests.relay.whep_client import WhepError, WhepViewer
 from tests.security.test_enforcement import (  # noqa: F401  (fixtures)
@@ -119,3 +122,25 @@ async def test_the_owner_sees_and_revokes_an_incident_grant_and_its_view_ends(
         assert {"grant.create", "grant.revoke", "view.start", "view.stop"} <= actions
     finally:
         await viewer.close()
+
+
+def test_linking_again_after_expiry_does_not_cover_the_gap(tmp_path: Path) -> None:
+    """An incident grant that lapsed and is linked again starts anew: footage recorded while
+    the camera was not opened for the incident stays uncovered."""
+    tables = SecurityTables.open_in(tmp_path)
+    try:
+        first = grants.grant_incident(tables, "INC-1", ["cam"], "sup", "fire", now=0.0,
+                                      seconds=60.0)
+        renewed = grants.grant_incident(tables, "INC-1", ["cam"], "sup", "fire", now=30.0,
+                                        seconds=60.0)
+        assert [change for _, change in renewed] == ["renew"]
+        assert renewed[0][0].id == first[0][0].id  # still valid: the same grant, longer
+        again = grants.grant_incident(tables, "INC-1", ["cam"], "sup", "fire", now=200.0,
+                                      seconds=60.0)
+        assert [change for _, change in again] == ["create"]
+        assert again[0][0].id != first[0][0].id
+        assert grants.incident_grant_for(tables, "cam", "INC-1", 10.0, 80.0) == first[0][0].id
+        assert grants.incident_grant_for(tables, "cam", "INC-1", 100.0, 150.0) is None  # the gap
+        assert grants.incident_grant_for(tables, "cam", "INC-1", 210.0, 250.0) == again[0][0].id
+    finally:
+        tables.close()

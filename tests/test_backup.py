@@ -4,16 +4,13 @@ backup is refused naming the file, and a data directory in use or not empty is l
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import signal
 import stat
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 from evidence.store import EvidenceStore
@@ -22,6 +19,7 @@ from security.audit import AuditWriter
 from security.store import SecurityTables
 from tests.evidence.helpers import frames_from, make_h264, write_segments
 from tests.fixtures.auth import FakeClock
+from tests.fixtures.server_process import serve
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,30 +37,6 @@ def _config(folder: Path, data: Path) -> Path:
     path = folder / f"{data.name}.yaml"
     path.write_text(f"data_dir: {data}\nsecurity:\n  audit_checkpoint_seconds: 0.2\n")
     return path
-
-
-@contextlib.contextmanager
-def serving(config: Path) -> Iterator[subprocess.Popen[str]]:
-    """``rtcc serve`` until the block ends, then stopped with SIGINT (a clean stop)."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "server", "serve", "--config", str(config), "--port", "0"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
-    try:
-        assert process.stdout is not None
-        deadline = time.monotonic() + 60
-        line = ""
-        while "listening on" not in line and time.monotonic() < deadline:
-            line = process.stdout.readline()
-            assert line or process.poll() is None, "the server exited before listening"
-        assert "listening on" in line
-        yield process
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=60)
-        assert process.returncode == 0, stderr
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
 
 
 def _record(data: Path, work: Path, camera_id: str = "cam1") -> list[int]:
@@ -101,7 +75,7 @@ def test_a_backup_of_a_running_server_restores_and_verifies(tmp_path: Path) -> N
     segment_ids = _record(data, tmp_path)
     config = _config(tmp_path, data)
     backup = tmp_path / "backup"
-    with serving(config):
+    with serve(config, _env()):
         done = rtcc("backup", "--config", str(config), "--to", str(backup))
         assert done.returncode == 0, done.stdout + done.stderr
         # The running server's data directory is never overwritten, even with --force.

@@ -8,7 +8,6 @@ import base64
 import json
 import os
 import secrets
-import signal
 import sqlite3
 import stat
 import subprocess
@@ -25,6 +24,7 @@ from security.audit_checkpoints import CHECKPOINT_FILE, AuditCheckpoints, Checkp
 from security.secretbox import load_audit_key
 from security.store import STORE_FILE, SecurityTables
 from tests.fixtures.auth import FakeClock, security_settings
+from tests.fixtures.server_process import serve
 
 ROOT = Path(__file__).resolve().parents[2]
 COLUMNS = ("id", "ts_ms", "actor", "role", "action", "target", "camera_id", "owner_id",
@@ -358,27 +358,9 @@ def test_the_server_keeps_its_data_private_whatever_the_umask(tmp_path: Path) ->
     os.chmod(data, 0o755)  # an existing install, open to everyone
     config = tmp_path / "server.yaml"
     config.write_text(f"data_dir: {data}\nsecurity:\n  audit_checkpoint_seconds: 0.2\n")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "server", "serve", "--config", str(config), "--port", "0"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
-        umask=0o022,
-    )
-    try:
-        assert process.stdout is not None
-        deadline = time.monotonic() + 60
-        line = ""
-        while "listening on" not in line and time.monotonic() < deadline:
-            line = process.stdout.readline()
-            assert line or process.poll() is None, "the server exited before listening"
-        assert "listening on" in line
+    with serve(config, _env(), umask=0o022) as run:
         running = _modes(data)  # -wal and -shm files exist while the stores are open
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=60)
-        assert process.returncode == 0, stderr
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    stderr = run.stderr
     assert f"{data} was open to other users (mode 755); set it to 700" in stderr
     stopped = _modes(data)
     for modes in (running, stopped):

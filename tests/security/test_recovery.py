@@ -10,13 +10,13 @@ import secrets
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from security.audit import AuditWriter
 from security.recovery import CRASH_REASON, UNCLOSED_REASON, close_cut_views
 from security.store import SecurityTables
 from tests.fixtures.auth import FakeClock
+from tests.fixtures.server_process import serve
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -71,24 +71,8 @@ def _entries(data: Path, action: str) -> list[dict[str, object]]:
 def _start_and_stop_server(data: Path, env: dict[str, str]) -> None:
     config = data.parent / "server.yaml"
     config.write_text(f"data_dir: {data}\n")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "server", "serve", "--config", str(config), "--port", "0"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        assert process.stdout is not None
-        deadline = time.monotonic() + 60
-        line = ""
-        while "listening on" not in line and time.monotonic() < deadline:
-            line = process.stdout.readline()
-            assert line or process.poll() is None, "the server exited before listening"
-        assert "listening on" in line
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=60)
-        assert process.returncode == 0, stderr
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    with serve(config, env):
+        pass
 
 
 def test_a_view_cut_by_sigkill_is_closed_when_the_server_starts_again(tmp_path: Path) -> None:

@@ -31,6 +31,7 @@ from relay.rtp_header import RTP_HEADER, HeaderExtensions, header_struct
 from relay.srtp import InPlaceProtector, ScratchBuffer
 from relay.timing import SYSTEM_CLOCK, Clock
 from relay.udp import MAX_BATCH_BYTES, DatagramWriter, plan_batches
+from rtcc.tasks import cancel_and_wait
 
 _REPORT_CHECK = 5.0
 """Seconds between checks of the fallback sender-report task while reports go out inline."""
@@ -107,14 +108,7 @@ class RtpSendEngine:
             return
         self._stopped = True
         task, self._rtcp_task = self._rtcp_task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                current = asyncio.current_task()
-                if current is not None and current.cancelling():
-                    raise
+        await cancel_and_wait(task)
         if self.negotiated.is_set() and self.packets_sent:
             with contextlib.suppress(ConnectionError):
                 await self._path.send_rtcp(bye_packet(self._ssrc_media))

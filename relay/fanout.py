@@ -21,6 +21,7 @@ from typing import Protocol
 from rtcc.errors import StreamClosed
 from rtcc.hub import Subscription
 from rtcc.media import EncodedFrame
+from rtcc.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -96,14 +97,7 @@ class LiveFanout:
         for member in list(self._members):
             self._release(member, StreamClosed("server shutting down"))
         task, self._task = self._task, None
-        if task is not None and not task.done():
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                current = asyncio.current_task()
-                if current is not None and current.cancelling():
-                    raise
+        await cancel_and_wait(task)
 
     def stats(self) -> dict[str, object]:
         return {"members": len(self._members), "wakeups": self.wakeups, "frames": self.frames}

@@ -1,0 +1,1 @@
+"""Anonymous tips: the public tip page, its media and the analysts' tip queue."""

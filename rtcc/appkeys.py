@@ -20,11 +20,13 @@ from rtcc.access import (
     ViewEnforcement,
 )
 from rtcc.config import Settings
+from rtcc.db import Database
 from rtcc.hub import StreamHub
 from rtcc.owners import OwnerRegistry
 from rtcc.workers import WorkerPool
 
 SETTINGS = web.AppKey("settings", Settings)
+DATABASE = web.AppKey("database", Database)
 HUB = web.AppKey("hub", StreamHub)
 
 CLOCK = web.AppKey[Clock]("clock")

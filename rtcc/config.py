@@ -148,6 +148,31 @@ class RelayConfig(_Model):
     """Seconds from the WHEP answer until the viewer's ICE and DTLS must be up."""
 
 
+class DatabaseConfig(_Model):
+    url: SecretStr = SecretStr("")
+    """Where the stores keep their tables: empty (the embedded default: one SQLite file per store
+    in ``data_dir``) or ``postgresql://USER:PASSWORD@HOST:PORT/DB`` (PostgreSQL 15+ with PostGIS;
+    each store in a schema of its own). Write the password as ``${NAME}``."""
+    pool_size: Annotated[int, Field(ge=1, le=100)] = 4
+    """Connections each store of this process may hold open to PostgreSQL."""
+    connect_timeout: Annotated[float, Field(gt=0, le=120)] = 5.0
+    """Seconds to open a connection or wait for a free one before a request fails closed."""
+    statement_timeout: Annotated[float, Field(gt=0, le=3600)] = 15.0
+    """Seconds one statement may run on PostgreSQL before it is cancelled."""
+    migrate_on_start: bool | None = None
+    """Bring every store's schema up to date when the server starts. Unset: yes on SQLite, no on
+    PostgreSQL (run ``rtcc db upgrade`` first: several nodes must not race an upgrade)."""
+
+    @field_validator("url")
+    @classmethod
+    def _database_url(cls, value: SecretStr) -> SecretStr:
+        text = value.get_secret_value()
+        if text and not text.startswith(("postgresql://", "postgres://", "sqlite:///")):
+            raise ValueError("database.url must be empty (SQLite files in data_dir), "
+                             "sqlite:///FOLDER or postgresql://USER:PASSWORD@HOST:PORT/DB")
+        return value
+
+
 class AgentConfig(_Model):
     max_cameras: Annotated[int, Field(ge=1, le=10000)] = 64
     """Cameras one owner's agent may report; the rest of its inventory is refused."""
@@ -287,6 +312,7 @@ class Settings(_Model):
     """``sqlite:///PATH`` (embedded default) or ``redis://HOST:PORT/DB``; empty means
     ``rtcc.sqlite3`` inside ``data_dir``."""
     data_dir: Path = Path("data")
+    database: DatabaseConfig = DatabaseConfig()
     hub: HubConfig = HubConfig()
     ingest: IngestConfig = IngestConfig()
     relay: RelayConfig = RelayConfig()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
@@ -15,8 +16,9 @@ from console_web import routes as console_routes
 from evidence import add_routes as add_evidence_routes
 from evidence import evidence_context
 from ingest.agentlink import wiring as agent_server
-from rtcc.appkeys import HUB, SETTINGS, WORKERS
+from rtcc.appkeys import DATABASE, HUB, SETTINGS, WORKERS
 from rtcc.config import Settings
+from rtcc.db import Database
 from rtcc.hub import StreamHub
 from rtcc.workers import WorkerPool
 from security import add_routes as add_security_routes
@@ -33,6 +35,16 @@ async def _hub_context(app: web.Application) -> AsyncIterator[None]:
         app[HUB] = hub
         yield
         log.info("stopping %d streams", len(hub.streams()))
+
+
+async def _database_context(app: web.Application) -> AsyncIterator[None]:
+    database = Database.from_settings(app[SETTINGS])
+    app[DATABASE] = database
+    log.info("tables: %s", database.describe())
+    try:
+        yield
+    finally:
+        await asyncio.to_thread(database.close)
 
 
 async def _workers_context(app: web.Application) -> AsyncIterator[None]:
@@ -56,7 +68,8 @@ def create_app(settings: Settings) -> web.Application:
                           client_max_size=16 * 1024**2)
     app[SETTINGS] = settings
     app.on_response_prepare.append(security_headers_on_prepare)
-    app.cleanup_ctx.append(_workers_context)  # CPU-heavy work (password hashing), closed last
+    app.cleanup_ctx.append(_database_context)  # every store's connections, closed last
+    app.cleanup_ctx.append(_workers_context)  # CPU-heavy work (password hashing)
     app.cleanup_ctx.append(security_context)  # next in, next to last out: audits the shutdown
     app.cleanup_ctx.append(catalog.catalog_context)  # needs SECRET_BOX
     app.cleanup_ctx.append(_hub_context)

@@ -5,5 +5,6 @@ pytest_plugins = [
     "tests.fixtures.camsim",
     "tests.fixtures.auth",
     "tests.fixtures.redis_server",
+    "tests.fixtures.postgres",
     "tests.fixtures.browser",
 ]

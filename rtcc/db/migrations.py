@@ -42,6 +42,8 @@ class StoreSchema:
     tables: tuple[str, ...]
     sqlite_file: str | None = None
     """The file name an installation already has, when it is not ``NAME.sqlite3``."""
+    verify: Callable[[SqlConnection], None] | None = None
+    """Checks the tables' integrity after a copy (the audit chain); raises when broken."""
 
 
 @dataclass(frozen=True)

@@ -42,8 +42,7 @@ MAX_ARRAY = 1000
 MAX_DOCUMENTS = 200
 MAX_TEXT = 500
 
-_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_TAGS = re.compile(r"<[^>]*>")
+_TAGS = re.compile(r"<[^<>]*>")
 
 
 class EidoError(IncidentParseError):
@@ -73,21 +72,19 @@ def parse_eido(data: bytes | str, *, max_bytes: int = MAX_EIDO_BYTES) -> list[In
     except UnicodeDecodeError as exc:
         raise EidoError([FieldProblem("$", "UTF-8 encoded JSON",
                                       f"bytes that are not UTF-8 at offset {exc.start}")]) from None
-    depth = _max_depth(text)
-    if depth > MAX_DEPTH:
-        raise EidoError([FieldProblem("$", f"JSON nested at most {MAX_DEPTH} levels deep",
-                                      f"{depth} levels")])
     try:
         body = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
     except _Duplicate as exc:
         raise EidoError([FieldProblem("$", "each key once per object",
                                       f"the key {exc.key[:60]!r} twice")]) from None
-    except (ValueError, RecursionError) as exc:
+    except RecursionError:
+        raise EidoError([FieldProblem("$", f"JSON nested at most {MAX_DEPTH} levels deep",
+                                      "deeper nesting")]) from None
+    except ValueError as exc:
         raise EidoError([FieldProblem("$", "a JSON document", f"invalid JSON ({exc})")]) from None
-    too_long = _long_array(body, "")
-    if too_long:
-        raise EidoError([FieldProblem(too_long[0], f"an array of at most {MAX_ARRAY} items",
-                                      f"{too_long[1]} items")])
+    over = _over_limits(body)
+    if over:
+        raise EidoError([over])
     if isinstance(body, list):
         if not body:
             raise EidoError([FieldProblem("$", "an EIDO object or a non-empty array of them",
@@ -112,31 +109,25 @@ def parse_eido(data: bytes | str, *, max_bytes: int = MAX_EIDO_BYTES) -> list[In
 # -- Limits ------------------------------------------------------------------------------------
 
 
-def _max_depth(text: str) -> int:
-    """The deepest nesting of [ and { outside strings, counted before json.loads recurses."""
-    depth = deepest = 0
-    for ch in _STRINGS.sub("", text):
-        if ch in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif ch in "]}":
-            depth -= 1
-    return deepest
-
-
-def _long_array(value: object, path: str) -> tuple[str, int] | None:
-    if isinstance(value, list):
-        if len(value) > MAX_ARRAY:
-            return (path or "$", len(value))
-        for i, item in enumerate(value):
-            found = _long_array(item, f"{path}[{i}]")
-            if found:
-                return found
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            found = _long_array(item, f"{path}.{key}" if path else str(key))
-            if found:
-                return found
+def _over_limits(body: object) -> FieldProblem | None:
+    """The first place nested deeper than MAX_DEPTH or holding an array longer than MAX_ARRAY
+    (walked without recursion: json.loads accepts nesting far deeper than is reasonable)."""
+    stack: list[tuple[object, str, int]] = [(body, "", 1)]
+    while stack:
+        value, path, depth = stack.pop()
+        if not isinstance(value, list | dict):
+            continue
+        if depth > MAX_DEPTH:
+            return FieldProblem(path or "$", f"JSON nested at most {MAX_DEPTH} levels deep",
+                                "deeper nesting")
+        if isinstance(value, list):
+            if len(value) > MAX_ARRAY:
+                return FieldProblem(path or "$", f"an array of at most {MAX_ARRAY} items",
+                                    f"{len(value)} items")
+            stack.extend((item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value))
+        else:
+            stack.extend((item, f"{path}.{key}" if path else str(key), depth + 1)
+                         for key, item in value.items())
     return None
 
 

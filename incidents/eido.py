@@ -160,10 +160,10 @@ class _Reader:
         self.prefix = prefix
         self.problems = problems
 
-    def problem(self, path: str, expected: str, found: object) -> None:
+    def problem(self, path: str, expected: str, found: object, *, said: str | None = None) -> None:
+        """Record a problem; ``said`` replaces the rendering of ``found`` with our own words."""
         self.problems.append(FieldProblem(self.prefix + path, expected,
-                                          found if isinstance(found, str) and found.startswith("<")
-                                          else describe(found)))
+                                          said if said is not None else describe(found)))
 
     def get(self, obj: dict[str, Any], path: str, *names: str) -> tuple[str, Any] | None:
         """(path of the key found, value) for the first of ``names`` present in any letter
@@ -173,8 +173,9 @@ class _Reader:
         if not found:
             return None
         if any(v != found[0][1] for _, v in found[1:]):
-            self.problem(f"{path}{found[0][0]}", "one value per field",
-                         f"<also spelled {', '.join(k for k, _ in found[1:])} with another value>")
+            self.problem(f"{path}{found[0][0]}", "one value per field", None,
+                         said=f"also spelled {', '.join(k for k, _ in found[1:])} with another "
+                              "value")
         return f"{path}{found[0][0]}", found[0][1]
 
     def text(self, obj: dict[str, Any], path: str, *names: str) -> str | None:
@@ -189,7 +190,8 @@ class _Reader:
             return None
         value = " ".join(value.split())
         if len(value) > MAX_TEXT:
-            self.problem(where, f"at most {MAX_TEXT} characters", f"<{len(value)} characters>")
+            self.problem(where, f"at most {MAX_TEXT} characters", None,
+                         said=f"{len(value)} characters")
             return None
         return value or None
 
@@ -210,7 +212,7 @@ class _Reader:
             self.problem(where, expected, value)
             return None
         if when.tzinfo is None or when.utcoffset() is None:
-            self.problem(where, expected, f"<{value!r}, which has no UTC offset>")
+            self.problem(where, expected, None, said=f"{describe(value)}, which has no UTC offset")
             return None
         return when
 
@@ -291,8 +293,8 @@ class _Reader:
         own = doc.get("$id")
         if isinstance(own, str) and is_tracking_id(own.strip()):
             return normalise_tracking_id(own.strip())
-        self.problem("incidentTrackingIdentifier", expected,
-                     "<missing>" if own is None else f"<$id {describe(own)}>")
+        self.problem("incidentTrackingIdentifier", expected, None,
+                     said="nothing" if own is None else f"$id {describe(own)}")
         return None
 
     def incident_fields(self, path: str, incident: dict[str, Any]) -> dict[str, Any]:
@@ -324,7 +326,8 @@ class _Reader:
 
         def rank(item: tuple[int, tuple[str, dict[str, Any]]]) -> tuple[int, int]:
             i, (_, comp) = item
-            kind = str(comp.get("locationTypeDescriptionRegistryText", "")).lower()
+            kind = str(next((v for k, v in comp.items()
+                             if k.lower() == "locationtypedescriptionregistrytext"), "")).lower()
             return (0 if comp.get("$id") in refs else 1 if "incident" in kind else 2, i)
 
         problems: list[FieldProblem] = []
@@ -364,14 +367,22 @@ class _Reader:
 
         for path, call in self.components(doc, "callComponent"):
             note("call_received", self.time(call, path, "callStartTimestamp"))
+        # A unit is named by its emergencyResourceName, else its $id; a dispatch may reference
+        # units the document does not describe, named then by the reference alone.
+        names: dict[str, str] = {}
         units: list[str] = []
+        resources = self.components(doc, "emergencyResourceComponent")
+        for path, unit in resources:
+            own = unit.get("$id")
+            name = self.text(unit, path, "emergencyResourceName") or own
+            if isinstance(name, str):
+                names[own if isinstance(own, str) else f"{path}$id"] = name[:MAX_TEXT]
         for path, dispatch in self.components(doc, "dispatchComponent"):
             note("dispatched", self.time(dispatch, path, "lastUpdateTimeStamp"))
-            units.extend(self.refs(dispatch, path, "emergencyResourceReference"))
-        for path, unit in self.components(doc, "emergencyResourceComponent"):
-            name = self.text(unit, path, "emergencyResourceName") or unit.get("$id")
-            if isinstance(name, str) and name not in units:
-                units.append(name[:MAX_TEXT])
+            units.extend(names.get(ref, ref[:MAX_TEXT])
+                         for ref in self.refs(dispatch, path, "emergencyResourceReference"))
+        units.extend(names.values())
+        for path, unit in resources:
             status = self.text(unit, path, "primaryUnitStatusRegistryText") or ""
             field = _UNIT_STATUS.get(re.sub(r"[^a-z]", "", status.lower()))
             if field:

@@ -41,7 +41,7 @@ def test_every_sample_loads_or_names_its_fields() -> None:
                 FieldProblem("incidentTrackingIdentifier",
                              "an incident tracking id 'urn:emergency:uid:incidentid:<id>:<domain>'"
                              " in incidentTrackingIdentifier (or the document's $id)",
-                             "<$id 'cad-4417-header'>"),
+                             "$id 'cad-4417-header'"),
                 FieldProblem("incidentComponent.incidentCommonPriorityNumber",
                              "a non-negative integer priority", "'high'"),
             )
@@ -90,7 +90,7 @@ def test_unreadable_location_keeps_the_update_and_names_the_field() -> None:
 def test_dispatch_sample_gives_units_times_notes_and_the_referenced_location() -> None:
     (update,) = parse_eido(load("dispatch-point-units-notes.json"))
     assert update.location == PointLocation(39.80012, -89.64921, None, "point")
-    assert update.units == ("unit-2A12", "unit-2A14", "2A12", "2A14")
+    assert update.units == ("2A12", "2A14")
     assert update.times.call_received == datetime(2026, 5, 4, 10, 19, 12, tzinfo=CDT)
     assert update.times.dispatched == datetime(2026, 5, 4, 10, 21, 40, tzinfo=CDT)
     assert update.times.en_route == datetime(2026, 5, 4, 10, 23, 10, tzinfo=CDT)

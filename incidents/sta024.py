@@ -169,6 +169,9 @@ class Sta024Subscriber:
                 await self._connection(session)
             except* (aiohttp.ClientError, OSError, TimeoutError, Sta024Error) as group:
                 problem = "; ".join(_describe(exc) for exc in group.exceptions)
+            except* Exception as group:  # a bug: recorded for health, raised to the supervisor
+                self._record_error("; ".join(_describe(exc) for exc in group.exceptions))
+                raise
             finally:
                 self._connected = False
                 self._subscriptions.clear()
@@ -281,6 +284,11 @@ class Sta024Subscriber:
             if msg.type == aiohttp.WSMsgType.TEXT:
                 await self._on_text(ws, msg.data, events)
             elif msg.type == aiohttp.WSMsgType.ERROR:
+                if ws.close_code == aiohttp.WSCloseCode.MESSAGE_TOO_BIG:
+                    raise Sta024Error(
+                        f"the notifier sent a message over the limit of "
+                        f"{self.settings.max_message_bytes} bytes (max_message_bytes); the "
+                        f"connection was closed")
                 raise Sta024Error(f"WebSocket error: {ws.exception()}")
             else:
                 log.warning("STA-024 notifier sent a %s message; only JSON text is expected",

@@ -257,3 +257,19 @@ async def test_cancel_stops_the_subscriber(cadsim_factory: CadsimFactory) -> Non
 def test_settings_refuse_a_non_websocket_url() -> None:
     with pytest.raises(ValueError, match="ws:// or wss://"):
         Sta024Settings("http://127.0.0.1:1/ent")
+
+
+async def test_a_message_over_the_limit_closes_the_connection_and_says_why(
+        cadsim_factory: CadsimFactory) -> None:
+    sim = await cadsim_factory()
+    store = Store()
+    async with subscribed(sim.ws_url, store, max_message_bytes=16 * 1024) as subscriber:
+        huge = Scenario(seed=13).next_eido()
+        huge["padding"] = "x" * 32 * 1024
+        await sim.inject(huge)
+
+        async def refused() -> bool:
+            return "over the limit of 16384 bytes" in (subscriber.state().last_error or "")
+
+        await wait_for(refused, "the subscriber to report the oversized message")
+        assert store.eidos == []

@@ -97,6 +97,11 @@ def _parser() -> argparse.ArgumentParser:
     camsim = sub.add_parser("camsim", help="serve simulated RTSP cameras")
     camsim.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
 
+    from cadsim.__main__ import build_parser as build_cadsim_parser
+
+    build_cadsim_parser(sub.add_parser(
+        "cadsim", help="simulate a CAD: serve NENA STA-024 EIDO subscriptions, POST EIDOs"))
+
     from agent.cli import add_parser as add_agent_parser
 
     add_agent_parser(sub)
@@ -160,6 +165,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         setup_logging(args.log_level or "info", args.log_format)
         return agent_main(args)
+    if args.command == "cadsim":  # a separate program: no server configuration
+        from cadsim.__main__ import main as cadsim_main
+
+        return cadsim_main(args=args)
     if args.command == "verify" and args.config is None:  # anyone may check a package
         from evidence import verify_main
 

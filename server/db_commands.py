@@ -199,7 +199,7 @@ def _count(conn: SqlConnection, table: str) -> int:
     return int(conn.scalar(f"SELECT COUNT(*) FROM {_quote(table)}"))  # noqa: S608 (quoted identifiers from the store schemas)
 
 
-class _Progress:
+class Progress:
     """A bar on a terminal; plain ``store.table done/total`` lines otherwise (logs, CI)."""
 
     WIDTH = 30
@@ -252,7 +252,7 @@ def db_copy(source_url: str, target_url: str, schemas: Sequence[StoreSchema],
             if done:
                 print(f"{store.schema.name}: target schema upgraded to version "
                       f"{done[-1].version}", file=out)
-        copied = _copy_rows(stores, _Progress(out))
+        copied = _copy_rows(stores, Progress(out))
         _verify(stores, out)
         total = sum(copied.values())
         print(f"copied {total} rows in {len(copied)} tables of {len(stores)} stores; "
@@ -292,7 +292,7 @@ def _refuse_rows_in_target(stores: Sequence[_Store]) -> None:
             "database, or drop and recreate this one, and run the copy again)")
 
 
-def _copy_rows(stores: Sequence[_Store], progress: _Progress) -> dict[str, int]:
+def _copy_rows(stores: Sequence[_Store], progress: Progress) -> dict[str, int]:
     copied: dict[str, int] = {}
     for store in stores:
         if store.source is None:
@@ -311,7 +311,7 @@ def _copy_rows(stores: Sequence[_Store], progress: _Progress) -> dict[str, int]:
 
 
 def _copy_table(src: SqlConnection, dst: SqlConnection, table: str, label: str,
-                progress: _Progress) -> int:
+                progress: Progress) -> int:
     source_table, target_table = _describe(src, table), _describe(dst, table)
     if source_table is None:
         raise CopyFailed(f"the source has no table {label}; is it the same release?")
@@ -388,5 +388,5 @@ def _verify(stores: Sequence[_Store], out: TextIO) -> None:
         raise CopyFailed("the copy does not match its source: " + "; ".join(problems))
 
 
-__all__ = ["BATCH_ROWS", "CopyFailed", "CopyRefused", "add_parser", "db_copy", "db_main",
-           "db_status", "db_upgrade"]
+__all__ = ["BATCH_ROWS", "CopyFailed", "CopyRefused", "Progress", "add_parser", "db_copy",
+           "db_main", "db_status", "db_upgrade"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from pydantic import SecretStr
 
 from rtcc.config import DatabaseConfig
 from rtcc.db import Database, SqlConnection
+from server.db_commands import Progress
 from tests.db.schemas import LEDGER, NOTES, append_entry, verify_chain
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -189,3 +191,18 @@ def test_copy_refuses_a_missing_source_folder(tmp_path: Path) -> None:
                    "--to", "postgresql://rtcc@127.0.0.1:1/rtcc")
     assert result.returncode == 1
     assert f"there is no folder {tmp_path / 'nowhere'}" in result.stderr
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_is_a_bar_on_a_terminal() -> None:
+    terminal = _Terminal()
+    progress = Progress(terminal)
+    for done in (0, 2000, 4000):
+        progress.show("security.audit", done, 4000)
+    frames = terminal.getvalue().split("\r")[1:]
+    assert [frame.split("[")[1].split("]")[0].count("#") for frame in frames] == [0, 15, 30]
+    assert frames[-1].endswith("] 4000/4000\n")

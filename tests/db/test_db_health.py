@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 from pydantic import SecretStr
 
 from rtcc.config import DatabaseConfig, ServerConfig, Settings
 from rtcc.db import Database
 from server.db_health import DatabaseProbe, render_metrics
 from server.runner import serving
+from tests.fixtures.auth import bearer
 from tests.fixtures.postgres import PostgresServer, start_postgres
 
 
@@ -42,9 +42,8 @@ async def _until(http: aiohttp.ClientSession, base: str, reachable: bool) -> dic
         await asyncio.sleep(0.5)
 
 
-@pytest.mark.usefixtures("bootstrap_token")
 async def test_health_reports_a_stopped_database_while_the_server_answers(
-    tmp_path: Path,
+    tmp_path: Path, bootstrap_token: str,
 ) -> None:
     server: PostgresServer = await asyncio.to_thread(start_postgres)
     try:
@@ -63,6 +62,9 @@ async def test_health_reports_a_stopped_database_while_the_server_answers(
             # A poll storm while the database is down: every poll answered.
             answers = await asyncio.gather(*(_health(http, base) for _ in range(50)))
             assert [a["database"]["reachable"] for a in answers] == [False] * 50
+            async with http.get(f"{base}/metrics", headers=bearer(bootstrap_token)) as response:
+                assert response.status == 200
+                assert 'rtcc_database_up{engine="postgresql"} 0' in await response.text()
 
             server = await asyncio.to_thread(server.restart)
             body = await _until(http, base, reachable=True)

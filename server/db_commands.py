@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import logging
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -60,6 +61,8 @@ def add_parser(sub: Any) -> None:
 def db_main(args: argparse.Namespace, settings: Settings | None,
             schemas: Sequence[StoreSchema], out: TextIO = sys.stdout) -> int:
     """Runs ``rtcc db SUBCOMMAND``; errors are printed, and the exit status says how it went."""
+    # The pool logs each failed connection attempt; the one error printed below says it all.
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     try:
         if args.db_command == "copy":
             return db_copy(args.source, args.target, schemas, out)

@@ -144,6 +144,10 @@ def _parser() -> argparse.ArgumentParser:
     restore.add_argument("--force", action="store_true",
                          help="overwrite the stores and keys of a non-empty data directory")
 
+    from server.db_commands import add_parser as add_db_parser
+
+    add_db_parser(sub)
+
     user = sub.add_parser("user", help="manage accounts")
     user_sub = user.add_subparsers(dest="user_command", required=True)
     add = user_sub.add_parser("add", help="create an account (prompts for the password)")
@@ -173,6 +177,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         from evidence import verify_main
 
         return verify_main(args.file, key_path=args.key)
+    if args.command == "db" and args.db_command == "copy":  # two URLs, no configuration
+        from server.db_commands import db_main
+        from server.schemas import store_schemas
+
+        setup_logging(args.log_level or "info", args.log_format)
+        return db_main(args, None, store_schemas())
     try:
         settings = load_settings(args.config)
     except ConfigError as exc:
@@ -198,6 +208,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             from security.cli import open_audit_log
 
             return verify_main(args.file, settings, key_path=args.key, audit_log=open_audit_log)
+        if args.command == "db":
+            from server.db_commands import db_main
+            from server.schemas import store_schemas
+
+            return db_main(args, settings, store_schemas())
         if args.command == "backup":
             from server.backup import backup_main
 

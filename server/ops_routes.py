@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from rtcc import __version__, metrics
-from rtcc.appkeys import HUB
+from rtcc.appkeys import DATABASE, HUB
 from rtcc.policy import public, staff
+from server.db_health import DATABASE_PROBE, DatabaseProbe, render_metrics
 
 
 @public()
@@ -17,8 +19,12 @@ async def health(request: web.Request) -> web.Response:
     states: dict[str, int] = {}
     for stream in hub.streams():
         states[str(stream.state)] = states.get(str(stream.state), 0) + 1
+    database = await request.app[DATABASE_PROBE].check()
+    # A database outage degrades the server (new views that need it are refused) but live
+    # views continue, so the node still answers 200.
     return web.json_response(
-        {"status": "ok", "version": __version__, "time": time.time(), "streams": states}
+        {"status": "ok" if database.reachable else "degraded", "version": __version__,
+         "time": time.time(), "streams": states, "database": database.as_json()}
     )
 
 
@@ -29,12 +35,19 @@ async def streams(request: web.Request) -> web.Response:
 
 @staff()
 async def prometheus(request: web.Request) -> web.Response:
-    body = metrics.render(request.app[HUB].stats())
+    database = await request.app[DATABASE_PROBE].check()
+    body = metrics.render(request.app[HUB].stats()) + render_metrics(database)
     return web.Response(text=body, content_type="text/plain", charset="utf-8",
                         headers={"X-Prometheus-Format": "0.0.4"})
 
 
+async def _probe_context(app: web.Application) -> AsyncIterator[None]:
+    app[DATABASE_PROBE] = DatabaseProbe(app[DATABASE])
+    yield
+
+
 def add_routes(app: web.Application) -> None:
+    app.cleanup_ctx.append(_probe_context)  # after the database's own context
     app.router.add_get("/api/health", health)
     app.router.add_get("/api/streams", streams)
     app.router.add_get("/metrics", prometheus)

@@ -107,6 +107,13 @@ class Database:
 
         ping(self.url, self.settings)
 
+    def pool_stats(self) -> dict[str, dict[str, int]]:
+        """Each open PostgreSQL pool's counters (``psycopg_pool`` ``get_stats()``: pool_size,
+        pool_available, requests_waiting...), by store; empty on SQLite."""
+        with self._lock:
+            pools = dict(self._pools)
+        return {store: dict(pool.get_stats()) for store, pool in sorted(pools.items())}
+
     def close(self) -> None:
         """Close every PostgreSQL pool (blocking)."""
         with self._lock:

@@ -36,7 +36,8 @@ class DatabaseHealth:
     """PostgreSQL only: each store's pool counters (psycopg_pool ``get_stats()``)."""
 
     def as_json(self) -> dict[str, object]:
-        return {"engine": self.engine, "reachable": self.reachable, "pools": self.pools}
+        """What the public health check shows: the pools' counters are for staff (``/metrics``)."""
+        return {"engine": self.engine, "reachable": self.reachable}
 
 
 class DatabaseProbe:

@@ -4,15 +4,16 @@ Photos are decoded and encoded again with Pillow: the orientation the camera rec
 to the pixels and nothing else is kept (no EXIF, GPS, maker notes or embedded thumbnails).
 Videos are probed and remuxed with PyAV into a new container without any metadata (no creation
 date, no location atom, no device names); the coded frames are copied, never re-encoded, so the
-copy is exact picture for picture. A video whose codecs a browser cannot play gets no copy: it
-stays an encrypted original for investigators. The original bytes are never changed (see
-``tips.vault``).
+copy is exact picture for picture. A video whose codecs a browser cannot play is decoded and
+encoded once into H.264 and AAC (the only case of re-encoding), also without metadata. The
+original bytes are never changed (see ``tips.vault``).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Literal
 
@@ -123,9 +124,9 @@ def _target_format(video: set[str], audio: set[str]) -> str | None:
     return None
 
 
-def video_copy(source: Path, target: Path, limits: TipLimits) -> ViewCopy | None:
-    """Probe the video and remux it without metadata into ``target``; None when a browser
-    cannot play its codecs (the original alone is kept)."""
+def video_copy(source: Path, target: Path, limits: TipLimits) -> ViewCopy:
+    """Probe the video and remux it without metadata into ``target`` (encoded again when a
+    browser cannot play its codecs)."""
     try:
         with av.open(str(source)) as container:
             seconds = (container.duration or 0) / av.time_base
@@ -142,7 +143,8 @@ def video_copy(source: Path, target: Path, limits: TipLimits) -> ViewCopy | None
             height = videos[0].codec_context.height
             fmt = _target_format(video_codecs, audio_codecs)
             if fmt is None:
-                return None
+                _transcode(container, videos[0], audios[0] if audios else None, target)
+                return ViewCopy("video/mp4", width - width % 2, height - height % 2, seconds)
             _remux(container, [*videos, *audios], target, fmt)
             return ViewCopy(_MIME[fmt], width, height, seconds)
     except av.FFmpegError as exc:
@@ -164,3 +166,34 @@ def _remux(container: av.container.InputContainer, streams: list[av.stream.Strea
                 continue
             packet.stream = mapping[packet.stream.index]
             out.mux(packet)
+
+
+def _transcode(container: av.container.InputContainer, video: av.VideoStream,
+               audio: av.AudioStream | None, target: Path) -> None:
+    """Decode and encode into H.264 (and AAC) in MP4: for the codecs browsers cannot play."""
+    private_file(target)
+    rate = video.average_rate or Fraction(25)
+    with av.open(str(target), "w", format="mp4") as out:
+        picture = out.add_stream("libx264", rate=rate)
+        picture.width = video.codec_context.width - video.codec_context.width % 2
+        picture.height = video.codec_context.height - video.codec_context.height % 2
+        picture.pix_fmt = "yuv420p"
+        picture.options = {"preset": "veryfast", "crf": "26"}
+        sound = out.add_stream("aac", rate=48000) if audio is not None else None
+        frames = 0
+        streams: list[av.stream.Stream] = [video] if audio is None else [video, audio]
+        for packet in container.demux(streams):
+            for frame in packet.decode():
+                if isinstance(frame, av.VideoFrame):
+                    scaled = frame.reformat(width=picture.width, height=picture.height,
+                                            format="yuv420p")
+                    scaled.pts = frames  # numbered at the output's frame rate
+                    scaled.time_base = 1 / Fraction(rate)
+                    frames += 1
+                    out.mux(picture.encode(scaled))
+                elif isinstance(frame, av.AudioFrame) and sound is not None:
+                    frame.pts = None
+                    out.mux(sound.encode(frame))
+        out.mux(picture.encode(None))
+        if sound is not None:
+            out.mux(sound.encode(None))

@@ -16,7 +16,7 @@ from rtcc.access import SecretBox
 from rtcc.workers import WorkerPool
 from tips import vault
 from tips.checks import RepeatGuard
-from tips.media import MediaRefused, TipLimits, ViewCopy, image_copy, video_copy
+from tips.media import MediaRefused, TipLimits, image_copy, video_copy
 from tips.ratelimit import KeyedBuckets
 from tips.store import Media, Tip, TipStore
 
@@ -103,7 +103,6 @@ class TipLine:
     async def _make_copy(self, media: Media) -> Media:
         work = await self.store.decrypt_to_work_file(media, self.file_key(media))
         target = self.store.view_path(media.id)
-        copy: ViewCopy | None
         try:
             if media.kind == "image":
                 copy = await self.workers.run(image_copy, work, target, self.limits)
@@ -114,11 +113,6 @@ class TipLine:
             return await self.store.finish_media(media.id, status="refused", note=str(exc))
         finally:
             await self.store.drop_work_file(media.id)
-        if copy is None:
-            return await self.store.finish_media(
-                media.id, status="kept",
-                note="browsers cannot play this video's format; the original is kept for "
-                     "investigators")
         return await self.store.finish_media(media.id, status="ready", view_mime=copy.mime,
                                              width=copy.width, height=copy.height,
                                              seconds=copy.seconds)

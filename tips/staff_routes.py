@@ -175,7 +175,7 @@ async def media_original(request: web.Request) -> web.StreamResponse:
     line = _line(request)
     tip = await _tip(request)
     media = await _file(request, tip)
-    if media.status not in {"ready", "kept"}:
+    if media.status != "ready":
         raise error(404, f"this file is {media.status}; there is no original to give")
     await _audit(request, "tip.original.download", tip, media=media.id)
     response = web.StreamResponse(headers={

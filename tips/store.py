@@ -122,7 +122,7 @@ class Media:
     tip_id: str
     created: float
     status: str
-    """``receiving``, ``ready``, ``kept`` (original only: no browser copy) or ``refused``."""
+    """``receiving``, ``ready`` or ``refused`` (nothing of it kept)."""
     declared_size: int
     received: int
     file_bytes: int

@@ -223,3 +223,41 @@ async def test_floods_and_junk_are_refused_with_reasons(tip_server: TipServer,
     # A cross-site post is refused without naming who sent it.
     await call(tipster, "POST", f"{base}/tips/api/tips", 403,
                headers={"Origin": "https://elsewhere.example"}, json={"what": "x" * 20})
+
+
+async def test_queue_status_and_incident_link(tip_server: TipServer,
+                                              tipster: aiohttp.ClientSession) -> None:
+    server, base = tip_server, tip_server.base
+    session = server.client.session
+    tip = await send_tip(tipster, base, lat=39.8, lon=-89.6)
+    detail = await _detail(server, tip["number"])
+    assert (detail["lat"], detail["lon"]) == (39.8, -89.6)
+    url = f"{base}/api/tips/{detail['id']}"
+    changed = await call(session, "PATCH", url, 200, json={"status": "in_review"},
+                         headers=server.analyst)
+    assert changed["status"] == "in_review"
+    await call(session, "PATCH", url, 400, json={"status": "solved"}, headers=server.analyst)
+
+    opened = await call(session, "POST", f"{base}/api/incidents", 201,
+                        json={"title": "shop break-in", "cameras": []}, headers=server.analyst)
+    listed = await call(session, "GET", f"{base}/api/tips/incidents", 200,
+                        headers=server.analyst)
+    assert opened["id"] in [i["id"] for i in listed["incidents"]]
+    await call(session, "POST", f"{url}/incident", 400, json={"incident_id": "no-such"},
+               headers=server.analyst)
+    linked = await call(session, "POST", f"{url}/incident", 200,
+                        json={"incident_id": opened["id"]}, headers=server.analyst)
+    assert linked["status"] == "linked"
+    assert linked["incident_id"] == opened["id"]
+    queue = await call(session, "GET", f"{base}/api/tips?status=linked", 200,
+                       headers=server.analyst)
+    assert [t["number"] for t in queue["tips"]] == [tip["number"]]
+
+    # The queue is for staff only; the public tip page and the console page carry no data.
+    await call(session, "GET", f"{base}/api/tips", 401)
+    async with tipster.get(f"{base}/tips/") as page:
+        assert page.status == 200
+        assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+        assert "Set-Cookie" not in page.headers
+    async with session.get(f"{base}/console/tips/") as page:
+        assert page.status == 200

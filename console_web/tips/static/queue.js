@@ -77,7 +77,7 @@ function mediaItem(tip, media) {
   } else if (media.note) {
     item.append(el("span", { class: "help", text: media.note }));
   }
-  if (media.state === "ready" || media.state === "kept") {
+  if (media.state === "ready") {
     item.append(el("a", { href: `${base}/original`, download: "" }, "Download original"));
   }
   return item;

@@ -35,6 +35,10 @@ class TipLimits:
     files_per_tip: int = 20
     chunk_bytes: int = 1024**2
     """Largest upload chunk the server takes; the page sends chunks of this size."""
+    min_free_bytes: int = 2 * 1024**3
+    """An upload starts only if the disk keeps this much free after it."""
+    upload_hours: float = 24.0
+    """An upload not finished within this many hours is refused and what it sent deleted."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -110,6 +110,9 @@ async def start_upload(request: web.Request) -> web.Response:
                     limit=most)
     tip = await _tip_for(request, line, fields)
     _take(request, line, "upload", line.floods.uploads, "uploads")
+    if await line.store.free_bytes() < size + line.limits.min_free_bytes:
+        raise error(507, "the tip line is short of storage space right now; your tip is "
+                    "saved: add the file later with your tip number and passphrase")
     _, wrapped = new_key(line.box)
     media = await line.store.create_media(tip.id, line.now_minute(), size, wrapped,
                                           line.limits.files_per_tip)

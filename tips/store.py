@@ -10,6 +10,7 @@ cookie: the tip line never learns them, so there is nothing to store.
 from __future__ import annotations
 
 import secrets
+import shutil
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -170,6 +171,8 @@ class TipStore(OffloadedStore):
 
     def _open(self) -> None:
         private_dir(self.files)
+        for leftover in self.files.glob("*.work"):  # plain bytes left by a crash mid-copy
+            leftover.unlink()
 
         def schema(conn: sqlite3.Connection) -> None:
             for statement in _SCHEMA:
@@ -399,6 +402,23 @@ class TipStore(OffloadedStore):
             if not chunk:
                 return
             yield chunk
+
+    async def expire_uploads(self, started_before: float, note: str) -> int:
+        """Refuse the uploads still receiving that started before ``started_before`` and
+        delete what they sent; returns how many."""
+        def work() -> int:
+            rows = self._db.execute(
+                "UPDATE tip_media SET status = 'refused', note = ? "
+                "WHERE status = 'receiving' AND created < ? RETURNING id",
+                (note, started_before)).fetchall()
+            for (media_id,) in rows:
+                self.original_path(media_id).unlink(missing_ok=True)
+            return len(rows)
+
+        return await self.run(work)
+
+    async def free_bytes(self) -> int:
+        return (await self.run(shutil.disk_usage, self.files)).free
 
     async def read_original(self, media: Media, key: bytes) -> bytes:
         def work() -> bytes:

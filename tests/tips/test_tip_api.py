@@ -261,3 +261,8 @@ async def test_queue_status_and_incident_link(tip_server: TipServer,
         assert "Set-Cookie" not in page.headers
     async with session.get(f"{base}/console/tips/") as page:
         assert page.status == 200
+    # Without tiles of the department's own, the tip page offers no map (nothing third-party).
+    tiles = await call(tipster, "GET", f"{base}/tips/api/map", 200)
+    assert tiles["tile_url"] is None
+    async with tipster.get(f"{base}/tips/vendor/leaflet/leaflet.js") as script:
+        assert script.status == 200

@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web
 from playwright.async_api import Browser, Page, Route
 
-from rtcc.config import SecurityConfig, Settings
+from rtcc.config import ConsoleConfig, Place, SecurityConfig, Settings
 from server.app import create_app
 from server.runner import GuardedAppRunner, ReadTimeouts
 from tests.fixtures.auth import bearer
@@ -38,7 +38,9 @@ from tips.wiring import LIMITS
 async def served(tmp_path: Path, bootstrap_token: str) -> AsyncIterator[tuple[str, Settings]]:
     assert bootstrap_token  # set before the app starts: the first administrator exists
     settings = Settings(data_dir=tmp_path / "data",
-                        security=SecurityConfig(trusted_proxies=["127.0.0.0/8"]))
+                        security=SecurityConfig(trusted_proxies=["127.0.0.0/8"]),
+                        console=ConsoleConfig(tile_url="/tiles/{z}/{x}/{y}.png",
+                                              places=[Place(name="HQ", lat=39.8, lon=-89.6)]))
     app = create_app(settings)
     app[LIMITS] = TipLimits(chunk_bytes=64 * 1024)  # several chunks even for a short video
     runner = GuardedAppRunner(app, ReadTimeouts(10.0, 10.0), handle_signals=False,
@@ -92,6 +94,10 @@ async def test_phone_sends_tip_and_reads_reply(chromium: Browser, served: tuple[
     assert "encrypted, for investigators" in await _text(page, ".kept")
     await page.fill("#what", "Two men loaded boxes from the closed shop into a white van")
     await page.fill("#where", "Corner of Elm and 3rd")
+    await page.click("#pick-on-map")  # the department's own tiles: the pin map is offered
+    await page.wait_for_selector("#pin-map .leaflet-container, #pin-map.leaflet-container")
+    await page.click("#pin-map", position={"x": 120, "y": 80})
+    assert "The pin" in await _text(page, "#place-state")
     await page.fill("#when", "Tonight, about 10 minutes ago")
     await page.set_input_files("#files", [str(photo_path), str(video_path)])
     await page.click("#send")
@@ -114,6 +120,8 @@ async def test_phone_sends_tip_and_reads_reply(chromium: Browser, served: tuple[
         tip: dict[str, Any] = next(t for t in queue["tips"] if t["number"] == number)
         detail = await call(staff, "GET", f"{base}/api/tips/{tip['id']}", 200, headers=analyst)
         assert sorted(m["state"] for m in detail["media"]) == ["ready", "ready"]
+        assert detail["lat"] is not None
+        assert detail["lon"] is not None
         video = next(m for m in detail["media"] if m["kind"] == "video")
         async with staff.get(f"{base}/api/tips/{tip['id']}/media/{video['id']}",
                              headers=analyst) as got:

@@ -154,14 +154,66 @@ $("near-me").addEventListener("click", () => {
   }
   $("place-state").textContent = "Finding where you are…";
   navigator.geolocation.getCurrentPosition((position) => {
-    $("lat").value = position.coords.latitude.toFixed(5);
-    $("lon").value = position.coords.longitude.toFixed(5);
-    $("place-state").textContent =
-      `Your position will be sent (${$("lat").value}, ${$("lon").value}).`;
+    setPoint(position.coords.latitude, position.coords.longitude, "Your position");
   }, () => {
     $("place-state").textContent = "Your position is not available; type the place instead.";
   }, { enableHighAccuracy: true, timeout: 15000 });
 });
+
+function setPoint(lat, lon, how) {
+  $("lat").value = lat.toFixed(5);
+  $("lon").value = lon.toFixed(5);
+  $("place-state").textContent = `${how} (${$("lat").value}, ${$("lon").value}) will be sent.`;
+}
+
+function loadLeaflet() {
+  // Only when asked for: a slow phone does not download the map unless the tipster wants it.
+  return new Promise((resolve, reject) => {
+    const style = document.createElement("link");
+    style.rel = "stylesheet";
+    style.href = "/tips/vendor/leaflet/leaflet.css";
+    document.head.append(style);
+    const script = document.createElement("script");
+    script.src = "/tips/vendor/leaflet/leaflet.js";
+    script.onload = () => resolve(window.L);
+    script.onerror = () => reject(new Error("the map could not be loaded"));
+    document.head.append(script);
+  });
+}
+
+async function offerMap() {
+  let config;
+  try {
+    config = await (await fetch("/tips/api/map", { credentials: "omit" })).json();
+  } catch {
+    return;
+  }
+  if (!config.tile_url) return;  // no tiles of our own: no map (nothing from other sites)
+  const button = $("pick-on-map");
+  button.hidden = false;
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    let L;
+    try {
+      L = await loadLeaflet();
+    } catch (error) {
+      $("place-state").textContent = "The map could not be loaded; type the place instead.";
+      return;
+    }
+    $("pin-map").hidden = false;
+    const start = config.start || { lat: 0, lon: 0 };
+    const map = L.map("pin-map").setView([start.lat, start.lon], config.start ? 15 : 2);
+    L.tileLayer(config.tile_url, { attribution: config.tile_attribution || "" }).addTo(map);
+    let pin = null;
+    map.on("click", (event) => {
+      if (pin) pin.setLatLng(event.latlng);
+      else pin = L.marker(event.latlng).addTo(map);
+      setPoint(event.latlng.lat, event.latlng.lng, "The pin");
+    });
+  }, { once: true });
+}
+
+offerMap();
 
 $("tip-form").addEventListener("submit", async (event) => {
   event.preventDefault();

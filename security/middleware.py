@@ -88,7 +88,14 @@ async def _anonymous(request: web.Request, handler: Handler) -> web.StreamRespon
     if problem is not None:
         log.warning("%s %s: %s", request.method, request.path, problem)
         return _json(403, problem)
-    return await handler(request)
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except Exception:
+        # Answered here, not by aiohttp, whose error log line names the caller's address.
+        log.exception("%s %s failed", request.method, request.path)
+        return _json(500, "the server failed on this request; try again shortly")
 
 
 @web.middleware

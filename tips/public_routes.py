@@ -153,7 +153,13 @@ async def put_chunk(request: web.Request) -> web.Response:
     if offset != media.received:
         raise error(409, f"the server holds {media.received} bytes of this file; send from "
                     "there", **media_json(media))
-    data = await read_body(request, line.limits.chunk_bytes)
+    try:
+        data = await read_body(request, line.limits.chunk_bytes)
+    except ConnectionError:
+        # The phone lost its connection mid-chunk: nothing of it is kept, and the page asks
+        # where the upload stands when it is back. Not a server failure.
+        raise error(400, "the chunk was cut off; send it again from the offset the server "
+                    "holds", received=media.received) from None
     if not data:
         raise error(400, "the chunk is empty")
     if offset + len(data) > media.declared_size:

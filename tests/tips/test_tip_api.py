@@ -25,6 +25,7 @@ from tests.tips.helpers import (
     send_tip,
     upload,
 )
+from tips.keys import TIP_LINE
 
 
 async def _detail(server: TipServer, number: str) -> dict[str, Any]:
@@ -266,3 +267,18 @@ async def test_queue_status_and_incident_link(tip_server: TipServer,
     assert tiles["tile_url"] is None
     async with tipster.get(f"{base}/tips/vendor/leaflet/leaflet.js") as script:
         assert script.status == 200
+
+
+async def test_a_failure_on_the_tip_line_names_no_caller(
+        tip_server: TipServer, tipster: aiohttp.ClientSession,
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    line = tip_server.client.app[TIP_LINE]
+    await line.store.aclose()  # the store goes away under the handlers
+    failed = await call(tipster, "POST", f"{tip_server.base}/tips/api/tips", 500,
+                        headers={"Origin": tip_server.base, "User-Agent": TIPSTER_UA},
+                        json={"what": "A tip that meets a closed store"})
+    assert "try again" in failed["error"]
+    assert any("POST /tips/api/tips failed" in r.getMessage() for r in caplog.records)
+    _assert_nowhere(tip_server.settings.data_dir, caplog, TIPSTER_ADDRESS.encode(),
+                    TIPSTER_UA.encode())

@@ -153,6 +153,9 @@ async def put_chunk(request: web.Request) -> web.Response:
     if offset != media.received:
         raise error(409, f"the server holds {media.received} bytes of this file; send from "
                     "there", **media_json(media))
+    # Counted before reading, so a caller over its budget is stopped before sending more.
+    _take(request, line, "upload-bytes", line.floods.upload_bytes, "uploaded bytes",
+          cost=min(request.content_length or line.limits.chunk_bytes, line.limits.chunk_bytes))
     try:
         data = await read_body(request, line.limits.chunk_bytes)
     except ConnectionError:
@@ -164,8 +167,6 @@ async def put_chunk(request: web.Request) -> web.Response:
         raise error(400, "the chunk is empty")
     if offset + len(data) > media.declared_size:
         raise error(400, f"the chunk goes past the file's size ({media.declared_size} bytes)")
-    _take(request, line, "upload-bytes", line.floods.upload_bytes, "uploaded bytes",
-          cost=len(data))
     kind, label = media.kind, media.label
     if offset == 0:
         if len(data) < min(SNIFF_BYTES, media.declared_size):

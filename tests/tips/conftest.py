@@ -16,10 +16,13 @@ from rtcc.policy import Role
 from server.app import create_app
 from tests.fixtures.auth import bearer, role_headers, security_settings
 from tips.media import TipLimits
-from tips.wiring import LIMITS
+from tips.service import FloodLimits
+from tips.wiring import FLOODS, LIMITS
 
 TIPSTER_ADDRESS = "127.0.0.7"
 """The tipster's address: distinctive, so a search of every file and log finds nothing else."""
+UPLOAD_BUDGET = 400_000
+"""Bytes one address may upload per rate window in these tests."""
 
 
 @dataclass
@@ -37,7 +40,9 @@ async def tip_server(tmp_path: Path, bootstrap_token: str) -> AsyncIterator[TipS
     settings = security_settings(tmp_path)
     app = create_app(settings)
     app[LIMITS] = TipLimits(image_bytes=2 * 1024**2, video_bytes=8 * 1024**2,
-                            video_seconds=30.0, chunk_bytes=256 * 1024, files_per_tip=5)
+                            video_seconds=30.0, chunk_bytes=256 * 1024, files_per_tip=5,
+                            min_free_bytes=0)
+    app[FLOODS] = FloodLimits(upload_bytes=UPLOAD_BUDGET)
     # No access log, as ``rtcc serve`` runs it (server/runner.py).
     server = TestServer(app)
     await server.start_server(access_log=None)

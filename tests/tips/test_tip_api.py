@@ -221,6 +221,26 @@ async def test_floods_and_junk_are_refused_with_reasons(tip_server: TipServer,
                          f"{base}/tips/api/uploads/{big_photo['upload']['id']}?offset=0", 413,
                          headers=origin, data=jpeg_with_gps())
     assert "image" in too_big["error"]
+    # One address uploading without end is stopped; another is not.
+    flood_size = 1_000_000
+    flooding = await call(tipster, "POST", f"{base}/tips/api/uploads", 201, headers=origin,
+                          json={**creds, "size": flood_size})
+    video = b"\x00\x00\x00\x18ftypmp42" + b"\x00" * (flood_size - 12)
+    offset, status = 0, 200
+    while status == 200:
+        async with tipster.put(f"{base}/tips/api/uploads/{flooding['upload']['id']}"
+                               f"?offset={offset}", data=video[offset:offset + 65536],
+                               headers=origin) as put:
+            status = put.status
+            answer = await put.json()
+        offset = answer.get("received", offset)
+        assert offset < flood_size
+    assert status == 429
+    assert "too many uploaded bytes" in answer["error"]
+    async with session_from("127.0.0.8") as other:
+        other_tip = await send_tip(other, base, what="A second tipster with a photo to send")
+        sent = await upload(other, base, other_tip, jpeg_with_gps())
+        assert sent["state"] == "ready"
     # A cross-site post is refused without naming who sent it.
     await call(tipster, "POST", f"{base}/tips/api/tips", 403,
                headers={"Origin": "https://elsewhere.example"}, json={"what": "x" * 20})

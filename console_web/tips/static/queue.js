@@ -5,7 +5,8 @@
 import { goToLogin, request, setCsrfToken } from "/console/static/shared/api.js";
 import { $, el } from "/console/static/shared/dom.js";
 
-const state = { tips: [], current: null, map: null, markers: null };
+const state = { tips: [], current: null, map: null, markers: null, role: "" };
+const ORIGINAL_ROLES = new Set(["investigator", "supervisor", "admin"]);
 
 async function api(path, options = {}) {
   const { response, data } = await request(path, options);
@@ -77,7 +78,7 @@ function mediaItem(tip, media) {
   } else if (media.note) {
     item.append(el("span", { class: "help", text: media.note }));
   }
-  if (media.state === "ready") {
+  if (media.state === "ready" && ORIGINAL_ROLES.has(state.role)) {
     item.append(el("a", { href: `${base}/original`, download: "" }, "Download original"));
   }
   return item;
@@ -144,6 +145,7 @@ $("status-filter").addEventListener("change", () => run(loadQueue));
 run(async () => {
   const me = await api("/api/me");
   setCsrfToken(me.csrf_token);
+  state.role = me.role || (me.user && me.user.role) || "";
   await setupMap();
   await loadQueue();
 });

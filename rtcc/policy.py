@@ -34,6 +34,9 @@ class Policy:
     """Reachable without logging in (health, login page, public map, owner sign-up)."""
     roles: frozenset[Role]
     """Roles allowed when not public. Per-object checks (owner's own cameras) happen inside."""
+    anonymous: bool = False
+    """Public, and the caller stays unknown: no credentials are read and nothing logged names
+    the caller's address (the anonymous tip line)."""
 
 
 F = TypeVar("F")
@@ -43,6 +46,12 @@ F = TypeVar("F")
 def public() -> Callable[[F], F]:
     """Anyone may call this route."""
     return _mark(Policy(public=True, roles=frozenset()))
+
+
+def anonymous() -> Callable[[F], F]:
+    """Anyone may call this route, and the server must not learn who: the security middleware
+    reads no cookie or token for it and logs no address."""
+    return _mark(Policy(public=True, roles=frozenset(), anonymous=True))
 
 
 def allow(*roles: Role) -> Callable[[F], F]:

@@ -79,6 +79,25 @@ def route_policy(request: web.Request) -> Policy | None:
     return policy_of(request.match_info.handler)
 
 
+async def _anonymous(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A route whose caller stays unknown (the tip line): no cookie or token is read, and no
+    log line names the caller. The address stays on the request, in memory only, for the
+    route's own rate limiting."""
+    unsafe = request.method not in SAFE_METHODS
+    problem = _origin_problem(request, None) if unsafe else None
+    if problem is not None:
+        log.warning("%s %s: %s", request.method, request.path, problem)
+        return _json(403, problem)
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except Exception:
+        # Answered here, not by aiohttp, whose error log line names the caller's address.
+        log.exception("%s %s failed", request.method, request.path)
+        return _json(500, "the server failed on this request; try again shortly")
+
+
 @web.middleware
 async def security_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     match_info = request.match_info
@@ -93,6 +112,8 @@ async def security_middleware(request: web.Request, handler: Handler) -> web.Str
     if core is None:
         return _json(503, "the security core is not running")
     request[CLIENT_ADDRESS] = client_address_of(request, core.trusted_proxies)
+    if policy.anonymous:
+        return await _anonymous(request, handler)
 
     principal: Principal | None = None
     failure = ""

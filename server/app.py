@@ -13,6 +13,7 @@ import relay
 from catalog.owner_api import add_owner_routes
 from console_web import portal
 from console_web import routes as console_routes
+from console_web.tips import routes as tip_pages
 from evidence import add_routes as add_evidence_routes
 from evidence import evidence_context
 from ingest.agentlink import wiring as agent_server
@@ -26,6 +27,7 @@ from security import security_context, security_middleware
 from server import ops_routes
 from server.camera_sync import camera_sync_context
 from server.security_headers import security_headers_on_prepare
+from tips import wiring as tip_line
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +79,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(camera_sync_context)  # catalog cameras -> hub streams
     app.cleanup_ctx.append(agent_server.cleanup_ctx)  # after the hub: agent cameras are streams
     app.cleanup_ctx.append(evidence_context)  # after security and hub: records streams
+    app.cleanup_ctx.append(tip_line.tips_context)  # needs SECRET_BOX and WORKERS
     ops_routes.add_routes(app)
     # -- packages add their routes below (each module exposes add_routes(app)) --
     add_security_routes(app)
@@ -87,4 +90,6 @@ def create_app(settings: Settings) -> web.Application:
     portal.add_routes(app)  # the owner portal under /register/
     agent_server.add_routes(app)
     add_evidence_routes(app)
+    tip_line.add_routes(app)  # the anonymous tip line under /tips/, the queue under /api/tips
+    tip_pages.add_routes(app)
     return app

@@ -26,6 +26,7 @@ from aiohttp.web_protocol import RequestHandler
 
 from rtcc.config import Settings
 from server.app import create_app
+from tips import ANONYMOUS_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ class _GuardedHandler(RequestHandler):
         self._body_timer: asyncio.TimerHandle | None = None
         self._body: Any = None
         self._body_progress = 0
+        self._anonymous = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -72,6 +74,7 @@ class _GuardedHandler(RequestHandler):
             self._cancel(self._header_timer)
             self._header_timer = None
             message, payload = self._messages[-1]
+            self._anonymous = str(getattr(message, "path", "")).startswith(ANONYMOUS_PREFIX)
             if payload is not EMPTY_PAYLOAD and not getattr(message, "upgrade", False) \
                     and not payload.is_eof():
                 self._body = payload
@@ -124,6 +127,8 @@ class _GuardedHandler(RequestHandler):
         self.force_close()
 
     def _peer(self) -> str:
+        if self._anonymous:
+            return "a tip-line client"  # the tip line never logs who calls it
         transport = self.transport
         peer = transport.get_extra_info("peername") if transport is not None else None
         return str(peer[0]) if isinstance(peer, tuple) and peer else "an unknown address"

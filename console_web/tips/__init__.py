@@ -1,0 +1,2 @@
+"""The tip line's pages: the public tip page (``/tips/``) and the analysts' tip queue
+(``/console/tips/``)."""

@@ -36,6 +36,7 @@ from recording.segments import hash_file
 from recording.times import iso_utc, parse_utc
 from rtcc.access import AuditOpener
 from rtcc.config import Settings
+from rtcc.db import Database
 from rtcc.errors import AuditWriteError, RtccError
 
 EXIT_ERROR = 2
@@ -112,7 +113,15 @@ def export_main(settings: Settings, camera: str, start: str | float, end: str | 
     except AuditWriteError as exc:
         print(f"export refused: {exc}", file=errors)
         return EXIT_ERROR
-    store = EvidenceStore.open_in(settings.data_dir)
+    database = Database.from_settings(settings)
+    try:
+        store = EvidenceStore.open_on(database)
+    except RtccError as exc:
+        database.close()
+        print(f"export failed: the evidence store cannot be opened: {exc}", file=errors)
+        _audit_quietly(audit_log, settings, "evidence.export", camera_id=camera, outcome="failed",
+                       details={**details, "error": str(exc)})
+        return EXIT_FAILED
     bar = ProgressBar(errors)
     try:
         key = load_or_create(root)
@@ -135,6 +144,7 @@ def export_main(settings: Settings, camera: str, start: str | float, end: str | 
         return EXIT_FAILED
     finally:
         store.close()
+        database.close()
     _audit_quietly(audit_log, settings, "evidence.export", camera_id=camera,
                    target=f"export:{result.export_id}",
                    details={**details, "export_id": result.export_id, "sha256": result.sha256,
@@ -185,15 +195,24 @@ def verify_main(path: Path, settings: Settings | None = None, *, key_path: Path 
     except (OSError, SigningKeyError) as exc:
         print(f"cannot read the trusted key: {exc}", file=stream)
         return EXIT_ERROR
+    database = Database.from_settings(settings) if settings is not None else None
     store: EvidenceStore | None = None
-    if settings is not None and (settings.data_dir / STORE_FILE).exists():
-        store = EvidenceStore.open_in(settings.data_dir)
     try:
+        # On SQLite a server that never recorded has no store to compare with.
+        if database is not None and settings is not None and (
+                database.dialect != "sqlite" or (settings.data_dir / STORE_FILE).exists()):
+            try:
+                store = EvidenceStore.open_on(database)
+            except RtccError as exc:
+                print(f"cannot read the evidence store: {exc}", file=stream)
+                return EXIT_ERROR
         checker = store_checker(store, evidence_root(settings)) if store and settings else None
         report = verify_package(path, trusted_keys=trusted, store_check=checker)
     finally:
         if store is not None:
             store.close()
+        if database is not None:
+            database.close()
     print(report.describe(), file=stream)
     if settings is not None and audit_log is not None:
         _audit_verification(audit_log, settings, path, report)

@@ -30,6 +30,7 @@ from rtcc.appkeys import (
     AUDIT,
     CAMERA_DIRECTORY,
     CLOCK,
+    DATABASE,
     FOOTAGE_GRANTS,
     HUB,
     INCIDENTS,
@@ -78,7 +79,7 @@ async def evidence_context(app: web.Application) -> AsyncIterator[None]:
     hub = app.get(HUB)
     root = evidence_root(settings)
     private_dir(root)
-    store = await AsyncEvidenceStore.open_in(settings.data_dir)
+    store = await AsyncEvidenceStore.open(app[DATABASE])
     manager: RecordingManager | None = None
     try:
         key = load_or_create(root)

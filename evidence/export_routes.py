@@ -485,7 +485,7 @@ async def recordings(request: web.Request) -> web.Response:
         raise error(400, "limit must be a number") from None
     try:
         rows = await core.store.call(EvidenceStore.recent_segments, camera, limit)
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, StoreUnavailable) as exc:
         raise error(503, f"the evidence store cannot be read: {exc}") from None
     segments = await _granted_parts(request, core, principal, [row.as_json() for row in rows],
                                     incident)

@@ -12,7 +12,6 @@ import hashlib
 import os
 import re
 import secrets
-import sqlite3
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 
 from evidence.store import EvidenceStore
 from recording.segments import UnsafePath, contained
+from rtcc.db import Row
 
 TOKEN = re.compile(r"^[A-Za-z0-9_-]{40,64}$")
 FILE_NAME = re.compile(r"^exp-[0-9a-f]{16}\.tar$")
@@ -47,7 +47,7 @@ class ExportRecord:
     range_end: float | None = None
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> ExportRecord:
+    def from_row(cls, row: Row) -> ExportRecord:
         return cls(
             id=row["id"], file_name=row["file_name"], camera_id=row["camera_id"],
             case_number=row["case_number"], created_by=row["created_by"],

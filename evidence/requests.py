@@ -28,7 +28,6 @@ accepts no more uploads.
 from __future__ import annotations
 
 import secrets
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +35,7 @@ from typing import Any
 from evidence.store import AsyncEvidenceStore, EvidenceStore
 from recording.holds import add_hold
 from rtcc.access import FootageApproval, FootageGrants
+from rtcc.db import Row
 from rtcc.policy import Role
 from rtcc.principal import Principal
 
@@ -170,7 +170,7 @@ class FootageRequests:
             for row in rows
         )
 
-    def _from_row(self, row: sqlite3.Row) -> FootageRequest:
+    def _from_row(self, row: Row) -> FootageRequest:
         return FootageRequest(
             id=row["id"], requester_id=int(row["requester_id"]), requester=row["requester"],
             requester_role=row["requester_role"], case_number=row["case_number"],

@@ -1,4 +1,5 @@
-"""The evidence store: one SQLite file (``data_dir/evidence.sqlite3``, WAL, synchronous=FULL).
+"""The evidence store: on SQLite one file (``data_dir/evidence.sqlite3``, WAL,
+synchronous=FULL), on PostgreSQL the ``evidence`` schema (``rtcc.db``).
 
 Beside the recorded segments and legal holds (the tables of ``recording.store``) it holds
 exports and their download tokens, footage requests, owners' approval policies and resumable
@@ -16,21 +17,21 @@ The command-line programs use ``EvidenceStore`` directly.
 from __future__ import annotations
 
 import functools
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
-from typing import Concatenate, ParamSpec, TypeVar
+from typing import ClassVar, Concatenate, ParamSpec, TypeVar
 
+from recording import store as segments
 from recording.store import SegmentStore
+from rtcc.db import Database, Migration, SqlConnection, StoreSchema
 from rtcc.offload import OffloadedStore, StoreClosed
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 STORE_FILE = "evidence.sqlite3"
-SCHEMA_VERSION = 1
 
-_SCHEMA = """
+_SQLITE_TABLES = """
 CREATE TABLE IF NOT EXISTS exports (
     id TEXT PRIMARY KEY,
     token_hash TEXT NOT NULL UNIQUE,
@@ -100,6 +101,75 @@ CREATE TABLE IF NOT EXISTS uploads (
 );
 """
 
+_POSTGRESQL_TABLES = """
+CREATE TABLE IF NOT EXISTS exports (
+    id TEXT PRIMARY KEY,
+    token_hash TEXT NOT NULL UNIQUE,
+    file_name TEXT NOT NULL,
+    camera_id TEXT NOT NULL,
+    case_number TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    created_by_id BIGINT,
+    created_at DOUBLE PRECISION NOT NULL,
+    expires_at DOUBLE PRECISION NOT NULL,
+    bytes BIGINT NOT NULL,
+    sha256 TEXT NOT NULL,
+    downloads BIGINT NOT NULL DEFAULT 0,
+    grant_kind TEXT NOT NULL DEFAULT '',
+    grant_id TEXT NOT NULL DEFAULT '',
+    range_start DOUBLE PRECISION,
+    range_end DOUBLE PRECISION
+);
+CREATE TABLE IF NOT EXISTS footage_requests (
+    id TEXT PRIMARY KEY,
+    requester_id BIGINT NOT NULL,
+    requester TEXT NOT NULL,
+    requester_role TEXT NOT NULL,
+    case_number TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    incident TEXT NOT NULL DEFAULT '',
+    utc_start DOUBLE PRECISION NOT NULL,
+    utc_end DOUBLE PRECISION NOT NULL,
+    created DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE IF NOT EXISTS footage_request_items (
+    request_id TEXT NOT NULL REFERENCES footage_requests(id) ON DELETE CASCADE,
+    camera_id TEXT NOT NULL,
+    owner_id TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    decided_by TEXT,
+    decided_at DOUBLE PRECISION,
+    auto BIGINT NOT NULL DEFAULT 0,
+    note TEXT NOT NULL DEFAULT '',
+    valid_until DOUBLE PRECISION,
+    failure TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (request_id, camera_id)
+);
+CREATE INDEX IF NOT EXISTS footage_items_owner ON footage_request_items(owner_id, status);
+CREATE TABLE IF NOT EXISTS owner_policies (
+    owner_id TEXT PRIMARY KEY,
+    mode TEXT NOT NULL,
+    max_hours DOUBLE PRECISION,
+    updated_by TEXT NOT NULL,
+    updated_at DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE IF NOT EXISTS uploads (
+    id TEXT PRIMARY KEY,
+    request_id TEXT NOT NULL,
+    camera_id TEXT NOT NULL,
+    sequence BIGINT NOT NULL,
+    sha256 TEXT NOT NULL,
+    size BIGINT NOT NULL,
+    codec TEXT NOT NULL,
+    meta TEXT NOT NULL,
+    received BIGINT NOT NULL DEFAULT 0,
+    state TEXT NOT NULL DEFAULT 'receiving',
+    segment_id BIGINT,
+    created DOUBLE PRECISION NOT NULL,
+    updated DOUBLE PRECISION NOT NULL,
+    UNIQUE (request_id, camera_id, sequence)
+);
+"""
 
 _ADDED_COLUMNS = (
     ("footage_request_items", "failure", "TEXT NOT NULL DEFAULT ''"),
@@ -108,48 +178,66 @@ _ADDED_COLUMNS = (
     ("exports", "range_start", "REAL"),
     ("exports", "range_end", "REAL"),
 )
-"""Columns newer than some stores already on disk: added when such a store is opened."""
+"""Columns newer than some SQLite files already on disk (which predate migrations)."""
 
 
-def _add_missing_columns(conn: sqlite3.Connection) -> None:
+def _first_schema_sqlite(conn: SqlConnection) -> None:
+    """The tables as the current release creates them; files made by older releases get the
+    columns added since (idempotent, so it stays part of migration 1)."""
+    conn.run_script(segments.SQLITE_TABLES)
+    conn.run_script(_SQLITE_TABLES)
     for table, column, declaration in _ADDED_COLUMNS:
-        present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        present = {row[1] for row in conn.fetchall(f"PRAGMA table_info({table})")}
         if column not in present:
             conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
 
-class EvidenceStore(SegmentStore):
-    """The segment store with the evidence tables beside it, in one file and connection."""
+SCHEMA = StoreSchema(
+    name="evidence",
+    migrations=(Migration(1, "segments, holds, exports, footage requests and uploads",
+                          sqlite=_first_schema_sqlite,
+                          postgresql=segments.POSTGRESQL_TABLES + _POSTGRESQL_TABLES),),
+    tables=(*segments.TABLES, "exports", "footage_requests", "footage_request_items",
+            "owner_policies", "uploads"),
+    sqlite_file=STORE_FILE,
+)
+"""One store for the segment index, the legal holds and the evidence tables: exports join
+segments to holds, and an upload records its segment in the same transaction, so they share one
+connection (and, on PostgreSQL, one schema)."""
 
-    @classmethod
-    def create_schema(cls, conn: sqlite3.Connection) -> None:
-        super().create_schema(conn)
-        conn.executescript(_SCHEMA)
-        _add_missing_columns(conn)
-        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+class EvidenceStore(SegmentStore):
+    """The segment store with the evidence tables beside it, in one store and connection."""
+
+    schema: ClassVar[StoreSchema] = SCHEMA
 
     @classmethod
     def open_in(cls, data_dir: Path) -> EvidenceStore:
-        return cls.open(data_dir / STORE_FILE)
+        """The embedded store: ``data_dir/evidence.sqlite3``."""
+        return cls.open_on(Database.embedded(data_dir))
 
 
 class AsyncEvidenceStore(OffloadedStore):
     """The evidence store of a running server: every call runs on the store's thread."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self) -> None:
         super().__init__("evidence-store")
-        self.path = path
         self._opened: EvidenceStore | None = None
 
     @classmethod
-    async def open_in(cls, data_dir: Path) -> AsyncEvidenceStore:
-        store = cls(data_dir / STORE_FILE)
+    async def open(cls, database: Database) -> AsyncEvidenceStore:
+        store = cls()
         try:
-            store._opened = await store.run(EvidenceStore.open, store.path)
+            store._opened = await store.run(EvidenceStore.open_on, database)
         except BaseException:
             await store.aclose()
             raise
         return store
+
+    @classmethod
+    async def open_in(cls, data_dir: Path) -> AsyncEvidenceStore:
+        """The embedded store in ``data_dir``."""
+        return await cls.open(Database.embedded(data_dir))
 
     @property
     def tables(self) -> EvidenceStore:

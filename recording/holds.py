@@ -9,11 +9,11 @@ deleted, so its history stays.
 from __future__ import annotations
 
 import secrets
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
 from recording.store import SegmentStore
+from rtcc.db import Row
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +30,7 @@ class Hold:
     released_at: float | None
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> Hold:
+    def from_row(cls, row: Row) -> Hold:
         return cls(
             id=row["id"], camera_id=row["camera_id"], case_number=row["case_number"],
             utc_start=float(row["utc_start"]), utc_end=float(row["utc_end"]),

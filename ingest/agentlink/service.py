@@ -32,9 +32,9 @@ from ingest.agentlink.whip_source import AgentCameraRef, WhipPublishers, WhipSou
 from rtcc import agent_protocol as proto
 from rtcc.access import Actor, AgentAccounts, AuditSink, Clock
 from rtcc.agent_protocol import CameraReport
-from rtcc.appkeys import AGENT_ACCOUNTS, AUDIT, CLOCK, HUB, SETTINGS
+from rtcc.appkeys import AGENT_ACCOUNTS, AUDIT, CLOCK, DATABASE, HUB, SETTINGS
 from rtcc.config import Settings
-from rtcc.errors import RtccError
+from rtcc.errors import RtccError, StoreUnavailable
 from rtcc.footage import FOOTAGE_COURIER, ApprovedFootage
 from rtcc.hub import Source, StreamHub, StreamSettings
 from rtcc.offload import StoreClosed
@@ -215,7 +215,7 @@ class AgentService:
                           version: str | None) -> None:
         try:
             await self.store.seen(agent_id, now, hostname, version)
-        except (sqlite3.Error, StoreClosed) as exc:
+        except (sqlite3.Error, StoreUnavailable, StoreClosed) as exc:
             log.warning("agent %s: its last-seen time was not saved: %s", agent_id, exc)
 
     async def inventory(
@@ -273,7 +273,7 @@ class AgentService:
         try:
             camera = await self.store.camera(approved.camera_id)
             agent = None if camera is None else await self.store.agent(camera.agent_id)
-        except (sqlite3.Error, StoreClosed) as exc:
+        except (sqlite3.Error, StoreUnavailable, StoreClosed) as exc:
             log.warning("footage request %s: the agent store did not answer: %s",
                         approved.request_id, exc)
             return
@@ -344,7 +344,7 @@ async def agent_context(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx, after the security core's and the hub's: open the agent store, register the
     cameras of every enrolled agent in the hub, close connections and sessions at the end."""
     settings = app[SETTINGS]
-    store = await AgentStore.open_in(settings.data_dir)
+    store = await AgentStore.open(app[DATABASE])
     service = AgentService(settings, store, app[AGENT_ACCOUNTS], app[AUDIT],
                            app.get(CLOCK, time.time), app[HUB], app.get(AGENT_TIMINGS))
     app[AGENT_SERVICE] = service

@@ -1,4 +1,5 @@
-"""Agents, their enrollment tokens and the cameras they report: one SQLite file (WAL).
+"""Agents, their enrollment tokens and the cameras they report: on SQLite one file (WAL), on
+PostgreSQL the ``agents`` schema (``rtcc.db``).
 
 Enrollment tokens are stored as SHA-256 hashes, used once, and expire. The agent's credential is
 an API token of an AGENT-role account in the security store (hashed there); this file only keeps
@@ -14,20 +15,20 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-import sqlite3
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from rtcc.agent_protocol import CameraReport, ProfileReport
 from rtcc.cameras import camera_id_for
+from rtcc.db import Database, Migration, Row, SqlConnection, StoreSchema
 from rtcc.offload import OffloadedStore, StoreClosed
-from rtcc.sqlite import connect, immediate_transaction
 
 STORE_FILE = "agents.sqlite3"
 ENROLLMENT_PREFIX = "rtcce_"
+_SQLITE_PRAGMAS = ("journal_mode=WAL", "foreign_keys=ON")
+"""The pragmas the file has always been opened with."""
 
-_SCHEMA = """
+_SQLITE_TABLES = """
 CREATE TABLE IF NOT EXISTS enrollments (
     id TEXT PRIMARY KEY,
     token_hash TEXT NOT NULL UNIQUE,
@@ -72,6 +73,59 @@ CREATE TABLE IF NOT EXISTS agent_cameras (
 );
 """
 
+_POSTGRESQL_TABLES = """
+CREATE TABLE IF NOT EXISTS enrollments (
+    id TEXT PRIMARY KEY,
+    token_hash TEXT NOT NULL UNIQUE,
+    owner_id TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    created DOUBLE PRECISION NOT NULL,
+    expires DOUBLE PRECISION NOT NULL,
+    used DOUBLE PRECISION,
+    agent_id TEXT
+);
+CREATE TABLE IF NOT EXISTS agents (
+    id TEXT PRIMARY KEY,
+    owner_id TEXT NOT NULL,
+    user_id BIGINT NOT NULL UNIQUE,
+    token_id BIGINT NOT NULL,
+    name TEXT NOT NULL DEFAULT '',
+    hostname TEXT NOT NULL DEFAULT '',
+    version TEXT NOT NULL DEFAULT '',
+    created DOUBLE PRECISION NOT NULL,
+    last_seen DOUBLE PRECISION,
+    revoked DOUBLE PRECISION,
+    revoked_by TEXT
+);
+CREATE INDEX IF NOT EXISTS agents_owner ON agents(owner_id);
+CREATE TABLE IF NOT EXISTS agent_cameras (
+    camera_id TEXT PRIMARY KEY,
+    agent_id TEXT NOT NULL REFERENCES agents(id) ON DELETE CASCADE,
+    owner_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    name TEXT NOT NULL,
+    source TEXT NOT NULL,
+    manufacturer TEXT NOT NULL DEFAULT '',
+    model TEXT NOT NULL DEFAULT '',
+    firmware TEXT NOT NULL DEFAULT '',
+    profiles TEXT NOT NULL DEFAULT '[]',
+    ptz BIGINT NOT NULL DEFAULT 0,
+    snapshot BIGINT NOT NULL DEFAULT 0,
+    status TEXT NOT NULL DEFAULT 'ok',
+    error TEXT NOT NULL DEFAULT '',
+    updated DOUBLE PRECISION NOT NULL,
+    UNIQUE (agent_id, key)
+);
+"""
+
+SCHEMA = StoreSchema(
+    name="agents",
+    migrations=(Migration(1, "enrollments, agents and their cameras", sqlite=_SQLITE_TABLES,
+                          postgresql=_POSTGRESQL_TABLES),),
+    tables=("enrollments", "agents", "agent_cameras"),
+    sqlite_file=STORE_FILE,
+)
+
 
 def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
@@ -102,7 +156,7 @@ class AgentRecord:
     revoked: float | None
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> AgentRecord:
+    def from_row(cls, row: Row) -> AgentRecord:
         return cls(row["id"], row["owner_id"], int(row["user_id"]), int(row["token_id"]),
                    row["name"], row["hostname"], row["version"], float(row["created"]),
                    row["last_seen"], row["revoked"])
@@ -117,7 +171,7 @@ class AgentCamera:
     updated: float
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> AgentCamera:
+    def from_row(cls, row: Row) -> AgentCamera:
         profiles = tuple(ProfileReport.from_json(item) for item in json.loads(row["profiles"]))
         report = CameraReport(
             key=row["key"], name=row["name"],
@@ -139,13 +193,12 @@ class AgentCamera:
 class _AgentTables:
     """The SQL, run only on the store's thread."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: SqlConnection) -> None:
         self.conn = conn
 
     @classmethod
-    def open(cls, path: Path) -> _AgentTables:
-        return cls(connect(path, "journal_mode=WAL", "foreign_keys=ON",
-                           setup=lambda conn: conn.executescript(_SCHEMA)))
+    def open(cls, database: Database) -> _AgentTables:
+        return cls(database.open_store(SCHEMA, sqlite_pragmas=_SQLITE_PRAGMAS))
 
     # -- enrollments --------------------------------------------------------------------------
 
@@ -186,7 +239,7 @@ class _AgentTables:
 
     def add_agent(self, agent_id: str, owner_id: str, user_id: int, token_id: int, name: str,
                   enrollment_id: str, now: float) -> AgentRecord:
-        with immediate_transaction(self.conn) as conn:
+        with self.conn.transaction() as conn:
             conn.execute(
                 "INSERT INTO agents (id, owner_id, user_id, token_id, name, created)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
@@ -236,7 +289,7 @@ class _AgentTables:
                      now: float) -> list[AgentCamera]:
         """Insert or update the reported cameras (cameras not reported stay, with their last
         known state); returns the reported ones with their camera ids."""
-        with immediate_transaction(self.conn) as conn:
+        with self.conn.transaction() as conn:
             for report in reports:
                 conn.execute(
                     "INSERT INTO agent_cameras (camera_id, agent_id, owner_id, key, name, source,"
@@ -281,16 +334,15 @@ class _AgentTables:
 class AgentStore(OffloadedStore):
     """Agents, enrollments and agent cameras; every call runs on the store's thread."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self) -> None:
         super().__init__("agent-store")
-        self.path = path
         self._opened: _AgentTables | None = None
 
     @classmethod
-    async def open_in(cls, data_dir: Path) -> AgentStore:
-        store = cls(data_dir / STORE_FILE)
+    async def open(cls, database: Database) -> AgentStore:
+        store = cls()
         try:
-            store._opened = await store.run(_AgentTables.open, store.path)
+            store._opened = await store.run(_AgentTables.open, database)
         except BaseException:
             await store.aclose()
             raise

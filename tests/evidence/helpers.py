@@ -23,8 +23,9 @@ from evidence.signing import SigningKey, load_or_create
 from evidence.store import EvidenceStore
 from recording.segments import SegmentFile, segment_name
 from recording.store import NewSegment
-from rtcc.appkeys import CAMERA_DIRECTORY, CLOCK, HUB, SETTINGS
+from rtcc.appkeys import CAMERA_DIRECTORY, CLOCK, DATABASE, HUB, SETTINGS
 from rtcc.config import Settings
+from rtcc.db import Database
 from rtcc.hub import StreamHub
 from rtcc.media import VIDEO_CLOCK_RATE, EncodedFrame
 from security import add_routes as add_security_routes
@@ -107,6 +108,7 @@ def evidence_app(settings: Settings, directory: Directory, *,
     app = web.Application(middlewares=[security_middleware])
     app.on_response_prepare.append(security_headers_on_prepare)
     app[SETTINGS] = settings
+    app[DATABASE] = Database.from_settings(settings)  # SQLite unless the settings say otherwise
     app[CAMERA_DIRECTORY] = directory
     if clock is not None:
         app[CLOCK] = clock

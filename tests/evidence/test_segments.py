@@ -11,7 +11,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
+from pydantic import SecretStr
 
 from evidence.manager import RecordingManager
 from evidence.store import AsyncEvidenceStore, EvidenceStore
@@ -28,6 +30,8 @@ from recording.segments import (
     segment_name,
 )
 from recording.store import NewSegment
+from rtcc.config import DatabaseConfig
+from rtcc.db import Database
 from rtcc.hub import StreamHub
 from security.audit import AuditLog
 from security.store import SecurityStore
@@ -37,6 +41,15 @@ from tests.evidence.helpers import frames_from, make_h264, write_segments
 @pytest.fixture
 def units(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[bytes, bool]]:
     return make_h264(tmp_path_factory.getbasetemp(), 4.0)
+
+
+@pytest.fixture
+def database(database_url: str, tmp_path: Path) -> Iterator[Database]:
+    """The evidence store's engine: SQLite in ``tmp_path``, or a fresh PostgreSQL database."""
+    db = Database(DatabaseConfig(url=SecretStr(database_url), connect_timeout=5,
+                                 migrate_on_start=True), tmp_path)
+    yield db
+    db.close()
 
 
 @contextlib.contextmanager
@@ -106,23 +119,24 @@ def test_a_symbolic_link_out_of_the_folder_is_refused(tmp_path: Path) -> None:
         contained(root, "exports/link.tar")
 
 
-def test_a_closed_segment_row_cannot_be_changed(tmp_path: Path,
+def test_a_closed_segment_row_cannot_be_changed(tmp_path: Path, database: Database,
                                                 units: list[tuple[bytes, bool]]) -> None:
-    store = EvidenceStore.open_in(tmp_path)
+    store = EvidenceStore.open_on(database)
     try:
         (segment_id,) = write_segments(store, tmp_path / "evidence", "cam1",
                                        frames_from(units[:15], time.time()), 60)
-        with pytest.raises(sqlite3.IntegrityError, match="closed segment cannot be changed"):
+        with pytest.raises((sqlite3.IntegrityError, psycopg.errors.RaiseException),
+                           match="closed segment cannot be changed"):
             store.execute("UPDATE segments SET sha256 = 'x' WHERE id = ?", (segment_id,))
     finally:
         store.close()
 
 
 async def test_retention_evicts_old_segments_but_never_held_ones(
-    tmp_path: Path, units: list[tuple[bytes, bool]]
+    tmp_path: Path, database: Database, units: list[tuple[bytes, bool]]
 ) -> None:
     root = tmp_path / "evidence"
-    db = await AsyncEvidenceStore.open_in(tmp_path)
+    db = await AsyncEvidenceStore.open(database)
     store = db.tables
     security = await SecurityStore.open_in(tmp_path)
     now = time.time()
@@ -153,8 +167,8 @@ async def test_retention_evicts_old_segments_but_never_held_ones(
         await security.aclose()
 
 
-def test_new_segment_rows_start_open(tmp_path: Path) -> None:
-    store = EvidenceStore.open_in(tmp_path)
+def test_new_segment_rows_start_open(database: Database) -> None:
+    store = EvidenceStore.open_on(database)
     try:
         segment_id = store.open_segment(NewSegment("cam1", "main", "server", "recordings/x.h264",
                                                    "h264", 1.0, 0, False), 1.0)

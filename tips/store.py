@@ -11,20 +11,19 @@ from __future__ import annotations
 
 import secrets
 import shutil
-import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from rtcc.db import Database, Migration, Row, SqlConnection, StoreSchema
 from rtcc.errors import RtccError
 from rtcc.files import open_private, private_dir
 from rtcc.offload import OffloadedStore
-from rtcc.sqlite import connect, immediate_transaction
 from tips import vault
 
 STATUSES = ("new", "in_review", "linked", "closed")
 
-_SCHEMA = (
+_SCHEMA_V1 = (
     """CREATE TABLE IF NOT EXISTS tips (
         id TEXT PRIMARY KEY,
         number TEXT NOT NULL UNIQUE,
@@ -70,6 +69,17 @@ _SCHEMA = (
         note TEXT NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS tip_media_by_tip ON tip_media (tip_id, created)",
+)
+
+
+SCHEMA = StoreSchema(
+    name="tips",
+    migrations=(Migration(
+        1, "tips, messages and files",
+        sqlite=";\n".join(_SCHEMA_V1),
+        postgresql=";\n".join(_SCHEMA_V1).replace(" REAL", " DOUBLE PRECISION")
+        .replace(" INTEGER", " BIGINT")),),
+    tables=("tips", "tip_messages", "tip_media"),
 )
 
 
@@ -151,20 +161,20 @@ def new_tip_number() -> str:
     return f"T-{chars[:4]}-{chars[4:]}"
 
 
-def _tip(row: sqlite3.Row) -> Tip:
-    return Tip(**{key: row[key] for key in row.keys()})  # noqa: SIM118 -- sqlite3.Row
+def _tip(row: Row) -> Tip:
+    return Tip(**{key: row[key] for key in row.keys()})  # noqa: SIM118 -- a database row
 
 
-def _media(row: sqlite3.Row) -> Media:
-    return Media(**{key: row[key] for key in row.keys()})  # noqa: SIM118 -- sqlite3.Row
+def _media(row: Row) -> Media:
+    return Media(**{key: row[key] for key in row.keys()})  # noqa: SIM118 -- a database row
 
 
 class TipStore(OffloadedStore):
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, database: Database, data_dir: Path) -> None:
         super().__init__("tips-store")
-        self.path = data_dir / "tips.sqlite3"
+        self.database = database
         self.files = data_dir / "tips"
-        self._conn: sqlite3.Connection | None = None
+        self._conn: SqlConnection | None = None
 
     async def open(self) -> None:
         await self.run(self._open)
@@ -173,12 +183,7 @@ class TipStore(OffloadedStore):
         private_dir(self.files)
         for leftover in self.files.glob("*.work"):  # plain bytes left by a crash mid-copy
             leftover.unlink()
-
-        def schema(conn: sqlite3.Connection) -> None:
-            for statement in _SCHEMA:
-                conn.execute(statement)
-
-        self._conn = connect(self.path, setup=schema)
+        self._conn = self.database.open_store(SCHEMA)
 
     def _release(self) -> None:
         if self._conn is not None:
@@ -186,7 +191,7 @@ class TipStore(OffloadedStore):
             self._conn = None
 
     @property
-    def _db(self) -> sqlite3.Connection:
+    def _db(self) -> SqlConnection:
         if self._conn is None:
             raise RtccError("the tip store is not open")
         return self._conn
@@ -207,16 +212,15 @@ class TipStore(OffloadedStore):
                          passphrase_hash: str) -> Tip:
         def work() -> Tip:
             for _ in range(5):  # a number already taken: draw another
-                try:
-                    row = self._db.execute(
-                        "INSERT INTO tips (id, number, created, updated, status, what, place, "
-                        "lat, lon, happened, contact_sealed, passphrase_hash, incident_id) "
-                        "VALUES (?, ?, ?, ?, 'new', ?, ?, ?, ?, ?, ?, ?, '') RETURNING *",
-                        (new_id(), new_tip_number(), created, created, what, place, lat, lon,
-                         happened, contact_sealed, passphrase_hash)).fetchone()
+                row = self._db.execute(
+                    "INSERT INTO tips (id, number, created, updated, status, what, place, "
+                    "lat, lon, happened, contact_sealed, passphrase_hash, incident_id) "
+                    "VALUES (?, ?, ?, ?, 'new', ?, ?, ?, ?, ?, ?, ?, '') "
+                    "ON CONFLICT (number) DO NOTHING RETURNING *",
+                    (new_id(), new_tip_number(), created, created, what, place, lat, lon,
+                     happened, contact_sealed, passphrase_hash)).fetchone()
+                if row is not None:
                     return _tip(row)
-                except sqlite3.IntegrityError:
-                    continue
             raise RtccError("could not draw a free tip number; try again")
 
         return await self.run(work)
@@ -269,7 +273,7 @@ class TipStore(OffloadedStore):
     async def add_message(self, tip_id: str, now: float, author: str, staff_name: str,
                           body: str) -> Message:
         def work() -> Message:
-            with immediate_transaction(self._db) as db:
+            with self._db.transaction() as db:
                 row = db.execute(
                     # Times are kept to the minute only: ``seq`` keeps the order.
                     "INSERT INTO tip_messages (id, tip_id, seq, created, author, staff_name, "
@@ -297,7 +301,7 @@ class TipStore(OffloadedStore):
                            wrapped_key: str, max_files: int) -> Media | None:
         """A new upload for the tip; None when the tip already has ``max_files`` files."""
         def work() -> Media | None:
-            with immediate_transaction(self._db) as db:
+            with self._db.transaction() as db:
                 (count,) = db.execute(
                     "SELECT COUNT(*) FROM tip_media WHERE tip_id = ? AND status <> 'refused'",
                     (tip_id,)).fetchone()

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from rtcc.appkeys import CLOCK, SECRET_BOX, SETTINGS, WORKERS
+from rtcc.appkeys import CLOCK, DATABASE, SECRET_BOX, SETTINGS, WORKERS
 from rtcc.tasks import TaskSupervisor
 from tips import public_routes, staff_routes
 from tips.keys import TIP_LINE
@@ -28,7 +28,7 @@ FLOODS = web.AppKey("tip_floods", FloodLimits)
 
 async def tips_context(app: web.Application) -> AsyncIterator[None]:
     """``cleanup_ctx``: needs ``SECRET_BOX`` (the security core) and ``WORKERS``."""
-    store = TipStore(app[SETTINGS].data_dir)
+    store = TipStore(app[DATABASE], app[SETTINGS].data_dir)
     await store.open()
     tasks = TaskSupervisor("tips")
     try:

@@ -35,6 +35,8 @@ class Cursor(Protocol):
 
     def fetchall(self) -> list[Any]: ...
 
+    def __iter__(self) -> Iterator[Any]: ...
+
 
 class SqlConnection(abc.ABC):
     """One store's open connection. Use it from one thread at a time."""

@@ -70,6 +70,9 @@ class _Fetched:
         rows, self._next = self._rows[self._next:], len(self._rows)
         return rows
 
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.fetchall())
+
 
 def _store_lock_key(store: str) -> int:
     return zlib.crc32(f"rtcc-store:{store}".encode()) - 2**31

@@ -1,15 +1,23 @@
-"""The tip store on a real SQLite file: unfinished uploads expire and leave nothing, and plain
-work files left by a crash are gone when the store opens again."""
+"""The tip store on both engines (a real SQLite file, a real PostgreSQL): unfinished uploads
+expire and leave nothing, plain work files left by a crash are gone when the store opens again,
+and a tip number already taken is drawn again."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import SecretStr
+
+from rtcc.config import DatabaseConfig
+from rtcc.db import Database
 from tips.store import TipStore
 
 
-async def test_unfinished_uploads_expire_and_crash_leftovers_go(tmp_path: Path) -> None:
-    store = TipStore(tmp_path)
+async def test_unfinished_uploads_expire_and_crash_leftovers_go(tmp_path: Path,
+                                                                database_url: str) -> None:
+    database = Database(DatabaseConfig(url=SecretStr(database_url), migrate_on_start=True),
+                        tmp_path)
+    store = TipStore(database, tmp_path)
     await store.open()
     try:
         tip = await store.create_tip(created=100.0, what="a tip for the store test", place="",
@@ -31,10 +39,17 @@ async def test_unfinished_uploads_expire_and_crash_leftovers_go(tmp_path: Path) 
         store.work_path(media.id).write_bytes(b"plain bytes of a photo")
     finally:
         await store.aclose()
-    reopened = TipStore(tmp_path)
+    reopened = TipStore(database, tmp_path)
     await reopened.open()
     try:
         assert not reopened.work_path(media.id).exists()
         assert (await reopened.tip(tip.id)).number == tip.number
+        # A number already taken is drawn again instead of failing the tipster.
+        numbers = {(await reopened.create_tip(
+            created=101.0, what="another tip", place="", lat=None, lon=None, happened="",
+            contact_sealed="", passphrase_hash="$argon2id$stand-in")).number for _ in range(20)}
+        assert len(numbers) == 20
+        assert tip.number not in numbers
     finally:
         await reopened.aclose()
+        database.close()

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def _postgresql_only(conn: SqlConnection) -> None:
+def _postgresql_only(_conn: SqlConnection) -> None:
     raise StoreUnavailable(
         "the PostGIS catalog store needs PostgreSQL; with SQLite the catalog uses its own file "
         "(store: sqlite:///PATH)")
@@ -84,7 +84,7 @@ _COLUMNS = (
 """In ``Candidate`` order."""
 _POINT = "ST_SetSRID(ST_MakePoint(?, ?), 4326)"
 _GEOG_POINT = f"{_POINT}::geography"
-_INSERT = f"""
+_INSERT = """
 INSERT INTO cameras (id, lat, lon, heading, fov, range_m, sharing, kind, owner_id, doc, status,
                      last_frame_time, geog, cone)
 SELECT u.id, u.lat, u.lon, u.heading, u.fov, u.range_m, u.sharing, u.kind, u.owner_id, u.doc,
@@ -99,7 +99,7 @@ ON CONFLICT (id) DO UPDATE SET
     range_m = excluded.range_m, sharing = excluded.sharing, kind = excluded.kind,
     owner_id = excluded.owner_id, doc = excluded.doc, geog = excluded.geog,
     cone = excluded.cone
-"""  # noqa: S608 (constants and ? placeholders only)
+"""
 _BATCH = 5000
 """Cameras per insert statement."""
 _SLACK = 1.01
@@ -186,19 +186,18 @@ def region_sql(boxes: Sequence[Box], circles: Sequence[Circle],
 def nearest_sql(lat: float, lon: float, want: int, radius_m: float,
                 filters: Filters) -> tuple[str, list[Any]]:
     """The ``want`` nearest by the index's KNN order, then every camera no farther than the
-    last of them (with slack), so ties and rounding at the edge are decided by the exact
-    ranking."""
+    last of them (with slack) and within the radius, so ties and rounding at the edge are
+    decided by the exact ranking. The KNN part has no radius condition: with one, the planner
+    prices the scan as the whole circle and compiles the query (JIT) for a lookup of 20 rows."""
     where, extra = _filter_sql(filters)
     point = [lon, lat]
     sql = (
         f"WITH k AS (SELECT c.geog <-> {_GEOG_POINT} AS d FROM cameras c "  # noqa: S608 (constants and ? placeholders only)
-        f"WHERE ST_DWithin(c.geog, {_GEOG_POINT}, ?, false){where} "
-        f"ORDER BY c.geog <-> {_GEOG_POINT} LIMIT ?) "
-        f"SELECT {_COLUMNS} FROM cameras c "
-        f"WHERE ST_DWithin(c.geog, {_GEOG_POINT}, "
-        f"(SELECT coalesce(max(d), 0) FROM k) * {_SLACK} + 0.01, false){where}"
+        f"WHERE true{where} ORDER BY c.geog <-> {_GEOG_POINT} LIMIT ?) "
+        f"SELECT {_COLUMNS} FROM cameras c WHERE ST_DWithin(c.geog, {_GEOG_POINT}, "
+        f"least((SELECT coalesce(max(d), 0) FROM k) * {_SLACK} + 0.01, ?::float8), false){where}"
     )
-    params = [*point, *point, radius_m * _SLACK + 0.01, *extra, *point, want, *point, *extra]
+    params = [*point, *extra, *point, want, *point, radius_m * _SLACK + 0.01, *extra]
     return sql, params
 
 

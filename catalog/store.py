@@ -1,8 +1,8 @@
-"""The catalog store interface, and what both engines share on top of their primitives.
+"""The catalog store interface, and what the engines share on top of their primitives.
 
-Both engines (``SqliteCatalog``, ``RedisCatalog``) pass one contract test suite. Writes are
-atomic: ``import_cameras`` writes every camera or none. Every store is also the server's
-``CameraDirectory`` (``consent_of``), which the security core asks before a live view.
+The engines (``SqliteCatalog``, ``RedisCatalog``, ``PostgisCatalog``) pass one contract test
+suite. Writes are atomic: ``import_cameras`` writes every camera or none. Every store is also the
+server's ``CameraDirectory`` (``consent_of``), which the security core asks before a live view.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ T = TypeVar("T")
 
 class CatalogStore(Protocol):
     engine: str
-    """``sqlite`` or ``redis``."""
+    """``sqlite``, ``redis`` or ``postgis``."""
 
     # cameras
     async def get(self, camera_id: str) -> Camera | None: ...

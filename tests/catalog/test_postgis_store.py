@@ -1,0 +1,114 @@
+"""What only the PostGIS catalog promises: its queries use its indexes, bulk imports span several
+statements atomically, and the catalog follows ``database.url`` when ``store`` is empty."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from pydantic import SecretStr
+
+from catalog import catalog_context
+from catalog.errors import ImportConflict
+from catalog.geo import Circle, circle_boxes, destination
+from catalog.keys import CATALOG_STORE
+from catalog.model import Camera
+from catalog.postgis_store import PostgisCatalog, covering_sql, nearest_sql, region_sql
+from catalog.query import Filters
+from rtcc.appkeys import SETTINGS
+from rtcc.config import DatabaseConfig, Settings
+from rtcc.db import Database
+from tests.fixtures.postgres import PostgresServer
+
+CENTER = (40.0, -89.0)
+
+
+def _cameras(count: int, seed: int = 3) -> list[Camera]:
+    rng = random.Random(seed)
+    return [Camera(id=f"p{i:05d}", name=f"Camera {i}", lat=CENTER[0] + rng.uniform(-0.2, 0.2),
+                   lon=CENTER[1] + rng.uniform(-0.2, 0.2), heading=rng.uniform(0, 360),
+                   fov=90.0, range_m=100.0) for i in range(count)]
+
+
+def _database(url: str, tmp_path: Path) -> Database:
+    return Database(DatabaseConfig(url=SecretStr(url), migrate_on_start=True), tmp_path)
+
+
+def _plan(database: Database, sql: str, params: list[Any]) -> str:
+    conn = database.connect("catalog")
+    return "\n".join(row[0] for row in conn.fetchall("EXPLAIN " + sql, params))
+
+
+async def test_queries_use_the_spatial_indexes(postgres_server: PostgresServer,
+                                               tmp_path: Path) -> None:
+    name = postgres_server.new_database()
+    database = _database(postgres_server.url(name), tmp_path)
+    store = await PostgisCatalog.open(database)
+    try:
+        await store.import_cameras(_cameras(6000))
+        postgres_server.psql("ANALYZE catalog.cameras", name)
+        lat, lon = CENTER
+        knn = nearest_sql(lat, lon, 20, 50_000, Filters())
+        plans = {
+            "cameras_geog": [knn, region_sql(circle_boxes(lat, lon, 500),
+                                             [Circle(lat, lon, 500)], Filters())],
+            "cameras_geom": [region_sql(circle_boxes(lat, lon, 500),
+                                        [Circle(lat, lon, 50_000)], Filters())],
+            "cameras_cone": [covering_sql(lat, lon, Filters())],
+        }
+        for index, queries in plans.items():
+            for sql, params in queries:
+                plan = await asyncio.to_thread(_plan, database, sql, params)
+                assert index in plan, plan
+                assert "Seq Scan" not in plan, plan
+                assert "JIT" not in plan, plan
+        assert "Order By: (geog <->" in await asyncio.to_thread(_plan, database, *knn)
+    finally:
+        await store.aclose()
+        await asyncio.to_thread(database.close)
+
+
+async def test_a_bulk_import_of_several_statements_is_all_or_nothing(
+        postgres_url: str, tmp_path: Path) -> None:
+    store = await PostgisCatalog.open(_database(postgres_url, tmp_path), owns_database=True)
+    try:
+        cameras = _cameras(12_000)  # three insert statements
+        await store.import_cameras(cameras[:11_000])
+        assert await store.count() == 11_000
+        with pytest.raises(ImportConflict) as conflict:
+            await store.import_cameras(cameras[10_999:])
+        assert conflict.value.camera_ids == ["p10999"]
+        assert await store.count() == 11_000
+        assert await store.put(cameras[11_500]) is False
+        moved = destination(cameras[0].lat, cameras[0].lon, 0.0, 5000.0)
+        assert await store.import_cameras(
+            [Camera(id="p00000", name="moved", lat=moved[0], lon=moved[1])], "upsert") == 1
+        found = await store.within_radius(*moved, 10.0)
+        assert [hit.camera.id for hit in found.hits] == ["p00000"]
+        assert await store.count() == 11_001
+    finally:
+        await store.aclose()
+
+
+async def _opened_engine(settings: Settings) -> str:
+    app = web.Application()
+    app[SETTINGS] = settings
+    async with contextlib.asynccontextmanager(catalog_context)(app):
+        return app[CATALOG_STORE].engine
+
+
+async def test_the_catalog_follows_the_database(postgres_url: str, tmp_path: Path) -> None:
+    database = DatabaseConfig(url=SecretStr(postgres_url), migrate_on_start=True)
+    follows = Settings(data_dir=tmp_path, database=database)
+    assert follows.store == ""
+    assert await _opened_engine(follows) == "postgis"
+    assert await _opened_engine(Settings(data_dir=tmp_path, store=postgres_url,
+                                         database=database)) == "postgis"
+    embedded = Settings(data_dir=tmp_path)
+    assert embedded.store == f"sqlite:///{tmp_path / 'rtcc.sqlite3'}"
+    assert await _opened_engine(embedded) == "sqlite"

@@ -9,9 +9,9 @@ hold the point, as in the SQLite store's R*Tree. Every query returns a small sup
 answer; ``catalog.search`` applies the exact test, so the three engines answer identically.
 
 Statements go through the data layer (``rtcc.db``, ``?`` placeholders) on two store threads, one
-writer and one reader. Bulk imports write 5,000 cameras per statement as arrays (``unnest``): one
-round trip per batch, inside the store's transaction, without reaching past the data layer for
-``COPY``.
+writer and one reader. Small writes insert their cameras as arrays (``unnest``) in one statement;
+imports of 1,000 cameras or more stream them with ``COPY`` (``catalog.pg_copy``), inside the same
+transaction.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from catalog.errors import ImportConflict, StoreUnavailable
 from catalog.geo import Box, Circle, cone_boxes
 from catalog.model import Camera, CameraStatus, camera_extra, camera_from_parts
+from catalog.pg_copy import copy_rows
 from catalog.query import Candidate, Filters
 from catalog.store import EntityKind, ImportMode, StoreBase
 from rtcc.db import Database, Migration, SqlConnection, StoreSchema
@@ -84,24 +85,25 @@ _COLUMNS = (
 """In ``Candidate`` order."""
 _POINT = "ST_SetSRID(ST_MakePoint(?, ?), 4326)"
 _GEOG_POINT = f"{_POINT}::geography"
-_INSERT = """
-INSERT INTO cameras (id, lat, lon, heading, fov, range_m, sharing, kind, owner_id, doc, status,
-                     last_frame_time, geog, cone)
-SELECT u.id, u.lat, u.lon, u.heading, u.fov, u.range_m, u.sharing, u.kind, u.owner_id, u.doc,
-       u.status, u.last_frame_time, ST_SetSRID(ST_MakePoint(u.lon, u.lat), 4326)::geography,
-       ST_GeomFromText(u.cone, 4326)
-FROM unnest(?::text[], ?::float8[], ?::float8[], ?::float8[], ?::float8[], ?::float8[],
-            ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::float8[], ?::text[])
-     AS u(id, lat, lon, heading, fov, range_m, sharing, kind, owner_id, doc, status,
-          last_frame_time, cone)
+_ROW_COLUMNS = ("id", "lat", "lon", "heading", "fov", "range_m", "sharing", "kind", "owner_id",
+                "doc", "status", "last_frame_time", "geog", "cone")
+_UPDATE_SET = """
 ON CONFLICT (id) DO UPDATE SET
     lat = excluded.lat, lon = excluded.lon, heading = excluded.heading, fov = excluded.fov,
     range_m = excluded.range_m, sharing = excluded.sharing, kind = excluded.kind,
     owner_id = excluded.owner_id, doc = excluded.doc, geog = excluded.geog,
     cone = excluded.cone
 """
-_BATCH = 5000
-"""Cameras per insert statement."""
+"""An upsert keeps the live status and last frame time."""
+_INSERT = f"""
+INSERT INTO cameras ({", ".join(_ROW_COLUMNS)})
+SELECT {", ".join(_ROW_COLUMNS[:-2])}, geog::geography, cone::geometry
+FROM unnest(?::text[], ?::float8[], ?::float8[], ?::float8[], ?::float8[], ?::float8[],
+            ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::float8[], ?::text[],
+            ?::text[]) AS u({", ".join(_ROW_COLUMNS)})
+{_UPDATE_SET}"""  # noqa: S608 (constants and ? placeholders only)
+_COPY_FROM = 1000
+"""From this many cameras a write streams them with COPY (see ``catalog.pg_copy``)."""
 _SLACK = 1.01
 """Circles are widened by 1 % (and 1 cm): PostGIS and ``catalog.geo`` compute distances in
 different floating-point steps, and a superset is what the exact test expects."""
@@ -117,17 +119,17 @@ def _cone_wkt(camera: Camera) -> str:
     return f"MULTIPOLYGON({','.join(rings)})"
 
 
-def _columns(cameras: Sequence[Camera]) -> list[list[Any]]:
-    """The insert's parameters: one array per column."""
-    columns: list[list[Any]] = [[] for _ in range(13)]
+def _rows(cameras: Sequence[Camera]) -> list[tuple[Any, ...]]:
+    """One row per camera in ``_ROW_COLUMNS`` order; the point and the cone as EWKT text."""
+    out: list[tuple[Any, ...]] = []
     for c in cameras:
         doc = json.dumps(camera_extra(c), separators=(",", ":"))
-        row = (c.id, float(c.lat), float(c.lon), float(c.heading), float(c.fov),
-               float(c.range_m), str(c.sharing), str(c.kind), c.owner_id, doc, str(c.status),
-               None if c.last_frame_time is None else float(c.last_frame_time), _cone_wkt(c))
-        for column, value in zip(columns, row, strict=True):
-            column.append(value)
-    return columns
+        lat, lon = float(c.lat), float(c.lon)
+        out.append((c.id, lat, lon, float(c.heading), float(c.fov), float(c.range_m),
+                    str(c.sharing), str(c.kind), c.owner_id, doc, str(c.status),
+                    None if c.last_frame_time is None else float(c.last_frame_time),
+                    f"SRID=4326;POINT({lon!r} {lat!r})", f"SRID=4326;{_cone_wkt(c)}"))
+    return out
 
 
 def _filter_sql(filters: Filters) -> tuple[str, list[Any]]:
@@ -264,15 +266,25 @@ class PostgisCatalog(StoreBase):
     @staticmethod
     def _write_many(conn: SqlConnection, cameras: Sequence[Camera], mode: ImportMode) -> int:
         """One transaction (the store's advisory lock serializes writers on every node); a
-        create that meets a registered id writes nothing."""
+        create that meets a registered id writes nothing. Large writes are streamed with COPY
+        (into a scratch table first when they may replace cameras)."""
         with conn.transaction() as tx:
-            rows = tx.fetchall("SELECT id FROM cameras WHERE id = ANY(?::text[])",
-                               ([c.id for c in cameras],))
-            existing = sorted(row[0] for row in rows)
+            found = tx.fetchall("SELECT id FROM cameras WHERE id = ANY(?::text[])",
+                                ([c.id for c in cameras],))
+            existing = sorted(row[0] for row in found)
             if mode == "create" and existing:
                 raise ImportConflict(existing)
-            for start in range(0, len(cameras), _BATCH):
-                tx.execute(_INSERT, _columns(cameras[start:start + _BATCH]))
+            rows = _rows(cameras)
+            if len(rows) < _COPY_FROM:
+                tx.execute(_INSERT, [list(column) for column in zip(*rows, strict=True)])
+            elif not existing:
+                copy_rows(tx, "cameras", _ROW_COLUMNS, rows)
+            else:
+                tx.execute("CREATE TEMPORARY TABLE camera_import "
+                           "(LIKE cameras INCLUDING DEFAULTS) ON COMMIT DROP")
+                copy_rows(tx, "camera_import", _ROW_COLUMNS, rows)
+                tx.execute(f"INSERT INTO cameras ({', '.join(_ROW_COLUMNS)}) "  # noqa: S608 (constants only)
+                           f"SELECT {', '.join(_ROW_COLUMNS)} FROM camera_import {_UPDATE_SET}")
             return len(existing)
 
     async def _write_cameras(self, cameras: Sequence[Camera], mode: ImportMode) -> int:

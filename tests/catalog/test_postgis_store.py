@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from catalog import catalog_context
 from catalog.errors import ImportConflict
 from catalog.geo import Circle, circle_boxes, destination
 from catalog.keys import CATALOG_STORE
-from catalog.model import Camera
+from catalog.model import Camera, CameraStatus
 from catalog.postgis_store import PostgisCatalog, covering_sql, nearest_sql, region_sql
 from catalog.query import Filters
 from rtcc.appkeys import SETTINGS
@@ -77,7 +78,7 @@ async def test_a_bulk_import_of_several_statements_is_all_or_nothing(
         postgres_url: str, tmp_path: Path) -> None:
     store = await PostgisCatalog.open(_database(postgres_url, tmp_path), owns_database=True)
     try:
-        cameras = _cameras(12_000)  # three insert statements
+        cameras = _cameras(12_000)
         await store.import_cameras(cameras[:11_000])
         assert await store.count() == 11_000
         with pytest.raises(ImportConflict) as conflict:
@@ -91,6 +92,14 @@ async def test_a_bulk_import_of_several_statements_is_all_or_nothing(
         found = await store.within_radius(*moved, 10.0)
         assert [hit.camera.id for hit in found.hits] == ["p00000"]
         assert await store.count() == 11_001
+        await store.set_status("p10000", CameraStatus.LIVE, 7.0)
+        renamed = [replace(c, name=f"renamed {c.id}") for c in cameras[10_000:]]
+        assert await store.import_cameras(renamed, "upsert") == 2000  # a scratch table
+        assert await store.count() == 12_000
+        kept = await store.get("p10000")
+        assert kept is not None
+        assert (kept.name, kept.status, kept.last_frame_time) == (
+            "renamed p10000", CameraStatus.LIVE, 7.0)
     finally:
         await store.aclose()
 

@@ -12,6 +12,7 @@ from abc import abstractmethod
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, Literal, Protocol, TypeVar
 
+import psycopg
 from redis.exceptions import RedisError
 
 from catalog.errors import (
@@ -40,7 +41,7 @@ from catalog.search import SpatialSearch
 from catalog.shapes import GeoPolygon, GeoRoute
 from rtcc.access import CameraConsent
 
-STORE_ERRORS = (StoreUnavailable, RedisError, sqlite3.Error, OSError, TimeoutError)
+STORE_ERRORS = (StoreUnavailable, RedisError, sqlite3.Error, psycopg.Error, OSError, TimeoutError)
 """What a store operation may fail with while its engine is unreachable or overloaded."""
 
 EntityKind = Literal["owner", "site", "agent"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -21,10 +22,11 @@ from catalog.keys import CATALOG_STORE
 from catalog.model import Camera, CameraStatus
 from catalog.postgis_store import PostgisCatalog, covering_sql, nearest_sql, region_sql
 from catalog.query import Filters
+from catalog.store import STORE_ERRORS
 from rtcc.appkeys import SETTINGS
 from rtcc.config import DatabaseConfig, Settings
 from rtcc.db import Database
-from tests.fixtures.postgres import PostgresServer
+from tests.fixtures.postgres import PostgresServer, start_postgres
 
 CENTER = (40.0, -89.0)
 
@@ -121,3 +123,33 @@ async def test_the_catalog_follows_the_database(postgres_url: str, tmp_path: Pat
     embedded = Settings(data_dir=tmp_path)
     assert embedded.store == f"sqlite:///{tmp_path / 'rtcc.sqlite3'}"
     assert await _opened_engine(embedded) == "sqlite"
+
+
+async def test_an_outage_is_a_store_error_and_the_catalog_recovers(tmp_path: Path) -> None:
+    """PostgreSQL goes away: catalog calls fail with a store error (503 in the API); it comes
+    back on the same port: the same store answers again without being reopened."""
+    server = await asyncio.to_thread(start_postgres)
+    try:
+        database = _database(server.url(server.new_database()), tmp_path)
+        store = await PostgisCatalog.open(database, owns_database=True)
+        try:
+            await store.import_cameras(_cameras(50))
+            await asyncio.to_thread(server.stop)
+            with pytest.raises(STORE_ERRORS):
+                await store.nearest(*CENTER, limit=5)
+            with pytest.raises(STORE_ERRORS):
+                await store.put(Camera(id="during", name="during", lat=1.0, lon=1.0))
+            server = await asyncio.to_thread(server.restart)
+            deadline = time.monotonic() + 60
+            while True:  # the pool reconnects with its own backoff
+                try:
+                    assert len((await store.nearest(*CENTER, limit=5)).hits) == 5
+                    break
+                except STORE_ERRORS:
+                    assert time.monotonic() < deadline, "no reconnection within 60 s"
+                    await asyncio.sleep(0.2)
+            assert await store.count() == 50
+        finally:
+            await store.aclose()
+    finally:
+        await asyncio.to_thread(server.remove)

@@ -33,6 +33,9 @@ from rtcc.offload import StoreThread
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+EVENTS_CHANNEL = "rtcc_catalog_events"
+"""The PostgreSQL ``NOTIFY`` channel of the catalog's change events (``catalog.events.PgBus``)."""
+
 
 def _postgresql_only(_conn: SqlConnection) -> None:
     raise StoreUnavailable(

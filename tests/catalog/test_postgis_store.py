@@ -1,10 +1,12 @@
-"""What only the PostGIS catalog promises: its queries use its indexes, bulk imports span several
-statements atomically, and the catalog follows ``database.url`` when ``store`` is empty."""
+"""What only the PostGIS catalog promises: its queries use its indexes, large imports are atomic,
+the catalog follows ``database.url`` when ``store`` is empty, it survives an outage, and its
+events reach every node through NOTIFY."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import random
 import time
 from dataclasses import replace
@@ -17,6 +19,7 @@ from pydantic import SecretStr
 
 from catalog import catalog_context
 from catalog.errors import ImportConflict
+from catalog.events import Broadcaster, PgBus
 from catalog.geo import Circle, circle_boxes, destination
 from catalog.keys import CATALOG_STORE
 from catalog.model import Camera, CameraStatus
@@ -151,5 +154,41 @@ async def test_an_outage_is_a_store_error_and_the_catalog_recovers(tmp_path: Pat
             assert await store.count() == 50
         finally:
             await store.aclose()
+    finally:
+        await asyncio.to_thread(server.remove)
+
+
+async def test_events_reach_other_nodes_and_resync_after_an_outage() -> None:
+    """Two nodes' buses on one database: an event published on one reaches the other's
+    consoles; after PostgreSQL comes back, consoles are told to re-read (their feed ends) and
+    events flow again."""
+    server = await asyncio.to_thread(start_postgres)
+    try:
+        url = server.url(server.new_database())
+        here, there = Broadcaster(), Broadcaster()
+        async with PgBus(url, "test_events", here, 3.0) as bus, \
+                PgBus(url, "test_events", there, 3.0):
+            feed = there.subscribe()
+            await bus.publish({"type": "camera.updated", "id": "a"})
+            assert json.loads(await feed.next(10.0) or "null")["id"] == "a"
+
+            await asyncio.to_thread(server.stop)
+            await bus.publish({"type": "camera.updated", "id": "b"})  # local only
+            mine = here.subscribe()
+            await bus.publish({"type": "camera.updated", "id": "c"})
+            assert json.loads(await mine.next(10.0) or "null")["id"] == "c"
+            server = await asyncio.to_thread(server.restart)
+            assert await feed.next(60.0) is None  # the listener is back: re-read
+            assert there.resyncs >= 1
+            deadline = time.monotonic() + 60
+            while True:
+                again = there.subscribe()
+                await bus.publish({"type": "camera.updated", "id": "d"})
+                try:
+                    assert json.loads(await again.next(2.0) or "null")["id"] == "d"
+                    break
+                except TimeoutError:
+                    assert time.monotonic() < deadline, "events did not flow again in 60 s"
+                    there.unsubscribe(again)
     finally:
         await asyncio.to_thread(server.remove)

@@ -18,16 +18,18 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from catalog.errors import ImportConflict, StoreUnavailable
-from catalog.geo import Box, Circle, cone_boxes
+from catalog.geo import EARTH_RADIUS_M, Box, Circle, cone_boxes
 from catalog.model import Camera, CameraStatus, camera_extra, camera_from_parts
 from catalog.pg_copy import copy_rows
 from catalog.query import Candidate, Filters
 from catalog.store import EntityKind, ImportMode, StoreBase
 from rtcc.db import Database, Migration, SqlConnection, StoreSchema
+from rtcc.errors import ConfigError
 from rtcc.offload import StoreThread
 
 log = logging.getLogger(__name__)
@@ -38,9 +40,9 @@ EVENTS_CHANNEL = "rtcc_catalog_events"
 
 
 def _postgresql_only(_conn: SqlConnection) -> None:
-    raise StoreUnavailable(
-        "the PostGIS catalog store needs PostgreSQL; with SQLite the catalog uses its own file "
-        "(store: sqlite:///PATH)")
+    raise ConfigError(
+        "the PostGIS catalog schema exists only on PostgreSQL; with SQLite the catalog keeps its "
+        "own file (store: sqlite:///PATH, catalog/sqlite_store.py) and needs no migration here")
 
 
 _SCHEMA_V1 = """
@@ -107,6 +109,7 @@ FROM unnest(?::text[], ?::float8[], ?::float8[], ?::float8[], ?::float8[], ?::fl
 {_UPDATE_SET}"""  # noqa: S608 (constants and ? placeholders only)
 _COPY_FROM = 1000
 """From this many cameras a write streams them with COPY (see ``catalog.pg_copy``)."""
+_METRES_PER_DEGREE = math.pi * EARTH_RADIUS_M / 180.0
 _SLACK = 1.01
 """Circles are widened by 1 % (and 1 cm): PostGIS and ``catalog.geo`` compute distances in
 different floating-point steps, and a superset is what the exact test expects."""
@@ -158,12 +161,14 @@ def _candidates(rows: Iterable[Sequence[Any]]) -> list[Candidate]:
 
 
 def _box_area(boxes: Sequence[Box]) -> float:
-    return sum((b.max_lat - b.min_lat) * (b.max_lon - b.min_lon) for b in boxes)
+    """Square degrees of latitude, longitudes scaled to the box's middle latitude."""
+    return sum((b.max_lat - b.min_lat) * (b.max_lon - b.min_lon)
+               * math.cos(math.radians((b.min_lat + b.max_lat) / 2)) for b in boxes)
 
 
 def _circle_area(circles: Sequence[Circle]) -> float:
-    deg = 111_195.0
-    return sum(3.1416 * (c.radius_m / deg) ** 2 for c in circles)
+    """Square degrees of latitude."""
+    return sum(math.pi * (c.radius_m / _METRES_PER_DEGREE) ** 2 for c in circles)
 
 
 def region_sql(boxes: Sequence[Box], circles: Sequence[Circle],
@@ -230,7 +235,8 @@ class PostgisCatalog(StoreBase):
         """Connects (and upgrades the schema when ``migrate``, by default the database's
         ``migrate_on_start``). ``owns_database``: ``aclose`` closes ``database`` too."""
         if database.dialect != "postgresql":
-            raise StoreUnavailable("the PostGIS catalog store needs a postgresql:// database URL")
+            raise ConfigError("the PostGIS catalog store needs a postgresql:// database URL, "
+                              f"not {database.describe()}")
         store = cls(database, owns_database=owns_database)
         try:
             store._wconn = await store._writer.run(

@@ -1,4 +1,4 @@
-"""Catalog benchmark: bulk load and geographic queries, SQLite and Redis side by side.
+"""Catalog benchmark: bulk load and geographic queries, SQLite, Redis and PostGIS side by side.
 
     python -m benchmarks.catalog_bench --cameras 200000 [--queries 400] [--see-cameras 100000]
 
@@ -8,7 +8,10 @@ from CSV text in batches of 50,000 (each batch is one all-or-nothing import), me
 and validation, the store write, and both together. Queries start from points near registered
 cameras (incidents happen where people are): nearest 20, all within 500 m (first page of 100 and
 the total), and "can see" on a registry of ``--see-cameras`` cameras. Prints one JSON document.
-Needs ``redis-server`` on the PATH for the Redis side (skipped, and said so, without it).
+Needs ``redis-server`` on the PATH for the Redis side, and Debian's PostgreSQL with PostGIS for
+the PostGIS side, which runs a cluster of its own in a temporary folder, started as the tests start
+theirs (``tests.fixtures.postgres``: the same settings, fsync off); each is skipped, and said so,
+when missing.
 """
 
 from __future__ import annotations
@@ -32,10 +35,15 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
 from catalog.io import cameras_from_rows, csv_rows
+from catalog.postgis_store import PostgisCatalog
 from catalog.redis_store import RedisCatalog
 from catalog.sqlite_store import SqliteCatalog
 from catalog.store import CatalogStore
+from rtcc.config import DatabaseConfig
+from rtcc.db import Database
 
 BATCH = 50_000
 BOX = (38.0, 42.0, -91.0, -87.0)
@@ -220,6 +228,39 @@ async def run_engine(opener: Callable[[str], Awaitable[CatalogStore]],
     return result
 
 
+async def run_postgis(args: argparse.Namespace, points: list[tuple[float, float]],
+                      workdir: Path) -> dict[str, Any]:
+    import pytest  # the test cluster's starter skips (pytest's Skipped) without the binaries
+
+    from tests.fixtures.postgres import start_postgres
+
+    try:
+        server = await asyncio.to_thread(start_postgres)
+    except (pytest.skip.Exception, RuntimeError, OSError, subprocess.SubprocessError) as exc:
+        return {"skipped": str(exc)}
+    databases: list[Database] = []
+    try:
+        async def postgis_open(_label: str) -> CatalogStore:
+            name = await asyncio.to_thread(server.new_database)
+            database = Database(DatabaseConfig(url=SecretStr(server.url(name)),
+                                               migrate_on_start=True, statement_timeout=600),
+                                workdir)
+            databases.append(database)
+            return await PostgisCatalog.open(database)
+
+        def size() -> float:
+            """The main registry's table with its indexes."""
+            text = server.psql("SELECT pg_total_relation_size('catalog.cameras')",
+                               databases[0].url.rsplit("/", 1)[1])
+            return round(int(text) / 2**20, 1)
+
+        return await run_engine(postgis_open, args, points, size)
+    finally:
+        for database in databases:
+            await asyncio.to_thread(database.close)
+        await asyncio.to_thread(server.remove)
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     points = query_points(args.queries, args.seed)
     report: dict[str, Any] = {
@@ -241,6 +282,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
         if "sqlite" in args.engines:
             report["sqlite"] = await run_engine(sqlite, args, points, sqlite_size)
+        if "postgis" in args.engines:
+            report["postgis"] = await run_postgis(args, points, workdir)
         if "redis" not in args.engines:
             return report
         try:
@@ -267,8 +310,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="registry size for the can-see query (default min(cameras, 100000))")
     parser.add_argument("--queries", type=int, default=400)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--engines", default="sqlite,redis",
-                        help="comma-separated: sqlite, redis (default both)")
+    parser.add_argument("--engines", default="sqlite,redis,postgis",
+                        help="comma-separated: sqlite, redis, postgis (default all three)")
     args = parser.parse_args(argv)
     if args.see_cameras is None:
         args.see_cameras = min(args.cameras, 100_000)

@@ -2,29 +2,43 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 from aiohttp import web
+from pydantic import SecretStr
 from redis.exceptions import RedisError
 
 from catalog.keys import CATALOG_STORE
 from catalog.model import camera_from_config
 from catalog.owner_registry import CatalogOwners
+from catalog.postgis_store import PostgisCatalog
 from catalog.redis_store import RedisCatalog
 from catalog.sqlite_store import SqliteCatalog
 from catalog.store import STORE_ERRORS, CatalogStore
 from rtcc.access import CameraConsent, SecretBox
-from rtcc.appkeys import CAMERA_DIRECTORY, OWNER_REGISTRY, RECORD_FLAGS, SECRET_BOX, SETTINGS
-from rtcc.config import CameraConfig
+from rtcc.appkeys import (
+    CAMERA_DIRECTORY,
+    DATABASE,
+    OWNER_REGISTRY,
+    RECORD_FLAGS,
+    SECRET_BOX,
+    SETTINGS,
+)
+from rtcc.config import CameraConfig, DatabaseConfig
+from rtcc.db import Database
 from rtcc.errors import ConfigError, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
 
-async def open_store(url: str) -> CatalogStore:
-    """``sqlite:///relative/path``, ``sqlite:////absolute/path`` or ``redis://host:port/db``."""
+async def open_store(url: str, database: Database | None = None) -> CatalogStore:
+    """``sqlite:///relative/path``, ``sqlite:////absolute/path``, ``redis://host:port/db`` or
+    ``postgresql://...`` (PostGIS); empty: PostGIS in ``database`` (the department's database,
+    which must be PostgreSQL). A PostgreSQL URL other than ``database``'s gets a connection pool
+    of its own, with ``database``'s pool and timeout settings."""
     if url.startswith("sqlite:///"):
         return await SqliteCatalog.open(Path(url[len("sqlite:///"):]))
     if url.startswith(("redis://", "rediss://", "unix://")):
@@ -32,7 +46,17 @@ async def open_store(url: str) -> CatalogStore:
             return await RedisCatalog.open(url)
         except (RedisError, OSError, TimeoutError) as exc:
             raise ConfigError(f"store: cannot reach Redis: {exc}") from None
-    raise ConfigError("store must start with sqlite:/// or redis://")
+    if not url or url.startswith(("postgresql://", "postgres://")):
+        if not url or (database is not None and database.url == url):
+            if database is None or database.dialect != "postgresql":
+                raise ConfigError("store is empty and database.url is not PostgreSQL: set "
+                                  "store to sqlite:///PATH, or database.url to postgresql://...")
+            return await PostgisCatalog.open(database)
+        config = DatabaseConfig() if database is None else database.settings
+        own = Database(config.model_copy(update={"url": SecretStr(url)}),
+                       Path(".") if database is None else database.sqlite_dir)
+        return await PostgisCatalog.open(own, owns_database=True)
+    raise ConfigError("store must start with sqlite:///, redis:// or postgresql://")
 
 
 async def seed_if_empty(
@@ -82,7 +106,16 @@ async def catalog_context(app: web.Application) -> AsyncIterator[None]:
     another directory was set, ``CAMERA_DIRECTORY``.
     """
     settings = app[SETTINGS]
-    store = await open_store(settings.store)
+    database = app.get(DATABASE)
+    own_database = database is None and not settings.store
+    if database is None and not settings.store:
+        database = Database.from_settings(settings)
+    try:
+        store = await open_store(settings.store, database)
+    except BaseException:
+        if own_database and database is not None:
+            await asyncio.to_thread(database.close)
+        raise
     try:
         await seed_if_empty(store, settings.cameras, app.get(SECRET_BOX))
         app[CATALOG_STORE] = store
@@ -94,3 +127,5 @@ async def catalog_context(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await store.aclose()
+        if own_database and database is not None:
+            await asyncio.to_thread(database.close)

@@ -5,10 +5,11 @@ awaiting any of them; a console that falls ``queue_size`` events behind is disco
 browser reconnects and reloads the state) instead of slowing the others.
 
 With SQLite the bus is in-process (``LocalBus``). With Redis (``RedisBus``) every event goes
-through a pub/sub channel and each process's broadcaster is fed from its subscription, so a
-console connected to any process hears changes made in every other. Pub/sub does not replay what
-was published while a subscription was down: when it is back, every feed is ended so that its
-reader re-reads the state instead of trusting that it heard every change.
+through a pub/sub channel, and with PostgreSQL (``PgBus``) through ``NOTIFY`` on a channel of the
+database; each process's broadcaster is fed from its subscription, so a console connected to any
+process hears changes made in every other. Neither replays what was published while a
+subscription was down: when it is back, every feed is ended so that its reader re-reads the state
+instead of trusting that it heard every change.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Protocol
 
+import psycopg
 import redis.asyncio as aioredis
+from psycopg import sql as pgsql
 from redis.exceptions import RedisError
 
 from rtcc.tasks import TaskSupervisor
@@ -234,3 +237,113 @@ class RedisBus:
         tasks, self._tasks = self._tasks, None
         if tasks is not None:
             await tasks.aclose()
+
+
+_NOTIFY_MAX_BYTES = 7900
+"""PostgreSQL refuses a NOTIFY payload of 8000 bytes or more."""
+
+
+class PgBus:
+    """Events go through PostgreSQL ``NOTIFY`` on ``channel``, heard by every process that
+    listens on the same database. Publishing and listening use two connections of their own
+    (asynchronous psycopg: nothing blocks the event loop), outside the stores' pools."""
+
+    def __init__(self, url: str, channel: str, broadcaster: Broadcaster,
+                 connect_timeout: float = 5.0) -> None:
+        self._url = url
+        self._channel = channel
+        self._broadcaster = broadcaster
+        self._connect_timeout = connect_timeout
+        self._publisher: psycopg.AsyncConnection[Any] | None = None
+        self._tasks: TaskSupervisor | None = None
+        self._subscribed = asyncio.Event()
+        self._last_warning = 0.0
+
+    async def _connect(self) -> psycopg.AsyncConnection[Any]:
+        return await psycopg.AsyncConnection.connect(
+            self._url, autocommit=True, connect_timeout=max(1, round(self._connect_timeout)),
+            application_name="rtcc-catalog-events")
+
+    async def publish(self, event: Event) -> None:
+        payload = json.dumps(event, separators=(",", ":"))
+        if len(payload.encode()) > _NOTIFY_MAX_BYTES:
+            self._broadcaster.publish(event)
+            self._warn("catalog events: a %s event is too large for NOTIFY; delivered locally "
+                       "only", event.get("type"))
+            return
+        try:
+            async with asyncio.timeout(_PUBLISH_TIMEOUT_S):
+                if self._publisher is None or self._publisher.closed:
+                    self._publisher = await self._connect()
+                await self._publisher.execute("SELECT pg_notify(%s, %s)",
+                                              (self._channel, payload))
+        except (psycopg.Error, OSError, TimeoutError) as exc:
+            # Consoles of this process still hear it; others miss this one event.
+            self._broadcaster.publish(event)
+            self._warn("catalog events: cannot NOTIFY PostgreSQL (%s); delivered locally only",
+                       exc)
+            await self._drop_publisher()
+
+    async def _drop_publisher(self) -> None:
+        publisher, self._publisher = self._publisher, None
+        if publisher is not None:
+            with contextlib.suppress(psycopg.Error, OSError):
+                await publisher.close()
+
+    def _warn(self, message: str, *args: object) -> None:
+        now = time.monotonic()
+        if now - self._last_warning > 30.0:
+            self._last_warning = now
+            log.warning(message, *args)
+
+    async def _listen(self) -> None:
+        delay = 1.0
+        while True:
+            conn: psycopg.AsyncConnection[Any] | None = None
+            try:
+                async with asyncio.timeout(_PUBLISH_TIMEOUT_S * 2):
+                    conn = await self._connect()
+                    await conn.execute(
+                        pgsql.SQL("LISTEN {}").format(pgsql.Identifier(self._channel)))
+                if self._subscribed.is_set():
+                    # Events published while the subscription was down are lost for good.
+                    log.info("catalog events: listening on %s again; readers re-read the "
+                             "catalog", self._channel)
+                    self._broadcaster.resync()
+                self._subscribed.set()
+                delay = 1.0
+                async for notify in conn.notifies():
+                    try:
+                        event = json.loads(notify.payload)
+                    except ValueError:
+                        log.warning("catalog events: ignored a malformed message on %s",
+                                    self._channel)
+                        continue
+                    if isinstance(event, dict):
+                        self._broadcaster.publish(event)
+            except (psycopg.Error, OSError, TimeoutError) as exc:
+                self._warn("catalog events: PostgreSQL LISTEN lost (%s); retrying in %.0f s",
+                           exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(_RETRY_MAX_S, delay * 2)
+            finally:
+                if conn is not None:
+                    with contextlib.suppress(psycopg.Error, OSError):
+                        await conn.close()
+
+    async def __aenter__(self) -> PgBus:
+        self._tasks = TaskSupervisor("catalog-events")
+        self._tasks.start(f"catalog:events:{self._channel}", self._listen)
+        try:
+            async with asyncio.timeout(_PUBLISH_TIMEOUT_S * 2):
+                await self._subscribed.wait()
+        except TimeoutError:
+            log.warning("catalog events: not yet listening on %s; continuing", self._channel)
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        tasks, self._tasks = self._tasks, None
+        if tasks is not None:
+            await tasks.aclose()
+        await self._drop_publisher()

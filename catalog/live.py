@@ -21,9 +21,10 @@ from types import TracebackType
 
 from aiohttp import web
 
-from catalog.events import Broadcaster, EventBus, LocalBus, RedisBus
+from catalog.events import Broadcaster, EventBus, LocalBus, PgBus, RedisBus
 from catalog.keys import CATALOG_EVENTS, CATALOG_STORE, LIVE_FEED
 from catalog.model import CameraStatus
+from catalog.postgis_store import EVENTS_CHANNEL, PostgisCatalog
 from catalog.redis_store import RedisCatalog
 from catalog.store import STORE_ERRORS, CatalogStore
 from rtcc.appkeys import HUB
@@ -126,6 +127,9 @@ async def live_status_context(app: web.Application) -> AsyncIterator[None]:
     bus: EventBus
     if isinstance(store, RedisCatalog):
         bus = RedisBus(store.client, store.events_channel, broadcaster)
+    elif isinstance(store, PostgisCatalog):
+        bus = PgBus(store.database.url, EVENTS_CHANNEL, broadcaster,
+                    store.database.settings.connect_timeout)
     else:
         bus = LocalBus(broadcaster)
     async with bus:

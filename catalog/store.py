@@ -1,8 +1,8 @@
-"""The catalog store interface, and what both engines share on top of their primitives.
+"""The catalog store interface, and what the engines share on top of their primitives.
 
-Both engines (``SqliteCatalog``, ``RedisCatalog``) pass one contract test suite. Writes are
-atomic: ``import_cameras`` writes every camera or none. Every store is also the server's
-``CameraDirectory`` (``consent_of``), which the security core asks before a live view.
+The engines (``SqliteCatalog``, ``RedisCatalog``, ``PostgisCatalog``) pass one contract test
+suite. Writes are atomic: ``import_cameras`` writes every camera or none. Every store is also the
+server's ``CameraDirectory`` (``consent_of``), which the security core asks before a live view.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from abc import abstractmethod
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, Literal, Protocol, TypeVar
 
+import psycopg
 from redis.exceptions import RedisError
 
 from catalog.errors import (
@@ -40,7 +41,7 @@ from catalog.search import SpatialSearch
 from catalog.shapes import GeoPolygon, GeoRoute
 from rtcc.access import CameraConsent
 
-STORE_ERRORS = (StoreUnavailable, RedisError, sqlite3.Error, OSError, TimeoutError)
+STORE_ERRORS = (StoreUnavailable, RedisError, sqlite3.Error, psycopg.Error, OSError, TimeoutError)
 """What a store operation may fail with while its engine is unreachable or overloaded."""
 
 EntityKind = Literal["owner", "site", "agent"]
@@ -50,7 +51,7 @@ T = TypeVar("T")
 
 class CatalogStore(Protocol):
     engine: str
-    """``sqlite`` or ``redis``."""
+    """``sqlite``, ``redis`` or ``postgis``."""
 
     # cameras
     async def get(self, camera_id: str) -> Camera | None: ...

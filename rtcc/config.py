@@ -309,8 +309,11 @@ class CamsimConfig(_Model):
 class Settings(_Model):
     server: ServerConfig = ServerConfig()
     store: str = ""
-    """``sqlite:///PATH`` (embedded default) or ``redis://HOST:PORT/DB``; empty means
-    ``rtcc.sqlite3`` inside ``data_dir``."""
+    """The camera catalog: ``sqlite:///PATH`` (embedded default), ``redis://HOST:PORT/DB`` or
+    ``postgresql://USER:PASSWORD@HOST:PORT/DB`` (PostGIS). Empty: the catalog follows
+    ``database.url`` (PostGIS in the catalog's schema) when that is PostgreSQL, otherwise
+    ``rtcc.sqlite3`` inside ``data_dir``. Leave it empty rather than repeat a PostgreSQL URL
+    here: ``database.url`` keeps its password secret."""
     data_dir: Path = Path("data")
     database: DatabaseConfig = DatabaseConfig()
     hub: HubConfig = HubConfig()
@@ -330,7 +333,8 @@ class Settings(_Model):
 
     @model_validator(mode="after")
     def _store_in_data_dir(self) -> Settings:
-        if not self.store:
+        if not self.store and not self.database.url.get_secret_value().startswith(
+                ("postgresql://", "postgres://")):
             # Frozen model: the default is derived once, here, from data_dir.
             object.__setattr__(self, "store", f"sqlite:///{self.data_dir / 'rtcc.sqlite3'}")
         return self
@@ -338,8 +342,9 @@ class Settings(_Model):
     @field_validator("store")
     @classmethod
     def _store_url(cls, value: str) -> str:
-        if value and not (value.startswith("sqlite:///") or value.startswith(("redis://", "rediss://"))):
-            raise ValueError("store must start with sqlite:/// or redis://")
+        if value and not value.startswith(("sqlite:///", "redis://", "rediss://",
+                                           "postgresql://", "postgres://")):
+            raise ValueError("store must start with sqlite:///, redis:// or postgresql://")
         return value
 
     @field_validator("cameras")

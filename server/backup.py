@@ -79,7 +79,7 @@ def _sha256(path: Path) -> str:
 
 def _catalog_path(settings: Settings) -> Path | None:
     if not settings.store.startswith("sqlite:///"):
-        return None  # Redis: the department backs it up with its own tools
+        return None  # Redis or PostgreSQL: backed up with the department's own tools
     return Path(settings.store.removeprefix("sqlite:///"))
 
 

@@ -108,13 +108,14 @@ def test_unsafe_yaml_tags_are_refused(tmp_path: Path) -> None:
 
 
 def test_check_config_command_reports_the_error(tmp_path: Path) -> None:
-    path = write(tmp_path, "store: postgres://x\n")
+    path = write(tmp_path, "store: mysql://x\n")
     result = subprocess.run(
         [sys.executable, "-m", "server", "check-config", str(path)],
         capture_output=True, text=True, timeout=60, cwd=ROOT,
     )
     assert result.returncode == 2
-    assert f"{path}: store: Value error, store must start with sqlite:/// or redis://" in result.stderr
+    assert (f"{path}: store: Value error, store must start with sqlite:///, redis:// or "
+            "postgresql://") in result.stderr
 
 
 def test_a_password_with_a_slash_cannot_hide_in_the_url(tmp_path: Path) -> None:

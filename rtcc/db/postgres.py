@@ -178,5 +178,13 @@ class PostgresConnection(SqlConnection):
     def transaction(self) -> contextlib.AbstractContextManager[SqlConnection]:
         return self._transaction()
 
+    def transaction_connection(self) -> psycopg.Connection[Any]:
+        """The psycopg connection of the open ``transaction()``, for what ``?`` statements
+        cannot do (``COPY``); it stays part of that transaction and its store lock."""
+        if self._held is None:
+            raise RuntimeError(f"the {self.store} store has no open transaction; call this "
+                               "inside `with conn.transaction():`")
+        return self._held
+
     def close(self) -> None:
         """The pool belongs to the ``Database``; it closes it."""

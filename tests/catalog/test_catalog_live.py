@@ -10,11 +10,15 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import ClientResponse
+from pydantic import SecretStr
 
 from catalog import CATALOG_STORE, LIVE_FEED
 from catalog.events import Broadcaster
 from catalog.model import CameraStatus
+from catalog.postgis_store import PostgisCatalog
 from rtcc.access import SecretBox
+from rtcc.config import DatabaseConfig
+from rtcc.db import Database
 from rtcc.hub import Source, StreamHub, StreamSettings
 from rtcc.media import StreamState
 from tests.catalog.conftest import catalog_app
@@ -102,9 +106,22 @@ async def test_state_change_reaches_store_and_console(tmp_path: Path, secret_box
 async def test_consoles_on_another_process_hear_it_through_redis(
     redis_url: str, secret_box: SecretBox, make_client: MakeClient,
 ) -> None:
+    await _two_nodes(redis_url, secret_box, make_client)
+
+
+async def test_consoles_on_another_process_hear_it_through_postgresql(
+    postgres_url: str, secret_box: SecretBox, make_client: MakeClient, tmp_path: Path,
+) -> None:
+    # the schema is upgraded once, as `rtcc db upgrade` does, before the nodes start
+    database = Database(DatabaseConfig(url=SecretStr(postgres_url)), tmp_path)
+    await (await PostgisCatalog.open(database, owns_database=True, migrate=True)).aclose()
+    await _two_nodes(postgres_url, secret_box, make_client)
+
+
+async def _two_nodes(url: str, secret_box: SecretBox, make_client: MakeClient) -> None:
     hub = _hub()
-    ingest_node = await make_client(catalog_app(redis_url, secret_box, SEEDS, hub))
-    console_node = await make_client(catalog_app(redis_url, secret_box, SEEDS))
+    ingest_node = await make_client(catalog_app(url, secret_box, SEEDS, hub))
+    console_node = await make_client(catalog_app(url, secret_box, SEEDS))
     events = await open_events(console_node)
     only_b = await open_events(console_node, cameras="cam-b")
 

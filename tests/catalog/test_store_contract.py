@@ -1,4 +1,5 @@
-"""One contract, two engines: every test runs against a SQLite file and a real redis-server."""
+"""One contract, three engines: every test runs against a SQLite file, a real redis-server and a
+real PostgreSQL with PostGIS."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from catalog.errors import CameraExists, ImportConflict, ImportRejected
 from catalog.geo import cone_contains, destination, haversine_m, initial_bearing_deg
@@ -23,12 +25,14 @@ from catalog.model import (
     TransferOffer,
     camera_public,
 )
+from catalog.postgis_store import PostgisCatalog
 from catalog.query import Filters, Page
 from catalog.redis_store import RedisCatalog
 from catalog.shapes import parse_polygon, parse_route
 from catalog.sqlite_store import SqliteCatalog
 from catalog.store import CatalogStore
-from rtcc.config import CameraKind, SharingLevel, TimeWindow
+from rtcc.config import CameraKind, DatabaseConfig, SharingLevel, TimeWindow
+from rtcc.db import Database
 from security.secretbox import AesGcmBox
 
 FIJI = (-17.7134, 179.9995)
@@ -37,11 +41,15 @@ FIJI = (-17.7134, 179.9995)
 async def _open(engine: str, tmp_path: Path, request: pytest.FixtureRequest) -> CatalogStore:
     if engine == "sqlite":
         return await SqliteCatalog.open(tmp_path / "catalog.sqlite3")
+    if engine == "postgis":
+        url = request.getfixturevalue("postgres_url")
+        database = Database(DatabaseConfig(url=SecretStr(url), migrate_on_start=True), tmp_path)
+        return await PostgisCatalog.open(database, owns_database=True)
     url = request.getfixturevalue("redis_url")
     return await RedisCatalog.open(url)
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", "redis", "postgis"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[CatalogStore]:
     opened = await _open(request.param, tmp_path, request)
     try:

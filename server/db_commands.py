@@ -12,6 +12,7 @@ Everything here is blocking: these are command-line programs, never called from 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime
 import logging
 import sys
@@ -22,10 +23,16 @@ from typing import Any, TextIO
 
 from pydantic import SecretStr
 
+from catalog.model import Camera
+from catalog.postgis_store import PostgisCatalog
+from catalog.sqlite_store import SqliteCatalog
 from rtcc.config import DatabaseConfig, Settings
 from rtcc.db import Database, DatabaseUnavailable, SqlConnection, StoreSchema
 from rtcc.db.migrations import SchemaNotCurrent, SchemaTooNew, status, upgrade
 from rtcc.errors import RtccError
+
+CATALOG_FILE = "rtcc.sqlite3"
+"""The SQLite catalog's file in the data folder (``store`` left at its default)."""
 
 BATCH_ROWS = 2000
 """Rows read and written per step of a copy (one transaction on the target each)."""
@@ -68,6 +75,7 @@ def db_main(args: argparse.Namespace, settings: Settings | None,
             return db_copy(args.source, args.target, schemas, out)
         assert settings is not None
         database = Database.from_settings(settings)
+        schemas = [s for s in schemas if database.dialect in s.engines]
         try:
             if args.db_command == "status":
                 return db_status(database, schemas, out)
@@ -240,8 +248,10 @@ def db_copy(source_url: str, target_url: str, schemas: Sequence[StoreSchema],
     try:
         print(f"from: {source.describe()}\nto:   {target.describe()}", file=out)
         for schema in schemas:
+            if target.dialect not in schema.engines:
+                continue
             src: SqlConnection | None = None
-            if _exists(source, schema):
+            if source.dialect in schema.engines and _exists(source, schema):
                 src = source.connect(schema.name, sqlite_file=schema.sqlite_file)
                 stores.append(_Store(schema, src, target.connect(
                     schema.name, sqlite_file=schema.sqlite_file)))
@@ -257,6 +267,8 @@ def db_copy(source_url: str, target_url: str, schemas: Sequence[StoreSchema],
                       f"{done[-1].version}", file=out)
         copied = _copy_rows(stores, Progress(out))
         _verify(stores, out)
+        if source.dialect == "sqlite" and target.dialect == "postgresql":
+            copied.update(copy_sqlite_catalog_to_postgis(source.sqlite_dir, target, out))
         total = sum(copied.values())
         print(f"copied {total} rows in {len(copied)} tables of {len(stores)} stores; "
               "counts and integrity checks match", file=out)
@@ -268,6 +280,51 @@ def db_copy(source_url: str, target_url: str, schemas: Sequence[StoreSchema],
                     conn.close()
         source.close()
         target.close()
+
+
+def copy_sqlite_catalog_to_postgis(data_dir: Path, target: Database,
+                                   out: TextIO) -> dict[str, int]:
+    """The catalog moves through its stores' own API (the SQLite catalog is an R*Tree file,
+    ``rtcc.sqlite3``; PostGIS keeps geography columns): cameras, owners, sites and agents."""
+    path = data_dir / CATALOG_FILE
+    if not path.exists():
+        return {}
+    return asyncio.run(_copy_catalog(path, target, out))
+
+
+async def _copy_catalog(path: Path, target: Database, out: TextIO) -> dict[str, int]:
+    source = await SqliteCatalog.open(path)
+    try:
+        destination = await PostgisCatalog.open(target, migrate=True)
+        try:
+            if await destination.count():
+                raise CopyRefused("the target database's catalog already holds cameras; a copy "
+                                  "only fills an empty database, so the catalog was not copied")
+            total, copied = await source.count(), 0
+            batch: list[Camera] = []
+            async for camera in source.iter_cameras():
+                batch.append(camera)
+                if len(batch) >= 2000:
+                    copied += await destination.import_cameras(batch)
+                    batch = []
+                    print(f"catalog.cameras {copied}/{total}", file=out)
+            if batch:
+                copied += await destination.import_cameras(batch)
+            for owner in await source.list_owners():
+                await destination.put_owner(owner)
+            for site in await source.list_sites():
+                await destination.put_site(site)
+            for agent in await source.list_agents():
+                await destination.put_agent(agent)
+            if await destination.count() != total:
+                raise CopyFailed(f"catalog.cameras: {await destination.count()} rows in the "
+                                 f"target, {total} in the source")
+            print(f"catalog.cameras: {copied} rows (source {total})", file=out)
+            return {"catalog.cameras": copied}
+        finally:
+            await destination.aclose()
+    finally:
+        await source.aclose()
 
 
 def _require_current_source(conn: SqlConnection, schema: StoreSchema) -> None:

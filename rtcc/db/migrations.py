@@ -44,6 +44,9 @@ class StoreSchema:
     """The file name an installation already has, when it is not ``NAME.sqlite3``."""
     verify: Callable[[SqlConnection], None] | None = None
     """Checks the tables' integrity after a copy (the audit chain); raises when broken."""
+    engines: tuple[str, ...] = ("sqlite", "postgresql")
+    """The engines this schema lives on (the PostGIS catalog: PostgreSQL only; on SQLite the
+    catalog keeps its own R*Tree file)."""
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,8 @@ async def test_health_reports_a_stopped_database_while_the_server_answers(
     try:
         url = server.url(await asyncio.to_thread(server.new_database))
         settings = Settings(data_dir=tmp_path / "data", server=ServerConfig(port=0),
-                            database=DatabaseConfig(url=SecretStr(url), connect_timeout=2))
+                            database=DatabaseConfig(url=SecretStr(url), connect_timeout=2,
+                                                    migrate_on_start=True))
         async with serving(settings) as base, aiohttp.ClientSession() as http:
             body = await _health(http, base)
             assert body["status"] == "ok"

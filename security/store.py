@@ -22,8 +22,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 import psycopg
 
-from rtcc.db import Database, Migration, SqlConnection, StoreSchema
-from rtcc.db.errors import DatabaseUnavailable
+from rtcc.db import Database, DatabaseUnavailable, Migration, SqlConnection, StoreSchema
 from rtcc.offload import OffloadedStore, StoreClosed
 from security.audit_chain import verify_copied_chain
 
@@ -341,10 +340,6 @@ class SecurityTables:
     def open_in(cls, data_dir: Path) -> SecurityTables:
         """The SQLite file ``security.sqlite3`` in ``data_dir`` (tests, backups)."""
         return cls.open(Database.embedded(data_dir), data_dir)
-
-    @property
-    def dialect(self) -> str:
-        return self.conn.dialect
 
     def close(self) -> None:
         self.conn.close()

@@ -9,13 +9,14 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
-from rtcc.config import Settings, SharingLevel
+from rtcc.config import DatabaseConfig, Settings, SharingLevel
 from rtcc.policy import Role
-from security.audit import AuditWriter, verify_chain
+from security.audit import AuditChainBroken, AuditWriter, verify_chain
 from security.cli import audit_verify_main
 from security.secretbox import load_audit_key
-from security.store import STORE_FILE
+from security.store import SCHEMA, STORE_FILE
 from tests.fixtures.auth import FakeClock, MakeClient, bearer, role_headers, security_settings
 from tests.security.engines import RAW_ERRORS, engine_settings, open_tables, raw_connection, tamper
 from tests.security.harness import Directory, security_app
@@ -161,3 +162,27 @@ async def test_view_is_refused_when_the_audit_log_cannot_be_written(
     refused = await client.get("/test/view/cam1?purpose=patrol", headers=analyst)
     assert refused.status == 503
     assert "audit" in (await refused.json())["error"]
+
+
+def test_the_schema_check_a_copy_runs_is_the_audit_chain(tmp_path: Path,
+                                                         database_url: str) -> None:
+    """``SCHEMA.verify`` (run by ``rtcc db copy`` after copying) passes an intact log without
+    the audit key and names the entry where a damaged one breaks."""
+    settings = _filled_store(tmp_path, database_url)
+    assert SCHEMA.verify is not None
+    with open_tables(settings) as store:
+        SCHEMA.verify(store.conn)
+    tamper(settings, "DELETE FROM audit WHERE id = 4")
+    with open_tables(settings) as store, pytest.raises(
+            AuditChainBroken, match="tampered at entry 4: entries 4 are missing"):
+        SCHEMA.verify(store.conn)
+
+
+def test_verify_on_postgresql_before_the_upgrade_says_what_to_run(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    settings = Settings(data_dir=tmp_path / "data",
+                        database=DatabaseConfig(url=SecretStr(postgres_url)))
+    code, text = _verify(settings)
+    assert code == 2, text
+    assert "rtcc db upgrade" in text

@@ -4,6 +4,7 @@ cover the same behaviour through the application on SQLite."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,12 +15,13 @@ from rtcc.db import Database
 from rtcc.policy import Role
 from security import grants as grant_rows
 from security.accounts import LOCK_AFTER_FAILURES, LOCK_SECONDS, AccountError
+from security.audit import GENESIS, AuditWriter, entry_hash, verify_chain
 from security.core import SecurityCore
 from security.enforcement import read_state
 from security.sessions import digest
-from security.store import INTEGRITY_ERRORS, SecurityTables
+from security.store import INTEGRITY_ERRORS, SCHEMA, STORE_FILE, SecurityTables
 from tests.fixtures.auth import PASSWORD, FakeClock
-from tests.security.engines import engine_settings
+from tests.security.engines import engine_settings, open_tables
 
 ADMIN = Actor("test", "admin", "local")
 
@@ -183,3 +185,37 @@ async def test_grants_and_the_enforcement_queries(core: tuple[SecurityCore, Fake
     assert await security.grants.revoke(recorded.id, "owner", "again") is None
     assert await security.grants.recorded_grant_for("cam1", user.id, now - 3000, now - 2000,
                                                     clock()) is None
+
+
+def test_an_installations_existing_file_opens_unchanged(tmp_path: Path) -> None:
+    """A security.sqlite3 made before schema migrations (its tables made at open, PRAGMA
+    user_version 1, no audit metadata table yet) keeps its rows and its audit chain; migration
+    1 finds its tables there and is only recorded."""
+    data = tmp_path / "data"
+    data.mkdir()
+    legacy = sqlite3.connect(data / STORE_FILE)
+    first = SCHEMA.migrations[0].sqlite
+    assert isinstance(first, str)
+    legacy.executescript(first.split("CREATE TABLE IF NOT EXISTS audit_meta")[0])
+    legacy.execute("PRAGMA user_version=1")
+    legacy.execute("INSERT INTO users (username, role, created) VALUES ('Old.Admin', 'admin', 1)")
+    prev = GENESIS
+    for number in (1, 2):
+        row = (number, 1_700_000_000_000 + number, "old", "admin", "login", "", "", "", "ok",
+               "", "{}", prev)
+        prev = entry_hash(*row)
+        legacy.execute("INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (*row, prev))
+    legacy.execute("INSERT INTO audit_head VALUES (1, 2, ?)", (prev,))
+    legacy.commit()
+    legacy.close()
+
+    with open_tables(engine_settings(data, "")) as tables:
+        assert tables.conn.fetchone("SELECT username FROM users WHERE lower(username) = ?",
+                                    ("old.admin",))["username"] == "Old.Admin"
+        assert tables.conn.scalar("SELECT COUNT(*) FROM schema_migrations") == 1
+        writer = AuditWriter(tables, FakeClock())
+        writer.append(actor="new", role="admin", action="server.start")
+        result = verify_chain(tables)
+    assert result.ok, result.describe()
+    assert (result.entries, result.keyed_from) == (3, 3)

@@ -11,18 +11,18 @@ from __future__ import annotations
 
 import logging
 import re
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
 from rtcc.access import Actor, SecretBox
 from rtcc.config import SecurityConfig
+from rtcc.db import Row
 from rtcc.errors import RtccError
 from rtcc.policy import STAFF_ROLES, Role
 from security import totp
 from security.audit import AuditLog
 from security.passwords import Passwords, password_problem
-from security.store import Clock, SecurityStore, SecurityTables
+from security.store import INTEGRITY_ERRORS, Clock, SecurityStore, SecurityTables
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class User:
     last_login: float | None
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> User:
+    def from_row(cls, row: Row) -> User:
         return cls(
             id=int(row["id"]), username=row["username"], display_name=row["display_name"],
             role=Role(row["role"]), owner_id=row["owner_id"],
@@ -136,9 +136,7 @@ class Accounts:
         return None if row is None else User.from_row(row)
 
     def _by_name(self, username: str) -> User | None:
-        row = self._db.conn.execute(
-            "SELECT * FROM users WHERE username = ?", (username,)
-        ).fetchone()
+        row = self._row_by_name(username)
         return None if row is None else User.from_row(row)
 
     def _all_users(self) -> list[User]:
@@ -207,15 +205,15 @@ class Accounts:
                      password_hash: str | None, totp_secret: str | None, now: float) -> int:
         try:
             with self._db.transaction() as conn:
-                cursor = conn.execute(
+                user_id = conn.scalar(
                     "INSERT INTO users (username, display_name, role, owner_id, password_hash,"
-                    " totp_secret, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    " totp_secret, created) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
                     (username, display_name, str(role), owner_id, password_hash,
                      totp_secret, now),
                 )
-        except sqlite3.IntegrityError:
+        except INTEGRITY_ERRORS:
             raise AccountError(f"user {username!r} already exists", status=409) from None
-        return int(cursor.lastrowid or 0)
+        return int(user_id)
 
     def _set_password_hash(self, user_id: int, digest: str) -> None:
         self._db.conn.execute(
@@ -316,9 +314,11 @@ class Accounts:
             return LoginOutcome(None, 401, _NO_SECOND_FACTOR)
         return outcome
 
-    def _row_by_name(self, name: str) -> sqlite3.Row | None:
-        row: sqlite3.Row | None = self._db.conn.execute(
-            "SELECT * FROM users WHERE username = ?", (name,)).fetchone()
+    def _row_by_name(self, name: str) -> Row | None:
+        # Logins are case-insensitive: SQLite's column is NOCASE, PostgreSQL's unique index is
+        # on lower(username).
+        row: Row | None = self._db.conn.fetchone(
+            "SELECT * FROM users WHERE lower(username) = lower(?)", (name,))
         return row
 
     async def _succeed(self, user: User, stored: str, password: str, step: int | None,
@@ -335,9 +335,9 @@ class Accounts:
         with self._db.transaction() as conn:
             conn.execute("DELETE FROM login_failures WHERE user_id = ?", (user_id,))
             conn.execute(
-                "UPDATE users SET last_login = ?, totp_last_step = MAX(totp_last_step, ?)"
-                " WHERE id = ?",
-                (now, step or 0, user_id),
+                "UPDATE users SET last_login = ?, totp_last_step = CASE WHEN totp_last_step > ?"
+                " THEN totp_last_step ELSE ? END WHERE id = ?",
+                (now, step or 0, step or 0, user_id),
             )
 
     async def _fail(self, user: User, reason: str, source: str, now: float) -> LoginOutcome:

@@ -1,8 +1,9 @@
 """The tamper-evident audit log.
 
-Append-only (SQLite triggers refuse UPDATE and DELETE); every entry carries the hash of the
-previous entry and its own hash over all its fields, so an altered, deleted or reordered entry
-breaks the chain. ``verify_chain`` walks it. Times are UTC with millisecond resolution.
+Append-only (triggers refuse UPDATE and DELETE, on SQLite and on PostgreSQL); every entry
+carries the hash of the previous entry and its own hash over all its fields, so an altered,
+deleted or reordered entry breaks the chain. ``verify_chain`` walks it. Times are UTC with
+millisecond resolution.
 
 Entry hashes are HMAC-SHA256 under the audit key (``RTCC_AUDIT_KEY`` or ``<data_dir>/audit.key``,
 kept outside the database), so whoever can write the database but does not hold the key cannot
@@ -21,113 +22,71 @@ write ever holds up the event loop.
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
-import hashlib
 import hmac
 import json
 import logging
-import sqlite3
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from rtcc.db import SqlConnection
 from rtcc.errors import AuditWriteError, RtccError
 from rtcc.offload import StoreClosed
+from security.audit_chain import (
+    GENESIS,
+    KEYED_FROM,
+    AuditChainBroken,
+    AuditEntry,
+    VerifyResult,
+    boundary_tag,
+    check_chain,
+    entry_hash,
+    iso_utc,
+    last_assigned_id,
+    read_boundary,
+    verify_copied_chain,
+)
 from security.secretbox import load_audit_key
-from security.store import Clock, SecurityStore, SecurityTables
+from security.store import DATABASE_ERRORS, Clock, SecurityStore, SecurityTables
+
+__all__ = [
+    "GENESIS",
+    "AuditChainBroken",
+    "AuditEntry",
+    "AuditKeyMissing",
+    "AuditLog",
+    "AuditWriter",
+    "VerifyResult",
+    "entry_hash",
+    "iso_utc",
+    "verify_chain",
+    "verify_copied_chain",
+]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-GENESIS = "0" * 64
 MAX_FIELD = 500
-KEYED_FROM = "keyed_from"
-
-_META_SCHEMA = """
-CREATE TABLE IF NOT EXISTS audit_meta (
-    name TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TRIGGER IF NOT EXISTS audit_meta_no_update BEFORE UPDATE ON audit_meta
-BEGIN SELECT RAISE(ABORT, 'the audit metadata is written once'); END;
-CREATE TRIGGER IF NOT EXISTS audit_meta_no_delete BEFORE DELETE ON audit_meta
-BEGIN SELECT RAISE(ABORT, 'the audit metadata is written once'); END;
-"""
+_WRITE_ERRORS: tuple[type[Exception], ...] = (*DATABASE_ERRORS, ValueError)
 
 
 class AuditKeyMissing(RtccError):
     """The log has keyed entries but the audit key is not available to check them."""
 
 
-def iso_utc(ts_ms: int) -> str:
-    moment = dt.datetime.fromtimestamp(ts_ms / 1000, tz=dt.UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts_ms % 1000:03d}Z"
-
-
 def _clip(value: str) -> str:
     return value if len(value) <= MAX_FIELD else value[:MAX_FIELD] + "..."
 
 
-def entry_hash(
-    entry_id: int,
-    ts_ms: int,
-    actor: str,
-    role: str,
-    action: str,
-    target: str,
-    camera_id: str,
-    owner_id: str,
-    outcome: str,
-    source: str,
-    details: str,
-    prev_hash: str,
-    key: bytes | None = None,
-) -> str:
-    """HMAC-SHA256 under ``key``; plain SHA-256 for entries written before the key existed."""
-    material = json.dumps(
-        [entry_id, ts_ms, actor, role, action, target, camera_id, owner_id, outcome, source,
-         details, prev_hash],
-        ensure_ascii=False,
-        separators=(",", ":"),
-    ).encode("utf-8")
-    if key is None:
-        return hashlib.sha256(material).hexdigest()
-    return hmac.new(key, material, hashlib.sha256).hexdigest()
-
-
-def _boundary_tag(key: bytes, first_keyed: int) -> str:
-    return hmac.new(key, f"rtcc audit keyed from {first_keyed}".encode("ascii"),
-                    hashlib.sha256).hexdigest()
-
-
-def _read_boundary(conn: sqlite3.Connection) -> tuple[int, str] | None:
-    """(first keyed entry id, its tag) as stored, or None when no key was ever set up."""
-    exists = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit_meta'").fetchone()
-    if exists is None:
-        return None
-    row = conn.execute("SELECT value FROM audit_meta WHERE name = ?", (KEYED_FROM,)).fetchone()
-    if row is None:
-        return None
-    first, _, tag = str(row["value"]).partition(":")
-    try:
-        return int(first), tag
-    except ValueError:
-        return -1, tag  # damaged: the tag check fails and reports it
-
-
-def _start_keyed_chain(conn: sqlite3.Connection, key: bytes) -> int:
+def _start_keyed_chain(conn: SqlConnection, key: bytes) -> int:
     """Record (once) that entries from the next id on are keyed; returns that first id."""
-    found = _read_boundary(conn)
+    found = read_boundary(conn)
     if found is not None:  # the usual case: no write lock taken
         return found[0]
-    conn.executescript(_META_SCHEMA)
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        found = _read_boundary(conn)
-        last = conn.execute("SELECT * FROM audit ORDER BY id DESC LIMIT 1").fetchone()
+    with conn.transaction() as tx:
+        found = read_boundary(tx)
+        last = tx.fetchone("SELECT * FROM audit ORDER BY id DESC LIMIT 1")
         if found is None and last is not None and hmac.compare_digest(
                 AuditEntry.from_row(last).computed_hash(key), str(last["hash"])):
             # Keyed entries but no boundary: the record was removed. Recording a new one
@@ -136,103 +95,15 @@ def _start_keyed_chain(conn: sqlite3.Connection, key: bytes) -> int:
                       "`rtcc audit verify` reports it")
             first = 1
         elif found is None:
-            seq = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'audit'").fetchone()
-            first = (0 if seq is None else int(seq[0])) + 1
-            conn.execute("INSERT INTO audit_meta (name, value) VALUES (?, ?)",
-                         (KEYED_FROM, f"{first}:{_boundary_tag(key, first)}"))
+            first = last_assigned_id(tx) + 1
+            tx.execute("INSERT INTO audit_meta (name, value) VALUES (?, ?)",
+                       (KEYED_FROM, f"{first}:{boundary_tag(key, first)}"))
             if first > 1:
                 log.info("audit log: entries 1-%d keep their unkeyed hashes; entries from %d on "
                          "are keyed (HMAC-SHA256)", first - 1, first)
         else:
             first = found[0]
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
     return first
-
-
-@dataclass(frozen=True, slots=True)
-class AuditEntry:
-    id: int
-    ts_ms: int
-    actor: str
-    role: str
-    action: str
-    target: str
-    camera_id: str
-    owner_id: str
-    outcome: str
-    source: str
-    details: str
-    prev_hash: str
-    hash: str
-
-    @classmethod
-    def from_row(cls, row: sqlite3.Row) -> AuditEntry:
-        return cls(
-            id=int(row["id"]), ts_ms=int(row["ts_ms"]), actor=row["actor"], role=row["role"],
-            action=row["action"], target=row["target"], camera_id=row["camera_id"],
-            owner_id=row["owner_id"], outcome=row["outcome"], source=row["source"],
-            details=row["details"], prev_hash=row["prev_hash"], hash=row["hash"],
-        )
-
-    def computed_hash(self, key: bytes | None = None) -> str:
-        return entry_hash(
-            self.id, self.ts_ms, self.actor, self.role, self.action, self.target, self.camera_id,
-            self.owner_id, self.outcome, self.source, self.details, self.prev_hash, key,
-        )
-
-    def as_json(self) -> dict[str, Any]:
-        try:
-            details: Any = json.loads(self.details)
-        except ValueError:
-            details = self.details
-        return {
-            "id": self.id,
-            "time": iso_utc(self.ts_ms),
-            "ts_ms": self.ts_ms,
-            "actor": self.actor,
-            "role": self.role,
-            "action": self.action,
-            "target": self.target,
-            "camera_id": self.camera_id,
-            "owner_id": self.owner_id,
-            "outcome": self.outcome,
-            "source": self.source,
-            "details": details,
-            "hash": self.hash,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class VerifyResult:
-    ok: bool
-    entries: int
-    head: str
-    entry_id: int | None = None
-    reason: str = ""
-    keyed_from: int | None = None
-    """The first entry hashed with the audit key; None when the log has no key yet."""
-
-    def describe(self) -> str:
-        if not self.ok:
-            where = "" if self.entry_id is None else f" at entry {self.entry_id}"
-            return f"audit log tampered{where}: {self.reason}"
-        text = f"audit log intact: {self.entries} entries, head {self.head}"
-        if self.keyed_from is None:
-            return (text + "; NOT KEYED: no audit key exists yet (the server creates one at its "
-                    "next start), so only the unkeyed SHA-256 chain was checked")
-        unkeyed = min(self.entries, self.keyed_from - 1)
-        if unkeyed <= 0:
-            return text + "; every entry is keyed (HMAC-SHA256)"
-        if unkeyed == self.entries:
-            return (text + f"; all {self.entries} entries were written before the audit key "
-                    f"existed and follow the unkeyed SHA-256 rule; entries from "
-                    f"{self.keyed_from} on are keyed (HMAC-SHA256)")
-        return (text + f"; entries 1-{unkeyed} were written before the audit key existed and "
-                f"follow the unkeyed SHA-256 rule, entries {self.keyed_from}-{self.entries} are "
-                "keyed (HMAC-SHA256)")
 
 
 class AuditWriter:
@@ -244,11 +115,11 @@ class AuditWriter:
         self._store = store
         self._clock = clock
         if key is None:
-            key = load_audit_key(store.path.parent)
+            key = load_audit_key(store.data_dir)
             assert key is not None  # created when missing
         self._key = key
         self._keyed_from = _start_keyed_chain(store.conn, key)
-        head = store.conn.execute("SELECT last_id, last_hash FROM audit_head").fetchone()
+        head = store.conn.fetchone("SELECT last_id, last_hash FROM audit_head WHERE one = 1")
         self._head: tuple[int, str] | None = (
             None if head is None else (int(head["last_id"]), str(head["last_hash"])))
 
@@ -258,7 +129,7 @@ class AuditWriter:
         return self._head
 
     @property
-    def conn(self) -> sqlite3.Connection:
+    def conn(self) -> SqlConnection:
         """The store's connection, for reads on the thread that owns it."""
         return self._store.conn
 
@@ -284,16 +155,13 @@ class AuditWriter:
         fields = (_clip(actor), _clip(role), _clip(action), _clip(target), _clip(camera_id),
                   _clip(owner_id), _clip(outcome), _clip(source))
         try:
+            # Everything is read inside the transaction, which admits one writer of the store
+            # at a time (every process, either engine): the chain has one head.
             with self._store.transaction() as conn:
-                head = conn.execute("SELECT last_id, last_hash FROM audit_head").fetchone()
-                last = conn.execute(
-                    "SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1"
-                ).fetchone()
+                head = conn.fetchone("SELECT last_id, last_hash FROM audit_head WHERE one = 1")
+                last = conn.fetchone("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1")
                 prev_hash = GENESIS if last is None else str(last["hash"])
-                seq = conn.execute(
-                    "SELECT seq FROM sqlite_sequence WHERE name = 'audit'"
-                ).fetchone()
-                entry_id = (0 if seq is None else int(seq["seq"])) + 1
+                entry_id = last_assigned_id(conn) + 1
                 if head is not None and (last is None or int(head["last_id"]) != int(last["id"])):
                     # The stored head disagrees with the table: someone removed entries. Keep
                     # chaining from the recorded head so verify() still reports the gap.
@@ -312,7 +180,7 @@ class AuditWriter:
                     " last_hash = excluded.last_hash",
                     (entry_id, digest),
                 )
-        except (sqlite3.Error, ValueError) as exc:
+        except _WRITE_ERRORS as exc:
             log.error("AUDIT WRITE FAILED (action %s by %s): %s", action, actor, exc)
             raise AuditWriteError(
                 f"the audit log could not record {action!r}; the action was refused"
@@ -422,63 +290,11 @@ def verify_chain(store: SecurityTables, key: bytes | None = None) -> VerifyResul
     ``key``: the audit key; by default looked up (never created) in the store's folder or
     ``RTCC_AUDIT_KEY``. Raises ``AuditKeyMissing`` when the log has keyed entries and no key is
     available."""
-    conn = store.conn
     if key is None:
-        key = load_audit_key(store.path.parent, create=False)
-    boundary = _read_boundary(conn)
-    has_entries = conn.execute("SELECT 1 FROM audit LIMIT 1").fetchone() is not None
-    keyed_from: int | None = None
-    if boundary is not None:
-        if key is None:
-            raise AuditKeyMissing(
-                "the audit log has keyed entries but no audit key was found: set "
-                f"RTCC_AUDIT_KEY or restore {store.path.parent / 'audit.key'} from the backup "
-                "of the key")
-        keyed_from, tag = boundary
-        if not hmac.compare_digest(tag, _boundary_tag(key, keyed_from)):
-            return VerifyResult(False, 0, GENESIS, None,
-                                "the record of where the keyed entries begin (audit_meta "
-                                f"{KEYED_FROM}) was altered, or the audit key is not this "
-                                "log's key")
-    elif key is not None and has_entries:
-        return VerifyResult(False, 0, GENESIS, None,
-                            f"the record of where the keyed entries begin (audit_meta "
-                            f"{KEYED_FROM}) was removed although an audit key exists: the log "
-                            "may have been rewritten under the unkeyed rule")
-    expected_prev = GENESIS
-    expected_id = 1
-    count = 0
-    for row in conn.execute("SELECT * FROM audit ORDER BY id"):
-        entry = AuditEntry.from_row(row)
-        if entry.id != expected_id:
-            missing = (str(expected_id) if entry.id == expected_id + 1
-                       else f"{expected_id}-{entry.id - 1}")
-            return VerifyResult(False, count, expected_prev, expected_id,
-                                f"entries {missing} are missing (deleted)", keyed_from)
-        if entry.prev_hash != expected_prev:
-            return VerifyResult(False, count, expected_prev, entry.id,
-                                "link to the previous entry is broken (an entry before it was "
-                                "altered, deleted or reordered)", keyed_from)
-        keyed = keyed_from is not None and entry.id >= keyed_from
-        if not hmac.compare_digest(entry.computed_hash(key if keyed else None), entry.hash):
-            rule = ("keyed hash (HMAC-SHA256): it was altered, or rewritten by someone "
-                    "without the audit key" if keyed else "hash (altered)")
-            return VerifyResult(False, count, expected_prev, entry.id,
-                                f"contents do not match the entry's {rule}", keyed_from)
-        expected_prev = entry.hash
-        expected_id += 1
-        count += 1
-    last_id = expected_id - 1
-    seq = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'audit'").fetchone()
-    head = conn.execute("SELECT last_id, last_hash FROM audit_head").fetchone()
-    recorded_last = max(int(seq["seq"]) if seq is not None else 0,
-                        int(head["last_id"]) if head is not None else 0)
-    if recorded_last > last_id:
-        return VerifyResult(False, count, expected_prev, last_id + 1,
-                            f"entries {last_id + 1}-{recorded_last} are missing (deleted from "
-                            "the end)", keyed_from)
-    if head is not None and str(head["last_hash"]) != expected_prev:
-        return VerifyResult(False, count, expected_prev, last_id,
-                            "the last entry does not match the recorded head hash (altered)",
-                            keyed_from)
-    return VerifyResult(True, count, expected_prev, keyed_from=keyed_from)
+        key = load_audit_key(store.data_dir, create=False)
+    if key is None and read_boundary(store.conn) is not None:
+        raise AuditKeyMissing(
+            "the audit log has keyed entries but no audit key was found: set "
+            f"RTCC_AUDIT_KEY or restore {store.data_dir / 'audit.key'} from the backup "
+            "of the key")
+    return check_chain(store.conn, key)

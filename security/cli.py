@@ -13,6 +13,7 @@ from typing import TextIO
 
 from rtcc.access import Actor
 from rtcc.config import Settings
+from rtcc.db import Database
 from rtcc.errors import ConfigError, RtccError
 from rtcc.policy import Role
 from security.accounts import AccountError, User
@@ -20,7 +21,7 @@ from security.audit import AuditKeyMissing, AuditWriter, verify_chain
 from security.audit_checkpoints import CheckpointKeyError, verify_checkpoints
 from security.core import SecurityCore
 from security.secretbox import load_audit_key
-from security.store import STORE_FILE, SecurityTables
+from security.store import SCHEMA, SecurityTables
 
 EXIT_OK = 0
 EXIT_TAMPERED = 1
@@ -31,11 +32,15 @@ EXIT_ERROR = 2
 def open_audit_log(settings: Settings) -> Iterator[AuditWriter]:
     """The audit log of the server's data directory (``rtcc.access.AuditOpener``), for the
     command-line programs of other domains (``rtcc export``, ``rtcc verify``)."""
-    store = SecurityTables.open_in(settings.data_dir)
+    database = Database.from_settings(settings)
     try:
-        yield AuditWriter(store, time.time, load_audit_key(settings.data_dir))
+        store = SecurityTables.open(database, settings.data_dir)
+        try:
+            yield AuditWriter(store, time.time, load_audit_key(settings.data_dir))
+        finally:
+            store.close()
     finally:
-        store.close()
+        database.close()
 
 
 def audit_verify_main(settings: Settings, out: TextIO | None = None,
@@ -43,16 +48,30 @@ def audit_verify_main(settings: Settings, out: TextIO | None = None,
     """0 when the audit chain and its checkpoints are intact, 1 naming the first bad entry or
     checkpoint, 2 when the log or a key cannot be read."""
     stream = out or sys.stdout
-    path = settings.data_dir / STORE_FILE
-    if not path.exists():
-        print(f"no security store at {path}", file=stream)
-        return EXIT_ERROR
+    database = Database.from_settings(settings)
+    try:
+        return _audit_verify(settings, database, stream, env)
+    finally:
+        database.close()
+
+
+def _audit_verify(settings: Settings, database: Database, stream: TextIO,
+                  env: Mapping[str, str] | None) -> int:
+    if database.dialect == "sqlite":
+        path = database.sqlite_path(SCHEMA.name, SCHEMA.sqlite_file)
+        if not path.exists():
+            print(f"no security store at {path}", file=stream)
+            return EXIT_ERROR
     try:
         key = load_audit_key(settings.data_dir, env, create=False)
     except ConfigError as exc:
         print(f"cannot read the audit key: {exc}", file=stream)
         return EXIT_ERROR
-    store = SecurityTables.open(path)
+    try:
+        store = SecurityTables.open(database, settings.data_dir)
+    except RtccError as exc:
+        print(f"cannot open the audit log in {database.describe()}: {exc}", file=stream)
+        return EXIT_ERROR
     try:
         result = verify_chain(store, key)
         checkpoints = verify_checkpoints(store, settings.data_dir)

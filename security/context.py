@@ -16,6 +16,7 @@ from rtcc.appkeys import (
     CAMERA_DIRECTORY,
     CLOCK,
     CONSENT_CHANGES,
+    DATABASE,
     FOOTAGE_GRANTS,
     INCIDENTS,
     MEDIA_ACCESS,
@@ -43,7 +44,8 @@ async def security_context(app: web.Application) -> AsyncIterator[None]:
     that checks open views again while they run."""
     settings = app[SETTINGS]
     clock = app.get(CLOCK, time.time)
-    core = await SecurityCore.open(settings, clock, workers=app.get(WORKERS))
+    core = await SecurityCore.open(settings, clock, workers=app.get(WORKERS),
+                                   database=app.get(DATABASE))
     try:
         if not settings.security.require_totp:
             log.warning("security.require_totp is off: staff log in with a password only. "

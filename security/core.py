@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from rtcc.config import Settings
+from rtcc.db import Database
 from rtcc.files import private_dir
 from rtcc.http import required
 from rtcc.workers import WorkerPool
@@ -39,14 +41,25 @@ class SecurityCore:
     trusted_proxies: tuple[Network, ...]
     login_limiter: AttemptLimiter
     """Rations login and sign-up attempts (each hashes a password) per address and overall."""
+    owns_database: bool = False
+    """The core made its own ``Database`` (a command-line program) and closes it."""
 
     @classmethod
     async def open(cls, settings: Settings, clock: Clock = time.time,
                    env: Mapping[str, str] | None = None,
-                   workers: WorkerPool | None = None) -> SecurityCore:
+                   workers: WorkerPool | None = None,
+                   database: Database | None = None) -> SecurityCore:
+        """``database``: the server's (``rtcc.appkeys.DATABASE``); a command-line program
+        passes none and the core uses its own, made from ``settings`` and closed with it."""
         private_dir(settings.data_dir)  # 0700; an existing folder open to others is tightened
         box = load_secret_box(settings.data_dir, env)
-        store = await SecurityStore.open_in(settings.data_dir)
+        db = Database.from_settings(settings) if database is None else database
+        try:
+            store = await SecurityStore.open(db, settings.data_dir)
+        except BaseException:
+            if database is None:
+                await asyncio.to_thread(db.close)
+            raise
         audit = AuditLog(store, clock, load_audit_key(settings.data_dir, env))
         return cls(
             settings=settings,
@@ -62,10 +75,13 @@ class SecurityCore:
             grants=GrantBook(store, clock),
             trusted_proxies=tuple(trusted_proxy_networks(settings)),
             login_limiter=AttemptLimiter.from_config(settings.security, clock),
+            owns_database=database is None,
         )
 
     async def aclose(self) -> None:
         await self.store.aclose()
+        if self.owns_database:
+            await asyncio.to_thread(self.store.database.close)
 
 
 SECURITY = web.AppKey("security_core", SecurityCore)

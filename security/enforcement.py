@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfoNotFoundError
@@ -34,9 +33,11 @@ from rtcc.tasks import TaskSupervisor
 from security import grants as grant_rows
 from security.core import SecurityCore
 from security.grants import Grant
-from security.store import SecurityTables
+from security.store import DATABASE_ERRORS, SecurityTables
 
 log = logging.getLogger(__name__)
+_CHECK_ERRORS: tuple[type[Exception], ...] = (*DATABASE_ERRORS, AuditWriteError)
+"""A check that failed on these is tried again at the next tick."""
 
 DIRECTORY_TIMEOUT = 5.0
 MIN_WAIT = 0.2
@@ -90,19 +91,19 @@ def read_state(tables: SecurityTables, users: Sequence[int], sessions: Sequence[
         for row in conn.execute(
             f"SELECT id, disabled FROM users WHERE id IN ({_marks(users)})",  # noqa: S608 -- placeholders only
             tuple(users),
-        ):
+        ).fetchall():
             disabled[int(row["id"])] = bool(row["disabled"])
     live_sessions: frozenset[str] = frozenset()
     if sessions:
         live_sessions = frozenset(str(row[0]) for row in conn.execute(
             f"SELECT id_hash FROM sessions WHERE id_hash IN ({_marks(sessions)})",  # noqa: S608 -- placeholders only
-            tuple(sessions)))
+            tuple(sessions)).fetchall())
     token_state: dict[int, tuple[float | None, float | None]] = {}
     if tokens:
         for row in conn.execute(
             f"SELECT id, revoked, expires FROM api_tokens WHERE id IN ({_marks(tokens)})",  # noqa: S608 -- placeholders only
             tuple(tokens),
-        ):
+        ).fetchall():
             token_state[int(row["id"])] = (row["revoked"], row["expires"])
     found: dict[str, Grant] = {}
     for grant_id in grant_ids:
@@ -185,7 +186,7 @@ class Enforcement:
             self._wake.clear()
             try:
                 await self._check()
-            except (sqlite3.Error, AuditWriteError) as exc:
+            except _CHECK_ERRORS as exc:
                 # The store is busy or failing: the next tick tries again.
                 log.warning("checking the open views failed: %s", exc)
 

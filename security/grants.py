@@ -17,12 +17,12 @@ The stored grants live in the security store (table ``grants``); the ``_``-free 
 from __future__ import annotations
 
 import secrets
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from rtcc.access import FootageApproval
+from rtcc.db import Row
 from security.store import Clock, SecurityStore, SecurityTables
 
 LIVE = "live"
@@ -104,7 +104,7 @@ def describe(grant: Grant) -> str:
     return f"{grant.kind} access ({grant.basis})"
 
 
-def _grant(row: sqlite3.Row) -> Grant:
+def _grant(row: Row) -> Grant:
     return Grant(
         id=row["id"], subject_kind=row["subject_kind"], subject=row["subject"],
         camera_id=row["camera_id"], kind=row["kind"], basis=row["basis"],
@@ -194,9 +194,9 @@ def incident_grant_for(tables: SecurityTables, camera_id: str, incident_id: str,
     revocation. Footage recorded then is footage the camera was opened for."""
     row = tables.conn.execute(
         "SELECT id FROM grants WHERE basis = 'incident' AND basis_id = ? AND camera_id = ?"
-        " AND valid_from <= ? AND MIN(COALESCE(valid_until, ?), COALESCE(revoked, ?)) >= ?"
+        " AND valid_from <= ? AND COALESCE(valid_until, ?) >= ? AND COALESCE(revoked, ?) >= ?"
         " ORDER BY created DESC LIMIT 1",
-        (incident_id, camera_id, start, end, end, end),
+        (incident_id, camera_id, start, end, end, end, end),
     ).fetchone()
     return None if row is None else str(row["id"])
 
@@ -282,7 +282,7 @@ def take_expired(tables: SecurityTables, now: float) -> list[Grant]:
     with tables.transaction() as conn:
         rows = conn.execute(
             "SELECT * FROM grants WHERE revoked IS NULL AND valid_until IS NOT NULL"
-            " AND valid_until <= ? AND expiry_audited = 0",
+            " AND valid_until <= ? AND expiry_audited = 0 ORDER BY valid_until, id",
             (now,),
         ).fetchall()
         conn.executemany("UPDATE grants SET expiry_audited = 1 WHERE id = ?",

@@ -9,7 +9,6 @@ administrators) lists them."""
 from __future__ import annotations
 
 import logging
-import sqlite3
 from typing import Any
 
 from aiohttp import web
@@ -25,6 +24,7 @@ from security.enforcement import check_views
 from security.grants import INCIDENT_CLOSED, Change, Grant
 from security.httpio import text_field
 from security.incidents import CAMERA_ID, INCIDENT_ID, KINDS, Incident
+from security.store import INTEGRITY_ERRORS
 
 MAX_CAMERAS = 200
 log = logging.getLogger(__name__)
@@ -120,7 +120,7 @@ async def open_incident(request: web.Request) -> web.Response:
     try:
         incident = await core.incidents.open(actor.name, incident_id=incident_id, kind=kind,
                                              title=title, cameras=cameras)
-    except sqlite3.IntegrityError:
+    except INTEGRITY_ERRORS:
         return json_error(409, f"incident {incident_id!r} already exists")
     await core.audit.append(actor=actor.name, role=actor.role, action="incident.open",
                             target=f"incident:{incident.id}", source=actor.source,

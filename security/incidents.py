@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import re
 import secrets
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+from rtcc.db import Row
 from security.store import Clock, SecurityStore, SecurityTables
 
 INCIDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
@@ -74,7 +74,7 @@ class IncidentBook:
         ).fetchall()
         return tuple(str(row[0]) for row in rows)
 
-    def _from_row(self, row: sqlite3.Row) -> Incident:
+    def _from_row(self, row: Row) -> Incident:
         return Incident(
             id=row["id"], kind=row["kind"], title=row["title"], active=bool(row["active"]),
             opened_by=row["opened_by"], opened_at=float(row["opened_at"]),
@@ -110,8 +110,8 @@ class IncidentBook:
             )
             for camera_id in cameras:
                 conn.execute(
-                    "INSERT OR IGNORE INTO incident_cameras"
-                    " (incident_id, camera_id, linked_by, linked_at) VALUES (?, ?, ?, ?)",
+                    "INSERT INTO incident_cameras (incident_id, camera_id, linked_by, linked_at)"
+                    " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     (new_id, camera_id, opened_by, now),
                 )
         found = self._get(new_id)
@@ -123,8 +123,8 @@ class IncidentBook:
         with self._db.transaction() as conn:
             for camera_id in cameras:
                 conn.execute(
-                    "INSERT OR IGNORE INTO incident_cameras"
-                    " (incident_id, camera_id, linked_by, linked_at) VALUES (?, ?, ?, ?)",
+                    "INSERT INTO incident_cameras (incident_id, camera_id, linked_by, linked_at)"
+                    " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     (incident_id, camera_id, linked_by, now),
                 )
 

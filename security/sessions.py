@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
+from rtcc.db import Row
 from rtcc.policy import Role
 from rtcc.principal import Principal
 from security.store import Clock, SecurityStore, SecurityTables
@@ -40,7 +40,7 @@ def clear_session_cookie(response: web.StreamResponse, *, secure: bool) -> None:
     response.del_cookie(COOKIE, path="/", httponly=True, samesite="Strict", secure=secure)
 
 
-def _principal(row: sqlite3.Row, auth: str, **extra: Any) -> Principal:
+def _principal(row: Row, auth: str, **extra: Any) -> Principal:
     return Principal(
         user_id=int(row["user_id"]), username=row["username"], role=Role(row["role"]),
         owner_id=row["owner_id"], auth="session" if auth == "session" else "token", **extra,
@@ -164,12 +164,12 @@ class Tokens:
     def _create(self, user_id: int, name: str, kind: str, secret: str | None,
                 expires: float | None) -> tuple[int, str]:
         token = secret if secret is not None else TOKEN_PREFIX + secrets.token_urlsafe(32)
-        cursor = self._db.conn.execute(
+        token_id = self._db.conn.scalar(
             "INSERT INTO api_tokens (token_hash, user_id, name, kind, created, expires)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
+            " VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
             (digest(token), user_id, name, kind, self._clock(), expires),
         )
-        return int(cursor.lastrowid or 0), token
+        return int(token_id), token
 
     def _resolve(self, token: str) -> Principal | None:
         row = self._db.conn.execute(

@@ -172,7 +172,7 @@ def test_restore_refuses_a_non_empty_data_dir_without_force(tmp_path: Path) -> N
     assert "audit log intact: 4 entries" in forced.stdout
     store = SecurityTables.open_in(target)
     try:
-        actions = [str(row[0]) for row in store.conn.execute(
+        actions = [str(row[0]) for row in store.conn.fetchall(
             "SELECT action FROM audit ORDER BY id")]
     finally:
         store.close()

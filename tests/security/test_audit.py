@@ -1,4 +1,5 @@
-"""The audit log: hash chain, tampering found by `rtcc audit verify`, fail-closed writes."""
+"""The audit log: hash chain, tampering found by `rtcc audit verify` (on SQLite and on
+PostgreSQL), fail-closed writes."""
 
 from __future__ import annotations
 
@@ -8,36 +9,27 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
-from rtcc.config import Settings, SharingLevel
+from rtcc.config import DatabaseConfig, Settings, SharingLevel
 from rtcc.policy import Role
-from security.audit import AuditWriter, verify_chain
+from security.audit import AuditChainBroken, AuditWriter, verify_chain
 from security.cli import audit_verify_main
 from security.secretbox import load_audit_key
-from security.store import STORE_FILE, SecurityTables
+from security.store import SCHEMA, STORE_FILE
 from tests.fixtures.auth import FakeClock, MakeClient, bearer, role_headers, security_settings
+from tests.security.engines import RAW_ERRORS, engine_settings, open_tables, raw_connection, tamper
 from tests.security.harness import Directory, security_app
 
 
-def _filled_store(tmp_path: Path, entries: int = 6) -> tuple[Settings, Path]:
-    settings = security_settings(tmp_path)
-    store = SecurityTables.open_in(settings.data_dir)
-    audit = AuditWriter(store, FakeClock(1_700_000_000.123))
-    for i in range(entries):
-        audit.append(actor=f"user{i}", role="analyst", action="view.start", camera_id="cam1",
-                     source="192.0.2.1", details={"purpose": f"case {i}"})
-    store.close()
-    return settings, settings.data_dir / STORE_FILE
-
-
-def _tamper(path: Path, *statements: str) -> None:
-    conn = sqlite3.connect(path)
-    conn.execute("DROP TRIGGER audit_no_update")
-    conn.execute("DROP TRIGGER audit_no_delete")
-    for statement in statements:
-        conn.execute(statement)
-    conn.commit()
-    conn.close()
+def _filled_store(tmp_path: Path, database_url: str, entries: int = 6) -> Settings:
+    settings = engine_settings(tmp_path / "data", database_url)
+    with open_tables(settings) as store:
+        audit = AuditWriter(store, FakeClock(1_700_000_000.123))
+        for i in range(entries):
+            audit.append(actor=f"user{i}", role="analyst", action="view.start",
+                         camera_id="cam1", source="192.0.2.1", details={"purpose": f"case {i}"})
+    return settings
 
 
 def _verify(settings: Settings) -> tuple[int, str]:
@@ -46,26 +38,42 @@ def _verify(settings: Settings) -> tuple[int, str]:
     return code, out.getvalue()
 
 
-def test_intact_chain_verifies_and_timestamps_are_utc_milliseconds(tmp_path: Path) -> None:
-    settings, path = _filled_store(tmp_path)
+def test_intact_chain_verifies_and_timestamps_are_utc_milliseconds(
+    tmp_path: Path, database_url: str
+) -> None:
+    settings = _filled_store(tmp_path, database_url)
     code, text = _verify(settings)
     assert code == 0, text
     assert "intact: 6 entries" in text
-    store = SecurityTables.open(path)
-    entry = AuditWriter(store, FakeClock()).query(limit=1)[0].as_json()
-    store.close()
+    with open_tables(settings) as store:
+        entry = AuditWriter(store, FakeClock()).query(limit=1)[0].as_json()
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", entry["time"])
     assert entry["time"].endswith(".123Z")
 
 
-def test_the_log_refuses_updates_and_deletes(tmp_path: Path) -> None:
-    _, path = _filled_store(tmp_path)
-    conn = sqlite3.connect(path)
-    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
-        conn.execute("UPDATE audit SET actor = 'nobody' WHERE id = 2")
-    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
-        conn.execute("DELETE FROM audit WHERE id = 2")
-    conn.close()
+@pytest.mark.parametrize("statement", [
+    "UPDATE audit SET actor = 'nobody' WHERE id = 2",
+    "DELETE FROM audit WHERE id = 2",
+    "UPDATE audit_meta SET value = '1:x'",
+    "DELETE FROM audit_meta",
+])
+def test_the_log_refuses_updates_and_deletes(tmp_path: Path, database_url: str,
+                                             statement: str) -> None:
+    settings = _filled_store(tmp_path, database_url)
+    with raw_connection(settings) as conn, pytest.raises(
+            RAW_ERRORS, match=r"append-only|written once"):
+        conn.execute(statement)
+    code, text = _verify(settings)
+    assert code == 0, text
+
+
+def test_postgresql_refuses_truncating_the_log(tmp_path: Path, postgres_url: str) -> None:
+    settings = _filled_store(tmp_path, postgres_url)
+    for table in ("audit", "audit_meta"):
+        with raw_connection(settings) as conn, pytest.raises(
+                RAW_ERRORS, match=r"append-only|written once"):
+            conn.execute(f"TRUNCATE {table}")
+    assert _verify(settings)[0] == 0
 
 
 @pytest.mark.parametrize(
@@ -75,8 +83,9 @@ def test_the_log_refuses_updates_and_deletes(tmp_path: Path) -> None:
         (["UPDATE audit SET details = '{\"purpose\":\"nothing\"}' WHERE id = 6"], 6, "altered"),
         (["DELETE FROM audit WHERE id = 4"], 4, "missing"),
         (["DELETE FROM audit WHERE id = 6"], 6, "missing"),
-        (["DELETE FROM audit WHERE id = 6",
-          "UPDATE sqlite_sequence SET seq = 5 WHERE name = 'audit'"], 6, "missing"),
+        pytest.param(["DELETE FROM audit WHERE id = 6",
+                      "UPDATE sqlite_sequence SET seq = 5 WHERE name = 'audit'"], 6, "missing",
+                     id="sqlite-sequence-rewound"),
         (["DELETE FROM audit WHERE id = 1"], 1, "missing"),
         # Swap the contents of two entries (reorder) keeping their ids.
         (["UPDATE audit SET id = 100 WHERE id = 2", "UPDATE audit SET id = 2 WHERE id = 3",
@@ -86,42 +95,45 @@ def test_the_log_refuses_updates_and_deletes(tmp_path: Path) -> None:
          "altered"),
     ],
 )
-def test_tampering_is_found(tmp_path: Path, statements: list[str], entry: int,
-                            reason: str) -> None:
-    settings, path = _filled_store(tmp_path)
-    _tamper(path, *statements)
+def test_tampering_is_found(tmp_path: Path, database_url: str, statements: list[str],
+                            entry: int, reason: str) -> None:
+    if database_url and "sqlite_sequence" in " ".join(statements):
+        pytest.skip("SQLite's AUTOINCREMENT counter; PostgreSQL keeps the head row only")
+    settings = _filled_store(tmp_path, database_url)
+    tamper(settings, *statements)
     code, text = _verify(settings)
     assert code == 1, text
     assert f"tampered at entry {entry}:" in text
     assert reason in text
 
 
-def test_a_rehashed_alteration_is_found_by_the_next_link(tmp_path: Path) -> None:
+def test_a_rehashed_alteration_is_found_by_the_next_link(tmp_path: Path,
+                                                         database_url: str) -> None:
     """Even rehashed with the audit key itself, the next entry's link gives it away."""
-    settings, path = _filled_store(tmp_path)
-    store = SecurityTables.open(path)
-    row = store.conn.execute("SELECT * FROM audit WHERE id = 3").fetchone()
-    store.close()
+    settings = _filled_store(tmp_path, database_url)
+    with open_tables(settings) as store:
+        row = store.conn.fetchone("SELECT * FROM audit WHERE id = 3")
     from security.audit import AuditEntry
 
     forged = AuditEntry.from_row(row)
     forged = AuditEntry(**{**{f: getattr(forged, f) for f in AuditEntry.__slots__},
                            "actor": "innocent"})
     new_hash = forged.computed_hash(load_audit_key(settings.data_dir))
-    _tamper(path, f"UPDATE audit SET actor = 'innocent', hash = '{new_hash}' WHERE id = 3")
+    tamper(settings, f"UPDATE audit SET actor = 'innocent', hash = '{new_hash}' WHERE id = 3")
     code, text = _verify(settings)
     assert code == 1
     assert "tampered at entry 4:" in text
     assert "broken" in text
 
 
-def test_appending_after_a_deletion_keeps_the_gap_visible(tmp_path: Path) -> None:
-    _settings, path = _filled_store(tmp_path)
-    _tamper(path, "DELETE FROM audit WHERE id = 6")
-    store = SecurityTables.open(path)
-    AuditWriter(store, FakeClock()).append(actor="later", role="admin", action="user.create")
-    result = verify_chain(store)
-    store.close()
+def test_appending_after_a_deletion_keeps_the_gap_visible(tmp_path: Path,
+                                                          database_url: str) -> None:
+    settings = _filled_store(tmp_path, database_url)
+    tamper(settings, "DELETE FROM audit WHERE id = 6")
+    with open_tables(settings) as store:
+        AuditWriter(store, FakeClock()).append(actor="later", role="admin",
+                                               action="user.create")
+        result = verify_chain(store)
     assert not result.ok
     assert result.entry_id == 6
 
@@ -150,3 +162,27 @@ async def test_view_is_refused_when_the_audit_log_cannot_be_written(
     refused = await client.get("/test/view/cam1?purpose=patrol", headers=analyst)
     assert refused.status == 503
     assert "audit" in (await refused.json())["error"]
+
+
+def test_the_schema_check_a_copy_runs_is_the_audit_chain(tmp_path: Path,
+                                                         database_url: str) -> None:
+    """``SCHEMA.verify`` (run by ``rtcc db copy`` after copying) passes an intact log without
+    the audit key and names the entry where a damaged one breaks."""
+    settings = _filled_store(tmp_path, database_url)
+    assert SCHEMA.verify is not None
+    with open_tables(settings) as store:
+        SCHEMA.verify(store.conn)
+    tamper(settings, "DELETE FROM audit WHERE id = 4")
+    with open_tables(settings) as store, pytest.raises(
+            AuditChainBroken, match="tampered at entry 4: entries 4 are missing"):
+        SCHEMA.verify(store.conn)
+
+
+def test_verify_on_postgresql_before_the_upgrade_says_what_to_run(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    settings = Settings(data_dir=tmp_path / "data",
+                        database=DatabaseConfig(url=SecretStr(postgres_url)))
+    code, text = _verify(settings)
+    assert code == 2, text
+    assert "rtcc db upgrade" in text

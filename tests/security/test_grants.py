@@ -17,9 +17,9 @@ from rtcc.appkeys import FOOTAGE_GRANTS
 from rtcc.config import SharingLevel, TimeWindow
 from rtcc.policy import Role
 from security import grants
-from security.store import SecurityTables
 from tests.fixtures.auth import role_headers
 from tests.relay.whep_client import WhepError, WhepViewer
+from tests.security.engines import engine_settings, open_tables
 from tests.security.test_enforcement import (  # noqa: F401  (fixtures)
     PURPOSE,
     World,
@@ -124,11 +124,11 @@ async def test_the_owner_sees_and_revokes_an_incident_grant_and_its_view_ends(
         await viewer.close()
 
 
-def test_linking_again_after_expiry_does_not_cover_the_gap(tmp_path: Path) -> None:
+def test_linking_again_after_expiry_does_not_cover_the_gap(tmp_path: Path,
+                                                           database_url: str) -> None:
     """An incident grant that lapsed and is linked again starts anew: footage recorded while
     the camera was not opened for the incident stays uncovered."""
-    tables = SecurityTables.open_in(tmp_path)
-    try:
+    with open_tables(engine_settings(tmp_path, database_url)) as tables:
         first = grants.grant_incident(tables, "INC-1", ["cam"], "sup", "fire", now=0.0,
                                       seconds=60.0)
         renewed = grants.grant_incident(tables, "INC-1", ["cam"], "sup", "fire", now=30.0,
@@ -142,5 +142,3 @@ def test_linking_again_after_expiry_does_not_cover_the_gap(tmp_path: Path) -> No
         assert grants.incident_grant_for(tables, "cam", "INC-1", 10.0, 80.0) == first[0][0].id
         assert grants.incident_grant_for(tables, "cam", "INC-1", 100.0, 150.0) is None  # the gap
         assert grants.incident_grant_for(tables, "cam", "INC-1", 210.0, 250.0) == again[0][0].id
-    finally:
-        tables.close()

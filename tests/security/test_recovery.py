@@ -62,7 +62,7 @@ def _env(token: str) -> dict[str, str]:
 def _entries(data: Path, action: str) -> list[dict[str, object]]:
     store = SecurityTables.open_in(data)
     try:
-        return [dict(row) for row in store.conn.execute(
+        return [dict(zip(row.keys(), row, strict=True)) for row in store.conn.fetchall(
             "SELECT * FROM audit WHERE action = ? ORDER BY id", (action,))]
     finally:
         store.close()

@@ -16,8 +16,11 @@ from catalog.postgis_store import PostgisCatalog
 from catalog.sqlite_store import SqliteCatalog
 from rtcc.config import DatabaseConfig
 from rtcc.db import Database
+from security.audit import AuditWriter, verify_chain
+from security.store import SecurityTables
 from server.db_commands import CopyRefused, db_copy
 from server.schemas import store_schemas
+from tests.fixtures.auth import FakeClock
 from tips.store import TipStore
 
 
@@ -32,6 +35,16 @@ async def _fill_sqlite_installation(data_dir: Path) -> None:
     finally:
         await catalog.aclose()
     database = Database.embedded(data_dir)
+    tables = SecurityTables.open(database, data_dir)
+    try:
+        tables.conn.execute("INSERT INTO users (username, role, created) VALUES (?, ?, ?)",
+                            ("Chief.Analyst", "analyst", 1.0))
+        writer = AuditWriter(tables, FakeClock())
+        for n in range(30):
+            writer.append(actor="chief.analyst", role="analyst", action="view.start",
+                          target=f"camera:cam-{n:04d}")
+    finally:
+        tables.close()
     tips = TipStore(database, data_dir)
     await tips.open()
     try:
@@ -54,6 +67,7 @@ async def test_a_sqlite_installation_moves_to_postgresql(tmp_path: Path,
     report = out.getvalue()
     assert status == 0, report
     assert "catalog.cameras: 2500 rows (source 2500)" in report
+    assert "security.audit: 30 rows (source 30)" in report
     assert "tips: 3 rows (source 3)" in report or "tips.tips: 3 rows (source 3)" in report
     target = Database(DatabaseConfig(url=SecretStr(postgres_url), migrate_on_start=False),
                       tmp_path)
@@ -63,6 +77,20 @@ async def test_a_sqlite_installation_moves_to_postgresql(tmp_path: Path,
         nearest = await catalog.nearest(39.79, -89.65, limit=3)
         assert [hit.camera.id for hit in nearest.hits] == ["cam-0000", "cam-0001", "cam-0002"]
         assert (await catalog.get_owner("acme")) == Owner(id="acme", organisation="Acme Hardware")
+        # The audit chain continues on PostgreSQL: a new entry links to the copied head.
+        security = await asyncio.to_thread(SecurityTables.open, target, tmp_path)
+        try:
+            await asyncio.to_thread(AuditWriter(security, FakeClock()).append,
+                                    actor="chief.analyst", role="analyst", action="view.end")
+            result = await asyncio.to_thread(verify_chain, security)
+            assert result.ok, result.describe()
+            assert result.entries == 31
+            login = await asyncio.to_thread(
+                security.conn.fetchone, "SELECT username FROM users WHERE lower(username) = ?",
+                ("chief.analyst",))
+            assert login["username"] == "Chief.Analyst"
+        finally:
+            await asyncio.to_thread(security.close)
     finally:
         await catalog.aclose()
         target.close()

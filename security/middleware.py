@@ -22,7 +22,7 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
 from rtcc.appkeys import SETTINGS
-from rtcc.errors import AuditWriteError
+from rtcc.errors import AuditWriteError, StoreUnavailable
 from rtcc.policy import Policy, policy_of
 from rtcc.principal import CLIENT_ADDRESS, PRINCIPAL, Principal
 from security.core import SECURITY
@@ -119,15 +119,24 @@ async def security_middleware(request: web.Request, handler: Handler) -> web.Str
     failure = ""
     stale_cookie = False
     authorization = request.headers.get(hdrs.AUTHORIZATION)
-    if authorization is not None:
-        scheme, _, credential = authorization.partition(" ")
-        if scheme.lower() == "bearer":
-            principal = await core.tokens.resolve(credential.strip())
-        failure = "the API token is invalid, expired or revoked"
-    elif COOKIE in request.cookies:
-        principal = await core.sessions.resolve(request.cookies[COOKIE])
-        stale_cookie = principal is None
-        failure = "your session has expired; log in again"
+    try:
+        if authorization is not None:
+            scheme, _, credential = authorization.partition(" ")
+            if scheme.lower() == "bearer":
+                principal = await core.tokens.resolve(credential.strip())
+            failure = "the API token is invalid, expired or revoked"
+        elif COOKIE in request.cookies:
+            principal = await core.sessions.resolve(request.cookies[COOKIE])
+            stale_cookie = principal is None
+            failure = "your session has expired; log in again"
+    except StoreUnavailable as exc:
+        # Fail closed: nobody is signed in while the accounts cannot be read; public pages
+        # (health, login) keep answering.
+        log.warning("%s %s: credentials not checked: %s", request.method, request.path, exc)
+        if not policy.public:
+            return _json(503, "the server cannot check your sign-in right now (its database "
+                              "did not answer); try again in a few seconds")
+        principal, stale_cookie = None, False
     if principal is not None:
         request[PRINCIPAL] = principal
 

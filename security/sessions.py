@@ -9,14 +9,17 @@ store's thread.
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
 from rtcc.db import Row
+from rtcc.errors import StoreUnavailable
 from rtcc.policy import Role
 from rtcc.principal import Principal
 from security.store import Clock, SecurityStore, SecurityTables
@@ -47,12 +50,60 @@ def _principal(row: Row, auth: str, **extra: Any) -> Principal:
     )
 
 
+STALE_IF_UNAVAILABLE_S = 60.0
+"""How long a sign-in checked before the database stopped answering is still honoured: staff
+keep their dashboards and metrics through a short outage, while anything that needs the
+database (opening a view, an audit entry) fails closed by itself. No revocation can be written
+while the database is down, so none is missed."""
+
+
+class RecentSignIns:
+    """The last successful answers of a credential lookup, used only while the store is down."""
+
+    def __init__(self, capacity: int = 4096) -> None:
+        self._entries: collections.OrderedDict[str, tuple[Principal, float]] = (
+            collections.OrderedDict())
+        self._capacity = capacity
+
+    def remember(self, key: str, principal: Principal | None) -> None:
+        if principal is None:
+            self._entries.pop(key, None)
+            return
+        self._entries[key] = (principal, time.monotonic())
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._capacity:
+            self._entries.popitem(last=False)
+
+    def forget_all(self) -> None:
+        """After a sign-out or a revocation: nothing older may stand in for the store."""
+        self._entries.clear()
+
+    def recall(self, key: str) -> Principal | None:
+        entry = self._entries.get(key)
+        if entry is None or time.monotonic() - entry[1] > STALE_IF_UNAVAILABLE_S:
+            return None
+        return entry[0]
+
+    async def resolve(self, key: str, lookup: Any) -> Principal | None:
+        """``await lookup()``, remembered; when the store is unavailable, a recent answer."""
+        try:
+            principal: Principal | None = await lookup()
+        except StoreUnavailable:
+            recalled = self.recall(key)
+            if recalled is None:
+                raise
+            return recalled
+        self.remember(key, principal)
+        return principal
+
+
 class Sessions:
     def __init__(self, store: SecurityStore, clock: Clock, idle_seconds: float) -> None:
         self._store = store
         self._db: SecurityTables = store.tables
         self._clock = clock
         self.idle_seconds = idle_seconds
+        self._recent = RecentSignIns()
 
     async def create(self, user_id: int, source: str) -> tuple[str, str]:
         """A new session: (cookie value, CSRF token)."""
@@ -62,12 +113,15 @@ class Sessions:
         """The session's user, or None when unknown, idle too long, too old or disabled."""
         if not value or len(value) > 200:
             return None
-        return await self._store.run(self._resolve, value)
+        return await self._recent.resolve(
+            digest(value), lambda: self._store.run(self._resolve, value))
 
     async def end(self, session_hash: str) -> None:
+        self._recent.forget_all()
         await self._store.run(self._end, session_hash)
 
     async def end_all(self, user_id: int) -> None:
+        self._recent.forget_all()
         await self._store.run(self._end_all, user_id)
 
     async def purge(self) -> int:
@@ -140,6 +194,7 @@ class Tokens:
         self._store = store
         self._db: SecurityTables = store.tables
         self._clock = clock
+        self._recent = RecentSignIns()
 
     async def create(self, user_id: int, name: str, *, kind: str = "api",
                      secret: str | None = None, expires: float | None = None) -> tuple[int, str]:
@@ -149,13 +204,15 @@ class Tokens:
     async def resolve(self, token: str) -> Principal | None:
         if not token or len(token) > 500:
             return None
-        return await self._store.run(self._resolve, token)
+        return await self._recent.resolve(
+            digest(token), lambda: self._store.run(self._resolve, token))
 
     async def of_user(self, user_id: int) -> list[TokenInfo]:
         return await self._store.run(self._of_user, user_id)
 
     async def revoke(self, token_id: int, user_id: int | None = None) -> bool:
         """Revoke one token (of that user, when given); False when there was none."""
+        self._recent.forget_all()
         return await self._store.run(self._revoke, token_id, user_id)
 
     async def active_of_kind(self, kind: str) -> list[TokenInfo]:

@@ -56,6 +56,9 @@ async def test_health_reports_a_stopped_database_while_the_server_answers(
             assert body["status"] == "ok"
             assert body["database"]["engine"] == "postgresql"
             assert body["database"]["reachable"] is True
+            # A scraper signed in before the outage keeps reading /metrics through it.
+            async with http.get(f"{base}/metrics", headers=bearer(bootstrap_token)) as response:
+                assert response.status == 200
 
             await asyncio.to_thread(server.stop)
             body = await _until(http, base, reachable=False)
@@ -66,6 +69,11 @@ async def test_health_reports_a_stopped_database_while_the_server_answers(
             async with http.get(f"{base}/metrics", headers=bearer(bootstrap_token)) as response:
                 assert response.status == 200
                 assert 'rtcc_database_up{engine="postgresql"} 0' in await response.text()
+            # A credential never seen before cannot be checked: refused, clearly, not a 500.
+            async with http.get(f"{base}/metrics",
+                                headers=bearer("never-issued-token-0000")) as response:
+                assert response.status == 503
+                assert "did not answer" in (await response.json())["error"]
 
             server = await asyncio.to_thread(server.restart)
             body = await _until(http, base, reachable=True)

@@ -337,7 +337,8 @@ class IncidentStore(OffloadedStore):
     async def by_security_id(self, security_id: str) -> CadIncident | None:
         return await self.run(self._by_security_id, security_id)
 
-    async def list(self, *, open_only: bool = True, limit: int = 500) -> list[CadIncident]:
+    async def list_incidents(self, *, open_only: bool = True,
+                             limit: int = 500) -> list[CadIncident]:
         return await self.run(self._list, open_only, limit)
 
     async def history(self, tracking_id: str, limit: int = 200) -> list[HistoryEntry]:

@@ -75,8 +75,8 @@ async def test_out_of_order_and_duplicate_updates(store: IncidentStore) -> None:
     assert [(h.outcome, h.raw, h.sender) for h in history] == [
         ("created", '{"n": 1}', "cad-a"), ("older", '{"n": 0}', "cad-a"),
         ("duplicate", '{"n": 1}', "cad-a"), ("updated", '{"n": 2}', "cad-b")]
-    assert [i.tracking_id for i in await store.list(open_only=False)] == [ID]
-    assert await store.list(open_only=True) == []
+    assert [i.tracking_id for i in await store.list_incidents(open_only=False)] == [ID]
+    assert await store.list_incidents(open_only=True) == []
     assert (await store.by_security_id(incident.security_incident_id)) == incident
 
 

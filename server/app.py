@@ -15,6 +15,7 @@ from console_web import portal
 from console_web import routes as console_routes
 from evidence import add_routes as add_evidence_routes
 from evidence import evidence_context
+from incidents import routes as incident_routes
 from ingest.agentlink import wiring as agent_server
 from rtcc.appkeys import DATABASE, HUB, SETTINGS, WORKERS
 from rtcc.config import Settings
@@ -77,6 +78,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(camera_sync_context)  # catalog cameras -> hub streams
     app.cleanup_ctx.append(agent_server.cleanup_ctx)  # after the hub: agent cameras are streams
     app.cleanup_ctx.append(evidence_context)  # after security and hub: records streams
+    app.cleanup_ctx.append(incident_routes.incidents_context)  # CAD feeds and the board
     ops_routes.add_routes(app)
     # -- packages add their routes below (each module exposes add_routes(app)) --
     add_security_routes(app)
@@ -87,4 +89,5 @@ def create_app(settings: Settings) -> web.Application:
     portal.add_routes(app)  # the owner portal under /register/
     agent_server.add_routes(app)
     add_evidence_routes(app)
+    incident_routes.add_routes(app)
     return app

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from typing import Any
 
 from aiohttp import web
 
+from incidents.routes import STA024
 from rtcc import __version__, metrics
 from rtcc.appkeys import HUB
 from rtcc.policy import public, staff
@@ -17,9 +20,12 @@ async def health(request: web.Request) -> web.Response:
     states: dict[str, int] = {}
     for stream in hub.streams():
         states[str(stream.state)] = states.get(str(stream.state), 0) + 1
-    return web.json_response(
-        {"status": "ok", "version": __version__, "time": time.time(), "streams": states}
-    )
+    body: dict[str, Any] = {"status": "ok", "version": __version__, "time": time.time(),
+                            "streams": states}
+    subscriber = request.app.get(STA024)
+    if subscriber is not None:
+        body["cad_sta024"] = dataclasses.asdict(subscriber.state())
+    return web.json_response(body)
 
 
 @staff()

@@ -256,6 +256,8 @@ class CadIncident:
 class UpsertResult:
     outcome: Outcome
     incident: CadIncident
+    previous: CadIncident | None = None
+    """The incident as it was before this update (None when it is new)."""
 
     @property
     def changed(self) -> bool:
@@ -394,7 +396,7 @@ class IncidentStore(OffloadedStore):
                  update.source, sender[:200], raw[:MAX_RAW_CHARS]))
             stored = tx.fetchone("SELECT * FROM cad_incidents WHERE tracking_id = ?",
                                  (update.tracking_id,))
-        return UpsertResult(outcome, _from_row(stored))
+        return UpsertResult(outcome, _from_row(stored), current)
 
     def get_sync(self, tracking_id: str) -> CadIncident | None:
         row = self.conn.fetchone("SELECT * FROM cad_incidents WHERE tracking_id = ?",

@@ -24,7 +24,7 @@ from rtcc.hub import StreamHub
 from rtcc.workers import WorkerPool
 from security import add_routes as add_security_routes
 from security import security_context, security_middleware
-from server import ops_routes
+from server import incident_access, ops_routes
 from server.camera_sync import camera_sync_context
 from server.security_headers import security_headers_on_prepare
 
@@ -79,6 +79,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(agent_server.cleanup_ctx)  # after the hub: agent cameras are streams
     app.cleanup_ctx.append(evidence_context)  # after security and hub: records streams
     app.cleanup_ctx.append(incident_routes.incidents_context)  # CAD feeds and the board
+    app.cleanup_ctx.append(incident_access.incident_access_context)  # CAD -> emergency grants
     ops_routes.add_routes(app)
     # -- packages add their routes below (each module exposes add_routes(app)) --
     add_security_routes(app)
@@ -90,4 +91,5 @@ def create_app(settings: Settings) -> web.Application:
     agent_server.add_routes(app)
     add_evidence_routes(app)
     incident_routes.add_routes(app)
+    incident_access.add_routes(app)
     return app

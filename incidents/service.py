@@ -96,9 +96,8 @@ class IncidentService:
             feed.put(None)
 
     async def notify(self, incident: CadIncident, result: UpsertResult | None = None) -> None:
-        """Tell the board streams and the hooks that ``incident`` changed."""
-        for feed in list(self._feeds):
-            feed.put(incident)
+        """Tell the hooks, then the board streams, that ``incident`` changed (hooks first: the
+        board then shows the cameras the hooks unlocked)."""
         for hook in self.hooks:
             try:
                 await hook(incident, result)
@@ -106,6 +105,8 @@ class IncidentService:
                 raise
             except Exception:
                 log.exception("incident %s: a change hook failed", incident.tracking_id)
+        for feed in list(self._feeds):
+            feed.put(incident)
 
     # -- feeds -------------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+from pydantic import ValidationError
 
 from incidents.field_map import FieldMap, FieldMapError, map_csv, map_json
 from incidents.model import IncidentParseError
@@ -27,6 +28,7 @@ from incidents.service import IncidentService, raw_documents
 from incidents.sta024 import Sta024Settings, Sta024Subscriber
 from incidents.store import IncidentStore
 from rtcc.appkeys import DATABASE, SETTINGS
+from rtcc.errors import ConfigError
 from rtcc.http import json_error, read_body, required
 from rtcc.policy import Role, allow, staff
 from rtcc.principal import actor_of
@@ -62,10 +64,9 @@ async def post_eido(request: web.Request) -> web.Response:
 @allow(Role.INTEGRATION, Role.ADMIN)
 async def post_webhook(request: web.Request) -> web.Response:
     service = required(request, INCIDENT_SERVICE, "the CAD incidents service")
-    raw_map = service.config.webhook_field_map
-    if raw_map is None:
+    field_map = service.field_map
+    if field_map is None:
         return json_error(404, "no CAD webhook is configured (incidents.webhook_field_map)")
-    field_map = FieldMap.model_validate(raw_map)
     body = await read_body(request, service.config.max_body_bytes)
     try:
         if request.content_type == "text/csv":
@@ -141,6 +142,11 @@ async def incidents_context(app: web.Application) -> AsyncIterator[None]:
             store, config,
             allow_networks=tuple(settings.security.allow_private_camera_hosts))
         await service.load_addresses()
+        if config.webhook_field_map is not None:
+            try:
+                service.field_map = FieldMap.model_validate(config.webhook_field_map)
+            except ValidationError as exc:
+                raise ConfigError(f"incidents.webhook_field_map: {exc}") from None
         app[INCIDENT_SERVICE] = service
         async with contextlib.AsyncExitStack() as stack:
             if config.sta024 is not None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from incidents.eido import EidoError, parse_eido
+from incidents.field_map import FieldMap
 from incidents.geocode import AddressIndex, load_address_points
 from incidents.lis import LisError, fetch_reference
 from incidents.model import CivicLocation, IncidentUpdate, ReferenceLocation
@@ -68,6 +69,8 @@ class IncidentService:
         self.store = store
         self.config = config
         self.addresses: AddressIndex | None = None
+        self.field_map: FieldMap | None = None
+        """How the CSV/JSON webhook's records map onto updates (None: no webhook)."""
         self.hooks: list[ChangeHook] = []
         self._feeds: set[BoardFeed] = set()
         self._allow_networks = allow_networks

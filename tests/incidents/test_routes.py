@@ -148,3 +148,53 @@ async def test_location_reference_outside_the_lis_hosts_is_not_fetched(
     location = listing["incidents"][0]["location"]
     assert location["kind"] == "unknown"
     assert "not a configured LIS host" in location["reason"]
+
+
+FIELD_MAP = {"fields": {"tracking_id": "IncidentNumber", "updated_at": "LastUpdate",
+                        "type_code": "CallType", "status": "Status", "lat": "Lat", "lon": "Lon",
+                        "address": "Address"},
+             "agency_domain": "cad.test.example"}
+
+
+async def test_webhook_maps_flat_records(
+        tmp_path: Path, bootstrap_token: str, make_client: MakeClient) -> None:
+    client = await make_client(create_app(settings(tmp_path, webhook_field_map=FIELD_MAP)))
+    cad, analyst = await clients(client, bootstrap_token)
+    record = {"IncidentNumber": "2026-0042", "LastUpdate": "2026-05-04T15:00:00Z",
+              "CallType": "ROBB", "Status": "DISP", "Lat": 39.8, "Lon": -89.65}
+    response = await client.post("/api/cad/webhook", json=record, headers=cad)
+    assert response.status == 200, await response.text()
+    csv_text = ("IncidentNumber,LastUpdate,CallType,Status,Lat,Lon\n"
+                "2026-0042,2026-05-04T15:05:00Z,ROBB,CLSD,39.8,-89.65\n")
+    closed = await client.post("/api/cad/webhook", data=csv_text,
+                               headers={**cad, "Content-Type": "text/csv"})
+    assert closed.status == 200, await closed.text()
+    assert (await closed.json())["accepted"][0]["outcome"] == "updated"
+    listing = await (await client.get("/api/cad/incidents?status=all", headers=analyst)).json()
+    (incident,) = listing["incidents"]
+    assert incident["id"] == "urn:emergency:uid:incidentid:2026-0042:cad.test.example"
+    assert incident["closed"] is True
+
+    bad = await client.post("/api/cad/webhook", json={"IncidentNumber": "x"}, headers=cad)
+    assert bad.status == 400
+    assert any(p["path"] == "LastUpdate" or "LastUpdate" in p["path"]
+               for p in (await bad.json())["problems"])
+
+
+async def test_the_sample_eidos_load_or_name_their_problems(
+        tmp_path: Path, bootstrap_token: str, make_client: MakeClient) -> None:
+    samples = Path(__file__).parents[1] / "fixtures" / "nena"
+    client = await make_client(create_app(settings(tmp_path)))
+    cad, _ = await clients(client, bootstrap_token)
+    outcomes: dict[str, int] = {}
+    for sample in sorted(samples.glob("*.json")):
+        response = await client.post("/api/cad/eido", data=sample.read_bytes(),
+                                     headers={**cad, "Content-Type": "application/json"})
+        outcomes[sample.name] = response.status
+        if response.status == 400:
+            assert (await response.json())["problems"], sample.name
+        else:
+            assert response.status == 200, (sample.name, await response.text())
+    assert outcomes["dispatch-point-units-notes.json"] == 200
+    assert outcomes["call-transfer-civic.json"] == 200
+    assert outcomes["no-tracking-id-bad-priority.json"] == 400

@@ -103,3 +103,21 @@ async def test_concurrent_updates_of_one_incident_keep_the_newest(store: Inciden
     outcomes = [h.outcome for h in await store.history(ID)]
     assert outcomes.count("created") == 1
     assert len(outcomes) == 20
+
+
+async def test_a_board_stream_that_falls_behind_is_ended_not_grown(store: IncidentStore) -> None:
+    from incidents.service import QUEUE_SIZE, IncidentService
+    from rtcc.config import IncidentsConfig
+
+    service = IncidentService(store, IncidentsConfig())
+    slow = service.subscribe()
+    result = await store.upsert(update(1), location=None, raw="{}", sender="cad")
+    for _ in range(QUEUE_SIZE + 50):
+        await service.notify(result.incident)
+    assert slow.queue.qsize() == QUEUE_SIZE
+    items = [slow.queue.get_nowait() for _ in range(QUEUE_SIZE)]
+    assert items[-1] is None  # the end: the console reconnects and reloads the list
+    assert slow.overflowed
+    fresh = service.subscribe()
+    await service.notify(result.incident)
+    assert fresh.queue.qsize() == 1

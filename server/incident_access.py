@@ -26,6 +26,7 @@ from catalog.keys import CATALOG_STORE
 from catalog.query import Filters, Hit, Page
 from incidents.routes import INCIDENT_SERVICE
 from incidents.store import CadIncident, UpsertResult
+from rtcc.appkeys import CAMERA_DIRECTORY
 from rtcc.config import EmergencyPolicy, IncidentsConfig, SharingLevel
 from rtcc.errors import AuditWriteError
 from rtcc.http import json_error, read_fields, required
@@ -70,21 +71,30 @@ async def ranked_cameras(app: web.Application, lat: float, lon: float, *, radius
 
 async def _audit(core: SecurityCore, action: str, target: str, actor: str = CAD_ACTOR,
                  role: str = str(Role.INTEGRATION), source: str = "",
-                 camera_id: str = "", details: dict[str, Any] | None = None) -> None:
+                 camera_id: str = "", owner_id: str = "",
+                 details: dict[str, Any] | None = None) -> None:
     try:
         await core.audit.append(actor=actor, role=role, action=action, target=target,
-                                camera_id=camera_id, source=source, details=details or {})
+                                camera_id=camera_id, owner_id=owner_id, source=source,
+                                details=details or {})
     except AuditWriteError:
         log.error("%s of %s could not be audited", action, target)
 
 
-async def _audit_grants(core: SecurityCore, changes: list[tuple[Grant, Change]] | list[Grant],
-                        actor: str = CAD_ACTOR, action: str | None = None) -> None:
+async def _audit_grants(app: web.Application, core: SecurityCore,
+                        changes: list[tuple[Grant, Change]] | list[Grant],
+                        actor: str = CAD_ACTOR, role: str = str(Role.INTEGRATION),
+                        action: str | None = None) -> None:
+    """One entry per grant, naming the camera's owner: it shows in the owner's access log."""
     now = core.clock()
+    directory = app.get(CAMERA_DIRECTORY)
     for item in changes:
         grant, change = item if isinstance(item, tuple) else (item, "")
+        consent = None if directory is None else await directory.consent_of(grant.camera_id)
         await _audit(core, action or f"grant.{change}", f"grant:{grant.id}", actor=actor,
-                     camera_id=grant.camera_id, details=grant.as_json(now))
+                     role=role, camera_id=grant.camera_id,
+                     owner_id="" if consent is None else consent.owner_id,
+                     details=grant.as_json(now))
 
 
 def _title(incident: CadIncident) -> str:
@@ -119,7 +129,7 @@ async def _unlock(app: web.Application, core: SecurityCore, incident: CadInciden
     changes = await core.grants.grant_incident(
         sid, cameras, CAD_ACTOR, f"CAD incident {incident.tracking_id}: {_title(incident)}"[:300],
         policy.minutes * 60.0)
-    await _audit_grants(core, changes)
+    await _audit_grants(app, core, changes)
     return list(cameras)
 
 
@@ -130,7 +140,7 @@ async def _relock(app: web.Application, core: SecurityCore, sid: str, by: str) -
     await _audit(core, "incident.close", f"incident:{sid}", actor=by)
     await core.incidents.close(sid, by)
     revoked = await core.grants.revoke_incident(sid, by, INCIDENT_CLOSED)
-    await _audit_grants(core, revoked, actor=by, action="grant.revoke")
+    await _audit_grants(app, core, revoked, actor=by, action="grant.revoke")
     enforcement = app.get(ENFORCEMENT)
     return 0 if enforcement is None else await enforcement.check_now()
 
@@ -211,7 +221,7 @@ async def extend(request: web.Request) -> web.Response:
                                                "cad": incident.tracking_id})
     changes = await core.grants.grant_incident(
         sid, security_incident.cameras, actor.name, f"extended: {reason}"[:300], minutes * 60.0)
-    await _audit_grants(core, changes, actor=actor.name)
+    await _audit_grants(request.app, core, changes, actor=actor.name, role=actor.role)
     now = core.clock()
     return web.json_response({"id": incident.tracking_id, "grants": [
         g.as_json(now) for g, _ in changes]})

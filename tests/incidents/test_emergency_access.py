@@ -86,6 +86,9 @@ async def test_cad_incident_unlocks_near_cameras_until_the_cad_closes_it(
     ranked = await (await world.client.get(f"/api/cad/incidents/{sid}/cameras",
                                            headers=analyst)).json()
     assert [(c["id"], c["unlocked"]) for c in ranked["cameras"]] == [("near", True)]
+    (created,) = await world.audit(action="grant.create", camera="near")
+    assert created["owner_id"] == "shop1"  # the owner sees it in their access log
+    assert created["actor"] == "cad"
 
     viewer = await watching(world, http, "near", analyst, incident=sid)
     try:

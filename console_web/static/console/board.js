@@ -71,6 +71,12 @@ export class IncidentBoard {
   connect() {
     const source = new EventSource("/api/cad/incidents/events");
     this.source = source;
+    let opened = false;
+    source.addEventListener("open", () => {
+      // Reconnected after a drop: changes made meanwhile were not pushed, so read the list.
+      if (opened) this.refresh();
+      opened = true;
+    });
     source.addEventListener("incident", (event) => {
       try {
         this.put(JSON.parse(event.data), this.loaded);
@@ -84,6 +90,20 @@ export class IncidentBoard {
         setTimeout(() => { if (this.source === source) this.reload(); }, RECONNECT_MS);
       }
     });
+  }
+
+  async refresh() {
+    try {
+      const { incidents } = await api("/api/cad/incidents?status=open");
+      const open = new Set(incidents.map((incident) => incident.id));
+      for (const id of [...this.incidents.keys()]) {
+        if (!open.has(id)) this.incidents.delete(id);
+      }
+      for (const incident of incidents) this.put(incident, this.loaded);
+      this.render();
+    } catch (err) {
+      // the next reconnection tries again
+    }
   }
 
   async reload() {

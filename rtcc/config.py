@@ -306,6 +306,46 @@ class CamsimConfig(_Model):
     cameras: list[CamsimCameraConfig] = Field(default_factory=list)
 
 
+class EmergencyPolicy(_Model):
+    """What a CAD incident of one type unlocks: ``live_emergency`` cameras that can see its
+    location (when ``can_see``), then the nearest within ``radius_m``, at most ``max_cameras``,
+    for ``minutes``."""
+
+    unlock: bool = False
+    radius_m: Annotated[float, Field(ge=0, le=5000)] = 150.0
+    can_see: bool = True
+    max_cameras: Annotated[int, Field(ge=0, le=50)] = 8
+    minutes: Annotated[float, Field(gt=0, le=1440)] = 60.0
+
+
+class Sta024Config(_Model):
+    url: Annotated[str, Field(pattern=r"^wss?://")]
+    """The CAD notifier's WebSocket URL (``ws://`` or ``wss://``)."""
+    incident_ids: list[str] = Field(default_factory=list)
+    """Subscribe to these incidents only; empty: every incident."""
+    expires: Annotated[int, Field(ge=10, le=86400)] = 3600
+    authorization: SecretStr = SecretStr("")
+    """Sent as the handshake's Authorization header when set."""
+
+
+class IncidentsConfig(_Model):
+    address_points: Path | None = None
+    """The department's address points (CSV or GeoJSON) civic addresses are geocoded against."""
+    lis_hosts: list[str] = Field(default_factory=list)
+    """Host names a ``locationByReferenceUrl`` may be fetched from (https only)."""
+    sta024: Sta024Config | None = None
+    webhook_field_map: dict[str, Any] | None = None
+    """How ``POST /api/cad/webhook`` records map onto incidents (see incidents.field_map)."""
+    emergency_policies: dict[str, EmergencyPolicy] = Field(default_factory=dict)
+    """Incident type code (as the CAD sends it) -> what it unlocks."""
+    default_policy: EmergencyPolicy = EmergencyPolicy()
+    """For type codes not listed: unlocks nothing unless configured."""
+    two_person_rule: bool = False
+    """Manual incidents opened by an analyst unlock emergency cameras only once a supervisor
+    approves them."""
+    max_body_bytes: Annotated[int, Field(ge=1024, le=16 * 1024**2)] = 1_000_000
+
+
 class Settings(_Model):
     server: ServerConfig = ServerConfig()
     store: str = ""
@@ -323,6 +363,7 @@ class Settings(_Model):
     security: SecurityConfig = SecurityConfig()
     evidence: EvidenceConfig = EvidenceConfig()
     console: ConsoleConfig = ConsoleConfig()
+    incidents: IncidentsConfig = IncidentsConfig()
     cameras: list[CameraConfig] = Field(default_factory=list)
     camsim: CamsimConfig | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"

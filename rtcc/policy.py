@@ -23,6 +23,8 @@ class Role(enum.StrEnum):
     INVESTIGATOR = "investigator"
     OWNER = "owner"
     AGENT = "agent"
+    INTEGRATION = "integration"
+    """A CAD or other system feeding incidents: API tokens only, never media, not staff."""
 
 
 STAFF_ROLES = frozenset({Role.ADMIN, Role.SUPERVISOR, Role.ANALYST, Role.INVESTIGATOR})

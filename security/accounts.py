@@ -172,11 +172,14 @@ class Accounts:
             raise AccountError(f"a {role} account has no owner_id")
         if len(display_name) > 200:
             raise AccountError("display name: at most 200 characters")
+        if password is not None and role == Role.INTEGRATION:
+            raise AccountError("an integration account signs in with API tokens only: leave the "
+                               "password out and issue it a token")
         if password is not None:
             problem = password_problem(password, username)
             if problem:
                 raise AccountError(problem)
-        elif not token_only and role != Role.AGENT:
+        elif not token_only and role not in {Role.AGENT, Role.INTEGRATION}:
             raise AccountError("a password is required for this role")
         if await self.by_name(username) is not None:
             raise AccountError(f"user {username!r} already exists", status=409)

@@ -103,7 +103,7 @@ def user_add_main(
     except ValueError:
         print("role must be one of: " + ", ".join(str(r) for r in Role), file=stream)
         return EXIT_ERROR
-    if password is None and parsed != Role.AGENT:
+    if password is None and parsed not in {Role.AGENT, Role.INTEGRATION}:  # tokens only
         password = read_password("Password: ")
         if read_password("Repeat the password: ") != password:
             print("the passwords differ; nothing was created", file=stream)

@@ -93,8 +93,20 @@ async def audit_grants(request: web.Request, changes: list[tuple[Grant, Change]]
                       grant.id)
 
 
+async def needs_approval(request: web.Request, incident: Incident) -> bool:
+    """Two-person rule (``incidents.two_person_rule``): an analyst's manual incident unlocks
+    emergency cameras only once a supervisor approved it. Panic alerts are not held back."""
+    core = security_core(request)
+    if not core.settings.incidents.two_person_rule or incident.kind != "incident":
+        return False
+    opener = await core.accounts.by_name(incident.opened_by)
+    if opener is None or opener.role != Role.ANALYST:
+        return False
+    return await core.incidents.approval_of(incident.id) is None
+
+
 async def _grant(request: web.Request, incident: Incident, cameras: tuple[str, ...]) -> None:
-    if not cameras:
+    if not cameras or await needs_approval(request, incident):
         return
     core = security_core(request)
     minutes = core.settings.security.emergency_grant_minutes
@@ -126,7 +138,9 @@ async def open_incident(request: web.Request) -> web.Response:
                             target=f"incident:{incident.id}", source=actor.source,
                             details={"kind": kind, "title": title, "cameras": list(cameras)})
     await _grant(request, incident, cameras)
-    return web.json_response(incident.as_json(), status=201)
+    body = incident.as_json()
+    body["approval"] = "pending" if await needs_approval(request, incident) else "not needed"
+    return web.json_response(body, status=201)
 
 
 @staff()
@@ -201,6 +215,31 @@ async def incident_grants(request: web.Request) -> web.Response:
                               "grants": [grant.as_json(now) for grant in grants]})
 
 
+@allow(Role.SUPERVISOR, Role.ADMIN)
+async def approve_incident(request: web.Request) -> web.Response:
+    """A supervisor approves an analyst's incident (two-person rule): its linked emergency
+    cameras unlock now, and cameras linked later unlock at once."""
+    core = security_core(request)
+    incident = await core.incidents.get(request.match_info["incident_id"])
+    if incident is None:
+        return json_error(404, "no such incident")
+    if not incident.active:
+        return json_error(409, "the incident is closed")
+    actor = actor_of(request)
+    if actor.name == incident.opened_by:
+        return json_error(403, "a second person must approve: you opened this incident")
+    reason = text_field(await read_fields(request), "reason", limit=300).strip()
+    if not await core.incidents.approve(incident.id, actor.name, reason):
+        return json_error(409, "the incident is approved already")
+    await core.audit.append(actor=actor.name, role=actor.role, action="incident.approve",
+                            target=f"incident:{incident.id}", source=actor.source,
+                            details={"reason": reason, "cameras": list(incident.cameras)})
+    await _grant(request, incident, incident.cameras)
+    body = incident.as_json()
+    body["approval"] = await core.incidents.approval_of(incident.id)
+    return web.json_response(body)
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/incidents", open_incident)
     app.router.add_get("/api/incidents", list_incidents)
@@ -208,3 +247,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/incidents/{incident_id}/cameras", link_cameras)
     app.router.add_post("/api/incidents/{incident_id}/close", close_incident)
     app.router.add_get("/api/incidents/{incident_id}/grants", incident_grants)
+    app.router.add_post("/api/incidents/{incident_id}/approve", approve_incident)

@@ -63,6 +63,13 @@ class IncidentBook:
     async def close(self, incident_id: str, closed_by: str) -> bool:
         return await self._store.run(self._close, incident_id, closed_by)
 
+    async def approve(self, incident_id: str, approved_by: str, reason: str) -> bool:
+        """Record a supervisor's approval (two-person rule); False when approved already."""
+        return await self._store.run(self._approve, incident_id, approved_by, reason)
+
+    async def approval_of(self, incident_id: str) -> dict[str, Any] | None:
+        return await self._store.run(self._approval_of, incident_id)
+
     async def active_for_camera(self, camera_id: str) -> list[str]:
         """Ids of active incidents (or panic alerts) the camera is linked to, newest first."""
         return await self._store.run(self._active_for_camera, camera_id)
@@ -135,6 +142,20 @@ class IncidentBook:
             (closed_by, self._clock(), incident_id),
         )
         return cursor.rowcount > 0
+
+    def _approve(self, incident_id: str, approved_by: str, reason: str) -> bool:
+        cursor = self._db.conn.execute(
+            "INSERT OR IGNORE INTO incident_approvals (incident_id, approved_by, approved_at,"
+            " reason) VALUES (?, ?, ?, ?)", (incident_id, approved_by, self._clock(), reason))
+        return cursor.rowcount > 0
+
+    def _approval_of(self, incident_id: str) -> dict[str, Any] | None:
+        row = self._db.conn.execute(
+            "SELECT approved_by, approved_at, reason FROM incident_approvals"
+            " WHERE incident_id = ?", (incident_id,)).fetchone()
+        return None if row is None else {"approved_by": row["approved_by"],
+                                         "approved_at": float(row["approved_at"]),
+                                         "reason": row["reason"]}
 
     def _active_for_camera(self, camera_id: str) -> list[str]:
         rows = self._db.conn.execute(

@@ -101,6 +101,12 @@ CREATE TABLE IF NOT EXISTS incident_cameras (
     PRIMARY KEY (incident_id, camera_id)
 );
 CREATE INDEX IF NOT EXISTS incident_cameras_camera ON incident_cameras(camera_id);
+CREATE TABLE IF NOT EXISTS incident_approvals (
+    incident_id TEXT PRIMARY KEY REFERENCES incidents(id) ON DELETE CASCADE,
+    approved_by TEXT NOT NULL,
+    approved_at REAL NOT NULL,
+    reason TEXT NOT NULL DEFAULT ''
+);
 CREATE TABLE IF NOT EXISTS footage_requests (
     id TEXT PRIMARY KEY,
     camera_id TEXT NOT NULL,

@@ -16,6 +16,7 @@ from console_web import routes as console_routes
 from console_web.tips import routes as tip_pages
 from evidence import add_routes as add_evidence_routes
 from evidence import evidence_context
+from incidents import routes as incident_routes
 from ingest.agentlink import wiring as agent_server
 from rtcc.appkeys import DATABASE, HUB, SETTINGS, WORKERS
 from rtcc.config import Settings
@@ -24,7 +25,7 @@ from rtcc.hub import StreamHub
 from rtcc.workers import WorkerPool
 from security import add_routes as add_security_routes
 from security import security_context, security_middleware
-from server import ops_routes
+from server import incident_access, ops_routes
 from server.camera_sync import camera_sync_context
 from server.security_headers import security_headers_on_prepare
 from tips import wiring as tip_line
@@ -80,6 +81,8 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(agent_server.cleanup_ctx)  # after the hub: agent cameras are streams
     app.cleanup_ctx.append(evidence_context)  # after security and hub: records streams
     app.cleanup_ctx.append(tip_line.tips_context)  # needs SECRET_BOX and WORKERS
+    app.cleanup_ctx.append(incident_routes.incidents_context)  # CAD feeds and the board
+    app.cleanup_ctx.append(incident_access.incident_access_context)  # CAD -> emergency grants
     ops_routes.add_routes(app)
     # -- packages add their routes below (each module exposes add_routes(app)) --
     add_security_routes(app)
@@ -92,4 +95,6 @@ def create_app(settings: Settings) -> web.Application:
     add_evidence_routes(app)
     tip_line.add_routes(app)  # the anonymous tip line under /tips/, the queue under /api/tips
     tip_pages.add_routes(app)
+    incident_routes.add_routes(app)
+    incident_access.add_routes(app)
     return app

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,16 +35,59 @@ def _override_server(settings: Settings, args: argparse.Namespace) -> Settings:
     return settings.model_copy(update={"server": server.model_copy(update=changes)})
 
 
-async def _serve(settings: Settings, banner: str = "") -> None:
+async def _serve(settings: Settings, banner: str = "", with_cad: str | None = None) -> None:
+    """Serve until Ctrl-C. ``with_cad``: an integration token; the CAD simulator is started
+    beside the server and posts its incidents to it."""
     from server.runner import serving, stop_signals
 
     with stop_signals() as stop:
         async with serving(settings) as url:
             print(f"RTCC server listening on {url}", flush=True)
-            if banner:
-                print(banner.replace("{url}", url), flush=True)
-            await stop.wait()
-            print("Stopping: closing viewers and camera sessions...", flush=True)
+            cad = None if with_cad is None else await _start_cadsim(url, with_cad)
+            try:
+                if banner:
+                    print(banner.replace("{url}", url), flush=True)
+                await stop.wait()
+                print("Stopping: closing viewers and camera sessions...", flush=True)
+            finally:
+                if cad is not None:
+                    await _stop_cadsim(cad)
+
+
+CADSIM_READY_SECONDS = 20.0
+
+
+async def _start_cadsim(url: str, token: str) -> asyncio.subprocess.Process | None:
+    """``python -m cadsim`` posting EIDOs to this server (the demo's CAD); None if it failed."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "cadsim", "--host", "127.0.0.1", "--port", "0", "--rate", "0.1",
+        "--post-to", f"{url}/api/cad/eido", "--log-level", "warning",
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, "CADSIM_TOKEN": token})
+    assert process.stdout is not None
+    try:
+        async with asyncio.timeout(CADSIM_READY_SECONDS):
+            while line := (await process.stdout.readline()).decode():
+                if line.startswith("READY"):
+                    print(f"CAD simulator: posting incidents to {url}/api/cad/eido "
+                          f"(STA-024 at {line.split('url=', 1)[-1].strip()})", flush=True)
+                    return process
+    except TimeoutError:
+        pass
+    log.error("the CAD simulator did not start; the demo runs without CAD incidents")
+    await _stop_cadsim(process)
+    return None
+
+
+async def _stop_cadsim(process: asyncio.subprocess.Process) -> None:
+    if process.returncode is None:
+        process.terminate()
+        try:
+            async with asyncio.timeout(5):
+                await process.wait()
+        except TimeoutError:
+            process.kill()
+            await process.wait()
 
 
 async def _demo(settings: Settings) -> None:
@@ -51,7 +95,7 @@ async def _demo(settings: Settings) -> None:
 
     if settings.camsim is None or not settings.camsim.cameras:
         raise ConfigError("the demo configuration has no 'camsim' cameras to simulate")
-    from server.demo_account import reset_demo_admin
+    from server.demo_account import demo_cad_token, reset_demo_admin
 
     user, password = await reset_demo_admin(settings)
     async with Camsim(settings.camsim) as sim:
@@ -65,7 +109,7 @@ async def _demo(settings: Settings) -> None:
             "  Stream status:     {url}/api/streams   (metrics: {url}/metrics)\n"
             "  Press Ctrl-C to stop everything.\n"
         )
-        await _serve(settings, banner)
+        await _serve(settings, banner, with_cad=await demo_cad_token(settings))
 
 
 async def _camsim(settings: Settings) -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import web
 
+from incidents.routes import STA024
 from rtcc import __version__, metrics
 from rtcc.appkeys import DATABASE, HUB
 from rtcc.policy import public, staff
@@ -22,10 +24,17 @@ async def health(request: web.Request) -> web.Response:
     database = await request.app[DATABASE_PROBE].check()
     # A database outage degrades the server (new views that need it are refused) but live
     # views continue, so the node still answers 200.
-    return web.json_response(
-        {"status": "ok" if database.reachable else "degraded", "version": __version__,
-         "time": time.time(), "streams": states, "database": database.as_json()}
-    )
+    body: dict[str, Any] = {
+        "status": "ok" if database.reachable else "degraded", "version": __version__,
+        "time": time.time(), "streams": states, "database": database.as_json()}
+    subscriber = request.app.get(STA024)
+    if subscriber is not None:
+        # Public: whether the CAD feed is up, not its address or its errors (those are logged).
+        state = subscriber.state()
+        body["cad_sta024"] = {"connected": state.connected,
+                              "subscribed": bool(state.subscriptions),
+                              "last_event_at": state.last_event_at, "events": state.events}
+    return web.json_response(body)
 
 
 @staff()

@@ -130,6 +130,19 @@ def test_demo_serves_the_cameras_and_stops_cleanly_on_ctrl_c(demo: Demo) -> None
     assert {(s["camera_id"], s["profile"]) for s in streams} == expected
     assert len(expected) >= 12
 
+    # The CAD simulator (a child too) posts incidents with the demo's integration token.
+    incidents: list[dict[str, object]] = []
+    deadline = time.monotonic() + 30
+    while not incidents and time.monotonic() < deadline:
+        board = urllib.request.Request(f"{base}/api/cad/incidents?status=all",
+                                       headers={"Cookie": cookie})
+        with urllib.request.urlopen(board, timeout=10) as response:
+            incidents = json.load(response)["incidents"]
+        time.sleep(0.2)
+    assert incidents, "no CAD incident arrived from the simulator"
+    assert str(incidents[0]["id"]).startswith("urn:emergency:uid:incidentid:")
+    simulator = children_of(demo.process.pid)
+
     demo.process.send_signal(signal.SIGINT)
     assert demo.process.wait(timeout=30) == 0
     for pid in simulator:

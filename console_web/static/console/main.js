@@ -2,6 +2,7 @@
 "use strict";
 
 import { api, ApiError, goToLogin, setCsrfToken } from "./api.js";
+import { IncidentBoard } from "./board.js";
 import { CameraStore } from "./cameras.js";
 import { $ } from "./dom.js";
 import { IncidentPanel } from "./incident.js";
@@ -119,6 +120,12 @@ async function boot() {
   }, () => map.loadInView());
   await map.initialView();
   await panel.restore();
+  const board = new IncidentBoard({ panel, toast, setPurpose: (text) => {
+    const input = $("purpose");
+    input.value = text;
+    input.dispatchEvent(new Event("change"));
+  } });
+  await board.start();
   await wall.restore((ids) => store.refreshAccess(ids).catch(() => undefined));
   wall.render();
   document.body.dataset.ready = "true";

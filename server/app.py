@@ -24,7 +24,7 @@ from rtcc.hub import StreamHub
 from rtcc.workers import WorkerPool
 from security import add_routes as add_security_routes
 from security import security_context, security_middleware
-from server import ops_routes
+from server import openapi, ops_routes
 from server.camera_sync import camera_sync_context
 from server.security_headers import security_headers_on_prepare
 from tips import wiring as tip_line
@@ -84,7 +84,7 @@ def create_app(settings: Settings) -> web.Application:
     # -- packages add their routes below (each module exposes add_routes(app)) --
     add_security_routes(app)
     relay.add_routes(app, _relay_settings(settings))
-    catalog.add_routes(app)
+    catalog.add_routes(app, serve_openapi=False)  # server.openapi describes every route
     add_owner_routes(app)  # the owners' own cameras, sites and sign-up
     console_routes.add_routes(app)
     portal.add_routes(app)  # the owner portal under /register/
@@ -92,4 +92,5 @@ def create_app(settings: Settings) -> web.Application:
     add_evidence_routes(app)
     tip_line.add_routes(app)  # the anonymous tip line under /tips/, the queue under /api/tips
     tip_pages.add_routes(app)
+    openapi.add_routes(app)
     return app

@@ -417,7 +417,8 @@ async def openapi(request: web.Request) -> web.Response:
     return web.json_response(openapi_document(request.app.router.routes()))
 
 
-def add_routes(app: web.Application) -> None:
+def add_routes(app: web.Application, *, serve_openapi: bool = True) -> None:
+    """``serve_openapi=False`` when the application serves a description of all its routes."""
     router = app.router
     router.add_get("/api/cameras", list_cameras)
     router.add_post("/api/cameras", create_camera)
@@ -429,7 +430,8 @@ def add_routes(app: web.Application) -> None:
     router.add_patch("/api/cameras/{id}", patch_camera)
     router.add_delete("/api/cameras/{id}", delete_camera)
     router.add_get("/api/events", events)
-    router.add_get("/api/openapi.json", openapi)
+    if serve_openapi:
+        router.add_get("/api/openapi.json", openapi)
     app.on_shutdown.append(close_feeds)
 
 

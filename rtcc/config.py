@@ -367,6 +367,9 @@ class Settings(_Model):
     cameras: list[CameraConfig] = Field(default_factory=list)
     camsim: CamsimConfig | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = "text"
+    """``json``: one JSON object per line (time, level, logger, message and the record's extra
+    fields) for log collectors; ``--log-format`` on the command line overrides it."""
     reconcile_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
     """Seconds between full re-reads of the catalog by the components that follow its events
     (camera sync, recording): an event missed while the store was unreachable is made up for

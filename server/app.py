@@ -25,7 +25,7 @@ from rtcc.hub import StreamHub
 from rtcc.workers import WorkerPool
 from security import add_routes as add_security_routes
 from security import security_context, security_middleware
-from server import incident_access, ops_routes
+from server import incident_access, openapi, ops_routes
 from server.camera_sync import camera_sync_context
 from server.security_headers import security_headers_on_prepare
 from tips import wiring as tip_line
@@ -87,7 +87,7 @@ def create_app(settings: Settings) -> web.Application:
     # -- packages add their routes below (each module exposes add_routes(app)) --
     add_security_routes(app)
     relay.add_routes(app, _relay_settings(settings))
-    catalog.add_routes(app)
+    catalog.add_routes(app, serve_openapi=False)  # server.openapi describes every route
     add_owner_routes(app)  # the owners' own cameras, sites and sign-up
     console_routes.add_routes(app)
     portal.add_routes(app)  # the owner portal under /register/
@@ -97,4 +97,5 @@ def create_app(settings: Settings) -> web.Application:
     tip_pages.add_routes(app)
     incident_routes.add_routes(app)
     incident_access.add_routes(app)
+    openapi.add_routes(app)
     return app

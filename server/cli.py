@@ -122,7 +122,8 @@ async def _camsim(settings: Settings) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rtcc", description=__doc__)
-    parser.add_argument("--log-format", choices=["text", "json"], default="text")
+    parser.add_argument("--log-format", choices=["text", "json"],
+                        help="text (default) or json lines; overrides log_format in the config")
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -211,7 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "agent":  # runs on the owner's network: no server configuration
         from agent.cli import main as agent_main
 
-        setup_logging(args.log_level or "info", args.log_format)
+        setup_logging(args.log_level or "info", args.log_format or "text")
         return agent_main(args)
     if args.command == "cadsim":  # a separate program: no server configuration
         from cadsim.__main__ import main as cadsim_main
@@ -225,14 +226,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from server.db_commands import db_main
         from server.schemas import store_schemas
 
-        setup_logging(args.log_level or "info", args.log_format)
+        setup_logging(args.log_level or "info", args.log_format or "text")
         return db_main(args, None, store_schemas())
     try:
         settings = load_settings(args.config)
     except ConfigError as exc:
         print(f"configuration error:\n{exc}", file=sys.stderr)
         return 2
-    setup_logging(args.log_level or settings.log_level, args.log_format)
+    setup_logging(args.log_level or settings.log_level, args.log_format or settings.log_format)
     try:
         if args.command == "check-config":
             print(f"{args.config}: OK ({len(settings.cameras)} cameras)")

@@ -269,6 +269,15 @@ class _Connection:
             if exc.status == 401 and self.auth_failures >= self._settings.max_auth_failures:
                 self.end_reason = "too many wrong credentials"
                 return False
+        except (ConnectionError, TimeoutError):
+            raise
+        except Exception:  # a fault of this server: this VMS gets 500, the others keep going
+            log.exception("VMS client %s: %s %s failed", self.source, request.method,
+                          request.uri[:100])
+            self._send(error_response(RtspError(500, "the server failed to answer; try "
+                                                     "again or tell an administrator"), cseq))
+            self.end_reason = "the server failed to answer a request"
+            return False
         return True
 
     async def _authenticate(self, request: RtspRequest) -> Principal:

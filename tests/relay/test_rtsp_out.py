@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import shutil
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -151,7 +152,9 @@ async def test_a_camera_not_granted_is_refused_and_the_refusal_audited(vms: Vms)
     assert refused["outcome"] == "denied"
 
 
-async def test_revoking_consent_ends_the_ffmpeg_pull(vms: Vms) -> None:
+async def pull_until_ended(vms: Vms, withdraw: Callable[[], Awaitable[None]]) -> None:
+    """FFmpeg pulls ``plaza`` until it decoded 10 frames; then ``withdraw`` runs and FFmpeg's
+    stream must end by itself."""
     ffmpeg = need("ffmpeg")
     process = await asyncio.create_subprocess_exec(
         ffmpeg, "-nostdin", "-v", "error", "-rtsp_transport", "tcp", "-i", vms.url("plaza"),
@@ -162,11 +165,9 @@ async def test_revoking_consent_ends_the_ffmpeg_pull(vms: Vms) -> None:
         async with asyncio.timeout(DEADLINE):
             while frames < 10:
                 line = await process.stdout.readline()
-                assert line, "FFmpeg stopped before the consent changed"
+                assert line, "FFmpeg stopped before the view was withdrawn"
                 frames += not line.startswith(b"#")
-        response = await vms.client.patch("/api/cameras/plaza",
-                                          json={"sharing": "live_emergency"}, headers=vms.admin)
-        assert response.status == 200, await response.text()
+        await withdraw()
         async with asyncio.timeout(DEADLINE):
             await process.stdout.read()  # to the end: FFmpeg saw the stream end
             await process.wait()
@@ -174,9 +175,36 @@ async def test_revoking_consent_ends_the_ffmpeg_pull(vms: Vms) -> None:
         if process.returncode is None:
             process.kill()
             await process.wait()
+    assert vms.client.app[RTSP_OUT].stats() == []
+
+
+async def test_revoking_consent_ends_the_ffmpeg_pull(vms: Vms) -> None:
+    async def narrow() -> None:
+        response = await vms.client.patch("/api/cameras/plaza",
+                                          json={"sharing": "live_emergency"}, headers=vms.admin)
+        assert response.status == 200, await response.text()
+
+    await pull_until_ended(vms, narrow)
     stop, = await vms.audit(action="view.stop", camera="plaza")
     assert stop["details"]["reason"] == "consent changed"
-    assert vms.client.app[RTSP_OUT].stats() == []
+
+
+async def test_revoking_the_vms_token_ends_the_ffmpeg_pull(vms: Vms) -> None:
+    headers = bearer(vms.token)
+
+    async def revoke() -> None:
+        response = await vms.client.get("/api/tokens", headers=headers)
+        token, = (await response.json())["tokens"]
+        response = await vms.client.delete(f"/api/tokens/{token['id']}", headers=headers)
+        assert response.status in (200, 204), await response.text()
+
+    await pull_until_ended(vms, revoke)
+    async with asyncio.timeout(DEADLINE):
+        while not (stops := await vms.audit(action="view.stop", camera="plaza")):
+            await asyncio.sleep(0.1)
+    assert "revoked" in stops[-1]["details"]["reason"], stops[-1]
+    status, _, _ = await exchange(vms.port, describe("plaza", basic(vms.username, vms.token)))
+    assert status == 401
 
 
 async def test_bad_rtsp_input_gets_an_rtsp_error_and_the_server_keeps_serving(vms: Vms) -> None:

@@ -167,6 +167,8 @@ class VmsRtspConfig(_Model):
     """Bytes of one request's line and headers."""
     max_auth_failures: Annotated[int, Field(ge=1, le=100)] = 3
     """Wrong credentials on one connection before it is closed."""
+    udp: bool = True
+    """Also serve RTP over UDP (unicast, only to the VMS's own address); false: TCP only."""
     profile: str = "main"
     """The camera profile re-published."""
     purpose: str = "re-published to the department's VMS"

@@ -84,6 +84,7 @@ async def vms_rtsp_context(app: web.Application) -> AsyncIterator[None]:
         host=config.host, port=config.port, max_sessions=config.max_sessions,
         request_timeout=config.request_timeout, write_timeout=config.write_timeout,
         max_request_bytes=config.max_request_bytes, max_auth_failures=config.max_auth_failures,
+        udp=config.udp,
         profile=config.profile, purpose=config.purpose)
     server = RtspOutServer(settings, app[HUB], SecurityGate(app))
     await server.start()

@@ -46,13 +46,13 @@ def sdp(keyframe: EncodedFrame | None, camera_id: str, address: str) -> bytes:
 class RtpWriter:
     """One session's RTP numbering: a random SSRC, sequence and timestamp origin (RFC 3550)."""
 
-    def __init__(self, channel: int) -> None:
+    def __init__(self, channel: int = 0) -> None:
         self.channel = channel
         self.ssrc = secrets.randbits(32)
         self.sequence = secrets.randbits(16)
         self._offset = secrets.randbits(32)
-        self.packets = 0
-        self.bytes = 0
+        self.packets_sent = 0
+        self.bytes_sent = 0
 
     @property
     def next_sequence(self) -> int:
@@ -61,21 +61,26 @@ class RtpWriter:
     def rtp_time(self, frame: EncodedFrame) -> int:
         return (frame.pts + self._offset) & 0xFFFFFFFF
 
-    def interleaved(self, frame: EncodedFrame) -> bytes:
-        """Every RTP packet of ``frame``, each framed as ``$ channel length`` (RFC 2326 10.12)."""
+    def packets(self, frame: EncodedFrame) -> list[bytes]:
+        """Every RTP packet of ``frame``; the last one carries the marker bit."""
         payloads = frame.derive(RTP_PAYLOADS).payloads
         timestamp = self.rtp_time(frame)
-        parts: list[bytes] = []
+        packets: list[bytes] = []
         last = len(payloads) - 1
         for index, payload in enumerate(payloads):
             marker = 0x80 if index == last else 0
             header = RTP_HEADER.pack(0x80, marker | PAYLOAD_TYPE, self.sequence & 0xFFFF,
                                      timestamp, self.ssrc)
             self.sequence += 1
-            size = len(header) + len(payload)
-            parts.append(bytes((0x24, self.channel)) + size.to_bytes(2, "big"))
-            parts.append(header)
-            parts.append(payload)
-            self.bytes += size
-        self.packets += len(payloads)
+            packets.append(header + payload)
+        self.packets_sent += len(packets)
+        self.bytes_sent += sum(len(p) for p in packets)
+        return packets
+
+    def interleaved(self, frame: EncodedFrame) -> bytes:
+        """Every RTP packet of ``frame``, each framed as ``$ channel length`` (RFC 2326 10.12)."""
+        parts: list[bytes] = []
+        for packet in self.packets(frame):
+            parts.append(bytes((0x24, self.channel)) + len(packet).to_bytes(2, "big"))
+            parts.append(packet)
         return b"".join(parts)

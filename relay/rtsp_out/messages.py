@@ -150,29 +150,44 @@ def basic_credentials(header: str | None) -> tuple[str, str] | None:
 
 @dataclass(frozen=True, slots=True)
 class TransportChoice:
-    interleaved: tuple[int, int]
+    """RTP/AVP/TCP with its ``interleaved`` channels, or RTP/AVP (UDP) to ``client_ports``."""
+
+    interleaved: tuple[int, int] | None = None
+    client_ports: tuple[int, int] | None = None
 
 
-def choose_transport(header: str | None) -> TransportChoice:
-    """The first offered transport this server serves: RTP/AVP/TCP interleaved."""
+def _pair(value: str, what: str, low_limit: int, high_limit: int) -> tuple[int, int]:
+    low, _, high = value.partition("-")
+    if not low.isdigit() or len(low) > 5 or not low_limit <= int(low) <= high_limit:
+        raise RtspError(400, f"{what}={value[:20]!r} is not a valid pair")
+    first = int(low)
+    second = int(high) if high.isdigit() and len(high) <= 5 else first + 1
+    return first, min(second, high_limit)
+
+
+def choose_transport(header: str | None, *, udp: bool = True) -> TransportChoice:
+    """The first offered transport this server serves: RTP/AVP/TCP interleaved, or RTP/AVP over
+    UDP (unicast, to the client's own address) when ``udp``."""
     if not header:
         raise RtspError(461, "SETUP needs a Transport header offering RTP/AVP/TCP")
     for spec in header.split(",")[:8]:
         fields = [f.strip() for f in spec.split(";")]
-        if fields[0].upper() != "RTP/AVP/TCP":
-            continue
-        channels = (0, 1)
-        for field in fields[1:]:
+        profile = fields[0].upper()
+        params = {}
+        for field in fields[1:16]:
             key, _, value = field.partition("=")
-            if key.lower() == "interleaved":
-                low, _, high = value.partition("-")
-                if not low.isdigit() or len(low) > 3 or int(low) > 254:
-                    raise RtspError(400, f"interleaved={value[:20]!r} is not a channel pair")
-                first = int(low)
-                second = int(high) if high.isdigit() and len(high) <= 3 else first + 1
-                channels = (first, min(second, 255))
-        return TransportChoice(channels)
-    raise RtspError(461, "only RTP/AVP/TCP (interleaved) is served; ask for TCP transport")
+            params[key.lower()] = value
+        if profile == "RTP/AVP/TCP":
+            channels = (0, 1)
+            if "interleaved" in params:
+                channels = _pair(params["interleaved"], "interleaved", 0, 255)
+            return TransportChoice(interleaved=channels)
+        if udp and profile in ("RTP/AVP", "RTP/AVP/UDP") and "multicast" not in params \
+                and "client_port" in params:
+            ports = _pair(params["client_port"], "client_port", 1, 65535)
+            return TransportChoice(client_ports=ports)
+    raise RtspError(461, "the transports offered are not served; ask for RTP/AVP/TCP "
+                         "(interleaved) or unicast RTP/AVP with client_port")
 
 
 def response(status: int, cseq: str, headers: dict[str, str] | None = None,

@@ -3,9 +3,10 @@
 One TCP connection is one view of one camera: DESCRIBE authenticates the VMS account (Basic:
 the account's name and one of its API tokens) and asks the gate (``RtspGate``, the media access
 contract) to open the view, which audits it and hands it to the policy decision point; SETUP
-accepts RTP/AVP/TCP interleaved; PLAY starts the frames. The view ends, audited, when the VMS
-tears down or leaves, when the gate's enforcement says it is no longer allowed, when the hub
-closes the camera's sessions (a consent change), or when the VMS stops reading.
+accepts RTP/AVP/TCP interleaved or unicast RTP/AVP over UDP; PLAY starts the frames. The view
+ends, audited, when the VMS tears down or leaves, when the gate's enforcement says it is no
+longer allowed, when the hub closes the camera's sessions (a consent change), or when the VMS
+stops reading (TCP).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from relay.rtsp_out.messages import (
 from rtcc.access import ViewGrant, ViewStopper
 from rtcc.errors import CameraNotFound, ProfileNotFound, SourceUnavailable, StreamClosed
 from rtcc.hub import StreamHub, Subscription
+from rtcc.media import EncodedFrame
 from rtcc.principal import Principal
 
 log = logging.getLogger(__name__)
@@ -85,6 +87,8 @@ class RtspOutSettings:
     """Wrong credentials on one connection before it is closed."""
     write_buffer_bytes: int = 4 * 1024 * 1024
     """Bytes queued for one VMS before the sender waits for it to read."""
+    udp: bool = True
+    """Serve RTP over UDP (unicast, to the VMS's own address) as well as interleaved TCP."""
     profile: str = "main"
     purpose: str = "re-published to the department's VMS"
 
@@ -159,12 +163,17 @@ class _Connection:
         self.finished = asyncio.Event()
         self._pump: asyncio.Task[None] | None = None
         self._uri = ""
+        self._udp: list[asyncio.DatagramTransport] = []
+        self.dropped_frames = 0
+        self._skipping = False
 
     def stats(self) -> dict[str, object]:
         return {"source": self.source, "user": self.principal.username if self.principal else "",
                 "camera_id": self.grant.camera_id if self.grant else "",
-                "playing": self._pump is not None, "packets": self.rtp.packets if self.rtp else 0,
-                "bytes": self.rtp.bytes if self.rtp else 0}
+                "playing": self._pump is not None,
+                "packets": self.rtp.packets_sent if self.rtp else 0,
+                "bytes": self.rtp.bytes_sent if self.rtp else 0,
+                "transport": "udp" if self._udp else "tcp", "dropped_frames": self.dropped_frames}
 
     async def serve(self, full: bool) -> None:
         try:
@@ -245,7 +254,7 @@ class _Connection:
                 self._send(response(200, cseq, {"Content-Base": self._uri.rstrip("/") + "/",
                                                 "Content-Type": "application/sdp"}, body))
             elif method == "SETUP":
-                self._send(response(200, cseq, self._setup(request)))
+                self._send(response(200, cseq, await self._setup(request)))
             elif method == "PLAY":
                 self._send(response(200, cseq, self._play(request)))
                 self._start_pump()
@@ -344,7 +353,7 @@ class _Connection:
         log.info("VMS client %s (%s) opened camera %s/%s as view %s", self.source,
                  principal.username, camera_id, profile, grant.view_id)
 
-    def _setup(self, request: RtspRequest) -> dict[str, str]:
+    async def _setup(self, request: RtspRequest) -> dict[str, str]:
         if self.grant is None:
             raise RtspError(455, "DESCRIBE the camera before SETUP")
         path = media_path(request.uri)
@@ -353,13 +362,35 @@ class _Connection:
                                  f"{self.grant.camera_id}")
         if self.rtp is not None:
             raise RtspError(459, "the stream's one track is already set up")
-        choice = choose_transport(request.header("transport"))
-        self.rtp = RtpWriter(choice.interleaved[0])
+        choice = choose_transport(request.header("transport"), udp=self._settings.udp)
+        ssrc_rtp = RtpWriter(choice.interleaved[0] if choice.interleaved else 0)
+        if choice.interleaved is not None:
+            low, high = choice.interleaved
+            transport = f"RTP/AVP/TCP;unicast;interleaved={low}-{high}"
+        else:
+            assert choice.client_ports is not None
+            server_ports = await self._open_udp(choice.client_ports)
+            transport = (f"RTP/AVP;unicast;client_port={choice.client_ports[0]}-"
+                         f"{choice.client_ports[1]};server_port={server_ports[0]}-"
+                         f"{server_ports[1]}")
+        self.rtp = ssrc_rtp
         self.session_id = secrets.token_hex(8)
-        low, high = choice.interleaved
-        return {"Transport": f"RTP/AVP/TCP;unicast;interleaved={low}-{high};"
-                             f"ssrc={self.rtp.ssrc:08X}",
-                **self._session_header()}
+        return {"Transport": f"{transport};ssrc={self.rtp.ssrc:08X}", **self._session_header()}
+
+    async def _open_udp(self, client_ports: tuple[int, int]) -> tuple[int, int]:
+        """An RTP and an RTCP socket on the address the VMS connected to, sending only to the
+        VMS's own address (never to a ``destination`` it names: no reflection)."""
+        local = self._writer.get_extra_info("sockname")
+        host = str(local[0]) if isinstance(local, tuple) and local else self._settings.host
+        loop = asyncio.get_running_loop()
+        ports: list[int] = []
+        for remote_port in client_ports:
+            transport, _ = await loop.create_datagram_endpoint(
+                asyncio.DatagramProtocol, local_addr=(host, 0),
+                remote_addr=(self.source, remote_port))
+            self._udp.append(transport)
+            ports.append(int(transport.get_extra_info("sockname")[1]))
+        return ports[0], ports[1]
 
     def _session_header(self) -> dict[str, str]:
         if not self.session_id:
@@ -396,6 +427,9 @@ class _Connection:
                 if self._writer.is_closing():
                     reason = "the VMS closed the connection"
                     break
+                if self._udp:
+                    self._send_datagrams(rtp, frame)
+                    continue
                 self._writer.write(rtp.interleaved(frame))
                 if transport.get_write_buffer_size() > self._settings.write_buffer_bytes:
                     async with asyncio.timeout(self._settings.write_timeout):
@@ -408,6 +442,21 @@ class _Connection:
             reason = "the VMS closed the connection"
         self._pump = None  # end() must not cancel the task it runs in
         await self.end(reason)
+
+    def _send_datagrams(self, rtp: RtpWriter, frame: EncodedFrame) -> None:
+        """UDP never waits: while the socket's buffer is over its limit frames are dropped, up
+        to the next keyframe (a decoder cannot use what follows a hole before one)."""
+        udp = self._udp[0]
+        # asyncio's datagram transport buffers what the socket refuses (a WriteTransport)
+        buffered = udp.get_write_buffer_size() if isinstance(udp, asyncio.WriteTransport) else 0
+        if buffered > self._settings.write_buffer_bytes or (
+                self._skipping and not frame.keyframe):
+            self._skipping = True
+            self.dropped_frames += 1
+            return
+        self._skipping = False
+        for packet in rtp.packets(frame):
+            udp.sendto(packet)
 
     async def end(self, reason: str) -> None:
         """End the view (idempotent): frames stop, the connection closes, ``view.stop`` is
@@ -423,6 +472,8 @@ class _Connection:
             pump.cancel()
             await asyncio.wait([pump])  # the pump's cancellation, not ours, ends here
         self._writer.close()
+        for udp in self._udp:
+            udp.close()
         if self.grant is not None:
             log.info("VMS client %s (%s): view %s of camera %s ended: %s", self.source,
                      self.grant.user, self.grant.view_id, self.grant.camera_id, reason)

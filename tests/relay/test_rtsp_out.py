@@ -129,6 +129,22 @@ async def test_gstreamer_pulls_and_decodes_a_granted_camera(vms: Vms) -> None:
     assert start["details"]["purpose"] == "gstreamer test"
 
 
+async def test_ffmpeg_and_gstreamer_pull_over_udp(vms: Vms) -> None:
+    ffmpeg = need("ffmpeg")
+    gst = need("gst-launch-1.0")
+    code, out, err = await run(ffmpeg, "-nostdin", "-v", "error", "-rtsp_transport", "udp",
+                               "-i", vms.url("plaza"), "-frames:v", "30", "-f", "framecrc", "-")
+    assert code == 0, err.decode(errors="replace")
+    assert decoded_frames(out) == 30
+    code, out, err = await run(
+        gst, "-q", "rtspsrc", f"location=rtsp://127.0.0.1:{vms.port}/cameras/plaza",
+        f"user-id={vms.username}", f"user-pw={vms.token}", "protocols=udp", "!",
+        "rtph264depay", "!", "h264parse", "!", "openh264dec", "!", "fakesink",
+        "num-buffers=30")
+    assert code == 0, (out + err).decode(errors="replace")
+    assert len(await vms.audit(action="view.start", camera="plaza")) == 2
+
+
 async def test_wrong_credentials_are_refused_with_401(vms: Vms) -> None:
     ffmpeg = need("ffmpeg")
     code, _, err = await run(ffmpeg, "-nostdin", "-rtsp_transport", "tcp",

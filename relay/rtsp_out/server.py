@@ -211,10 +211,13 @@ class _Connection:
         reader = self._reader
         while True:
             if self._pump is None:
-                async with asyncio.timeout(self._settings.request_timeout):
-                    first = await reader.read(1)
+                wait: float | None = self._settings.request_timeout
+            elif self._udp:
+                wait = SESSION_TIMEOUT  # over UDP only keep-alive requests show the VMS is there
             else:
-                first = await reader.read(1)  # playing over TCP: the VMS may stay silent
+                wait = None  # over TCP the VMS may stay silent: a dead one stops reading
+            async with asyncio.timeout(wait):
+                first = await reader.read(1)
             if not first:
                 return None
             if first == b"$":

@@ -148,6 +148,33 @@ class RelayConfig(_Model):
     """Seconds from the WHEP answer until the viewer's ICE and DTLS must be up."""
 
 
+class VmsRtspConfig(_Model):
+    """Re-publishing granted cameras over RTSP to the department's VMS."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    """Address the RTSP server listens on; put it on the network the VMS reaches (RTSP here has
+    no TLS: keep it on the department's video network)."""
+    port: Annotated[int, Field(ge=0, le=65535)] = 8555
+    """0 picks a free port (tests)."""
+    max_sessions: Annotated[int, Field(ge=1, le=10000)] = 64
+    """Connections held at once; one more is answered 503."""
+    request_timeout: Annotated[float, Field(gt=0, le=300)] = 10.0
+    """Seconds a VMS has for each request until it plays."""
+    write_timeout: Annotated[float, Field(gt=0, le=300)] = 10.0
+    """Seconds a VMS may leave its stream unread before its session ends."""
+    max_request_bytes: Annotated[int, Field(ge=1024, le=65536)] = 8192
+    """Bytes of one request's line and headers."""
+    max_auth_failures: Annotated[int, Field(ge=1, le=100)] = 3
+    """Wrong credentials on one connection before it is closed."""
+    udp: bool = True
+    """Also serve RTP over UDP (unicast, only to the VMS's own address); false: TCP only."""
+    profile: str = "main"
+    """The camera profile re-published."""
+    purpose: str = "re-published to the department's VMS"
+    """The purpose audited for a view whose URL carries no ``?purpose=``."""
+
+
 class DatabaseConfig(_Model):
     url: SecretStr = SecretStr("")
     """Where the stores keep their tables: empty (the embedded default: one SQLite file per store
@@ -359,6 +386,7 @@ class Settings(_Model):
     hub: HubConfig = HubConfig()
     ingest: IngestConfig = IngestConfig()
     relay: RelayConfig = RelayConfig()
+    vms_rtsp: VmsRtspConfig = VmsRtspConfig()
     agent: AgentConfig = AgentConfig()
     security: SecurityConfig = SecurityConfig()
     evidence: EvidenceConfig = EvidenceConfig()

@@ -28,6 +28,7 @@ from security import security_context, security_middleware
 from server import incident_access, openapi, ops_routes
 from server.camera_sync import camera_sync_context
 from server.security_headers import security_headers_on_prepare
+from server.vms_rtsp import vms_rtsp_context
 from tips import wiring as tip_line
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(tip_line.tips_context)  # needs SECRET_BOX and WORKERS
     app.cleanup_ctx.append(incident_routes.incidents_context)  # CAD feeds and the board
     app.cleanup_ctx.append(incident_access.incident_access_context)  # CAD -> emergency grants
+    app.cleanup_ctx.append(vms_rtsp_context)  # the VMS's RTSP views: needs security and hub
     ops_routes.add_routes(app)
     # -- packages add their routes below (each module exposes add_routes(app)) --
     add_security_routes(app)

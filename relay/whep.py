@@ -22,6 +22,7 @@ from aiohttp import web
 from relay.negotiation import InvalidOffer, inspect_offer
 from relay.sessions import SESSIONS, RelaySessions
 from relay.settings import RelaySettings
+from relay.turn import link_headers, viewer_ice_servers
 from relay.viewer import ViewerSession
 from rtcc.access import ViewGrant
 from rtcc.appkeys import AUDIT, HUB, MEDIA_ACCESS, VIEW_ENFORCEMENT
@@ -215,8 +216,16 @@ async def _open(request: web.Request, registry: RelaySessions, camera_id: str, r
     headers = {"Location": f"/whep/{camera_id}/{session_id}"}
     if warnings:
         headers[WARNING_HEADER] = "; ".join(warnings)
-    return web.Response(status=201, text=answer, content_type="application/sdp",
-                        headers=_cors(request, headers))
+    response = web.Response(status=201, text=answer, content_type="application/sdp",
+                            headers=_cors(request, headers))
+    _add_ice_links(response, settings, grant.user or "viewer")
+    return response
+
+
+def _add_ice_links(response: web.Response, settings: RelaySettings, user: str) -> None:
+    """Announce the ICE servers (TURN credentials minted for this caller) as ``Link`` headers."""
+    for value in link_headers(viewer_ice_servers(settings, user)):
+        response.headers.add("Link", value)
 
 
 def _failure_reason(exc: BaseException) -> str:
@@ -291,7 +300,15 @@ async def whep_options(request: web.Request) -> web.Response:
         headers = {"Allow": "OPTIONS, DELETE"}
     else:
         headers = {"Allow": "OPTIONS, POST", "Accept-Post": "application/sdp"}
-    return web.Response(status=204, headers=_cors(request, headers))
+    response = web.Response(status=204, headers=_cors(request, headers))
+    principal = principal_of(request)
+    if ("session_id" not in request.match_info and principal is not None
+            and principal.role in VIEW_ROLES):
+        # A client gathers its candidates before it POSTs, so it asks here which ICE servers
+        # to use. TURN credentials go only to those who may watch (a CORS preflight carries no
+        # cookie and gets none).
+        _add_ice_links(response, request.app[SESSIONS].settings, principal.username)
+    return response
 
 
 @staff()

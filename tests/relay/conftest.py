@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
 import pytest
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 import relay
 from relay.settings import RelaySettings
@@ -91,8 +92,9 @@ async def start_server(
     cameras: dict[str, dict[str, Clip]],
     settings: RelaySettings | None = None,
     stream_settings: StreamSettings | None = None,
+    middlewares: Sequence[Middleware] = (),
 ) -> tuple[RelayServer, web.AppRunner]:
-    app = web.Application()
+    app = web.Application(middlewares=middlewares)
     hub = StreamHub()
     access = RecordingAccess()
     app[HUB] = hub

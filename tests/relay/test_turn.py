@@ -17,10 +17,14 @@ from aiohttp import web
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
 from aiortc.rtcconfiguration import RTCIceTransportPolicy
 
+from relay.aiortc_adapter import interface_addresses
 from relay.settings import IceServer, RelaySettings
-from relay.turn import link_headers, turn_credential
+from relay.turn import link_headers, server_ice_servers, turn_credential, viewer_ice_servers
+from rtcc.config import parse_settings
+from rtcc.errors import ConfigError
 from rtcc.policy import Role
 from rtcc.principal import PRINCIPAL, Principal
+from server.app import _relay_settings
 from tests.fixtures.coturn import TURN_SECRET, Coturn, coturn  # noqa: F401 -- fixture
 from tests.relay.clip import Clip
 from tests.relay.conftest import RelayServer, start_server
@@ -43,6 +47,27 @@ def test_link_header_quotes_what_it_carries() -> None:
     assert plain == '<stun:stun.example.org:3478>; rel="ice-server"'
     assert turn == ('<turn:t.example.org:3478>; rel="ice-server"; username="a\\"b"; '
                     'credential="c\\\\d"; credential-type="password"')
+
+
+def test_configuration_reaches_the_relay_and_keeps_the_secret_out_of_reprs() -> None:
+    config = {"relay": {"ice_servers": ["stun:127.0.0.1:3478", "turn:127.0.0.1:3478"],
+                        "turn_secret": "${TURN_SECRET}", "turn_ttl": 900,
+                        "host_addresses": ["127.0.0.1", "lo"]}}
+    settings = _relay_settings(parse_settings(config, "rtcc.yaml", {"TURN_SECRET": TURN_SECRET}))
+    assert settings.ice_servers == (IceServer("stun:127.0.0.1:3478"),
+                                    IceServer("turn:127.0.0.1:3478"))
+    assert settings.turn_secret == TURN_SECRET
+    assert (settings.turn_ttl, settings.host_addresses) == (900, ("127.0.0.1", "lo"))
+    assert TURN_SECRET not in repr(settings)
+    assert server_ice_servers(settings) == [IceServer("stun:127.0.0.1:3478")]
+    [_, turn] = viewer_ice_servers(settings, "analyst1")
+    assert turn.username is not None
+    assert turn.username.endswith(":analyst1")
+    assert interface_addresses(["lo", "127.0.0.1"]) == ["127.0.0.1", "::1"]
+
+    del config["relay"]["turn_secret"]
+    with pytest.raises(ConfigError, match="relay.turn_secret must be set"):
+        parse_settings(config, "rtcc.yaml", {})
 
 
 @web.middleware
@@ -122,3 +147,29 @@ async def test_viewer_limited_to_relay_candidates_decodes_through_coturn(
     async with asyncio.timeout(10):
         while srv.access.open_views:
             await asyncio.sleep(0.05)
+
+
+async def test_public_address_is_offered_beside_each_host_candidate(
+    small_clip: Clip, http: aiohttp.ClientSession
+) -> None:
+    # 127.0.0.2 stands for the public side of a 1:1 NAT (loopback: no packet leaves the host).
+    settings = RelaySettings(host_addresses=("127.0.0.1",), public_addresses=("127.0.0.2",))
+    srv, runner = await start_server({"cam1": {"main": small_clip}}, settings)
+    viewer = WhepViewer(srv.url, "cam1")
+    try:
+        await viewer.connect(http)
+        answered = re.findall(
+            r"a=candidate:\S+ \d+ udp \d+ (\S+) (\d+) typ (\w+)(?: raddr (\S+) rport (\d+))?",
+            viewer.answer)
+        hosts = [(address, port) for address, port, kind, _, _ in answered if kind == "host"]
+        mapped = [(address, port, raddr, rport)
+                  for address, port, kind, raddr, rport in answered if kind == "srflx"]
+        assert len(hosts) == 1, viewer.answer
+        [(host, port)] = hosts
+        assert host == "127.0.0.1"
+        assert mapped == [("127.0.0.2", port, host, port)], viewer.answer
+        assert "Link" not in viewer.response_headers  # no ICE servers: nothing to announce
+        await viewer.wait_frames(10)
+    finally:
+        await viewer.close()
+        await runner.cleanup()

@@ -66,7 +66,7 @@ def test_configuration_reaches_the_relay_and_keeps_the_secret_out_of_reprs() -> 
     assert interface_addresses(["lo", "127.0.0.1"]) == ["127.0.0.1", "::1"]
 
     del config["relay"]["turn_secret"]
-    with pytest.raises(ConfigError, match="relay.turn_secret must be set"):
+    with pytest.raises(ConfigError, match=r"relay\.turn_secret must be set"):
         parse_settings(config, "rtcc.yaml", {})
 
 

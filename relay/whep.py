@@ -7,6 +7,11 @@ are plain text: 400 malformed offer, 403 not allowed, 404 unknown camera, 415 a 
 cannot play, 429 the account holds its share of live views already (``max_sessions_per_user``,
 ``max_sessions_per_owner``), 503 camera unreachable or relay full.
 
+The ICE servers viewers should use (TURN with credentials minted per caller, ``relay.turn``) are
+announced as ``Link: <turn:...>; rel="ice-server"`` headers on the answer and on ``OPTIONS``
+(there only to a logged-in user who may watch), so a client can gather relay candidates for
+its offer.
+
 Consent is decided per camera by ``MediaAccess.open_view`` before any peer connection exists;
 ``close_view`` is called exactly once when the session ends, however it ends.
 """

@@ -168,9 +168,11 @@ class RelayConfig(_Model):
     @classmethod
     def _ice_urls(cls, value: list[str]) -> list[str]:
         for url in value:
-            if not re.fullmatch(r"(stun|stuns|turn|turns):[^\s<>\"]+", url):
+            if not re.fullmatch(r"stuns?:[^?:\s<>\"]+(:\d{1,5})?"
+                                r"|turns?:[^?:\s<>\"]+(:\d{1,5})?(\?transport=(udp|tcp))?", url):
                 raise ValueError(f"{url!r} is not a STUN or TURN URL such as stun:HOST:3478 or "
-                                 "turn:HOST:3478?transport=udp")
+                                 "turn:HOST:3478?transport=udp (transport udp or tcp; a host "
+                                 "name or IPv4 address)")
         return value
 
     @field_validator("host_addresses")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from playwright.async_api import Browser
+from pydantic import SecretStr
 
 from rtcc.config import HubConfig, RelayConfig, SecurityConfig, Settings
 from rtcc.policy import Role
@@ -69,7 +70,7 @@ async def test_console_viewer_decodes_through_coturn_with_minted_credentials(
         security=SecurityConfig(allow_private_camera_hosts=["127.0.0.0/8"]),
         hub=HubConfig(close_after=2.0, start_timeout=8.0),
         cameras=[camera("alpha", "Alpha Ave & 1st", 0, 0, 0, sim)],
-        relay=RelayConfig(ice_servers=[coturn.url], turn_secret=TURN_SECRET,
+        relay=RelayConfig(ice_servers=[coturn.url], turn_secret=SecretStr(TURN_SECRET),
                           host_addresses=["127.0.0.1"]),
     )
     client = await make_client(create_app(settings))

@@ -17,19 +17,7 @@ from tests.console.conftest import camera, pair
 from tests.fixtures.auth import MakeClient, bearer, create_user
 from tests.fixtures.browser import login_form, poll
 from tests.fixtures.camsim import CamsimFactory
-from tests.fixtures.coturn import TURN_SECRET, Coturn, coturn  # noqa: F401 -- fixture
-
-# Test-side only: every peer connection the page makes may use relay candidates alone, as a
-# viewer whose network lets nothing else through. The page's own configuration is recorded.
-RELAY_ONLY = """(() => {
-  const Native = window.RTCPeerConnection;
-  window.rtccIceConfigs = [];
-  window.RTCPeerConnection = function (config) {
-    window.rtccIceConfigs.push(JSON.parse(JSON.stringify(config || {})));
-    return new Native({ ...(config || {}), iceTransportPolicy: "relay" });
-  };
-  window.RTCPeerConnection.prototype = Native.prototype;
-})();"""
+from tests.fixtures.coturn import RELAY_ONLY, TURN_SECRET, Coturn
 
 OPEN_VIEW = """async () => {
   const whep = await import("/console/static/console/whep.js");
@@ -62,7 +50,7 @@ VIEW_STATS = """async () => {
 
 async def test_console_viewer_decodes_through_coturn_with_minted_credentials(
     tmp_path: Path, camsim_factory: CamsimFactory, bootstrap_token: str,
-    make_client: MakeClient, chromium: Browser, coturn: Coturn,  # noqa: F811 -- fixture
+    make_client: MakeClient, chromium: Browser, coturn: Coturn,
 ) -> None:
     sim = await camsim_factory(pair("alpha"))
     settings = Settings(

@@ -9,11 +9,9 @@ import hashlib
 import hmac
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 import pytest
-from aiohttp import web
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
 from aiortc.rtcconfiguration import RTCIceTransportPolicy
 
@@ -22,10 +20,8 @@ from relay.settings import IceServer, RelaySettings
 from relay.turn import link_headers, server_ice_servers, turn_credential, viewer_ice_servers
 from rtcc.config import parse_settings
 from rtcc.errors import ConfigError
-from rtcc.policy import Role
-from rtcc.principal import PRINCIPAL, Principal
 from server.app import _relay_settings
-from tests.fixtures.coturn import TURN_SECRET, Coturn, coturn  # noqa: F401 -- fixture
+from tests.fixtures.coturn import TURN_SECRET, Coturn
 from tests.relay.clip import Clip
 from tests.relay.conftest import RelayServer, start_server
 from tests.relay.whep_client import WhepViewer
@@ -68,30 +64,6 @@ def test_configuration_reaches_the_relay_and_keeps_the_secret_out_of_reprs() -> 
     del config["relay"]["turn_secret"]
     with pytest.raises(ConfigError, match=r"relay\.turn_secret must be set"):
         parse_settings(config, "rtcc.yaml", {})
-
-
-@web.middleware
-async def _as_analyst(request: web.Request,
-                      handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-                      ) -> web.StreamResponse:
-    """What the security middleware does for a logged-in analyst (the header stands in for
-    the session cookie)."""
-    if request.headers.get("X-Test-Analyst"):
-        request[PRINCIPAL] = Principal(7, "analyst1", Role.ANALYST, None, "session")
-    return await handler(request)
-
-
-@pytest.fixture
-async def turn_server(small_clip: Clip, coturn: Coturn  # noqa: F811 -- fixture
-                      ) -> AsyncIterator[tuple[RelayServer, Coturn]]:
-    settings = RelaySettings(ice_servers=(IceServer(coturn.url),), turn_secret=TURN_SECRET,
-                             turn_ttl=600, host_addresses=("127.0.0.1",))
-    srv, runner = await start_server({"cam1": {"main": small_clip}}, settings,
-                                     middlewares=[_as_analyst])
-    try:
-        yield srv, coturn
-    finally:
-        await runner.cleanup()
 
 
 async def test_options_hands_turn_credentials_only_to_those_who_may_watch(

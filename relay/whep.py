@@ -229,8 +229,11 @@ async def _open(request: web.Request, registry: RelaySessions, camera_id: str, r
 
 def _add_ice_links(response: web.Response, settings: RelaySettings, user: str) -> None:
     """Announce the ICE servers (TURN credentials minted for this caller) as ``Link`` headers."""
-    for value in link_headers(viewer_ice_servers(settings, user)):
+    servers = viewer_ice_servers(settings, user)
+    for value in link_headers(servers):
         response.headers.add("Link", value)
+    if any(server.credential for server in servers):
+        response.headers["Cache-Control"] = "no-store"  # a credential for this caller alone
 
 
 def _failure_reason(exc: BaseException) -> str:

@@ -76,6 +76,7 @@ async def test_options_hands_turn_credentials_only_to_those_who_may_watch(
     async with http.options(f"{srv.url}/whep/cam1", headers={"X-Test-Analyst": "1"}) as r:
         assert r.status == 204
         [link] = r.headers.getall("Link")
+        assert r.headers["Cache-Control"] == "no-store"
     url, username, _credential = _LINK.fullmatch(link).groups()  # type: ignore[union-attr]
     assert url == turn.url
     expiry, user = username.split(":")

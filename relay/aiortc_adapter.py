@@ -12,16 +12,20 @@ needed. ``pyproject.toml`` pins aiortc to the minor version these were checked a
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import importlib
 import inspect
+import ipaddress
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import ifaddr
+from aioice.candidate import Candidate, candidate_foundation, candidate_priority
 from aioice.ice import CandidatePair, Connection
-from aiortc import RTCIceTransport, RTCRtpSender, RTCRtpTransceiver, rtp
+from aiortc import RTCIceGatherer, RTCIceTransport, RTCRtpSender, RTCRtpTransceiver, rtp
 from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpRouter
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpSendParameters
@@ -90,6 +94,85 @@ def sender_ssrcs(sender: RTCRtpSender) -> tuple[int, int]:
     """(media SSRC, RTX SSRC) of a sender."""
     # Private attributes: the SSRCs aiortc generated and signalled for this sender.
     return sender._ssrc, sender._rtx_ssrc  # noqa: SLF001 -- the SSRCs aiortc signalled
+
+
+# -- ICE candidates -------------------------------------------------------------------------
+
+
+def interface_addresses(names: Sequence[str]) -> list[str]:
+    """The IP addresses ``names`` stand for: IP literals as written, interface names (``eth0``)
+    as the interface's addresses now (IPv6 link-local ones left out, as aioice does)."""
+    found: list[str] = []
+    adapters = None
+    for name in names:
+        try:
+            found.append(str(ipaddress.ip_address(name)))
+            continue
+        except ValueError:
+            pass
+        if adapters is None:
+            adapters = ifaddr.get_adapters()
+        matched = False
+        for adapter in adapters:
+            if name not in (adapter.name, adapter.nice_name):
+                continue
+            matched = True
+            for ip in adapter.ips:
+                if isinstance(ip.ip, str):
+                    found.append(ip.ip)
+                elif ip.ip[2] == 0:  # a scope id marks a link-local address
+                    found.append(ip.ip[0])
+        if not matched:
+            log.warning("relay.host_addresses names %r, which is neither an IP address nor an "
+                        "interface of this machine; no candidate is gathered on it", name)
+    return list(dict.fromkeys(found))
+
+
+def restrict_host_candidates(dtls: RTCDtlsTransport, host_addresses: Sequence[str],
+                             public_addresses: Sequence[str]) -> None:
+    """Gather this transport's host candidates on ``host_addresses`` only (IPs or interface
+    names; empty: aioice's choice, every interface but loopback) and offer each one also under
+    every address of ``public_addresses`` (a 1:1 NAT forwarding the same port). Must run before
+    the local description is set (that is when aiortc gathers)."""
+    if not host_addresses and not public_addresses:
+        return
+    # Private attributes: aioice picks its host addresses itself, from every interface, in
+    # ``gather_candidates``; it has no parameter for them. This replaces that method on this one
+    # connection with the same steps over the configured addresses.
+    connection: Connection = dtls.transport.iceGatherer._connection  # noqa: SLF001 -- aioice has no host address parameter
+    gather_all = connection.gather_candidates
+
+    async def gather_candidates() -> None:
+        if connection._local_candidates_start:  # noqa: SLF001 -- same guard as aioice's
+            return
+        if not host_addresses:
+            await gather_all()
+        else:
+            connection._local_candidates_start = True  # noqa: SLF001 -- same steps as aioice's
+            addresses = interface_addresses(host_addresses)
+            results = await asyncio.gather(*(
+                connection.get_component_candidates(component=component, addresses=addresses)
+                for component in connection._components  # noqa: SLF001 -- same steps as aioice's
+            ))
+            for candidates in results:
+                connection._local_candidates += candidates  # noqa: SLF001 -- same steps as aioice's
+        mapped = [
+            Candidate(
+                foundation=candidate_foundation("srflx", "udp", public),
+                component=candidate.component, transport="udp",
+                priority=candidate_priority(candidate.component, "srflx"),
+                host=public, port=candidate.port, type="srflx",
+                related_address=candidate.host, related_port=candidate.port,
+            )
+            for candidate in connection.local_candidates if candidate.type == "host"
+            for public in public_addresses
+            if ipaddress.ip_address(public).version == ipaddress.ip_address(candidate.host).version
+        ]
+        connection._local_candidates += mapped  # noqa: SLF001 -- same steps as aioice's
+        connection._local_candidates_end = True  # noqa: SLF001 -- same steps as aioice's
+
+    # Replaces a method of one connection instance: the same gathering over chosen addresses.
+    connection.gather_candidates = gather_candidates  # type: ignore[method-assign]
 
 
 # -- the DTLS transport ---------------------------------------------------------------------
@@ -235,6 +318,13 @@ REQUIRED_INTERNALS: dict[str, Callable[[], bool]] = {
     "RTCDtlsTransport._get_stats": _has(RTCDtlsTransport, "_get_stats"),
     "RTCIceTransport._connection": lambda: _init_sets(RTCIceTransport, "_connection")(),
     "aioice Connection._nominated": lambda: _init_sets(Connection, "_nominated")(),
+    "aioice Connection._local_candidates / _start / _end / _components (host addresses)": (
+        lambda: all(_init_sets(Connection, name)() for name in (
+            "_local_candidates", "_local_candidates_start", "_local_candidates_end",
+            "_components"))
+        and hasattr(Connection, "get_component_candidates")
+    ),
+    "RTCIceGatherer._connection": lambda: _init_sets(RTCIceGatherer, "_connection")(),
     "RtpRouter.route_rtcp / ssrc_table / senders": lambda: (
         hasattr(RtpRouter, "route_rtcp")
         and _init_sets(RtpRouter, "ssrc_table")()

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc import sdp as aiortc_sdp
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 
-from relay.aiortc_adapter import install_sender, negotiated_codecs
+from relay.aiortc_adapter import install_sender, negotiated_codecs, restrict_host_candidates
 from relay.sender import PassthroughSender
 from rtcc.errors import CodecNotSupported, RtccError
 
@@ -153,10 +153,15 @@ async def answer_offer(
     offer_sdp: str,
     profile_level_id: str,
     make_sender: SenderFactory,
+    *,
+    host_addresses: Sequence[str] = (),
+    public_addresses: Sequence[str] = (),
 ) -> tuple[str, PassthroughSender]:
     """Apply the offer to a fresh peer connection and return the complete answer (all ICE
-    candidates gathered) and the relay's sender. The caller bounds it with a timeout."""
+    candidates gathered, host ones on ``host_addresses`` when given, each also offered under
+    ``public_addresses``) and the relay's sender. The caller bounds it with a timeout."""
     transceiver = pc.addTransceiver("video", direction="sendonly")
+    restrict_host_candidates(transceiver.sender.transport, host_addresses, public_addresses)
     transceiver.setCodecPreferences(_preferences(profile_level_id))
     sender = make_sender(transceiver.sender.transport)
     # Before the offer is applied: aiortc binds the sender while applying it.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from relay.history import DEFAULT_SLOTS
 
@@ -13,14 +13,29 @@ class IceServer:
 
     urls: str
     username: str | None = None
-    credential: str | None = None
+    credential: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
 class RelaySettings:
     ice_servers: tuple[IceServer, ...] = ()
     """No STUN/TURN by default: the server answers with its host candidates, which is what a
-    server reachable by its viewers needs (and no packet leaves for a public STUN server)."""
+    server reachable by its viewers needs (and no packet leaves for a public STUN server).
+    ``stun:`` servers are used by the server's own peer connections (to learn its public
+    address); ``turn:``/``turns:`` servers are handed to viewers (``Link`` headers) with
+    credentials minted per session from ``turn_secret``."""
+    turn_secret: str = field(default="", repr=False)
+    """The TURN server's shared secret (coturn ``static-auth-secret``); empty: TURN servers are
+    handed out with the username and credential written with them, if any."""
+    turn_ttl: float = 12 * 3600.0
+    """Seconds a minted TURN credential stays valid (it must outlive the view: the TURN server
+    refuses refreshes of an allocation once it expired)."""
+    host_addresses: tuple[str, ...] = ()
+    """Addresses (IP literals) or interface names (``eth0``) the server's host candidates are
+    gathered on; empty: every interface but loopback (aioice's default)."""
+    public_addresses: tuple[str, ...] = ()
+    """Public IP addresses that forward to the server's host candidates port for port (a 1:1
+    NAT); each is offered as a server-reflexive candidate beside every host candidate."""
     max_sessions: int = 1000
     """Viewers the process accepts at once; beyond it a WHEP POST gets 503."""
     max_sessions_per_user: int = 16

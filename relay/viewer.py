@@ -31,6 +31,7 @@ from relay.sender import PassthroughSender
 from relay.settings import RelaySettings
 from relay.srtp import ScratchBuffer
 from relay.timing import RtpClock
+from relay.turn import server_ice_servers
 from rtcc.access import MediaAccess, ViewGrant
 from rtcc.errors import CodecNotSupported, StreamClosed
 from rtcc.hub import Stream, Subscription
@@ -46,7 +47,7 @@ def _ice_configuration(settings: RelaySettings) -> RTCConfiguration:
         iceServers=[
             RTCIceServer(urls=server.urls, username=server.username,
                          credential=server.credential)
-            for server in settings.ice_servers
+            for server in server_ice_servers(settings)
         ]
     )
 
@@ -120,7 +121,9 @@ class ViewerSession:
 
         async with asyncio.timeout(self._settings.negotiate_timeout):
             answer, sender = await answer_offer(
-                self.pc, offer_sdp, profile_level_id, make_sender
+                self.pc, offer_sdp, profile_level_id, make_sender,
+                host_addresses=self._settings.host_addresses,
+                public_addresses=self._settings.public_addresses,
             )
         self.sender = sender.engine
         return answer

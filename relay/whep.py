@@ -7,6 +7,11 @@ are plain text: 400 malformed offer, 403 not allowed, 404 unknown camera, 415 a 
 cannot play, 429 the account holds its share of live views already (``max_sessions_per_user``,
 ``max_sessions_per_owner``), 503 camera unreachable or relay full.
 
+The ICE servers viewers should use (TURN with credentials minted per caller, ``relay.turn``) are
+announced as ``Link: <turn:...>; rel="ice-server"`` headers on the answer and on ``OPTIONS``
+(there only to a logged-in user who may watch), so a client can gather relay candidates for
+its offer.
+
 Consent is decided per camera by ``MediaAccess.open_view`` before any peer connection exists;
 ``close_view`` is called exactly once when the session ends, however it ends.
 """
@@ -22,6 +27,7 @@ from aiohttp import web
 from relay.negotiation import InvalidOffer, inspect_offer
 from relay.sessions import SESSIONS, RelaySessions
 from relay.settings import RelaySettings
+from relay.turn import link_headers, viewer_ice_servers
 from relay.viewer import ViewerSession
 from rtcc.access import ViewGrant
 from rtcc.appkeys import AUDIT, HUB, MEDIA_ACCESS, VIEW_ENFORCEMENT
@@ -215,8 +221,19 @@ async def _open(request: web.Request, registry: RelaySessions, camera_id: str, r
     headers = {"Location": f"/whep/{camera_id}/{session_id}"}
     if warnings:
         headers[WARNING_HEADER] = "; ".join(warnings)
-    return web.Response(status=201, text=answer, content_type="application/sdp",
-                        headers=_cors(request, headers))
+    response = web.Response(status=201, text=answer, content_type="application/sdp",
+                            headers=_cors(request, headers))
+    _add_ice_links(response, settings, grant.user or "viewer")
+    return response
+
+
+def _add_ice_links(response: web.Response, settings: RelaySettings, user: str) -> None:
+    """Announce the ICE servers (TURN credentials minted for this caller) as ``Link`` headers."""
+    servers = viewer_ice_servers(settings, user)
+    for value in link_headers(servers):
+        response.headers.add("Link", value)
+    if any(server.credential for server in servers):
+        response.headers["Cache-Control"] = "no-store"  # a credential for this caller alone
 
 
 def _failure_reason(exc: BaseException) -> str:
@@ -291,7 +308,15 @@ async def whep_options(request: web.Request) -> web.Response:
         headers = {"Allow": "OPTIONS, DELETE"}
     else:
         headers = {"Allow": "OPTIONS, POST", "Accept-Post": "application/sdp"}
-    return web.Response(status=204, headers=_cors(request, headers))
+    response = web.Response(status=204, headers=_cors(request, headers))
+    principal = principal_of(request)
+    if ("session_id" not in request.match_info and principal is not None
+            and principal.role in VIEW_ROLES):
+        # A client gathers its candidates before it POSTs, so it asks here which ICE servers
+        # to use. TURN credentials go only to those who may watch (a CORS preflight carries no
+        # cookie and gets none).
+        _add_ice_links(response, request.app[SESSIONS].settings, principal.username)
+    return response
 
 
 @staff()

@@ -146,6 +146,65 @@ class RelayConfig(_Model):
     """Live views one camera owner's account may hold at once."""
     connect_timeout: Annotated[float, Field(gt=0, le=120)] = 10.0
     """Seconds from the WHEP answer until the viewer's ICE and DTLS must be up."""
+    ice_servers: list[str] = Field(default_factory=list)
+    """STUN and TURN servers (``stun:HOST:PORT``, ``turn:HOST:PORT?transport=udp``,
+    ``turns:HOST:5349?transport=tcp``). Empty (default): none, the server offers its own
+    addresses only. STUN servers serve the server's own ICE (its public address); TURN servers
+    are handed to each viewer with credentials minted from ``turn_secret``."""
+    turn_secret: SecretStr = SecretStr("")
+    """The TURN server's shared secret (coturn ``use-auth-secret`` with ``static-auth-secret``);
+    required with a ``turn:`` server. Write it as ``${NAME}``."""
+    turn_ttl: Annotated[float, Field(ge=60, le=7 * 86400)] = 12 * 3600.0
+    """Seconds a minted TURN credential stays valid: longer than a view lasts (the TURN server
+    refuses to refresh an allocation whose credential expired)."""
+    host_addresses: list[str] = Field(default_factory=list)
+    """IP addresses or interface names (``eth0``) the server offers host candidates on. Empty
+    (default): every interface but loopback."""
+    public_addresses: list[str] = Field(default_factory=list)
+    """Public IP addresses that forward to this server port for port (a 1:1 NAT, a cloud
+    instance's elastic address): each host candidate is offered under them too."""
+
+    @field_validator("ice_servers")
+    @classmethod
+    def _ice_urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not re.fullmatch(r"stuns?:[^?:\s<>\"]+(:\d{1,5})?"
+                                r"|turns?:[^?:\s<>\"]+(:\d{1,5})?(\?transport=(udp|tcp))?", url):
+                raise ValueError(f"{url!r} is not a STUN or TURN URL such as stun:HOST:3478 or "
+                                 "turn:HOST:3478?transport=udp (transport udp or tcp; a host "
+                                 "name or IPv4 address)")
+        return value
+
+    @field_validator("host_addresses")
+    @classmethod
+    def _host_addresses(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_address(entry)
+            except ValueError:
+                if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,15}", entry):
+                    raise ValueError(f"{entry!r} is neither an IP address nor an interface "
+                                     "name such as eth0") from None
+        return value
+
+    @field_validator("public_addresses")
+    @classmethod
+    def _public_addresses(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_address(entry)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address such as 203.0.113.7"
+                                 ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _turn_needs_secret(self) -> RelayConfig:
+        turn = [url for url in self.ice_servers if url.startswith(("turn:", "turns:"))]
+        if turn and not self.turn_secret.get_secret_value():
+            raise ValueError(f"relay.turn_secret must be set to use {turn[0]}: viewers get "
+                             "TURN credentials minted from the TURN server's shared secret")
+        return self
 
 
 class VmsRtspConfig(_Model):

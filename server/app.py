@@ -64,6 +64,11 @@ def _relay_settings(settings: Settings) -> relay.RelaySettings:
         max_sessions_per_user=config.max_sessions_per_user,
         max_sessions_per_owner=config.max_sessions_per_owner,
         connect_timeout=config.connect_timeout,
+        ice_servers=tuple(relay.IceServer(url) for url in config.ice_servers),
+        turn_secret=config.turn_secret.get_secret_value(),
+        turn_ttl=config.turn_ttl,
+        host_addresses=tuple(config.host_addresses),
+        public_addresses=tuple(config.public_addresses),
     )
 
 

@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.fixtures.redis_server",
     "tests.fixtures.postgres",
     "tests.fixtures.browser",
+    "tests.fixtures.coturn",
 ]

@@ -56,6 +56,38 @@
 
   function status(text) { $("status").textContent = text; }
 
+  /** The ICE servers of a WHEP Link header (rel="ice-server"): TURN with minted credentials. */
+  function parseIceLinks(header) {
+    const servers = [];
+    const links = /<([^>]*)>((?:\s*;\s*[A-Za-z-]+\s*=\s*(?:"(?:[^"\\]|\\.)*"|[^;,]*))*)/g;
+    for (const link of (header || "").matchAll(links)) {
+      const params = {};
+      const each = /;\s*([A-Za-z-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;,]*))/g;
+      for (const p of link[2].matchAll(each)) {
+        params[p[1].toLowerCase()] = p[2] === undefined ? p[3].trim() : p[2].replace(/\\(.)/g, "$1");
+      }
+      if (params.rel !== "ice-server") continue;
+      const server = { urls: link[1] };
+      if (params.username !== undefined && params.credential !== undefined) {
+        server.username = params.username;
+        server.credential = params.credential;
+      }
+      servers.push(server);
+    }
+    return servers;
+  }
+
+  // The offer must carry every candidate (the server does not trickle): ask for the ICE servers
+  // first. Without an answer the direct path is still tried.
+  async function iceServers(url) {
+    try {
+      const response = await fetch(url, { method: "OPTIONS", credentials: "same-origin" });
+      return parseIceLinks(response.headers.get("Link"));
+    } catch (err) {
+      return [];
+    }
+  }
+
   function waitForCandidates(pc, ms) {
     if (pc.iceGatheringState === "complete") return Promise.resolve();
     return new Promise((resolve) => {
@@ -72,7 +104,9 @@
     const purpose = $("purpose").value.trim();
     if (!purpose) { status("A purpose is required for every live view."); return; }
     const profile = $("profile").value;
-    const pc = new RTCPeerConnection();
+    const url = `/whep/${encodeURIComponent(cameraId)}?` +
+      new URLSearchParams({ profile, purpose }).toString();
+    const pc = new RTCPeerConnection({ iceServers: await iceServers(url) });
     state.pc = pc;
     state.firstFrameMs = null;
     pc.addTransceiver("video", { direction: "recvonly" });
@@ -86,8 +120,6 @@
     status("Connecting…");
     await pc.setLocalDescription(await pc.createOffer());
     await waitForCandidates(pc, 2000);
-    const url = `/whep/${encodeURIComponent(cameraId)}?` +
-      new URLSearchParams({ profile, purpose }).toString();
     state.postedAt = performance.now();
     let response;
     try {

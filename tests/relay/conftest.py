@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
 import pytest
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 import relay
-from relay.settings import RelaySettings
+from relay.settings import IceServer, RelaySettings
 from rtcc.access import ViewGrant
 from rtcc.appkeys import HUB, MEDIA_ACCESS
 from rtcc.hub import StreamHub, StreamSettings
+from rtcc.policy import Role
+from rtcc.principal import PRINCIPAL, Principal
+from tests.fixtures.coturn import TURN_SECRET, Coturn
 from tests.relay.clip import Clip, ClipSource, make_clip
 
 
@@ -91,8 +95,9 @@ async def start_server(
     cameras: dict[str, dict[str, Clip]],
     settings: RelaySettings | None = None,
     stream_settings: StreamSettings | None = None,
+    middlewares: Sequence[Middleware] = (),
 ) -> tuple[RelayServer, web.AppRunner]:
-    app = web.Application()
+    app = web.Application(middlewares=middlewares)
     hub = StreamHub()
     access = RecordingAccess()
     app[HUB] = hub
@@ -129,5 +134,29 @@ async def server(small_clip: Clip) -> AsyncIterator[RelayServer]:
     srv, runner = await start_server({"cam1": {"main": small_clip}})
     try:
         yield srv
+    finally:
+        await runner.cleanup()
+
+
+@web.middleware
+async def as_analyst(request: web.Request,
+                     handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                     ) -> web.StreamResponse:
+    """What the security middleware does for a logged-in analyst (the X-Test-Analyst header
+    stands in for the session cookie): the relay hands TURN credentials only to viewers."""
+    if request.headers.get("X-Test-Analyst"):
+        request[PRINCIPAL] = Principal(7, "analyst1", Role.ANALYST, None, "session")
+    return await handler(request)
+
+
+@pytest.fixture
+async def turn_server(small_clip: Clip, coturn: Coturn
+                      ) -> AsyncIterator[tuple[RelayServer, Coturn]]:
+    settings = RelaySettings(ice_servers=(IceServer(coturn.url),), turn_secret=TURN_SECRET,
+                             turn_ttl=600, host_addresses=("127.0.0.1",))
+    srv, runner = await start_server({"cam1": {"main": small_clip}}, settings,
+                                     middlewares=[as_analyst])
+    try:
+        yield srv, coturn
     finally:
         await runner.cleanup()

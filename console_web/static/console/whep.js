@@ -5,6 +5,7 @@
 import { csrfHeaders } from "./api.js";
 
 const GATHER_MS = 1500;
+const OPTIONS_TIMEOUT_MS = 5000;
 const POST_TIMEOUT_MS = 15000;
 const DELETE_TIMEOUT_MS = 5000;
 
@@ -32,12 +33,55 @@ function gathered(pc, ms) {
   });
 }
 
+const LINK = /<([^>]*)>((?:\s*;\s*[A-Za-z-]+\s*=\s*(?:"(?:[^"\\]|\\.)*"|[^;,]*))*)/g;
+const LINK_PARAM = /;\s*([A-Za-z-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;,]*))/g;
+
+/** The ICE servers announced in a Link header (rel="ice-server", RFC 9725 section 4.6). */
+export function parseIceLinks(header) {
+  const servers = [];
+  for (const link of (header || "").matchAll(LINK)) {
+    const params = {};
+    for (const param of link[2].matchAll(LINK_PARAM)) {
+      const quoted = param[2] === undefined ? undefined : param[2].replace(/\\(.)/g, "$1");
+      params[param[1].toLowerCase()] = quoted === undefined ? param[3].trim() : quoted;
+    }
+    if (params.rel !== "ice-server") continue;
+    const server = { urls: link[1] };
+    if (params.username !== undefined && params.credential !== undefined) {
+      server.username = params.username;
+      server.credential = params.credential;
+    }
+    servers.push(server);
+  }
+  return servers;
+}
+
+// The server does not trickle, so the offer must carry the TURN candidates: the ICE servers
+// (with credentials minted for this user) are asked for before the peer connection exists.
+// Without an answer the view still tries the direct path.
+async function iceServersFor(url) {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), OPTIONS_TIMEOUT_MS);
+  try {
+    const response = await fetch(url, {
+      method: "OPTIONS", credentials: "same-origin", signal: controller.signal,
+    });
+    return parseIceLinks(response.headers.get("Link"));
+  } catch (err) {
+    return [];
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /**
  * Open a view of one camera. Resolves to {pc, location, stream, url} once the answer is applied;
  * rejects with WhepError (status 0 when the server could not be reached).
  */
 export async function openView(cameraId, profile, query) {
-  const pc = new RTCPeerConnection();
+  const params = new URLSearchParams({ profile, ...query });
+  const url = `/whep/${encodeURIComponent(cameraId)}?${params.toString()}`;
+  const pc = new RTCPeerConnection({ iceServers: await iceServersFor(url) });
   const trackArrived = new Promise((resolve) => {
     pc.addEventListener("track", (event) => {
       resolve(event.streams[0] || new MediaStream([event.track]));
@@ -47,8 +91,6 @@ export async function openView(cameraId, profile, query) {
     pc.addTransceiver("video", { direction: "recvonly" });
     await pc.setLocalDescription(await pc.createOffer());
     await gathered(pc, GATHER_MS);
-    const params = new URLSearchParams({ profile, ...query });
-    const url = `/whep/${encodeURIComponent(cameraId)}?${params.toString()}`;
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), POST_TIMEOUT_MS);
     let response;

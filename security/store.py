@@ -101,12 +101,6 @@ CREATE TABLE IF NOT EXISTS incident_cameras (
     PRIMARY KEY (incident_id, camera_id)
 );
 CREATE INDEX IF NOT EXISTS incident_cameras_camera ON incident_cameras(camera_id);
-CREATE TABLE IF NOT EXISTS incident_approvals (
-    incident_id TEXT PRIMARY KEY REFERENCES incidents(id) ON DELETE CASCADE,
-    approved_by TEXT NOT NULL,
-    approved_at REAL NOT NULL,
-    reason TEXT NOT NULL DEFAULT ''
-);
 CREATE TABLE IF NOT EXISTS footage_requests (
     id TEXT PRIMARY KEY,
     camera_id TEXT NOT NULL,
@@ -313,14 +307,26 @@ FOR EACH STATEMENT EXECUTE FUNCTION audit_meta_written_once();
 """
 
 
+_INCIDENT_APPROVALS = """
+CREATE TABLE IF NOT EXISTS incident_approvals (
+    incident_id TEXT PRIMARY KEY REFERENCES incidents(id) ON DELETE CASCADE,
+    approved_by TEXT NOT NULL,
+    approved_at {real} NOT NULL,
+    reason TEXT NOT NULL DEFAULT ''
+)
+"""
 
 SCHEMA = StoreSchema(
     name="security",
-    migrations=(Migration(1, "first schema", sqlite=_SQLITE_SCHEMA,
-                          postgresql=_POSTGRESQL_SCHEMA),),
+    migrations=(
+        Migration(1, "first schema", sqlite=_SQLITE_SCHEMA, postgresql=_POSTGRESQL_SCHEMA),
+        Migration(2, "supervisor approvals of incidents (two-person rule)",
+                  sqlite=_INCIDENT_APPROVALS.format(real="REAL"),
+                  postgresql=_INCIDENT_APPROVALS.format(real="DOUBLE PRECISION")),
+    ),
     tables=("users", "login_failures", "sessions", "api_tokens", "incidents",
-            "incident_cameras", "footage_requests", "grants", "audit", "audit_head",
-            "audit_meta"),
+            "incident_cameras", "incident_approvals", "footage_requests", "grants", "audit",
+            "audit_head", "audit_meta"),
     sqlite_file=STORE_FILE,
     verify=verify_copied_chain,
 )

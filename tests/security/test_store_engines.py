@@ -213,7 +213,7 @@ def test_an_installations_existing_file_opens_unchanged(tmp_path: Path) -> None:
     with open_tables(engine_settings(data, "")) as tables:
         assert tables.conn.fetchone("SELECT username FROM users WHERE lower(username) = ?",
                                     ("old.admin",))["username"] == "Old.Admin"
-        assert tables.conn.scalar("SELECT COUNT(*) FROM schema_migrations") == 1
+        assert tables.conn.scalar("SELECT COUNT(*) FROM schema_migrations") == len(SCHEMA.migrations)
         writer = AuditWriter(tables, FakeClock())
         writer.append(actor="new", role="admin", action="server.start")
         result = verify_chain(tables)

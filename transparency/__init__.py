@@ -1,0 +1,1 @@
+"""Public transparency: the crime map, response metrics and open data."""

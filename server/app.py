@@ -24,6 +24,7 @@ from rtcc.hub import StreamHub
 from rtcc.workers import WorkerPool
 from security import add_routes as add_security_routes
 from security import security_context, security_middleware
+from server import cluster as cluster_node
 from server import ops_routes
 from server.camera_sync import camera_sync_context
 from server.security_headers import security_headers_on_prepare
@@ -66,7 +67,7 @@ def _relay_settings(settings: Settings) -> relay.RelaySettings:
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[security_middleware],
+    app = web.Application(middlewares=[security_middleware, cluster_node.cluster_middleware],
                           client_max_size=16 * 1024**2)
     app[SETTINGS] = settings
     app.on_response_prepare.append(security_headers_on_prepare)
@@ -80,7 +81,9 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(agent_server.cleanup_ctx)  # after the hub: agent cameras are streams
     app.cleanup_ctx.append(evidence_context)  # after security and hub: records streams
     app.cleanup_ctx.append(tip_line.tips_context)  # needs SECRET_BOX and WORKERS
+    app.cleanup_ctx.append(cluster_node.cluster_context)  # needs the hub; leaves first
     ops_routes.add_routes(app)
+    cluster_node.add_routes(app)
     # -- packages add their routes below (each module exposes add_routes(app)) --
     add_security_routes(app)
     relay.add_routes(app, _relay_settings(settings))

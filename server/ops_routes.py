@@ -10,6 +10,7 @@ from aiohttp import web
 from rtcc import __version__, metrics
 from rtcc.appkeys import DATABASE, HUB
 from rtcc.policy import public, staff
+from server.cluster import metrics_lines
 from server.db_health import DATABASE_PROBE, DatabaseProbe, render_metrics
 
 
@@ -36,7 +37,8 @@ async def streams(request: web.Request) -> web.Response:
 @staff()
 async def prometheus(request: web.Request) -> web.Response:
     database = await request.app[DATABASE_PROBE].check()
-    body = metrics.render(request.app[HUB].stats()) + render_metrics(database)
+    body = (metrics.render(request.app[HUB].stats()) + render_metrics(database)
+            + await metrics_lines(request.app))
     return web.Response(text=body, content_type="text/plain", charset="utf-8",
                         headers={"X-Prometheus-Format": "0.0.4"})
 

@@ -25,6 +25,7 @@ from aiohttp.streams import EMPTY_PAYLOAD
 from aiohttp.web_protocol import RequestHandler
 
 from rtcc.config import Settings
+from server import cluster
 from server.app import create_app
 from tips import ANONYMOUS_PREFIX
 
@@ -192,6 +193,7 @@ async def serving(settings: Settings) -> AsyncIterator[str]:
             port = runner.addresses[0][1]
         host = settings.server.host
         shown_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
+        await cluster.join(app, f"{scheme}://{shown_host}:{port}", port)
         yield settings.server.public_url.rstrip("/") or f"{scheme}://{shown_host}:{port}"
     finally:
         await runner.cleanup()

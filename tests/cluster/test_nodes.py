@@ -1,0 +1,149 @@
+"""Three ``rtcc serve`` nodes on loopback with one PostgreSQL, one redis-server and a GStreamer
+camera: a viewer on any node watches a camera pulled by one node; the camera moves when its node
+is killed; a revocation on one node ends a view on another; the camera is never pulled twice."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.cluster.nodes import CAMERA, PURPOSE, Cluster, get_json, pulled_by
+from tests.fixtures.auth import PASSWORD, bearer
+from tests.fixtures.camsim import CamsimHandle
+from tests.fixtures.canary import BOOTSTRAP_TOKEN
+from tests.relay.whep_client import WhepError, WhepViewer
+
+pytestmark = pytest.mark.slow
+ADMIN = bearer(BOOTSTRAP_TOKEN)
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, redis_url: str, postgres_url: str,
+            camsim: CamsimHandle) -> Iterator[Cluster]:
+    nodes = Cluster(tmp_path, redis_url, postgres_url, camsim.url("open"))
+    try:
+        yield nodes
+    finally:
+        nodes.close()
+
+
+async def _watch(base_url: str, headers: dict[str, str], http: aiohttp.ClientSession,
+                 deadline_s: float = 60.0) -> WhepViewer:
+    """A viewer that decodes frames, posting again while the cluster answers 503."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        viewer = WhepViewer(base_url, CAMERA, headers=headers, query=PURPOSE)
+        try:
+            await viewer.connect(http)
+            await viewer.wait_first_frame(timeout=20)
+            return viewer
+        except WhepError as exc:
+            await viewer.close()
+            if exc.status != 503 or time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.25)
+        except BaseException:
+            await viewer.close()
+            raise
+
+
+async def _served_once(http: aiohttp.ClientSession, cluster: Cluster) -> list[str]:
+    pulled = await pulled_by(http, cluster, ADMIN)
+    assert len(pulled) <= 1, f"camera pulled by {pulled} at once"
+    return pulled
+
+
+async def test_a_camera_pulled_by_one_node_is_watched_through_another_and_moves_when_it_dies(
+        cluster: Cluster) -> None:
+    a = await cluster.start("node-a")  # first: it seeds the catalog and the administrator
+    b = await cluster.start("node-b")
+    c = await cluster.start("node-c")
+    async with aiohttp.ClientSession() as http:
+        status = await get_json(http, f"{c.url}/api/cluster", ADMIN)
+        assert sorted(n["node_id"] for n in status["nodes"] if n["alive"]) == [
+            "node-a", "node-b", "node-c"]
+
+        on_a = await _watch(a.url, ADMIN, http)
+        assert on_a.response_headers["RTCC-Cluster-Node"] == "node-a"
+        on_b = await _watch(b.url, ADMIN, http)
+        # Node B passed the signalling to node A, which pulls the camera and sends the media.
+        assert on_b.response_headers["RTCC-Cluster-Node"] == "node-a"
+        await on_b.wait_frames(on_b.decoded.count + 15)
+        assert await _served_once(http, cluster) == ["node-a"]
+        leases = (await get_json(http, f"{b.url}/api/cluster", ADMIN))["leases"]
+        assert leases == {CAMERA: "node-a"}
+        async with http.get(f"{c.url}/metrics", headers=ADMIN) as r:
+            metrics = await r.text()
+        assert 'rtcc_cluster_nodes{state="alive"} 3' in metrics
+        assert 'rtcc_cluster_node_leases{node="node-a"} 1' in metrics
+        # The viewer's DELETE reaches node A through node B too.
+        async with http.delete(f"{b.url}{on_a.location}", headers=ADMIN) as r:
+            assert r.status == 200, await r.text()
+        await on_a.close()
+
+        a.kill()
+        killed = time.monotonic()
+        await on_b.close()
+        moved_at = None
+        again = await _watch(b.url, ADMIN, http, deadline_s=60)
+        decoding = time.monotonic() - killed
+        leases = (await get_json(http, f"{b.url}/api/cluster", ADMIN))["leases"]
+        moved_to = leases.get(CAMERA)
+        assert moved_to in ("node-b", "node-c")
+        assert again.response_headers["RTCC-Cluster-Node"] == moved_to
+        moved_at = decoding
+        await again.wait_frames(again.decoded.count + 15)
+        assert await _served_once(http, cluster) == [moved_to]
+        print(f"\nfailover: camera served by {moved_to} and decoded again "
+              f"{moved_at:.2f} s after node A was killed")
+        await again.delete(http)
+        await again.close()
+    assert b.stop() == 0, b.stderr()
+    assert c.stop() == 0, c.stderr()
+
+
+async def test_a_revocation_on_one_node_ends_a_view_served_by_another(cluster: Cluster) -> None:
+    a = await cluster.start("node-a")
+    b = await cluster.start("node-b")
+    c = await cluster.start("node-c")
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{c.url}/api/users", headers=ADMIN, json={
+                "username": "analyst1", "role": "analyst", "password": PASSWORD}) as r:
+            assert r.status == 201, await r.text()
+            user_id = (await r.json())["user"]["id"]
+        async with http.post(f"{c.url}/api/users/{user_id}/tokens", headers=ADMIN,
+                             json={"name": "wall"}) as r:
+            assert r.status == 201, await r.text()
+            issued = await r.json()
+        analyst = bearer(issued["token"])
+
+        holder = await _watch(a.url, ADMIN, http)  # node A pulls the camera
+        viewer = await _watch(b.url, analyst, http)
+        assert viewer.response_headers["RTCC-Cluster-Node"] == "node-a"
+
+        async def analyst_views_on_a() -> int:
+            stats = await get_json(http, f"{a.url}/api/relay/sessions", ADMIN)
+            return sum(1 for s in stats["sessions"] if s.get("user") == "analyst1")
+
+        assert await analyst_views_on_a() == 1
+        async with http.delete(f"{c.url}/api/tokens/{issued['id']}", headers=ADMIN) as r:
+            assert r.status == 200, await r.text()
+        revoked = time.monotonic()
+        # The periodic check is a minute away: only the cluster's message can end it sooner.
+        deadline = revoked + 20
+        while await analyst_views_on_a() and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        assert await analyst_views_on_a() == 0
+        print(f"\nrevocation on node C ended the view on node A after "
+              f"{time.monotonic() - revoked:.2f} s")
+        assert holder.decoded.count > 0
+        await holder.delete(http)
+        await holder.close()
+        await viewer.close()
+    for node in (a, b, c):
+        assert node.stop() == 0, node.stderr()

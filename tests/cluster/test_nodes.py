@@ -5,9 +5,12 @@ is killed; a revocation on one node ends a view on another; the camera is never 
 from __future__ import annotations
 
 import asyncio
+import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -16,6 +19,7 @@ from tests.cluster.nodes import CAMERA, PURPOSE, Cluster, get_json, pulled_by
 from tests.fixtures.auth import PASSWORD, bearer
 from tests.fixtures.camsim import CamsimHandle
 from tests.fixtures.canary import BOOTSTRAP_TOKEN
+from tests.fixtures.redis_server import RedisServer, start_redis
 from tests.relay.whep_client import WhepError, WhepViewer
 
 pytestmark = pytest.mark.slow
@@ -147,3 +151,57 @@ async def test_a_revocation_on_one_node_ends_a_view_served_by_another(cluster: C
         await viewer.close()
     for node in (a, b, c):
         assert node.stop() == 0, node.stderr()
+
+
+def _restart(server: RedisServer) -> None:
+    """Stop the redis-server (its data is gone: no persistence) and start it on the same port."""
+    server.process.terminate()
+    server.process.wait(timeout=10)
+    server.process = subprocess.Popen(
+        [shutil.which("redis-server") or "redis-server", "--port", str(server.port),
+         "--bind", server.host, "--save", "", "--appendonly", "no", "--loglevel", "warning"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            if server.command("PING", timeout=1.0) == b"+PONG":
+                return
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, "redis-server did not come back"
+        time.sleep(0.05)
+
+
+async def test_the_cluster_recovers_when_redis_restarts_empty(
+        tmp_path: Path, postgres_url: str, camsim: CamsimHandle) -> None:
+    redis = start_redis(tmp_path)
+    nodes = Cluster(tmp_path, redis.url, postgres_url, camsim.url("open"))
+    try:
+        a = await nodes.start("node-a")
+        b = await nodes.start("node-b")
+        async with aiohttp.ClientSession() as http:
+            viewer = await _watch(a.url, ADMIN, http)
+            await asyncio.to_thread(_restart, redis)
+            # Live views do not depend on Redis: the viewer keeps decoding meanwhile.
+            await viewer.wait_frames(viewer.decoded.count + 30, timeout=30)
+            # The nodes announce themselves again and node A takes its camera's lease back.
+            deadline = time.monotonic() + 30
+            status: dict[str, Any] = {}
+            while time.monotonic() < deadline:
+                status = await get_json(http, f"{b.url}/api/cluster", ADMIN)
+                alive = sorted(n["node_id"] for n in status["nodes"] if n["alive"])
+                if alive == ["node-a", "node-b"] and status["leases"] == {CAMERA: "node-a"}:
+                    break
+                await asyncio.sleep(0.2)
+            assert status["leases"] == {CAMERA: "node-a"}, status
+            second = await _watch(b.url, ADMIN, http)
+            assert second.response_headers["RTCC-Cluster-Node"] == "node-a"
+            assert await _served_once(http, nodes) == ["node-a"]
+            for each in (viewer, second):
+                await each.close()
+        assert a.stop() == 0, a.stderr()
+        assert b.stop() == 0, b.stderr()
+    finally:
+        nodes.close()
+        redis.process.kill()
+        redis.process.wait()

@@ -80,6 +80,8 @@ class ClusterNode:
         self._closed = False
         self.joined = False
         self.lost_leases = 0
+        self.forwarded = 0
+        """Viewer requests this node passed on to the node serving their camera."""
 
     # -- membership -----------------------------------------------------------------------------
 

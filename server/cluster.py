@@ -99,14 +99,21 @@ async def cluster_context(app: web.Application) -> AsyncIterator[None]:
             await node.aclose()
 
 
-async def join(app: web.Application, url: str, port: int) -> None:
-    """Join the cluster once the server listens at ``url`` (nothing when not clustered)."""
+async def join(app: web.Application, url: str, port: int, *, worker: int | None = None,
+               own_port: int | None = None) -> None:
+    """Join the cluster once the server listens at ``url`` on ``port`` (nothing when not
+    clustered). Worker ``worker`` of ``--workers`` is node ``NODE_ID-wWORKER``, reached on its
+    own port (``{port}`` in ``cluster.advertise_url``)."""
     node = app.get(CLUSTER)
     if node is None:
         return
     config = app[SETTINGS].cluster
-    await node.join(config.advertise_url.rstrip("/") or url,
-                    config.node_id or cluster.default_node_id(port))
+    node_id = config.node_id or cluster.default_node_id(port)
+    advertise = config.advertise_url.rstrip("/")
+    if worker is not None:
+        node_id = f"{node_id}-w{worker}"
+        advertise = advertise.replace("{port}", str(own_port)) if "{port}" in advertise else ""
+    await node.join(advertise or url, node_id)
 
 
 def _secret(request: web.Request) -> bytes:
@@ -204,6 +211,7 @@ async def _forward(request: web.Request, node: ClusterNode, target: str,
                    url: str) -> web.Response:
     """Pass the viewer's request to node ``target`` and its answer back, unchanged."""
     body = await request.read()
+    node.forwarded += 1
     headers = CIMultiDict((name, value) for name, value in request.headers.items()
                           if name.lower() not in _HOP_BY_HOP)
     headers[cluster.HOP_HEADER] = cluster.sign(_secret(request), node.node_id, request.method,
@@ -238,6 +246,7 @@ async def cluster_status(request: web.Request) -> web.Response:
         "enabled": True, "node": node.node_id, "url": node.url,
         "nodes": [info.as_json() for info in nodes],
         "leases": dict(sorted(leases.items())), "lost_leases": node.lost_leases,
+        "forwarded": node.forwarded,
     })
 
 
@@ -255,7 +264,8 @@ async def metrics_lines(app: web.Application) -> str:
     lines = ["rtcc_cluster_redis_up 1",
              f'rtcc_cluster_nodes{{state="alive"}} {alive}',
              f'rtcc_cluster_nodes{{state="dead"}} {len(nodes) - alive}',
-             f"rtcc_cluster_lost_leases_total {node.lost_leases}"]
+             f"rtcc_cluster_lost_leases_total {node.lost_leases}",
+             f"rtcc_cluster_forwarded_total {node.forwarded}"]
     held: dict[str, int] = {}
     for holder in leases.values():
         held[holder] = held.get(holder, 0) + 1

@@ -88,13 +88,13 @@ class Cluster:
         path.write_text(yaml.safe_dump(document))
         return path
 
-    async def start(self, name: str) -> Node:
+    async def start(self, name: str, *, workers: int = 1) -> Node:
         config = self.config(name)
         log = self.tmp_path / f"{name}.log"
         with log.open("w") as stderr:
             process = subprocess.Popen(
                 [sys.executable, "-m", "server", "serve", "--config", str(config),
-                 "--port", "0"],
+                 "--port", "0", "--workers", str(workers)],
                 cwd=ROOT, stdout=subprocess.PIPE, stderr=stderr, text=True, env=self.env())
         node = Node(name, config, log, process)
         self.nodes[name] = node
@@ -118,7 +118,7 @@ def _listening(node: Node) -> str:
         if not line:
             raise AssertionError(f"node {node.name} exited before listening:\n{node.stderr()}")
         if "listening on" in line:
-            return line.rsplit(" ", 1)[-1].strip()
+            return line.split("listening on ", 1)[1].split()[0]
     raise AssertionError(f"node {node.name} did not listen within 90 s:\n{node.stderr()}")
 
 

@@ -205,3 +205,33 @@ async def test_the_cluster_recovers_when_redis_restarts_empty(
         nodes.close()
         redis.process.kill()
         redis.process.wait()
+
+
+async def test_workers_share_one_port_and_pull_each_camera_once(cluster: Cluster) -> None:
+    node = await cluster.start("machine", workers=2)
+    async with aiohttp.ClientSession() as http:
+        status = await get_json(http, f"{node.url}/api/cluster", ADMIN)
+        alive = sorted((n["node_id"], n["url"]) for n in status["nodes"] if n["alive"])
+        assert [node_id for node_id, _ in alive] == ["machine-w0", "machine-w1"]
+        assert len({url for _, url in alive} | {node.url}) == 3  # each worker's own port
+        # New connections land on either worker (the kernel's choice); each viewer is
+        # served by the worker holding the camera, which pulls it alone.
+        viewers = [await _watch(node.url, ADMIN, http) for _ in range(4)]
+        served = {viewer.response_headers["RTCC-Cluster-Node"] for viewer in viewers}
+        leases = (await get_json(http, f"{node.url}/api/cluster", ADMIN))["leases"]
+        assert len(served) == 1
+        assert leases == {CAMERA: served.pop()}
+        for viewer in viewers:
+            await viewer.wait_frames(viewer.decoded.count + 10)
+            await viewer.close()
+        # Twenty new connections: the worker not holding the camera gets some of them (the
+        # kernel hashes each connection's addresses) and passes them on.
+        for _ in range(20):
+            async with aiohttp.ClientSession() as fresh, fresh.post(
+                    f"{node.url}/whep/{CAMERA}", data="v=0\r\n", params=PURPOSE,
+                    headers={**ADMIN, "Content-Type": "application/sdp"}) as r:
+                assert r.status == 400
+                assert r.headers.get("RTCC-Cluster-Node") is None  # refused before a view
+        other = next(url for node_id, url in alive if node_id != leases[CAMERA])
+        assert (await get_json(http, f"{other}/api/cluster", ADMIN))["forwarded"] > 0
+    assert node.stop() == 0, node.stderr()

@@ -31,7 +31,7 @@ from rtcc.appkeys import HUB, SETTINGS, VIEW_ENFORCEMENT
 from rtcc.hub import StreamHub
 from rtcc.media import StreamState
 from rtcc.policy import staff
-from rtcc.principal import principal_of
+from rtcc.principal import CLIENT_ADDRESS, client_address, principal_of
 
 log = logging.getLogger(__name__)
 
@@ -158,11 +158,15 @@ async def _whep(request: web.Request, handler: Handler, node: ClusterNode,
     camera_id = request.match_info["camera_id"]
     hop = request.headers.get(cluster.HOP_HEADER)
     if hop is not None:
+        viewer = request.headers.get(cluster.CLIENT_HEADER, "")
         try:
-            sender = cluster.verify(_secret(request), hop, request.method, request.path_qs, b"")
+            sender = cluster.verify(_secret(request), hop, request.method, request.path_qs,
+                                    viewer)
         except cluster.HopRefused as exc:
             log.warning("refused an internal request for %s: %s", request.path, exc)
             raise web.HTTPForbidden(text=str(exc)) from None
+        if viewer:  # the audit names the viewer, not the node that passed the request on
+            request[CLIENT_ADDRESS] = viewer
         if request.method == "POST":
             try:
                 holder = await node.take(camera_id)
@@ -214,8 +218,10 @@ async def _forward(request: web.Request, node: ClusterNode, target: str,
     node.forwarded += 1
     headers = CIMultiDict((name, value) for name, value in request.headers.items()
                           if name.lower() not in _HOP_BY_HOP)
+    viewer = client_address(request)
+    headers[cluster.CLIENT_HEADER] = viewer
     headers[cluster.HOP_HEADER] = cluster.sign(_secret(request), node.node_id, request.method,
-                                               request.path_qs, b"")
+                                               request.path_qs, viewer)
     try:
         async with request.app[_HTTP].request(request.method, url + request.path_qs,
                                               data=body, headers=headers,

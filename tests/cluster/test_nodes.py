@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.cluster.nodes import CAMERA, PURPOSE, Cluster, get_json, pulled_by
+from tests.cluster.nodes import CAMERA, PURPOSE, Cluster, Node, get_json, pulled_by
 from tests.fixtures.auth import PASSWORD, bearer
 from tests.fixtures.camsim import CamsimHandle
 from tests.fixtures.canary import BOOTSTRAP_TOKEN
@@ -24,6 +24,7 @@ from tests.relay.whep_client import WhepError, WhepViewer
 
 pytestmark = pytest.mark.slow
 ADMIN = bearer(BOOTSTRAP_TOKEN)
+NODE = "RTCC-Cluster-Node"
 
 
 @pytest.fixture
@@ -62,33 +63,42 @@ async def _served_once(http: aiohttp.ClientSession, cluster: Cluster) -> list[st
     return pulled
 
 
+async def _start(cluster: Cluster, count: int) -> list[Node]:
+    # One after the other: the first seeds the catalog and creates the administrator.
+    return [await cluster.start(f"node-{i + 1}") for i in range(count)]
+
+
+def _puller_first(cluster: Cluster, nodes: list[Node], first: WhepViewer) -> list[Node]:
+    """The nodes, the one serving ``first`` (the least loaded when it asked) first."""
+    puller = cluster.nodes[first.response_headers[NODE]]
+    return [puller, *(node for node in nodes if node is not puller)]
+
+
 async def test_a_camera_pulled_by_one_node_is_watched_through_another_and_moves_when_it_dies(
         cluster: Cluster) -> None:
-    a = await cluster.start("node-a")  # first: it seeds the catalog and the administrator
-    b = await cluster.start("node-b")
-    c = await cluster.start("node-c")
+    nodes = await _start(cluster, 3)
     async with aiohttp.ClientSession() as http:
-        status = await get_json(http, f"{c.url}/api/cluster", ADMIN)
+        status = await get_json(http, f"{nodes[2].url}/api/cluster", ADMIN)
         assert sorted(n["node_id"] for n in status["nodes"] if n["alive"]) == [
-            "node-a", "node-b", "node-c"]
+            "node-1", "node-2", "node-3"]
 
-        on_a = await _watch(a.url, ADMIN, http)
-        assert on_a.response_headers["RTCC-Cluster-Node"] == "node-a"
+        first = await _watch(nodes[0].url, ADMIN, http)
+        a, b, c = _puller_first(cluster, nodes, first)
         on_b = await _watch(b.url, ADMIN, http)
         # Node B passed the signalling to node A, which pulls the camera and sends the media.
-        assert on_b.response_headers["RTCC-Cluster-Node"] == "node-a"
+        assert on_b.response_headers[NODE] == a.name
         await on_b.wait_frames(on_b.decoded.count + 15)
-        assert await _served_once(http, cluster) == ["node-a"]
+        assert await _served_once(http, cluster) == [a.name]
         leases = (await get_json(http, f"{b.url}/api/cluster", ADMIN))["leases"]
-        assert leases == {CAMERA: "node-a"}
+        assert leases == {CAMERA: a.name}
         async with http.get(f"{c.url}/metrics", headers=ADMIN) as r:
             metrics = await r.text()
         assert 'rtcc_cluster_nodes{state="alive"} 3' in metrics
-        assert 'rtcc_cluster_node_leases{node="node-a"} 1' in metrics
-        # The viewer's DELETE reaches node A through node B too.
-        async with http.delete(f"{b.url}{on_a.location}", headers=ADMIN) as r:
+        assert f'rtcc_cluster_node_leases{{node="{a.name}"}} 1' in metrics
+        # A viewer's DELETE reaches node A through node B too.
+        async with http.delete(f"{b.url}{first.location}", headers=ADMIN) as r:
             assert r.status == 200, await r.text()
-        await on_a.close()
+        await first.close()
 
         a.kill()
         killed = time.monotonic()
@@ -96,14 +106,15 @@ async def test_a_camera_pulled_by_one_node_is_watched_through_another_and_moves_
         again = await _watch(b.url, ADMIN, http, deadline_s=60)
         leases = (await get_json(http, f"{b.url}/api/cluster", ADMIN))["leases"]
         moved_to = leases.get(CAMERA)
-        assert moved_to in ("node-b", "node-c")
-        assert again.response_headers["RTCC-Cluster-Node"] == moved_to
+        assert moved_to in (b.name, c.name)
+        assert again.response_headers[NODE] == moved_to
         await again.wait_frames(again.decoded.count + 15)
         assert await _served_once(http, cluster) == [moved_to]
         assert again.decoded.first_at is not None
-        print(f"\nfailover: camera taken by {moved_to} (the answer to the first POST it "
-              f"accepted) {again.posted_at - killed:.2f} s and decoded again "
-              f"{again.decoded.first_at - killed:.2f} s after node A was killed")
+        print(f"\nfailover: the first POST {moved_to} accepted was sent "
+              f"{again.posted_at - killed:.2f} s and its viewer decoded again "
+              f"{again.decoded.first_at - killed:.2f} s after {a.name}, which pulled the "
+              "camera, was killed")
         await again.delete(http)
         await again.close()
     assert b.stop() == 0, b.stderr()
@@ -111,10 +122,10 @@ async def test_a_camera_pulled_by_one_node_is_watched_through_another_and_moves_
 
 
 async def test_a_revocation_on_one_node_ends_a_view_served_by_another(cluster: Cluster) -> None:
-    a = await cluster.start("node-a")
-    b = await cluster.start("node-b")
-    c = await cluster.start("node-c")
+    nodes = await _start(cluster, 3)
     async with aiohttp.ClientSession() as http:
+        holder = await _watch(nodes[0].url, ADMIN, http)
+        a, b, c = _puller_first(cluster, nodes, holder)
         async with http.post(f"{c.url}/api/users", headers=ADMIN, json={
                 "username": "analyst1", "role": "analyst", "password": PASSWORD}) as r:
             assert r.status == 201, await r.text()
@@ -125,9 +136,8 @@ async def test_a_revocation_on_one_node_ends_a_view_served_by_another(cluster: C
             issued = await r.json()
         analyst = bearer(issued["token"])
 
-        holder = await _watch(a.url, ADMIN, http)  # node A pulls the camera
         viewer = await _watch(b.url, analyst, http)
-        assert viewer.response_headers["RTCC-Cluster-Node"] == "node-a"
+        assert viewer.response_headers[NODE] == a.name
 
         async def analyst_views_on_a() -> int:
             stats = await get_json(http, f"{a.url}/api/relay/sessions", ADMIN)
@@ -142,7 +152,7 @@ async def test_a_revocation_on_one_node_ends_a_view_served_by_another(cluster: C
         while await analyst_views_on_a() and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
         assert await analyst_views_on_a() == 0
-        print(f"\nrevocation on node C ended the view on node A after "
+        print(f"\nrevocation on {c.name} ended the view on {a.name} after "
               f"{time.monotonic() - revoked:.2f} s")
         assert holder.decoded.count > 0
         await holder.delete(http)
@@ -176,26 +186,27 @@ async def test_the_cluster_recovers_when_redis_restarts_empty(
     redis = start_redis(tmp_path)
     nodes = Cluster(tmp_path, redis.url, postgres_url, camsim.url("open"))
     try:
-        a = await nodes.start("node-a")
-        b = await nodes.start("node-b")
+        started = await _start(nodes, 2)
         async with aiohttp.ClientSession() as http:
-            viewer = await _watch(a.url, ADMIN, http)
+            viewer = await _watch(started[0].url, ADMIN, http)
+            a, b = _puller_first(nodes, started, viewer)
             await asyncio.to_thread(_restart, redis)
             # Live views do not depend on Redis: the viewer keeps decoding meanwhile.
             await viewer.wait_frames(viewer.decoded.count + 30, timeout=30)
-            # The nodes announce themselves again and node A takes its camera's lease back.
+            # The nodes announce themselves again and node A, which pulls the camera, takes its
+            # lease back.
             deadline = time.monotonic() + 30
             status: dict[str, Any] = {}
             while time.monotonic() < deadline:
                 status = await get_json(http, f"{b.url}/api/cluster", ADMIN)
                 alive = sorted(n["node_id"] for n in status["nodes"] if n["alive"])
-                if alive == ["node-a", "node-b"] and status["leases"] == {CAMERA: "node-a"}:
+                if alive == ["node-1", "node-2"] and status["leases"] == {CAMERA: a.name}:
                     break
                 await asyncio.sleep(0.2)
-            assert status["leases"] == {CAMERA: "node-a"}, status
+            assert status["leases"] == {CAMERA: a.name}, status
             second = await _watch(b.url, ADMIN, http)
-            assert second.response_headers["RTCC-Cluster-Node"] == "node-a"
-            assert await _served_once(http, nodes) == ["node-a"]
+            assert second.response_headers[NODE] == a.name
+            assert await _served_once(http, nodes) == [a.name]
             for each in (viewer, second):
                 await each.close()
         assert a.stop() == 0, a.stderr()
@@ -216,7 +227,7 @@ async def test_workers_share_one_port_and_pull_each_camera_once(cluster: Cluster
         # New connections land on either worker (the kernel's choice); each viewer is
         # served by the worker holding the camera, which pulls it alone.
         viewers = [await _watch(node.url, ADMIN, http) for _ in range(4)]
-        served = {viewer.response_headers["RTCC-Cluster-Node"] for viewer in viewers}
+        served = {viewer.response_headers[NODE] for viewer in viewers}
         leases = (await get_json(http, f"{node.url}/api/cluster", ADMIN))["leases"]
         assert len(served) == 1
         assert leases == {CAMERA: served.pop()}
@@ -230,7 +241,7 @@ async def test_workers_share_one_port_and_pull_each_camera_once(cluster: Cluster
                     f"{node.url}/whep/{CAMERA}", data="v=0\r\n", params=PURPOSE,
                     headers={**ADMIN, "Content-Type": "application/sdp"}) as r:
                 assert r.status == 400
-                assert r.headers.get("RTCC-Cluster-Node") is None  # refused before a view
+                assert r.headers.get(NODE) is None  # refused before a view
         other = next(url for node_id, url in alive if node_id != leases[CAMERA])
         assert (await get_json(http, f"{other}/api/cluster", ADMIN))["forwarded"] > 0
     assert node.stop() == 0, node.stderr()

@@ -68,16 +68,18 @@ async def test_a_node_that_stops_announcing_is_dead_and_not_chosen(
 
 def test_the_hop_signature_is_refused_when_forged_replayed_late_or_moved() -> None:
     key = b"k" * 32
-    value = cluster.sign(key, "a", "POST", "/whep/cam?x=1", b"", now=1000.0)
-    assert cluster.verify(key, value, "POST", "/whep/cam?x=1", b"", now=1001.0) == "a"
+    value = cluster.sign(key, "a", "POST", "/whep/cam?x=1", "192.0.2.7", now=1000.0)
+    assert cluster.verify(key, value, "POST", "/whep/cam?x=1", "192.0.2.7", now=1001.0) == "a"
     with pytest.raises(cluster.HopRefused, match="does not match"):
-        cluster.verify(b"x" * 32, value, "POST", "/whep/cam?x=1", b"", now=1001.0)
+        cluster.verify(key, value, "POST", "/whep/cam?x=1", "192.0.2.8", now=1001.0)
     with pytest.raises(cluster.HopRefused, match="does not match"):
-        cluster.verify(key, value, "POST", "/whep/other?x=1", b"", now=1001.0)
+        cluster.verify(b"x" * 32, value, "POST", "/whep/cam?x=1", "192.0.2.7", now=1001.0)
+    with pytest.raises(cluster.HopRefused, match="does not match"):
+        cluster.verify(key, value, "POST", "/whep/other?x=1", "192.0.2.7", now=1001.0)
     with pytest.raises(cluster.HopRefused, match="too old"):
-        cluster.verify(key, value, "POST", "/whep/cam?x=1", b"", now=1100.0)
+        cluster.verify(key, value, "POST", "/whep/cam?x=1", "192.0.2.7", now=1100.0)
     with pytest.raises(cluster.HopRefused, match="malformed"):
-        cluster.verify(key, "a;1000", "POST", "/whep/cam?x=1", b"", now=1000.0)
+        cluster.verify(key, "a;1000", "POST", "/whep/cam?x=1", "192.0.2.7", now=1000.0)
 
 
 async def test_events_reach_every_node_and_a_camera_taken_elsewhere_is_stopped_here(

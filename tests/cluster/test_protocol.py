@@ -4,16 +4,22 @@ signed hop, events to every node."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from pydantic import ValidationError
 
 import cluster
 from cluster import ClusterNode, NodeLoad
 from cluster.leases import Leases
 from cluster.registry import SEEN_KEY, announce, least_loaded, nodes
+from rtcc.config import Settings
+from tests.fixtures.server_process import ROOT
 
 
 @pytest.fixture
@@ -116,3 +122,16 @@ async def test_events_reach_every_node_and_a_camera_taken_elsewhere_is_stopped_h
                 await asyncio.sleep(0.05)
         assert lost == [("cam", "b")]
         assert a.lost_leases == 1
+
+
+def test_a_cluster_without_its_secret_or_workers_without_a_cluster_are_refused(
+        tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match=r"cluster\.secret must hold at least 32"):
+        Settings.model_validate({"cluster": {"redis_url": "redis://127.0.0.1:1/0"}})
+    config = tmp_path / "one.yaml"
+    config.write_text(f"data_dir: {tmp_path / 'data'}\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "server", "serve", "--config", str(config), "--workers", "2"],
+        capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert result.returncode == 2
+    assert "--workers needs cluster.redis_url" in result.stderr

@@ -11,12 +11,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import pytest
 
+from rtcc.policy import Role
 from tests.cluster.nodes import CAMERA, PURPOSE, Cluster, Node, get_json, pulled_by
-from tests.fixtures.auth import PASSWORD, bearer
+from tests.fixtures.auth import PASSWORD, TestUser, bearer
 from tests.fixtures.camsim import CamsimHandle
 from tests.fixtures.canary import BOOTSTRAP_TOKEN
 from tests.fixtures.redis_server import RedisServer, start_redis
@@ -121,6 +123,19 @@ async def test_a_camera_pulled_by_one_node_is_watched_through_another_and_moves_
     assert c.stop() == 0, c.stderr()
 
 
+async def _views(http: aiohttp.ClientSession, a: Node, user: str) -> int:
+    stats = await get_json(http, f"{a.url}/api/relay/sessions", ADMIN)
+    return sum(1 for s in stats["sessions"] if s.get("user") == user)
+
+
+async def _ended(http: aiohttp.ClientSession, a: Node, user: str, since: float) -> float:
+    """Seconds from ``since`` until ``user`` has no view left on node ``a`` (at most 20)."""
+    while await _views(http, a, user) and time.monotonic() < since + 20:
+        await asyncio.sleep(0.1)
+    assert await _views(http, a, user) == 0
+    return time.monotonic() - since
+
+
 async def test_a_revocation_on_one_node_ends_a_view_served_by_another(cluster: Cluster) -> None:
     nodes = await _start(cluster, 3)
     async with aiohttp.ClientSession() as http:
@@ -129,7 +144,30 @@ async def test_a_revocation_on_one_node_ends_a_view_served_by_another(cluster: C
         async with http.post(f"{c.url}/api/users", headers=ADMIN, json={
                 "username": "analyst1", "role": "analyst", "password": PASSWORD}) as r:
             assert r.status == 201, await r.text()
-            user_id = (await r.json())["user"]["id"]
+            created = await r.json()
+            user_id = created["user"]["id"]
+        user = TestUser(id=user_id, username="analyst1", role=Role.ANALYST, password=PASSWORD,
+                        totp_secret=parse_qs(urlsplit(created["totp_uri"]).query)["secret"][0])
+
+        # A console's cookie session, logged in on node C, watches through node B; logging
+        # out on node C ends the view node A serves.
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser:
+            async with browser.post(f"{c.url}/api/login", json={
+                    "username": user.username, "password": user.password,
+                    "totp": user.next_code()}) as r:
+                assert r.status == 200, await r.text()
+                csrf = (await r.json())["csrf_token"]
+            console = {"Origin": b.url, "X-CSRF-Token": csrf}
+            tile = await _watch(b.url, console, browser)
+            assert tile.response_headers[NODE] == a.name
+            assert await _views(http, a, user.username) == 1
+            logout = time.monotonic()
+            async with browser.post(f"{c.url}/api/logout",
+                                    headers={"Origin": c.url, "X-CSRF-Token": csrf}) as r:
+                assert r.status == 200, await r.text()
+            print(f"\nlogout on {c.name} ended the view on {a.name} after "
+                  f"{await _ended(http, a, user.username, logout):.2f} s")
+            await tile.close()
         async with http.post(f"{c.url}/api/users/{user_id}/tokens", headers=ADMIN,
                              json={"name": "wall"}) as r:
             assert r.status == 201, await r.text()
@@ -138,22 +176,13 @@ async def test_a_revocation_on_one_node_ends_a_view_served_by_another(cluster: C
 
         viewer = await _watch(b.url, analyst, http)
         assert viewer.response_headers[NODE] == a.name
-
-        async def analyst_views_on_a() -> int:
-            stats = await get_json(http, f"{a.url}/api/relay/sessions", ADMIN)
-            return sum(1 for s in stats["sessions"] if s.get("user") == "analyst1")
-
-        assert await analyst_views_on_a() == 1
+        assert await _views(http, a, user.username) == 1
+        revoked = time.monotonic()
         async with http.delete(f"{c.url}/api/tokens/{issued['id']}", headers=ADMIN) as r:
             assert r.status == 200, await r.text()
-        revoked = time.monotonic()
         # The periodic check is a minute away: only the cluster's message can end it sooner.
-        deadline = revoked + 20
-        while await analyst_views_on_a() and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
-        assert await analyst_views_on_a() == 0
-        print(f"\nrevocation on {c.name} ended the view on {a.name} after "
-              f"{time.monotonic() - revoked:.2f} s")
+        print(f"revocation on {c.name} ended the view on {a.name} after "
+              f"{await _ended(http, a, user.username, revoked):.2f} s")
         assert holder.decoded.count > 0
         await holder.delete(http)
         await holder.close()

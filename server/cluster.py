@@ -214,7 +214,16 @@ def _mark(response: web.StreamResponse, node: ClusterNode) -> web.StreamResponse
 async def _forward(request: web.Request, node: ClusterNode, target: str,
                    url: str) -> web.Response:
     """Pass the viewer's request to node ``target`` and its answer back, unchanged."""
-    body = await request.read()
+    limit = request.app[SESSIONS].settings.max_offer_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length,
+                                            text=f"the offer is larger than {limit} bytes")
+    body = bytearray()
+    async for chunk in request.content.iter_chunked(16384):
+        body += chunk
+        if len(body) > limit:
+            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(body),
+                                                text=f"the offer is larger than {limit} bytes")
     node.forwarded += 1
     headers = CIMultiDict((name, value) for name, value in request.headers.items()
                           if name.lower() not in _HOP_BY_HOP)
@@ -224,7 +233,7 @@ async def _forward(request: web.Request, node: ClusterNode, target: str,
                                                request.path_qs, viewer)
     try:
         async with request.app[_HTTP].request(request.method, url + request.path_qs,
-                                              data=body, headers=headers,
+                                              data=bytes(body), headers=headers,
                                               allow_redirects=False) as answer:
             payload = await answer.read()
             out = CIMultiDict((name, value) for name, value in answer.headers.items()

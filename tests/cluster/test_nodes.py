@@ -117,10 +117,23 @@ async def test_a_camera_pulled_by_one_node_is_watched_through_another_and_moves_
               f"{again.posted_at - killed:.2f} s and its viewer decoded again "
               f"{again.decoded.first_at - killed:.2f} s after {a.name}, which pulled the "
               "camera, was killed")
-        await again.delete(http)
         await again.close()
-    assert b.stop() == 0, b.stderr()
-    assert c.stop() == 0, c.stderr()
+
+        # A node stopped as an operator stops it hands its camera over at once.
+        puller = cluster.nodes[moved_to]
+        other = c if puller is b else b
+        stopping = time.monotonic()
+        assert await asyncio.to_thread(puller.stop) == 0, puller.stderr()
+        stopped = time.monotonic() - stopping
+        handed = await _watch(other.url, ADMIN, http, deadline_s=60)
+        assert handed.response_headers[NODE] == other.name
+        assert handed.decoded.first_at is not None
+        print(f"clean stop: {puller.name} stopped in {stopped:.2f} s; a viewer through "
+              f"{other.name} decoded {handed.decoded.first_at - stopping:.2f} s after the stop "
+              "began")
+        assert await _served_once(http, cluster) == [other.name]
+        await handed.close()
+    assert other.stop() == 0, other.stderr()
 
 
 async def _views(http: aiohttp.ClientSession, a: Node, user: str) -> int:

@@ -80,6 +80,11 @@ class ViewEnforcement(Protocol):
         allowed."""
         ...
 
+    def poke(self) -> None:
+        """Check every open view again soon (something they depend on changed, here or on
+        another node)."""
+        ...
+
 
 class MediaAccess(Protocol):
     async def open_view(self, request: web.Request, camera_id: str, profile: str) -> ViewGrant:

@@ -259,6 +259,38 @@ class DatabaseConfig(_Model):
         return value
 
 
+class ClusterConfig(_Model):
+    redis_url: SecretStr = SecretStr("")
+    """Empty: this server is alone. ``redis://HOST:PORT/DB``: it joins the nodes coordinated on
+    that Redis (they must share one PostgreSQL ``database.url``). Write a password as
+    ``${NAME}``."""
+    node_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9._:-]{0,100}$")] = ""
+    """This node's name in the cluster; empty: the host name and the HTTP port."""
+    advertise_url: str = ""
+    """Where the other nodes reach this node's HTTP port; empty: the URL it listens on."""
+    lease_seconds: Annotated[float, Field(ge=1, le=60)] = 5.0
+    """A camera's ownership lease: renewed every third of it while the node pulls the camera;
+    when the node dies, another node may take the camera this long after the last renewal."""
+    secret: SecretStr = SecretStr("")
+    """The key (at least 32 characters) the nodes sign their internal requests with; the same
+    on every node. Write it as ``${NAME}``."""
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: SecretStr) -> SecretStr:
+        text = value.get_secret_value()
+        if text and not text.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("cluster.redis_url must be empty or redis://HOST:PORT/DB")
+        return value
+
+    @model_validator(mode="after")
+    def _secret_when_clustered(self) -> ClusterConfig:
+        if self.redis_url.get_secret_value() and len(self.secret.get_secret_value()) < 32:
+            raise ValueError("cluster.secret must hold at least 32 characters when "
+                             "cluster.redis_url is set (the same on every node)")
+        return self
+
+
 class AgentConfig(_Model):
     max_cameras: Annotated[int, Field(ge=1, le=10000)] = 64
     """Cameras one owner's agent may report; the rest of its inventory is refused."""
@@ -451,6 +483,7 @@ class Settings(_Model):
     evidence: EvidenceConfig = EvidenceConfig()
     console: ConsoleConfig = ConsoleConfig()
     incidents: IncidentsConfig = IncidentsConfig()
+    cluster: ClusterConfig = ClusterConfig()
     cameras: list[CameraConfig] = Field(default_factory=list)
     camsim: CamsimConfig | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -25,6 +25,7 @@ from rtcc.hub import StreamHub
 from rtcc.workers import WorkerPool
 from security import add_routes as add_security_routes
 from security import security_context, security_middleware
+from server import cluster as cluster_node
 from server import incident_access, openapi, ops_routes
 from server.camera_sync import camera_sync_context
 from server.security_headers import security_headers_on_prepare
@@ -73,7 +74,7 @@ def _relay_settings(settings: Settings) -> relay.RelaySettings:
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[security_middleware],
+    app = web.Application(middlewares=[security_middleware, cluster_node.cluster_middleware],
                           client_max_size=16 * 1024**2)
     app[SETTINGS] = settings
     app.on_response_prepare.append(security_headers_on_prepare)
@@ -90,7 +91,9 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(incident_routes.incidents_context)  # CAD feeds and the board
     app.cleanup_ctx.append(incident_access.incident_access_context)  # CAD -> emergency grants
     app.cleanup_ctx.append(vms_rtsp_context)  # the VMS's RTSP views: needs security and hub
+    app.cleanup_ctx.append(cluster_node.cluster_context)  # needs the hub; leaves first
     ops_routes.add_routes(app)
+    cluster_node.add_routes(app)
     # -- packages add their routes below (each module exposes add_routes(app)) --
     add_security_routes(app)
     relay.add_routes(app, _relay_settings(settings))

@@ -35,13 +35,15 @@ def _override_server(settings: Settings, args: argparse.Namespace) -> Settings:
     return settings.model_copy(update={"server": server.model_copy(update=changes)})
 
 
-async def _serve(settings: Settings, banner: str = "", with_cad: str | None = None) -> None:
+async def _serve(settings: Settings, banner: str = "", with_cad: str | None = None,
+                 worker: int | None = None) -> None:
     """Serve until Ctrl-C. ``with_cad``: an integration token; the CAD simulator is started
-    beside the server and posts its incidents to it."""
+    beside the server and posts its incidents to it. ``worker``: this process's number under
+    ``rtcc serve --workers N``."""
     from server.runner import serving, stop_signals
 
     with stop_signals() as stop:
-        async with serving(settings) as url:
+        async with serving(settings, worker) as url:
             print(f"RTCC server listening on {url}", flush=True)
             cad = None if with_cad is None else await _start_cadsim(url, with_cad)
             try:
@@ -133,6 +135,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int)
     serve.add_argument("--tls-cert", type=Path)
     serve.add_argument("--tls-key", type=Path)
+    serve.add_argument("--workers", type=int, default=1,
+                       help="server processes on this machine, sharing the port (needs "
+                            "cluster.redis_url and a PostgreSQL database.url)")
+    serve.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
 
     demo = sub.add_parser("demo", help="run the server with simulated cameras (embedded storage)")
     demo.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
@@ -274,8 +280,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      display_name=args.display_name)
             return user_unlock_main(settings, args.username)
         settings = _override_server(settings, args)
+        if args.command == "serve" and args.workers > 1 and args.worker_index is None:
+            from server.worker_processes import run_workers
+
+            extra: list[str] = []
+            for name, flag in (("host", "--host"), ("tls_cert", "--tls-cert"),
+                               ("tls_key", "--tls-key")):
+                if getattr(args, name):
+                    extra += [flag, str(getattr(args, name))]
+            return run_workers(args.config, settings, args.workers, extra)
         if args.command == "serve":
-            asyncio.run(_serve(settings))
+            asyncio.run(_serve(settings, worker=args.worker_index))
         elif args.command == "demo":
             asyncio.run(_demo(settings))
         elif args.command == "camsim":

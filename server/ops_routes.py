@@ -13,6 +13,7 @@ from rtcc import __version__, metrics
 from rtcc.appkeys import DATABASE, HUB
 from rtcc.policy import public, staff
 from server import ops_metrics
+from server.cluster import metrics_lines
 from server.db_health import DATABASE_PROBE, DatabaseProbe, render_metrics
 
 
@@ -48,7 +49,7 @@ async def prometheus(request: web.Request) -> web.Response:
     """Prometheus metrics: streams (ingest per camera), relay, grants, agents, database."""
     database = await request.app[DATABASE_PROBE].check()
     body = (metrics.render(request.app[HUB].stats()) + ops_metrics.render(request.app)
-            + render_metrics(database))
+            + render_metrics(database) + await metrics_lines(request.app))
     return web.Response(text=body, content_type="text/plain", charset="utf-8",
                         headers={"X-Prometheus-Format": "0.0.4"})
 

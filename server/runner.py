@@ -25,6 +25,7 @@ from aiohttp.streams import EMPTY_PAYLOAD
 from aiohttp.web_protocol import RequestHandler
 
 from rtcc.config import Settings
+from server import cluster
 from server.app import create_app
 from tips import ANONYMOUS_PREFIX
 
@@ -174,8 +175,11 @@ def _ssl_context(settings: Settings) -> ssl.SSLContext | None:
 
 
 @contextlib.asynccontextmanager
-async def serving(settings: Settings) -> AsyncIterator[str]:
-    """Start the server and yield its base URL; stop it (streams, threads, peers) on exit."""
+async def serving(settings: Settings, worker: int | None = None) -> AsyncIterator[str]:
+    """Start the server and yield its base URL; stop it (streams, threads, peers) on exit.
+
+    As worker ``worker`` of ``rtcc serve --workers N`` it shares its port with the other workers
+    (SO_REUSEPORT) and listens on a port of its own too, which it advertises to the cluster."""
     app = create_app(settings)
     timeouts = ReadTimeouts(settings.server.header_timeout, settings.server.body_timeout)
     runner = GuardedAppRunner(app, timeouts, handle_signals=False, access_log=None)
@@ -183,15 +187,26 @@ async def serving(settings: Settings) -> AsyncIterator[str]:
     try:
         ssl_context = _ssl_context(settings)
         site = web.TCPSite(
-            runner, settings.server.host, settings.server.port, ssl_context=ssl_context
+            runner, settings.server.host, settings.server.port, ssl_context=ssl_context,
+            reuse_port=worker is not None,
         )
         await site.start()
+        own_port: int | None = None
+        if worker is not None:  # the address of this worker alone, for the other nodes
+            own = web.TCPSite(runner, settings.server.host, 0, ssl_context=ssl_context)
+            await own.start()
+            own_port = int(runner.addresses[-1][1])  # the last site started
         scheme = "https" if ssl_context else "http"
         port = settings.server.port
         if port == 0 and runner.addresses:  # the bound socket tells the real port
             port = runner.addresses[0][1]
         host = settings.server.host
         shown_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
+        if own_port is None:
+            await cluster.join(app, f"{scheme}://{shown_host}:{port}", port)
+        else:
+            await cluster.join(app, f"{scheme}://{shown_host}:{own_port}", port,
+                               worker=worker, own_port=own_port)
         yield settings.server.public_url.rstrip("/") or f"{scheme}://{shown_host}:{port}"
     finally:
         await runner.cleanup()

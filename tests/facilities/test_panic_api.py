@@ -45,7 +45,8 @@ async def test_an_alert_is_stored_replayed_stepped_and_cleared(
     status, first = await _raise(client, school, "press-0001-aaaa", lat=39.8001, lon=-89.645)
     assert status == 201, first
     status, again = await _raise(client, school, "press-0001-aaaa")
-    assert status == 200 and again["replay"]
+    assert status == 200
+    assert again["replay"]
     assert again["alert"]["id"] == first["alert"]["id"]
     alert_id = first["alert"]["id"]
 
@@ -59,7 +60,8 @@ async def test_an_alert_is_stored_replayed_stepped_and_cleared(
     assert profile["contacts"][0]["name"] == "Principal Ruiz"
     plan = await client.get(f"/api/facilities/{school.facility['id']}/floors/"
                             f"{school.floor['id']}/plan", headers=school.analyst)
-    assert plan.status == 200 and (await plan.read()).startswith(b"\x89PNG")
+    assert plan.status == 200
+    assert (await plan.read()).startswith(b"\x89PNG")
 
     board = await (await client.get("/api/cad/incidents", headers=school.analyst)).json()
     (incident,) = [i for i in board["incidents"] if i["id"] == shown["incident_id"]]
@@ -72,7 +74,8 @@ async def test_an_alert_is_stored_replayed_stepped_and_cleared(
         assert response.status == 200, await response.text()
     state = await (await client.get(f"/panic/api/alerts/{alert_id}",
                                     headers=school.device())).json()
-    assert state["acknowledged"] and state["checkin"] is not None
+    assert state["acknowledged"]
+    assert state["checkin"] is not None
     answered = await client.post(f"/panic/api/alerts/{alert_id}/checkin",
                                  headers=school.device(), json={"status": "need_help"})
     assert answered.status == 200
@@ -98,7 +101,8 @@ async def test_an_alert_is_stored_replayed_stepped_and_cleared(
     assert not closed or closed[0]["closed"]
     audit = await (await client.get("/api/audit", params={"action": "panic.all_clear"},
                                     headers=admin)).json()
-    assert audit["entries"] and audit["entries"][0]["target"] == f"alert:{alert_id}"
+    assert audit["entries"]
+    assert audit["entries"][0]["target"] == f"alert:{alert_id}"
 
 
 async def test_bad_devices_floods_and_plans_are_refused(
@@ -112,24 +116,29 @@ async def test_bad_devices_floods_and_plans_are_refused(
     assert unknown.status == 401
     assert "enrol it again" in (await unknown.json())["error"]
     status, wrong = await _raise(client, school, "press-0003-aaaa", facility_id="fac-other")
-    assert status == 403 and "another facility" in wrong["error"]
+    assert status == 403
+    assert "another facility" in wrong["error"]
     status, bad = await _raise(client, school, "x")
-    assert status == 400 and "retry" in bad["error"]
+    assert status == 400
+    assert "retry" in bad["error"]
 
     for n in range(3):
         status, _ = await _raise(client, school, f"flood-{n:04d}-aaaa", drill=True)
         assert status == 201
     status, flood = await _raise(client, school, "flood-0009-aaaa", drill=True)
-    assert status == 429 and "911" in flood["error"]
+    assert status == 429
+    assert "911" in flood["error"]
     status, _ = await _raise(client, school, "flood-0000-aaaa", drill=True)
     assert status == 200  # a retry of a stored alert is still answered
 
     fake = await client.put(f"/api/facilities/{fid}/floors/{floor}/plan", data=b"<html>no</html>",
                             headers={**school.owner, "Content-Type": "application/pdf"})
-    assert fake.status == 415 and "not one" in (await fake.json())["error"]
+    assert fake.status == 415
+    assert "not one" in (await fake.json())["error"]
     junk = await client.put(f"/api/facilities/{fid}/floors/{floor}/plan", data=b"\x00" * 100,
                             headers={**school.owner, "Content-Type": "image/png"})
-    assert junk.status == 415 and "neither an image nor a PDF" in (await junk.json())["error"]
+    assert junk.status == 415
+    assert "neither an image nor a PDF" in (await junk.json())["error"]
     huge = await client.put(f"/api/facilities/{fid}/floors/{floor}/plan",
                             data=b"\x00" * (MAX_UPLOAD_BYTES + 1),
                             headers={**school.owner, "Content-Type": "image/png"})
@@ -141,6 +150,7 @@ async def test_bad_devices_floods_and_plans_are_refused(
                                 headers=school.owner)
     assert revoked.status == 200
     status, refused = await _raise(client, school, "press-0004-aaaa")
-    assert status == 403 and "revoked" in refused["error"]
+    assert status == 403
+    assert "revoked" in refused["error"]
     other_owner = await client.get(f"/api/facilities/{fid}", headers=school.analyst)
     assert other_owner.status == 403

@@ -490,7 +490,15 @@ async def alert_stream(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def close_feeds(app: web.Application) -> None:
+    """on_shutdown: end the consoles' alert streams so shutdown does not wait on them."""
+    service = app.get(PANIC)
+    if service is not None:
+        service.close_feeds()
+
+
 def add_routes(app: web.Application) -> None:
+    app.on_shutdown.append(close_feeds)
     r = app.router
     r.add_get("/api/facilities", list_facilities)
     r.add_post("/api/facilities", create_facility)

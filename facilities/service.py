@@ -87,11 +87,11 @@ class PanicService:
     async def device(self, token: str) -> Device:
         """The enrolled, unrevoked device holding ``token``."""
         if not token:
-            raise FacilityError(401, "this device is not enrolled: scan the facility's"
+            raise FacilityError(403, "this device is not enrolled: scan the facility's"
                                      " enrolment QR code first")
         device = await self.store.run(self.store.device_by_token, token)
         if device is None:
-            raise FacilityError(401, "this device's token is not known: enrol it again with a"
+            raise FacilityError(403, "this device's token is not known: enrol it again with a"
                                      " QR code from the facility's administrator")
         if device.revoked_at is not None:
             raise FacilityError(403, "this device was revoked by the facility; it can no longer"

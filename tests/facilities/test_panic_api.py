@@ -113,7 +113,7 @@ async def test_bad_devices_floods_and_plans_are_refused(
 
     unknown = await client.post("/panic/api/alerts", headers={"X-Device-Token": "nope"},
                                 json={"id": "press-0002-aaaa"})
-    assert unknown.status == 401
+    assert unknown.status == 403
     assert "enrol it again" in (await unknown.json())["error"]
     status, wrong = await _raise(client, school, "press-0003-aaaa", facility_id="fac-other")
     assert status == 403

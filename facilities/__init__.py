@@ -1,1 +1,2 @@
-"""Facilities: profiles of schools, places of worship, hospitals and businesses, and their panic alarms."""
+"""Facilities: profiles of schools, places of worship, hospitals and businesses, and their
+panic alarms."""

@@ -13,9 +13,11 @@ import relay
 from catalog.owner_api import add_owner_routes
 from console_web import portal
 from console_web import routes as console_routes
+from console_web.panic import routes as panic_pages
 from console_web.tips import routes as tip_pages
 from evidence import add_routes as add_evidence_routes
 from evidence import evidence_context
+from facilities import wiring as facility_wiring
 from incidents import routes as incident_routes
 from ingest.agentlink import wiring as agent_server
 from rtcc.appkeys import DATABASE, HUB, SETTINGS, WORKERS
@@ -26,7 +28,7 @@ from rtcc.workers import WorkerPool
 from security import add_routes as add_security_routes
 from security import security_context, security_middleware
 from server import cluster as cluster_node
-from server import incident_access, openapi, ops_routes
+from server import facility_access, incident_access, openapi, ops_routes
 from server.camera_sync import camera_sync_context
 from server.security_headers import security_headers_on_prepare
 from server.vms_rtsp import vms_rtsp_context
@@ -90,6 +92,8 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(tip_line.tips_context)  # needs SECRET_BOX and WORKERS
     app.cleanup_ctx.append(incident_routes.incidents_context)  # CAD feeds and the board
     app.cleanup_ctx.append(incident_access.incident_access_context)  # CAD -> emergency grants
+    app.cleanup_ctx.append(facility_wiring.facilities_context)  # profiles, panic devices, alerts
+    app.cleanup_ctx.append(facility_access.facility_access_context)  # alerts -> incident, grants
     app.cleanup_ctx.append(vms_rtsp_context)  # the VMS's RTSP views: needs security and hub
     app.cleanup_ctx.append(cluster_node.cluster_context)  # needs the hub; leaves first
     ops_routes.add_routes(app)
@@ -107,5 +111,7 @@ def create_app(settings: Settings) -> web.Application:
     tip_pages.add_routes(app)
     incident_routes.add_routes(app)
     incident_access.add_routes(app)
+    facility_wiring.add_routes(app)  # facility profiles, the panic app's API, the alert console
+    panic_pages.add_routes(app)  # the panic app under /panic/, the portal's facility pages
     openapi.add_routes(app)
     return app

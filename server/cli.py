@@ -97,15 +97,17 @@ async def _demo(settings: Settings) -> None:
 
     if settings.camsim is None or not settings.camsim.cameras:
         raise ConfigError("the demo configuration has no 'camsim' cameras to simulate")
-    from server.demo_account import demo_cad_token, reset_demo_admin
+    from server.demo_account import demo_cad_token, demo_school, reset_demo_admin
 
     user, password = await reset_demo_admin(settings)
+    enrol = await demo_school(settings)
     async with Camsim(settings.camsim) as sim:
         print(f"Simulated cameras: {len(settings.camsim.cameras)} streams at "
               f"rtsp://{settings.camsim.host}:{sim.port}/", flush=True)
         banner = (
             "\n  Open the console:  {url}/console/\n"
             "  Owner portal:      {url}/register/\n"
+            "  Panic app (phone): {url}/panic/#enrol=" + enrol + "\n"
             "  One camera:        {url}/play/CAMERA_ID\n"
             f"  Log in as:         {user} / {password}\n"
             "  Stream status:     {url}/api/streams   (metrics: {url}/metrics)\n"

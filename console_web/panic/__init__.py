@@ -1,0 +1,1 @@
+"""The panic app\x27s pages."""

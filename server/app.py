@@ -18,6 +18,7 @@ from evidence import add_routes as add_evidence_routes
 from evidence import evidence_context
 from incidents import routes as incident_routes
 from ingest.agentlink import wiring as agent_server
+from notify import routes as notify_routes
 from rtcc.appkeys import DATABASE, HUB, SETTINGS, WORKERS
 from rtcc.config import Settings
 from rtcc.db import Database
@@ -25,7 +26,7 @@ from rtcc.hub import StreamHub
 from rtcc.workers import WorkerPool
 from security import add_routes as add_security_routes
 from security import security_context, security_middleware
-from server import incident_access, openapi, ops_routes
+from server import incident_access, notify_wiring, openapi, ops_routes
 from server.camera_sync import camera_sync_context
 from server.security_headers import security_headers_on_prepare
 from server.vms_rtsp import vms_rtsp_context
@@ -89,6 +90,8 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(tip_line.tips_context)  # needs SECRET_BOX and WORKERS
     app.cleanup_ctx.append(incident_routes.incidents_context)  # CAD feeds and the board
     app.cleanup_ctx.append(incident_access.incident_access_context)  # CAD -> emergency grants
+    app.cleanup_ctx.append(notify_routes.notify_context)  # the outbox and its worker
+    app.cleanup_ctx.append(notify_wiring.notify_wiring_context)  # CAD -> alerts, audit
     app.cleanup_ctx.append(vms_rtsp_context)  # the VMS's RTSP views: needs security and hub
     ops_routes.add_routes(app)
     # -- packages add their routes below (each module exposes add_routes(app)) --
@@ -104,5 +107,6 @@ def create_app(settings: Settings) -> web.Application:
     tip_pages.add_routes(app)
     incident_routes.add_routes(app)
     incident_access.add_routes(app)
+    notify_routes.add_routes(app)
     openapi.add_routes(app)
     return app

@@ -137,3 +137,30 @@ async def until(predicate: Any, timeout: float = 30.0, what: str = "condition") 
     while not predicate():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         await asyncio.sleep(0.05)
+
+
+class ThreadedWebhookReceiver:
+    """``WebhookReceiver`` on its own thread and event loop, for tests that block (a server
+    subprocess)."""
+
+    def __init__(self) -> None:
+        self.receiver = WebhookReceiver()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="webhook-receiver",
+                                        daemon=True)
+        self.url = ""
+
+    def __enter__(self) -> ThreadedWebhookReceiver:
+        self._thread.start()
+        self.url = asyncio.run_coroutine_threadsafe(self.receiver.start(),
+                                                    self._loop).result(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self.receiver.stop(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
+
+    def received(self) -> list[Hook]:
+        return list(self.receiver.received)

@@ -12,8 +12,17 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
+from catalog.keys import CATALOG_STORE
+from catalog.model import Camera, Owner, Profile, Registrar
 from notify.geo import EARTH_RADIUS_M
-from rtcc.config import NotifyConfig, NotifyRule, Settings
+from rtcc.config import (
+    EmergencyPolicy,
+    IncidentsConfig,
+    NotifyConfig,
+    NotifyRule,
+    Settings,
+    SharingLevel,
+)
 from rtcc.policy import Role
 from server.app import create_app
 from tests.fixtures.auth import MakeClient, bearer, role_headers, security_settings
@@ -236,3 +245,31 @@ async def test_manual_public_send_previews_recipients_and_feeds_the_atom_feed(
 
 def _port(sink: MailSink) -> int:
     return sink.port
+
+
+async def test_owners_hear_when_an_incident_opens_and_closes_access_to_their_camera(
+        tmp_path: Path, bootstrap_token: str, make_client: MakeClient) -> None:
+    with SmtpServer() as sink:
+        base = settings(tmp_path, sink.port)
+        app = create_app(base.model_copy(update={"incidents": IncidentsConfig(
+            emergency_policies={"SHOTS": EmergencyPolicy(unlock=True)})}))
+        client = await make_client(app)
+        admin = bearer(bootstrap_token)
+        _, cad = await role_headers(client, admin, Role.INTEGRATION)
+        await app[CATALOG_STORE].put_owner(Owner("shop1", "Corner Shop",
+                                                 contact_email="owner@shop.example"))
+        await app[CATALOG_STORE].create(Camera(
+            id="near", name="near", lat=INCIDENT[0], lon=INCIDENT[1], owner_id="shop1",
+            sharing=SharingLevel.LIVE_EMERGENCY, registered_by=Registrar.DEPARTMENT,
+            profiles={"main": Profile(url="rtsp://127.0.0.1:9/closed")}))
+        assert (await client.post("/api/cad/eido", json=eido(9, lat=INCIDENT[0],
+                                                             lon=INCIDENT[1]),
+                                  headers=cad)).status == 200
+        await until(lambda: len(sink.to("owner@shop.example")) == 1, what="the owner's notice")
+        (opened,) = sink.to("owner@shop.example")
+        assert "Emergency access to your camera near" in str(opened.message["Subject"])
+        assert "/notify/ack/" in opened.body
+        closed = eido(9, minute=3, status="CLSD", lat=INCIDENT[0], lon=INCIDENT[1])
+        assert (await client.post("/api/cad/eido", json=closed, headers=cad)).status == 200
+        await until(lambda: len(sink.to("owner@shop.example")) == 2, what="the all clear")
+        assert str(sink.to("owner@shop.example")[1].message["Subject"]).startswith("All clear")

@@ -16,6 +16,7 @@ import re
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -313,6 +314,27 @@ async def public_alert(request: web.Request) -> web.Response:
     return json_error(404, "no such public alert")
 
 
+STATIC = Path(__file__).parent / "static"
+ASSETS = {"notify.js": "text/javascript", "notify.css": "text/css"}
+
+
+@public()
+async def console_page(request: web.Request) -> web.StreamResponse:  # noqa: ARG001 -- aiohttp handler
+    # Public on purpose, like the wall console: the page carries no data; the API asks for a
+    # login on every call.
+    return web.FileResponse(STATIC / "notify.html")
+
+
+@public()
+async def console_asset(request: web.Request) -> web.StreamResponse:
+    name = request.match_info["name"]
+    if name not in ASSETS:
+        raise web.HTTPNotFound()
+    response = web.FileResponse(STATIC / name)
+    response.content_type = ASSETS[name]
+    return response
+
+
 async def notify_context(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     clock = app.get(CLOCK) or time.time
@@ -350,3 +372,5 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/notify/ack/{token}", acknowledge)
     r.add_get("/public/alerts.atom", public_feed)
     r.add_get("/public/alerts/{identifier}.xml", public_alert)
+    r.add_get("/console/notify/", console_page)
+    r.add_get("/console/notify/static/{name}", console_asset)

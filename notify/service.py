@@ -241,7 +241,8 @@ class NotifyService:
         area = cap.Area(f"{rule.distance_m:g} m around {facts.address or 'the incident'}",
                         circle=(facts.point[0], facts.point[1], rule.distance_m))
         identifier = self._identifier(facts.id, str(index), rule.template)
-        alert = self._plan(template=template, values={**values, "name": "facilities nearby"},
+        values = {**values, "name": facts.address or "the incident area"}
+        alert = self._plan(template=template, values=values,
                            targets=targets, area=area, facts=facts, msg_type="Alert",
                            scope="Private", identifier=identifier)
         state = "sent" if rule.mode == "automatic" else "proposed"

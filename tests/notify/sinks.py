@@ -106,6 +106,9 @@ class WebhookReceiver:
         self.received: list[Hook] = []
         self.app = web.Application()
         self.app.router.add_post("/hook/{name}", self._post)
+        self.app.router.add_post("/moved", self._moved)
+        self.app.router.add_post("/flaky", self._flaky)
+        self.flaky_failures = 1
         self._runner: web.AppRunner | None = None
         self.url = ""
 
@@ -113,6 +116,16 @@ class WebhookReceiver:
         self.received.append(Hook(request.headers.get("Idempotency-Key", ""),
                                   request.content_type, await request.read()))
         return web.Response(text="ok")
+
+    async def _moved(self, request: web.Request) -> web.Response:
+        await request.read()
+        raise web.HTTPFound("http://169.254.169.254/latest/meta-data/")
+
+    async def _flaky(self, request: web.Request) -> web.Response:
+        if self.flaky_failures > 0:
+            self.flaky_failures -= 1
+            return web.Response(status=503, text="busy")
+        return await self._post(request)
 
     async def start(self) -> str:
         self._runner = web.AppRunner(self.app)

@@ -4,6 +4,7 @@ OASIS CAP 1.2 schema."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
 import xml.etree.ElementTree as ET
@@ -273,3 +274,47 @@ async def test_owners_hear_when_an_incident_opens_and_closes_access_to_their_cam
         assert (await client.post("/api/cad/eido", json=closed, headers=cad)).status == 200
         await until(lambda: len(sink.to("owner@shop.example")) == 2, what="the all clear")
         assert str(sink.to("owner@shop.example")[1].message["Subject"]).startswith("All clear")
+
+
+async def test_webhooks_follow_the_url_rules_and_retry(
+        tmp_path: Path, bootstrap_token: str, make_client: MakeClient) -> None:
+    hooks = WebhookReceiver()
+    await hooks.start()
+    with SmtpServer() as sink:
+        client = await make_client(create_app(settings(tmp_path, sink.port)))
+        admin = bearer(bootstrap_token)
+        _, analyst = await role_headers(client, admin, Role.ANALYST)
+        port = hooks.url.rsplit(":", 1)[1]
+        await add(client, admin, "school-a", "school", north(10),
+                  {"channel": "webhook", "address": f"http://localhost:{port}/hook/a"},
+                  {"channel": "webhook", "address": f"{hooks.url}/moved"},
+                  {"channel": "webhook", "address": f"{hooks.url}/flaky"})
+        sent = await client.post("/api/notify/send", headers=analyst, json={
+            "circle": {"lat": INCIDENT[0], "lon": INCIDENT[1], "radius_m": 100},
+            "categories": ["school"], "headline": "Shelter in place"})
+        assert sent.status == 201
+        alert_id = (await sent.json())["id"]
+
+        async def deliveries() -> dict[str, dict[str, Any]]:
+            detail = await (await client.get(f"/api/notify/alerts/{alert_id}",
+                                             headers=analyst)).json()
+            return {d["address"].rsplit("/", 1)[1]: d for d in detail["deliveries"]}
+
+        done: dict[str, dict[str, Any]] = {}
+
+        async def settled() -> bool:
+            done.update(await deliveries())
+            return all(d["state"] in {"failed", "delivered"} for d in done.values())
+
+        for _ in range(400):
+            if await settled():
+                break
+            await asyncio.sleep(0.05)
+        assert done["a"]["state"] == "failed"
+        assert "notify.webhook_hosts" in done["a"]["last_error"]
+        assert done["moved"]["state"] == "failed"
+        assert "redirects are not followed" in done["moved"]["last_error"]
+        assert done["flaky"]["state"] == "delivered"
+        assert done["flaky"]["attempts"] == 2
+        assert [h.key for h in hooks.received] == [done["flaky"]["key"]]
+    await hooks.stop()

@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 LEASE_MARGIN = 5.0
 IDLE_WAIT = 30.0
+XML_CACHE = 256
+"""CAP documents kept in memory for the deliveries of recent alerts."""
 
 Sender = Callable[[Outgoing], Awaitable[str]]
 Listener = Callable[[Delivery, str, str], Awaitable[None]]
@@ -57,6 +59,8 @@ class Outbox:
         if alert_id is None:
             return ""
         if alert_id not in self._xml:
+            if len(self._xml) >= XML_CACHE:
+                self._xml.clear()
             alert = await self.store.alert(alert_id)
             self._xml[alert_id] = "" if alert is None else alert.xml
         return self._xml[alert_id]

@@ -224,23 +224,32 @@ class NotifyService:
             if facts.point is None:
                 return []
             done = []
+            earlier = await self.store.alerts(incident=facts.id)
             for index, rule in enumerate(self.config.rules):
                 if not rule_matches(rule, facts):
                     continue
-                targets = await self.near(facts.point, rule.categories, rule.distance_m)
+                # An incident that moved warns the facilities it came near, not again the
+                # ones already warned under this rule.
+                warned = {f for a in earlier if a.rule == str(index) for f in a.facilities}
+                targets = [t for t in await self.near(facts.point, rule.categories,
+                                                      rule.distance_m)
+                           if t.facility.id not in warned]
                 if not targets:
                     continue
-                done.append(await self._rule_alert(facts, index, rule, targets))
+                done.append(await self._rule_alert(facts, index, rule, targets,
+                                                   first=not warned))
             return done
 
     async def _rule_alert(self, facts: IncidentFacts, index: int, rule: NotifyRule,
-                          targets: list[Target]) -> StoredAlert:
+                          targets: list[Target], *, first: bool) -> StoredAlert:
         template = self.config.templates[rule.template]
         assert facts.point is not None
         values = self._values(facts, targets[0])
         area = cap.Area(f"{rule.distance_m:g} m around {facts.address or 'the incident'}",
                         circle=(facts.point[0], facts.point[1], rule.distance_m))
-        identifier = self._identifier(facts.id, str(index), rule.template)
+        # Derived from what it warns: the same incident told twice stores it once.
+        identifier = self._identifier(facts.id, str(index), rule.template,
+                                      *([] if first else sorted(t.facility.id for t in targets)))
         values = {**values, "name": facts.address or "the incident area"}
         alert = self._plan(template=template, values=values,
                            targets=targets, area=area, facts=facts, msg_type="Alert",

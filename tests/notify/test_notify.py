@@ -318,3 +318,22 @@ async def test_webhooks_follow_the_url_rules_and_retry(
         assert done["flaky"]["attempts"] == 2
         assert [h.key for h in hooks.received] == [done["flaky"]["key"]]
     await hooks.stop()
+
+
+async def test_an_incident_that_moves_warns_only_the_facilities_it_came_near(
+        tmp_path: Path, bootstrap_token: str, make_client: MakeClient) -> None:
+    with SmtpServer() as sink:
+        client = await make_client(create_app(settings(tmp_path, sink.port)))
+        admin = bearer(bootstrap_token)
+        _, cad = await role_headers(client, admin, Role.INTEGRATION)
+        await add(client, admin, "school-a", "school", north(100), mail("a@school.example"))
+        await add(client, admin, "school-b", "school", north(1100), mail("b@school.example"))
+        first = eido(11, lat=INCIDENT[0], lon=INCIDENT[1])
+        assert (await client.post("/api/cad/eido", json=first, headers=cad)).status == 200
+        await until(lambda: len(sink.received()) == 1, what="the first alert")
+        there = north(700)
+        moved = eido(11, minute=4, lat=round(there[0], 6), lon=INCIDENT[1])
+        assert (await client.post("/api/cad/eido", json=moved, headers=cad)).status == 200
+        await until(lambda: len(sink.received()) == 2, what="the alert to the school it neared")
+        assert [m.to for m in sink.received()] == [("a@school.example",), ("b@school.example",)]
+        cap_of(sink.received()[1].cap)

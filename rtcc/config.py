@@ -464,6 +464,78 @@ class IncidentsConfig(_Model):
     max_body_bytes: Annotated[int, Field(ge=1024, le=16 * 1024**2)] = 1_000_000
 
 
+class NotifyTemplate(_Model):
+    """What a CAP alert says (its ``info``); texts may use ``{type}``, ``{type_code}``,
+    ``{address}`` and ``{distance_m}`` of the incident and the facility."""
+
+    event: Annotated[str, Field(min_length=1, max_length=200)] = "Police activity nearby"
+    cap_category: Literal["Geo", "Met", "Safety", "Security", "Rescue", "Fire", "Health", "Env",
+                          "Transport", "Infra", "CBRNE", "Other"] = "Security"
+    response_type: Literal["Shelter", "Evacuate", "Prepare", "Execute", "Avoid", "Monitor",
+                           "Assess", "AllClear", "None"] = "Shelter"
+    urgency: Literal["Immediate", "Expected", "Future", "Past", "Unknown"] = "Immediate"
+    severity: Literal["Extreme", "Severe", "Moderate", "Minor", "Unknown"] = "Severe"
+    certainty: Literal["Observed", "Likely", "Possible", "Unlikely", "Unknown"] = "Observed"
+    headline: Annotated[str, Field(max_length=160)] = "Police activity near {name}"
+    description: Annotated[str, Field(max_length=2000)] = (
+        "Police are responding to {type} about {distance_m} m from {name}.")
+    instruction: Annotated[str, Field(max_length=2000)] = (
+        "Keep people inside, lock exterior doors and wait for the all clear.")
+    expires_minutes: Annotated[float, Field(gt=0, le=10080)] = 240.0
+
+
+class NotifyRule(_Model):
+    """CAD incidents whose type code is one of ``codes`` (or whose type text contains one of
+    ``keywords``) warn the facilities of ``categories`` within ``distance_m`` with
+    ``template``: at once (``automatic``) or once an analyst confirms (``confirm``)."""
+
+    codes: list[str] = Field(default_factory=list)
+    keywords: list[str] = Field(default_factory=list)
+    categories: Annotated[list[str], Field(min_length=1)]
+    distance_m: Annotated[float, Field(gt=0, le=50000)]
+    template: str = "default"
+    mode: Literal["automatic", "confirm"] = "automatic"
+
+
+class NotifyConfig(_Model):
+    sender: str = "rtcc@department.invalid"
+    """The CAP ``sender`` and the mails' From address."""
+    sender_name: str = "Real-time crime center"
+    status: Literal["Actual", "Exercise", "System", "Test", "Draft"] = "Actual"
+    """The CAP ``status`` of every message: ``Exercise`` or ``Test`` for drills."""
+    smtp_host: str = ""
+    """The department's mail relay; empty: e-mail deliveries fail, saying so."""
+    smtp_port: Annotated[int, Field(ge=1, le=65535)] = 25
+    smtp_starttls: bool = False
+    smtp_tls: bool = False
+    smtp_username: str = ""
+    smtp_password: SecretStr = SecretStr("")
+    webhook_hosts: list[str] = Field(default_factory=list)
+    """Host names webhooks may be sent to; their addresses pass the server's URL rules
+    (private networks only where ``security.allow_private_camera_hosts`` allows them)."""
+    public_url: str = ""
+    """Base of the acknowledgement links in messages; empty: ``server.public_url``."""
+    rules: list[NotifyRule] = Field(default_factory=list)
+    templates: dict[str, NotifyTemplate] = Field(default_factory=lambda: {
+        "default": NotifyTemplate()})
+    max_attempts: Annotated[int, Field(ge=1, le=100)] = 8
+    retry_seconds: Annotated[float, Field(gt=0, le=3600)] = 5.0
+    """The first retry's wait; each next one doubles, up to ``retry_max_seconds``."""
+    retry_max_seconds: Annotated[float, Field(gt=0, le=86400)] = 600.0
+    send_timeout: Annotated[float, Field(gt=0, le=300)] = 30.0
+    """Seconds one send may take; a send cut by a stop is retried with the same idempotency
+    key once this lease has passed."""
+    concurrency: Annotated[int, Field(ge=1, le=64)] = 8
+
+    @model_validator(mode="after")
+    def _templates_exist(self) -> NotifyConfig:
+        for rule in self.rules:
+            if rule.template not in self.templates:
+                raise ValueError(f"notify rule template {rule.template!r} is not among "
+                                 f"notify.templates ({', '.join(sorted(self.templates))})")
+        return self
+
+
 class Settings(_Model):
     server: ServerConfig = ServerConfig()
     store: str = ""
@@ -484,6 +556,7 @@ class Settings(_Model):
     console: ConsoleConfig = ConsoleConfig()
     incidents: IncidentsConfig = IncidentsConfig()
     cluster: ClusterConfig = ClusterConfig()
+    notify: NotifyConfig = NotifyConfig()
     cameras: list[CameraConfig] = Field(default_factory=list)
     camsim: CamsimConfig | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"

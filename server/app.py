@@ -20,6 +20,7 @@ from evidence import evidence_context
 from facilities import wiring as facility_wiring
 from incidents import routes as incident_routes
 from ingest.agentlink import wiring as agent_server
+from notify import routes as notify_routes
 from rtcc.appkeys import DATABASE, HUB, SETTINGS, WORKERS
 from rtcc.config import Settings
 from rtcc.db import Database
@@ -28,7 +29,7 @@ from rtcc.workers import WorkerPool
 from security import add_routes as add_security_routes
 from security import security_context, security_middleware
 from server import cluster as cluster_node
-from server import facility_access, incident_access, openapi, ops_routes
+from server import facility_access, incident_access, notify_wiring, openapi, ops_routes
 from server.camera_sync import camera_sync_context
 from server.security_headers import security_headers_on_prepare
 from server.vms_rtsp import vms_rtsp_context
@@ -94,6 +95,8 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(incident_access.incident_access_context)  # CAD -> emergency grants
     app.cleanup_ctx.append(facility_wiring.facilities_context)  # profiles, panic devices, alerts
     app.cleanup_ctx.append(facility_access.facility_access_context)  # alerts -> incident, grants
+    app.cleanup_ctx.append(notify_routes.notify_context)  # the outbox and its worker
+    app.cleanup_ctx.append(notify_wiring.notify_wiring_context)  # CAD -> alerts, audit
     app.cleanup_ctx.append(vms_rtsp_context)  # the VMS's RTSP views: needs security and hub
     app.cleanup_ctx.append(cluster_node.cluster_context)  # needs the hub; leaves first
     ops_routes.add_routes(app)
@@ -113,5 +116,6 @@ def create_app(settings: Settings) -> web.Application:
     incident_access.add_routes(app)
     facility_wiring.add_routes(app)  # facility profiles, the panic app's API, the alert console
     panic_pages.add_routes(app)  # the panic app under /panic/, the portal's facility pages
+    notify_routes.add_routes(app)
     openapi.add_routes(app)
     return app

@@ -93,14 +93,27 @@ async def _stop_cadsim(process: asyncio.subprocess.Process) -> None:
 
 
 async def _demo(settings: Settings) -> None:
-    from camsim.runner import Camsim
-
     if settings.camsim is None or not settings.camsim.cameras:
         raise ConfigError("the demo configuration has no 'camsim' cameras to simulate")
-    from server.demo_account import demo_cad_token, demo_school, reset_demo_admin
+    from server.demo_account import demo_school, reset_demo_admin
+    from server.demo_mail import mail_sink, seed_facilities
 
     user, password = await reset_demo_admin(settings)
     enrol = await demo_school(settings)
+    facilities = await seed_facilities(settings)
+    with mail_sink(settings) as mailboxes:
+        await _demo_city(settings, user, password, enrol, facilities, mailboxes)
+
+
+async def _demo_city(settings: Settings, user: str, password: str, enrol: str, facilities: int,
+                     mailboxes: Path | None) -> None:
+    from camsim.runner import Camsim
+    from server.demo_account import demo_cad_token
+
+    assert settings.camsim is not None
+    mail = (f"  Notified mailboxes: {mailboxes}/ (index.txt; {facilities} soft targets,\n"
+            "                      panel at {url}/console/notify/)\n" if mailboxes is not None
+            else "  Notifications:     no local mail server (pip install aiosmtpd)\n")
     async with Camsim(settings.camsim) as sim:
         print(f"Simulated cameras: {len(settings.camsim.cameras)} streams at "
               f"rtsp://{settings.camsim.host}:{sim.port}/", flush=True)
@@ -111,6 +124,7 @@ async def _demo(settings: Settings) -> None:
             "  One camera:        {url}/play/CAMERA_ID\n"
             f"  Log in as:         {user} / {password}\n"
             "  Stream status:     {url}/api/streams   (metrics: {url}/metrics)\n"
+            + mail +
             "  Press Ctrl-C to stop everything.\n"
         )
         await _serve(settings, banner, with_cad=await demo_cad_token(settings))

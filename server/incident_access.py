@@ -36,6 +36,7 @@ from security.core import SECURITY, SecurityCore
 from security.enforcement import ENFORCEMENT
 from security.grants import INCIDENT_CLOSED, Change, Grant
 from security.httpio import text_field
+from server import notify_wiring
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +131,8 @@ async def _unlock(app: web.Application, core: SecurityCore, incident: CadInciden
         sid, cameras, CAD_ACTOR, f"CAD incident {incident.tracking_id}: {_title(incident)}"[:300],
         policy.minutes * 60.0)
     await _audit_grants(app, core, changes)
+    await notify_wiring.grants_changed(app, _title(incident), sid, [g for g, _ in changes],
+                                       opened=True)
     return list(cameras)
 
 
@@ -141,6 +144,7 @@ async def _relock(app: web.Application, core: SecurityCore, sid: str, by: str) -
     await core.incidents.close(sid, by)
     revoked = await core.grants.revoke_incident(sid, by, INCIDENT_CLOSED)
     await _audit_grants(app, core, revoked, actor=by, action="grant.revoke")
+    await notify_wiring.grants_changed(app, existing.title, sid, revoked, opened=False)
     enforcement = app.get(ENFORCEMENT)
     return 0 if enforcement is None else await enforcement.check_now()
 

@@ -38,6 +38,7 @@ def demo_config(tmp_path: Path) -> Path:
         for profile in camera.get("profiles", {}).values():
             profile["url"] = profile["url"].replace(":8554/", f":{rtsp_port}/")
     data["data_dir"] = str(tmp_path / "data")
+    data["notify"]["smtp_port"] = free_port()
     data["store"] = f"sqlite:///{tmp_path / 'data' / 'rtcc.sqlite3'}"
     path = tmp_path / "demo.yaml"
     path.write_text(yaml.safe_dump(data))

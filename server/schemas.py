@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from catalog.postgis_store import SCHEMA as CATALOG
 from evidence.store import SCHEMA as EVIDENCE
+from facilities.store import SCHEMA as FACILITIES
 from incidents.store import SCHEMA as INCIDENTS
 from ingest.agentlink.store import SCHEMA as AGENTS
+from notify.store import SCHEMA as NOTIFY
 from rtcc.db import StoreSchema
 from security.store import SCHEMA as SECURITY
 from tips.store import SCHEMA as TIPS
 
-STORE_SCHEMAS: tuple[StoreSchema, ...] = (SECURITY, EVIDENCE, AGENTS, TIPS, INCIDENTS, CATALOG)
+STORE_SCHEMAS: tuple[StoreSchema, ...] = (SECURITY, EVIDENCE, AGENTS, TIPS, INCIDENTS, FACILITIES, NOTIFY, CATALOG)
 """Each store's ``SCHEMA``, in the order ``rtcc db copy`` fills them. (The recording schema is
 the owner's agent's buffer index; in the server those tables are part of the evidence store.)"""
 

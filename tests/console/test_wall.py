@@ -144,7 +144,7 @@ async def test_pin_to_a_live_wall_that_survives_a_camera_restart_and_a_reload(
                  if e["details"].get("reason") == "viewer ended the session"}
         return ended if set(LIVE) <= ended else None
 
-    await poll(ended_by_viewer, timeout=15, what="a view.stop by the viewer for every tile")
+    await poll(ended_by_viewer, timeout=45, what="a view.stop by the viewer for every tile")
 
     # Closing a tile ends its WHEP session on the server.
     async with page.expect_request(lambda r: r.method == "DELETE" and "/whep/delta/" in r.url

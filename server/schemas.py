@@ -9,8 +9,10 @@ from ingest.agentlink.store import SCHEMA as AGENTS
 from rtcc.db import StoreSchema
 from security.store import SCHEMA as SECURITY
 from tips.store import SCHEMA as TIPS
+from transparency.store import SCHEMA as TRANSPARENCY
 
-STORE_SCHEMAS: tuple[StoreSchema, ...] = (SECURITY, EVIDENCE, AGENTS, TIPS, INCIDENTS, CATALOG)
+STORE_SCHEMAS: tuple[StoreSchema, ...] = (SECURITY, EVIDENCE, AGENTS, TIPS, INCIDENTS, TRANSPARENCY,
+                                         CATALOG)
 """Each store's ``SCHEMA``, in the order ``rtcc db copy`` fills them. (The recording schema is
 the owner's agent's buffer index; in the server those tables are part of the evidence store.)"""
 

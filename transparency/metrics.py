@@ -8,9 +8,10 @@
 "Created" is the time the call was received, or when the CAD does not say, the time it was
 entered. Each measure is reported as a count, a median and a 90th percentile (linear
 interpolation between the closest ranks, as spreadsheets' PERCENTILE.INC), overall and by
-priority, district and month (UTC, of the created time), in seconds to one decimal. An incident missing either timestamp
-of a measure is not counted in it but in ``missing``; one whose end is before its start (a
-clock or entry error) is counted in ``inconsistent``, never as a negative time.
+priority, district and month (UTC, of the created time), in seconds to one decimal. An
+incident missing either timestamp of a measure is not counted in it but in ``missing``; one
+whose end is before its start (a clock or entry error) is counted in ``inconsistent``, never as
+a negative time.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ import relay
 from catalog.owner_api import add_owner_routes
 from console_web import portal
 from console_web import routes as console_routes
+from console_web.public import routes as public_pages
 from console_web.tips import routes as tip_pages
 from evidence import add_routes as add_evidence_routes
 from evidence import evidence_context
@@ -28,8 +29,10 @@ from security import security_context, security_middleware
 from server import incident_access, openapi, ops_routes
 from server.camera_sync import camera_sync_context
 from server.security_headers import security_headers_on_prepare
+from server.transparency_wiring import transparency_context
 from server.vms_rtsp import vms_rtsp_context
 from tips import wiring as tip_line
+from transparency import routes as transparency_routes
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +92,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(tip_line.tips_context)  # needs SECRET_BOX and WORKERS
     app.cleanup_ctx.append(incident_routes.incidents_context)  # CAD feeds and the board
     app.cleanup_ctx.append(incident_access.incident_access_context)  # CAD -> emergency grants
+    app.cleanup_ctx.append(transparency_context)  # reads incidents, catalog and audit
     app.cleanup_ctx.append(vms_rtsp_context)  # the VMS's RTSP views: needs security and hub
     ops_routes.add_routes(app)
     # -- packages add their routes below (each module exposes add_routes(app)) --
@@ -104,5 +108,7 @@ def create_app(settings: Settings) -> web.Application:
     tip_pages.add_routes(app)
     incident_routes.add_routes(app)
     incident_access.add_routes(app)
+    transparency_routes.add_routes(app)  # the open data API under /public/api/v1/
+    public_pages.add_routes(app)  # the public crime map and metrics under /public/
     openapi.add_routes(app)
     return app

@@ -80,7 +80,7 @@ async def test_open_data_publishes_by_the_policy(tmp_path: Path, make_client: Ma
     for secret in (b"413 S", b"12 Elm", b"39.80123", b"39.79011", b"t00002"):
         assert secret not in everything, secret
 
-    geo = json.loads((await (await client.get("/public/api/v1/incidents.geojson")).read()))
+    geo = json.loads(await (await client.get("/public/api/v1/incidents.geojson")).read())
     assert len(geo["features"]) == 3
     rows = list(csv.DictReader(io.StringIO(
         await (await client.get("/public/api/v1/incidents.csv")).text())))

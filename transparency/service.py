@@ -82,7 +82,7 @@ def build_snapshot(version: int, config: TransparencyConfig, now: datetime,
     by_id = {p.id: p for p in published}
     # The district comes from the true point (districts are far larger than the grid).
     districts = {public_id(src, iid): district_of(config.districts, *point)
-                 for (src, iid), point in where.items()}
+                 for (src, iid), point in where.items()} if config.districts else {}
     published = [dataclasses.replace(p, district=districts.get(p.id)) for p in by_id.values()]
     published.sort(key=lambda p: (p.occurred_hour, p.id), reverse=True)
     metrics = response_metrics(in_window, config.districts)

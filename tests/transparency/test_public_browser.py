@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -38,7 +39,8 @@ async def test_public_page_renders_map_charts_and_tables(
         try:
             await page.goto(url)
             map_box = page.locator("#map")
-            await poll(lambda box=map_box: _ready(box), timeout=20, what=f"the map ({name})")
+            await poll(functools.partial(_ready, map_box), timeout=20,
+                       what=f"the map ({name})")
             assert await map_box.get_attribute("data-count") == str(published_points)
             assert await page.locator("#map .leaflet-interactive").count() == published_points
             assert await page.locator("svg.chart[role=img]").count() >= 6

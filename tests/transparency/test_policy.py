@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import SecretStr
 
+from rtcc.config import DatabaseConfig
 from rtcc.db import Database
 from rtcc.transparency_config import TransparencyConfig
 from transparency.policy import SourceIncident, distance_m, hundred_block, publish
@@ -85,11 +87,12 @@ R-2,13a,Aggravated assault,2026-11-04T01:00:00,,,
 """
 
 
-async def test_records_import_round_trip(tmp_path: Path) -> None:
+async def test_records_import_round_trip(tmp_path: Path, database_url: str) -> None:
     crimes = parse_records(CSV)
     assert [c.nibrs_code for c in crimes] == ["220", "13A"]
     assert crimes[1].occurred_at == datetime(2026, 11, 4, 1, tzinfo=UTC)
-    database = Database.embedded(tmp_path)
+    database = Database(DatabaseConfig(url=SecretStr(database_url), connect_timeout=3,
+                                       migrate_on_start=True), tmp_path)
     store = await RecordsStore.open(database)
     try:
         assert await store.import_crimes(crimes) == 2

@@ -3,6 +3,7 @@ catalog and the audit log, each through a read-only contract of ``rtcc.public_da
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -45,7 +46,9 @@ class StoreCadHistory:
         self._store = store
 
     async def cad_records(self) -> list[CadRecord]:
-        return [cad_record(i) for i in await self._store.all_incidents()]
+        incidents = await self._store.all_incidents()
+        # Tens of thousands of incidents in a window: converted off the event loop.
+        return await asyncio.to_thread(lambda: [cad_record(i) for i in incidents])
 
 
 class CatalogCensus:

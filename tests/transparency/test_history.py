@@ -3,10 +3,16 @@ timestamps the response metrics need."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sys
 from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiohttp import web
 
 from cadsim.history import CALLS_PER_DAY, history_eidos
+from cadsim.scenario import is_closed
 from incidents.eido import parse_eido
 from rtcc.public_data import CadRecord
 from transparency.metrics import response_metrics
@@ -38,3 +44,32 @@ def test_a_month_of_history_has_every_cad_time() -> None:
     assert p3.median_s is not None
     assert p1.median_s < p3.median_s
     assert rows[("response", "2")].missing > 0
+
+
+async def test_cadsim_posts_its_history_before_live_calls() -> None:
+    """``python -m cadsim --history-days 2`` POSTs two days of closed incidents, then exits
+    with ``--once`` and no live rate."""
+    received: list[dict[str, Any]] = []
+
+    async def eido(request: web.Request) -> web.Response:
+        received.append(await request.json())
+        return web.json_response({"results": []})
+
+    app = web.Application()
+    app.router.add_post("/api/cad/eido", eido)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "cadsim", "--port", "0", "--rate", "0", "--once",
+            "--history-days", "2", "--post-to", f"http://127.0.0.1:{port}/api/cad/eido",
+            "--log-level", "warning", stdout=asyncio.subprocess.DEVNULL)
+        async with asyncio.timeout(60):
+            assert await process.wait() == 0
+    finally:
+        await runner.cleanup()
+    assert CALLS_PER_DAY * 2 * 0.8 < len(received) <= CALLS_PER_DAY * 2
+    assert all(is_closed(e) for e in received)

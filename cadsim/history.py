@@ -2,7 +2,8 @@
 
 Calls arrive more in the evening than before dawn; each is dispatched, driven to and worked
 for times that depend on its priority (log-normal, as response times are); about one call in
-twelve is cancelled before a unit arrives (no on-scene time). Each incident is one EIDO in its
+twelve is cancelled before a unit arrives (no on-scene time). One in four is placed by its
+street address, the others by a point. Each incident is one EIDO in its
 final, closed state, whose units report their status so the server learns every CAD time.
 Deterministic for a seed and an end time.
 """
@@ -40,6 +41,8 @@ HOUR_WEIGHTS = (3, 2, 2, 1, 1, 1, 2, 3, 4, 4, 4, 5, 5, 5, 5, 6, 6, 7, 7, 7, 6, 5
 MEDIANS = {1: (35.0, 260.0), 2: (110.0, 420.0), 3: (420.0, 660.0)}
 CANCELLED = 1 / 12
 SPREAD_M = 1800.0
+CIVIC_EVERY = 4
+"""One call in four gives a street address (the CAD's own), the others a point."""
 UNIT_STATUS = {"ENRT": "EnRoute", "ONSC": "OnScene", "CLSD": "Cleared"}
 
 
@@ -54,13 +57,15 @@ def _moment(rng: random.Random, start: datetime, days: int) -> datetime:
                              milliseconds=rng.randrange(1000))
 
 
-def _place(rng: random.Random, number: int) -> Place:
+def _place(rng: random.Random, civic: bool) -> Place:
+    """A known address (sent as a civic address, geocoded by the server) or a point spread
+    around one."""
     base = rng.choice(PLACES)
+    if civic:
+        return base
     lat, lon = _offset(base.lat, base.lon, rng.uniform(-SPREAD_M, SPREAD_M),
                        rng.uniform(-SPREAD_M, SPREAD_M))
-    block = 100 * rng.randint(1, 19) + rng.randint(0, 98)
-    return Place(f"{base.name} area", str(block), base.prefix, base.street, base.suffix,
-                 round(lat, 6), round(lon, 6)) if number else base
+    return Place(f"near {base.name}", "", "", "", "", round(lat, 6), round(lon, 6))
 
 
 def history_eidos(seed: int, days: int, end: datetime) -> Iterator[dict[str, Any]]:
@@ -90,7 +95,8 @@ def history_eidos(seed: int, days: int, end: datetime) -> Iterator[dict[str, Any
         incident = _Incident(
             number=number,
             tracking_id=f"{TRACKING_PREFIX}h{seed:04x}{number:06d}:{CAD_ELEMENT}",
-            kind=kind, place=_place(rng, number), shape="point",
+            kind=kind, place=_place(rng, civic=number % CIVIC_EVERY == 0),
+            shape="civic" if number % CIVIC_EVERY == 0 else "point",
             unit=f"{rng.randint(1, 4)}A{rng.randint(10, 39)}", call_received=received,
             step=4, history=steps)
         eido = build_eido(incident, cleared)

@@ -16,10 +16,12 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import aiohttp
 from aiohttp import web
 
+from cadsim.history import history_eidos
 from cadsim.notifier import WS_PATH, Notifier, create_app
 from cadsim.poster import Poster
 from cadsim.scenario import Scenario, tracking_id
@@ -39,6 +41,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
                         help="EIDOs generated per second; 0 generates none (default 0.2)")
     parser.add_argument("--seed", type=int, default=1, help="scenario seed (default 1)")
     parser.add_argument("--count", type=int, help="stop generating after this many EIDOs")
+    parser.add_argument("--history-days", type=int, default=0, metavar="DAYS",
+                        help="first POST this many past days of closed incidents, about 30 a "
+                             "day, to --post-to (default 0)")
     parser.add_argument("--once", action="store_true",
                         help="exit after --count EIDOs (default 20) were generated and posted")
     parser.add_argument("--post-to", metavar="URL",
@@ -94,6 +99,13 @@ async def serve(args: argparse.Namespace) -> int:
         print(f"READY port={port} url=ws://{host}:{port}{WS_PATH}", flush=True)
         async with asyncio.TaskGroup() as group:
             post_task = group.create_task(poster.run(), name="cadsim:post") if poster else None
+            if poster is not None and args.history_days > 0:
+                posted = 0
+                for eido in history_eidos(args.seed, args.history_days, datetime.now(UTC)):
+                    await poster.put(eido)
+                    posted += 1
+                await poster.drain()
+                log.info("posted %d past incidents (%d days)", posted, args.history_days)
             generate = group.create_task(_generate(args, notifier, stop), name="cadsim:generate")
             if args.once:
                 await generate

@@ -44,6 +44,10 @@ class Poster:
                         tracking_id(dropped))
         self._queue.put_nowait(eido)
 
+    async def put(self, eido: dict[str, Any]) -> None:
+        """Queue ``eido``, waiting for room rather than dropping an older one (history)."""
+        await self._queue.put(eido)
+
     async def drain(self) -> None:
         """Wait until every submitted EIDO was delivered or refused."""
         await self._queue.join()

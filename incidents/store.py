@@ -346,6 +346,10 @@ class IncidentStore(OffloadedStore):
     async def history(self, tracking_id: str, limit: int = 200) -> list[HistoryEntry]:
         return await self.run(self._history, tracking_id, limit)
 
+    async def all_incidents(self, limit: int = 200_000) -> list[CadIncident]:
+        """Every incident, oldest first (the published response metrics read them all)."""
+        return await self.run(self._all, limit)
+
     # -- on the store's thread -------------------------------------------------------------
 
     def upsert_sync(self, update: IncidentUpdate, location: dict[str, Any] | None, raw: str,
@@ -413,6 +417,12 @@ class IncidentStore(OffloadedStore):
             "SELECT * FROM cad_incidents WHERE closed = 0 OR ? = 0"
             " ORDER BY first_seen DESC, tracking_id LIMIT ?",
             (1 if open_only else 0, max(1, min(limit, 5000))))
+        return [_from_row(row) for row in rows]
+
+    def _all(self, limit: int) -> list[CadIncident]:
+        rows = self.conn.fetchall(
+            "SELECT * FROM cad_incidents ORDER BY first_seen, tracking_id LIMIT ?",
+            (max(1, limit),))
         return [_from_row(row) for row in rows]
 
     def _history(self, tracking_id: str, limit: int) -> list[HistoryEntry]:

@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from rtcc.errors import ConfigError
+from rtcc.transparency_config import TransparencyConfig
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -557,6 +558,8 @@ class Settings(_Model):
     incidents: IncidentsConfig = IncidentsConfig()
     cluster: ClusterConfig = ClusterConfig()
     notify: NotifyConfig = NotifyConfig()
+    transparency: TransparencyConfig = TransparencyConfig()
+    """What the public map and open data publish (rtcc.transparency_config)."""
     cameras: list[CameraConfig] = Field(default_factory=list)
     camsim: CamsimConfig | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"

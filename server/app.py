@@ -14,6 +14,7 @@ from catalog.owner_api import add_owner_routes
 from console_web import portal
 from console_web import routes as console_routes
 from console_web.panic import routes as panic_pages
+from console_web.public import routes as public_pages
 from console_web.tips import routes as tip_pages
 from evidence import add_routes as add_evidence_routes
 from evidence import evidence_context
@@ -32,8 +33,10 @@ from server import cluster as cluster_node
 from server import facility_access, incident_access, notify_wiring, openapi, ops_routes
 from server.camera_sync import camera_sync_context
 from server.security_headers import security_headers_on_prepare
+from server.transparency_wiring import transparency_context
 from server.vms_rtsp import vms_rtsp_context
 from tips import wiring as tip_line
+from transparency import routes as transparency_routes
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +100,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(facility_access.facility_access_context)  # alerts -> incident, grants
     app.cleanup_ctx.append(notify_routes.notify_context)  # the outbox and its worker
     app.cleanup_ctx.append(notify_wiring.notify_wiring_context)  # CAD -> alerts, audit
+    app.cleanup_ctx.append(transparency_context)  # reads incidents, catalog and audit
     app.cleanup_ctx.append(vms_rtsp_context)  # the VMS's RTSP views: needs security and hub
     app.cleanup_ctx.append(cluster_node.cluster_context)  # needs the hub; leaves first
     ops_routes.add_routes(app)
@@ -117,5 +121,7 @@ def create_app(settings: Settings) -> web.Application:
     facility_wiring.add_routes(app)  # facility profiles, the panic app's API, the alert console
     panic_pages.add_routes(app)  # the panic app under /panic/, the portal's facility pages
     notify_routes.add_routes(app)
+    transparency_routes.add_routes(app)  # the open data API under /public/api/v1/
+    public_pages.add_routes(app)  # the public crime map and metrics under /public/
     openapi.add_routes(app)
     return app

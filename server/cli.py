@@ -63,6 +63,7 @@ async def _start_cadsim(url: str, token: str) -> asyncio.subprocess.Process | No
     """``python -m cadsim`` posting EIDOs to this server (the demo's CAD); None if it failed."""
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "cadsim", "--host", "127.0.0.1", "--port", "0", "--rate", "0.1",
+        "--history-days", "30",
         "--post-to", f"{url}/api/cad/eido", "--log-level", "warning",
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
         env={**os.environ, "CADSIM_TOKEN": token})

@@ -11,9 +11,10 @@ from notify.store import SCHEMA as NOTIFY
 from rtcc.db import StoreSchema
 from security.store import SCHEMA as SECURITY
 from tips.store import SCHEMA as TIPS
+from transparency.store import SCHEMA as TRANSPARENCY
 
 STORE_SCHEMAS: tuple[StoreSchema, ...] = (
-    SECURITY, EVIDENCE, AGENTS, TIPS, INCIDENTS, FACILITIES, NOTIFY, CATALOG)
+    SECURITY, EVIDENCE, AGENTS, TIPS, INCIDENTS, FACILITIES, NOTIFY, TRANSPARENCY, CATALOG)
 """Each store's ``SCHEMA``, in the order ``rtcc db copy`` fills them. (The recording schema is
 the owner's agent's buffer index; in the server those tables are part of the evidence store.)"""
 

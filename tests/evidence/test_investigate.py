@@ -19,7 +19,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from pydantic import SecretStr
 
-from evidence import marks
+from evidence import EVIDENCE, marks
 from evidence.store import EvidenceStore
 from rtcc.config import DatabaseConfig, SharingLevel
 from rtcc.db import Database
@@ -59,6 +59,7 @@ async def world(tmp_path: Path, bootstrap_token: str, make_client: MakeClient) -
     directory = Directory()
     directory.add("shop", SharingLevel.ON_REQUEST, owner_id="shop1")
     directory.add("dept", SharingLevel.REGISTRY_ONLY, owner_id="department")
+    directory.add("never", SharingLevel.ON_REQUEST, owner_id="shop1")  # never recorded
     client = await make_client(evidence_app(settings, directory, clock=FakeClock(T0)))
     admin = bearer(bootstrap_token)
     _, inv = await role_headers(client, admin, Role.INVESTIGATOR)
@@ -195,3 +196,34 @@ def test_bookmarks_and_notes_are_kept_with_their_case(store: EvidenceStore) -> N
     assert not marks.delete_mark(store, first.id, created_by_id=8)  # not the author
     assert marks.delete_mark(store, first.id, created_by_id=7)
     assert [m.kind for m in marks.marks_of_case(store, "2024-1")] == ["bookmark"]
+
+
+async def test_footage_request_items_say_what_the_server_knows(world: World) -> None:
+    app = app_of(world.client)
+    asked = await world.client.post("/api/footage-requests", headers=world.inv, json={
+        "cameras": ["shop", "never"], "from": PAST + 1, "to": PAST + 5, "case": "2024-0101",
+        "reason": "who parked there"})
+    assert asked.status == 201, await asked.text()
+    request_id = (await asked.json())["id"]
+    _, owner = await role_headers(world.client, world.admin, Role.OWNER, owner_id="shop1")
+    listed = await (await world.client.get(f"/api/footage-requests/{request_id}",
+                                           headers=owner)).json()
+    assert {c["camera_id"]: c["state"] for c in listed["cameras"]} == {
+        "shop": "waiting_for_owner", "never": "waiting_for_owner"}
+    approved = await world.client.post(f"/api/footage-requests/{request_id}/approve",
+                                       headers=owner, json={})
+    assert approved.status == 200, await approved.text()
+    seen = await (await world.client.get(f"/api/footage-requests/{request_id}",
+                                         headers=world.inv)).json()
+    items = {c["camera_id"]: c for c in seen["cameras"]}
+    assert items["shop"]["state"] == "recorded"
+    assert items["never"]["state"] == "approved_no_footage"  # not a bare "approved"
+    assert "no recording of this camera for that time" in items["never"]["detail"]
+    reason = "this agent keeps no footage buffer (the owner can start it with --buffer-hours)"
+    assert await app[EVIDENCE].requests.mark_failed(request_id, "never", reason)
+    for headers in (world.inv, owner):  # both sides read the same reason
+        seen = await (await world.client.get(f"/api/footage-requests/{request_id}",
+                                             headers=headers)).json()
+        never = next(c for c in seen["cameras"] if c["camera_id"] == "never")
+        assert never["state"] == "no_footage"
+        assert never["detail"] == f"no footage for that time: {reason}"

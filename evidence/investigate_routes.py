@@ -209,6 +209,7 @@ async def play(request: web.Request) -> web.StreamResponse:
         "X-Recording-End": f"{plan.last_capture:.6f}",
         "X-Playback-Frames": str(plan.frames),
         "X-Playback-Codec": plan.codec,
+        "X-Playback-Mime": plan.mime,
     })
     started = time.monotonic()
     sent_bytes = 0

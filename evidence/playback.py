@@ -43,6 +43,17 @@ _CODEC_NAMES = {"h264": "h264", "h265": "hevc"}
 MIME_TYPES = {"h264": 'video/mp4; codecs="avc1.640028"', "h265": 'video/mp4; codecs="hvc1"'}
 
 
+def mime_type(codec: str, keyframe: bytes) -> str:
+    """The MIME type Media Source Extensions need: for H.264 with the profile and level of the
+    stream's SPS (``avc1.PPCCLL``)."""
+    if codec != "h264":
+        return MIME_TYPES.get(codec, "video/mp4")
+    for nal in keyframe.split(b"\x00\x00\x01"):
+        if len(nal) >= 4 and nal[0] & 0x1F == 7:
+            return f'video/mp4; codecs="avc1.{nal[1]:02x}{nal[2]:02x}{nal[3]:02x}"'
+    return MIME_TYPES["h264"]
+
+
 class PlaybackStopped(Exception):
     """The viewer went away; the muxing thread stops at the next write."""
 
@@ -58,6 +69,7 @@ class PlayPlan:
     last_capture: float
     frames: int
     segment_ids: tuple[int, ...]
+    mime: str
 
 
 def plan(store: EvidenceStore, root: Path, camera_id: str, start: float, end: float, *,
@@ -75,9 +87,10 @@ def plan(store: EvidenceStore, root: Path, camera_id: str, start: float, end: fl
     chosen = _select(root, rows, start, end, within_range)
     first = chosen[0].entries[0]
     last = chosen[-1].entries[-1]
+    keyframe = next(iter_frames(chosen[0].path, chosen[0].entries[:1]))
     return PlayPlan(camera_id, codec, tuple(chosen), first.capture_time, last.capture_time,
                     sum(len(sel.entries) for sel in chosen),
-                    tuple(sel.segment.id for sel in chosen))
+                    tuple(sel.segment.id for sel in chosen), mime_type(codec, keyframe))
 
 
 def _select(root: Path, rows: Sequence[SegmentRow], start: float, end: float,

@@ -1,7 +1,8 @@
 """An investigator works in Chromium at /investigate/: the picture shown after a seek and after a
 one-frame step is the recorded frame at that time (compared with the frames decoded from the
-server's segment), a camera without a grant has no timeline, and an export made from the screen
-(in, out, case, reason, progress) verifies with ``rtcc verify``.
+server's segment), a camera without a grant has no timeline, an export made from the screen
+(in, out, case, reason, progress) verifies with ``rtcc verify``, and two cameras played together
+stay within one frame of each other.
 
 The footage is FFmpeg's ``testsrc2`` (it changes every frame; the camera simulator burns in
 only a clock to the second), written into segments as the recorder writes them."""
@@ -56,13 +57,14 @@ async def site(tmp_path: Path, bootstrap_token: str) -> AsyncIterator[Site]:
     units = make_h264(tmp_path, 8.0)
     store = EvidenceStore.open_in(settings.data_dir)
     try:
-        for camera_id in ("dept", "shop"):
+        for camera_id in ("dept", "dept2", "shop"):
             write_segments(store, settings.data_dir / "evidence", camera_id,
                            frames_from(units, PAST), 3.0)
     finally:
         store.close()
     directory = Directory()
     directory.add("dept", SharingLevel.REGISTRY_ONLY, owner_id="department")
+    directory.add("dept2", SharingLevel.REGISTRY_ONLY, owner_id="department")
     directory.add("shop", SharingLevel.ON_REQUEST, owner_id="shop1")  # no grant asked for
     app = evidence_app(settings, directory)
     console_routes.add_routes(app)
@@ -140,7 +142,7 @@ async def test_seek_step_and_export_from_the_screen(chromium: Browser, site: Sit
     lanes = await page.eval_on_selector_all("#timeline .lane", "nodes => nodes.map(n => n.dataset.camera)")
     assert lanes == ["dept"]
     offered = await page.eval_on_selector_all("#cameras input", "nodes => nodes.map(n => n.value)")
-    assert offered == ["dept"]
+    assert offered == ["dept", "dept2"]
     assert await page.query_selector(".player[data-camera=shop]") is None
     assert await page.query_selector("#timeline .lane[data-camera=dept] .span.recorded")
 
@@ -197,4 +199,30 @@ async def test_seek_step_and_export_from_the_screen(chromium: Browser, site: Sit
                          str(key)], cwd=ROOT, capture_output=True, text=True, timeout=120,
         check=False)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+    await page.close()
+
+
+async def test_two_cameras_play_within_one_frame_of_each_other(chromium: Browser,
+                                                               site: Site) -> None:
+    investigator = await create_user(site.client, site.admin, Role.INVESTIGATOR)
+    page = await chromium.new_page(viewport={"width": 1280, "height": 900})
+    await login_form(page, site.base, investigator.username, investigator.password,
+                     investigator.next_code(), start="/investigate/")
+    await page.goto(f"{site.base}/investigate/?from={PAST - 5}&to={PAST + 20}"
+                    f"&cameras=dept,dept2&at={PAST + 1.2}")
+    await page.wait_for_selector("body[data-ready=true]", timeout=30000)
+    for camera in ("dept", "dept2"):
+        await _changed(page, f".player[data-camera={camera}]", "seek-ms", None)
+    await page.click("#play")
+
+    async def played_on() -> bool:
+        shown = await _data(page, ".player[data-camera=dept]", "frame-utc")
+        return shown is not None and float(shown) > PAST + 3.5
+    await poll(played_on, timeout=30, what="two seconds played")
+    await page.click("#play")  # pause both
+    await asyncio.sleep(0.5)
+    times = [float(await _data(page, f".player[data-camera={camera}]", "frame-utc") or "nan")
+             for camera in ("dept", "dept2")]
+    log.info("paused at %s", times)
+    assert abs(times[0] - times[1]) <= 1 / FPS + 0.001
     await page.close()

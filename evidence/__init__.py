@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from evidence import export_routes, request_routes, upload_routes
+from evidence import export_routes, investigate_routes, request_routes, upload_routes
 from evidence.cli import export_main, verify_main
 from evidence.context import EVIDENCE, EvidenceCore, evidence_context
 
@@ -26,6 +26,7 @@ def add_routes(app: web.Application) -> None:
     request_routes.add_routes(app)
     upload_routes.add_routes(app)
     export_routes.add_routes(app)
+    investigate_routes.add_routes(app)
 
 
 __all__ = [

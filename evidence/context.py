@@ -18,6 +18,7 @@ from pathlib import Path
 from aiohttp import web
 
 from evidence.export import Exporter
+from evidence.export_jobs import ExportJobs
 from evidence.exports import purge_expired
 from evidence.manager import RecordingManager
 from evidence.requests import FootageRequests
@@ -57,6 +58,7 @@ class EvidenceCore:
     uploads: Uploads
     recordings: RecordingManager | None
     export_slots: asyncio.Semaphore
+    export_jobs: ExportJobs
 
 
 EVIDENCE = web.AppKey["EvidenceCore"]("evidence_core")
@@ -81,6 +83,7 @@ async def evidence_context(app: web.Application) -> AsyncIterator[None]:
     private_dir(root)
     store = await AsyncEvidenceStore.open(app[DATABASE])
     manager: RecordingManager | None = None
+    jobs = ExportJobs()
     try:
         key = load_or_create(root)
         requests = FootageRequests(store, app[FOOTAGE_GRANTS],
@@ -108,11 +111,12 @@ async def evidence_context(app: web.Application) -> AsyncIterator[None]:
             settings=settings, store=store, root=root, key=key, audit=audit,
             exporter=Exporter(store.tables, root, key), requests=requests,
             uploads=Uploads(store, root, requests), recordings=manager,
-            export_slots=asyncio.Semaphore(1),
+            export_slots=asyncio.Semaphore(1), export_jobs=jobs,
         )
         log.info("evidence: signing key fingerprint %s", key.fingerprint)
         yield
     finally:
+        await jobs.aclose()
         if manager is not None:
             await manager.aclose()
         await store.aclose()

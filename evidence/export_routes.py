@@ -36,6 +36,7 @@ from evidence.context import EvidenceCore
 from evidence.export import COMMAND_LINE, ExportError, ExportGrant, ExportRequest, NoFootage
 from evidence.ffmpeg import FfmpegError
 from evidence.httpio import CAMERA_ID, CASE_NUMBER, audit, evidence_core, text, time_range
+from evidence.manifest import Progress
 from evidence.store import EvidenceStore
 from recording.holds import add_hold, get_hold, list_holds, release_hold
 from recording.segments import UnsafePath
@@ -227,16 +228,25 @@ async def _allowed_requests(core: EvidenceCore, principal: Principal) -> frozens
     return frozenset(str(row["id"]) for row in rows)
 
 
-@allow(*EXPORTERS)
-async def create_export(request: web.Request) -> web.Response:
-    core = evidence_core(request)
-    principal = require_principal(request)
-    fields = await read_json(request)
-    camera_id, start, end, case, reason = _footage_fields(fields)
-    incident = text(fields, "incident", limit=64, pattern=INCIDENT_ID)
-    watermark = fields.get("watermark", False)
-    if not isinstance(watermark, bool):
-        raise error(400, "watermark must be true or false")
+@dataclass(frozen=True, slots=True)
+class ExportPlan:
+    """An export allowed and audited as started: what ``produce_export`` makes."""
+
+    camera_id: str
+    start: float
+    end: float
+    case: str
+    owner: str
+    grant: ExportGrant
+    asked: dict[str, Any]
+    job: ExportRequest
+
+
+async def plan_export(request: web.Request, core: EvidenceCore, principal: Principal, *,
+                      camera_id: str, start: float, end: float, case: str, reason: str,
+                      incident: str, watermark: bool) -> ExportPlan:
+    """Check the grant for one camera's export and audit its start; 403 (audited) when no grant
+    covers the range."""
     facts = await _camera_facts(request, core, camera_id)
     owner = facts.owner_id if facts is not None else ""
     asked: dict[str, Any] = {"case": case, "start": start, "end": end, "watermark": watermark,
@@ -256,9 +266,21 @@ async def create_export(request: web.Request) -> web.Response:
                         watermark=watermark,
                         reason=reason, allowed_requests=await _allowed_requests(core, principal),
                         grant=grant, within_range=grant.kind != "department")
+    return ExportPlan(camera_id, start, end, case, owner, grant, asked, job)
+
+
+def _no_progress(stage: str, fraction: float) -> None:  # noqa: ARG001 -- a Progress callback
+    return None
+
+
+async def produce_export(request: web.Request, core: EvidenceCore, principal: Principal,
+                         plan: ExportPlan, progress: Progress = _no_progress) -> dict[str, Any]:
+    """Make the planned package (one at a time), register its download and hold its range;
+    the answer of ``POST /api/exports``. 404/422 (audited) when it cannot be made."""
+    camera_id, owner, asked, grant = plan.camera_id, plan.owner, plan.asked, plan.grant
     try:
         async with core.export_slots:
-            result = await asyncio.to_thread(core.exporter.export, job)
+            result = await asyncio.to_thread(core.exporter.export, plan.job, None, progress)
     except (ExportError, FfmpegError, UnsafePath, OSError) as exc:
         message = str(exc) if isinstance(exc, RtccError) else f"export failed: {exc}"
         await audit(request, principal, "evidence.export", camera_id=camera_id, owner_id=owner,
@@ -269,11 +291,11 @@ async def create_export(request: web.Request) -> web.Response:
     expires = now + core.settings.evidence.export_link_hours * 3600.0
     token = await core.store.call(
         exports.register, export_id=result.export_id, file_name=result.package.name,
-        camera_id=camera_id, case_number=case, created_by=principal.username,
+        camera_id=camera_id, case_number=plan.case, created_by=principal.username,
         created_by_id=principal.user_id, now=now, expires_at=expires, size=result.bytes,
-        sha256=result.sha256, grant_kind=grant.kind, grant_id=grant.id, range_start=start,
-        range_end=end)
-    hold = await core.store.call(add_hold, camera_id=camera_id, case_number=case,
+        sha256=result.sha256, grant_kind=grant.kind, grant_id=grant.id,
+        range_start=plan.start, range_end=plan.end)
+    hold = await core.store.call(add_hold, camera_id=camera_id, case_number=plan.case,
                                  start=result.clip_start, end=result.clip_end,
                                  reason=f"export {result.export_id}",
                                  created_by=principal.username, now=now)
@@ -284,14 +306,30 @@ async def create_export(request: web.Request) -> web.Response:
                    "segments": list(result.segment_ids), "hold": hold.id,
                    "key_fingerprint": core.key.fingerprint})
     await core.store.call(exports.purge_expired, core.root, now)
-    return web.json_response({
+    return {
         "id": token, "export_id": result.export_id,
         "download": f"/api/exports/{token}/download", "expires_at": expires,
         "sha256": result.sha256, "bytes": result.bytes, "frames": result.frames,
         "grant": grant.as_json(), "clip_start": result.clip_start, "clip_end": result.clip_end,
         "segments": list(result.segment_ids), "hold": hold.id,
         "key_fingerprint": core.key.fingerprint,
-    }, status=201)
+    }
+
+
+@allow(*EXPORTERS)
+async def create_export(request: web.Request) -> web.Response:
+    core = evidence_core(request)
+    principal = require_principal(request)
+    fields = await read_json(request)
+    camera_id, start, end, case, reason = _footage_fields(fields)
+    incident = text(fields, "incident", limit=64, pattern=INCIDENT_ID)
+    watermark = fields.get("watermark", False)
+    if not isinstance(watermark, bool):
+        raise error(400, "watermark must be true or false")
+    plan = await plan_export(request, core, principal, camera_id=camera_id, start=start,
+                             end=end, case=case, reason=reason, incident=incident,
+                             watermark=watermark)
+    return web.json_response(await produce_export(request, core, principal, plan), status=201)
 
 
 @allow(*EXPORTERS)

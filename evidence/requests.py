@@ -63,14 +63,49 @@ class Item:
     uploaded_segments: int = 0
     uploaded_bytes: int = 0
     failure: str = ""
+    recorded_segments: int = 0
+    """Segments the server itself recorded of this camera over the requested range."""
+    announced_bytes: int = 0
+    """What the owner's agent announced it will upload (received so far: ``received_bytes``)."""
+    received_bytes: int = 0
+
+    @property
+    def state(self) -> tuple[str, str]:
+        """(state, what it means), from what the server knows, for both sides' screens."""
+        if self.status == PENDING:
+            return "waiting_for_owner", "waiting for the owner to decide"
+        if self.status == DECLINED:
+            return "declined", "the owner declined" + (f": {self.note}" if self.note else "")
+        if self.status == FAILED:
+            return "no_footage", ("no footage for that time: "
+                                  + (self.failure or "the owner's agent could not deliver it"))
+        if self.status == RECEIVED:
+            return "uploaded_verified", (f"uploaded: {self.uploaded_segments} segment(s), each "
+                                         "SHA-256 checked on arrival")
+        if self.status == RECEIVING:
+            percent = (100 * self.received_bytes // self.announced_bytes
+                       if self.announced_bytes else 0)
+            return "uploading", (f"approved, uploading: {self.uploaded_segments} segment(s) in,"
+                                 f" {percent}% of what the agent announced")
+        if self.recorded_segments:
+            return "recorded", (f"approved; recorded on the server ({self.recorded_segments} "
+                                "segment(s) over the range)")
+        return "approved_no_footage", (
+            "approved, but the server holds no recording of this camera for that time and "
+            "nothing has been uploaded yet; waiting for the owner's agent to upload it (a "
+            "camera without an agent buffer has no footage to send)")
 
     def as_json(self) -> dict[str, Any]:
+        state, detail = self.state
         return {
             "camera_id": self.camera_id, "owner_id": self.owner_id, "status": self.status,
             "decided_by": self.decided_by, "decided_at": self.decided_at,
             "auto_approved": self.auto, "note": self.note, "valid_until": self.valid_until,
             "uploaded_segments": self.uploaded_segments, "uploaded_bytes": self.uploaded_bytes,
-            "failure": self.failure,
+            "failure": self.failure, "state": state, "detail": detail,
+            "recorded_segments": self.recorded_segments,
+            "upload_progress": (round(self.received_bytes / self.announced_bytes, 4)
+                                if self.announced_bytes else None),
         }
 
 
@@ -159,14 +194,23 @@ class FootageRequests:
             "SELECT i.*, (SELECT COUNT(*) FROM segments s WHERE s.request_id = i.request_id"
             " AND s.camera_id = i.camera_id) AS segs, (SELECT COALESCE(SUM(s.bytes), 0) FROM"
             " segments s WHERE s.request_id = i.request_id AND s.camera_id = i.camera_id)"
-            " AS seg_bytes FROM footage_request_items i WHERE i.request_id = ?"
-            " ORDER BY i.camera_id", (request_id,))
+            " AS seg_bytes,"
+            " (SELECT COUNT(*) FROM segments s WHERE s.camera_id = i.camera_id"
+            " AND s.origin = 'server' AND s.utc_start <= r.utc_end"
+            " AND COALESCE(s.utc_end, s.utc_start) >= r.utc_start) AS recorded,"
+            " (SELECT COALESCE(SUM(u.size), 0) FROM uploads u WHERE u.request_id = i.request_id"
+            " AND u.camera_id = i.camera_id) AS announced,"
+            " (SELECT COALESCE(SUM(u.received), 0) FROM uploads u"
+            " WHERE u.request_id = i.request_id AND u.camera_id = i.camera_id) AS received"
+            " FROM footage_request_items i JOIN footage_requests r ON r.id = i.request_id"
+            " WHERE i.request_id = ? ORDER BY i.camera_id", (request_id,))
         return tuple(
             Item(camera_id=row["camera_id"], owner_id=row["owner_id"], status=row["status"],
                  decided_by=row["decided_by"], decided_at=row["decided_at"],
                  auto=bool(row["auto"]), note=row["note"], valid_until=row["valid_until"],
                  uploaded_segments=int(row["segs"]), uploaded_bytes=int(row["seg_bytes"]),
-                 failure=row["failure"])
+                 failure=row["failure"], recorded_segments=int(row["recorded"]),
+                 announced_bytes=int(row["announced"]), received_bytes=int(row["received"]))
             for row in rows
         )
 

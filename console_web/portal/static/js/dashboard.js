@@ -158,7 +158,7 @@ async function loadRequests() {
         el("div", { text: `Reason: ${request.reason}` }),
         request.incident ? el("div", { text: `Incident: ${request.incident}` }) : null,
         el("div", { text: `Footage from ${formatTime(request.start)} to ${formatTime(request.end)}` }),
-        el("div", { class: "muted", text: "Cameras: " + request.cameras.map((c) => `${cameraName(c.camera_id)} (${c.status})`).join(", ") }));
+        el("div", { class: "muted", text: "Cameras: " + request.cameras.map((c) => `${cameraName(c.camera_id)}: ${c.detail || c.status}`).join("; ") }));
       if (pending) {
         item.append(el("div", { class: "actions" },
           el("button", { type: "button", class: "approve", text: "Approve", onclick: () => decide(request, true) }),

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from evidence.export import Exporter
 from evidence.exports import purge_expired
+from evidence.items import FileIntake
 from evidence.manager import RecordingManager
 from evidence.requests import FootageRequests
 from evidence.signing import SigningKey, load_or_create
@@ -31,6 +32,7 @@ from rtcc.appkeys import (
     CAMERA_DIRECTORY,
     CLOCK,
     DATABASE,
+    EVIDENCE_INTAKE,
     FOOTAGE_GRANTS,
     HUB,
     INCIDENTS,
@@ -57,6 +59,7 @@ class EvidenceCore:
     uploads: Uploads
     recordings: RecordingManager | None
     export_slots: asyncio.Semaphore
+    intake: FileIntake
 
 
 EVIDENCE = web.AppKey["EvidenceCore"]("evidence_core")
@@ -108,8 +111,9 @@ async def evidence_context(app: web.Application) -> AsyncIterator[None]:
             settings=settings, store=store, root=root, key=key, audit=audit,
             exporter=Exporter(store.tables, root, key), requests=requests,
             uploads=Uploads(store, root, requests), recordings=manager,
-            export_slots=asyncio.Semaphore(1),
+            export_slots=asyncio.Semaphore(1), intake=FileIntake(store, root, audit),
         )
+        app[EVIDENCE_INTAKE] = app[EVIDENCE].intake
         log.info("evidence: signing key fingerprint %s", key.fingerprint)
         yield
     finally:

@@ -192,13 +192,44 @@ def _first_schema_sqlite(conn: SqlConnection) -> None:
             conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
 
+_ITEM_TABLES = """
+CREATE TABLE IF NOT EXISTS evidence_items (
+    id TEXT PRIMARY KEY,
+    media_type TEXT NOT NULL,
+    file_name TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    bytes BIGINT NOT NULL,
+    case_number TEXT NOT NULL,
+    incident_id TEXT NOT NULL,
+    source TEXT NOT NULL,
+    promoted_by TEXT NOT NULL,
+    promoted_role TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    created DOUBLE PRECISION NOT NULL,
+    hold_id TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS evidence_custody (
+    item_id TEXT NOT NULL REFERENCES evidence_items(id),
+    seq BIGINT NOT NULL,
+    at DOUBLE PRECISION NOT NULL,
+    actor TEXT NOT NULL,
+    role TEXT NOT NULL,
+    action TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    PRIMARY KEY (item_id, seq)
+);
+"""
+"""Evidence items made from files (``evidence.items``) and their chain of custody."""
+
 SCHEMA = StoreSchema(
     name="evidence",
     migrations=(Migration(1, "segments, holds, exports, footage requests and uploads",
                           sqlite=_first_schema_sqlite,
-                          postgresql=segments.POSTGRESQL_TABLES + _POSTGRESQL_TABLES),),
+                          postgresql=segments.POSTGRESQL_TABLES + _POSTGRESQL_TABLES),
+                Migration(2, "evidence items from files and their chain of custody",
+                          sqlite=_ITEM_TABLES, postgresql=_ITEM_TABLES)),
     tables=(*segments.TABLES, "exports", "footage_requests", "footage_request_items",
-            "owner_policies", "uploads"),
+            "owner_policies", "uploads", "evidence_items", "evidence_custody"),
     sqlite_file=STORE_FILE,
 )
 """One store for the segment index, the legal holds and the evidence tables: exports join

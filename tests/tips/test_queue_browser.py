@@ -60,6 +60,7 @@ async def test_investigator_promotes_a_photo_to_evidence(
     await page.fill("#d-media form[data-promote] input[name=case]", "2026-000777")
     await page.click("#d-media form[data-promote] button[type=submit]")
     shown = await page.wait_for_selector("#d-media [data-evidence]")
+    assert shown is not None
     item_id = await shown.get_attribute("data-evidence")
     assert item_id is not None
     assert item_id.startswith("item-")

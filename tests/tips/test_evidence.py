@@ -10,7 +10,7 @@ from pathlib import Path
 import aiohttp
 
 from evidence import EVIDENCE
-from evidence.items import custody, export_item
+from evidence.items import custody
 from evidence.store import EvidenceStore
 from recording.segments import contained
 from tests.tips.conftest import TipServer
@@ -53,17 +53,29 @@ async def test_promote_photo_to_evidence(tip_server: TipServer, tipster: aiohttp
     steps = [entry["action"] for entry in await core.store.call(custody, item_id)]
     assert steps == ["received", "hashed and held"]
 
-    # Its export verifies with ``rtcc verify`` against the server's public key.
+    # ``rtcc export --item`` packages it; ``rtcc verify`` checks the package against the
+    # server's published key, and on the server against the stored item too.
+    config = tmp_path / "server.yaml"
+    config.write_text(f"data_dir: {server.settings.data_dir}\n")
     package = tmp_path / "item.tar"
-    await core.store.call(export_item, core.root, core.key, item_id, requester="investigator",
-                          requester_role="investigator", target=package)
     key_file = tmp_path / "public.pem"
     key_file.write_bytes(core.key.public_pem())
-    done = subprocess.run([sys.executable, "-m", "server", "verify", str(package), "--key",
-                           str(key_file)], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "VERIFIED" in done.stdout
-    assert promoted["sha256"] in done.stdout
+
+    def rtcc(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "server", *args], capture_output=True,
+                              text=True, timeout=120, check=False)
+
+    made = rtcc("export", "--config", str(config), "--item", item_id, "--out", str(package))
+    assert made.returncode == 0, made.stdout + made.stderr
+    assert f"package: {package}" in made.stdout
+    for how in (("--key", str(key_file)), ("--config", str(config))):
+        done = rtcc("verify", str(package), *how)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "RESULT: VERIFIED" in done.stdout
+        assert promoted["sha256"] in done.stdout
+    assert "OK   item: matches the item stored on this server" in done.stdout
+    assert [entry["action"] for entry in await core.store.call(custody, item_id)] == [
+        "received", "hashed and held", "exported"]
 
     # The promotion is in the audit log, with the item and its hash.
     audit = await call(session, "GET", f"{base}/api/audit?limit=500", 200, headers=server.admin)

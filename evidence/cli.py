@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from evidence.context import evidence_root
 from evidence.export import COMMAND_LINE, Exporter, ExportGrant, ExportRequest
+from evidence.items import export_item
 from evidence.signing import KEY_FILE, SigningKeyError, load_or_create, load_public_pem
 from evidence.store import STORE_FILE, EvidenceStore
 from evidence.verify import (
@@ -156,6 +157,45 @@ def export_main(settings: Settings, camera: str, start: str | float, end: str | 
     print(f"package: {result.package}", file=output)
     print(f"SHA-256: {result.sha256} ({result.bytes} bytes)", file=output)
     print(f"signed with key fingerprint {key.fingerprint}; legal hold {hold.id}", file=output)
+    return EXIT_OK
+
+
+def export_item_main(settings: Settings, item_id: str, out: Path | None = None, *,
+                     audit_log: AuditOpener, reason: str = "", err: TextIO | None = None,
+                     stdout: TextIO | None = None) -> int:
+    """Package one evidence item taken in from a file (a tip's photo...), signed, audited."""
+    errors = err or sys.stderr
+    output = stdout or sys.stdout
+    details: dict[str, object] = {"item": item_id, "reason": reason}
+    try:
+        _audit(audit_log, settings, "evidence.export", target=f"item:{item_id}",
+               outcome="started", details=details)
+    except AuditWriteError as exc:
+        print(f"export refused: {exc}", file=errors)
+        return EXIT_ERROR
+    database = Database.from_settings(settings)
+    root = evidence_root(settings)
+    try:
+        store = EvidenceStore.open_on(database)
+        try:
+            result = export_item(store, root, load_or_create(root), item_id,
+                                 requester=_actor(), requester_role=CLI_ROLE, reason=reason,
+                                 target=out)
+        finally:
+            store.close()
+    except (RtccError, OSError) as exc:
+        print(f"export failed: {exc}", file=errors)
+        _audit_quietly(audit_log, settings, "evidence.export", target=f"item:{item_id}",
+                       outcome="failed", details={**details, "error": str(exc)})
+        return EXIT_FAILED
+    finally:
+        database.close()
+    _audit_quietly(audit_log, settings, "evidence.export", target=f"item:{item_id}",
+                   details={**details, "export_id": result.export_id, "sha256": result.sha256,
+                            "file": str(result.package)})
+    print(f"exported evidence item {item_id} for case {result.manifest['case']}", file=output)
+    print(f"package: {result.package}", file=output)
+    print(f"SHA-256: {result.sha256} ({result.bytes} bytes)", file=output)
     return EXIT_OK
 
 

@@ -20,6 +20,7 @@ from aiohttp import web
 from evidence.export import Exporter
 from evidence.export_jobs import ExportJobs
 from evidence.exports import purge_expired
+from evidence.items import FileIntake
 from evidence.manager import RecordingManager
 from evidence.requests import FootageRequests
 from evidence.signing import SigningKey, load_or_create
@@ -32,6 +33,7 @@ from rtcc.appkeys import (
     CAMERA_DIRECTORY,
     CLOCK,
     DATABASE,
+    EVIDENCE_INTAKE,
     FOOTAGE_GRANTS,
     HUB,
     INCIDENTS,
@@ -59,6 +61,7 @@ class EvidenceCore:
     recordings: RecordingManager | None
     export_slots: asyncio.Semaphore
     export_jobs: ExportJobs
+    intake: FileIntake
 
 
 EVIDENCE = web.AppKey["EvidenceCore"]("evidence_core")
@@ -112,7 +115,9 @@ async def evidence_context(app: web.Application) -> AsyncIterator[None]:
             exporter=Exporter(store.tables, root, key), requests=requests,
             uploads=Uploads(store, root, requests), recordings=manager,
             export_slots=asyncio.Semaphore(1), export_jobs=jobs,
+            intake=FileIntake(store, root, audit),
         )
+        app[EVIDENCE_INTAKE] = app[EVIDENCE].intake
         log.info("evidence: signing key fingerprint %s", key.fingerprint)
         yield
     finally:

@@ -13,12 +13,17 @@ JSON document with Ed25519 signatures by the server's evidence key:
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
 from evidence.signing import ALGORITHM, SigningKey
 
 FORMAT = "rtcc-evidence-export/1"
+FILE_FORMAT = "rtcc-evidence-file/1"
+"""A package of one evidence item taken in from a file (``evidence.items``)."""
+FILE_MEMBER = re.compile(r"^original\.[a-z0-9]{1,5}$")
+"""The one file of a ``FILE_FORMAT`` package."""
 MANIFEST_NAME = "manifest.json"
 SIGNATURE_NAME = "manifest.sig"
 PUBLIC_KEY_NAME = "public-key.pem"

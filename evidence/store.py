@@ -225,15 +225,46 @@ CREATE INDEX IF NOT EXISTS case_marks_case ON case_marks(case_number, utc_at);
 """
 """Bookmarks and notes an investigator puts on a camera's timeline, kept with the case."""
 
+_ITEM_TABLES = """
+CREATE TABLE IF NOT EXISTS evidence_items (
+    id TEXT PRIMARY KEY,
+    media_type TEXT NOT NULL,
+    file_name TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    bytes BIGINT NOT NULL,
+    case_number TEXT NOT NULL,
+    incident_id TEXT NOT NULL,
+    source TEXT NOT NULL,
+    promoted_by TEXT NOT NULL,
+    promoted_role TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    created DOUBLE PRECISION NOT NULL,
+    hold_id TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS evidence_custody (
+    item_id TEXT NOT NULL REFERENCES evidence_items(id),
+    seq BIGINT NOT NULL,
+    at DOUBLE PRECISION NOT NULL,
+    actor TEXT NOT NULL,
+    role TEXT NOT NULL,
+    action TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    PRIMARY KEY (item_id, seq)
+);
+"""
+"""Evidence items made from files (``evidence.items``) and their chain of custody."""
+
 SCHEMA = StoreSchema(
     name="evidence",
     migrations=(Migration(1, "segments, holds, exports, footage requests and uploads",
                           sqlite=_first_schema_sqlite,
                           postgresql=segments.POSTGRESQL_TABLES + _POSTGRESQL_TABLES),
                 Migration(2, "bookmarks and notes of a case", sqlite=_CASE_MARKS_SQLITE,
-                          postgresql=_CASE_MARKS_POSTGRESQL)),
+                          postgresql=_CASE_MARKS_POSTGRESQL),
+                Migration(3, "evidence items from files and their chain of custody",
+                          sqlite=_ITEM_TABLES, postgresql=_ITEM_TABLES)),
     tables=(*segments.TABLES, "exports", "footage_requests", "footage_request_items",
-            "owner_policies", "uploads", "case_marks"),
+            "owner_policies", "uploads", "case_marks", "evidence_items", "evidence_custody"),
     sqlite_file=STORE_FILE,
 )
 """One store for the segment index, the legal holds and the evidence tables: exports join

@@ -29,8 +29,11 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from evidence.items import item as stored_item
 from evidence.manifest import (
     CLIP_NAME,
+    FILE_FORMAT,
+    FILE_MEMBER,
     FORMAT,
     MANIFEST_NAME,
     PACKAGE_MEMBERS,
@@ -133,7 +136,7 @@ def _hash_member(tar: tarfile.TarFile, member: tarfile.TarInfo) -> tuple[str, in
 def _members(tar: tarfile.TarFile, report: VerifyReport) -> dict[str, tarfile.TarInfo]:
     found: dict[str, tarfile.TarInfo] = {}
     for member in tar.getmembers():
-        if member.name not in PACKAGE_MEMBERS:
+        if member.name not in PACKAGE_MEMBERS and not FILE_MEMBER.fullmatch(member.name):
             report.add("fail", member.name, "this file does not belong in an export package "
                                             "(added after export)")
             continue
@@ -144,8 +147,10 @@ def _members(tar: tarfile.TarFile, report: VerifyReport) -> dict[str, tarfile.Ta
             report.add("fail", member.name, "appears twice in the package")
             continue
         found[member.name] = member
+    # A package of a file item holds its original instead of a clip.
+    item_package = any(FILE_MEMBER.fullmatch(name) for name in found)
     for name in REQUIRED:
-        if name not in found:
+        if name not in found and not (item_package and name == CLIP_NAME):
             report.add("fail", name, "is missing from the package")
     return found
 
@@ -214,7 +219,31 @@ def _check_files(report: VerifyReport, tar: tarfile.TarFile,
             report.add("fail", name, "is in the package but not in the manifest")
 
 
+def _check_item(report: VerifyReport, manifest: dict[str, Any]) -> None:
+    """A file item's package: its one file is the item, hash for hash, as taken in."""
+    item = manifest.get("item")
+    files = manifest.get("files")
+    if not isinstance(item, dict) or not isinstance(files, list) or len(files) != 1 \
+            or not isinstance(files[0], dict):
+        report.add("fail", MANIFEST_NAME, "the item or its file entry is incomplete")
+        return
+    entry = files[0]
+    if not FILE_MEMBER.fullmatch(str(entry.get("name", ""))):
+        report.add("fail", MANIFEST_NAME, f"names the item's file {entry.get('name')!r}, "
+                                          "not original.<ending>")
+    elif entry.get("sha256") != item.get("sha256") or entry.get("bytes") != item.get("bytes"):
+        report.add("fail", MANIFEST_NAME, "the packaged file's hash differs from the hash "
+                                          "recorded when the item was taken in")
+    else:
+        report.add("ok", "item", f"evidence item {item.get('id')!r}, case "
+                                 f"{manifest.get('case')!r}, SHA-256 {item.get('sha256')} as "
+                                 "taken in")
+
+
 def _check_consistency(report: VerifyReport, manifest: dict[str, Any]) -> None:
+    if manifest.get("format") == FILE_FORMAT:
+        _check_item(report, manifest)
+        return
     if manifest.get("format") != FORMAT:
         report.add("fail", MANIFEST_NAME, f"unknown format {manifest.get('format')!r}")
         return
@@ -326,6 +355,9 @@ def store_checker(store: EvidenceStore, root: Path) -> StoreCheck:
     """Compare each source segment with what this server recorded when it was written."""
 
     def check(manifest: dict[str, Any], report: VerifyReport) -> None:
+        if manifest.get("format") == FILE_FORMAT:
+            _check_stored_item(store, root, manifest, report)
+            return
         camera = manifest.get("camera", {}).get("id")
         for i, source in enumerate(manifest.get("sources", [])):
             segment_id = source.get("segment_id") if isinstance(source, dict) else None
@@ -352,3 +384,28 @@ def store_checker(store: EvidenceStore, root: Path) -> StoreCheck:
                 report.add("ok", label, "matches the segment stored on this server")
 
     return check
+
+
+def _check_stored_item(store: EvidenceStore, root: Path, manifest: dict[str, Any],
+                       report: VerifyReport) -> None:
+    described = manifest.get("item")
+    item_id = described.get("id") if isinstance(described, dict) else None
+    row = stored_item(store, item_id) if isinstance(item_id, str) else None
+    if row is None or not isinstance(described, dict):
+        report.add("note", "item", "is not stored on this server: only the manifest's hash "
+                                   "was checked")
+        return
+    if row.sha256 != described.get("sha256"):
+        report.add("fail", "item", "the manifest's SHA-256 differs from the one this server "
+                                   f"recorded when the item was taken in ({row.sha256})")
+        return
+    try:
+        sha, _ = hash_file(contained(root, row.path))
+    except (OSError, UnsafePath) as exc:
+        report.add("note", "item", f"cannot be re-read on this server: {exc}")
+        return
+    if sha != row.sha256:
+        report.add("fail", "item", "the stored file no longer matches the hash recorded when "
+                                   "it was taken in: altered on this server")
+    else:
+        report.add("ok", "item", "matches the item stored on this server")

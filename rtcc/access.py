@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -280,3 +281,39 @@ class Actor:
     name: str
     role: str
     source: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeFile:
+    """A file handed to the evidence store by another domain (a tip's photo or video)."""
+
+    path: Path
+    """The file's plain bytes; the intake copies them and never moves or deletes this file."""
+    media_type: str
+    """What the file is, judged by its bytes (``image/jpeg``, ``video/mp4``...)."""
+    extension: str
+    """The name's ending for the stored copy and the export (``jpg``, ``mp4``)."""
+    case_number: str
+    incident_id: str
+    source: str
+    """Where it came from, for the chain of custody (``tip T-ABCD-2345 file 3f9a...``)."""
+    promoted_by: Actor
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeReceipt:
+    item_id: str
+    sha256: str
+    bytes: int
+    hold_id: str
+
+
+class EvidenceIntake(Protocol):
+    """Evidence items from files: hashed, stored under a legal hold, their custody recorded,
+    exported by ``rtcc export --item`` like any footage. Published by the evidence domain."""
+
+    async def add_file(self, file: IntakeFile) -> IntakeReceipt:
+        """Copy, hash and hold the file (off the event loop); raises
+        ``rtcc.errors.RtccError`` saying why when it cannot be taken."""
+        ...

@@ -12,6 +12,7 @@ from rtcc.access import (
     CameraDirectory,
     Clock,
     ConsentChanges,
+    EvidenceIntake,
     FootageGrants,
     IncidentLookup,
     MediaAccess,
@@ -50,6 +51,9 @@ WORKERS = web.AppKey("workers", WorkerPool)
 # Published by the catalog (``catalog.context``).
 OWNER_REGISTRY = web.AppKey[OwnerRegistry]("owner_registry")
 RECORD_FLAGS = web.AppKey[RecordFlags]("record_flags")
+
+# Published by the evidence domain (``evidence.context``).
+EVIDENCE_INTAKE = web.AppKey[EvidenceIntake]("evidence_intake")
 
 
 def clock_of(request: web.Request) -> Clock:

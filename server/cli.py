@@ -182,13 +182,16 @@ def _parser() -> argparse.ArgumentParser:
     verify = audit_sub.add_parser("verify", help="check every entry's hash chain")
     verify.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
 
-    export = sub.add_parser("export", help="export a camera's recordings as signed evidence")
+    export = sub.add_parser("export", help="export a camera's recordings, or an evidence item "
+                                           "taken in from a file, as signed evidence")
     export.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
-    export.add_argument("--camera", required=True)
-    export.add_argument("--from", dest="start", required=True,
+    export.add_argument("--item", help="an evidence item id (item-...), instead of --camera, "
+                                       "--from, --to and --case")
+    export.add_argument("--camera")
+    export.add_argument("--from", dest="start",
                         help="ISO-8601 time with a zone (2024-05-01T12:00:00Z) or epoch seconds")
-    export.add_argument("--to", dest="end", required=True)
-    export.add_argument("--case", required=True)
+    export.add_argument("--to", dest="end")
+    export.add_argument("--case")
     export.add_argument("--reason", default="")
     export.add_argument("--out", type=Path, help="package file (default: in the data folder)")
     export.add_argument("--watermark", action="store_true",
@@ -265,10 +268,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             from security.cli import audit_verify_main
 
             return audit_verify_main(settings)
+        if args.command == "export" and args.item:
+            from evidence.cli import export_item_main
+            from security.cli import open_audit_log
+
+            return export_item_main(settings, args.item, args.out, audit_log=open_audit_log,
+                                    reason=args.reason)
         if args.command == "export":
             from evidence import export_main
             from security.cli import open_audit_log
 
+            if not (args.camera and args.start and args.end and args.case):
+                print("rtcc export: give --camera, --from, --to and --case (or --item ID)",
+                      file=sys.stderr)
+                return 2
             return export_main(settings, args.camera, args.start, args.end, args.case, args.out,
                                args.watermark, audit_log=open_audit_log, reason=args.reason)
         if args.command == "verify":

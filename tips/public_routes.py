@@ -12,15 +12,18 @@ says it arrived.
 ``PUT  /tips/api/uploads/{id}?offset=N``  the next chunk; refused with the held offset if not
 ``POST /tips/api/follow-up``         the tip's replies and files (number, passphrase)
 ``POST /tips/api/messages``          add a message to the tip (number, passphrase, body)
+``POST /tips/send``                  the tip page's form without JavaScript (text only): answers
+                                     a page with the number and passphrase
 """
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 from aiohttp import web
 
-from rtcc.http import error, read_body, read_json
+from rtcc.http import JsonError, error, read_body, read_json
 from rtcc.policy import anonymous
 from rtcc.principal import client_address
 from tips.checks import TextRefused, message_text, tip_text
@@ -78,22 +81,66 @@ def media_json(media: Media) -> dict[str, Any]:
             media.declared_size, "received": media.received, "note": media.note}
 
 
-@anonymous()
-async def submit_tip(request: web.Request) -> web.Response:
-    line = _line(request)
-    try:
-        text = tip_text(await read_json(request))
-        line.repeats.check(text.what)
-    except TextRefused as exc:
-        raise _refused(exc) from None
+async def _create_tip(request: web.Request, line: TipLine, fields: dict[str, Any]
+                      ) -> tuple[Tip, str]:
+    """The new tip and its passphrase; raises ``TextRefused`` or a 429."""
+    text = tip_text(fields)
+    line.repeats.check(text.what)
     _take(request, line, "tip", line.floods.tips, "tips")
     passphrase = new_passphrase()
     tip = await line.store.create_tip(
         created=line.now_minute(), what=text.what, place=text.where, lat=text.lat,
         lon=text.lon, happened=text.when, contact_sealed=line.seal_contact(text.contact),
         passphrase_hash=await line.hash_passphrase(passphrase))
+    return tip, passphrase
+
+
+@anonymous()
+async def submit_tip(request: web.Request) -> web.Response:
+    line = _line(request)
+    try:
+        tip, passphrase = await _create_tip(request, line, await read_json(request))
+    except TextRefused as exc:
+        raise _refused(exc) from None
     return web.json_response({"number": tip.number, "passphrase": passphrase,
                               "chunk_bytes": line.limits.chunk_bytes}, status=201)
+
+
+_FORM_FIELDS = ("what", "where", "when", "contact")
+"""What the form sends without JavaScript (no map point: the pin needs the script)."""
+
+
+def _page(status: int, title: str, *paragraphs: str) -> web.Response:
+    body = "".join(f"<p>{html.escape(text)}</p>" for text in paragraphs)
+    return web.Response(status=status, content_type="text/html", charset="utf-8",
+                        headers={"Cache-Control": "no-store"}, text=(
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f'<title>{html.escape(title)}</title>'
+        '<link rel="stylesheet" href="/tips/static/tip.css"></head><body><main>'
+        f'<h1>{html.escape(title)}</h1>{body}<p><a href="/tips/">Back to the tip page</a></p>'
+        "</main></body></html>"))
+
+
+@anonymous()
+async def submit_tip_form(request: web.Request) -> web.Response:
+    """The tip page's form posted by a browser without JavaScript: the text only."""
+    line = _line(request)
+    form = await request.post()
+    fields = {name: value for name in _FORM_FIELDS
+              if isinstance(value := form.get(name), str)}
+    try:
+        tip, passphrase = await _create_tip(request, line, fields)
+    except TextRefused as exc:
+        return _page(400, "Your tip was not sent", f"{exc}.", "Go back and change it.")
+    except JsonError as exc:
+        return _page(exc.status_code, "Your tip was not sent", exc.message)
+    return _page(201, "Your tip was sent",
+                 f"Tip number: {tip.number}", f"Passphrase: {passphrase}",
+                 "Write both down now: they are shown only once. With them you can come back "
+                 "to this page to read replies and write more.",
+                 "Photos and videos can be added later from the tip page in a browser that runs "
+                 "its script.")
 
 
 @anonymous()
@@ -230,6 +277,7 @@ async def tipster_message(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     router = app.router
     router.add_post("/tips/api/tips", submit_tip)
+    router.add_post("/tips/send", submit_tip_form)
     router.add_post("/tips/api/uploads", start_upload)
     router.add_get("/tips/api/uploads/{media_id}", upload_state)
     router.add_put("/tips/api/uploads/{media_id}", put_chunk)

@@ -9,6 +9,9 @@
 ``GET   /api/tips/{id}/media/{media_id}``   the analysts' copy (no metadata; audited)
 ``GET   /api/tips/{id}/media/{media_id}/original``  the original as sent, decrypted, as a
 download (investigators, supervisors, administrators; audited)
+``POST  /api/tips/{id}/media/{media_id}/evidence``  ``{"case", "reason"}``: the original (not
+the analysts' copy) becomes an evidence item, hashed and held (investigators, supervisors,
+administrators; audited); answers ``{"evidence_id", "sha256"}``
 
 Staff are not anonymous: their audit entries carry who they are and where they called from.
 """
@@ -19,8 +22,9 @@ from typing import Any
 
 from aiohttp import web
 
-from rtcc.appkeys import AUDIT, INCIDENTS
-from rtcc.errors import AuditWriteError
+from rtcc.access import IntakeFile
+from rtcc.appkeys import AUDIT, EVIDENCE_INTAKE, INCIDENTS
+from rtcc.errors import AuditWriteError, RtccError
 from rtcc.http import error, read_json, required
 from rtcc.policy import Role, allow, staff
 from rtcc.principal import actor_of
@@ -65,7 +69,7 @@ def _media(media: Media) -> dict[str, Any]:
     return {"id": media.id, "state": media.status, "kind": media.kind, "type": media.label,
             "view_mime": media.view_mime, "size": media.declared_size,
             "received": media.received, "width": media.width, "height": media.height,
-            "seconds": media.seconds, "note": media.note}
+            "seconds": media.seconds, "note": media.note, "evidence_id": media.evidence_id}
 
 
 @staff()
@@ -194,6 +198,51 @@ async def media_original(request: web.Request) -> web.StreamResponse:
     return response
 
 
+_MEDIA_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp",
+                "gif": "image/gif", "mp4": "video/mp4",
+                "webm": "video/webm"}
+
+
+@allow(Role.INVESTIGATOR, Role.SUPERVISOR, Role.ADMIN)
+async def promote_to_evidence(request: web.Request) -> web.Response:
+    line = _line(request)
+    tip = await _tip(request)
+    media = await _file(request, tip)
+    if media.status != "ready":
+        raise error(409, f"this file is {media.status}; only a received file can be evidence")
+    if media.evidence_id:
+        raise error(409, f"this file is already evidence item {media.evidence_id}")
+    body = await read_json(request)
+    case = body.get("case")
+    reason = body.get("reason", "")
+    if not isinstance(case, str) or not case.strip() or len(case) > 64:
+        raise error(400, "case must be the case number (1 to 64 characters)")
+    if not isinstance(reason, str) or len(reason) > 500:
+        raise error(400, "reason must be text of at most 500 characters")
+    intake = required(request, EVIDENCE_INTAKE, "the evidence store")
+    actor = actor_of(request)
+    await _audit(request, "tip.evidence", tip, media=media.id, case=case, outcome="started")
+    plain = await line.store.decrypt_for_evidence(media, line.file_key(media))
+    try:
+        receipt = await intake.add_file(IntakeFile(
+            path=plain, media_type=_MEDIA_TYPES.get(media.label, "application/octet-stream"),
+            extension=media.label if media.label.isalnum() else "bin",
+            case_number=case.strip(), incident_id=tip.incident_id,
+            source=f"tip {tip.number} file {media.id}",
+            promoted_by=actor, reason=reason))
+    except AuditWriteError:
+        raise error(503, "the audit log cannot be written; try again shortly") from None
+    except RtccError as exc:
+        raise error(400, f"the file was not taken into evidence: {exc}") from None
+    finally:
+        await line.store.drop_file(plain)
+    await line.store.set_evidence(media.id, receipt.item_id)
+    await _audit(request, "tip.evidence", tip, media=media.id, case=case,
+                 evidence_id=receipt.item_id, sha256=receipt.sha256, hold=receipt.hold_id)
+    return web.json_response({"evidence_id": receipt.item_id, "sha256": receipt.sha256,
+                              "bytes": receipt.bytes, "hold": receipt.hold_id}, status=201)
+
+
 def add_routes(app: web.Application) -> None:
     router = app.router
     router.add_get("/api/tips", tip_queue)
@@ -204,3 +253,4 @@ def add_routes(app: web.Application) -> None:
     router.add_post("/api/tips/{tip_id}/incident", link_incident)
     router.add_get("/api/tips/{tip_id}/media/{media_id}", media_copy)
     router.add_get("/api/tips/{tip_id}/media/{media_id}/original", media_original)
+    router.add_post("/api/tips/{tip_id}/media/{media_id}/evidence", promote_to_evidence)

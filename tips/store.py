@@ -78,7 +78,11 @@ SCHEMA = StoreSchema(
         1, "tips, messages and files",
         sqlite=";\n".join(_SCHEMA_V1),
         postgresql=";\n".join(_SCHEMA_V1).replace(" REAL", " DOUBLE PRECISION")
-        .replace(" INTEGER", " BIGINT")),),
+        .replace(" INTEGER", " BIGINT")),
+        Migration(2, "the evidence item a file was promoted to",
+                  sqlite="ALTER TABLE tip_media ADD COLUMN evidence_id TEXT NOT NULL DEFAULT ''",
+                  postgresql="ALTER TABLE tip_media ADD COLUMN IF NOT EXISTS evidence_id TEXT "
+                             "NOT NULL DEFAULT ''")),
     tables=("tips", "tip_messages", "tip_media"),
 )
 
@@ -146,6 +150,8 @@ class Media:
     height: int
     seconds: float
     note: str
+    evidence_id: str = ""
+    """The evidence item the original was promoted to, if it was."""
 
 
 def new_id() -> str:
@@ -378,6 +384,29 @@ class TipStore(OffloadedStore):
 
     async def drop_work_file(self, media_id: str) -> None:
         await self.run(self.work_path(media_id).unlink, True)
+
+    async def decrypt_for_evidence(self, media: Media, key: bytes) -> Path:
+        """The original's plain bytes in a private work file of its own (``*.work``, removed
+        at start after a crash); the caller removes it."""
+        def work() -> Path:
+            target = self.files / f"{media.id}.evidence.work"
+            with open_private(target) as out:
+                for chunk in vault.read_records(self.original_path(media.id), media.id, key,
+                                                media.file_bytes):
+                    out.write(chunk)
+            return target
+
+        return await self.run(work)
+
+    async def drop_file(self, path: Path) -> None:
+        await self.run(path.unlink, True)
+
+    async def set_evidence(self, media_id: str, evidence_id: str) -> None:
+        def work() -> None:
+            self._db.execute("UPDATE tip_media SET evidence_id = ? WHERE id = ?",
+                             (evidence_id, media_id))
+
+        await self.run(work)
 
     async def finish_media(self, media_id: str, *, status: str, view_mime: str = "",
                            width: int = 0, height: int = 0, seconds: float = 0.0,

@@ -44,3 +44,28 @@ async def test_analyst_reads_a_tip_and_replies(chromium: Browser, tip_server: Ti
     assert [m["body"] for m in thread["messages"]] == [
         "Thanks. Were they there before midnight?"]
     await page.close()
+
+
+async def test_investigator_promotes_a_photo_to_evidence(
+        chromium: Browser, tip_server: TipServer, tipster: aiohttp.ClientSession) -> None:
+    base = tip_server.base
+    tip = await send_tip(tipster, base)
+    await upload(tipster, base, tip, jpeg_with_gps())
+    investigator = await create_user(tip_server.client, tip_server.admin, Role.INVESTIGATOR)
+    page = await chromium.new_page(viewport={"width": 1280, "height": 900})
+    await login_form(page, base, investigator.username, investigator.password,
+                     investigator.next_code(), start="/console/tips/")
+    await page.click(f"[data-tip='{tip['number']}']")
+    await page.wait_for_selector("#d-media form[data-promote]")
+    await page.fill("#d-media form[data-promote] input[name=case]", "2026-000777")
+    await page.click("#d-media form[data-promote] button[type=submit]")
+    shown = await page.wait_for_selector("#d-media [data-evidence]")
+    assert shown is not None
+    item_id = await shown.get_attribute("data-evidence")
+    assert item_id is not None
+    assert item_id.startswith("item-")
+    audit = await call(tip_server.client.session, "GET", f"{base}/api/audit?limit=500", 200,
+                       headers=tip_server.admin)
+    assert any(e["action"] == "evidence.item.add" and e["target"] == f"item:{item_id}"
+               for e in audit["entries"])
+    await page.close()

@@ -80,8 +80,31 @@ function mediaItem(tip, media) {
   }
   if (media.state === "ready" && ORIGINAL_ROLES.has(state.role)) {
     item.append(el("a", { href: `${base}/original`, download: "" }, "Download original"));
+    item.append(media.evidence_id
+      ? el("span", { class: "help", "data-evidence": media.evidence_id,
+                     text: ` Evidence item ${media.evidence_id}` })
+      : promoteForm(tip, media, base));
   }
   return item;
+}
+
+// The original (never the analysts' copy) becomes an evidence item: hashed, held, exportable.
+function promoteForm(tip, media, base) {
+  const caseInput = el("input", { name: "case", required: true, maxlength: "64",
+                                  "aria-label": "Case number", placeholder: "Case number" });
+  const reason = el("input", { name: "reason", maxlength: "500", "aria-label": "Reason",
+                               placeholder: "Reason" });
+  const form = el("form", { class: "promote", "data-promote": media.id },
+    caseInput, reason, el("button", { type: "submit", text: "Promote to evidence" }));
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    run(async () => {
+      await api(`${base}/evidence`, { method: "POST",
+                                      body: { case: caseInput.value, reason: reason.value } });
+      await openTip(tip.id);
+    });
+  });
+  return form;
 }
 
 async function openTip(id) {

@@ -332,8 +332,9 @@ def camera_public(camera: Camera, *, urls: bool) -> dict[str, Any]:
             "username": p.username,
             "has_password": bool(p.password_ciphertext),
             "transport": p.transport,
-            "transcode_h264": p.transcode_h264,
-        } if urls else {"transport": p.transport, "transcode_h264": p.transcode_h264}
+            **({"transcode_h264": True} if p.transcode_h264 else {}),
+        } if urls else {"transport": p.transport,
+                        **({"transcode_h264": True} if p.transcode_h264 else {})}
         for name, p in camera.profiles.items()
     }
     out["status"] = str(camera.status)

@@ -70,6 +70,7 @@ class H264Transcoder:
         self.limits = limits
         context = av.CodecContext.create(decoder, "r")
         assert isinstance(context, av.VideoCodecContext)
+        context.thread_count = 1  # one core at most per transcoded stream
         self._decoder = context
         self._encoder: av.VideoCodecContext | None = None
         self._min_step = round(90000 / limits.max_fps) if limits.max_fps > 0 else 0

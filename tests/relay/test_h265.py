@@ -9,6 +9,7 @@ itself (RFC 7798, written independently of the relay) and decoded by FFmpeg.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import subprocess
 from pathlib import Path
@@ -125,7 +126,7 @@ async def test_h265_camera_transcoded_for_h264_viewers_refused_without_the_optio
         data_dir=tmp_path / "data",
         security=SecurityConfig(allow_private_camera_hosts=["127.0.0.0/8"]),
         cameras=[CameraConfig(id="hevc", name="hevc", lat=40.0, lon=-75.0,
-                              sharing=SharingLevel.LIVE_ALWAYS,
+                              sharing=SharingLevel.LIVE_ALWAYS, record=True,
                               profiles={"main": ProfileConfig(url=url),
                                         "sub": ProfileConfig(url=url, transcode_h264=True)})],
     )
@@ -176,6 +177,28 @@ async def test_h265_camera_transcoded_for_h264_viewers_refused_without_the_optio
                 await direct.close()
         finally:
             await viewer.close()
+    # The recording holds the camera's own H.265, not the transcode.
+    codec = await _recorded_codec(tmp_path / "data")
+    assert codec == "hevc"
+
+
+async def _recorded_codec(data_dir: Path) -> str:
+    """The codec FFmpeg finds in the first recording segment with data (polled), and checks the
+    segment is named for H.265."""
+    async with asyncio.timeout(30):
+        while True:
+            segments = [path for path in data_dir.rglob("*.h26*")
+                        if path.suffix != ".idx" and path.stat().st_size > 4096]
+            if segments:
+                break
+            await asyncio.sleep(0.2)
+    probe = await asyncio.create_subprocess_exec(
+        # No -f: FFmpeg recognises the format from the bytes themselves.
+        "ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "stream=codec_name", "-of", "csv=p=0",
+        str(segments[0]), stdout=asyncio.subprocess.PIPE)
+    out, _ = await asyncio.wait_for(probe.communicate(), 30)
+    assert ".h265" in segments[0].name, segments[0].name
+    return out.decode().strip()
 
 
 def test_an_offer_listing_h265_is_recognised() -> None:

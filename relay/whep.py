@@ -118,7 +118,7 @@ def _check_codec(stream: Stream, offered: OfferedVideo, transcoded: bool = False
             f"camera {camera} sends {info.video_codec} video, which the relay cannot send over "
             "WebRTC; configure the camera to send H.264 (or H.265)"
         )
-    if codec in ("", "h264") and offered.h264 is None:
+    if codec == "h264" and offered.h264 is None:  # unknown until the camera is live
         raise CodecNotSupported(
             f"camera {camera} sends H.264 video and this viewer cannot receive H.264 "
             f"(packetization mode 1, baseline profile); it offered: {offered.describe()}"

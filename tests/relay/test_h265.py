@@ -1,10 +1,10 @@
-"""H.265 cameras: RFC 7798 packetization, the H265 answer, the opt-in H.264 transcode and the
-refusal that names the option.
+"""H.265 cameras: RFC 7798 packetization, H.265 pass-through, the opt-in H.264 transcode, the
+refusal that names the option, and the recording that keeps the camera's H.265.
 
 Debian's Chromium here offers no H.265 receiver (``RTCRtpReceiver.getCapabilities('video')``
-lists VP8, VP9, H.264 and AV1), and aiortc cannot receive H.265, so pass-through is checked up
-to what a peer here can verify: the answer's SDP and the RTP payloads, depacketized by the test
-itself (RFC 7798, written independently of the relay) and decoded by FFmpeg.
+lists VP8, VP9, H.264 and AV1), and aiortc cannot decode H.265. Pass-through is therefore received
+by an aiortc peer taught to offer H265 (ICE, DTLS and SRTP real), whose RTP payloads the test
+depacketizes itself (RFC 7798, written independently of the relay) and FFmpeg decodes.
 """
 
 from __future__ import annotations
@@ -17,6 +17,10 @@ from pathlib import Path
 import aiohttp
 import av
 import pytest
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import codecs as aiortc_codecs
+from aiortc.rtcrtpparameters import RTCRtcpFeedback, RTCRtpCodecCapability, RTCRtpCodecParameters
+from aiortc.rtp import RtpPacket
 
 import relay
 from camsim.runner import CameraOptions
@@ -208,3 +212,77 @@ def test_an_offer_listing_h265_is_recognised() -> None:
     assert offered.h265[0].mimeType == "video/H265"
     assert offered.h264 == "42e01f"
 
+
+
+H265_CODEC = RTCRtpCodecParameters(
+    mimeType="video/H265", clockRate=90000, payloadType=49,
+    rtcpFeedback=[RTCRtcpFeedback(type="nack"), RTCRtcpFeedback(type="nack", parameter="pli")],
+)
+
+
+async def test_h265_pass_through_reaches_a_real_peer_and_decodes(
+    tmp_path: Path, camsim_factory: CamsimFactory, bootstrap_token: str, make_client: MakeClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A WebRTC peer (aiortc taught to offer H265; ICE, DTLS and SRTP real) that offers only
+    H.265 receives the camera's H.265 over RTP; the test depacketizes and FFmpeg decodes it."""
+    cam = CamsimCameraConfig(name="hevc", path="hevc", width=640, height=360, fps=15,
+                             bitrate_kbps=400, gop_seconds=1.0, profile="main")
+    sim = await camsim_factory([cam], options={"hevc": CameraOptions(codec="h265")})
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        security=SecurityConfig(allow_private_camera_hosts=["127.0.0.0/8"]),
+        cameras=[CameraConfig(id="hevc", name="hevc", lat=40.0, lon=-75.0,
+                              sharing=SharingLevel.LIVE_ALWAYS,
+                              profiles={"main": ProfileConfig(url=sim.url("hevc"))})],
+    )
+    app = create_app(settings)
+    app[CAMERA_DIRECTORY] = Directory({
+        "hevc": CameraConsent("hevc", "shop1", SharingLevel.LIVE_ALWAYS)})
+    client = await make_client(app)
+    base = str(client.make_url("")).rstrip("/")
+    _, analyst = await role_headers(client, bearer(bootstrap_token), Role.ANALYST)
+
+    # The viewer's aiortc lists H265 (aiortc cannot decode it: the test keeps the packets).
+    monkeypatch.setitem(aiortc_codecs.CODECS, "video",
+                        [*aiortc_codecs.CODECS["video"], H265_CODEC])
+    pc = RTCPeerConnection()
+    packets: list[tuple[int, bool, bytes]] = []
+    try:
+        transceiver = pc.addTransceiver("video", direction="recvonly")
+        transceiver.setCodecPreferences([RTCRtpCodecCapability(
+            mimeType="video/H265", clockRate=90000)])
+
+        async def keep(packet: RtpPacket, arrival_time_ms: int) -> None:  # noqa: ARG001
+            packets.append((packet.timestamp, packet.marker == 1, packet.payload))
+
+        # The receiver's RTP entry point: the packets arrive decrypted, before any decoder.
+        transceiver.receiver._handle_rtp_packet = keep  # type: ignore[method-assign]  # noqa: SLF001
+        await pc.setLocalDescription(await pc.createOffer())
+        offer = pc.localDescription.sdp
+        assert "H265/90000" in offer
+        assert "H264" not in offer
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"{base}/whep/hevc", data=offer,
+                                 params={"purpose": "codec test"},
+                                 headers={"Content-Type": "application/sdp", **analyst},
+                                 timeout=aiohttp.ClientTimeout(total=30)) as response:
+                answer = await response.text()
+                assert response.status == 201, answer
+            assert re.search(r"a=rtpmap:49 H265/90000", answer)
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+            async with asyncio.timeout(30):
+                while sum(marker for _, marker, _ in packets) < 20:
+                    await asyncio.sleep(0.1)
+    finally:
+        await pc.close()
+
+    decoder = av.CodecContext.create("hevc", "r")
+    decoded = 0
+    frame: list[bytes] = []
+    for _, marker, payload in packets:
+        frame.append(payload)
+        if marker:
+            decoded += len(decoder.decode(av.Packet(_depacketize(tuple(frame)))))
+            frame = []
+    assert decoded >= 15

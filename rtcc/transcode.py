@@ -24,7 +24,6 @@ from fractions import Fraction
 
 import av
 
-from rtcc.errors import StreamClosed
 from rtcc.hub.source import FrameSink
 from rtcc.hub.stream import Stream
 from rtcc.hub.subscription import Subscription
@@ -141,6 +140,7 @@ class TranscodeSource:
         self._pump: asyncio.Task[None] | None = None
         self._sub: Subscription | None = None
         self._busy_seconds = 0.0
+        self._closing = False
         self.dropped = 0
         self.frames_out = 0
         self.error = ""
@@ -158,18 +158,21 @@ class TranscodeSource:
     async def _feed(self, sub: Subscription, sink: FrameSink) -> None:
         """Hand the camera's frames to the worker; skip to the next keyframe when it lags."""
         skipping = True  # the decoder starts at a keyframe
-        try:
-            async for frame in sub:
-                if skipping and not frame.keyframe:
-                    continue
-                try:
-                    self._queue.put_nowait(frame)
-                    skipping = False
-                except queue.Full:
-                    self.dropped += 1
-                    skipping = True
-        except StreamClosed as exc:
-            sink.set_state(StreamState.RECONNECTING, f"the camera's stream ended: {exc}")
+        async for frame in sub:
+            if skipping and not frame.keyframe:
+                continue
+            try:
+                self._queue.put_nowait(frame)
+                skipping = False
+            except queue.Full:
+                self.dropped += 1
+                skipping = True
+        if not self._closing:
+            # Consent revoked or camera removed: the camera's stream ended this subscription
+            # (a camera that reconnects keeps it). Fail waiting viewers now; the hub starts a
+            # new transcode for the next viewer once this one has been stopped.
+            sink.set_state(StreamState.ERROR,
+                           f"the camera's stream ended ({sub.close_reason or 'closed'})")
 
     def _work(self, loop: asyncio.AbstractEventLoop, sink: FrameSink) -> None:
         transcoder: H264Transcoder | None = None
@@ -201,6 +204,7 @@ class TranscodeSource:
                     loop.call_soon_threadsafe(sink.push_frame, out)
 
     async def aclose(self) -> None:
+        self._closing = True
         if self._sub is not None:
             self._sub.close("transcoding stopped")
         pump, self._pump = self._pump, None

@@ -167,6 +167,16 @@ async def test_h265_camera_transcoded_for_h264_viewers_refused_without_the_optio
             assert transcoded.media_info.video_codec == "h264"
             assert transcoded.media_info.width == 640
 
+            # A second viewer shares the running encoder: the transcode was started once.
+            second = WhepViewer(base, "hevc", profile="sub", headers=analyst, query=query)
+            try:
+                await second.connect(http)
+                await second.wait_frames(10, timeout=30)
+            finally:
+                await second.close()
+            assert transcoded.starts == 1
+            assert app[HUB].get("hevc", "sub").starts == 1  # the sub profile is pulled once
+
             # An H.265-capable viewer of the same camera gets H.265 itself, not the transcode.
             direct = WhepViewer(base, "hevc", profile="main", headers=analyst, query=query)
             direct.rewrite_offer = _with_h265

@@ -24,6 +24,9 @@ from aiortc.rtp import RtpPacket
 
 import relay
 from camsim.runner import CameraOptions
+from catalog.errors import FieldError
+from catalog.model import Profile, camera_extra
+from catalog.validate import parse_camera
 from relay.negotiation import inspect_offer
 from relay.packets import MAX_PAYLOAD, packetize_frame
 from rtcc import bitstream
@@ -296,3 +299,20 @@ async def test_h265_pass_through_reaches_a_real_peer_and_decodes(
             decoded += len(decoder.decode(av.Packet(_depacketize(tuple(frame)))))
             frame = []
     assert decoded >= 15
+
+
+def test_transcode_option_is_validated_and_kept_by_the_catalog() -> None:
+    base = {"id": "door", "name": "Door", "lat": 40.0, "lon": -75.0}
+    camera = parse_camera({**base, "profiles": {
+        "sub": {"url": "rtsp://10.0.0.20/stream2", "transcode_h264": True}}}, None)
+    assert camera.profiles["sub"].transcode_h264
+    stored = camera_extra(camera)["profiles"]["sub"]
+    assert Profile(**stored).transcode_h264  # how the store reads it back
+    # An update that leaves the option out keeps it; a wrong type is refused with the field named.
+    updated = parse_camera({**base, "profiles": {"sub": {"url": "rtsp://10.0.0.20/s2"}}}, None,
+                           previous=camera)
+    assert updated.profiles["sub"].transcode_h264
+    with pytest.raises(FieldError) as error:
+        parse_camera({**base, "profiles": {"sub": {"url": "rtsp://10.0.0.20/s2",
+                                                   "transcode_h264": "yes"}}}, None)
+    assert "profiles.sub.transcode_h264" in str(error.value)

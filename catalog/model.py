@@ -64,6 +64,9 @@ class Profile:
     password_ciphertext: str = ""
     """The password as encrypted by the server's SecretBox; empty when the camera has none."""
     transport: Literal["tcp", "udp"] = "tcp"
+    transcode_h264: bool = False
+    """Also offer this profile as H.264 transcoded by the server (for an H.265 camera and
+    viewers that cannot decode H.265); the original bytes are still what is recorded."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +180,7 @@ def camera_from_config(config: CameraConfig, box: SecretBox | None) -> Camera:
             username=profile.username,
             password_ciphertext=box.encrypt(secret) if secret and box is not None else "",
             transport=profile.transport,
+            transcode_h264=profile.transcode_h264,
         )
     return Camera(
         id=config.id,
@@ -240,6 +244,7 @@ def camera_record(camera: Camera) -> dict[str, Any]:
                 "username": p.username,
                 "password_ciphertext": p.password_ciphertext,
                 "transport": p.transport,
+                **({"transcode_h264": True} if p.transcode_h264 else {}),
             }
             for name, p in camera.profiles.items()
         },
@@ -265,7 +270,8 @@ def camera_extra(camera: Camera) -> dict[str, Any]:
     if camera.profiles:
         extra["profiles"] = {
             name: {"url": p.url, "username": p.username,
-                   "password_ciphertext": p.password_ciphertext, "transport": p.transport}
+                   "password_ciphertext": p.password_ciphertext, "transport": p.transport,
+                   **({"transcode_h264": True} if p.transcode_h264 else {})}
             for name, p in camera.profiles.items()
         }
     # Always written: a record without it predates the field (see _legacy_registrar).
@@ -326,7 +332,9 @@ def camera_public(camera: Camera, *, urls: bool) -> dict[str, Any]:
             "username": p.username,
             "has_password": bool(p.password_ciphertext),
             "transport": p.transport,
-        } if urls else {"transport": p.transport}
+            **({"transcode_h264": True} if p.transcode_h264 else {}),
+        } if urls else {"transport": p.transport,
+                        **({"transcode_h264": True} if p.transcode_h264 else {})}
         for name, p in camera.profiles.items()
     }
     out["status"] = str(camera.status)

@@ -40,7 +40,7 @@ READ_ONLY_FIELDS = frozenset({"status", "last_frame_time", "distance_m", "bearin
                               "along_m", "registered_by", "owner_sharing", "transfer"})
 """Fields the API sends out that are accepted back (a GET body may be PUT again) and ignored:
 the server keeps them (who registered the URLs, the owner's choice, a pending transfer)."""
-PROFILE_FIELDS = ("url", "username", "password", "transport")
+PROFILE_FIELDS = ("url", "username", "password", "transport", "transcode_h264")
 _CREDENTIAL_QUERY = re.compile(r"user|pass|pwd|login|token|secret|auth|credential|key$",
                                re.IGNORECASE)
 """Query parameter names that carry credentials (``?user=..&password=..``, ``?token=``)."""
@@ -252,8 +252,11 @@ def _profile(
                          "no password, or configure the server's secret key")
     else:
         ciphertext = box.encrypt(password)
+    transcode = value.get("transcode_h264", previous.transcode_h264 if previous else False)
+    if not isinstance(transcode, bool):
+        raise FieldError(f"{field}.transcode_h264", "must be true or false", "true, false")
     return Profile(url=url, username=username, password_ciphertext=ciphertext,
-                   transport=cast(Literal["tcp", "udp"], transport))
+                   transport=cast(Literal["tcp", "udp"], transport), transcode_h264=transcode)
 
 
 def _profiles(

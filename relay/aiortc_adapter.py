@@ -90,6 +90,14 @@ def negotiated_codecs(transceiver: RTCRtpTransceiver) -> list[RTCRtpCodecParamet
     return codecs
 
 
+def set_negotiated_codecs(transceiver: RTCRtpTransceiver,
+                          codecs: list[RTCRtpCodecParameters]) -> None:
+    """Replace what aiortc negotiated by ``codecs`` (a codec aiortc itself does not know, such as
+    H.265, which the relay only forwards); the answer and the sender's parameters use them."""
+    # Private attribute: aiortc builds its answer and its sender's parameters from it.
+    transceiver._codecs = list(codecs)  # noqa: SLF001 -- see REQUIRED_INTERNALS
+
+
 def sender_ssrcs(sender: RTCRtpSender) -> tuple[int, int]:
     """(media SSRC, RTX SSRC) of a sender."""
     # Private attributes: the SSRCs aiortc generated and signalled for this sender.

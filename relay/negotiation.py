@@ -1,4 +1,10 @@
-"""SDP offer checks and the answer: H.264 packetization mode 1 only, with its RTX.
+"""SDP offer checks and the answer: H.264 packetization mode 1, or H.265 (RFC 7798) when the
+camera sends H.265 and the offer lists it, with its RTX.
+
+aiortc knows no H.265: for it the relay negotiates whatever aiortc has in common with the offer,
+then replaces the transceiver's codecs by the offer's own H.265 entry (payload type, fmtp and
+feedback as the viewer wrote them), so the answer and the sender carry H.265. The relay never
+decodes it: it only packetizes the camera's bytes.
 
 Trap: aiortc picks the codec while the remote offer is applied, from the transceiver's codec
 preferences at that moment. The relay therefore creates its send-only video transceiver, sets the
@@ -11,13 +17,19 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc import sdp as aiortc_sdp
 from aiortc.rtcdtlstransport import RTCDtlsTransport
-from aiortc.rtcrtpparameters import RTCRtpCodecCapability
+from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpCodecParameters
 
-from relay.aiortc_adapter import install_sender, negotiated_codecs, restrict_host_candidates
+from relay.aiortc_adapter import (
+    install_sender,
+    negotiated_codecs,
+    restrict_host_candidates,
+    set_negotiated_codecs,
+)
 from relay.sender import PassthroughSender
 from rtcc.errors import CodecNotSupported, RtccError
 
@@ -49,9 +61,38 @@ def _h264_mode1(codec: object) -> bool:
     )
 
 
-def inspect_offer(sdp_text: str) -> str:
-    """The profile-level-id the answer will carry. Raises InvalidOffer if the offer is not usable
-    SDP, CodecNotSupported if its video section cannot receive H.264 packetization mode 1."""
+@dataclass(frozen=True, slots=True)
+class OfferedVideo:
+    """What the viewer's offer can receive."""
+
+    h264: str | None
+    """The H.264 profile-level-id the answer will carry; None when the offer has no usable
+    H.264 (packetization mode 1, baseline profile)."""
+    h265: tuple[RTCRtpCodecParameters, ...] = ()
+    """The offer's H.265 entry followed by its RTX, as the viewer wrote them; empty if none."""
+    names: tuple[str, ...] = ()
+    """Every video codec name the offer lists (for error messages)."""
+
+    def describe(self) -> str:
+        return ", ".join(self.names) or "no codec"
+
+
+def _h265_offered(codecs: list[RTCRtpCodecParameters]) -> tuple[RTCRtpCodecParameters, ...]:
+    for codec in codecs:
+        if codec.mimeType.lower() != "video/h265" or codec.clockRate != 90000:
+            continue
+        if str(codec.parameters.get("sprop-max-don-diff", "0")) != "0":
+            continue  # decoding-order numbers in every packet: not what the relay sends
+        chosen = [codec]
+        chosen += [c for c in codecs if c.mimeType.lower() == "video/rtx"
+                   and c.parameters.get("apt") == codec.payloadType][:1]
+        return tuple(chosen)
+    return ()
+
+
+def inspect_offer(sdp_text: str) -> OfferedVideo:
+    """What the offer's video section can receive. Raises InvalidOffer if the offer is not usable
+    SDP, CodecNotSupported if it can receive neither H.264 packetization mode 1 nor H.265."""
     # aiortc's parser trusts its input: bytes it does not expect fail deep inside it, later.
     control = _CONTROL.search(sdp_text)
     if control is not None:
@@ -100,14 +141,15 @@ def inspect_offer(sdp_text: str) -> str:
             offered.add("42e01f")
         elif profile is aiortc_sdp.H264Profile.PROFILE_BASELINE:
             offered.add("42001f")
-    for choice in PREFERRED_PROFILE_LEVEL_IDS:
-        if choice in offered:
-            return choice
-    names = sorted({codec.mimeType.split("/")[-1] for codec in video.rtp.codecs})
-    raise CodecNotSupported(
-        "the viewer cannot receive H.264 (packetization mode 1, baseline profile); it offered: "
-        + (", ".join(names) or "no codec")
-    )
+    names = tuple(sorted({codec.mimeType.split("/")[-1] for codec in video.rtp.codecs}))
+    h264 = next((choice for choice in PREFERRED_PROFILE_LEVEL_IDS if choice in offered), None)
+    h265 = _h265_offered(video.rtp.codecs)
+    if h264 is None and not h265:
+        raise CodecNotSupported(
+            "the viewer cannot receive H.264 (packetization mode 1, baseline profile) or H.265; "
+            "it offered: " + (", ".join(names) or "no codec")
+        )
+    return OfferedVideo(h264, h265, names)
 
 
 def drop_mdns_candidates(sdp_text: str) -> str:
@@ -151,7 +193,8 @@ SenderFactory = Callable[[RTCDtlsTransport], PassthroughSender]
 async def answer_offer(
     pc: RTCPeerConnection,
     offer_sdp: str,
-    profile_level_id: str,
+    offered: OfferedVideo,
+    codec: str,
     make_sender: SenderFactory,
     *,
     host_addresses: Sequence[str] = (),
@@ -159,10 +202,19 @@ async def answer_offer(
 ) -> tuple[str, PassthroughSender]:
     """Apply the offer to a fresh peer connection and return the complete answer (all ICE
     candidates gathered, host ones on ``host_addresses`` when given, each also offered under
-    ``public_addresses``) and the relay's sender. The caller bounds it with a timeout."""
+    ``public_addresses``) and the relay's sender, for ``codec`` (``h264`` or ``h265``, which
+    the offer must list). The caller bounds it with a timeout."""
+    if codec == "h265" and not offered.h265:
+        raise CodecNotSupported("the viewer's offer has no H.265 (it offered: "
+                                f"{offered.describe()})")
+    if codec != "h265" and offered.h264 is None:
+        raise CodecNotSupported("the viewer cannot receive H.264 (packetization mode 1, "
+                                f"baseline profile); it offered: {offered.describe()}")
     transceiver = pc.addTransceiver("video", direction="sendonly")
     restrict_host_candidates(transceiver.sender.transport, host_addresses, public_addresses)
-    transceiver.setCodecPreferences(_preferences(profile_level_id))
+    if offered.h264 is not None:
+        # For H.265 too: aiortc must find a codec in common to accept the offer at all.
+        transceiver.setCodecPreferences(_preferences(offered.h264))
     sender = make_sender(transceiver.sender.transport)
     # Before the offer is applied: aiortc binds the sender while applying it.
     install_sender(transceiver, sender)
@@ -174,9 +226,12 @@ async def answer_offer(
         raise
     except Exception as exc:  # noqa: BLE001 -- aiortc raises many types on offers it cannot apply
         raise InvalidOffer(f"the offer cannot be applied: {type(exc).__name__}: {exc}") from None
+    if codec == "h265":
+        set_negotiated_codecs(transceiver, list(offered.h265))
     codecs = negotiated_codecs(transceiver)
-    if not codecs or codecs[0].mimeType.lower() != "video/h264":
-        raise CodecNotSupported("no H.264 codec could be negotiated with this viewer")
+    wanted = "video/h265" if codec == "h265" else "video/h264"
+    if not codecs or codecs[0].mimeType.lower() != wanted:
+        raise CodecNotSupported(f"no {codec.upper()} codec could be negotiated with this viewer")
     try:
         await pc.setLocalDescription(await pc.createAnswer())
     except (RtccError, TimeoutError):

@@ -1,11 +1,12 @@
-"""A frame's RTP forms: its H.264 payloads (RFC 6184, packetization mode 1), made once per frame
-and kept with the frame (``EncodedFrame.derive``), and their send layouts, made once per frame and
-header/tag length. Every viewer of a stream receives the very same frame objects from the hub, so
-every viewer shares them, the cached GOP replayed to a new viewer included.
+"""A frame's RTP forms: its H.264 payloads (RFC 6184, packetization mode 1) or H.265 payloads
+(RFC 7798), made once per frame and kept with the frame (``EncodedFrame.derive``), and their send
+layouts, made once per frame and header/tag length. Every viewer of a stream receives the very
+same frame objects from the hub, so every viewer shares them, the cached GOP replayed to a new
+viewer included.
 
-Packetization aggregates small NAL units into STAP-A and fragments large ones into FU-A of equal
-size (all fragments of a NAL unit but the last have the same length, so a datagram batch can be
-sent with one system call).
+Packetization aggregates small NAL units into STAP-A (H.265: AP) and fragments large ones into
+FU-A (H.265: FU) of equal size (all fragments of a NAL unit but the last have the same length, so
+a datagram batch can be sent with one system call).
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ _DROPPED_TYPES = frozenset({NalType.AUD, NalType.FILLER, NalType.END_SEQUENCE, N
 """NAL units a WebRTC receiver does not need (access unit delimiters, filler, end markers)."""
 _STAP_A = int(NalType.STAP_A)
 _FU_A = int(NalType.FU_A)
-
-
-
+_H265_DROPPED_TYPES = frozenset({35, 36, 37, 38})
+"""H.265 access unit delimiter, end of sequence, end of bitstream and filler data."""
+_H265_AP = 48
+_H265_FU = 49
 
 @dataclass(frozen=True, slots=True)
 class PacketizedFrame:
@@ -173,9 +175,80 @@ def _fragment(nal: bytes, max_payload: int) -> list[bytes]:
 
 
 
+def packetize_h265(nals: list[bytes], max_payload: int = MAX_PAYLOAD) -> list[bytes]:
+    """RTP payloads for one H.265 access unit (RFC 7798, no DONL): small NAL units aggregated
+    into aggregation packets (AP), large ones fragmented into fragmentation units (FU), the
+    others sent as single NAL unit packets."""
+    payloads: list[bytes] = []
+    pending: list[bytes] = []
+    pending_size = 2  # the AP payload header
+
+    def flush() -> None:
+        nonlocal pending, pending_size
+        if len(pending) == 1:
+            payloads.append(pending[0])
+        elif pending:
+            # F is the OR of the units', LayerId and TID the lowest of theirs (RFC 7798 4.4.2).
+            forbidden = max(nal[0] & 0x80 for nal in pending)
+            layer = min(((nal[0] & 0x01) << 5) | (nal[1] >> 3) for nal in pending)
+            tid = min(nal[1] & 0x07 for nal in pending)
+            parts = [bytes((forbidden | (_H265_AP << 1) | (layer >> 5),
+                            ((layer & 0x1F) << 3) | tid))]
+            for nal in pending:
+                parts.append(len(nal).to_bytes(2, "big"))
+                parts.append(nal)
+            payloads.append(b"".join(parts))
+        pending = []
+        pending_size = 2
+
+    for nal in nals:
+        if len(nal) < 3 or (nal[0] >> 1) & 0x3F in _H265_DROPPED_TYPES:
+            continue
+        size = len(nal)
+        if size > max_payload:
+            flush()
+            payloads.extend(_fragment_h265(nal, max_payload))
+            continue
+        if pending_size + 2 + size > max_payload:
+            flush()
+        pending.append(nal)
+        pending_size += 2 + size
+    flush()
+    return payloads
+
+
+def _fragment_h265(nal: bytes, max_payload: int) -> list[bytes]:
+    """H.265 fragmentation units of one NAL unit, all of one size but the last."""
+    kind = (nal[0] >> 1) & 0x3F
+    header = bytes(((nal[0] & 0x81) | (_H265_FU << 1), nal[1]))
+    view = memoryview(nal)
+    length = len(nal) - 2
+    count = -(-length // (max_payload - 3))
+    size = -(-length // count)
+    if count == 1:
+        return [header + bytes((0xC0 | kind,)) + view[2:]]
+    middle = header + bytes((kind,))
+    fragments = [header + bytes((0x80 | kind,)) + view[2:2 + size]]
+    position = 2 + size
+    for _ in range(count - 2):
+        fragments.append(middle + view[position:position + size])
+        position += size
+    fragments.append(header + bytes((0x40 | kind,)) + view[position:])
+    return fragments
+
+
 def packetize_frame(frame: EncodedFrame, max_payload: int = MAX_PAYLOAD) -> PacketizedFrame:
-    """The RTP payloads of one H.264 access unit, with the batches a segmented send carries."""
+    """The RTP payloads of one H.264 or H.265 access unit, with the batches a segmented send
+    carries."""
     nals = bitstream.split_annexb(frame.data)
+    if frame.codec == "h265":
+        params = bitstream.classify_parameter_sets(nals, "h265") if frame.keyframe else None
+        missing = params is not None and not params.complete("h265")
+        payloads = tuple(packetize_h265(nals, max_payload))
+        sizes = [len(p) for p in payloads]
+        # B-frame detection reads H.264 slice headers; H.265 cameras are flagged by ingest.
+        return PacketizedFrame(payloads, sum(sizes), frame.keyframe, False, missing,
+                               plan_batches(sizes))
     b_frame = not frame.keyframe and bitstream.has_b_slice(nals)
     params = bitstream.classify_parameter_sets(nals, "h264") if frame.keyframe else None
     missing = params is not None and not params.complete("h264")
@@ -185,7 +258,7 @@ def packetize_frame(frame: EncodedFrame, max_payload: int = MAX_PAYLOAD) -> Pack
                            plan_batches(sizes))
 
 
-RTP_PAYLOADS: DerivedForm[PacketizedFrame] = DerivedForm("rtp/h264", packetize_frame)
+RTP_PAYLOADS: DerivedForm[PacketizedFrame] = DerivedForm("rtp", packetize_frame)
 """A frame's RTP payloads, kept with the frame."""
 
 

@@ -51,9 +51,9 @@ def new_scratch_buffer() -> ScratchBuffer:
 
 def rtp_parameters(parameters: RTCRtpSendParameters, ssrc: int, rtx_ssrc: int,
                    ) -> RtpParameters | None:
-    """The engine's parameters from aiortc's, None when the codec is not H.264."""
+    """The engine's parameters from aiortc's, None when the codec is neither H.264 nor H.265."""
     codec = parameters.codecs[0]
-    if codec.mimeType.lower() != "video/h264" or codec.payloadType is None:
+    if codec.mimeType.lower() not in ("video/h264", "video/h265") or codec.payloadType is None:
         return None
     rtx_pt = None
     for candidate in parameters.codecs:
@@ -110,7 +110,7 @@ class PassthroughSender(RTCRtpSender):
         ssrc, rtx_ssrc = aiortc.sender_ssrcs(self)
         chosen = rtp_parameters(parameters, ssrc, rtx_ssrc)
         if chosen is None:
-            log.warning("viewer %s: negotiated %s, not H.264; nothing will be sent",
+            log.warning("viewer %s: negotiated %s, not H.264 or H.265; nothing will be sent",
                         self.name, parameters.codecs[0].mimeType)
             return
         aiortc.register_sender(self.transport, self, parameters)

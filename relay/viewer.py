@@ -25,7 +25,7 @@ from aiortc.rtcdtlstransport import RTCDtlsTransport
 
 from relay.engine import RtpSendEngine
 from relay.fanout import LeaveFanout, LiveFanout
-from relay.negotiation import answer_offer
+from relay.negotiation import OfferedVideo, answer_offer
 from relay.packets import PacketizedFrame, StreamPackets
 from relay.sender import PassthroughSender
 from relay.settings import RelaySettings
@@ -81,6 +81,8 @@ class ViewerSession:
         self._scratch = scratch
         self._fanout = fanout
         self._pending: tuple[PacketizedFrame, int] | None = None
+        self.codec = "h264"
+        """The codec negotiated with this viewer: the stream's own (H.264 or H.265)."""
         self.pc = RTCPeerConnection(_ice_configuration(settings))
         self.sender: RtpSendEngine | None = None
         """The engine sending this viewer's RTP, once negotiated."""
@@ -108,7 +110,9 @@ class ViewerSession:
 
     # -- negotiation --------------------------------------------------------------------------
 
-    async def negotiate(self, offer_sdp: str, profile_level_id: str) -> str:
+    async def negotiate(self, offer_sdp: str, offered: OfferedVideo) -> str:
+        """The SDP answer, for the codec the stream sends (``h264`` or ``h265``)."""
+        self.codec = self.stream.media_info.video_codec.lower() or "h264"
         def make_sender(transport: RTCDtlsTransport) -> PassthroughSender:
             return PassthroughSender(
                 transport,
@@ -121,7 +125,7 @@ class ViewerSession:
 
         async with asyncio.timeout(self._settings.negotiate_timeout):
             answer, sender = await answer_offer(
-                self.pc, offer_sdp, profile_level_id, make_sender,
+                self.pc, offer_sdp, offered, self.codec, make_sender,
                 host_addresses=self._settings.host_addresses,
                 public_addresses=self._settings.public_addresses,
             )
@@ -254,10 +258,10 @@ class ViewerSession:
         if sub.drop_events != self._seen_drop_events:
             self._seen_drop_events = sub.drop_events
             self._keyframe_requested("overflow")
-        if frame.codec != "h264":
+        if frame.codec != self.codec:
             raise CodecNotSupported(
-                f"camera {self.camera_id} sends {frame.codec}, which cannot be relayed "
-                "without transcoding"
+                f"camera {self.camera_id} now sends {frame.codec}, but this viewer negotiated "
+                f"{self.codec}; reconnect to negotiate again"
             )
 
     # -- the shared live loop (relay.fanout.Member) ---------------------------------------------
@@ -278,7 +282,7 @@ class ViewerSession:
         while frame is not None:
             if self._resync_wanted:
                 raise LeaveFanout  # this frame is part of the GOP the resync replays
-            if sub.drop_events != self._seen_drop_events or frame.codec != "h264":
+            if sub.drop_events != self._seen_drop_events or frame.codec != self.codec:
                 self._check_frame(frame)
             packed = cache.get(frame)
             timestamp = clock.live(frame)

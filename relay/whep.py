@@ -24,7 +24,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from relay.negotiation import InvalidOffer, inspect_offer
+from relay.negotiation import InvalidOffer, OfferedVideo, inspect_offer
 from relay.sessions import SESSIONS, RelaySessions
 from relay.settings import RelaySettings
 from relay.turn import link_headers, viewer_ice_servers
@@ -42,6 +42,7 @@ from rtcc.errors import (
 from rtcc.hub import Stream, Subscription
 from rtcc.policy import Role, allow, public, staff
 from rtcc.principal import principal_of
+from rtcc.transcode import transcoded_profile
 
 log = logging.getLogger(__name__)
 _SUPERVISORS = frozenset({Role.ADMIN, Role.SUPERVISOR})
@@ -98,14 +99,29 @@ async def _read_offer(request: web.Request, limit: int) -> str:
         raise _error(request, web.HTTPBadRequest, "the offer is not UTF-8 text") from None
 
 
-def _check_codec(stream: Stream) -> list[str]:
-    """Warnings about what cannot pass through; raises CodecNotSupported for the video."""
+def _check_codec(stream: Stream, offered: OfferedVideo, transcoded: bool = False) -> list[str]:
+    """Warnings about what cannot pass through; raises CodecNotSupported when the viewer cannot
+    receive the stream's video (``transcoded``: an H.264 version of the stream exists)."""
     info = stream.media_info
     codec = info.video_codec.lower()
-    if codec and codec != "h264":
+    camera = stream.key.camera_id
+    if codec == "h265" and not offered.h265 and not transcoded:
         raise CodecNotSupported(
-            f"camera {stream.key.camera_id} sends {info.video_codec} video, which browsers "
-            "cannot play over WebRTC without transcoding (transcoding is not enabled)"
+            f"camera {camera} sends {info.video_codec} (H.265) video and this viewer cannot "
+            "receive H.265 over "
+            f"WebRTC (it offered: {offered.describe()}); set transcode_h264: true on the "
+            f"camera's {stream.key.profile} profile to have the server transcode it to H.264, "
+            "or watch from a browser that receives H.265"
+        )
+    if codec not in ("", "h264", "h265"):
+        raise CodecNotSupported(
+            f"camera {camera} sends {info.video_codec} video, which the relay cannot send over "
+            "WebRTC; configure the camera to send H.264 (or H.265)"
+        )
+    if codec == "h264" and offered.h264 is None:  # unknown until the camera is live
+        raise CodecNotSupported(
+            f"camera {camera} sends H.264 video and this viewer cannot receive H.264 "
+            f"(packetization mode 1, baseline profile); it offered: {offered.describe()}"
         )
     warnings = []
     if info.has_b_frames:
@@ -126,7 +142,7 @@ async def whep_post(request: web.Request) -> web.Response:
         raise _error(request, web.HTTPBadRequest, "profile must be 'main' or 'sub'")
     offer = await _read_offer(request, settings.max_offer_bytes)
     try:
-        profile_level_id = inspect_offer(offer)
+        offered = inspect_offer(offer)
     except InvalidOffer as exc:
         raise _error(request, web.HTTPBadRequest, str(exc)) from None
     except CodecNotSupported as exc:
@@ -137,8 +153,7 @@ async def whep_post(request: web.Request) -> web.Response:
     session_id = registry.new_session_id()
     _claim(request, registry, session_id)
     try:
-        return await _open(request, registry, camera_id, requested, offer, profile_level_id,
-                           session_id)
+        return await _open(request, registry, camera_id, requested, offer, offered, session_id)
     finally:
         if registry.get(session_id) is None:  # refused or failed: it holds no place
             registry.release(session_id)
@@ -163,7 +178,7 @@ def _claim(request: web.Request, registry: RelaySessions, session_id: str) -> No
 
 
 async def _open(request: web.Request, registry: RelaySessions, camera_id: str, requested: str,
-                offer: str, profile_level_id: str, session_id: str) -> web.Response:
+                offer: str, offered: OfferedVideo, session_id: str) -> web.Response:
     settings = registry.settings
     hub = request.app[HUB]
     profiles = hub.profiles(camera_id)
@@ -179,12 +194,26 @@ async def _open(request: web.Request, registry: RelaySessions, camera_id: str, r
     subscription: Subscription | None = None
     try:
         stream = hub.get(camera_id, profile)
-        warnings = _check_codec(stream)
+        transcoded = (transcoded_profile(profile) in profiles and offered.h264 is not None
+                      and not offered.h265)
+        _check_codec(stream, offered, transcoded)
         gop = len(stream.gop_snapshot())
         subscription = await stream.subscribe(
             f"whep:{session_id[:8]}", maxsize=stream.settings.subscriber_queue + gop, wait=True
         )
-        warnings = _check_codec(stream)
+        warnings = _check_codec(stream, offered, transcoded)
+        if transcoded and stream.media_info.video_codec.lower() == "h265":
+            # This viewer takes the H.264 version, shared with every other viewer of it.
+            subscription.close("switched to the transcoded stream")
+            subscription = None
+            stream = hub.get(camera_id, transcoded_profile(profile))
+            gop = len(stream.gop_snapshot())
+            subscription = await stream.subscribe(
+                f"whep:{session_id[:8]}", maxsize=stream.settings.subscriber_queue + gop,
+                wait=True,
+            )
+            warnings.append("the camera sends H.265: this view is transcoded to H.264 "
+                            f"({stream.media_info.width}x{stream.media_info.height})")
         session = ViewerSession(
             session_id=session_id,
             stream=stream,
@@ -197,7 +226,7 @@ async def _open(request: web.Request, registry: RelaySessions, camera_id: str, r
             scratch=registry.scratch,
             fanout=registry.fanout_for(stream.key),
         )
-        answer = await session.negotiate(offer, profile_level_id)
+        answer = await session.negotiate(offer, offered)
         if not registry.accepting:
             raise SourceUnavailable("the relay is shutting down or full")
         registry.add(session)

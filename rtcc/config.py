@@ -61,6 +61,9 @@ class ProfileConfig(_Model):
     password: SecretStr = SecretStr("")
     transport: Literal["tcp", "udp"] = "tcp"
     """RTSP transport; TCP by default because it survives NAT and loss without smearing."""
+    transcode_h264: bool = False
+    """Also offer this profile transcoded to H.264 (for an H.265 camera and browsers that cannot
+    decode H.265). Costs CPU while someone watches it; keep it to the sub profile."""
 
     @field_validator("url")
     @classmethod
@@ -303,6 +306,10 @@ class HubConfig(_Model):
     gop_cache_bytes: Annotated[int, Field(ge=65536)] = 8 * 1024 * 1024
     gop_cache_age: Annotated[float, Field(gt=0)] = 12.0
     subscriber_queue: Annotated[int, Field(ge=2)] = 120
+    transcode_max_width: Annotated[int, Field(ge=16, le=3840)] = 640
+    transcode_max_height: Annotated[int, Field(ge=16, le=2160)] = 360
+    transcode_max_fps: Annotated[float, Field(gt=0, le=60)] = 15.0
+    """Caps of every H.264 stream transcoded from a camera's profile (``transcode_h264``)."""
 
 
 class IngestConfig(_Model):

@@ -27,8 +27,9 @@ from ingest.rtsp import RtspTarget
 from rtcc.access import SecretBox
 from rtcc.appkeys import HUB, SECRET_BOX, SETTINGS
 from rtcc.config import Settings
-from rtcc.hub import SourceFactory, StreamHub, StreamSettings
+from rtcc.hub import SourceFactory, Stream, StreamHub, StreamSettings
 from rtcc.tasks import TaskSupervisor
+from rtcc.transcode import TranscodeLimits, TranscodeSource, transcoded_profile
 from server.camera_sources import rtsp_source_factory
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,12 @@ class CameraSync:
             return
         settings = self._stream_settings(camera)
         for name, profile in streamable.items():
-            self._hub.register(camera.id, name, self._factory(camera, name, profile), settings)
+            stream = self._hub.register(camera.id, name, self._factory(camera, name, profile),
+                                        settings)
+            if profile.transcode_h264:
+                # Registered after the camera's own profiles: the recorder never picks it.
+                self._hub.register(camera.id, transcoded_profile(name),
+                                   self._transcode_factory(stream), settings)
         self._registered[camera.id] = fingerprint
         if camera.preload:
             await self._hub.start_preloaded()
@@ -101,6 +107,13 @@ class CameraSync:
         return rtsp_source_factory(
             f"{camera.id}/{name}", target, self._settings.ingest, self._settings.security,
             self._handoff, allowlisted=camera.registered_by == Registrar.DEPARTMENT)
+
+    def _transcode_factory(self, upstream: Stream) -> SourceFactory:
+        hub = self._settings.hub
+        limits = TranscodeLimits(max_width=hub.transcode_max_width,
+                                 max_height=hub.transcode_max_height,
+                                 max_fps=hub.transcode_max_fps)
+        return lambda: TranscodeSource(upstream, limits)
 
     def _stream_settings(self, camera: Camera) -> StreamSettings:
         hub = self._settings.hub

@@ -599,6 +599,11 @@ class FacilityStore(OffloadedStore):
                                       (limit,))
         return [_alert(r) for r in rows]
 
+    def alerts_at(self, facility_id: str, limit: int = 50) -> list[Alert]:
+        rows = self.conn.fetchall("SELECT * FROM alerts WHERE facility_id = ?"
+                                  " ORDER BY created DESC, id LIMIT ?", (facility_id, limit))
+        return [_alert(r) for r in rows]
+
     def unopened(self) -> list[Alert]:
         rows = self.conn.fetchall("SELECT * FROM alerts WHERE opened = 0 AND state IN (?, ?, ?)"
                                   " ORDER BY created, id", ACTIVE_STATES)

@@ -18,6 +18,7 @@ from aiohttp.test_utils import TestClient
 from cadsim.notifier import Notifier
 from cadsim.notifier import create_app as cadsim_app
 from cadsim.scenario import is_closed
+from facilities.forward import SendFailed, post_eido
 from incidents.eido import parse_eido
 from rtcc.config import CadEndpoint, FacilitiesConfig
 from server.app import create_app
@@ -126,3 +127,29 @@ async def test_alerts_reach_each_cad_once_and_the_all_clear_updates_them(
         f"{alert_id}:county:update"]
     assert cadsim.published == 2
     assert all("drill" not in json.dumps(body).lower() for _, _, body in receiver.posts)
+
+
+async def test_cad_endpoints_are_held_to_the_url_rules() -> None:
+    """A loopback endpoint without the allowlist is refused before any connection; a redirect
+    is not followed; both are final (no retry can help)."""
+    hits: list[str] = []
+
+    async def moved(request: web.Request) -> web.Response:
+        hits.append(request.path)
+        raise web.HTTPFound("http://127.0.0.1:9/elsewhere")
+
+    app = web.Application()
+    app.router.add_post("/eido", moved)
+    runner, url = await _serve(app)
+    try:
+        endpoint = CadEndpoint(name="county", url=f"{url}/eido")
+        with pytest.raises(SendFailed, match="county refused") as refused:
+            await post_eido(endpoint, "k1", "{}", 5.0, ())
+        assert refused.value.permanent
+        assert hits == []
+        with pytest.raises(SendFailed, match="redirects are not followed") as redirected:
+            await post_eido(endpoint, "k2", "{}", 5.0, ("127.0.0.0/8",))
+        assert redirected.value.permanent
+        assert hits == ["/eido"]
+    finally:
+        await runner.cleanup()

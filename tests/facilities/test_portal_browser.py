@@ -98,6 +98,7 @@ async def test_an_owner_builds_a_facility_profile_with_plan_room_and_qr_code(
     await plan.click(position={"x": box["width"] * 0.25, "y": box["height"] * 0.5})
     await page.fill("[data-add-room] input[id^=room-name]", "Library")
     await page.fill("[data-add-room] input[id^=room-number]", "104")
+    assert abs(float(await page.input_value("[data-add-room] input[id^=room-x]")) - 25) < 2
     await page.click("[data-add-room] button[type=submit]")
     await page.wait_for_selector("[data-plan] .room-pin")
     assert await page.text_content("[data-plan] .room-pin") == "104"

@@ -131,14 +131,19 @@ function percent(value) {
   return `${Math.round(value * 100)}%`;
 }
 
+function fraction(text) {
+  return text === "" ? null : Math.min(1, Math.max(0, Number(text) / 100));
+}
+
 function floorBlock(floor) {
   const rooms = facility.rooms.filter((r) => r.floor_id === floor.id);
   const block = el("div", { class: "floor", dataset: { floor: floor.id } });
   const heading = [floor.building, floor.name].filter(Boolean).join(": ");
   block.append(el("h3", { text: `${heading} (level ${floor.level})` }));
-  const spot = { x: null, y: null };
+  const across = el("input", { type: "number", id: `room-x-${floor.id}`, min: 0, max: 100, step: "any" });
+  const down = el("input", { type: "number", id: `room-y-${floor.id}`, min: 0, max: 100, step: "any" });
   const where = el("p", { class: "muted", role: "status",
-    text: "Not placed: click the plan where the room is (or add it without a place)." });
+    text: "Click the plan where the room is, or type its place in percent (or leave it empty)." });
   if (floor.has_plan) {
     const plan = el("div", { class: "plan", dataset: { plan: floor.id } });
     const image = el("img", { src: `${base}/floors/${encodeURIComponent(floor.id)}/plan?v=${planVersion}`,
@@ -155,12 +160,14 @@ function floorBlock(floor) {
     plan.append(pin);
     plan.addEventListener("click", (event) => {
       const box = image.getBoundingClientRect();
-      spot.x = Math.min(1, Math.max(0, (event.clientX - box.left) / box.width));
-      spot.y = Math.min(1, Math.max(0, (event.clientY - box.top) / box.height));
+      const x = Math.min(1, Math.max(0, (event.clientX - box.left) / box.width));
+      const y = Math.min(1, Math.max(0, (event.clientY - box.top) / box.height));
+      across.value = String(Math.round(x * 1000) / 10);
+      down.value = String(Math.round(y * 1000) / 10);
       pin.hidden = false;
-      pin.style.left = percent(spot.x);
-      pin.style.top = percent(spot.y);
-      where.textContent = `Placed ${percent(spot.x)} across and ${percent(spot.y)} down the plan.`;
+      pin.style.left = percent(x);
+      pin.style.top = percent(y);
+      where.textContent = `Placed ${percent(x)} across and ${percent(y)} down the plan.`;
     });
     block.append(plan);
   } else {
@@ -168,7 +175,7 @@ function floorBlock(floor) {
   }
   const file = el("input", { type: "file", id: `plan-${floor.id}`,
     accept: "image/png,image/jpeg,image/gif,image/webp,application/pdf" });
-  const upload = el("form", { class: "row", dataset: { upload: floor.id } },
+  const upload = el("form", { class: "row", novalidate: true, dataset: { upload: floor.id } },
     el("div", {}, el("label", { for: `plan-${floor.id}`,
       text: floor.has_plan ? "Replace the plan (image or PDF)" : "Upload the plan (image or PDF)" }), file),
     el("div", { class: "actions" }, el("button", { type: "submit", class: "secondary", text: "Upload" })));
@@ -199,9 +206,11 @@ function floorBlock(floor) {
   const roomName = el("input", { type: "text", id: `room-name-${floor.id}`, maxlength: 100, required: true });
   const roomNumber = el("input", { type: "text", id: `room-number-${floor.id}`, maxlength: 20 });
   const roomError = el("p", { class: "error", role: "alert" });
-  const addRoom = el("form", { class: "row", dataset: { addRoom: floor.id } },
+  const addRoom = el("form", { class: "row", novalidate: true, dataset: { addRoom: floor.id } },
     el("div", {}, el("label", { for: roomName.id, text: "Room name" }), roomName),
     el("div", {}, el("label", { for: roomNumber.id, text: "Number" }), roomNumber),
+    el("div", {}, el("label", { for: across.id, text: "Across (%)" }), across),
+    el("div", {}, el("label", { for: down.id, text: "Down (%)" }), down),
     el("div", { class: "actions" }, el("button", { type: "submit", text: "Add the room" })));
   addRoom.addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -209,7 +218,7 @@ function floorBlock(floor) {
     try {
       await api(`${base}/rooms`, { method: "POST", body: {
         floor_id: floor.id, name: roomName.value, number: roomNumber.value,
-        x: spot.x, y: spot.y } });
+        x: fraction(across.value), y: fraction(down.value) } });
       await reload();
     } catch (err) {
       showError(roomError, err);

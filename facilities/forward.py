@@ -208,12 +208,32 @@ class CadForwarder:
             names = sorted({o["endpoint"] for o in sent if o["key"].endswith(":alert")}
                            & set(self.endpoints))
             kind = "update"
+        await self._enqueue(alert, facility, step, kind, names)
+
+    async def _enqueue(self, alert: Alert, facility: Facility, step: str, kind: str,
+                       names: list[str]) -> None:
         if not names:
             return
         room = await self.store.run(self.store.room, alert.room_id) if alert.room_id else None
         body = json.dumps(build_eido(alert, facility, room, step, self.store.clock()))
         if await self.store.run(self.store.enqueue, alert.id, names, kind, body):
             self._wake.set()
+
+    async def catch_up(self) -> int:
+        """Enqueue the closing updates a stop left out; returns how many alerts had some."""
+        missing = await self.store.run(self.store.missing_updates)
+        by_alert: dict[str, list[str]] = {}
+        for alert_id, endpoint in missing:
+            if endpoint in self.endpoints:
+                by_alert.setdefault(alert_id, []).append(endpoint)
+        for alert_id, names in by_alert.items():
+            alert = await self.store.run(self.store.alert, alert_id)
+            facility = None if alert is None else await self.store.run(self.store.facility,
+                                                                       alert.facility_id)
+            if alert is not None and facility is not None:
+                step = "all_clear" if alert.state == "resolved" else "cancelled"
+                await self._enqueue(alert, facility, step, "update", names)
+        return len(by_alert)
 
     async def _one(self, item: OutboxItem) -> None:
         endpoint = self.endpoints.get(item.endpoint)
@@ -245,6 +265,10 @@ class CadForwarder:
 
     async def run(self) -> None:
         """The worker loop, until cancelled."""
+        caught_up = await self.catch_up()
+        if caught_up:
+            log.warning("CAD forwarding: closing updates of %d ended alert(s) enqueued now",
+                        caught_up)
         while True:
             self._wake.clear()
             if await self.run_once():

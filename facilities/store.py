@@ -651,6 +651,17 @@ class FacilityStore(OffloadedStore):
         return [OutboxItem(int(r["id"]), r["alert_id"], r["endpoint"], r["key"], r["body"],
                            int(r["attempts"]) + 1) for r in rows]
 
+    def missing_updates(self) -> list[tuple[str, str]]:
+        """(alert, endpoint) pairs whose alert was forwarded and has ended, but whose closing
+        update is not enqueued (the server stopped between the all clear and its hooks)."""
+        rows = self.conn.fetchall(
+            "SELECT o.alert_id, o.endpoint FROM outbox o JOIN alerts a ON a.id = o.alert_id"
+            " WHERE a.state IN ('resolved', 'cancelled') AND o.key = o.alert_id || ':'"
+            " || o.endpoint || ':alert' AND NOT EXISTS (SELECT 1 FROM outbox u"
+            " WHERE u.key = o.alert_id || ':' || o.endpoint || ':update')"
+            " ORDER BY o.alert_id, o.endpoint")
+        return [(r["alert_id"], r["endpoint"]) for r in rows]
+
     def next_due(self) -> float | None:
         value = self.conn.scalar("SELECT MIN(next_at) FROM outbox WHERE delivered_at IS NULL"
                                  " AND failed_at IS NULL")

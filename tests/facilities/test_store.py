@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from facilities.forward import CadForwarder
 from facilities.store import FacilityError, FacilityStore
-from rtcc.config import DatabaseConfig
+from rtcc.config import CadEndpoint, DatabaseConfig, FacilitiesConfig
 from rtcc.db import Database
 from tests.fixtures.auth import FakeClock
 
@@ -135,3 +136,21 @@ async def test_alerts_timelines_and_the_cad_outbox(store: FacilityStore, clock: 
     assert shown["county"]["attempts"] == 2
     assert shown["state"]["failed_at"] is not None
     assert "401" in shown["state"]["last_error"]
+
+
+async def test_a_closing_update_left_out_by_a_stop_is_enqueued_at_the_next_start(
+        store: FacilityStore) -> None:
+    s = store
+    school = await s.run(s.create_facility, "shop1", "site-1", "Lincoln", "school",
+                         "1 School Rd", 39.8, -89.6, "alert")
+    device, _ = await s.run(s.enrol, await s.run(s.add_enrolment, school.id, "Phone", "", 60.0))
+    alert, _ = await s.run(s.raise_alert, device, "press-0001", _values(), (5, 600.0), "device")
+    forwarder = CadForwarder(s, FacilitiesConfig(cad_endpoints=[
+        CadEndpoint(name="county", url="https://cad.county.example/eido")]))
+    await forwarder.on_step(alert, school, "triggered", "device")
+    await s.run(s.step, alert.id, "all_clear", "analyst", {}, "resolved")  # no hooks: a stop
+    assert await s.run(s.missing_updates) == [(alert.id, "county")]
+    assert await forwarder.catch_up() == 1
+    assert await forwarder.catch_up() == 0
+    keys = [o["key"] for o in await s.run(s.outbox, alert.id)]
+    assert keys == [f"{alert.id}:county:alert", f"{alert.id}:county:update"]

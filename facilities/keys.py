@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from facilities.forward import CadForwarder
 from facilities.service import PanicLimits, PanicService
 
 
@@ -27,4 +28,5 @@ PANIC = web.AppKey("panic_service", PanicService)
 SITES = web.AppKey[SiteLookup]("facility_sites")
 """Set by the server: the catalog's site of an id (facilities do not read the catalog)."""
 LIMITS = web.AppKey("panic_limits", PanicLimits)
-"""Optional: set before the app starts to change the flood and enrolment limits."""
+FORWARDER = web.AppKey("panic_cad_forwarder", CadForwarder)
+"""Optional: set before the app starts to override ``facilities`` flood and enrolment limits."""

@@ -11,6 +11,7 @@ Owners (and administrators) keep their facility profiles:
 ``GET .../floors/{floor}/plan``                       the rendered PNG (owners; staff when shared)
 ``POST /api/facilities/{id}/enrolments``              a one-time QR code enrolling one device
 ``GET /api/facilities/{id}/devices``, ``POST .../devices/{device}/revoke``
+``GET /api/facilities/{id}/alerts``                   its alerts, newest first, with timelines
 
 Enrolled devices (the panic app; ``X-Device-Token`` header, no login):
 
@@ -294,8 +295,10 @@ async def create_enrolment(request: web.Request) -> web.Response:
     url = f"{base}/panic/#enrol={secret}"
     await _audit(request, "facility.enrolment", f"facility:{facility.id}", facility.owner_id,
                  {"label": label, "room_id": room_id})
+    qr = segno.make(url, error="m")
     return web.json_response({"url": url, "secret": secret,
-                              "qr_svg": segno.make(url, error="m").svg_inline(scale=5),
+                              "qr_svg": qr.svg_inline(scale=5),
+                              "qr_data_uri": qr.svg_data_uri(scale=5),
                               "expires_in_minutes": service.limits.enrol_minutes},
                              status=201)
 
@@ -320,6 +323,14 @@ async def revoke_device(request: web.Request) -> web.Response:
     await _audit(request, "facility.device.revoke", f"device:{device.id}", facility.owner_id,
                  {"label": device.label})
     return web.json_response({"id": device.id, "revoked": revoked})
+
+
+@allow(Role.OWNER, Role.ADMIN)
+async def facility_alerts(request: web.Request) -> web.Response:
+    facility = await _own(request)
+    service = _service(request)
+    alerts = await service.store.run(service.store.alerts_at, facility.id)
+    return web.json_response({"alerts": [await service.summary(a) for a in alerts]})
 
 
 # -- devices: the panic app --------------------------------------------------------------------
@@ -511,6 +522,7 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/api/facilities/{id}/enrolments", create_enrolment)
     r.add_get("/api/facilities/{id}/devices", list_devices)
     r.add_post("/api/facilities/{id}/devices/{device}/revoke", revoke_device)
+    r.add_get("/api/facilities/{id}/alerts", facility_alerts)
     r.add_post("/panic/api/enrol", device_enrol)
     r.add_get("/panic/api/config", device_config)
     r.add_get("/panic/api/plans/{floor}", device_plan)

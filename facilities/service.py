@@ -146,7 +146,9 @@ class PanicService:
         if room_id:
             room = await self.store.run(self.store.room, room_id)
             if room is None or await self.room_facility(room_id) != facility_id:
-                room_id = ""  # degrade: the facility and the phone's position still say where
+                raise FacilityError(400, f"room_id: room {room_id[:40]} is not at this"
+                                         " device's facility; choose one of its rooms (or none)"
+                                         " and press again")
         values = {"level": level, "drill": bool(fields.get("drill")),
                   "silent": bool(fields.get("silent")), "room_id": room_id,
                   "lat": _number(fields.get("lat"), -90, 90, "lat"),

@@ -128,11 +128,23 @@ def _postgresql(script: str) -> str:
             .replace(" BLOB", " BYTEA"))
 
 
+_SCHEMA_V2 = (
+    "ALTER TABLE outbox ADD COLUMN key TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE outbox ADD COLUMN failed_at REAL",
+    "CREATE UNIQUE INDEX IF NOT EXISTS outbox_by_key ON outbox (key) WHERE key <> ''",
+)
+"""Each CAD delivery has its idempotency key (alert, endpoint, kind): enqueued once, whatever
+retries the alert's hooks see, and sent with that key so a CAD recognises a repeat."""
+
 SCHEMA = StoreSchema(
     name="facilities",
-    migrations=(Migration(
-        1, "facility profiles, panic devices, alerts, their timeline and the CAD outbox",
-        sqlite=";\n".join(_SCHEMA_V1), postgresql=_postgresql(";\n".join(_SCHEMA_V1))),),
+    migrations=(
+        Migration(1, "facility profiles, panic devices, alerts, their timeline and the CAD"
+                     " outbox",
+                  sqlite=";\n".join(_SCHEMA_V1), postgresql=_postgresql(";\n".join(_SCHEMA_V1))),
+        Migration(2, "CAD outbox: idempotency keys and given-up deliveries",
+                  sqlite=";\n".join(_SCHEMA_V2), postgresql=_postgresql(";\n".join(_SCHEMA_V2))),
+    ),
     tables=("facilities", "floors", "rooms", "enrolments", "devices", "alerts",
             "alert_events", "outbox"),
     sqlite_file="facilities.sqlite3",
@@ -283,8 +295,10 @@ class OutboxItem:
     id: int
     alert_id: str
     endpoint: str
+    key: str
     body: str
     attempts: int
+    """Attempts so far, this one included."""
 
 
 def _facility(row: Row) -> Facility:
@@ -585,6 +599,11 @@ class FacilityStore(OffloadedStore):
                                       (limit,))
         return [_alert(r) for r in rows]
 
+    def alerts_at(self, facility_id: str, limit: int = 50) -> list[Alert]:
+        rows = self.conn.fetchall("SELECT * FROM alerts WHERE facility_id = ?"
+                                  " ORDER BY created DESC, id LIMIT ?", (facility_id, limit))
+        return [_alert(r) for r in rows]
+
     def unopened(self) -> list[Alert]:
         rows = self.conn.fetchall("SELECT * FROM alerts WHERE opened = 0 AND state IN (?, ?, ?)"
                                   " ORDER BY created, id", ACTIVE_STATES)
@@ -602,32 +621,69 @@ class FacilityStore(OffloadedStore):
 
     # -- the CAD outbox ---------------------------------------------------------------------
 
-    def enqueue(self, alert_id: str, endpoints: list[str], body: str) -> None:
+    def enqueue(self, alert_id: str, endpoints: list[str], kind: str, body: str) -> int:
+        """One delivery of ``body`` per endpoint, keyed ``alert:endpoint:kind``; a key already
+        enqueued is left alone. Returns how many were new."""
         now = self.clock()
-        self.conn.executemany(
-            "INSERT INTO outbox (alert_id, endpoint, body, created, attempts, next_at,"
-            " delivered_at, last_error) VALUES (?, ?, ?, ?, 0, ?, NULL, '')",
-            [(alert_id, e, body, now, now) for e in endpoints])
+        added = 0
+        with self.conn.transaction() as tx:
+            for endpoint in endpoints:
+                cursor = tx.execute(
+                    "INSERT INTO outbox (alert_id, endpoint, key, body, created, attempts,"
+                    " next_at, delivered_at, failed_at, last_error)"
+                    " VALUES (?, ?, ?, ?, ?, 0, ?, NULL, NULL, '') ON CONFLICT DO NOTHING",
+                    (alert_id, endpoint, f"{alert_id}:{endpoint}:{kind}", body, now, now))
+                added += max(0, cursor.rowcount)
+        return added
 
-    def due(self, limit: int = 20) -> list[OutboxItem]:
-        rows = self.conn.fetchall("SELECT id, alert_id, endpoint, body, attempts FROM outbox"
-                                  " WHERE delivered_at IS NULL AND next_at <= ?"
-                                  " ORDER BY next_at, id LIMIT ?", (self.clock(), limit))
-        return [OutboxItem(int(r["id"]), r["alert_id"], r["endpoint"], r["body"],
-                           int(r["attempts"])) for r in rows]
+    def claim(self, limit: int, lease: float) -> list[OutboxItem]:
+        """Due deliveries, each leased for ``lease`` seconds (its ``next_at`` moves on) in the
+        transaction that selects it: two workers or nodes never send one at once, and a send
+        cut short by a stop is due again once its lease has passed."""
+        now = self.clock()
+        with self.conn.transaction() as tx:
+            rows = tx.fetchall("SELECT id, alert_id, endpoint, key, body, attempts FROM outbox"
+                               " WHERE delivered_at IS NULL AND failed_at IS NULL"
+                               " AND next_at <= ? ORDER BY next_at, id LIMIT ?", (now, limit))
+            for r in rows:
+                tx.execute("UPDATE outbox SET next_at = ?, attempts = attempts + 1"
+                           " WHERE id = ?", (now + lease, r["id"]))
+        return [OutboxItem(int(r["id"]), r["alert_id"], r["endpoint"], r["key"], r["body"],
+                           int(r["attempts"]) + 1) for r in rows]
+
+    def missing_updates(self) -> list[tuple[str, str]]:
+        """(alert, endpoint) pairs whose alert was forwarded and has ended, but whose closing
+        update is not enqueued (the server stopped between the all clear and its hooks)."""
+        rows = self.conn.fetchall(
+            "SELECT o.alert_id, o.endpoint FROM outbox o JOIN alerts a ON a.id = o.alert_id"
+            " WHERE a.state IN ('resolved', 'cancelled') AND o.key = o.alert_id || ':'"
+            " || o.endpoint || ':alert' AND NOT EXISTS (SELECT 1 FROM outbox u"
+            " WHERE u.key = o.alert_id || ':' || o.endpoint || ':update')"
+            " ORDER BY o.alert_id, o.endpoint")
+        return [(r["alert_id"], r["endpoint"]) for r in rows]
+
+    def next_due(self) -> float | None:
+        value = self.conn.scalar("SELECT MIN(next_at) FROM outbox WHERE delivered_at IS NULL"
+                                 " AND failed_at IS NULL")
+        return None if value is None else float(value)
 
     def delivered(self, item_id: int) -> None:
-        self.conn.execute("UPDATE outbox SET delivered_at = ?, attempts = attempts + 1"
-                          " WHERE id = ?", (self.clock(), item_id))
+        self.conn.execute("UPDATE outbox SET delivered_at = ?, last_error = '' WHERE id = ?",
+                          (self.clock(), item_id))
 
-    def failed(self, item_id: int, error: str, retry_in: float) -> None:
-        self.conn.execute("UPDATE outbox SET attempts = attempts + 1, last_error = ?,"
-                          " next_at = ? WHERE id = ?", (error[:500], self.clock() + retry_in,
-                                                        item_id))
+    def failed(self, item_id: int, error: str, retry_in: float | None) -> None:
+        """A failed attempt: tried again in ``retry_in`` seconds, or given up (None)."""
+        if retry_in is None:
+            self.conn.execute("UPDATE outbox SET failed_at = ?, last_error = ? WHERE id = ?",
+                              (self.clock(), error[:500], item_id))
+        else:
+            self.conn.execute("UPDATE outbox SET last_error = ?, next_at = ? WHERE id = ?",
+                              (error[:500], self.clock() + retry_in, item_id))
 
     def outbox(self, alert_id: str) -> list[dict[str, Any]]:
-        rows = self.conn.fetchall("SELECT endpoint, attempts, delivered_at, last_error FROM"
-                                  " outbox WHERE alert_id = ? ORDER BY id", (alert_id,))
-        return [{"endpoint": r["endpoint"], "attempts": int(r["attempts"]),
-                 "delivered_at": r["delivered_at"], "last_error": r["last_error"]}
-                for r in rows]
+        rows = self.conn.fetchall("SELECT endpoint, key, attempts, delivered_at, failed_at,"
+                                  " last_error FROM outbox WHERE alert_id = ? ORDER BY id",
+                                  (alert_id,))
+        return [{"endpoint": r["endpoint"], "key": r["key"], "attempts": int(r["attempts"]),
+                 "delivered_at": r["delivered_at"], "failed_at": r["failed_at"],
+                 "last_error": r["last_error"]} for r in rows]

@@ -544,6 +544,43 @@ class NotifyConfig(_Model):
         return self
 
 
+class CadEndpoint(_Model):
+    """A 911/CAD system that takes panic alerts as EIDO documents (``POST``, JSON)."""
+
+    name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+    url: Annotated[str, Field(pattern=r"^https?://")]
+    """Its host is the only one this endpoint's deliveries may go to; its addresses pass the
+    server's URL rules (private networks only where ``security.allow_private_camera_hosts``
+    allows them); redirects are refused."""
+    token: SecretStr = SecretStr("")
+    """Sent as ``Authorization: Bearer``; empty: no such header."""
+
+
+class FacilitiesConfig(_Model):
+    grant_minutes: Annotated[float, Field(gt=0, le=1440)] = 60.0
+    """How long a panic alert grants live access to the facility's shared cameras (the grant
+    ends earlier at the all clear)."""
+    flood_alerts: Annotated[int, Field(ge=1, le=1000)] = 5
+    """New alerts one device may raise per ``flood_window_seconds`` (retries are free)."""
+    flood_window_seconds: Annotated[float, Field(gt=0, le=86400)] = 600.0
+    enrol_minutes: Annotated[float, Field(gt=0, le=60 * 24 * 90)] = 7 * 24 * 60
+    """How long an enrolment QR code may be used."""
+    cad_endpoints: list[CadEndpoint] = Field(default_factory=list)
+    """Where alerts (never drills) are forwarded as EIDO documents, with their all clear."""
+    max_attempts: Annotated[int, Field(ge=1, le=1000)] = 50
+    retry_seconds: Annotated[float, Field(gt=0, le=3600)] = 2.0
+    """The first retry's wait; each next one doubles, up to ``retry_max_seconds``."""
+    retry_max_seconds: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    send_timeout: Annotated[float, Field(gt=0, le=300)] = 15.0
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> FacilitiesConfig:
+        names = [e.name for e in self.cad_endpoints]
+        if len(names) != len(set(names)):
+            raise ValueError("facilities.cad_endpoints: each endpoint needs its own name")
+        return self
+
+
 class Settings(_Model):
     server: ServerConfig = ServerConfig()
     store: str = ""
@@ -567,6 +604,7 @@ class Settings(_Model):
     notify: NotifyConfig = NotifyConfig()
     transparency: TransparencyConfig = TransparencyConfig()
     """What the public map and open data publish (rtcc.transparency_config)."""
+    facilities: FacilitiesConfig = FacilitiesConfig()
     cameras: list[CameraConfig] = Field(default_factory=list)
     camsim: CamsimConfig | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"

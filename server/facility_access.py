@@ -6,8 +6,8 @@ When a facility's device raises an alert (stored first by ``facilities``), this 
   position), so it is on every console's board and in the response metrics;
 - unless it is a drill, opens the security incident the CAD incident names (kind ``panic``),
   links the facility's own cameras at its site whose owner shares them ``live_emergency`` or
-  ``live_always``, and grants them live for ``GRANT_MINUTES`` (the grant relocks by itself at
-  expiry; each grant is audited under the camera's owner, so the owner sees it);
+  ``live_always``, and grants them live for ``facilities.grant_minutes`` (the grant relocks by
+  itself at expiry; each grant is audited under the camera's owner, so the owner sees it);
 - audits every step of the alert;
 - at the all clear (or a cancel) closes the CAD incident, which closes the security incident and
   revokes its grants at once (``server.incident_access``), ending the views.
@@ -31,6 +31,7 @@ from facilities.store import Alert, Facility
 from incidents.model import TRACKING_ID_PREFIX, IncidentUpdate, PointLocation
 from incidents.routes import INCIDENT_SERVICE
 from incidents.store import security_incident_id
+from rtcc.appkeys import SETTINGS
 from rtcc.config import SharingLevel
 from rtcc.policy import Role
 from security.core import SECURITY
@@ -38,7 +39,6 @@ from server.incident_access import _audit, _audit_grants
 
 log = logging.getLogger(__name__)
 
-GRANT_MINUTES = 60.0
 PANIC_ACTOR = "panic"
 LIVE = frozenset({SharingLevel.LIVE_EMERGENCY, SharingLevel.LIVE_ALWAYS})
 CAD_STATUS = {"triggered": "OPEN", "acknowledged": "ACKNOWLEDGED", "dispatched": "DISPATCHED",
@@ -95,6 +95,7 @@ async def _open(app: web.Application, alert: Alert, facility: Facility) -> None:
     panic = app[PANIC]
     sid = security_incident_id(tracking_id(alert))
     cameras: tuple[str, ...] = ()
+    minutes = app[SETTINGS].facilities.grant_minutes
     if not alert.drill and await core.incidents.get(sid) is None:
         cameras = await facility_cameras(app, facility)
         await core.incidents.open(PANIC_ACTOR, incident_id=sid, kind="panic",
@@ -105,13 +106,13 @@ async def _open(app: web.Application, alert: Alert, facility: Facility) -> None:
         if cameras:
             changes = await core.grants.grant_incident(
                 sid, cameras, PANIC_ACTOR,
-                f"panic alarm {alert.id} at {facility.name}"[:300], GRANT_MINUTES * 60.0)
+                f"panic alarm {alert.id} at {facility.name}"[:300], minutes * 60.0)
             await _audit_grants(app, core, changes, actor=PANIC_ACTOR)
     await _cad_update(app, alert, facility, "triggered")
     await panic.store.run(panic.store.mark_opened, alert.id, tracking_id(alert))
     await panic.note(alert, "incident.opened", PANIC_ACTOR, {
         "incident": tracking_id(alert), "security_incident": sid, "drill": alert.drill,
-        "cameras": list(cameras), "grant_minutes": GRANT_MINUTES if cameras else 0})
+        "cameras": list(cameras), "grant_minutes": minutes if cameras else 0})
 
 
 async def on_step(app: web.Application, alert: Alert, facility: Facility, step: str,

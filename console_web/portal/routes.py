@@ -10,6 +10,9 @@ put into the page as text by the scripts, never as markup.
 ``GET /register/dashboard``   the owner's cameras, agents, footage requests and access log
 ``GET /register/camera``      register or edit a camera on the map (``?id=`` to edit)
 ``GET /register/agent``       an enrollment token for the agent, and the command to run
+``GET /register/facilities``  the owner's facilities (schools, churches...) and a new one
+``GET /register/facility``    one facility's profile, floor plans and rooms, panic devices and
+                              their QR codes, and its alerts (``?id=``)
 ``GET /api/portal/config``    map tiles and a starting point for the map (no data)
 """
 
@@ -31,6 +34,8 @@ PAGES = {
     "dashboard": "dashboard.html",
     "camera": "camera.html",
     "agent": "agent.html",
+    "facilities": "facilities.html",
+    "facility": "facility.html",
 }
 
 

@@ -13,9 +13,8 @@ import pytest
 from catalog.keys import CATALOG_EVENTS, CATALOG_STORE
 from catalog.model import Camera, Profile, Registrar
 from rtcc.appkeys import CLOCK, HUB
-from rtcc.config import SharingLevel
+from rtcc.config import FacilitiesConfig, SharingLevel
 from server.app import create_app
-from server.facility_access import GRANT_MINUTES
 from tests.facilities.helpers import SCHOOL_AT, SCHOOL_SITE, make_school
 from tests.fixtures.auth import FakeClock, MakeClient, bearer
 from tests.fixtures.camsim import CamsimHandle
@@ -33,7 +32,9 @@ async def test_an_alert_unlocks_the_schools_cameras_until_the_all_clear(
         tmp_path: Path, bootstrap_token: str, make_client: MakeClient, camsim: CamsimHandle
 ) -> None:
     clock = FakeClock(MONDAY_NOON_UTC)
-    app = create_app(enforcement_settings(tmp_path))
+    settings = enforcement_settings(tmp_path)
+    app = create_app(settings.model_copy(update={
+        "facilities": FacilitiesConfig(grant_minutes=25)}))
     app[CLOCK] = clock  # type: ignore[misc]
     client = await make_client(app)
     world = World(client, str(client.make_url("")).rstrip("/"), bearer(bootstrap_token), clock,
@@ -71,7 +72,7 @@ async def test_an_alert_unlocks_the_schools_cameras_until_the_all_clear(
     sid = opened["details"]["security_incident"]
     grants = await (await client.get(f"/api/incidents/{sid}/grants", headers=world.admin)).json()
     assert [g["camera_id"] for g in grants["grants"]] == ["hall"]
-    assert grants["grants"][0]["valid_until"] == clock() + GRANT_MINUTES * 60
+    assert grants["grants"][0]["valid_until"] == clock() + 25 * 60
     (created,) = await world.audit(action="grant.create", camera="hall")
     assert created["owner_id"] == "shop1"  # the owner sees it in their access log
 

@@ -10,9 +10,8 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from facilities.keys import LIMITS
 from facilities.plans import MAX_UPLOAD_BYTES
-from facilities.service import PanicLimits
+from rtcc.config import FacilitiesConfig
 from server.app import create_app
 from tests.facilities.helpers import School, make_school
 from tests.fixtures.auth import MakeClient, bearer, security_settings
@@ -20,8 +19,8 @@ from tests.fixtures.auth import MakeClient, bearer, security_settings
 
 async def _start(tmp_path: Path, make_client: MakeClient, bootstrap_token: str
                  ) -> tuple[TestClient[Any, Any], dict[str, str]]:
-    app = create_app(security_settings(tmp_path))
-    app[LIMITS] = PanicLimits(flood_alerts=3)
+    app = create_app(security_settings(tmp_path).model_copy(update={
+        "facilities": FacilitiesConfig(flood_alerts=3)}))
     return await make_client(app), bearer(bootstrap_token)
 
 
@@ -118,6 +117,9 @@ async def test_bad_devices_floods_and_plans_are_refused(
     status, wrong = await _raise(client, school, "press-0003-aaaa", facility_id="fac-other")
     assert status == 403
     assert "another facility" in wrong["error"]
+    status, foreign = await _raise(client, school, "press-0005-aaaa", room_id="rm-elsewhere")
+    assert status == 400
+    assert "not at this device's facility" in foreign["error"]
     status, bad = await _raise(client, school, "x")
     assert status == 400
     assert "retry" in bad["error"]

@@ -68,6 +68,13 @@ class Leases:
         value = await self._client.get(lease_key(camera_id))
         return None if value is None else _text(value)
 
+    async def holders(self, camera_ids: list[str]) -> list[str | None]:
+        """The holder of each camera, in order."""
+        if not camera_ids:
+            return []
+        values = await self._client.mget([lease_key(camera_id) for camera_id in camera_ids])
+        return [None if value is None else _text(value) for value in values]
+
 
 async def all_leases(client: aioredis.Redis, limit: int = 100_000) -> dict[str, str]:
     """Every leased camera and its holder (a SCAN: for status pages, not the media path)."""

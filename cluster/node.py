@@ -74,6 +74,8 @@ class ClusterNode:
         self._on_lost = on_lost
         self._grace = start_grace_s
         self._held: dict[str, float] = {}
+        self._unheld: dict[str, float] = {}
+        """Cameras to run with no viewer found without a holder, and since when."""
         """Cameras this node holds the lease of, and when it took each."""
         self._cpu = CpuMeter()
         self._tasks = TaskSupervisor(f"cluster node {node_id}")
@@ -160,6 +162,56 @@ class ClusterNode:
         if holder == self.node_id:
             self._held.setdefault(camera_id, time.monotonic())
         return holder
+
+    async def claim(self, camera_ids: frozenset[str]) -> frozenset[str]:
+        """Of these cameras, which must run with no viewer (recorded, preloaded), the ones this
+        node pulls: those it holds, and unheld ones (their node died or never took them) that
+        placement by load gives it; it takes their leases. Every node computes the same
+        placement from the same registry; a camera left unheld longer than a lease (the nodes'
+        views of the load disagreed) goes to whichever node asks first. When Redis does not
+        answer: the ones it held."""
+        if not self.joined or not camera_ids:
+            return frozenset()
+        wanted = sorted(camera_ids)
+        try:
+            async with asyncio.timeout(REDIS_TIMEOUT_S):
+                holders = await self.leases.holders(wanted)
+                known = await registry.nodes(self.client)
+        except REDIS_ERRORS as exc:
+            log.warning("cluster: cannot read the leases of cameras without viewers (%s)", exc)
+            return frozenset(camera for camera in wanted if camera in self._held)
+        now = time.monotonic()
+        for camera_id in list(self._unheld):
+            if camera_id not in camera_ids:
+                del self._unheld[camera_id]
+        # Spread the unheld cameras: each one placed adds to its node's count.
+        extra: dict[str, int] = {}
+        mine: set[str] = set()
+        for camera_id, holder in zip(wanted, holders, strict=True):
+            if holder == self.node_id:
+                mine.add(camera_id)
+                self._unheld.pop(camera_id, None)
+                continue
+            if holder is not None:
+                self._unheld.pop(camera_id, None)
+                continue
+            since = self._unheld.setdefault(camera_id, now)
+            choice = registry.least_loaded(known, prefer=self.node_id, extra=extra)
+            if choice is not None:
+                extra[choice.node_id] = extra.get(choice.node_id, 0) + 1
+            if (choice is None or choice.node_id == self.node_id
+                    or now - since > self.lease_seconds):
+                try:
+                    taken = await self.take(camera_id)
+                except REDIS_ERRORS as exc:
+                    log.warning("cluster: cannot take camera %s (%s)", camera_id, exc)
+                    continue
+                if taken == self.node_id:
+                    self._unheld.pop(camera_id, None)
+                    mine.add(camera_id)
+                    log.info("cluster: node %s took camera %s (no viewer needed)",
+                             self.node_id, camera_id)
+        return frozenset(mine)
 
     def url_of(self, nodes: list[NodeInfo], node_id: str) -> str | None:
         for node in nodes:

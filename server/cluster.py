@@ -8,6 +8,10 @@ the stream hub, the relay and the view enforcement.
   The serving node authenticates the viewer, decides consent and audits the view itself, and the
   media go from there to the viewer directly. The viewer's client sees one origin and one answer
   (no redirect a browser would have to follow across origins with its credentials and CORS).
+- A camera that runs with no viewer (preloaded, or recorded) is leased like any other: each node
+  asks ``ClusterNode.claim`` which of them it pulls (the recording manager through
+  ``PULL_CLAIMS``, the preload watcher here), so one node pulls and records it, and when that node
+  dies the others find its lease run out and one of them takes the camera, by load.
 - A change made on any node (a successful POST, PUT, PATCH or DELETE under ``/api/``: a
   revocation, a consent change, a grant, a logout) is announced to every node, which checks its
   open views again at once; the periodic check remains the backstop.
@@ -15,6 +19,7 @@ the stream hub, the relay and the view enforcement.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -27,11 +32,13 @@ from multidict import CIMultiDict
 import cluster
 from cluster import ClusterNode
 from relay import SESSIONS
-from rtcc.appkeys import HUB, SETTINGS, VIEW_ENFORCEMENT
+from rtcc.appkeys import HUB, PULL_CLAIMS, SETTINGS, VIEW_ENFORCEMENT
+from rtcc.errors import RtccError
 from rtcc.hub import StreamHub
 from rtcc.media import StreamState
 from rtcc.policy import staff
 from rtcc.principal import CLIENT_ADDRESS, client_address, principal_of
+from rtcc.tasks import TaskSupervisor
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +85,9 @@ async def cluster_context(app: web.Application) -> AsyncIterator[None]:
                 enforcement.poke()
 
     def on_lost(camera_id: str, holder: str) -> None:
+        for stream in hub.streams():
+            if stream.key.camera_id == camera_id:
+                stream.unpin()
         ended = hub.close_camera_sessions(
             camera_id, f"camera {camera_id} is now served by node {holder}; reconnect")
         log.warning("cluster: ended %d views of camera %s (its lease went to %s)", ended,
@@ -88,15 +98,41 @@ async def cluster_context(app: web.Application) -> AsyncIterator[None]:
                        on_event=on_event, on_lost=on_lost,
                        start_grace_s=app[SETTINGS].hub.start_timeout + 5.0)
     app[CLUSTER] = node
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=_FORWARD_TIMEOUT_S),
-                                     auto_decompress=False) as http:
+    app[PULL_CLAIMS] = node
+    async with (aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=_FORWARD_TIMEOUT_S),
+                                      auto_decompress=False) as http,
+                TaskSupervisor(f"cluster node {node.node_id}: preloaded cameras") as tasks):
         app[_HTTP] = http
+        tasks.start("cluster:preload", lambda: _keep_preloaded(hub, node))
         try:
             yield
         finally:
+            await tasks.aclose()
             for camera_id in node.held():  # stop pulling before another node may start
                 await hub.unregister(camera_id, "this node is stopping")
             await node.aclose()
+
+
+async def _keep_preloaded(hub: StreamHub, node: ClusterNode) -> None:
+    """Run the preloaded cameras this node holds (taking the unheld ones placement gives it),
+    and only those."""
+    while True:
+        await asyncio.sleep(node.lease_seconds / 3)
+        preloaded = frozenset(stream.key.camera_id for stream in hub.streams()
+                              if stream.settings.preload)
+        mine = await node.claim(preloaded)
+        for stream in hub.streams():
+            if not stream.settings.preload:
+                continue
+            if stream.key.camera_id not in mine:
+                if stream.pinned:
+                    stream.unpin()
+                continue
+            if not stream.pinned:
+                try:
+                    await stream.pin()
+                except RtccError as exc:  # the source retries by itself; the pin stays
+                    log.warning("cluster: preloading %s failed: %s", stream.key, exc)
 
 
 async def join(app: web.Application, url: str, port: int, *, worker: int | None = None,

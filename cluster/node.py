@@ -108,7 +108,9 @@ class ClusterNode:
         log.info("cluster: node %s joined at %s", self.node_id, url)
 
     def load(self) -> NodeLoad:
-        return NodeLoad(len(self._pulled()), self._viewers(), self._cpu.read())
+        # Cameras leased and starting count already: placement must see them at once.
+        cameras = len(self._pulled() | set(self._held))
+        return NodeLoad(cameras, self._viewers(), self._cpu.read())
 
     async def _announce(self) -> None:
         async with asyncio.timeout(REDIS_TIMEOUT_S):
@@ -144,7 +146,8 @@ class ClusterNode:
                 return Placement(self.node_id, self.url, local=True)
             known = await registry.nodes(self.client)
             if holder is None:
-                choice = registry.least_loaded(known, prefer=self.node_id)
+                choice = registry.least_loaded(known, prefer=self.node_id,
+                                               extra=self._unannounced(known))
                 if choice is None or choice.node_id == self.node_id:
                     holder = await self.take(camera_id)
                     if holder == self.node_id:
@@ -156,12 +159,26 @@ class ClusterNode:
         return Placement(holder, self.url_of(known, holder), local=False)
 
     async def take(self, camera_id: str) -> str:
-        """Lease the camera for this node unless another holds it; returns the holder."""
+        """Lease the camera for this node unless another holds it; returns the holder. A new
+        camera is announced at once, so the other nodes place the next one knowing it."""
         async with asyncio.timeout(REDIS_TIMEOUT_S):
             holder = await self.leases.acquire(camera_id)
-        if holder == self.node_id:
-            self._held.setdefault(camera_id, time.monotonic())
+        if holder == self.node_id and camera_id not in self._held:
+            self._held[camera_id] = time.monotonic()
+            if self.joined:
+                try:
+                    await self._announce()
+                except REDIS_ERRORS as exc:  # the heartbeat announces it a moment later
+                    log.debug("cluster: announcing camera %s at once failed (%s)", camera_id,
+                              exc)
         return holder
+
+    def _unannounced(self, known: list[NodeInfo]) -> dict[str, int]:
+        """Cameras this node took since it last announced its load (its entry lags by up to a
+        heartbeat): placements made meanwhile count them."""
+        announced = next((node.load.cameras for node in known if node.node_id == self.node_id),
+                         0)
+        return {self.node_id: max(0, len(self._held) - announced)}
 
     async def claim(self, camera_ids: frozenset[str]) -> frozenset[str]:
         """Of these cameras, which must run with no viewer (recorded, preloaded), the ones this
@@ -185,7 +202,7 @@ class ClusterNode:
             if camera_id not in camera_ids:
                 del self._unheld[camera_id]
         # Spread the unheld cameras: each one placed adds to its node's count.
-        extra: dict[str, int] = {}
+        extra = self._unannounced(known)
         mine: set[str] = set()
         for camera_id, holder in zip(wanted, holders, strict=True):
             if holder == self.node_id:

@@ -32,7 +32,7 @@ return ms
 @dataclass(frozen=True, slots=True)
 class NodeLoad:
     cameras: int
-    """Cameras this node pulls now."""
+    """Cameras this node pulls now, or holds the lease of and is starting."""
     viewers: int
     cpu: float
     """Percent of one core this process used since its previous announcement."""

@@ -13,10 +13,11 @@ so a camera is never pulled by two nodes for longer than one renewal period.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -25,13 +26,18 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from cluster import events, registry
-from cluster.leases import Leases, all_leases
+from cluster.leases import RELEASE_SCRIPT, Leases, all_leases
 from cluster.registry import HEARTBEAT_S, NodeInfo, NodeLoad
 from rtcc.tasks import TaskSupervisor
 
 log = logging.getLogger(__name__)
 
 REDIS_TIMEOUT_S = 2.0
+PLACING_KEY = "rtcc:cluster:placing"
+PLACING_TTL_S = 1.0
+PLACING_WAIT_S = 0.5
+"""How long a placement waits for the cluster's placement lock before it goes ahead without it
+(the lease still keeps a camera on one node; only the spread by load may suffer)."""
 REDIS_ERRORS: tuple[type[Exception], ...] = (RedisError, OSError, TimeoutError)
 """What a Redis call may raise when Redis is slow or away."""
 
@@ -74,6 +80,7 @@ class ClusterNode:
         self._on_lost = on_lost
         self._grace = start_grace_s
         self._held: dict[str, float] = {}
+        self._place_lock = asyncio.Lock()
         self._unheld: dict[str, float] = {}
         """Cameras to run with no viewer found without a holder, and since when."""
         """Cameras this node holds the lease of, and when it took each."""
@@ -135,28 +142,59 @@ class ClusterNode:
     # -- placement ------------------------------------------------------------------------------
 
     async def place(self, camera_id: str) -> Placement:
-        """Where ``camera_id`` is served now: its lease holder; with no holder, this node when it
-        is the least loaded live node (it takes the lease) or that node (which takes it when the
-        request reaches it). Raises REDIS_ERRORS when Redis does not answer."""
+        """Where ``camera_id`` is served now: its lease holder; with no holder, the least loaded
+        live node (this one on a tie), chosen under the cluster's placement lock and leased to
+        it at once, so placements made at the same moment see each other (the chosen node
+        renews the lease when the viewer's request reaches it). Raises REDIS_ERRORS when Redis
+        does not answer."""
         async with asyncio.timeout(REDIS_TIMEOUT_S):
             holder = await self.leases.holder(camera_id)
+            if holder is None:
+                async with self._placing():
+                    holder = await self.leases.holder(camera_id)
+                    if holder is None:
+                        known = await registry.nodes(self.client)
+                        choice = registry.least_loaded(known, prefer=self.node_id,
+                                                       extra=await self._leased_more(known))
+                        if choice is None or choice.node_id == self.node_id:
+                            holder = await self.take(camera_id)
+                        else:
+                            holder = await self.leases.acquire(camera_id, choice.node_id)
             if holder == self.node_id:
                 holder = await self.take(camera_id)
             if holder == self.node_id:
                 return Placement(self.node_id, self.url, local=True)
             known = await registry.nodes(self.client)
-            if holder is None:
-                choice = registry.least_loaded(known, prefer=self.node_id,
-                                               extra=self._unannounced(known))
-                if choice is None or choice.node_id == self.node_id:
-                    holder = await self.take(camera_id)
-                    if holder == self.node_id:
-                        return Placement(self.node_id, self.url, local=True)
-                    known = await registry.nodes(self.client)
-                else:
-                    return Placement(choice.node_id, choice.url, local=False)
         # A holder that stopped announcing is dead: its lease runs out by itself (url None).
         return Placement(holder, self.url_of(known, holder), local=False)
+
+    @contextlib.asynccontextmanager
+    async def _placing(self) -> AsyncIterator[None]:
+        """One placement at a time in this process, and (for up to ``PLACING_WAIT_S``) in the
+        cluster: a short Redis lock, released by its taker only."""
+        async with self._place_lock:
+            token = f"{self.node_id}:{time.monotonic_ns()}"
+            locked = False
+            deadline = time.monotonic() + PLACING_WAIT_S
+            while not locked and time.monotonic() < deadline:
+                locked = bool(await self.client.set(PLACING_KEY, token, nx=True,
+                                                    px=int(PLACING_TTL_S * 1000)))
+                if not locked:
+                    await asyncio.sleep(0.01)
+            try:
+                yield
+            finally:
+                if locked:
+                    await self.client.eval(RELEASE_SCRIPT, 1, PLACING_KEY, token)
+
+    async def _leased_more(self, known: list[NodeInfo]) -> dict[str, int]:
+        """Per node, the cameras leased to it beyond those it announced (taken or placed on it
+        since its last announcement)."""
+        held: dict[str, int] = {}
+        for holder in (await all_leases(self.client)).values():
+            held[holder] = held.get(holder, 0) + 1
+        return {node.node_id: max(0, held.get(node.node_id, 0) - node.load.cameras)
+                for node in known}
 
     async def take(self, camera_id: str) -> str:
         """Lease the camera for this node unless another holds it; returns the holder. A new
@@ -172,13 +210,6 @@ class ClusterNode:
                     log.debug("cluster: announcing camera %s at once failed (%s)", camera_id,
                               exc)
         return holder
-
-    def _unannounced(self, known: list[NodeInfo]) -> dict[str, int]:
-        """Cameras this node took since it last announced its load (its entry lags by up to a
-        heartbeat): placements made meanwhile count them."""
-        announced = next((node.load.cameras for node in known if node.node_id == self.node_id),
-                         0)
-        return {self.node_id: max(0, len(self._held) - announced)}
 
     async def claim(self, camera_ids: frozenset[str]) -> frozenset[str]:
         """Of these cameras, which must run with no viewer (recorded, preloaded), the ones this
@@ -202,7 +233,7 @@ class ClusterNode:
             if camera_id not in camera_ids:
                 del self._unheld[camera_id]
         # Spread the unheld cameras: each one placed adds to its node's count.
-        extra = self._unannounced(known)
+        extra = await self._leased_more(known) if None in holders else {}
         mine: set[str] = set()
         for camera_id, holder in zip(wanted, holders, strict=True):
             if holder == self.node_id:

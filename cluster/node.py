@@ -17,7 +17,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -25,7 +25,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from cluster import events, registry
+from cluster import agents, events, registry
 from cluster.leases import RELEASE_SCRIPT, Leases, all_leases
 from cluster.registry import HEARTBEAT_S, NodeInfo, NodeLoad
 from rtcc.tasks import TaskSupervisor
@@ -141,21 +141,28 @@ class ClusterNode:
 
     # -- placement ------------------------------------------------------------------------------
 
-    async def place(self, camera_id: str) -> Placement:
-        """Where ``camera_id`` is served now: its lease holder; with no holder, the least loaded
-        live node (this one on a tie), chosen under the cluster's placement lock and leased to
-        it at once, so placements made at the same moment see each other (the chosen node
-        renews the lease when the viewer's request reaches it). Raises REDIS_ERRORS when Redis
-        does not answer."""
+    async def place(self, camera_id: str,
+                    prefer: Callable[[], Awaitable[str | None]] | None = None) -> Placement:
+        """Where ``camera_id`` is served now: its lease holder; with no holder, the node
+        ``prefer`` names when it is alive (the node its owner's agent is connected to), else the
+        least loaded live node (this one on a tie), chosen under the cluster's placement lock
+        and leased to it at once, so placements made at the same moment see each other (the
+        chosen node renews the lease when the viewer's request reaches it). Raises REDIS_ERRORS
+        when Redis does not answer."""
         async with asyncio.timeout(REDIS_TIMEOUT_S):
             holder = await self.leases.holder(camera_id)
+        preferred = await prefer() if holder is None and prefer is not None else None
+        async with asyncio.timeout(REDIS_TIMEOUT_S):
             if holder is None:
                 async with self._placing():
                     holder = await self.leases.holder(camera_id)
                     if holder is None:
                         known = await registry.nodes(self.client)
-                        choice = registry.least_loaded(known, prefer=self.node_id,
-                                                       extra=await self._leased_more(known))
+                        choice = next((node for node in known
+                                       if node.node_id == preferred and node.alive), None)
+                        if choice is None:
+                            choice = registry.least_loaded(
+                                known, prefer=self.node_id, extra=await self._leased_more(known))
                         if choice is None or choice.node_id == self.node_id:
                             holder = await self.take(camera_id)
                         else:
@@ -306,6 +313,18 @@ class ClusterNode:
         self._held.pop(camera_id, None)
         async with asyncio.timeout(REDIS_TIMEOUT_S):
             await self.leases.release(camera_id)
+
+    # -- agents ---------------------------------------------------------------------------------
+
+    async def announce_agents(self, agent_ids: list[str]) -> None:
+        """The owners' agents connected to this node now (called every third of a lease)."""
+        async with asyncio.timeout(REDIS_TIMEOUT_S):
+            await agents.announce(self.client, self.node_id, agent_ids,
+                                  int(self.lease_seconds * 1000))
+
+    async def agent_node(self, agent_id: str) -> str | None:
+        async with asyncio.timeout(REDIS_TIMEOUT_S):
+            return await agents.node_of(self.client, agent_id)
 
     # -- events ---------------------------------------------------------------------------------
 

@@ -11,6 +11,9 @@ answers each with one JSON line on stdout:
 * ``join K`` / ``leave K``: K more viewers / the K oldest leave (WHEP DELETE, Janus ``hangup``);
 * end of input: every viewer leaves, the process exits.
 
+Against a server that asks viewers to log in, ``RTCC_BENCH_AUTHORIZATION`` is sent as the
+``Authorization`` header and ``RTCC_BENCH_WHEP_QUERY`` (``purpose=...``) is added to the POST.
+
 Every viewer is counted where its datagrams arrive (the ICE socket's protocol), before aioice,
 DTLS, SRTP and RTP parsing: the client stays cheap enough to host hundreds of viewers, and it
 does the same work whichever server it watches. Statistics still feed aiortc's receiver, so
@@ -24,6 +27,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import sys
 import time
 from collections import deque
@@ -128,8 +132,14 @@ class Viewer:
     async def connect_whep(self, http: aiohttp.ClientSession, url: str) -> None:
         transceiver = self.pc.addTransceiver("video", direction="recvonly")
         await self.pc.setLocalDescription(await self.pc.createOffer())
-        async with http.post(f"{url}/whep/cam{self.camera}", data=self.pc.localDescription.sdp,
-                             headers={"Content-Type": "application/sdp"},
+        headers = {"Content-Type": "application/sdp"}
+        # A server that asks viewers to log in and state a purpose (a full ``rtcc serve``).
+        authorization = os.environ.get("RTCC_BENCH_AUTHORIZATION", "")
+        if authorization:
+            headers["Authorization"] = authorization
+        query = os.environ.get("RTCC_BENCH_WHEP_QUERY", "")
+        async with http.post(f"{url}/whep/cam{self.camera}{'?' + query if query else ''}",
+                             data=self.pc.localDescription.sdp, headers=headers,
                              timeout=HTTP_TIMEOUT) as response:
             answer = await response.text()
             if response.status != 201:
@@ -154,7 +164,10 @@ class Viewer:
             if janus is not None and self.handle:
                 await janus.detach(self.handle)
             elif self.location:
-                async with http.delete(f"{url}{self.location}", timeout=HTTP_TIMEOUT):
+                authorization = os.environ.get("RTCC_BENCH_AUTHORIZATION", "")
+                headers = {"Authorization": authorization} if authorization else {}
+                async with http.delete(f"{url}{self.location}", headers=headers,
+                                       timeout=HTTP_TIMEOUT):
                     pass
         finally:
             await self.pc.close()

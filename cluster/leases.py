@@ -28,7 +28,7 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
-_RELEASE = """
+RELEASE_SCRIPT = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
@@ -46,11 +46,12 @@ class Leases:
         self.node_id = node_id
         self._ttl_ms = str(int(lease_seconds * 1000))
 
-    async def acquire(self, camera_id: str) -> str:
-        """Take the camera unless another node holds it; returns the holder (this node's id
-        when it got or already had the lease)."""
+    async def acquire(self, camera_id: str, for_node: str = "") -> str:
+        """Take the camera for this node (or ``for_node``, which placement chose) unless
+        another node holds it; returns the holder (the taker's id when it got or already had
+        the lease)."""
         holder = await self._client.eval(
-            _ACQUIRE, 1, lease_key(camera_id), self.node_id, self._ttl_ms)
+            _ACQUIRE, 1, lease_key(camera_id), for_node or self.node_id, self._ttl_ms)
         return _text(holder)
 
     async def renew(self, camera_id: str) -> bool:
@@ -61,12 +62,19 @@ class Leases:
 
     async def release(self, camera_id: str) -> bool:
         released = await self._client.eval(
-            _RELEASE, 1, lease_key(camera_id), self.node_id)
+            RELEASE_SCRIPT, 1, lease_key(camera_id), self.node_id)
         return bool(released)
 
     async def holder(self, camera_id: str) -> str | None:
         value = await self._client.get(lease_key(camera_id))
         return None if value is None else _text(value)
+
+    async def holders(self, camera_ids: list[str]) -> list[str | None]:
+        """The holder of each camera, in order."""
+        if not camera_ids:
+            return []
+        values = await self._client.mget([lease_key(camera_id) for camera_id in camera_ids])
+        return [None if value is None else _text(value) for value in values]
 
 
 async def all_leases(client: aioredis.Redis, limit: int = 100_000) -> dict[str, str]:

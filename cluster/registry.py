@@ -32,7 +32,7 @@ return ms
 @dataclass(frozen=True, slots=True)
 class NodeLoad:
     cameras: int
-    """Cameras this node pulls now."""
+    """Cameras this node pulls now, or holds the lease of and is starting."""
     viewers: int
     cpu: float
     """Percent of one core this process used since its previous announcement."""
@@ -97,13 +97,16 @@ async def nodes(client: aioredis.Redis) -> list[NodeInfo]:
     return sorted(found, key=lambda node: node.node_id)
 
 
-def least_loaded(candidates: list[NodeInfo], prefer: str) -> NodeInfo | None:
-    """The live node with the fewest cameras, then viewers, then CPU; ``prefer`` (this node)
-    wins a tie, which saves the hop."""
+def least_loaded(candidates: list[NodeInfo], prefer: str,
+                 extra: dict[str, int] | None = None) -> NodeInfo | None:
+    """The live node with the fewest cameras (plus ``extra``: cameras just placed on it), then
+    viewers, then CPU; ``prefer`` (this node) wins a tie, which saves the hop."""
     alive = [node for node in candidates if node.alive]
     if not alive:
         return None
-    return min(alive, key=lambda node: (node.load.cameras, node.load.viewers,
+    added = extra or {}
+    return min(alive, key=lambda node: (node.load.cameras + added.get(node.node_id, 0),
+                                        node.load.viewers,
                                         round(node.load.cpu / 10), node.node_id != prefer,
                                         node.node_id))
 

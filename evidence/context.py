@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +37,7 @@ from rtcc.appkeys import (
     FOOTAGE_GRANTS,
     HUB,
     INCIDENTS,
+    PULL_CLAIMS,
     RECORD_FLAGS,
     SETTINGS,
 )
@@ -77,6 +78,19 @@ def recorder_settings(settings: Settings) -> RecorderSettings:
                             min_free_bytes=settings.evidence.min_free_mb * 2**20)
 
 
+def _claims(app: web.Application) -> Callable[[frozenset[str]], Awaitable[frozenset[str]]] | None:
+    """Alone: every camera records here. One node of several: the cameras the cluster gives
+    this node, none before it has joined."""
+    if not app[SETTINGS].cluster.redis_url.get_secret_value():
+        return None
+
+    async def claim(cameras: frozenset[str]) -> frozenset[str]:
+        claims = app.get(PULL_CLAIMS)
+        return frozenset() if claims is None else await claims.claim(cameras)
+
+    return claim
+
+
 async def evidence_context(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx: open the evidence store and key, start recording, publish ``EVIDENCE``."""
     settings = app[SETTINGS]
@@ -104,6 +118,7 @@ async def evidence_context(app: web.Application) -> AsyncIterator[None]:
                 directory=lambda: app.get(CAMERA_DIRECTORY),
                 fallback_sharing={c.id: c.sharing for c in settings.cameras},
                 record_flags=lambda: app.get(RECORD_FLAGS),
+                claim=_claims(app),
                 # The API's record flag is honoured within seconds, whatever the full-sync period.
                 flags_interval=min(10.0, settings.reconcile_seconds),
                 clock=app.get(CLOCK, time.time),

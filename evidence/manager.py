@@ -3,7 +3,9 @@
 A camera records while it is set ``record: true`` in the configuration or in the catalog (through
 the API), or while it is linked to an active incident or panic alert and its owner's consent
 allows live access now (``live_emergency`` or ``live_always``, within the sharing windows), or
-while code asks for it with ``watch``. ``reconcile`` (every ``reconcile_interval`` seconds)
+while code asks for it with ``watch``. One node of several records only the cameras ``claim``
+gives it (those it holds the lease of), so a camera is recorded once, and by another node when
+its node dies. ``reconcile`` (every ``reconcile_interval`` seconds)
 computes that set from scratch and starts and stops ``CameraRecorder``s to match; the catalog's
 flags are read again every ``flags_interval`` seconds. When part of the set cannot be read (the
 catalog or incident store is down), the pass starts what it knows is wanted and stops nothing:
@@ -24,7 +26,7 @@ import shutil
 import sqlite3
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from evidence.store import AsyncEvidenceStore, EvidenceStore
@@ -64,6 +66,7 @@ class RecordingManager:
         directory: Callable[[], CameraDirectory | None] = lambda: None,
         fallback_sharing: dict[str, SharingLevel] | None = None,
         record_flags: Callable[[], RecordFlags | None] = lambda: None,
+        claim: Callable[[frozenset[str]], Awaitable[frozenset[str]]] | None = None,
         flags_interval: float = 10.0,
         reconcile_interval: float = 2.0,
         retention_interval: float = 600.0,
@@ -81,6 +84,7 @@ class RecordingManager:
         self._directory = directory
         self._fallback_sharing = dict(fallback_sharing or {})
         self._record_flags = record_flags
+        self._claim = claim
         self._flags_interval = flags_interval
         self._flags: frozenset[str] = frozenset()
         self._flags_read_at: float | None = None
@@ -211,8 +215,11 @@ class RecordingManager:
                 self._warn("recording: cannot read the active incidents or their cameras' "
                            "consent (%s: %s); recordings running keep running",
                            type(exc).__name__, exc)
-        return ({camera: why for camera, why in wanted.items() if self._hub.has_camera(camera)},
-                complete)
+        here = {camera: why for camera, why in wanted.items() if self._hub.has_camera(camera)}
+        if self._claim is not None:  # one node of several: it records what it pulls
+            mine = await self._claim(frozenset(here))
+            here = {camera: why for camera, why in here.items() if camera in mine}
+        return here, complete
 
     async def _add_incident_cameras(self, wanted: dict[str, str], now: float) -> None:
         assert self._incidents is not None

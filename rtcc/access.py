@@ -52,6 +52,14 @@ class RecordFlags(Protocol):
         ...
 
 
+class PullClaims(Protocol):
+    async def claim(self, camera_ids: frozenset[str]) -> frozenset[str]:
+        """Of these cameras, which must run with no viewer (recorded, preloaded), the ones this
+        node pulls: those whose lease it holds, and unheld ones placement gives it (it takes
+        their leases). Never raises: when the cluster cannot be asked, the ones it held."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class ViewGrant:
     """Permission for one viewer to receive one camera, recorded in the audit log."""

@@ -16,6 +16,7 @@ from rtcc.access import (
     FootageGrants,
     IncidentLookup,
     MediaAccess,
+    PullClaims,
     RecordFlags,
     SecretBox,
     ViewEnforcement,
@@ -44,6 +45,9 @@ FOOTAGE_GRANTS = web.AppKey[FootageGrants]("footage_grants")
 CONSENT_CHANGES = web.AppKey[ConsentChanges]("consent_changes")
 AGENT_ACCOUNTS = web.AppKey[AgentAccounts]("agent_accounts")
 VIEW_ENFORCEMENT = web.AppKey[ViewEnforcement]("view_enforcement")
+
+# Published by the cluster node (``server.cluster``) once it has joined; unset when alone.
+PULL_CLAIMS = web.AppKey[PullClaims]("pull_claims")
 
 # Threads for CPU-heavy work (password hashing), opened and closed by the application.
 WORKERS = web.AppKey("workers", WorkerPool)

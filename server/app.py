@@ -42,7 +42,9 @@ log = logging.getLogger(__name__)
 
 
 async def _hub_context(app: web.Application) -> AsyncIterator[None]:
-    async with StreamHub() as hub:
+    # Clustered, a preloaded camera runs on the one node that holds its lease (server.cluster).
+    clustered = bool(app[SETTINGS].cluster.redis_url.get_secret_value())
+    async with StreamHub(pin_preloaded=not clustered) as hub:
         app[HUB] = hub
         yield
         log.info("stopping %d streams", len(hub.streams()))

@@ -8,6 +8,13 @@ the stream hub, the relay and the view enforcement.
   The serving node authenticates the viewer, decides consent and audits the view itself, and the
   media go from there to the viewer directly. The viewer's client sees one origin and one answer
   (no redirect a browser would have to follow across origins with its credentials and CORS).
+- A camera that runs with no viewer (preloaded, or recorded) is leased like any other: each node
+  asks ``ClusterNode.claim`` which of them it pulls (the recording manager through
+  ``PULL_CLAIMS``, the preload watcher here), so one node pulls and records it, and when that node
+  dies the others find its lease run out and one of them takes the camera, by load.
+- A camera reached through its owner's agent is placed on the node the agent is connected to
+  (each node announces its agents in Redis), where the agent publishes it; the agent's WHIP
+  requests, whichever node the proxy sends them to, are passed to the node that pulls the camera.
 - A change made on any node (a successful POST, PUT, PATCH or DELETE under ``/api/``: a
   revocation, a consent change, a grant, a logout) is announced to every node, which checks its
   open views again at once; the periodic check remains the backstop.
@@ -15,23 +22,30 @@ the stream hub, the relay and the view enforcement.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
+import psycopg
 import redis.asyncio as aioredis
 from aiohttp import web
 from multidict import CIMultiDict
+from redis.exceptions import RedisError
 
 import cluster
 from cluster import ClusterNode
+from ingest.agentlink.wiring import AGENT_SERVICE
 from relay import SESSIONS
-from rtcc.appkeys import HUB, SETTINGS, VIEW_ENFORCEMENT
+from rtcc.appkeys import HUB, PULL_CLAIMS, SETTINGS, VIEW_ENFORCEMENT
+from rtcc.errors import RtccError
 from rtcc.hub import StreamHub
 from rtcc.media import StreamState
 from rtcc.policy import staff
 from rtcc.principal import CLIENT_ADDRESS, client_address, principal_of
+from rtcc.tasks import TaskSupervisor
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +57,15 @@ RECHECK = "recheck"
 _FORWARD_TIMEOUT_S = 30.0
 _WHEP_OFFER = "/whep/{camera_id}"
 _WHEP_SESSION = "/whep/{camera_id}/{session_id}"
+_WHIP_OFFER = "/whip/{camera_id}"
+_WHIP_SESSION = "/whip/{camera_id}/{session_id}"
 _CHANGES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length",
                          "te", "trailer", "upgrade", "proxy-authorization",
                          "proxy-connection", "content-encoding", "date", "server"})
+
+_LOOKUP_ERRORS = (RtccError, sqlite3.Error, psycopg.Error, RedisError, OSError, TimeoutError)
+"""What reading the agents' store or Redis raises while either is unreachable."""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -78,6 +97,9 @@ async def cluster_context(app: web.Application) -> AsyncIterator[None]:
                 enforcement.poke()
 
     def on_lost(camera_id: str, holder: str) -> None:
+        for stream in hub.streams():
+            if stream.key.camera_id == camera_id:
+                stream.unpin()
         ended = hub.close_camera_sessions(
             camera_id, f"camera {camera_id} is now served by node {holder}; reconnect")
         log.warning("cluster: ended %d views of camera %s (its lease went to %s)", ended,
@@ -88,15 +110,56 @@ async def cluster_context(app: web.Application) -> AsyncIterator[None]:
                        on_event=on_event, on_lost=on_lost,
                        start_grace_s=app[SETTINGS].hub.start_timeout + 5.0)
     app[CLUSTER] = node
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=_FORWARD_TIMEOUT_S),
-                                     auto_decompress=False) as http:
+    app[PULL_CLAIMS] = node
+    async with (aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=_FORWARD_TIMEOUT_S),
+                                      auto_decompress=False) as http,
+                TaskSupervisor(f"cluster node {node.node_id}: preloaded cameras") as tasks):
         app[_HTTP] = http
+        tasks.start("cluster:preload", lambda: _keep_preloaded(hub, node))
+        tasks.start("cluster:agents", lambda: _announce_agents(app, node))
         try:
             yield
         finally:
+            await tasks.aclose()
             for camera_id in node.held():  # stop pulling before another node may start
                 await hub.unregister(camera_id, "this node is stopping")
             await node.aclose()
+
+
+async def _keep_preloaded(hub: StreamHub, node: ClusterNode) -> None:
+    """Run the preloaded cameras this node holds (taking the unheld ones placement gives it),
+    and only those."""
+    while True:
+        await asyncio.sleep(node.lease_seconds / 3)
+        preloaded = frozenset(stream.key.camera_id for stream in hub.streams()
+                              if stream.settings.preload)
+        mine = await node.claim(preloaded)
+        for stream in hub.streams():
+            if not stream.settings.preload:
+                continue
+            if stream.key.camera_id not in mine:
+                if stream.pinned:
+                    stream.unpin()
+                continue
+            if not stream.pinned:
+                try:
+                    await stream.pin()
+                except RtccError as exc:  # the source retries by itself; the pin stays
+                    log.warning("cluster: preloading %s failed: %s", stream.key, exc)
+
+
+async def _announce_agents(app: web.Application, node: ClusterNode) -> None:
+    """Tell the other nodes which owners' agents are connected here, so their cameras are
+    placed on this node."""
+    while True:
+        await asyncio.sleep(node.lease_seconds / 3)
+        service = app.get(AGENT_SERVICE)
+        if service is None or not node.joined:
+            continue
+        try:
+            await node.announce_agents([c.agent_id for c in service.registry.connected()])
+        except cluster.REDIS_ERRORS as exc:
+            log.warning("cluster: announcing this node's agents failed (%s)", exc)
 
 
 async def join(app: web.Application, url: str, port: int, *, worker: int | None = None,
@@ -133,6 +196,8 @@ async def cluster_middleware(request: web.Request, handler: Handler) -> web.Stre
     route = _canonical(request)
     if route in (_WHEP_OFFER, _WHEP_SESSION) and request.method in ("POST", "DELETE"):
         return await _whep(request, handler, node, route)
+    if route in (_WHIP_OFFER, _WHIP_SESSION) and request.method in ("POST", "PATCH", "DELETE"):
+        return await _whip(request, handler, node)
     response = await handler(request)
     if (request.method in _CHANGES and request.path.startswith("/api/")
             and response.status < 400):
@@ -156,17 +221,8 @@ def _unavailable(text: str, retry_after: int = 2) -> web.HTTPServiceUnavailable:
 async def _whep(request: web.Request, handler: Handler, node: ClusterNode,
                 route: str) -> web.StreamResponse:
     camera_id = request.match_info["camera_id"]
-    hop = request.headers.get(cluster.HOP_HEADER)
-    if hop is not None:
-        viewer = request.headers.get(cluster.CLIENT_HEADER, "")
-        try:
-            sender = cluster.verify(_secret(request), hop, request.method, request.path_qs,
-                                    viewer)
-        except cluster.HopRefused as exc:
-            log.warning("refused an internal request for %s: %s", request.path, exc)
-            raise web.HTTPForbidden(text=str(exc)) from None
-        if viewer:  # the audit names the viewer, not the node that passed the request on
-            request[CLIENT_ADDRESS] = viewer
+    if request.headers.get(cluster.HOP_HEADER) is not None:
+        sender = _verified(request)
         if request.method == "POST":
             try:
                 holder = await node.take(camera_id)
@@ -193,7 +249,8 @@ async def _whep(request: web.Request, handler: Handler, node: ClusterNode,
             return await handler(request)
         return await _forward(request, node, owner, url)
     try:
-        placement = await node.place(camera_id)
+        placement = await node.place(camera_id,
+                                     prefer=lambda: _agent_node(request, node, camera_id))
     except cluster.REDIS_ERRORS as exc:
         raise _unavailable(f"the cluster's Redis does not answer, so the node serving camera "
                            f"{camera_id} is unknown ({exc}); try again shortly", 5) from None
@@ -203,6 +260,52 @@ async def _whep(request: web.Request, handler: Handler, node: ClusterNode,
         raise _unavailable(f"camera {camera_id} is moving: node {placement.node_id}, which "
                            "pulled it, stopped answering; try again in a few seconds")
     return await _forward(request, node, placement.node_id, placement.url)
+
+
+def _verified(request: web.Request) -> str:
+    """The node that signed this internal request (HTTPForbidden when the signature fails);
+    the request's client address becomes the one that node saw."""
+    viewer = request.headers.get(cluster.CLIENT_HEADER, "")
+    try:
+        sender = cluster.verify(_secret(request), request.headers[cluster.HOP_HEADER],
+                                request.method, request.path_qs, viewer)
+    except cluster.HopRefused as exc:
+        log.warning("refused an internal request for %s: %s", request.path, exc)
+        raise web.HTTPForbidden(text=str(exc)) from None
+    if viewer:  # the audit names the viewer, not the node that passed the request on
+        request[CLIENT_ADDRESS] = viewer
+    return sender
+
+
+async def _agent_node(request: web.Request, node: ClusterNode, camera_id: str) -> str | None:
+    """The node the camera's agent is connected to, for a camera reached through its owner's
+    agent (None for any other camera, or when it cannot be told)."""
+    service = request.app.get(AGENT_SERVICE)
+    if service is None:
+        return None
+    try:
+        camera = await service.store.camera(camera_id)
+        return None if camera is None else await node.agent_node(camera.agent_id)
+    except _LOOKUP_ERRORS as exc:
+        log.warning("cluster: cannot tell which node the agent of camera %s is connected to "
+                    "(%s); placing it by load", camera_id, exc)
+        return None
+
+
+async def _whip(request: web.Request, handler: Handler, node: ClusterNode) -> web.StreamResponse:
+    """An agent's WHIP request reaches the node that pulls the camera (where its source waits
+    for the publication), whichever node the proxy sent it to."""
+    if request.headers.get(cluster.HOP_HEADER) is not None:
+        _verified(request)
+        return await handler(request)
+    try:
+        owner = await node.leases.holder(request.match_info["camera_id"])
+        url = node.url_of(await node.nodes(), owner) if owner else None
+    except cluster.REDIS_ERRORS:
+        owner = url = None
+    if owner is None or owner == node.node_id or url is None:
+        return await handler(request)
+    return await _forward(request, node, owner, url)
 
 
 def _mark(response: web.StreamResponse, node: ClusterNode) -> web.StreamResponse:

@@ -19,7 +19,10 @@ StreamListener = Callable[[Stream], None]
 class StreamHub:
     """Creates, finds and shuts down Streams. An async context manager that owns them all."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, pin_preloaded: bool = True) -> None:
+        """``pin_preloaded`` False: a preloaded stream is not started nor kept running by
+        itself; whoever places cameras (the node of a cluster holding its lease) pins it."""
+        self._pin_preloaded = pin_preloaded
         self._streams: dict[StreamKey, Stream] = {}
         self._listeners: list[StreamListener] = []
         self._closed = False
@@ -39,6 +42,7 @@ class StreamHub:
         if key in self._streams:
             raise ValueError(f"stream {key} is already registered")
         stream = Stream(key, source_factory, settings, self._notify)
+        stream.pinned = settings.preload and self._pin_preloaded
         self._streams[key] = stream
         return stream
 
@@ -75,7 +79,7 @@ class StreamHub:
 
     async def start_preloaded(self) -> None:
         for stream in self._streams.values():
-            if stream.settings.preload:
+            if stream.pinned:
                 try:
                     await stream.start()
                 except Exception as exc:  # noqa: BLE001 -- one bad camera must not stop the others

@@ -82,6 +82,9 @@ class Stream:
         self.starts = 0
         self.last_frame_time = 0.0
         self.state_since = time.time()
+        self.pinned = settings.preload
+        """Keep the source running with no subscribers (a preloaded camera, on the one node of a
+        cluster that holds its lease)."""
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -136,6 +139,19 @@ class Stream:
     async def start(self) -> None:
         """Start the source now (used for preloaded cameras)."""
         await self._ensure_started()
+
+    async def pin(self) -> None:
+        """Start the source and keep it running with no subscribers."""
+        self.pinned = True
+        self._cancel_close_timer()
+        await self._ensure_started()
+
+    def unpin(self) -> None:
+        """Let the source stop ``close_after`` seconds after its last subscriber (now, when it
+        has none)."""
+        self.pinned = False
+        if not self._subscriptions and not self._closed:
+            self._schedule_close()
 
     async def aclose(self, reason: str = "stream shut down") -> None:
         """Close every subscription and stop the source. Idempotent."""
@@ -260,7 +276,7 @@ class Stream:
 
     def _unsubscribe(self, sub: Subscription) -> None:
         self._subscriptions.discard(sub)
-        if not self._subscriptions and not self.settings.preload and not self._closed:
+        if not self._subscriptions and not self.pinned and not self._closed:
             self._schedule_close()
 
     def _schedule_close(self) -> None:

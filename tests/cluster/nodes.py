@@ -59,6 +59,8 @@ class Cluster:
     camera_url: str
     secret: str = field(default_factory=lambda: secrets.token_hex(32))
     keys: dict[str, str] = field(default_factory=dict)
+    camera_options: dict[str, Any] = field(default_factory=dict)
+    """More keys of the camera's configuration (``record: true``...)."""
     nodes: dict[str, Node] = field(default_factory=dict)
 
     def env(self) -> dict[str, str]:
@@ -82,7 +84,8 @@ class Cluster:
                         "secret": "${RTCC_CLUSTER_SECRET}"},
             "cameras": [{"id": CAMERA, "name": "camsim", "lat": 40.0, "lon": -75.0,
                          "sharing": "live_always",
-                         "profiles": {"main": {"url": self.camera_url}}}],
+                         "profiles": {"main": {"url": self.camera_url}},
+                         **self.camera_options}],
         }
         path = self.tmp_path / f"{name}.yaml"
         path.write_text(yaml.safe_dump(document))

@@ -135,3 +135,43 @@ def test_a_cluster_without_its_secret_or_workers_without_a_cluster_are_refused(
         capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert result.returncode == 2
     assert "--workers needs cluster.redis_url" in result.stderr
+
+
+async def test_cameras_without_viewers_are_spread_and_placement_follows_the_agent(
+        redis_url: str) -> None:
+    def node(name: str) -> ClusterNode:
+        return ClusterNode(aioredis.from_url(redis_url), name, 1.0, pulled=set,
+                           viewers=lambda: 0, on_event=lambda _event: None,
+                           on_lost=lambda _camera, _holder: None)
+
+    async with node("a") as a, node("b") as b:
+        await a.join("http://127.0.0.1:1")
+        await b.join("http://127.0.0.1:2")
+        recorded = frozenset({"r1", "r2", "r3", "r4"})
+        # Both nodes ask at once which recorded cameras they pull: each takes a share.
+        mine_a, mine_b = await asyncio.gather(a.claim(recorded), b.claim(recorded))
+        deadline = asyncio.get_running_loop().time() + 10
+        while mine_a | mine_b != recorded:
+            assert asyncio.get_running_loop().time() < deadline, (mine_a, mine_b)
+            await asyncio.sleep(0.1)
+            mine_a, mine_b = await a.claim(recorded), await b.claim(recorded)
+        assert not mine_a & mine_b
+        assert await a.leased() == {**dict.fromkeys(mine_a, "a"), **dict.fromkeys(mine_b, "b")}
+        # Placed at the same moment, two new cameras go to two nodes, not both to the caller.
+        await announce(a.client, "a", "http://127.0.0.1:1", NodeLoad(0, 0, 0.0))
+        await announce(b.client, "b", "http://127.0.0.1:2", NodeLoad(0, 0, 0.0))
+        for camera in recorded:
+            await (a if camera in mine_a else b).release(camera)
+        first, second = await asyncio.gather(a.place("v1"), a.place("v2"))
+        assert {first.node_id, second.node_id} == {"a", "b"}
+        # An agent's camera goes to the node its agent is connected to, whatever the load.
+        await b.announce_agents(["agent-7"])
+        assert await a.agent_node("agent-7") == "b"
+
+        async def agents_node() -> str | None:
+            return await a.agent_node("agent-7")
+
+        placed = await a.place("via-agent", prefer=agents_node)
+        assert placed.node_id == "b"
+        assert not placed.local
+        assert await a.leases.holder("via-agent") == "b"

@@ -153,7 +153,9 @@ async function boot() {
     input.value = text;
     input.dispatchEvent(new Event("change"));
   } });
-  await board.start();
+  // A second window shows the wall only: the board's feed stays with the main window (a
+  // browser gives a server six HTTP/1.1 connections, and every live feed holds one).
+  if (!windowName) await board.start();
   await wall.restore(prepare);
   await walls.start(hadOwnWall).catch((err) => toast(`Saved walls: ${err.message}`));
   await health.start().catch((err) => toast(`Camera health: ${err.message}`));

@@ -19,7 +19,7 @@ from tests.console.helpers import (
     wall_cameras,
 )
 from tests.fixtures.auth import role_headers
-from tests.fixtures.browser import poll
+from tests.fixtures.browser import artifact, poll
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -67,6 +67,7 @@ async def test_find_a_camera_or_an_address_and_the_keyboard_help(console_page: P
     await _find(page, "12 Oak St")
     assert "12 Oak St, Springfield" in (await page.text_content(FOUND.format("address")) or "")
     assert await page.locator(CAMERA_ROW.format("doorbell")).count() == 1
+    await page.screenshot(path=artifact("console-find.png"))
 
     # Enter pins the address: the ranked cameras around it follow.
     await page.fill("#find-text", ADDRESS)
@@ -127,6 +128,7 @@ async def test_camera_health_lists_a_dropped_camera_and_sounds_for_the_wall(
     assert await page.text_content("#health-count") == "1"
     assert int(await attr(page, "body", "data-drop-alerts") or "0") == 1
     assert int(await attr(page, "body", "data-tones-played") or "0") == 1
+    await page.screenshot(path=artifact("console-health.png"))
 
     # Back: the tile plays again and the camera leaves the list.
     await console_server.alpha_sim.start()
@@ -186,6 +188,7 @@ async def test_saved_walls_shared_and_a_second_window_with_its_own_wall(
     assert await second.locator("#side").is_hidden()
     assert "Night shift" in (await second.text_content("h1") or "")
     await wait_decoding(second, 0)
+    await second.screenshot(path=artifact("console-second-window.png"))
 
     # Each window has its own wall: closing a tile there leaves the first window's wall alone.
     await second.click(f"{tile(1)} .tile-close")

@@ -5,9 +5,10 @@
 
 import { api } from "./api.js";
 import { cameraFromFeature } from "./cameras.js";
-import { $, el, STATUS_LABELS } from "./dom.js";
+import { $, el, SHARING_LABELS, STATUS_LABELS } from "./dom.js";
 
 const MAX_RESULTS = 8;
+const BAD_STATUS = new Set(["reconnecting", "error"]);
 const PAGE = 1000;
 const MAX_PAGES = 20;
 const INDEX_TTL_MS = 60000;
@@ -139,8 +140,8 @@ export class CameraFinder {
       if (!this.first) this.first = show;
       rows.push(el("li", { class: "find-row", dataset: { kind: "camera", cameraId: camera.id } },
         el("span", { class: "find-label", text: camera.name, title: camera.id }),
-        el("span", { class: "find-kind",
-          text: STATUS_LABELS[camera.status] || camera.status }),
+        el("span", { class: "find-kind", text: BAD_STATUS.has(camera.status)
+          ? STATUS_LABELS[camera.status] : SHARING_LABELS[camera.sharing] || camera.sharing }),
         el("button", { type: "button", class: "secondary", text: "Show", onclick: show }),
         el("button", { type: "button", text: "Add to wall",
           onclick: () => this.panel.addToWall(camera.id) })));

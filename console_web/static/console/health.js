@@ -114,10 +114,13 @@ export class HealthPanel {
         (a.camera ? a.camera.name : a.id).localeCompare(b.camera ? b.camera.name : b.id))
       .map(({ id, entry, camera }) => el("li",
         { class: "health-row", dataset: { cameraId: id, status: entry.status } },
-        el("span", { class: "health-name", text: camera ? camera.name : id }),
-        onWall.has(id) ? el("span", { class: "on-wall", text: "on the wall" }) : null,
-        el("span", { class: "health-state", text: `${STATUS_LABELS[entry.status] || entry.status}` +
-          ` since ${new Date(entry.since).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}` }),
+        el("span", { class: "health-main" },
+          el("span", { class: "health-name", text: camera ? camera.name : id }),
+          el("span", { class: "health-meta" },
+            onWall.has(id) ? el("span", { class: "on-wall", text: "on the wall · " }) : null,
+            el("span", { class: "health-state", text: `${STATUS_LABELS[entry.status] ||
+              entry.status} since ${new Date(entry.since).toLocaleTimeString([],
+              { hour: "2-digit", minute: "2-digit" })}` }))),
         camera ? el("button", { type: "button", class: "secondary", text: "Show",
           onclick: () => {
             this.map.flyTo(camera.lat, camera.lon, 18);

@@ -9,15 +9,20 @@
     owner's time windows, incidents' grants), without opening one and
     without an audit entry: nothing is shown. ``needs_incident`` marks a ``live_emergency``
     camera that an active incident linking it would open.
+``GET /api/geocode?q=ADDRESS``
+    ``{"found": true, "lat", "lon", "label", "score"}`` from the department's address points
+    (``incidents.address_points``, offline), or ``{"found": false, "reason"}``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
 from aiohttp import web
 
+from incidents.routes import INCIDENT_SERVICE
 from rtcc.access import CameraConsent
 from rtcc.appkeys import CAMERA_DIRECTORY, INCIDENTS, SETTINGS, clock_of
 from rtcc.config import SharingLevel
@@ -95,6 +100,28 @@ async def camera_access(request: web.Request) -> web.Response:
     return web.json_response({"cameras": answer, "time": now})
 
 
+MAX_ADDRESS = 200
+
+
+@staff()
+async def geocode(request: web.Request) -> web.Response:
+    """An address's position from the department's address points (offline)."""
+    text = request.query.get("q", "").strip()
+    if not text or len(text) > MAX_ADDRESS:
+        return json_error(400, f"q: give an address of 1-{MAX_ADDRESS} characters, "
+                               "such as '401 S 2nd St'")
+    service = required(request, INCIDENT_SERVICE, "the CAD incidents service")
+    if service.addresses is None:
+        return web.json_response({"found": False, "reason": "the department has no address "
+                                  "points configured (incidents.address_points)"})
+    found = await asyncio.to_thread(service.addresses.geocode, text)
+    if found.point is None:
+        return web.json_response({"found": False, "reason": found.reason})
+    return web.json_response({"found": True, "lat": found.point.lat, "lon": found.point.lon,
+                              "label": found.point.label, "score": found.score})
+
+
 def add_routes(app: web.Application) -> None:
+    app.router.add_get("/api/geocode", geocode)
     app.router.add_get("/api/console/config", console_config)
     app.router.add_get("/api/console/access", camera_access)

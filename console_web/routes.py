@@ -12,7 +12,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from console_web import api, investigate
+from console_web import api, investigate, layouts
 from console_web.files import serve_file
 from rtcc.policy import public
 
@@ -57,4 +57,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/console/", console_page)
     app.router.add_get("/console/static/{path:.+}", console_asset)
     api.add_routes(app)
+    layouts.add_routes(app)
     investigate.add_routes(app)

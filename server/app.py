@@ -11,6 +11,7 @@ from aiohttp import web
 import catalog
 import relay
 from catalog.owner_api import add_owner_routes
+from console_web import layouts as console_layouts
 from console_web import portal
 from console_web import routes as console_routes
 from console_web.panic import routes as panic_pages
@@ -102,6 +103,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(facility_access.facility_access_context)  # alerts -> incident, grants
     app.cleanup_ctx.append(notify_routes.notify_context)  # the outbox and its worker
     app.cleanup_ctx.append(notify_wiring.notify_wiring_context)  # CAD -> alerts, audit
+    app.cleanup_ctx.append(console_layouts.layouts_context)  # the console's saved walls
     app.cleanup_ctx.append(transparency_context)  # reads incidents, catalog and audit
     app.cleanup_ctx.append(vms_rtsp_context)  # the VMS's RTSP views: needs security and hub
     app.cleanup_ctx.append(cluster_node.cluster_context)  # needs the hub; leaves first

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from catalog.postgis_store import SCHEMA as CATALOG
+from console_web.layouts import SCHEMA as CONSOLE
 from evidence.store import SCHEMA as EVIDENCE
 from facilities.store import SCHEMA as FACILITIES
 from incidents.store import SCHEMA as INCIDENTS
@@ -14,7 +15,8 @@ from tips.store import SCHEMA as TIPS
 from transparency.store import SCHEMA as TRANSPARENCY
 
 STORE_SCHEMAS: tuple[StoreSchema, ...] = (
-    SECURITY, EVIDENCE, AGENTS, TIPS, INCIDENTS, FACILITIES, NOTIFY, TRANSPARENCY, CATALOG)
+    SECURITY, EVIDENCE, AGENTS, TIPS, INCIDENTS, FACILITIES, NOTIFY, TRANSPARENCY, CONSOLE,
+    CATALOG)
 """Each store's ``SCHEMA``, in the order ``rtcc db copy`` fills them. (The recording schema is
 the owner's agent's buffer index; in the server those tables are part of the evidence store.)"""
 

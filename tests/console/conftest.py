@@ -24,6 +24,7 @@ from rtcc.config import (
     CamsimCameraConfig,
     ConsoleConfig,
     HubConfig,
+    IncidentsConfig,
     Place,
     ProfileConfig,
     SecurityConfig,
@@ -37,6 +38,8 @@ from tests.fixtures.browser import login_form
 from tests.fixtures.camsim import CamsimFactory, CamsimHandle
 
 PIN = (39.80000, -89.64500)
+ADDRESS = "401 S 2nd St"
+"""An address in the department's address points, 10 m east of the pin."""
 XSS_NAME = "<img src=x onerror=alert(1)>"
 LIVE = ("alpha", "bravo", "charlie", "delta")
 """The cameras that see the pin and may be opened, nearest first: what auto-wall picks."""
@@ -93,6 +96,11 @@ def console_settings(tmp_path: Path, alpha: CamsimHandle, others: CamsimHandle) 
         camera("doorbell", "12 Oak St doorbell", 80, -20, 0, None,
                sharing=SharingLevel.REGISTRY_ONLY),
     ]
+    points = tmp_path / "address-points.csv"
+    east = offset(*PIN, 0, 10)
+    points.write_text("number,street,city,lat,lon\n"
+                      f"401,S 2nd St,Springfield,{east[0]:.6f},{east[1]:.6f}\n"
+                      f"12,Oak St,Springfield,{PIN[0] + 0.01:.6f},{PIN[1]:.6f}\n")
     return Settings(
         data_dir=tmp_path / "data",
         store=f"sqlite:///{tmp_path / 'data' / 'catalog.sqlite3'}",
@@ -100,6 +108,7 @@ def console_settings(tmp_path: Path, alpha: CamsimHandle, others: CamsimHandle) 
         hub=HubConfig(close_after=2.0, start_timeout=8.0),
         cameras=cameras,
         console=ConsoleConfig(places=[Place(name="1 Test Corner", lat=PIN[0], lon=PIN[1])]),
+        incidents=IncidentsConfig(address_points=points),
     )
 
 

@@ -161,3 +161,43 @@ async def test_every_page_has_a_favicon(client: TestClient[Any, Any]) -> None:
     for page in ("/console/", "/play/always"):
         html = await (await client.get(page)).text()
         assert '<link rel="icon" href="/favicon.svg"' in html, page
+
+
+async def test_saved_walls_are_checked_and_kept_per_analyst(
+    client: TestClient[Any, Any], bootstrap_token: str
+) -> None:
+    admin = bearer(bootstrap_token)
+    _, analyst = await role_headers(client, admin, Role.ANALYST)
+    _, supervisor = await role_headers(client, admin, Role.SUPERVISOR)
+    _, owner = await role_headers(client, admin, Role.OWNER)
+    wall = {"name": "Downtown", "shared": True, "layout": 4, "cameras": ["always", None]}
+    assert (await client.put("/api/console/layouts", json=wall, headers=owner)).status == 403
+    for bad, field in (({"layout": 6}, "layout"), ({"cameras": ["a b"]}, "cameras"),
+                       ({"cameras": ["always"] * 5}, "cameras"), ({"name": " "}, "name"),
+                       ({"shared": "yes"}, "shared")):
+        response = await client.put("/api/console/layouts", json={**wall, **bad},
+                                    headers=analyst)
+        assert response.status == 400, bad
+        assert (await response.json())["field"] == field
+    saved = await client.put("/api/console/layouts", json=wall, headers=analyst)
+    assert saved.status == 200, await saved.text()
+    listed = await (await client.get("/api/console/layouts", headers=supervisor)).json()
+    assert [(w["name"], w["shared"], w["cameras"]) for w in listed["layouts"]] == [
+        ("Downtown", True, ["always", None])]
+    # A supervisor may remove a shared wall another analyst saved.
+    removed = await client.delete("/api/console/layouts?name=Downtown&shared=true",
+                                  headers=supervisor)
+    assert removed.status == 200, await removed.text()
+    assert (await client.delete("/api/console/layouts?name=Downtown&shared=true",
+                                headers=supervisor)).status == 404
+
+
+async def test_geocoding_without_address_points_says_what_to_configure(
+    client: TestClient[Any, Any], bootstrap_token: str
+) -> None:
+    _, analyst = await role_headers(client, bearer(bootstrap_token), Role.ANALYST)
+    assert (await client.get("/api/geocode?q=", headers=analyst)).status == 400
+    answer = await (await client.get("/api/geocode?q=401%20S%202nd%20St",
+                                     headers=analyst)).json()
+    assert answer["found"] is False
+    assert "incidents.address_points" in answer["reason"]

@@ -7,7 +7,8 @@ import { ApiError, goToLogin as loginThenReturn, request } from "../shared/api.j
 export { ApiError, csrfHeaders, setCsrfToken } from "../shared/api.js";
 
 export function goToLogin() {
-  loginThenReturn("/console/");
+  // A second window (?wall=NAME) comes back as itself.
+  loginThenReturn("/console/" + window.location.search);
 }
 
 export async function api(path, { method = "GET", body, timeoutMs = 10000 } = {}) {

@@ -1,6 +1,7 @@
 // What the console knows about cameras: catalog records, live status from the push channel, and
 // whether the department may open each one now. Changes are announced as events:
-// "camera" (detail: id) when a record or its status changes, "access" when access was refreshed.
+// "camera" (detail: id) when a record or its status changes, "status" (detail: {id, status})
+// for every status event, "access" when access was refreshed.
 "use strict";
 
 import { api } from "./api.js";
@@ -85,7 +86,10 @@ export class CameraStore extends EventTarget {
     }
   }
 
+  /** A camera's live status changed: "status" is told for every camera (the health panel
+   * lists cameras not loaded yet), "camera" for those the console holds. */
   setStatus(id, status, lastFrameTime) {
+    this.dispatchEvent(new CustomEvent("status", { detail: { id, status } }));
     const camera = this.cameras.get(id);
     if (!camera) return;
     camera.status = status;

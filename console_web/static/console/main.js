@@ -5,10 +5,14 @@ import { api, ApiError, goToLogin, setCsrfToken } from "./api.js";
 import { IncidentBoard } from "./board.js";
 import { CameraStore } from "./cameras.js";
 import { $ } from "./dom.js";
+import { CameraFinder } from "./finder.js";
+import { HealthPanel } from "./health.js";
+import { KeyHelp } from "./help.js";
 import { IncidentPanel } from "./incident.js";
 import { followStatus } from "./live.js";
 import { CameraMap } from "./map.js";
 import { Wall } from "./wall.js";
+import { SavedWalls, wallStorageKey, windowWall } from "./walls.js";
 
 const PURPOSE_KEY = "rtcc.console.purpose";
 const PANEL_KEY = "rtcc.console.wallonly.v1";
@@ -33,7 +37,7 @@ function askPurpose() {
   if (document.activeElement !== input) input.focus({ preventScroll: true });
 }
 
-function setupHeader(me, wall, onPurpose) {
+function setupHeader(me, wall, onPurpose, windowName) {
   $("who").textContent = `${me.display_name || me.username} (${me.role})`;
   const input = $("purpose");
   input.value = sessionStorage.getItem(PURPOSE_KEY) || "";
@@ -59,7 +63,15 @@ function setupHeader(me, wall, onPurpose) {
     toggle.setAttribute("aria-pressed", String(wallOnly));
     toggle.textContent = wallOnly ? "Show map" : "Wall only";
   };
-  applyPanel(localStorage.getItem(PANEL_KEY) === "1");
+  if (windowName) {
+    // A second window is a wall for another monitor: no map, and its own title.
+    document.body.classList.add("second-window");
+    $("wall-name").textContent = `· ${windowName}`;
+    document.title = `RTCC wall: ${windowName}`;
+    applyPanel(true);
+  } else {
+    applyPanel(localStorage.getItem(PANEL_KEY) === "1");
+  }
   toggle.addEventListener("click", () => {
     const wallOnly = !document.body.classList.contains("wall-only");
     localStorage.setItem(PANEL_KEY, wallOnly ? "1" : "0");
@@ -76,14 +88,23 @@ function setupHeader(me, wall, onPurpose) {
   });
 }
 
-function setupKeys(wall) {
+function setupKeys(wall, help, finder) {
   document.addEventListener("keydown", (event) => {
+    if (help.isOpen) {
+      if (help.handleKey(event)) event.preventDefault();
+      return;
+    }
     const target = event.target;
     if (target && (target.closest("input, select, textarea") || target.isContentEditable)) {
       if (event.key === "Escape" && target.blur) target.blur();
       return;
     }
-    if (wall.handleKey(event)) event.preventDefault();
+    if (event.key === "/" && !document.body.classList.contains("wall-only")) {
+      event.preventDefault();
+      finder.focus();
+      return;
+    }
+    if (help.handleKey(event) || wall.handleKey(event)) event.preventDefault();
   });
 }
 
@@ -105,13 +126,20 @@ async function boot() {
   const store = new CameraStore();
   const map = new CameraMap($("map"), store, config);
   let panel = null;
+  const windowName = windowWall();
   const wall = new Wall($("wall"), store, {
     viewQuery: (cameraId) => (panel ? panel.viewQuery(cameraId, purpose()) : null),
     askPurpose,
+    storageKey: wallStorageKey(windowName),
   });
+  const hadOwnWall = Boolean(wall.saved());
   panel = new IncidentPanel({ store, map, wall, config, toast });
-  setupHeader(me, wall, () => wall.retryAll());
-  setupKeys(wall);
+  const finder = new CameraFinder({ store, map, panel, toast });
+  const health = new HealthPanel({ store, map, wall });
+  const prepare = (ids) => store.refreshAccess(ids).catch(() => undefined);
+  const walls = new SavedWalls({ wall, prepare, toast, windowName });
+  setupHeader(me, wall, () => wall.retryAll(), windowName);
+  setupKeys(wall, new KeyHelp(), finder);
   const feed = $("feed");
   followStatus(store, (state) => {
     feed.dataset.state = state;
@@ -125,8 +153,12 @@ async function boot() {
     input.value = text;
     input.dispatchEvent(new Event("change"));
   } });
-  await board.start();
-  await wall.restore((ids) => store.refreshAccess(ids).catch(() => undefined));
+  // A second window shows the wall only: the board's feed stays with the main window (a
+  // browser gives a server six HTTP/1.1 connections, and every live feed holds one).
+  if (!windowName) await board.start();
+  await wall.restore(prepare);
+  await walls.start(hadOwnWall).catch((err) => toast(`Saved walls: ${err.message}`));
+  await health.start().catch((err) => toast(`Camera health: ${err.message}`));
   wall.render();
   document.body.dataset.ready = "true";
 }

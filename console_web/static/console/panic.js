@@ -140,6 +140,9 @@ function update(alert) {
 }
 
 async function start() {
+  // A second wall window (?wall=NAME) leaves the alarms to the main window: a browser gives a
+  // server six HTTP/1.1 connections, and every live feed holds one.
+  if (new URLSearchParams(window.location.search).get("wall")) return;
   root = el("section", { id: "panic-alerts", "aria-label": "Panic alarms", "aria-live": "assertive" });
   root.hidden = true;
   document.body.prepend(root);

@@ -14,9 +14,11 @@ export const CAMERA_TYPE = "application/x-rtcc-camera";
 const TILE_TYPE = "application/x-rtcc-tile";
 
 export class Wall extends EventTarget {
-  constructor(root, store, { viewQuery, askPurpose }) {
+  constructor(root, store, { viewQuery, askPurpose, storageKey = STORAGE_KEY }) {
     super();
     this.root = root;
+    // A second window keeps its own wall: its key names the wall it shows.
+    this.storageKey = storageKey;
     this.store = store;
     this.viewQueryFn = viewQuery;
     this.askPurposeFn = askPurpose;
@@ -239,7 +241,7 @@ export class Wall extends EventTarget {
 
   save() {
     try {
-      localStorage.setItem(STORAGE_KEY, JSON.stringify({
+      localStorage.setItem(this.storageKey, JSON.stringify({
         layout: this.layout, cameras: this.cameraIds(), focus: this.focus,
       }));
     } catch (err) {
@@ -247,9 +249,9 @@ export class Wall extends EventTarget {
     }
   }
 
-  static saved() {
+  saved() {
     try {
-      const data = JSON.parse(localStorage.getItem(STORAGE_KEY) || "null");
+      const data = JSON.parse(localStorage.getItem(this.storageKey) || "null");
       if (!data || !LAYOUTS[data.layout] || !Array.isArray(data.cameras)) return null;
       return data;
     } catch (err) {
@@ -259,16 +261,28 @@ export class Wall extends EventTarget {
 
   /** Bring back the saved wall; `prepare(ids)` runs first (access checks). */
   async restore(prepare) {
-    const saved = Wall.saved();
+    const saved = this.saved();
     if (!saved) return;
+    await this.load(saved, prepare);
+  }
+
+  /** Show a wall ({layout, cameras, focus}): tiles whose camera stays keep playing. */
+  async load(saved, prepare) {
+    if (!LAYOUTS[saved.layout] || !Array.isArray(saved.cameras)) return;
+    for (const tile of this.tiles.slice(saved.layout)) {
+      if (tile.camera) tile.clear();
+    }
+    if (this.focus !== null) this.setFocus(null);
     this.layout = saved.layout;
     this.render();
     const ids = saved.cameras.slice(0, this.layout)
       .map((id) => (typeof id === "string" ? id : null));
     const cameras = await Promise.all(ids.map((id) => (id ? this.store.load(id) : null)));
     await prepare(cameras.filter(Boolean).map((camera) => camera.id));
-    cameras.forEach((camera, index) => {
-      if (camera) this.tiles[index].assign(camera);
+    this.visibleTiles().forEach((tile, index) => {
+      const camera = cameras[index] || null;
+      if (camera && !(tile.camera && tile.camera.id === camera.id)) tile.assign(camera);
+      else if (!camera && tile.camera) tile.clear();
     });
     if (Number.isInteger(saved.focus) && saved.focus < this.layout) this.setFocus(saved.focus);
     this.save();

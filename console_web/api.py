@@ -2,7 +2,8 @@
 
 ``GET /api/console/config``
     ``{"tile_url", "tile_attribution", "places": [{"name", "lat", "lon"}]}`` from the
-    ``console`` section of the configuration.
+    ``console`` section of the configuration (``tile_url`` is this server's ``/tiles/`` when
+    only ``tiles_path`` is set).
 ``GET /api/console/access?cameras=ID,ID,...``
     For each camera (at most 100): ``{"sharing", "allowed", "reason", "incidents",
     "needs_incident"}``, decided by the same consent rules as a live view (sharing level,
@@ -22,6 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
+from console_web.tiles import TILE_SOURCE, TILE_URL
 from incidents.routes import INCIDENT_SERVICE
 from rtcc.access import CameraConsent
 from rtcc.appkeys import CAMERA_DIRECTORY, INCIDENTS, SETTINGS, clock_of
@@ -41,8 +43,10 @@ when the view is opened."""
 @staff()
 async def console_config(request: web.Request) -> web.Response:
     console = request.config_dict[SETTINGS].console
+    # The department's tile URL, else this server's own tiles when a tile file is configured.
+    own = request.config_dict.get(TILE_SOURCE) is not None
     return web.json_response({
-        "tile_url": console.tile_url,
+        "tile_url": console.tile_url or (TILE_URL if own else ""),
         "tile_attribution": console.tile_attribution,
         "places": [{"name": p.name, "lat": p.lat, "lon": p.lon} for p in console.places],
     })

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from console_web import api, investigate, layouts
+from console_web import api, investigate, layouts, snapshot, tiles
 from console_web.files import serve_file
 from rtcc.policy import public
 
@@ -58,4 +58,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/console/static/{path:.+}", console_asset)
     api.add_routes(app)
     layouts.add_routes(app)
+    tiles.add_routes(app)
+    snapshot.add_routes(app)
     investigate.add_routes(app)

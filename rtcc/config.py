@@ -397,6 +397,9 @@ class ConsoleConfig(_Model):
     (https, or a path on this server); empty: the map is drawn on a plain background."""
     tile_attribution: Annotated[str, Field(max_length=300)] = ""
     """Credit the tile provider asks for, shown as text under the map."""
+    tiles_path: Path | None = None
+    """An MBTiles file of raster PNG tiles this server serves at ``/tiles/{z}/{x}/{y}.png``
+    (used when ``tile_url`` is empty): a basemap without any outside service. None: none."""
     places: list[Place] = Field(default_factory=list)
     """Addresses and landmarks an analyst can pick as an incident location."""
 

@@ -100,10 +100,24 @@ async def _demo(settings: Settings) -> None:
     from server.demo_mail import mail_sink, seed_facilities
 
     user, password = await reset_demo_admin(settings)
+    await _demo_basemap(settings)
     enrol = await demo_school(settings)
     facilities = await seed_facilities(settings)
     with mail_sink(settings) as mailboxes:
         await _demo_city(settings, user, password, enrol, facilities, mailboxes)
+
+
+async def _demo_basemap(settings: Settings) -> None:
+    """Draws the demo city's basemap from its address points, once, where the console serves
+    its tiles from."""
+    target = settings.console.tiles_path
+    points = settings.incidents.address_points
+    if target is None or points is None or target.exists():
+        return
+    from server.demo_basemap import write_basemap
+
+    count = await asyncio.to_thread(write_basemap, points, target)
+    print(f"Drew the demo basemap: {count} map tiles in {target}", flush=True)
 
 
 async def _demo_city(settings: Settings, user: str, password: str, enrol: str, facilities: int,

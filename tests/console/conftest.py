@@ -36,6 +36,7 @@ from server.app import create_app
 from tests.fixtures.auth import MakeClient, TestUser, bearer, create_user
 from tests.fixtures.browser import login_form
 from tests.fixtures.camsim import CamsimFactory, CamsimHandle
+from tests.fixtures.onvif import onvif_sim_factory  # noqa: F401 -- a fixture of test_ptz_browser
 
 PIN = (39.80000, -89.64500)
 ADDRESS = "401 S 2nd St"

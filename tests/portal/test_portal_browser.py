@@ -345,6 +345,11 @@ async def test_agent_token_and_footage_request_from_the_dashboard(
         names = page.locator("#cameras .camera-name")
         await poll(lambda: _is(names.first.text_content(), "Till, back counter"), timeout=10,
                    what="the new name on the dashboard")
+        # The dashboard says which camera was saved and marks its row.
+        notice = await text_of(page, "#cameras-notice")
+        assert '"Till, back counter" is saved' in notice, notice
+        saved_row = page.locator(f"#cameras li.camera.just-saved[data-camera-id='{camera_id}']")
+        assert await saved_row.count() == 1
         edited = await call(client, "GET", f"/api/owner/cameras/{camera_id}", owner.headers, 200)
         assert edited["sharing"] == "on_request"
         assert edited["windows"] == [{"days": ["mon", "tue", "wed", "thu", "fri"],

@@ -26,6 +26,8 @@ export function cameraFromFeature(feature) {
     status: String(p.status || "unknown"),
     lastFrameTime: p.last_frame_time || null,
     profiles: Object.keys(p.profiles || {}),
+    // Camera control goes through the owner's agent, and only where the owner allows it.
+    ptz: Boolean(p.ptz_allowed) && Boolean(p.via_agent),
     distance: p.distance_m === undefined ? null : Number(p.distance_m),
     sees: p.sees === undefined ? null : Boolean(p.sees),
   };

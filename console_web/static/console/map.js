@@ -5,6 +5,7 @@
 "use strict";
 
 import { api } from "./api.js";
+import { Clusters } from "./cluster.js";
 import { el, formatLatLon, SHARING_LABELS, STATUS_LABELS } from "./dom.js";
 
 const L = window.L;
@@ -76,6 +77,15 @@ export class CameraMap extends EventTarget {
       maxZoom: 20,
     });
     this.map.createPane("cones").style.zIndex = "390";
+    this.clusters = new Clusters(this.map, this.entries);
+    this.map.on("zoomend", () => this.clusters.update());
+    // A popup is never taller than the map (the map clips it): it scrolls inside instead.
+    this.map.on("popupopen", (event) => {
+      const size = this.map.getSize();
+      event.popup.options.maxHeight = Math.max(80, size.y - 70);
+      event.popup.options.maxWidth = Math.max(120, size.x - 60);
+      event.popup.update();
+    });
     if (config.tile_url) {
       L.tileLayer(config.tile_url, { maxZoom: 20, maxNativeZoom: 19 }).addTo(this.map);
       container.classList.add("with-tiles");
@@ -237,6 +247,7 @@ export class CameraMap extends EventTarget {
     for (const id of [...this.entries.keys()]) {
       if (!shown.has(id) && !(this.keep && this.keep.has(id))) this.undraw(id);
     }
+    this.clusters.update();
     const total = answer.total || cameras.length;
     this.setNote(total > cameras.length ? `${cameras.length} of ${total} cameras: zoom in`
       : `${total} camera${total === 1 ? "" : "s"} in view`);
@@ -247,6 +258,7 @@ export class CameraMap extends EventTarget {
   keepDrawn(cameras) {
     this.keep = new Set(cameras.map((c) => c.id));
     for (const camera of cameras) this.draw(this.store.get(camera.id) || camera);
+    this.clusters.update();
   }
 
   setNote(text) {
@@ -262,7 +274,8 @@ export class CameraMap extends EventTarget {
         fillOpacity: 0.95, bubblingMouseEvents: false, className: "cam-marker" });
       marker.bindTooltip(() => el("span", { text: this.store.get(camera.id)?.name || camera.id }),
         { direction: "top", offset: [0, -8] });
-      marker.bindPopup(() => this.popup(camera.id));
+      marker.bindPopup(() => this.popup(camera.id),
+        { autoPanPaddingTopLeft: [12, 40], autoPanPaddingBottomRight: [12, 40] });
       cone.addTo(this.map);
       marker.addTo(this.map);
       entry = { cone, marker };
@@ -321,7 +334,7 @@ export class CameraMap extends EventTarget {
 
   highlight(id) {
     const entry = this.entries.get(id);
-    if (!entry) return;
+    if (!entry || !this.map.hasLayer(entry.marker)) return;
     entry.marker.openTooltip();
     entry.marker.bringToFront();
   }

@@ -6,6 +6,7 @@
 
 import { goToLogin } from "./api.js";
 import { el, STATUS_LABELS } from "./dom.js";
+import { TileTools } from "./tiletools.js";
 import { endView, openView, readStats } from "./whep.js";
 
 const STALL_MS = 2500;
@@ -119,6 +120,8 @@ export class Tile {
     this.videoBox = el("div", { class: "tile-video" });
     this.root = el("div", { class: "tile", tabindex: "0", dataset: { index: String(this.index) } },
       this.videoBox, this.top, this.messageBox, this.statsLine);
+    this.tools = new TileTools(this);
+    this.root.append(this.tools.root);
   }
 
   wantedProfile() {
@@ -469,5 +472,6 @@ export class Tile {
     }
     this.statsLine.textContent = parts.join(" · ");
     this.statsLine.hidden = !camera;
+    this.tools.render();
   }
 }

@@ -83,7 +83,8 @@ export class Wall extends EventTarget {
 
   setFocus(index) {
     if (index !== null && (index < 0 || index >= this.layout)) return;
-    if (this.focus !== null) this.tiles[this.focus].setFocused(false);
+    // Focusing the focused tile again changes nothing (its digital zoom stays).
+    if (this.focus !== null && this.focus !== index) this.tiles[this.focus].setFocused(false);
     this.focus = index;
     if (index !== null) {
       this.tiles[index].setFocused(true);

@@ -255,6 +255,17 @@ function every(ms, task) {
   setTimeout(run, ms);
 }
 
+/** After the camera form saved (``?saved=ID``): say so, and show that camera's row. */
+function showSaved(savedId) {
+  if (!savedId) return;
+  const camera = state.cameras.get(savedId);
+  const row = $("cameras").querySelector(`li[data-camera-id="${CSS.escape(savedId)}"]`);
+  if (!camera || !row) return;
+  $("cameras-notice").textContent = `"${camera.name}" is saved: ${levelLabel(camera.sharing)}.`;
+  row.classList.add("just-saved");
+  row.scrollIntoView({ block: "center" });
+}
+
 async function start() {
   try {
     state.me = (await requireOwner()).username;
@@ -270,6 +281,7 @@ async function start() {
     showError($("site-error"), err);
   }
   await loadCameras();
+  showSaved(new URLSearchParams(window.location.search).get("saved"));
   await Promise.all([loadLog(), loadRequests(), loadAgents()]);
   document.body.dataset.ready = "true";
   every(FAST_MS, async () => { await loadCameras(); await loadLog(); });

@@ -7,7 +7,7 @@
   ``Retry-After``; everything else, and the views already open, carry on.
 * ``store_errors_middleware``: a store that does not answer (``StoreUnavailable``, which
   ``DatabaseUnavailable`` is) is a 503 with the reason and ``Retry-After`` from any route,
-  never a 500.
+  never a 500; a 503 a route answers by itself gets ``Retry-After`` too.
 """
 
 from __future__ import annotations
@@ -48,14 +48,25 @@ def _retry_json(status: int, message: str, retry_after: int) -> web.Response:
                              headers={"Retry-After": str(retry_after)})
 
 
+def _with_retry_after(response: web.StreamResponse) -> None:
+    if (response.status == 503 and "Retry-After" not in response.headers
+            and not response.prepared):
+        response.headers["Retry-After"] = str(STORE_RETRY_AFTER)
+
+
 @web.middleware
 async def store_errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
-        return await handler(request)
+        response = await handler(request)
     except StoreUnavailable as exc:
         log.warning("%s %s: a store did not answer: %s", request.method, request.path, exc)
         return _retry_json(503, f"{exc} (the server keeps trying; try again shortly)",
                            STORE_RETRY_AFTER)
+    except web.HTTPException as exc:
+        _with_retry_after(exc)
+        raise
+    _with_retry_after(response)
+    return response
 
 
 @web.middleware

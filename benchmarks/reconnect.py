@@ -210,6 +210,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="seconds of normal video before each kill")
     parser.add_argument("--timeout", type=float, default=30.0,
                         help="seconds a viewer may take to decode again before it counts as lost")
+    parser.add_argument("--name", default="reconnect", help="results file name")
     args = parser.parse_args(argv)
     if args.cycles < 1 or args.cycles > 100 or args.viewers < 1 or args.viewers > 50:
         parser.error("--cycles must be 1..100 and --viewers 1..50")
@@ -218,7 +219,7 @@ def main(argv: list[str] | None = None) -> None:
     result["command"] = "python -m benchmarks reconnect " + " ".join(argv or [])
     result["machine_at_start"] = started
     result["machine_at_end"] = machine()
-    save("reconnect", result)
+    save(args.name, result)
     print(json.dumps({k: v for k, v in result.items() if k != "per_cycle"}, indent=2))
 
 

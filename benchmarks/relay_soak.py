@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 from typing import Any
@@ -56,7 +57,8 @@ def sample(peer: Peer, start: float, phase: str) -> dict[str, Any]:
             "viewers": stats["viewers"], "cpu_seconds": round(user + system, 2),
             "threads": stats.get("threads"), "fds": stats.get("fds"),
             "loop_lag_max_ms": round(1000 * float(stats.get("loop_lag_max") or 0), 1),
-            "live_cameras": stats.get("live_cameras")}
+            "live_cameras": stats.get("live_cameras"),
+            "load_1m": round(os.getloadavg()[0], 2)}
 
 
 def settle(peer: Peer, viewers: int, timeout: float = 30.0) -> None:
@@ -176,8 +178,12 @@ def plot(result: dict[str, Any], path: str) -> None:
     top.plot(minutes, [s["rss_mib"] for s in samples], marker=".", color="tab:blue")
     top.set_ylabel("server RSS (MiB)")
     top.set_ylim(bottom=0)
-    top.set_title(f"Soak: {result['viewers']} viewers, {result['churn_every_period']} leave and "
-                  f"join every {result['period_seconds']:g} s ({result['variant']})")
+    cameras = result.get("cameras", 1)
+    on_demand = " on demand" if result.get("on_demand") else ""
+    top.set_title(f"Soak: {result['viewers']} viewers of {cameras} cameras{on_demand}, "
+                  f"{result['churn_every_period']} leave and join every "
+                  f"{result['period_seconds']:g} s, {result['minutes']:g} min "
+                  f"({result['variant']})", fontsize="medium")
     bottom.plot(minutes, [s["tasks"] for s in samples], marker=".", color="tab:orange",
                 label="asyncio tasks")
     bottom.plot(minutes, [s["viewers"] for s in samples], marker=".", color="tab:green",

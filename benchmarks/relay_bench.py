@@ -71,8 +71,10 @@ def available_variants(requested: str) -> list[str]:
 class Peer:
     """One server under test, started with ``cameras`` cameras replaying ``clip``."""
 
-    def __init__(self, variant: str, clip: Path, cameras: int = 1, stamp: bool = False) -> None:
+    def __init__(self, variant: str, clip: Path, cameras: int = 1, stamp: bool = False,
+                 server_args: tuple[str, ...] = ()) -> None:
         self.variant = variant
+        self.server_args = server_args
         self.clip = clip
         self.cameras = cameras
         self.stamp = stamp
@@ -98,6 +100,7 @@ class Peer:
                        variant, "--clip", str(self.clip), "--cameras", str(self.cameras)]
             if self.stamp:
                 command.append("--stamp")
+            command += self.server_args
             self._server = subprocess.Popen(command, stdin=subprocess.PIPE,
                                             stdout=subprocess.PIPE, text=True, cwd=cwd)
             assert self._server.stdout is not None

@@ -3,8 +3,10 @@
 ``python -m benchmarks.relay_server --variant rtcc|naive --clip CLIP.ts [--cameras N]
 [--stamp]`` serves WHEP at ``/whep/cam1`` ... ``/whep/camN`` on a free port, prints
 ``READY <port>`` and runs until its stdin closes. ``GET /bench/stats`` answers the process's
-resident memory, its asyncio task count (HTTP keep-alive connections counted apart) and its
-viewer count (the soak benchmark samples it).
+resident memory, its asyncio task count (HTTP keep-alive connections counted apart), threads,
+open file descriptors, event-loop lag (last and worst over 10 s), live cameras and its viewer
+count (the soak benchmark samples it). ``--on-demand`` starts a camera with its first viewer and
+stops it ``--close-after`` seconds after its last one (cameras come and go with the viewers).
 
 * ``rtcc``: the project's ``relay`` over a ``StreamHub`` whose cameras replay the clip in real
   time (``ReplaySource``, preloaded: the camera is live before the first viewer).
@@ -22,11 +24,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import fractions
 import os
 import random
 import sys
+import threading
 import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +47,7 @@ from benchmarks.stamp import insert_before_first_slice, stamp_nal
 from rtcc.access import ViewGrant
 from rtcc.appkeys import HUB, MEDIA_ACCESS
 from rtcc.hub import StreamHub, StreamSettings
+from rtcc.looplag import LoopLag
 from rtcc.media import VIDEO_CLOCK_RATE
 from rtcc.policy import public
 
@@ -70,7 +76,23 @@ def _task_kind(task: asyncio.Task[object]) -> str:
     return f"{parts[0]}:{parts[-1]}"
 
 
-def add_stats_route(app: web.Application, viewers: object) -> None:
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def add_stats_route(app: web.Application, viewers: object,
+                    live_cameras: Callable[[], int] | None = None) -> None:
+    lag = LoopLag(interval=0.1, window=10.0)
+
+    async def sampler(app: web.Application) -> AsyncIterator[None]:  # noqa: ARG001 -- aiohttp cleanup context
+        task = asyncio.get_running_loop().create_task(lag.run(), name="bench:loop-lag")
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    app.cleanup_ctx.append(sampler)
+
     @public()
     async def stats(request: web.Request) -> web.Response:  # noqa: ARG001 -- aiohttp handler
         count = viewers() if callable(viewers) else 0
@@ -82,6 +104,9 @@ def add_stats_route(app: web.Application, viewers: object) -> None:
         return web.json_response({"rss": resident_bytes(), "tasks": len(tasks),
                                   "http_connections": len(asyncio.all_tasks()) - len(tasks),
                                   "task_kinds": dict(kinds), "viewers": count,
+                                  "threads": threading.active_count(), "fds": open_fds(),
+                                  "loop_lag": lag.last, "loop_lag_max": lag.max_recent(),
+                                  "live_cameras": live_cameras() if live_cameras else None,
                                   "time": time.time()})
 
     app.router.add_get("/bench/stats", stats)
@@ -99,11 +124,14 @@ def rtcc_app(args: argparse.Namespace) -> web.Application:
             return ReplaySource(units, args.fps, args.width, args.height, stamp=args.stamp,
                                 phase=phase)
 
-        hub.register(f"cam{n}", "main", factory, StreamSettings(preload=True, close_after=60))
+        hub.register(f"cam{n}", "main", factory,
+                     StreamSettings(preload=not args.on_demand,
+                                    close_after=args.close_after if args.on_demand else 60))
     app[HUB] = hub
     app[MEDIA_ACCESS] = AllowAll()
     registry = relay.add_routes(app)
-    add_stats_route(app, lambda: len(registry))
+    add_stats_route(app, lambda: len(registry),
+                    lambda: sum(1 for s in hub.streams() if str(s.state) == "live"))
 
     async def lifecycle(app: web.Application) -> object:  # noqa: ARG001 -- aiohttp cleanup context
         await hub.start_preloaded()
@@ -225,6 +253,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fps", type=int, default=30)
     parser.add_argument("--width", type=int, default=1280)
     parser.add_argument("--height", type=int, default=720)
+    parser.add_argument("--on-demand", action="store_true")
+    parser.add_argument("--close-after", type=float, default=2.0)
     asyncio.run(serve(parser.parse_args(argv)))
 
 

@@ -1,12 +1,16 @@
 """Soak: viewers joining and leaving for a long time; server memory and task count over time.
 
 ``python -m benchmarks relay_soak [--minutes 30] [--viewers 20] [--churn 4] [--period 10]
-[--variant rtcc]`` starts the server with one 720p30 2 Mbit/s camera, reads its resident memory
+[--cameras 1] [--on-demand] [--variant rtcc]`` starts the server with ``cameras`` 720p30 2 Mbit/s
+cameras (viewer ``i`` watches camera ``i % cameras + 1``; with ``--on-demand`` a camera starts
+with its first viewer and stops 2 s after its last, so with more cameras than viewers cameras
+come and go with the churn), reads its resident memory
 and asyncio task count with no viewer, brings ``viewers`` viewers in (half, then the other half:
 the memory a viewer costs is the difference, past one-time allocations), then every ``period``
 seconds lets ``churn`` of them leave (WHEP DELETE) and as many new ones join, until ``minutes``
 have passed; finally every viewer leaves and the server is read once more. ``GET /bench/stats``
-of the server process gives RSS, tasks and viewers every ``sample`` seconds. The 30-minute soak
+of the server process gives RSS, tasks, threads, open fds, event-loop lag (worst over 10 s), live
+cameras and viewers every ``sample`` seconds. The 30-minute soak
 of the targets is ``--minutes 30``.
 
 Prints JSON (memory per viewer at the start, RSS growth per minute over the second half, task
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 from typing import Any
@@ -49,7 +54,11 @@ def sample(peer: Peer, start: float, phase: str) -> dict[str, Any]:
     return {"t": round(time.monotonic() - start, 1), "phase": phase,
             "rss_mib": round(stats["rss"] / MIB, 2), "tasks": stats["tasks"],
             "task_kinds": stats.get("task_kinds", {}),
-            "viewers": stats["viewers"], "cpu_seconds": round(user + system, 2)}
+            "viewers": stats["viewers"], "cpu_seconds": round(user + system, 2),
+            "threads": stats.get("threads"), "fds": stats.get("fds"),
+            "loop_lag_max_ms": round(1000 * float(stats.get("loop_lag_max") or 0), 1),
+            "live_cameras": stats.get("live_cameras"),
+            "load_1m": round(os.getloadavg()[0], 2)}
 
 
 def settle(peer: Peer, viewers: int, timeout: float = 30.0) -> None:
@@ -63,7 +72,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     clip = make_clip(CLIP_DIR, ClipSpec(gop_seconds=1.0))
     samples: list[dict[str, Any]] = []
     joined = args.viewers
-    with Peer(args.variant, clip) as peer:
+    server_args = ("--on-demand",) if args.on_demand else ()
+    with Peer(args.variant, clip, cameras=args.cameras, server_args=server_args) as peer:
         start = time.monotonic()
         time.sleep(3)
         samples.append(sample(peer, start, "no viewers"))
@@ -111,6 +121,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     churn = [(s["t"] / 60, s["rss_mib"]) for s in samples if s["phase"] == "churn"]
     second_half = churn[len(churn) // 2:]
     tasks = [s["tasks"] for s in samples if s["phase"] == "churn"]
+    during = [s for s in samples if s["phase"] == "churn"]
+
+    def span(key: str) -> list[Any] | None:
+        values = [s[key] for s in during if s.get(key) is not None]
+        return [min(values), max(values)] if values else None
+
+    lags = sorted(s["loop_lag_max_ms"] for s in during)
     return {
         "benchmark": "relay_soak",
         "variant": args.variant,
@@ -134,6 +151,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "tasks_no_viewers": empty["tasks"],
         "tasks_during_churn_min_max": [min(tasks), max(tasks)] if tasks else None,
         "tasks_after_all_left": after["tasks"],
+        "cameras": args.cameras,
+        "on_demand": args.on_demand,
+        "threads_no_viewers": empty.get("threads"),
+        "threads_during_churn_min_max": span("threads"),
+        "threads_after_all_left": after.get("threads"),
+        "fds_no_viewers": empty.get("fds"),
+        "fds_during_churn_min_max": span("fds"),
+        "fds_after_all_left": after.get("fds"),
+        "live_cameras_during_churn_min_max": span("live_cameras"),
+        "loop_lag_ms_worst_per_10s_median": lags[len(lags) // 2] if lags else None,
+        "loop_lag_ms_worst": lags[-1] if lags else None,
         "samples": samples,
     }
 
@@ -146,20 +174,33 @@ def plot(result: dict[str, Any], path: str) -> None:
 
     samples = result["samples"]
     minutes = [s["t"] / 60 for s in samples]
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 5.5), sharex=True)
+    fig, (top, bottom, lag) = plt.subplots(3, 1, figsize=(8, 8), sharex=True)
     top.plot(minutes, [s["rss_mib"] for s in samples], marker=".", color="tab:blue")
     top.set_ylabel("server RSS (MiB)")
     top.set_ylim(bottom=0)
-    top.set_title(f"Soak: {result['viewers']} viewers, {result['churn_every_period']} leave and "
-                  f"join every {result['period_seconds']:g} s ({result['variant']})")
+    cameras = result.get("cameras", 1)
+    on_demand = " on demand" if result.get("on_demand") else ""
+    top.set_title(f"Soak: {result['viewers']} viewers of {cameras} cameras{on_demand}, "
+                  f"{result['churn_every_period']} leave and join every "
+                  f"{result['period_seconds']:g} s, {result['minutes']:g} min "
+                  f"({result['variant']})", fontsize="medium")
     bottom.plot(minutes, [s["tasks"] for s in samples], marker=".", color="tab:orange",
                 label="asyncio tasks")
     bottom.plot(minutes, [s["viewers"] for s in samples], marker=".", color="tab:green",
                 label="viewers")
+    for key, label, color in (("threads", "threads", "tab:red"), ("fds", "open fds", "tab:purple"),
+                              ("live_cameras", "live cameras", "tab:brown")):
+        if any(s.get(key) is not None for s in samples):
+            bottom.plot(minutes, [s.get(key) for s in samples], marker=".", color=color,
+                        label=label)
     bottom.set_ylabel("count")
-    bottom.set_xlabel("minutes")
     bottom.set_ylim(bottom=0)
-    bottom.legend()
+    bottom.legend(fontsize="small", ncol=3)
+    lag.plot(minutes, [s.get("loop_lag_max_ms", 0) for s in samples], marker=".",
+             color="tab:gray")
+    lag.set_ylabel("worst loop lag\nper 10 s (ms)")
+    lag.set_xlabel("minutes")
+    lag.set_ylim(bottom=0)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -173,6 +214,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--period", type=float, default=10.0)
     parser.add_argument("--sample", type=float, default=10.0)
     parser.add_argument("--variant", choices=("rtcc", "naive"), default="rtcc")
+    parser.add_argument("--cameras", type=int, default=1)
+    parser.add_argument("--on-demand", action="store_true",
+                        help="cameras start with their first viewer and stop after the last")
     parser.add_argument("--per-process", type=int, default=10)
     parser.add_argument("--name", default="relay_soak", help="results file name")
     args = parser.parse_args(argv)

@@ -19,7 +19,7 @@ from aiohttp import web
 
 from evidence.export import Exporter
 from evidence.export_jobs import ExportJobs
-from evidence.exports import purge_expired
+from evidence.exports import purge_expired, sweep_interrupted
 from evidence.items import FileIntake
 from evidence.manager import RecordingManager
 from evidence.requests import FootageRequests
@@ -125,6 +125,12 @@ async def evidence_context(app: web.Application) -> AsyncIterator[None]:
             )
             await manager.start()
         await store.call(purge_expired, root, time.time())
+        swept = await store.call(sweep_interrupted, root)
+        if any(swept.values()):
+            log.warning("evidence: exports cut short by a crash: removed %d work folders and %d "
+                        "half-written packages; %d complete packages have no export record "
+                        "(kept in %s)", swept["work_folders"], swept["partial_packages"],
+                        swept["unlisted_packages"], root / "exports")
         app[EVIDENCE] = EvidenceCore(
             settings=settings, store=store, root=root, key=key, audit=audit,
             exporter=Exporter(store.tables, root, key), requests=requests,

@@ -12,6 +12,7 @@ import hashlib
 import os
 import re
 import secrets
+import shutil
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,3 +145,29 @@ def purge_expired(store: EvidenceStore, root: Path, now: float) -> int:
         except (FileNotFoundError, UnsafePath):
             continue
     return removed
+
+
+def sweep_interrupted(store: EvidenceStore, root: Path) -> dict[str, int]:
+    """Remove what an export cut short by a crash left behind: its work folders
+    (``tmp/export-*``) and half-written packages (``exports/*.part``; a package gets its final
+    name only once complete and synced). Complete packages with no export row (the crash came
+    between the rename and the row) are counted, not removed: they are signed copies. Blocking;
+    run at start, before any export."""
+    swept = {"work_folders": 0, "partial_packages": 0, "unlisted_packages": 0}
+    work = root / "tmp"
+    if work.is_dir():
+        for folder in work.glob("export-*"):
+            if folder.is_dir() and not folder.is_symlink():
+                shutil.rmtree(folder, ignore_errors=True)
+                swept["work_folders"] += 1
+    exports = root / "exports"
+    if exports.is_dir():
+        for partial in exports.glob("exp-*.tar.part"):
+            partial.unlink(missing_ok=True)
+            swept["partial_packages"] += 1
+        listed = {str(row["file_name"]) for row in store.fetchall("SELECT file_name FROM exports")}
+        swept["unlisted_packages"] = sum(
+            1 for package in exports.glob("exp-*.tar")
+            if FILE_NAME.fullmatch(package.name) and package.name not in listed)
+    return swept
+

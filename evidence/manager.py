@@ -271,12 +271,21 @@ class RecordingManager:
         if recorder.state is RecorderState.STOPPED:
             return True  # it stopped itself (its stream was closed) and is wanted again
         if recorder.state is RecorderState.DISK_FULL:
-            margin = max(self._min_free_bytes // 10, 64 * 2**20)
-            return recorder.free_bytes() >= self._min_free_bytes + margin
+            return recorder.free_bytes() >= self._min_free_bytes + self._resume_margin()
         if recorder.state is RecorderState.FAILED:
             halted = self._halted_at.get(recorder.camera_id, 0.0)
             return self._clock() - halted >= RESTART_AFTER_FAILURE
         return False
+
+    def _resume_margin(self) -> int:
+        """Free space above the floor a stopped recording waits for, so it does not flap: a
+        tenth of the floor, at least 64 MiB, but never more than a tenth of the disk (a small
+        disk must resume too)."""
+        try:
+            total = shutil.disk_usage(self._root).total
+        except OSError:
+            total = 0
+        return min(max(self._min_free_bytes // 10, 64 * 2**20), total // 10)
 
     async def _start(self, camera_id: str, reason: str) -> None:
         profiles = self._hub.profiles(camera_id)

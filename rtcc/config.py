@@ -141,6 +141,23 @@ class ServerConfig(_Model):
     request fails; long uploads keep going as long as bytes keep arriving."""
 
 
+class OverloadConfig(_Model):
+    """Admission control: when the event loop that sends video runs late, new work (views,
+    exports, uploads) is refused with 503 and ``Retry-After`` so the views already open keep
+    their frames."""
+
+    lag_threshold: Annotated[float, Field(gt=0, le=60)] = 0.25
+    """Seconds of event-loop lag above which the server counts as overloaded."""
+    sustain: Annotated[float, Field(ge=0, le=60)] = 1.0
+    """Seconds the lag must stay above the threshold before new work is refused (one slow
+    moment does not turn viewers away)."""
+    sample_interval: Annotated[float, Field(gt=0, le=10)] = 0.1
+    """Seconds between two measurements of the loop's lag."""
+    window: Annotated[float, Field(gt=0, le=600)] = 10.0
+    """Seconds over which ``/metrics`` reports the worst lag; refused clients are told to
+    retry after half of it."""
+
+
 class RelayConfig(_Model):
     max_sessions: Annotated[int, Field(ge=1)] = 1000
     """Live views the server holds at once."""
@@ -597,6 +614,7 @@ class Settings(_Model):
     hub: HubConfig = HubConfig()
     ingest: IngestConfig = IngestConfig()
     relay: RelayConfig = RelayConfig()
+    overload: OverloadConfig = OverloadConfig()
     vms_rtsp: VmsRtspConfig = VmsRtspConfig()
     agent: AgentConfig = AgentConfig()
     security: SecurityConfig = SecurityConfig()

@@ -33,6 +33,7 @@ from security import security_context, security_middleware
 from server import cluster as cluster_node
 from server import facility_access, incident_access, notify_wiring, openapi, ops_routes
 from server.camera_sync import camera_sync_context
+from server.resilience import admission_middleware, loop_lag_context, store_errors_middleware
 from server.security_headers import security_headers_on_prepare
 from server.transparency_wiring import transparency_context
 from server.vms_rtsp import vms_rtsp_context
@@ -83,10 +84,14 @@ def _relay_settings(settings: Settings) -> relay.RelaySettings:
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[security_middleware, cluster_node.cluster_middleware],
+    # Outermost first: a store outage is a 503 from any layer; an overloaded loop refuses new
+    # work before spending anything on it.
+    app = web.Application(middlewares=[store_errors_middleware, admission_middleware,
+                                       security_middleware, cluster_node.cluster_middleware],
                           client_max_size=16 * 1024**2)
     app[SETTINGS] = settings
     app.on_response_prepare.append(security_headers_on_prepare)
+    app.cleanup_ctx.append(loop_lag_context)  # measures the loop from the first moment
     app.cleanup_ctx.append(_database_context)  # every store's connections, closed last
     app.cleanup_ctx.append(_workers_context)  # CPU-heavy work (password hashing)
     app.cleanup_ctx.append(security_context)  # next in, next to last out: audits the shutdown

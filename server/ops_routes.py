@@ -15,6 +15,7 @@ from rtcc.policy import public, staff
 from server import ops_metrics
 from server.cluster import metrics_lines
 from server.db_health import DATABASE_PROBE, DatabaseProbe, render_metrics
+from server.resilience import LOOP_LAG
 
 
 @public()
@@ -50,6 +51,9 @@ async def prometheus(request: web.Request) -> web.Response:
     database = await request.app[DATABASE_PROBE].check()
     body = (metrics.render(request.app[HUB].stats()) + ops_metrics.render(request.app)
             + render_metrics(database) + await metrics_lines(request.app))
+    lag = request.app.get(LOOP_LAG)
+    if lag is not None:
+        body += lag.prometheus()
     return web.Response(text=body, content_type="text/plain", charset="utf-8",
                         headers={"X-Prometheus-Format": "0.0.4"})
 

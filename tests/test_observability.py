@@ -33,7 +33,8 @@ async def test_metrics_cover_every_subsystem(
     for expected in ("rtcc_stream_state", "rtcc_stream_bytes_total",  # ingest per camera
                      "rtcc_relay_viewers", "rtcc_relay_stream_bytes",  # relay
                      "rtcc_grants_open_views", "rtcc_agents_connected",
-                     "rtcc_database_up", "rtcc_database_pool_connections"):
+                     "rtcc_database_up", "rtcc_database_pool_connections",
+                     "rtcc_event_loop_lag_seconds", "rtcc_admission_refused_total"):
         assert expected in families
 
 

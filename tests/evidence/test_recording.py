@@ -26,6 +26,7 @@ import pytest
 from camsim.runner import Camsim, CamsimUnavailable
 from evidence import export_main, verify_main
 from evidence.export import Exporter, ExportRequest, ExportResult
+from evidence.exports import sweep_interrupted
 from evidence.manager import RecordingManager
 from evidence.signing import load_or_create
 from evidence.store import AsyncEvidenceStore, EvidenceStore
@@ -433,3 +434,44 @@ def test_rtcc_export_and_verify_commands(recording: Recording, trusted: Path,
     unreadable = rtcc("verify", str(garbage))
     assert unreadable.returncode == 2
     assert "cannot be read as an export package" in unreadable.stdout
+
+
+def test_an_export_killed_midway_leaves_no_package_and_its_leftovers_are_swept(
+    recording: Recording, tmp_path: Path
+) -> None:
+    config = tmp_path / "server.yaml"
+    config.write_text(f"data_dir: {recording.data_dir}\nevidence:\n  segment_seconds: 4\n")
+    segments = recording.segments()
+    start, end = segments[0].utc_start, segments[-1].utc_start + 2
+    work = recording.root / "tmp"
+    out = tmp_path / "killed.tar"
+    killed = False
+    for _ in range(3):  # an export that finishes before it is caught is tried again
+        before = set(work.glob("export-*")) if work.is_dir() else set()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "server", "export", "--config", str(config), "--camera",
+             "cam1", "--from", iso_utc(start), "--to", iso_utc(end), "--case", "C-9",
+             "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while process.poll() is None and time.monotonic() < deadline:
+            if work.is_dir() and set(work.glob("export-*")) - before:
+                process.kill()  # SIGKILL while the package is being made
+                killed = True
+                break
+            time.sleep(0.002)
+        process.wait(timeout=30)
+        if killed:
+            break
+        out.unlink(missing_ok=True)
+    assert killed, "every export finished before it could be killed"
+    assert not out.exists()  # a package gets its name only once complete
+    assert list(work.glob("export-*"))  # what the killed export left behind
+
+    store = recording.store()
+    try:
+        swept = sweep_interrupted(store, recording.root)
+        assert swept["work_folders"] >= 1
+        assert not list(work.glob("export-*"))
+        assert sweep_interrupted(store, recording.root)["work_folders"] == 0
+    finally:
+        store.close()

@@ -25,9 +25,9 @@ from typing import Any
 from aiohttp import web
 
 from rtcc.appkeys import DATABASE
-from rtcc.db import Database, Migration, SqlConnection, StoreSchema
+from rtcc.db import Database, Migration, StoreSchema
+from rtcc.db.store import TableStore
 from rtcc.http import json_error, read_json, required
-from rtcc.offload import OffloadedStore
 from rtcc.policy import Role, staff
 from rtcc.principal import require_principal
 
@@ -86,34 +86,18 @@ class SavedWall:
                 "updated_at": self.updated_at}
 
 
-class LayoutStore(OffloadedStore):
+class LayoutStore(TableStore):
     """Saved walls; SQL on the store's own thread."""
 
     def __init__(self, database: Database, clock: Callable[[], float] = time.time) -> None:
-        super().__init__("console-layouts")
-        self._database = database
+        super().__init__(database, SCHEMA)
         self._clock = clock
-        self._conn: SqlConnection | None = None
 
     @classmethod
     async def open(cls, database: Database) -> LayoutStore:
         store = cls(database)
-        await store.run(store._open)
+        await store.open_tables()
         return store
-
-    def _open(self) -> None:
-        self._conn = self._database.open_store(SCHEMA)
-
-    def _release(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-
-    @property
-    def conn(self) -> SqlConnection:
-        if self._conn is None:
-            raise RuntimeError("the console layouts store is not open")
-        return self._conn
 
     async def walls_for(self, username: str) -> list[SavedWall]:
         return await self.run(self._walls_for, username)

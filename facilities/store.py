@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rtcc.db import Database, Migration, Row, SqlConnection, StoreSchema
+from rtcc.db.store import TableStore
 from rtcc.errors import RtccError
-from rtcc.offload import OffloadedStore
 
 _SCHEMA_V1 = (
     """CREATE TABLE IF NOT EXISTS facilities (
@@ -339,31 +339,15 @@ _FLOOR_COLUMNS = ("id, facility_id, building, name, level, plan_width, plan_heig
                   " CASE WHEN plan IS NULL THEN 0 ELSE 1 END AS has_plan")
 
 
-class FacilityStore(OffloadedStore):
+class FacilityStore(TableStore):
     """The facilities store; its SQL runs on its own thread."""
 
     def __init__(self, database: Database, clock: Callable[[], float]) -> None:
-        super().__init__("facilities-store")
-        self._database = database
+        super().__init__(database, SCHEMA)
         self.clock = clock
-        self._conn: SqlConnection | None = None
 
     async def open(self) -> None:
-        await self.run(self._open)
-
-    def _open(self) -> None:
-        self._conn = self._database.open_store(SCHEMA)
-
-    def _release(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-
-    @property
-    def conn(self) -> SqlConnection:
-        if self._conn is None:
-            raise RuntimeError("the facilities store is not open")
-        return self._conn
+        await self.open_tables()
 
     # -- profiles ---------------------------------------------------------------------------
 

@@ -33,8 +33,8 @@ from incidents.model import (
     ReferenceLocation,
     merge,
 )
-from rtcc.db import Database, Migration, SqlConnection, StoreSchema
-from rtcc.offload import OffloadedStore
+from rtcc.db import Database, Migration, StoreSchema
+from rtcc.db.store import TableStore
 
 CLOSED_STATUSES = frozenset({"CLSD", "CLOSED", "CLEARED", "CANCELLED", "CANCELED", "COMPLETE",
                              "COMPLETED", "DONE"})
@@ -295,34 +295,18 @@ def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-class IncidentStore(OffloadedStore):
+class IncidentStore(TableStore):
     """The CAD incidents store; its SQL runs on its own thread (``open``/``aclose``)."""
 
     def __init__(self, database: Database, clock: Any = time.time) -> None:
-        super().__init__("incidents-store")
-        self._database = database
+        super().__init__(database, SCHEMA)
         self._clock = clock
-        self._conn: SqlConnection | None = None
 
     @classmethod
     async def open(cls, database: Database, clock: Any = time.time) -> IncidentStore:
         store = cls(database, clock)
-        await store.run(store._open)
+        await store.open_tables()
         return store
-
-    def _open(self) -> None:
-        self._conn = self._database.open_store(SCHEMA)
-
-    def _release(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-
-    @property
-    def conn(self) -> SqlConnection:
-        if self._conn is None:
-            raise RuntimeError("the incidents store is not open")
-        return self._conn
 
     # -- async face -------------------------------------------------------------------------
 

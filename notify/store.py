@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rtcc.db import Database, Migration, SqlConnection, StoreSchema
-from rtcc.offload import OffloadedStore
+from rtcc.db.store import TableStore
 
 _TABLES = """
 CREATE TABLE IF NOT EXISTS notify_facilities (
@@ -228,35 +228,19 @@ def _delivery(row: Any) -> Delivery:
         None if row["sent_at"] is None else float(row["sent_at"]), float(row["created_at"]))
 
 
-class NotifyStore(OffloadedStore):
+class NotifyStore(TableStore):
     """The notifications store; its SQL runs on its own thread."""
 
     def __init__(self, database: Database, clock: Callable[[], float] = time.time) -> None:
-        super().__init__("notify-store")
-        self._database = database
+        super().__init__(database, SCHEMA)
         self.clock = clock
-        self._conn: SqlConnection | None = None
 
     @classmethod
     async def open(cls, database: Database,
                    clock: Callable[[], float] = time.time) -> NotifyStore:
         store = cls(database, clock)
-        await store.run(store._open)
+        await store.open_tables()
         return store
-
-    def _open(self) -> None:
-        self._conn = self._database.open_store(SCHEMA)
-
-    def _release(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-
-    @property
-    def conn(self) -> SqlConnection:
-        if self._conn is None:
-            raise RuntimeError("the notify store is not open")
-        return self._conn
 
     # -- facilities ----------------------------------------------------------------------------
 

@@ -81,7 +81,7 @@ def _demo_school_sync(settings: Settings) -> str:
     database = Database.from_settings(settings)
     store = FacilityStore(database, time.time)
     try:
-        store._open()  # noqa: SLF001 -- a command-line step: this thread owns the store
+        store._open_tables()  # noqa: SLF001 -- a command-line step: this thread owns the store
         found = [f for f in store.facilities("district-186") if f.site_id == DEMO_SCHOOL_SITE]
         if found:
             facility = found[0]

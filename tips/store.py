@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rtcc.db import Database, Migration, Row, SqlConnection, StoreSchema
+from rtcc.db.store import TableStore
 from rtcc.errors import RtccError
 from rtcc.files import open_private, private_dir
-from rtcc.offload import OffloadedStore
 from tips import vault
 
 STATUSES = ("new", "in_review", "linked", "closed")
@@ -175,32 +175,23 @@ def _media(row: Row) -> Media:
     return Media(**{key: row[key] for key in row.keys()})  # noqa: SIM118 -- a database row
 
 
-class TipStore(OffloadedStore):
+class TipStore(TableStore):
     def __init__(self, database: Database, data_dir: Path) -> None:
-        super().__init__("tips-store")
-        self.database = database
+        super().__init__(database, SCHEMA)
         self.files = data_dir / "tips"
-        self._conn: SqlConnection | None = None
 
     async def open(self) -> None:
-        await self.run(self._open)
+        await self.open_tables()
 
-    def _open(self) -> None:
+    def _open_tables(self) -> None:
         private_dir(self.files)
         for leftover in self.files.glob("*.work"):  # plain bytes left by a crash mid-copy
             leftover.unlink()
-        self._conn = self.database.open_store(SCHEMA)
-
-    def _release(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        super()._open_tables()
 
     @property
     def _db(self) -> SqlConnection:
-        if self._conn is None:
-            raise RtccError("the tip store is not open")
-        return self._conn
+        return self.conn
 
     def original_path(self, media_id: str) -> Path:
         return self.files / f"{media_id}.sealed"

@@ -6,8 +6,8 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
-from rtcc.db import Database, Migration, SqlConnection, StoreSchema
-from rtcc.offload import OffloadedStore
+from rtcc.db import Database, Migration, StoreSchema
+from rtcc.db.store import TableStore
 from transparency.records import ReportedCrime
 
 _SQLITE = """
@@ -49,35 +49,19 @@ SCHEMA = StoreSchema(
 )
 
 
-class RecordsStore(OffloadedStore):
+class RecordsStore(TableStore):
     """The reported crimes; SQL on the store's own thread."""
 
     def __init__(self, database: Database, clock: Callable[[], float] = time.time) -> None:
-        super().__init__("transparency-store")
-        self._database = database
+        super().__init__(database, SCHEMA)
         self._clock = clock
-        self._conn: SqlConnection | None = None
 
     @classmethod
     async def open(cls, database: Database,
                    clock: Callable[[], float] = time.time) -> RecordsStore:
         store = cls(database, clock)
-        await store.run(store._open)
+        await store.open_tables()
         return store
-
-    def _open(self) -> None:
-        self._conn = self._database.open_store(SCHEMA)
-
-    def _release(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-
-    @property
-    def conn(self) -> SqlConnection:
-        if self._conn is None:
-            raise RuntimeError("the transparency store is not open")
-        return self._conn
 
     async def import_crimes(self, crimes: list[ReportedCrime]) -> int:
         """Insert or replace (by case number) every crime in one transaction."""

@@ -20,7 +20,7 @@ async def test_the_demo_school_is_made_once_and_enrols_a_phone(tmp_path: Path) -
     database = Database.from_settings(settings)
     store = FacilityStore(database, time.time)
     try:
-        store._open()  # noqa: SLF001 -- the test owns this thread
+        store._open_tables()  # noqa: SLF001 -- the test owns this thread
         (school,) = store.facilities("district-186")
         (floor,) = store.floors(school.id)
         assert floor.has_plan

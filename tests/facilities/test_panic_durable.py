@@ -62,7 +62,7 @@ def _seed(data: Path) -> str:
     database = Database.embedded(data)
     store = FacilityStore(database, time.time)
     try:
-        store._open()  # noqa: SLF001 -- this test owns the thread it runs on
+        store._open_tables()  # noqa: SLF001 -- this test owns the thread it runs on
         facility = store.create_facility("shop1", "site1", "Lincoln Elementary", "school",
                                          "1 School Rd", 39.8, -89.645, "alert")
         return store.add_enrolment(facility.id, "Front office", "", 3600)

@@ -40,7 +40,8 @@ MIB = 2**20
 def tmpfs(path: Path, size_mib: int) -> Iterator[Path]:
     path.mkdir(parents=True, exist_ok=True)
     if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
+        pytest.skip("mounting a small tmpfs needs root (the free-space floor case runs without it: "
+                    "tests/evidence/test_recorder.py)")
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mib}m", "tmpfs",
                               str(path)], capture_output=True, text=True, timeout=30, check=False)
     if mounted.returncode != 0:

@@ -74,10 +74,14 @@ async def vms(tmp_path: Path, camsim: CamsimHandle, bootstrap_token: str,
     return Vms(client, admin, client.app[RTSP_OUT].port, user.username, token)
 
 
+DEBIAN_PACKAGE = {"ffmpeg": "ffmpeg", "ffprobe": "ffmpeg", "gst-launch-1.0": "gstreamer1.0-tools"}
+
+
 def need(program: str) -> str:
     found = shutil.which(program)
     if found is None:
-        pytest.skip(f"{program} is not installed")
+        pytest.skip(f"{program} is not installed "
+                    f"(Debian package {DEBIAN_PACKAGE.get(program, program)})")
     return found
 
 

@@ -171,6 +171,10 @@ async def camera_timeline(request: web.Request) -> web.Response:
 
 # -- playback ------------------------------------------------------------------------------------
 
+PLAYBACK_RECHECK_SECONDS = 2.0
+"""How often a running playback checks that its grant still allows it, like a live view."""
+
+
 @allow(*EXPORTERS)
 async def play(request: web.Request) -> web.StreamResponse:
     core = evidence_core(request)
@@ -234,15 +238,29 @@ async def play(request: web.Request) -> web.StreamResponse:
         finally:
             asyncio.run_coroutine_threadsafe(queue.put(None), loop)
 
+    async def still_allowed() -> bool:
+        # Consent and grants are read again: a revoked request or narrowed sharing ends it.
+        _ranges, _basis, now_facts = await visible_ranges(request, core, principal, camera_id,
+                                                          begin, until)
+        return await _export_grant(request, principal, camera_id, now_facts, begin, until,
+                                   "") is not None
+
     muxer = asyncio.ensure_future(asyncio.to_thread(mux))
     try:
         await response.prepare(request)
+        next_check = time.monotonic() + PLAYBACK_RECHECK_SECONDS
         while (chunk := await queue.get()) is not None:
+            if time.monotonic() >= next_check:
+                if not await still_allowed():
+                    reason = "the grant that allowed this playback ended"
+                    break
+                next_check = time.monotonic() + PLAYBACK_RECHECK_SECONDS
             await response.write(chunk)
             sent_bytes += len(chunk)
-        await muxer
-        await response.write_eof()
-        reason = "ended"
+        else:
+            await muxer
+            await response.write_eof()
+            reason = "ended"
     except (ConnectionResetError, ExportError) as exc:
         reason = f"viewer left ({exc})" if isinstance(exc, ConnectionResetError) else str(exc)
     finally:

@@ -11,6 +11,7 @@ a datagram batch can be sent with one system call).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,95 +120,79 @@ class FrameLayout:
 def packetize(nals: list[bytes], max_payload: int = MAX_PAYLOAD) -> list[bytes]:
     """RTP payloads for one access unit: small NAL units aggregated into STAP-A packets, large
     ones fragmented into FU-A packets, the others sent as single NAL unit packets."""
-    payloads: list[bytes] = []
-    pending: list[bytes] = []
-    pending_size = 1  # the STAP-A header byte
-
-    def flush() -> None:
-        nonlocal pending, pending_size
-        if len(pending) == 1:
-            payloads.append(pending[0])
-        elif pending:
-            nri = max(nal[0] & 0x60 for nal in pending)
-            parts = [bytes((nri | _STAP_A,))]
-            for nal in pending:
-                parts.append(len(nal).to_bytes(2, "big"))
-                parts.append(nal)
-            payloads.append(b"".join(parts))
-        pending = []
-        pending_size = 1
-
-    for nal in nals:
-        if not nal or nal[0] & 0x1F in _DROPPED_TYPES:
-            continue
-        size = len(nal)
-        if size > max_payload:
-            flush()
-            payloads.extend(_fragment(nal, max_payload))
-            continue
-        if pending_size + 2 + size > max_payload:
-            flush()
-        pending.append(nal)
-        pending_size += 2 + size
-    flush()
-    return payloads
+    return _packetize(nals, max_payload, 1, _stap_a_header, _h264_sent, _h264_fragment)
 
 
-def _fragment(nal: bytes, max_payload: int) -> list[bytes]:
-    """FU-A fragments of one NAL unit, all of one size but the last."""
-    header = nal[0]
-    indicator = (header & 0xE0) | _FU_A
-    kind = header & 0x1F
-    view = memoryview(nal)
-    length = len(nal) - 1
-    count = -(-length // (max_payload - 2))
-    size = -(-length // count)
-    if count == 1:
-        return [bytes((indicator, 0xC0 | kind)) + view[1:]]
-    middle = bytes((indicator, kind))
-    fragments = [bytes((indicator, 0x80 | kind)) + view[1:1 + size]]
-    position = 1 + size
-    for _ in range(count - 2):
-        fragments.append(middle + view[position:position + size])
-        position += size
-    fragments.append(bytes((indicator, 0x40 | kind)) + view[position:])
-    return fragments
+def _h264_sent(nal: bytes) -> bool:
+    return bool(nal) and nal[0] & 0x1F not in _DROPPED_TYPES
 
+
+def _stap_a_header(nals: list[bytes]) -> bytes:
+    return bytes((max(nal[0] & 0x60 for nal in nals) | _STAP_A,))
+
+
+def _h264_fragment(nal: bytes, max_payload: int) -> list[bytes]:
+    """FU-A fragments: the FU indicator keeps F and NRI, the FU header carries the type."""
+    return _fragment(nal, max_payload, bytes(((nal[0] & 0xE0) | _FU_A,)), nal[0] & 0x1F, 1)
 
 
 def packetize_h265(nals: list[bytes], max_payload: int = MAX_PAYLOAD) -> list[bytes]:
     """RTP payloads for one H.265 access unit (RFC 7798, no DONL): small NAL units aggregated
     into aggregation packets (AP), large ones fragmented into fragmentation units (FU), the
     others sent as single NAL unit packets."""
+    return _packetize(nals, max_payload, 2, _h265_ap_header, _h265_sent, _h265_fragment)
+
+
+def _h265_sent(nal: bytes) -> bool:
+    return len(nal) >= 3 and (nal[0] >> 1) & 0x3F not in _H265_DROPPED_TYPES
+
+
+def _h265_ap_header(nals: list[bytes]) -> bytes:
+    # F is the OR of the units', LayerId and TID the lowest of theirs (RFC 7798 4.4.2).
+    forbidden = max(nal[0] & 0x80 for nal in nals)
+    layer = min(((nal[0] & 0x01) << 5) | (nal[1] >> 3) for nal in nals)
+    tid = min(nal[1] & 0x07 for nal in nals)
+    return bytes((forbidden | (_H265_AP << 1) | (layer >> 5), ((layer & 0x1F) << 3) | tid))
+
+
+def _h265_fragment(nal: bytes, max_payload: int) -> list[bytes]:
+    """Fragmentation units: the payload header keeps F, LayerId and TID, the FU header the
+    type."""
+    prefix = bytes(((nal[0] & 0x81) | (_H265_FU << 1), nal[1]))
+    return _fragment(nal, max_payload, prefix, (nal[0] >> 1) & 0x3F, 2)
+
+
+def _packetize(nals: list[bytes], max_payload: int, header_size: int,
+               aggregate_header: Callable[[list[bytes]], bytes],
+               sent: Callable[[bytes], bool],
+               fragment: Callable[[bytes, int], list[bytes]]) -> list[bytes]:
+    """The shared shape of both codecs' packetization: NAL units that fit are gathered into
+    aggregation packets (a ``header_size`` header, then a 16-bit length before each unit), a
+    lone one is sent as it is, one too large for a packet is fragmented."""
     payloads: list[bytes] = []
     pending: list[bytes] = []
-    pending_size = 2  # the AP payload header
+    pending_size = header_size
 
     def flush() -> None:
         nonlocal pending, pending_size
         if len(pending) == 1:
             payloads.append(pending[0])
         elif pending:
-            # F is the OR of the units', LayerId and TID the lowest of theirs (RFC 7798 4.4.2).
-            forbidden = max(nal[0] & 0x80 for nal in pending)
-            layer = min(((nal[0] & 0x01) << 5) | (nal[1] >> 3) for nal in pending)
-            tid = min(nal[1] & 0x07 for nal in pending)
-            parts = [bytes((forbidden | (_H265_AP << 1) | (layer >> 5),
-                            ((layer & 0x1F) << 3) | tid))]
+            parts = [aggregate_header(pending)]
             for nal in pending:
                 parts.append(len(nal).to_bytes(2, "big"))
                 parts.append(nal)
             payloads.append(b"".join(parts))
         pending = []
-        pending_size = 2
+        pending_size = header_size
 
     for nal in nals:
-        if len(nal) < 3 or (nal[0] >> 1) & 0x3F in _H265_DROPPED_TYPES:
+        if not sent(nal):
             continue
         size = len(nal)
         if size > max_payload:
             flush()
-            payloads.extend(_fragment_h265(nal, max_payload))
+            payloads.extend(fragment(nal, max_payload))
             continue
         if pending_size + 2 + size > max_payload:
             flush()
@@ -217,23 +202,24 @@ def packetize_h265(nals: list[bytes], max_payload: int = MAX_PAYLOAD) -> list[by
     return payloads
 
 
-def _fragment_h265(nal: bytes, max_payload: int) -> list[bytes]:
-    """H.265 fragmentation units of one NAL unit, all of one size but the last."""
-    kind = (nal[0] >> 1) & 0x3F
-    header = bytes(((nal[0] & 0x81) | (_H265_FU << 1), nal[1]))
+def _fragment(nal: bytes, max_payload: int, prefix: bytes, kind: int,
+              nal_header: int) -> list[bytes]:
+    """Fragments of one NAL unit, all of one size but the last: ``prefix`` (the FU indicator or
+    payload header), an FU header with start/end bits and ``kind``, then the unit's bytes after
+    its own ``nal_header`` bytes."""
     view = memoryview(nal)
-    length = len(nal) - 2
-    count = -(-length // (max_payload - 3))
+    length = len(nal) - nal_header
+    count = -(-length // (max_payload - len(prefix) - 1))
     size = -(-length // count)
     if count == 1:
-        return [header + bytes((0xC0 | kind,)) + view[2:]]
-    middle = header + bytes((kind,))
-    fragments = [header + bytes((0x80 | kind,)) + view[2:2 + size]]
-    position = 2 + size
+        return [prefix + bytes((0xC0 | kind,)) + view[nal_header:]]
+    middle = prefix + bytes((kind,))
+    fragments = [prefix + bytes((0x80 | kind,)) + view[nal_header:nal_header + size]]
+    position = nal_header + size
     for _ in range(count - 2):
         fragments.append(middle + view[position:position + size])
         position += size
-    fragments.append(header + bytes((0x40 | kind,)) + view[position:])
+    fragments.append(prefix + bytes((0x40 | kind,)) + view[position:])
     return fragments
 
 

@@ -160,16 +160,50 @@ class LocalBus:
         return None
 
 
-class RedisBus:
-    """Events go through a Redis pub/sub channel, heard by every process subscribed to it."""
+class _SharedBus:
+    """What the Redis and PostgreSQL buses share: a listening task started on entry (waited for
+    briefly), warnings at most every 30 s, the task stopped on exit."""
 
-    def __init__(self, client: aioredis.Redis, channel: str, broadcaster: Broadcaster) -> None:
-        self._client = client
+    _listening = "subscribed to"
+
+    def __init__(self, channel: str, broadcaster: Broadcaster) -> None:
         self._channel = channel
         self._broadcaster = broadcaster
         self._tasks: TaskSupervisor | None = None
         self._subscribed = asyncio.Event()
         self._last_warning = 0.0
+
+    def _warn(self, message: str, *args: object) -> None:
+        now = time.monotonic()
+        if now - self._last_warning > 30.0:
+            self._last_warning = now
+            log.warning(message, *args)
+
+    async def _listen(self) -> None:
+        raise NotImplementedError
+
+    async def _start(self) -> None:
+        self._tasks = TaskSupervisor("catalog-events")
+        self._tasks.start(f"catalog:events:{self._channel}", self._listen)
+        try:
+            async with asyncio.timeout(_PUBLISH_TIMEOUT_S * 2):
+                await self._subscribed.wait()
+        except TimeoutError:
+            log.warning("catalog events: not yet %s %s; continuing", self._listening,
+                        self._channel)
+
+    async def _stop(self) -> None:
+        tasks, self._tasks = self._tasks, None
+        if tasks is not None:
+            await tasks.aclose()
+
+
+class RedisBus(_SharedBus):
+    """Events go through a Redis pub/sub channel, heard by every process subscribed to it."""
+
+    def __init__(self, client: aioredis.Redis, channel: str, broadcaster: Broadcaster) -> None:
+        super().__init__(channel, broadcaster)
+        self._client = client
 
     async def publish(self, event: Event) -> None:
         try:
@@ -179,12 +213,6 @@ class RedisBus:
             # Consoles of this process still hear it; others miss this one event.
             self._broadcaster.publish(event)
             self._warn("catalog events: cannot publish to Redis (%s); delivered locally only", exc)
-
-    def _warn(self, message: str, *args: object) -> None:
-        now = time.monotonic()
-        if now - self._last_warning > 30.0:
-            self._last_warning = now
-            log.warning(message, *args)
 
     async def _listen(self) -> None:
         delay = 1.0
@@ -223,41 +251,31 @@ class RedisBus:
                         await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def __aenter__(self) -> RedisBus:
-        self._tasks = TaskSupervisor("catalog-events")
-        self._tasks.start(f"catalog:events:{self._channel}", self._listen)
-        try:
-            async with asyncio.timeout(_PUBLISH_TIMEOUT_S * 2):
-                await self._subscribed.wait()
-        except TimeoutError:
-            log.warning("catalog events: not yet subscribed to %s; continuing", self._channel)
+        await self._start()
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
-        tasks, self._tasks = self._tasks, None
-        if tasks is not None:
-            await tasks.aclose()
+        await self._stop()
 
 
 _NOTIFY_MAX_BYTES = 7900
 """PostgreSQL refuses a NOTIFY payload of 8000 bytes or more."""
 
 
-class PgBus:
+class PgBus(_SharedBus):
     """Events go through PostgreSQL ``NOTIFY`` on ``channel``, heard by every process that
     listens on the same database. Publishing and listening use two connections of their own
     (asynchronous psycopg: nothing blocks the event loop), outside the stores' pools."""
 
+    _listening = "listening on"
+
     def __init__(self, url: str, channel: str, broadcaster: Broadcaster,
                  connect_timeout: float = 5.0) -> None:
+        super().__init__(channel, broadcaster)
         self._url = url
-        self._channel = channel
-        self._broadcaster = broadcaster
         self._connect_timeout = connect_timeout
         self._publisher: psycopg.AsyncConnection[Any] | None = None
-        self._tasks: TaskSupervisor | None = None
-        self._subscribed = asyncio.Event()
-        self._last_warning = 0.0
 
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
         return await psycopg.AsyncConnection.connect(
@@ -289,12 +307,6 @@ class PgBus:
         if publisher is not None:
             with contextlib.suppress(psycopg.Error, OSError):
                 await publisher.close()
-
-    def _warn(self, message: str, *args: object) -> None:
-        now = time.monotonic()
-        if now - self._last_warning > 30.0:
-            self._last_warning = now
-            log.warning(message, *args)
 
     async def _listen(self) -> None:
         delay = 1.0
@@ -332,18 +344,10 @@ class PgBus:
                         await conn.close()
 
     async def __aenter__(self) -> PgBus:
-        self._tasks = TaskSupervisor("catalog-events")
-        self._tasks.start(f"catalog:events:{self._channel}", self._listen)
-        try:
-            async with asyncio.timeout(_PUBLISH_TIMEOUT_S * 2):
-                await self._subscribed.wait()
-        except TimeoutError:
-            log.warning("catalog events: not yet listening on %s; continuing", self._channel)
+        await self._start()
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
-        tasks, self._tasks = self._tasks, None
-        if tasks is not None:
-            await tasks.aclose()
+        await self._stop()
         await self._drop_publisher()

@@ -27,7 +27,8 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from facilities.store import Alert, Facility, FacilityStore, OutboxItem, Room
+from facilities.records import Alert, Facility, OutboxItem, Room
+from facilities.store import FacilityStore
 from rtcc.camera_url import check_camera_url
 from rtcc.config import CadEndpoint, FacilitiesConfig
 from rtcc.errors import RtccError, UnsafeUrl

@@ -41,8 +41,8 @@ from aiohttp import web
 
 from facilities.keys import PANIC, SITES
 from facilities.plans import MAX_UPLOAD_BYTES, PlanRefused, render_plan
+from facilities.records import LEVELS, PROFILE_LISTS, SHARING, Facility, FacilityError
 from facilities.service import PanicService
-from facilities.store import LEVELS, PROFILE_LISTS, SHARING, Facility, FacilityError
 from rtcc.appkeys import AUDIT, SETTINGS
 from rtcc.errors import AuditWriteError
 from rtcc.http import error, read_body, read_fields

@@ -15,15 +15,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from facilities.store import (
-    CHECKIN_ANSWERS,
-    LEVELS,
-    Alert,
-    Device,
-    Facility,
-    FacilityError,
-    FacilityStore,
-)
+from facilities.records import CHECKIN_ANSWERS, LEVELS, Alert, Device, Facility, FacilityError
+from facilities.store import FacilityStore
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from aiohttp import web
 from catalog.keys import CATALOG_STORE
 from catalog.query import Filters
 from facilities.keys import PANIC, SITES, SiteInfo
-from facilities.store import Alert, Facility
+from facilities.records import Alert, Facility
 from incidents.model import TRACKING_ID_PREFIX, IncidentUpdate, PointLocation
 from incidents.routes import INCIDENT_SERVICE
 from incidents.store import security_incident_id

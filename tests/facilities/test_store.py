@@ -14,7 +14,8 @@ import pytest
 from pydantic import SecretStr
 
 from facilities.forward import CadForwarder
-from facilities.store import FacilityError, FacilityStore
+from facilities.records import FacilityError
+from facilities.store import FacilityStore
 from rtcc.config import CadEndpoint, DatabaseConfig, FacilitiesConfig
 from rtcc.db import Database
 from tests.fixtures.auth import FakeClock

@@ -77,9 +77,16 @@ def test_a_restart_mid_send_loses_and_duplicates_nothing(tmp_path: Path) -> None
             _wait(lambda: len({m.key for m in sink.received()}) == FACILITIES
                   and len({h.key for h in hooks.received()}) == FACILITIES,
                   "every delivery after the restart")
-            detail = _call(f"{run.url}/api/notify/alerts/{alert['id']}", token)
-        states = Counter(d["state"] for d in detail["deliveries"])
-        assert states == {"sent": FACILITIES, "delivered": FACILITIES}
+            # The sink holds a mail before its 250 reply reaches the server, which records
+            # "sent" a moment later: poll until every delivery has its final state.
+            seen: list[Counter[str]] = []
+
+            def settled() -> bool:
+                detail = _call(f"{run.url}/api/notify/alerts/{alert['id']}", token)
+                seen.append(Counter(d["state"] for d in detail["deliveries"]))
+                return seen[-1] == {"sent": FACILITIES, "delivered": FACILITIES}
+            _wait(settled, "every delivery recorded as sent or delivered", timeout=30)
+        assert seen[-1] == {"sent": FACILITIES, "delivered": FACILITIES}
 
     mails = sink.received()
     got = {("email", a) for m in mails for a in m.to}

@@ -50,12 +50,19 @@ from rtcc.hub import StreamHub, StreamSettings
 from rtcc.looplag import LoopLag
 from rtcc.media import VIDEO_CLOCK_RATE
 from rtcc.policy import public
+from rtcc.principal import Principal
 
 
 class AllowAll:
     async def open_view(self, request: web.Request, camera_id: str, profile: str) -> ViewGrant:
         return ViewGrant("bench", camera_id, profile, "bench", "analyst", "benchmark", "",
                          request.remote or "", time.time())
+
+    async def open_view_as(self, principal: Principal, camera_id: str, profile: str, *,
+                           purpose: str, incident: str, source: str  # noqa: ARG002 -- the MediaAccess protocol
+                           ) -> ViewGrant:
+        return ViewGrant("bench", camera_id, profile, principal.username, str(principal.role),
+                         "benchmark", "", source, time.time())
 
     async def close_view(self, grant: ViewGrant, reason: str) -> None:  # noqa: ARG002 -- the MediaAccess protocol
         return None

@@ -17,11 +17,14 @@ from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 
 from rtcc.config import Settings, SharingLevel, TimeWindow
+
+if TYPE_CHECKING:  # rtcc.principal imports this module
+    from rtcc.principal import Principal
 
 Clock = Callable[[], float]
 
@@ -100,6 +103,13 @@ class MediaAccess(Protocol):
         """Authorize a live view and audit its start, or raise an aiohttp HTTP error
         (401 not logged in, 403 with the reason, 404 unknown camera). If the audit write fails
         the view is refused."""
+        ...
+
+    async def open_view_as(self, principal: Principal, camera_id: str, profile: str, *,
+                           purpose: str, incident: str, source: str) -> ViewGrant:
+        """``open_view`` for a caller a media path authenticated itself (the RTSP server's
+        Basic login): the same decision, errors and ``view.start`` entry, with ``source`` as
+        the client's address in the audit."""
         ...
 
     async def close_view(self, grant: ViewGrant, reason: str) -> None:

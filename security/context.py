@@ -65,7 +65,7 @@ async def security_context(app: web.Application) -> AsyncIterator[None]:
         app[ENFORCEMENT] = enforcement
         app[VIEW_ENFORCEMENT] = enforcement
         enforcement.start()
-        media_access = StoreMediaAccess(core, enforcement)
+        media_access = StoreMediaAccess(core, enforcement, lambda: app.get(CAMERA_DIRECTORY))
         app[MEDIA_ACCESS] = media_access
         app[CONSENT_CHANGES] = media_access
         app[SECRET_BOX] = core.box

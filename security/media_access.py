@@ -13,15 +13,16 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+from collections.abc import Callable
 
 from aiohttp import web
 
-from rtcc.access import CameraConsent, ViewGrant
+from rtcc.access import CameraConsent, CameraDirectory, ViewGrant
 from rtcc.appkeys import CAMERA_DIRECTORY, HUB
 from rtcc.consent import consent_summary, decide
 from rtcc.errors import AuditWriteError
 from rtcc.hub import StreamHub
-from rtcc.principal import client_address, principal_of
+from rtcc.principal import Principal, client_address, principal_of
 from security.core import SecurityCore
 from security.enforcement import Enforcement, OpenView
 
@@ -43,29 +44,45 @@ def _clean(text: str) -> str:
 class StoreMediaAccess:
     """Implements ``rtcc.access.MediaAccess`` on the security store."""
 
-    def __init__(self, core: SecurityCore, enforcement: Enforcement | None = None) -> None:
+    def __init__(self, core: SecurityCore, enforcement: Enforcement | None = None,
+                 directory: Callable[[], CameraDirectory | None] | None = None) -> None:
         self._core = core
         self._enforcement = enforcement
+        self._directory = directory
+        """The catalog, for callers that come without a web request (``open_view_as``)."""
 
     async def open_view(self, request: web.Request, camera_id: str, profile: str) -> ViewGrant:
-        core = self._core
         principal = principal_of(request)
         if principal is None:
             raise _error(web.HTTPUnauthorized, "log in first")
-        source = client_address(request)
-        directory = request.config_dict.get(CAMERA_DIRECTORY)
+        return await self._open(principal, camera_id, profile,
+                                purpose=request.query.get("purpose", ""),
+                                incident=request.query.get("incident", ""),
+                                source=client_address(request),
+                                directory=request.config_dict.get(CAMERA_DIRECTORY))
+
+    async def open_view_as(self, principal: Principal, camera_id: str, profile: str, *,
+                           purpose: str, incident: str, source: str) -> ViewGrant:
+        directory = self._directory() if self._directory is not None else None
+        return await self._open(principal, camera_id, profile, purpose=purpose,
+                                incident=incident, source=source, directory=directory)
+
+    async def _open(self, principal: Principal, camera_id: str, profile: str, *, purpose: str,
+                    incident: str, source: str, directory: CameraDirectory | None
+                    ) -> ViewGrant:
+        core = self._core
         if directory is None:
             raise _error(web.HTTPServiceUnavailable, "the camera catalog is not available")
         consent = await directory.consent_of(camera_id)
         if consent is None:
             raise _error(web.HTTPNotFound, f"camera {camera_id!r} is not registered")
 
-        purpose = _clean(request.query.get("purpose", ""))
-        requested_incident = _clean(request.query.get("incident", ""))[:64]
+        purpose = _clean(purpose)
+        requested_incident = _clean(incident)[:64]
         now = core.clock()
         if requested_incident:
-            incident = await core.incidents.get(requested_incident)
-            if incident is None or not incident.active:
+            found = await core.incidents.get(requested_incident)
+            if found is None or not found.active:
                 await self._deny(principal.username, str(principal.role), camera_id, consent,
                                  source, f"incident {requested_incident!r} is not active")
                 raise _error(web.HTTPForbidden,

@@ -1,6 +1,7 @@
 """Wires the RTSP re-publishing server (``relay.rtsp_out``) to security: a VMS account is a
 named account (staff role) whose API token is its RTSP password (Basic), and every view passes
-``MediaAccess.open_view`` and continuous enforcement exactly like a WHEP view."""
+``MediaAccess.open_view_as`` (the same decision and audit entry as ``open_view``, with the RTSP
+client's address) and continuous enforcement exactly like a WHEP view."""
 
 from __future__ import annotations
 
@@ -8,16 +9,14 @@ import hmac
 import json
 import logging
 from collections.abc import AsyncIterator
-from urllib.parse import urlencode
 
 from aiohttp import web
-from aiohttp.test_utils import make_mocked_request
 
 from relay.rtsp_out import RtspOutServer, RtspOutSettings, ViewRefused
 from rtcc.access import ViewGrant, ViewStopper
 from rtcc.appkeys import HUB, MEDIA_ACCESS, SETTINGS, VIEW_ENFORCEMENT
 from rtcc.errors import StoreUnavailable
-from rtcc.principal import CLIENT_ADDRESS, PRINCIPAL, Principal
+from rtcc.principal import Principal
 from security import SECURITY
 
 log = logging.getLogger(__name__)
@@ -40,14 +39,10 @@ class SecurityGate:
 
     async def open_view(self, principal: Principal, camera_id: str, profile: str,
                         purpose: str, incident: str, source: str) -> ViewGrant:
-        # MediaAccess reads the caller, address and query from an aiohttp request: this one
-        # carries what the RTSP connection established, against the real application.
-        query = urlencode({k: v for k, v in (("purpose", purpose), ("incident", incident)) if v})
-        request = make_mocked_request("GET", f"/rtsp/cameras/{camera_id}?{query}", app=self._app)
-        request[PRINCIPAL] = principal
-        request[CLIENT_ADDRESS] = source
         try:
-            return await self._app[MEDIA_ACCESS].open_view(request, camera_id, profile)
+            return await self._app[MEDIA_ACCESS].open_view_as(
+                principal, camera_id, profile, purpose=purpose, incident=incident,
+                source=source)
         except web.HTTPException as exc:
             raise ViewRefused(exc.status, _message(exc)) from None
         except StoreUnavailable as exc:

@@ -61,6 +61,18 @@ class RecordingAccess:
         self.opened.append(grant)
         return grant
 
+    async def open_view_as(self, principal: Principal, camera_id: str, profile: str, *,
+                           purpose: str, incident: str, source: str) -> ViewGrant:
+        if self.refuse is not None:
+            raise self.refuse(text=f"not allowed to watch {camera_id}")
+        grant = ViewGrant(
+            view_id=f"view-{next(self._ids)}", camera_id=camera_id, profile=profile,
+            user=principal.username, role=str(principal.role), purpose=purpose or "test",
+            incident=incident, source_address=source, started=time.time(),
+        )
+        self.opened.append(grant)
+        return grant
+
     async def close_view(self, grant: ViewGrant, reason: str) -> None:
         self.closed.append((grant, reason))
 

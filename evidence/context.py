@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -100,9 +101,13 @@ async def evidence_context(app: web.Application) -> AsyncIterator[None]:
     private_dir(root)
     store = await AsyncEvidenceStore.open(app[DATABASE])
     manager: RecordingManager | None = None
-    jobs = ExportJobs()
+    jobs = ExportJobs(store, settings.cluster.node_id or socket.gethostname())
     try:
         key = load_or_create(root)
+        interrupted = await jobs.recover()
+        if interrupted:
+            log.warning("evidence: %d export jobs were cut short when the server stopped; "
+                        "marked failed (start them again)", interrupted)
         requests = FootageRequests(store, app[FOOTAGE_GRANTS],
                                    valid_days=settings.evidence.request_valid_days)
         if hub is not None:

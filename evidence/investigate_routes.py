@@ -62,6 +62,7 @@ from evidence.store import EvidenceStore
 from recording.segments import UnsafePath
 from rtcc.appkeys import FOOTAGE_GRANTS, clock_of
 from rtcc.config import SharingLevel
+from rtcc.errors import StoreUnavailable
 from rtcc.http import JsonError, error, read_json, required
 from rtcc.policy import allow
 from rtcc.principal import Principal, require_principal
@@ -319,34 +320,35 @@ async def start_export_job(request: web.Request) -> web.Response:
                                 "status": exc.status_code})
                 continue
             job.add_result({"camera_id": camera, **result})
+            await core.export_jobs.save(job)  # a package made is a package kept
 
     try:
-        job = core.export_jobs.submit(principal.user_id, case,
-                                      tuple(p.camera_id for p in plans), work)
-    except RuntimeError as exc:
+        job = await core.export_jobs.submit(principal.user_id, case,
+                                            tuple(p.camera_id for p in plans), work)
+    except (RuntimeError, StoreUnavailable) as exc:
         raise error(503, str(exc)) from None
     return web.json_response({"job": job.id, "state": job.as_json(),
                               "events": f"/api/investigate/exports/{job.id}/events"},
                              status=202)
 
 
-def _job_of(request: web.Request, core: EvidenceCore, principal: Principal) -> Any:
-    job = core.export_jobs.get(request.match_info["job_id"])
+async def _job_of(request: web.Request, core: EvidenceCore, principal: Principal) -> Any:
+    job = await core.export_jobs.get(request.match_info["job_id"])
     if job is None or job.user_id != principal.user_id:
-        raise error(404, "no such export job (jobs are kept for an hour after they end)")
+        raise error(404, "no such export job")
     return job
 
 
 @allow(*EXPORTERS)
 async def export_job(request: web.Request) -> web.Response:
     core = evidence_core(request)
-    return web.json_response(_job_of(request, core, require_principal(request)).as_json())
+    return web.json_response((await _job_of(request, core, require_principal(request))).as_json())
 
 
 @allow(*EXPORTERS)
 async def export_job_events(request: web.Request) -> web.StreamResponse:
     core = evidence_core(request)
-    job = _job_of(request, core, require_principal(request))
+    job = await _job_of(request, core, require_principal(request))
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8",
                                            "Cache-Control": "no-store"})
     await response.prepare(request)

@@ -254,6 +254,40 @@ CREATE TABLE IF NOT EXISTS evidence_custody (
 """
 """Evidence items made from files (``evidence.items``) and their chain of custody."""
 
+_EXPORT_JOBS_SQLITE = """
+CREATE TABLE IF NOT EXISTS export_jobs (
+    id TEXT PRIMARY KEY,
+    user_id INTEGER NOT NULL,
+    case_number TEXT NOT NULL,
+    cameras TEXT NOT NULL,
+    node TEXT NOT NULL,
+    state TEXT NOT NULL,
+    results TEXT NOT NULL,
+    error TEXT NOT NULL DEFAULT '',
+    created REAL NOT NULL,
+    ended REAL
+);
+CREATE INDEX IF NOT EXISTS export_jobs_running ON export_jobs(node, state);
+"""
+
+_EXPORT_JOBS_POSTGRESQL = """
+CREATE TABLE IF NOT EXISTS export_jobs (
+    id TEXT PRIMARY KEY,
+    user_id BIGINT NOT NULL,
+    case_number TEXT NOT NULL,
+    cameras TEXT NOT NULL,
+    node TEXT NOT NULL,
+    state TEXT NOT NULL,
+    results TEXT NOT NULL,
+    error TEXT NOT NULL DEFAULT '',
+    created DOUBLE PRECISION NOT NULL,
+    ended DOUBLE PRECISION
+);
+CREATE INDEX IF NOT EXISTS export_jobs_running ON export_jobs(node, state);
+"""
+"""The investigator's background exports (``evidence.export_jobs``): state and results (JSON,
+without download tokens), so a job outlives the server that ran it."""
+
 SCHEMA = StoreSchema(
     name="evidence",
     migrations=(Migration(1, "segments, holds, exports, footage requests and uploads",
@@ -262,9 +296,12 @@ SCHEMA = StoreSchema(
                 Migration(2, "bookmarks and notes of a case", sqlite=_CASE_MARKS_SQLITE,
                           postgresql=_CASE_MARKS_POSTGRESQL),
                 Migration(3, "evidence items from files and their chain of custody",
-                          sqlite=_ITEM_TABLES, postgresql=_ITEM_TABLES)),
+                          sqlite=_ITEM_TABLES, postgresql=_ITEM_TABLES),
+                Migration(4, "the investigator's background export jobs",
+                          sqlite=_EXPORT_JOBS_SQLITE, postgresql=_EXPORT_JOBS_POSTGRESQL)),
     tables=(*segments.TABLES, "exports", "footage_requests", "footage_request_items",
-            "owner_policies", "uploads", "case_marks", "evidence_items", "evidence_custody"),
+            "owner_policies", "uploads", "case_marks", "evidence_items", "evidence_custody",
+            "export_jobs"),
     sqlite_file=STORE_FILE,
 )
 """One store for the segment index, the legal holds and the evidence tables: exports join

@@ -17,14 +17,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from rtcc.config import Settings, SharingLevel, TimeWindow
-
-if TYPE_CHECKING:  # rtcc.principal imports this module
-    from rtcc.principal import Principal
+from rtcc.principal import Actor as Actor  # part of this contract; defined beside Principal
+from rtcc.principal import Principal
 
 Clock = Callable[[], float]
 
@@ -290,15 +289,6 @@ class AgentAccounts(Protocol):
         """The owner an enabled agent account belongs to; None for an unknown or revoked
         agent."""
         ...
-
-
-@dataclass(frozen=True, slots=True)
-class Actor:
-    """Who performs an account change, for the audit log."""
-
-    name: str
-    role: str
-    source: str = ""
 
 
 @dataclass(frozen=True, slots=True)

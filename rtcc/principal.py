@@ -7,8 +7,17 @@ from typing import Literal
 
 from aiohttp import web
 
-from rtcc.access import Actor
 from rtcc.policy import STAFF_ROLES, Role
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who performs an account change, for the audit log."""
+
+    name: str
+    role: str
+    source: str = ""
+
 
 AuthKind = Literal["session", "token"]
 

@@ -8,8 +8,11 @@ one job after another; the event loop only batches frames (every ``flush_interva
 
 A new segment starts at the first keyframe after ``segment_seconds`` of camera time, after a
 discontinuity (the camera reconnected) and after lost frames (the recorder's queue overflowed).
-Before each segment the free space is checked: below the floor, recording stops with an alert
-(the callback logs and audits it) and every segment already written stays as it is.
+The free space is checked before each segment and, by the writer thread, after each batch it
+writes (one ``statvfs``, every ``flush_interval`` seconds or ``flush_bytes`` at most), so a disk
+that fills during a long segment is noticed within a batch: below the floor, recording stops
+with an alert (the callback logs and audits it), the segment being written is closed with what
+it holds, and every segment already written stays as it is.
 """
 
 from __future__ import annotations
@@ -66,12 +69,29 @@ async def _always() -> bool:
     return True
 
 
+class LowDiskSpace(Exception):
+    """The writer found less free space than the floor after a batch (the batch was written)."""
+
+    def __init__(self, free: int) -> None:
+        super().__init__(f"{free} bytes free")
+        self.free = free
+
+
+def free_bytes_of(root: Path) -> int:
+    """Free bytes on the disk holding ``root``; 0 when it cannot be read (treated as full)."""
+    try:
+        return shutil.disk_usage(root).free
+    except OSError:
+        return 0
+
+
 class _Writer:
     """The writer thread's side: the open SegmentFile and its database row."""
 
-    def __init__(self, store: SegmentStore, root: Path) -> None:
+    def __init__(self, store: SegmentStore, root: Path, min_free_bytes: int) -> None:
         self.store = store
         self.root = root
+        self.min_free_bytes = min_free_bytes
         self.file: SegmentFile | None = None
         self.segment_id: int | None = None
         self.broken = ""
@@ -96,11 +116,14 @@ class _Writer:
         started = time.perf_counter()
         try:
             self.file.write(frames)
+            free = free_bytes_of(self.root)
         except SegmentWriteError as exc:
             self.broken = str(exc)
             raise
         finally:
             self.write_seconds += time.perf_counter() - started
+        if free < self.min_free_bytes:
+            raise LowDiskSpace(free)
 
     def close(self, note: str) -> None:
         if self.file is None or self.segment_id is None:
@@ -143,12 +166,11 @@ class CameraRecorder:
         self.profile = stream.key.profile
         self.reason = reason
         self.settings = settings
-        self.min_free_bytes = settings.min_free_bytes
         self._stream = stream
         self._root = root
         self._on_alert = on_alert
         self._still_wanted = still_wanted
-        self._writer = _Writer(store, root)
+        self._writer = _Writer(store, root, settings.min_free_bytes)
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"recorder-{self.camera_id}")
         self._inflight: set[asyncio.Future[None]] = set()
         self._pending: list[EncodedFrame] = []
@@ -174,6 +196,15 @@ class CameraRecorder:
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(
             self._run(), name=f"camera:{self.camera_id}:recorder")
+
+    @property
+    def min_free_bytes(self) -> int:
+        """The free-space floor; may be changed while recording (the writer reads it)."""
+        return self._writer.min_free_bytes
+
+    @min_free_bytes.setter
+    def min_free_bytes(self, value: int) -> None:
+        self._writer.min_free_bytes = value
 
     @property
     def segments_closed(self) -> int:
@@ -304,10 +335,7 @@ class CameraRecorder:
     def _begin_segment(self, frame: EncodedFrame) -> bool:
         free = self.free_bytes()
         if free < self.min_free_bytes:
-            self._halt(RecorderState.DISK_FULL,
-                       f"only {free // 2**20} MiB free on the recordings disk (floor "
-                       f"{self.min_free_bytes // 2**20} MiB); recording stopped, nothing "
-                       "already recorded was lost")
+            self._halt(RecorderState.DISK_FULL, self._disk_full(free))
             return False
         new = NewSegment(
             camera_id=self.camera_id, profile=self.profile, origin="server",
@@ -352,7 +380,9 @@ class CameraRecorder:
         exc = future.exception()
         if exc is None:
             return
-        if isinstance(exc, SegmentWriteError | OSError):
+        if isinstance(exc, LowDiskSpace):
+            self._halt(RecorderState.DISK_FULL, self._disk_full(exc.free))
+        elif isinstance(exc, SegmentWriteError | OSError):
             self._halt(RecorderState.DISK_FULL if self.free_bytes() < self.min_free_bytes
                        else RecorderState.FAILED,
                        f"writing the segment failed ({exc}); recording stopped, the frames "
@@ -381,10 +411,12 @@ class CameraRecorder:
         self.state_reason = reason
 
     def free_bytes(self) -> int:
-        try:
-            return shutil.disk_usage(self._root).free
-        except OSError:
-            return 0
+        return free_bytes_of(self._root)
+
+    def _disk_full(self, free: int) -> str:
+        return (f"only {free // 2**20} MiB free on the recordings disk (floor "
+                f"{self.min_free_bytes // 2**20} MiB); recording stopped, nothing already "
+                "recorded was lost")
 
     # -- observability --------------------------------------------------------------------------
 

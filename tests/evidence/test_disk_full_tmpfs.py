@@ -1,5 +1,7 @@
-"""A real full disk: the recordings folder on a 24 MiB tmpfs, filled by another writer. Recording
-stops with an alert while the live view keeps decoding, and resumes once space is freed.
+"""A real full disk: the recordings folder on a 24 MiB tmpfs, filled by another writer in the
+middle of a long segment. Recording stops with an alert before the segment would have ended (the
+writer checks the free space after each batch), the segments written verify against their
+hashes, the live view keeps decoding, and recording resumes once space is freed.
 Mounting needs root; elsewhere the free-space floor simulation (test_recorder.py) covers the stop.
 """
 
@@ -19,6 +21,9 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
+from evidence.store import EvidenceStore
+from recording.segments import hash_file
+from recording.store import SegmentRow
 from rtcc.config import (
     CameraConfig,
     EvidenceConfig,
@@ -34,6 +39,8 @@ from tests.fixtures.camsim import CamsimHandle
 from tests.relay.whep_client import WhepViewer
 
 MIB = 2**20
+SEGMENT_SECONDS = 60
+"""The longest allowed, far longer than the fill: only a check during the segment can notice the fill."""
 
 
 @contextlib.contextmanager
@@ -60,6 +67,14 @@ def fill(path: Path, leave: int) -> None:
             out.flush()
 
 
+def closed_segments(data_dir: Path, camera_id: str) -> list[SegmentRow]:
+    store = EvidenceStore.open_in(data_dir)
+    try:
+        return store.segments_between(camera_id, 0.0, time.time() + 3600)
+    finally:
+        store.close()
+
+
 async def status(client: TestClient[Any, Any], headers: dict[str, str]) -> dict[str, Any]:
     response = await client.get("/api/recordings/status", headers=headers)
     assert response.status == 200, await response.text()
@@ -74,7 +89,7 @@ async def test_a_full_recordings_disk_stops_recording_live_continues_and_it_resu
     with tmpfs(data_dir / "evidence", 24) as disk:
         settings = Settings(
             data_dir=data_dir, reconcile_seconds=1.0,
-            evidence=EvidenceConfig(segment_seconds=1, min_free_mb=6),
+            evidence=EvidenceConfig(segment_seconds=SEGMENT_SECONDS, min_free_mb=6),
             security=SecurityConfig(allow_private_camera_hosts=["127.0.0.0/8"]),
             cameras=[CameraConfig(id="rec", name="camsim open", lat=40.0, lon=-75.0,
                                   sharing=SharingLevel.LIVE_ALWAYS, record=True,
@@ -95,7 +110,8 @@ async def test_a_full_recordings_disk_stops_recording_live_continues_and_it_resu
                 await asyncio.sleep(0.25)
             return found
 
-        await until(lambda r: int(r.get("segments_closed", 0)) >= 2, "two recorded segments")
+        await until(lambda r: (r.get("current_segment_seconds") or 0) >= 1,
+                    "a segment being written")
         async with aiohttp.ClientSession() as http:
             viewer = WhepViewer(base, "rec", headers=analyst, query={"purpose": "disk test"})
             try:
@@ -103,9 +119,22 @@ async def test_a_full_recordings_disk_stops_recording_live_continues_and_it_resu
                 await viewer.wait_frames(10, timeout=20)
 
                 filler = disk / "filler.bin"
-                await asyncio.to_thread(fill, filler, 2 * MIB)
-                await until(lambda r: r.get("state") == "disk_full",
+                # Below the 6 MiB floor, with room left for minutes of this camera: without a
+                # check while the segment is written, nothing would stop it in time.
+                await asyncio.to_thread(fill, filler, 4 * MIB)
+                stopped = await until(lambda r: r.get("state") == "disk_full",
                                       "recording to stop on the full disk")
+                assert stopped["segments_started"] == 1
+                assert "MiB free on the recordings disk" in stopped["reason"]
+                segments = await asyncio.to_thread(closed_segments, data_dir, "rec")
+                assert len(segments) == 1
+                cut, = segments
+                assert cut.utc_end is not None
+                assert cut.utc_end - cut.utc_start < SEGMENT_SECONDS  # stopped mid-segment
+                assert "cut short" not in cut.note  # closed cleanly, not by a failed write
+                for segment in segments:
+                    assert segment.sha256 == (await asyncio.to_thread(
+                        hash_file, disk / segment.path))[0], segment
                 overview = await status(client, analyst)
                 assert overview["state"] == "disk_full"
                 assert any(a["camera_id"] == "rec" for a in overview["alerts"])
@@ -116,8 +145,9 @@ async def test_a_full_recordings_disk_stops_recording_live_continues_and_it_resu
                     await asyncio.sleep(0.1)
 
                 await asyncio.to_thread(filler.unlink)
-                # A new recorder (the stopped one is replaced) closes segments again.
+                # A new recorder (the stopped one is replaced) writes a segment again.
                 await until(lambda r: r.get("state") == "recording"
-                            and int(r.get("segments_closed", 0)) >= 1, "recording to resume")
+                            and (r.get("current_segment_seconds") or 0) >= 1,
+                            "recording to resume")
             finally:
                 await viewer.close()

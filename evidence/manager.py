@@ -20,7 +20,6 @@ alert, recovery and eviction is written to the audit log.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import shutil
 import sqlite3
@@ -28,6 +27,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import NamedTuple
 
 from evidence.store import AsyncEvidenceStore, EvidenceStore
 from recording.recorder import CameraRecorder, RecorderSettings, RecorderState
@@ -48,6 +48,20 @@ _READ_ERRORS = (RtccError, OSError, TimeoutError, sqlite3.Error)
 """What reading the catalog or the incidents raises while their store is unreachable."""
 STORE_TIMEOUT = 10.0
 """Seconds one pass waits for the catalog's flags or the active incidents."""
+
+
+class _Disk(NamedTuple):
+    free: int
+    total: int
+
+
+def _disk_of(root: Path) -> _Disk:
+    """The recordings disk's free and total bytes; an unreadable disk counts as full."""
+    try:
+        usage = shutil.disk_usage(root)
+    except OSError:
+        return _Disk(0, 0)
+    return _Disk(usage.free, usage.total)
 
 
 class RecordingManager:
@@ -100,6 +114,7 @@ class RecordingManager:
         self._alert_writes: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()
         self._min_free_bytes = recorder_settings.min_free_bytes
+        self._disk: _Disk | None = None
         self.alerts: deque[dict[str, object]] = deque(maxlen=20)
         self.evicted_segments = 0
         self.recovered_segments = 0
@@ -249,6 +264,8 @@ class RecordingManager:
         async with self._lock:
             wanted, complete = await self._desired()
             self.passes += 1
+            # One read of the recordings disk per pass, on a thread: never a file call on the loop.
+            disk = self._disk = await asyncio.to_thread(_disk_of, self._root)
             for camera_id in list(self._recorders):
                 recorder = self._recorders[camera_id]
                 if camera_id not in wanted:
@@ -256,35 +273,31 @@ class RecordingManager:
                         continue  # maybe still wanted: an outage never ends a recording
                     del self._recorders[camera_id]
                     await self._stop(recorder, "no longer needed")
-                elif self._may_restart(recorder):
+                elif self._may_restart(recorder, disk):
                     del self._recorders[camera_id]
                     full = recorder.state is RecorderState.DISK_FULL
                     await self._stop(recorder, "restarting")
                     if full:
                         await self._audit_safe("recording.resume", camera_id,
-                                               {"free_bytes": recorder.free_bytes()})
+                                               {"free_bytes": disk.free})
             for camera_id, reason in wanted.items():
                 if camera_id not in self._recorders:
                     await self._start(camera_id, reason)
 
-    def _may_restart(self, recorder: CameraRecorder) -> bool:
+    def _may_restart(self, recorder: CameraRecorder, disk: _Disk) -> bool:
         if recorder.state is RecorderState.STOPPED:
             return True  # it stopped itself (its stream was closed) and is wanted again
         if recorder.state is RecorderState.DISK_FULL:
-            return recorder.free_bytes() >= self._min_free_bytes + self._resume_margin()
+            return disk.free >= self._min_free_bytes + self._resume_margin(disk.total)
         if recorder.state is RecorderState.FAILED:
             halted = self._halted_at.get(recorder.camera_id, 0.0)
             return self._clock() - halted >= RESTART_AFTER_FAILURE
         return False
 
-    def _resume_margin(self) -> int:
+    def _resume_margin(self, total: int) -> int:
         """Free space above the floor a stopped recording waits for, so it does not flap: a
         tenth of the floor, at least 64 MiB, but never more than a tenth of the disk (a small
         disk must resume too)."""
-        try:
-            total = shutil.disk_usage(self._root).total
-        except OSError:
-            total = 0
         return min(max(self._min_free_bytes // 10, 64 * 2**20), total // 10)
 
     async def _start(self, camera_id: str, reason: str) -> None:
@@ -374,9 +387,7 @@ class RecordingManager:
     def stats(self) -> dict[str, object]:
         recorders = [recorder.stats() for recorder in self._recorders.values()]
         states = {str(r["state"]) for r in recorders}
-        free = -1
-        with contextlib.suppress(OSError):
-            free = shutil.disk_usage(self._root).free
+        free = -1 if self._disk is None else self._disk.free  # as read by the last pass
         return {
             "state": "disk_full" if "disk_full" in states else (
                 "failed" if "failed" in states else "ok"),

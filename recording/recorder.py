@@ -8,7 +8,7 @@ one job after another; the event loop only batches frames (every ``flush_interva
 
 A new segment starts at the first keyframe after ``segment_seconds`` of camera time, after a
 discontinuity (the camera reconnected) and after lost frames (the recorder's queue overflowed).
-The free space is checked before each segment and, by the writer thread, after each batch it
+The writer thread checks the free space before it opens each segment and after each batch it
 writes (one ``statvfs``, every ``flush_interval`` seconds or ``flush_bytes`` at most), so a disk
 that fills during a long segment is noticed within a batch: below the floor, recording stops
 with an alert (the callback logs and audits it), the segment being written is closed with what
@@ -98,10 +98,14 @@ class _Writer:
         self.write_seconds = 0.0
         self.segments_closed = 0
         self.bytes_closed = 0
+        self.last_free = -1
 
     def open(self, new: NewSegment) -> None:
         started = time.perf_counter()
         self.broken = ""
+        self.last_free = free_bytes_of(self.root)
+        if self.last_free < self.min_free_bytes:
+            raise LowDiskSpace(self.last_free)
         self.file = SegmentFile(self.root, new.path)
         try:
             self.segment_id = self.store.open_segment(new, time.time())
@@ -116,7 +120,7 @@ class _Writer:
         started = time.perf_counter()
         try:
             self.file.write(frames)
-            free = free_bytes_of(self.root)
+            free = self.last_free = free_bytes_of(self.root)
         except SegmentWriteError as exc:
             self.broken = str(exc)
             raise
@@ -333,10 +337,7 @@ class CameraRecorder:
                 self.settings.flush_interval, self._flush)
 
     def _begin_segment(self, frame: EncodedFrame) -> bool:
-        free = self.free_bytes()
-        if free < self.min_free_bytes:
-            self._halt(RecorderState.DISK_FULL, self._disk_full(free))
-            return False
+        # The writer thread checks free space before it opens the file (LowDiskSpace halts).
         new = NewSegment(
             camera_id=self.camera_id, profile=self.profile, origin="server",
             path=segment_name(self.camera_id, frame.codec, frame.capture_time),
@@ -383,8 +384,8 @@ class CameraRecorder:
         if isinstance(exc, LowDiskSpace):
             self._halt(RecorderState.DISK_FULL, self._disk_full(exc.free))
         elif isinstance(exc, SegmentWriteError | OSError):
-            self._halt(RecorderState.DISK_FULL if self.free_bytes() < self.min_free_bytes
-                       else RecorderState.FAILED,
+            full = 0 <= self._writer.last_free < self.min_free_bytes
+            self._halt(RecorderState.DISK_FULL if full else RecorderState.FAILED,
                        f"writing the segment failed ({exc}); recording stopped, the frames "
                        "written before were kept")
         else:
@@ -409,9 +410,6 @@ class CameraRecorder:
             return
         self.state = state
         self.state_reason = reason
-
-    def free_bytes(self) -> int:
-        return free_bytes_of(self._root)
 
     def _disk_full(self, free: int) -> str:
         return (f"only {free // 2**20} MiB free on the recordings disk (floor "

@@ -378,6 +378,14 @@ class Agent:
         if camera.onvif is None or not camera.report.ptz or "main" not in camera.tokens:
             raise CommandFailed(f"camera {camera.key} has no PTZ")
         token = camera.tokens["main"]
+        if message.get("presets") is True:
+            found = await camera.onvif.ptz_presets(token)
+            return {"presets": [{"token": p.token, "name": p.name}
+                                for p in found[:proto.MAX_PRESETS]]}
+        if "goto_preset" in message:
+            preset = proto.preset_token(message["goto_preset"])
+            await camera.onvif.ptz_goto_preset(token, preset)
+            return {"preset": preset}
         move = message.get("move")
         if isinstance(move, dict):
             await camera.onvif.ptz_move(

@@ -3,8 +3,9 @@
 Each device listens on its own HTTP port and answers the Device service (GetDeviceInformation,
 GetSystemDateAndTime, GetCapabilities, GetServices), the Media service (GetProfiles,
 GetStreamUri, GetSnapshotUri, SetSynchronizationPoint) and the PTZ service (ContinuousMove, Stop,
-GetStatus), with WS-Security UsernameToken authentication when the device has a user. A
-WS-Discovery responder (``camsim.discovery_responder``) answers probes for all of them.
+GetStatus, GetPresets, GotoPreset), with WS-Security UsernameToken authentication when the
+device has a user. A WS-Discovery responder (``camsim.discovery_responder``) answers probes
+for all of them.
 
 Run as ``python -m camsim.onvif_server -`` with one JSON line on stdin::
 
@@ -145,6 +146,23 @@ class PtzState:
     def status(self) -> tuple[list[float], bool]:
         self._advance()
         return list(self.position), any(v != 0.0 for v in self.velocity)
+
+    def goto(self, position: tuple[float, float, float]) -> None:
+        """Jump to a preset's position (a real camera travels there; the picture never moves
+        here, so arriving at once shows the same thing to a client)."""
+        self._advance()
+        self.position = list(position)
+        self.velocity = [0.0, 0.0, 0.0]
+        self._until = None
+        self.moves += 1
+
+
+PRESETS: tuple[tuple[str, str, tuple[float, float, float]], ...] = (
+    ("1", "Entrance", (-0.5, 0.0, 0.0)),
+    ("2", "Parking lot", (0.5, -0.2, 0.3)),
+    ("3", "Loading dock", (0.9, 0.1, 0.6)),
+)
+"""Every PTZ camera of the simulator has these presets: (token, name, pan/tilt/zoom)."""
 
 
 def _duration_seconds(value: str) -> float | None:
@@ -410,6 +428,25 @@ class SimulatedDevice:
         self.ptz.stop()
         _event("ptz-stop", device=self.spec.name)
         return "<tptz:StopResponse/>"
+
+    def _op_GetPresets(self, soap: SoapRequest) -> str:
+        self._require_ptz(soap)
+        presets = "".join(
+            f'<tptz:Preset token="{text(token)}"><tt:Name>{text(name)}</tt:Name>'
+            f'<tt:PTZPosition><tt:PanTilt x="{pan:.4f}" y="{tilt:.4f}"/>'
+            f'<tt:Zoom x="{zoom:.4f}"/></tt:PTZPosition></tptz:Preset>'
+            for token, name, (pan, tilt, zoom) in PRESETS)
+        return f"<tptz:GetPresetsResponse>{presets}</tptz:GetPresetsResponse>"
+
+    def _op_GotoPreset(self, soap: SoapRequest) -> str:
+        self._require_ptz(soap)
+        token = soap.text("tptz:PresetToken")
+        found = next((preset for preset in PRESETS if preset[0] == token), None)
+        if found is None:
+            raise SoapError("ter:InvalidArgVal", f"no preset {token[:40]!r} on this camera")
+        self.ptz.goto(found[2])
+        _event("ptz-preset", device=self.spec.name, preset=token, name=found[1])
+        return "<tptz:GotoPresetResponse/>"
 
     def _op_GetStatus(self, soap: SoapRequest) -> str:
         self._require_ptz(soap)

@@ -1,9 +1,9 @@
 """The console's own API: its configuration, and whether cameras may be opened live right now.
 
 ``GET /api/console/config``
-    ``{"tile_url", "tile_attribution", "places": [{"name", "lat", "lon"}]}`` from the
-    ``console`` section of the configuration (``tile_url`` is this server's ``/tiles/`` when
-    only ``tiles_path`` is set).
+    ``{"tile_url", "tile_attribution", "places": [{"name", "lat", "lon"}], "onvif_ptz"}`` from
+    the ``console`` section of the configuration (``tile_url`` is this server's ``/tiles/`` when
+    only ``tiles_path`` is set); ``onvif_ptz`` lists the cameras with ONVIF control configured.
 ``GET /api/console/access?cameras=ID,ID,...``
     For each camera (at most 100): ``{"sharing", "allowed", "reason", "incidents",
     "needs_incident"}``, decided by the same consent rules as a live view (sharing level,
@@ -23,6 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
+from console_web.ptz import onvif_ptz_cameras
 from console_web.tiles import TILE_SOURCE, TILE_URL
 from incidents.routes import INCIDENT_SERVICE
 from rtcc.access import CameraConsent
@@ -49,6 +50,7 @@ async def console_config(request: web.Request) -> web.Response:
         "tile_url": console.tile_url or (TILE_URL if own else ""),
         "tile_attribution": console.tile_attribution,
         "places": [{"name": p.name, "lat": p.lat, "lon": p.lon} for p in console.places],
+        "onvif_ptz": onvif_ptz_cameras(request),
     })
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from console_web import api, investigate, layouts, snapshot, tiles
+from console_web import api, investigate, layouts, ptz, snapshot, tiles
 from console_web.files import serve_file
 from rtcc.policy import public
 
@@ -60,4 +60,5 @@ def add_routes(app: web.Application) -> None:
     layouts.add_routes(app)
     tiles.add_routes(app)
     snapshot.add_routes(app)
+    ptz.add_routes(app)
     investigate.add_routes(app)

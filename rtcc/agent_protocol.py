@@ -4,7 +4,10 @@ Agent to server: ``hello``, ``heartbeat``, ``inventory`` (cameras, never their p
 ``result`` (the answer to a command), ``event`` (a stream it publishes ended).
 Server to agent: ``welcome``, ``inventory_ack`` (the camera ids the server assigned),
 ``command`` (``start_stream``, ``stop_stream``, ``snapshot``, ``ptz``, ``sync_point``,
-``upload_footage``).
+``upload_footage``). ``ptz`` carries ``move`` (velocities and timeout), ``stop``, ``presets:
+true`` (answer ``{"presets": [{"token", "name"}]}``) or ``goto_preset`` (a token; answer
+``{"preset": token}``); an agent that predates presets stops the camera instead and its answer
+lacks those keys, which the server reports as an agent to update.
 
 ``upload_footage`` (``FootageOrder``): an item of a footage request was approved for one of the
 agent's cameras. Fields ``key`` (the camera's key on the agent), ``camera_id``, ``request_id``,
@@ -90,6 +93,30 @@ def number_field(data: dict[str, Any], name: str, *, low: float, high: float,
     if not low <= float(value) <= high:
         raise ProtocolError(f"{name} must be between {low:g} and {high:g}")
     return float(value)
+
+
+MAX_PRESETS = 256
+
+
+def preset_token(value: object) -> str:
+    """A PTZ preset's token as the camera names it (``ptz`` command ``goto_preset``)."""
+    if not isinstance(value, str) or not 0 < len(value) <= 64 or not value.isprintable():
+        raise ProtocolError("preset must be a preset token of 1 to 64 printable characters")
+    return value
+
+
+def presets_field(value: object) -> list[dict[str, str]]:
+    """The agent's answer to ``ptz`` with ``presets: true``: ``[{"token", "name"}]``."""
+    if not isinstance(value, list) or len(value) > MAX_PRESETS:
+        raise ProtocolError(f"presets must be a list of at most {MAX_PRESETS}")
+    presets = []
+    for item in value:
+        if not isinstance(item, dict):
+            raise ProtocolError("each preset must be an object with token and name")
+        name = item.get("name", "")
+        presets.append({"token": preset_token(item.get("token")),
+                        "name": name[:100] if isinstance(name, str) else ""})
+    return presets
 
 
 def camera_key(value: object) -> str:

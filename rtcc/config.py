@@ -87,6 +87,25 @@ class ProfileConfig(_Model):
         return value
 
 
+class OnvifControlConfig(_Model):
+    """Where the server reaches a directly pulled camera's ONVIF services, for PTZ and presets."""
+
+    url: str = Field(description="http(s):// device service address, e.g. "
+                     "http://192.0.2.10/onvif/device_service, without credentials")
+    username: str = ""
+    password: SecretStr = SecretStr("")
+    profile: str = ""
+    """The ONVIF media profile token PTZ commands name; empty: the camera's first profile."""
+
+    @field_validator("url")
+    @classmethod
+    def _device_address(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")) or "@" in value:
+            raise ValueError("onvif.url must be an http:// or https:// address without "
+                             "credentials (put them in 'username' and 'password')")
+        return value
+
+
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 ALL_DAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -129,6 +148,9 @@ class CameraConfig(_Model):
     """Days this camera's recordings are kept (held evidence excepted); None: the
     ``evidence.retention_days`` default."""
     profiles: dict[Literal["main", "sub"], ProfileConfig] = Field(default_factory=dict)
+    onvif: OnvifControlConfig | None = None
+    """The camera's ONVIF services, for PTZ and presets where ``ptz_allowed`` (pulled directly;
+    an agent camera's ONVIF is on its owner's network, reached through the agent)."""
 
     @field_validator("lat", "lon", "heading", "fov", "range_m")
     @classmethod

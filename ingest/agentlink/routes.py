@@ -7,7 +7,8 @@ revocation, and snapshots and PTZ of agent cameras.
 ``GET  /api/agents``              owner: their agents and cameras; admin: all
 ``POST /api/agents/{id}/revoke``  owner or admin: revoke now (sessions end)
 ``GET  /api/agent-cameras/{camera_id}/snapshot``  a JPEG through the agent (consent checked)
-``POST /api/agent-cameras/{camera_id}/ptz``       move or stop (only where PTZ is allowed)
+``POST /api/agent-cameras/{camera_id}/ptz``       move, stop or preset (only where PTZ is allowed)
+``GET  /api/agent-cameras/{camera_id}/ptz/presets``  the camera's presets, through the agent
 """
 
 from __future__ import annotations
@@ -277,10 +278,8 @@ async def snapshot(request: web.Request) -> web.Response:
                         headers={"Cache-Control": "no-store"})
 
 
-@allow(*PTZ_ROLES)
-async def ptz(request: web.Request) -> web.Response:
-    service = _service(request)
-    camera = await _camera(request, service)
+async def _refuse_ptz(request: web.Request, camera: AgentCamera) -> web.Response | None:
+    """None when this user may move the camera now, else the refusal."""
     principal = require_principal(request)
     if not _own_camera(request, camera):
         if principal.role not in STAFF_ROLES:
@@ -298,6 +297,38 @@ async def ptz(request: web.Request) -> web.Response:
         await access.close_view(grant, "ptz command")
     if not camera.report.ptz:
         return json_error(409, "this camera has no PTZ")
+    return None
+
+
+@allow(*PTZ_ROLES)
+async def ptz_presets(request: web.Request) -> web.Response:
+    service = _service(request)
+    camera = await _camera(request, service)
+    refused = await _refuse_ptz(request, camera)
+    if refused is not None:
+        return refused
+    try:
+        reply = await service.registry.send_command(camera.agent_id, "ptz", within=10.0,
+                                                    key=camera.report.key, ptz_allowed=True,
+                                                    presets=True)
+    except (AgentOffline, AgentCommandError) as exc:
+        return _command_error(exc)
+    if "presets" not in reply:
+        return json_error(502, "this agent does not list presets; update the owner's agent")
+    try:
+        return web.json_response({"presets": proto.presets_field(reply["presets"])})
+    except proto.ProtocolError as exc:
+        return json_error(502, f"the agent's presets are malformed: {exc}")
+
+
+@allow(*PTZ_ROLES)
+async def ptz(request: web.Request) -> web.Response:
+    service = _service(request)
+    camera = await _camera(request, service)
+    principal = require_principal(request)
+    refused = await _refuse_ptz(request, camera)
+    if refused is not None:
+        return refused
     body = await _json_body(request)
     action = body.get("action", "move")
     try:
@@ -310,20 +341,25 @@ async def ptz(request: web.Request) -> web.Response:
                                                            default=1.0)
         elif action == "stop":
             params = {"stop": True}
+        elif action == "preset":
+            params = {"goto_preset": proto.preset_token(body.get("preset"))}
         else:
-            return json_error(400, "action must be 'move' or 'stop'")
+            return json_error(400, "action must be 'move', 'stop' or 'preset'")
     except proto.ProtocolError as exc:
         return json_error(400, str(exc))
     await service.audit.append(actor=principal.username, role=str(principal.role),
                               action=f"ptz.{action}", camera_id=camera.camera_id,
                               owner_id=camera.owner_id, source=client_address(request),
                               details={k: v for k, v in body.items()
-                                       if k in ("pan", "tilt", "zoom", "timeout")})
+                                       if k in ("pan", "tilt", "zoom", "timeout", "preset")})
     try:
-        await service.registry.send_command(camera.agent_id, "ptz", within=10.0,
-                                            key=camera.report.key, ptz_allowed=True, **params)
+        reply = await service.registry.send_command(camera.agent_id, "ptz", within=10.0,
+                                                    key=camera.report.key, ptz_allowed=True,
+                                                    **params)
     except (AgentOffline, AgentCommandError) as exc:
         return _command_error(exc)
+    if action == "preset" and "preset" not in reply:
+        return json_error(502, "this agent cannot recall presets; update the owner's agent")
     return web.json_response({"ok": True, "action": action})
 
 
@@ -336,3 +372,4 @@ def add_routes(app: web.Application) -> None:
     router.add_post("/api/agents/{agent_id}/revoke", revoke_agent)
     router.add_get("/api/agent-cameras/{camera_id}/snapshot", snapshot)
     router.add_post("/api/agent-cameras/{camera_id}/ptz", ptz)
+    router.add_get("/api/agent-cameras/{camera_id}/ptz/presets", ptz_presets)

@@ -31,6 +31,7 @@ from ingest.onvif.models import (
     OnvifTimeout,
     OnvifUnreachable,
     OnvifUnsafeReply,
+    PtzPreset,
     PtzStatus,
     VideoProfile,
 )
@@ -67,6 +68,7 @@ CALL_ERRORS = (
 )
 """What a SOAP call through the library raises that ``translate`` turns into an OnvifError."""
 MAX_SNAPSHOT_BYTES = 4 * 1024 * 1024
+MAX_PRESETS = 256
 
 
 def _is_auth_fault(fault: zeep.exceptions.Fault) -> bool:
@@ -385,6 +387,29 @@ class OnvifClient:
             )
 
         await self._call("Stop", run)
+
+    async def ptz_presets(self, profile_token: str) -> list[PtzPreset]:
+        """The presets the camera holds for this profile, in the camera's order (at most
+        ``MAX_PRESETS``; the token is what ``ptz_goto_preset`` takes)."""
+        async def run() -> list[PtzPreset]:
+            reply = await (await self._service("ptz")).GetPresets({"ProfileToken": profile_token})
+            items = reply if isinstance(reply, list) else (_get(reply, "Preset") or [])
+            presets: list[PtzPreset] = []
+            for item in list(items)[:MAX_PRESETS]:
+                token = _text(_get(item, "token"), 64)
+                if token:
+                    presets.append(PtzPreset(token=token,
+                                             name=_text(_get(item, "Name"), 100) or token))
+            return presets
+
+        return await self._call("GetPresets", run)
+
+    async def ptz_goto_preset(self, profile_token: str, preset_token: str) -> None:
+        async def run() -> None:
+            await (await self._service("ptz")).GotoPreset(
+                {"ProfileToken": profile_token, "PresetToken": preset_token})
+
+        await self._call("GotoPreset", run)
 
     async def ptz_status(self, profile_token: str) -> PtzStatus:
         async def run() -> PtzStatus:

@@ -70,6 +70,13 @@ class PtzStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class PtzPreset:
+    token: str
+    """What the camera calls the preset in ``GotoPreset``."""
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
 class Capabilities:
     media: bool
     ptz: bool

@@ -61,6 +61,7 @@ async def test_the_console_reads_its_map_settings_and_places(
         "tile_url": "https://tiles.example.org/{z}/{x}/{y}.png",
         "tile_attribution": "© Example tiles",
         "places": [{"name": "City Hall, 800 E Monroe St", "lat": 39.80115, "lon": -89.64395}],
+        "onvif_ptz": [],
     }
     _, owner = await role_headers(client, bearer(bootstrap_token), Role.OWNER)
     assert (await client.get("/api/console/config", headers=owner)).status == 403

@@ -1,5 +1,5 @@
 """Camera control from the wall, in headless Chromium: an agent camera whose owner allows PTZ
-shows pan, tilt and zoom buttons on its focused tile; a click reaches the camera through the
+shows pan, tilt and zoom buttons and its presets on its focused tile; a click reaches the camera through the
 agent and is audited; once the owner withdraws PTZ the next click is refused, in words. The
 simulated camera does not move its picture, so the test reads what the camera was told."""
 
@@ -104,6 +104,16 @@ async def test_ptz_buttons_move_an_allowed_agent_camera_and_are_audited(
             entries = audit["entries"]
             assert [e["actor"] for e in entries] == ["analyst5"]
             assert entries[0]["details"]["pan"] > 0
+
+            # The presets come through the agent; the one chosen is recalled and audited.
+            await page.wait_for_selector(f"{ptz}[data-presets='3']")
+            await page.select_option(f"{ptz} select", label="Loading dock")
+            await page.click(f"{ptz} button.ptz-goto")
+            await wait_for(lambda: sim.count("ptz-preset", "Parking PTZ") == 1, 15,
+                           "the camera to be told the preset")
+            recalled = await api.ok("GET", f"/api/audit?action=ptz.preset&camera={camera_id}",
+                                    admin)
+            assert [e["details"]["preset"] for e in recalled["entries"]] == ["3"]
 
             # The owner withdraws camera control: the buttons go from the open tile, and the
             # server refuses a command all the same.

@@ -145,7 +145,7 @@ async def test_still_to_case_digital_zoom_and_camera_control(
     await page.wait_for_selector(tools, state="visible")
     # The owner of alpha does not allow camera control: no controls.
     assert not await page.is_visible(f"{tools} .ptz")
-    assert await page.locator(f"{tools} .ptz button").count() == 6
+    assert await page.locator(f"{tools} .ptz button").count() == 8
     assert await page.input_value(f"{tools} .snap-case") == "case 41"
 
     # Without a case number: said so, nothing taken.

@@ -16,6 +16,7 @@ from ingest.onvif.models import (
     OnvifAuthError,
     OnvifFault,
     OnvifUnreachable,
+    PtzPreset,
     VideoProfile,
 )
 from tests.fixtures.onvif import LOBBY, ONVIF_PASSWORD, ONVIF_USER, OnvifSimFactory
@@ -59,6 +60,28 @@ async def test_device_profiles_uris_snapshot_ptz_and_sync(
         while sim.count("sync") < 1 or sim.count("ptz-stop") < 1:
             await asyncio.sleep(0.05)
     assert sim.count("ptz-move", "Lobby PTZ") == 1
+
+
+async def test_presets_listed_and_recalled_through_the_onvif_library(
+    onvif_sim_factory: OnvifSimFactory,
+) -> None:
+    # onvif-zeep-async reads the replies against the ONVIF WSDL and schemas: a preset the
+    # simulator answered out of shape would come back without its token or name.
+    sim = await onvif_sim_factory()
+    async with OnvifClient.from_xaddr(sim.xaddr(0), ONVIF_USER, ONVIF_PASSWORD) as camera:
+        presets = await camera.ptz_presets("main")
+        assert presets == [PtzPreset("1", "Entrance"), PtzPreset("2", "Parking lot"),
+                           PtzPreset("3", "Loading dock")]
+        await camera.ptz_goto_preset("main", "2")
+        status = await camera.ptz_status("main")
+        assert (status.pan, status.tilt, status.zoom) == pytest.approx((0.5, -0.2, 0.3))
+        with pytest.raises(OnvifFault) as refused:
+            await camera.ptz_goto_preset("main", "99")
+        assert "no preset" in str(refused.value)
+    async with asyncio.timeout(5):
+        while sim.count("ptz-preset") < 1:
+            await asyncio.sleep(0.05)
+    assert sim.count("ptz-preset", "Lobby PTZ") == 1
 
 
 async def test_wrong_password_is_an_authentication_error(

@@ -8,6 +8,12 @@ import { api } from "./api.js";
 
 const ACCESS_CHUNK = 100;
 const RECHECK_DELAY_MS = 300;
+let onvifPtz = new Set();
+
+/** Cameras the server moves over their own ONVIF services (the rest only through an agent). */
+export function setOnvifPtz(ids) {
+  onvifPtz = new Set(ids.map(String));
+}
 
 export function cameraFromFeature(feature) {
   const p = feature.properties || {};
@@ -26,8 +32,10 @@ export function cameraFromFeature(feature) {
     status: String(p.status || "unknown"),
     lastFrameTime: p.last_frame_time || null,
     profiles: Object.keys(p.profiles || {}),
-    // Camera control goes through the owner's agent, and only where the owner allows it.
-    ptz: Boolean(p.ptz_allowed) && Boolean(p.via_agent),
+    // Camera control goes through the owner's agent or the camera's ONVIF services the server
+    // is configured with, and only where the owner allows it.
+    ptz: Boolean(p.ptz_allowed) && (Boolean(p.via_agent) || onvifPtz.has(String(feature.id || p.id))),
+    viaAgent: Boolean(p.via_agent),
     distance: p.distance_m === undefined ? null : Number(p.distance_m),
     sees: p.sees === undefined ? null : Boolean(p.sees),
   };

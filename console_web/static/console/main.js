@@ -3,7 +3,7 @@
 
 import { api, ApiError, goToLogin, setCsrfToken } from "./api.js";
 import { IncidentBoard } from "./board.js";
-import { CameraStore } from "./cameras.js";
+import { CameraStore, setOnvifPtz } from "./cameras.js";
 import { $ } from "./dom.js";
 import { CameraFinder } from "./finder.js";
 import { HealthPanel } from "./health.js";
@@ -123,6 +123,7 @@ async function boot() {
     return;
   }
   const config = await api("/api/console/config");
+  setOnvifPtz(config.onvif_ptz || []);
   const store = new CameraStore();
   const map = new CameraMap($("map"), store, config);
   let panel = null;

@@ -1,6 +1,7 @@
 // Tools of the focused tile: a still to a case (taken by the server from the stream, hashed
 // and held as evidence), digital zoom (wheel to zoom at the pointer, drag to move, reset), and
-// pan/tilt/zoom of the camera itself where its owner allows it.
+// pan/tilt/zoom and presets of the camera itself where its owner allows it (through the
+// owner's agent, or the camera's ONVIF services the server is configured with).
 "use strict";
 
 import { api } from "./api.js";
@@ -29,6 +30,16 @@ export class TileTools {
       title: "The server takes the current picture into the case as evidence" });
     this.zoomButton = el("button", { type: "button", class: "zoom-reset", text: "1×",
       title: "Digital zoom: wheel on the picture, drag to move; click to reset" });
+    this.stopButton = el("button", { type: "button", text: "■", title: "Stop the camera",
+      "aria-label": "Stop the camera", dataset: { ptz: "stop" } });
+    this.stopButton.addEventListener("click", () => this.command({ action: "stop" }, "Camera stopped"));
+    this.presetSelect = el("select", { class: "ptz-presets", "aria-label": "Camera preset" },
+      el("option", { value: "", text: "Presets…" }));
+    this.presetButton = el("button", { type: "button", class: "ptz-goto", text: "Go",
+      title: "Turn the camera to the chosen preset", "aria-label": "Go to the chosen preset" });
+    this.presetButton.addEventListener("click", () => this.gotoPreset());
+    this.presetsFor = null;
+    this.prefilledFor = null;
     this.ptzBox = el("span", { class: "ptz", role: "group", "aria-label": "Camera control" },
       ...PTZ_MOVES.map(([name, label, move, title]) => {
         const button = el("button", { type: "button", text: label, title,
@@ -38,7 +49,7 @@ export class TileTools {
           this.ptz(move);
         });
         return button;
-      }));
+      }), this.stopButton, this.presetSelect, this.presetButton);
     this.status = el("span", { class: "tool-status", role: "status" });
     this.root = el("div", { class: "tile-tools" }, this.caseInput, this.snapButton,
       this.zoomButton, this.ptzBox, this.status);
@@ -61,10 +72,16 @@ export class TileTools {
     const usable = Boolean(tile.focused && tile.camera && tile.state === "live");
     this.root.hidden = !usable;
     this.ptzBox.hidden = !(usable && tile.camera.ptz);
+    if (!this.ptzBox.hidden && this.presetsFor !== tile.camera.id) this.loadPresets();
     if (!tile.focused && this.scale !== 1) this.resetZoom();
-    if (usable && !this.caseInput.value) {
+    // Filled once per camera from the view's incident or purpose; an analyst who clears it
+    // keeps it cleared.
+    if (usable && this.prefilledFor !== tile.camera.id) {
+      this.prefilledFor = tile.camera.id;
       const query = tile.wall.viewQuery(tile.camera.id);
-      this.caseInput.value = (query && (query.incident || query.purpose)) || "";
+      if (!this.caseInput.value) {
+        this.caseInput.value = (query && (query.incident || query.purpose)) || "";
+      }
     }
   }
 
@@ -154,17 +171,58 @@ export class TileTools {
     }
   }
 
-  async ptz(move) {
+  /** The camera's PTZ address (through its agent, or the server's own ONVIF control) and the
+   * view query (purpose, incident) each command is checked against, or null. */
+  ptzTarget(suffix) {
     const camera = this.tile.camera;
     const query = camera ? this.tile.wall.viewQuery(camera.id) : null;
-    if (!camera || !query) return;
-    const params = new URLSearchParams(query);
+    if (!camera || !query) return null;
+    const base = camera.viaAgent ? "/api/agent-cameras/" : "/api/cameras/";
+    return `${base}${encodeURIComponent(camera.id)}/ptz${suffix}?${new URLSearchParams(query)}`;
+  }
+
+  async command(body, done) {
+    const url = this.ptzTarget("");
+    if (!url) return;
     try {
-      await api(`/api/agent-cameras/${encodeURIComponent(camera.id)}/ptz?${params}`,
-        { method: "POST", body: { action: "move", timeout: 0.5, ...move } });
-      this.say("Camera moving", "ok");
+      await api(url, { method: "POST", body });
+      this.say(done, "ok");
     } catch (err) {
       this.say(`Camera control refused: ${err.message}`, "error");
     }
+  }
+
+  ptz(move) {
+    return this.command({ action: "move", timeout: 0.5, ...move }, "Camera moving");
+  }
+
+  async loadPresets() {
+    const camera = this.tile.camera;
+    const url = this.ptzTarget("/presets");
+    if (!url) return;
+    this.presetsFor = camera.id;
+    this.presetSelect.replaceChildren(el("option", { value: "", text: "Presets…" }));
+    try {
+      const answer = await api(url);
+      if (this.presetsFor !== camera.id) return;
+      for (const preset of answer.presets) {
+        this.presetSelect.append(el("option", { value: preset.token, text: preset.name }));
+      }
+      this.ptzBox.dataset.presets = String(answer.presets.length);
+    } catch (err) {
+      this.ptzBox.dataset.presets = "0";
+      this.say(`No presets: ${err.message}`, "error");
+    }
+  }
+
+  gotoPreset() {
+    const option = this.presetSelect.selectedOptions[0];
+    if (!option || !option.value) {
+      this.say("Choose a preset first.", "error");
+      this.presetSelect.focus();
+      return undefined;
+    }
+    return this.command({ action: "preset", preset: option.value, name: option.textContent },
+      `Camera turning to ${option.textContent}`);
   }
 }

@@ -334,7 +334,7 @@ async def link_post(request: web.Request) -> web.Response:
 @allow(*VIEW_ROLES)
 async def link_delete(request: web.Request) -> web.Response:
     link = _own_link(request)
-    await link.aclose("the console closed the wall link")
+    await link.aclose("viewer ended the session")  # the words of a WHEP DELETE
     return web.Response(status=200, text="wall link closed", headers=_cors(request, {}))
 
 
@@ -439,7 +439,7 @@ async def links_get(request: web.Request) -> web.Response:
 @allow(*VIEW_ROLES)
 async def view_delete(request: web.Request) -> web.Response:
     link = _own_link(request)
-    if not await link.unbind("viewer ended the view"):
+    if not await link.unbind("viewer ended the session"):
         raise _error(request, web.HTTPNotFound, "this wall link carries no view")
     return web.Response(status=200, text="view ended", headers=_cors(request, {}))
 

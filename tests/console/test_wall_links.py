@@ -8,7 +8,15 @@ import pytest
 from playwright.async_api import Page
 
 from tests.console.conftest import LIVE, PIN, ConsoleServer
-from tests.console.helpers import PageProblems, attr, frames, pin_at, tile, wait_decoding, wait_state
+from tests.console.helpers import (
+    PageProblems,
+    attr,
+    frames,
+    pin_at,
+    tile,
+    wait_decoding,
+    wait_state,
+)
 from tests.fixtures.browser import poll
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -45,7 +53,8 @@ async def test_a_pin_plays_four_tiles_over_standby_connections_and_a_withdrawn_c
     shown = [await attr(page, tile(i), "data-camera") for i in range(4)]
     assert shown == list(LIVE)
     links = await _links(console_server, page)
-    assert links["links"] == 5 and links["bound"] == 4, links
+    assert links["links"] == 5, links
+    assert links["bound"] == 4, links
     assert await page.get_attribute("body", "data-peer-connections") == "5"
     assert whep_posts == []
 

@@ -74,8 +74,11 @@ class Link {
     if (this.closed) return;
     this.closed = true;
     const pc = this.pc;
-    fetch(this.location, { method: "DELETE", keepalive, credentials: "same-origin",
-      headers: csrfHeaders() }).catch(() => undefined).finally(() => pc.close());
+    const sent = fetch(this.location, { method: "DELETE", keepalive, credentials: "same-origin",
+      headers: csrfHeaders() }).catch(() => undefined);
+    // As the page goes away the browser closes the connection itself, after the DELETE has
+    // left: closing it here could reach the server first and end the view as a lost one.
+    if (!keepalive) sent.finally(() => pc.close());
   }
 }
 

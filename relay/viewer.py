@@ -19,6 +19,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
 from aiortc.rtcdtlstransport import RTCDtlsTransport
@@ -42,7 +43,7 @@ log = logging.getLogger(__name__)
 _CLOSE_STEP_TIMEOUT = 5.0
 
 
-def _ice_configuration(settings: RelaySettings) -> RTCConfiguration:
+def ice_configuration(settings: RelaySettings) -> RTCConfiguration:
     return RTCConfiguration(
         iceServers=[
             RTCIceServer(urls=server.urls, username=server.username,
@@ -50,6 +51,18 @@ def _ice_configuration(settings: RelaySettings) -> RTCConfiguration:
             for server in server_ice_servers(settings)
         ]
     )
+
+
+@dataclass(frozen=True, slots=True)
+class SharedConnection:
+    """A peer connection already negotiated (and usually connected) that carries one view after
+    another (``relay.wall_link``): the view sends through its engine with its clock, so RTP
+    sequence numbers and timestamps continue from one camera to the next, and leaves the
+    connection open when it ends."""
+
+    pc: RTCPeerConnection
+    engine: RtpSendEngine
+    clock: RtpClock
 
 
 class ViewerSession:
@@ -66,6 +79,7 @@ class ViewerSession:
         on_closed: Callable[[ViewerSession], None],
         scratch: ScratchBuffer | None = None,
         fanout: LiveFanout | None = None,
+        connection: SharedConnection | None = None,
     ) -> None:
         self.session_id = session_id
         self.stream = stream
@@ -83,11 +97,17 @@ class ViewerSession:
         self._pending: tuple[PacketizedFrame, int] | None = None
         self.codec = "h264"
         """The codec negotiated with this viewer: the stream's own (H.264 or H.265)."""
-        self.pc = RTCPeerConnection(_ice_configuration(settings))
         self.sender: RtpSendEngine | None = None
         """The engine sending this viewer's RTP, once negotiated."""
-        self._clock = RtpClock(random.getrandbits(31), settings.catchup_bitrate,
-                               settings.catchup_min_step)
+        self._owns_pc = connection is None
+        if connection is None:
+            self.pc = RTCPeerConnection(ice_configuration(settings))
+            self._clock = RtpClock(random.getrandbits(31), settings.catchup_bitrate,
+                                   settings.catchup_min_step)
+        else:
+            self.pc = connection.pc
+            self.sender = connection.engine
+            self._clock = connection.clock
         self._tasks: set[asyncio.Task[None]] = set()
         self._close_task: asyncio.Task[None] | None = None
         self._resync_wanted = False
@@ -134,7 +154,8 @@ class ViewerSession:
 
     def start(self) -> None:
         """Begin sending once the viewer connects; called after the answer is returned."""
-        self.pc.on("connectionstatechange", self._connection_state_changed)
+        if self._owns_pc:  # a shared connection's owner watches its state
+            self.pc.on("connectionstatechange", self._connection_state_changed)
         loop = asyncio.get_running_loop()
         for coro, what in ((self._pump(), "pump"), (self._watch(), "watch")):
             task = loop.create_task(coro, name=f"relay:{self.name}:{what}")
@@ -164,8 +185,9 @@ class ViewerSession:
         try:
             await asyncio.gather(*tasks, return_exceptions=True)
             try:
-                async with asyncio.timeout(_CLOSE_STEP_TIMEOUT):
-                    await self.pc.close()
+                if self._owns_pc:
+                    async with asyncio.timeout(_CLOSE_STEP_TIMEOUT):
+                        await self.pc.close()
             except Exception as exc:  # noqa: BLE001 -- a broken transport must not keep the session alive
                 log.warning("viewer %s: closing the peer connection failed: %r", self.name, exc)
             try:
@@ -309,6 +331,10 @@ class ViewerSession:
         self._seen_drop_events = 0
         self.resyncs += 1
         return True
+
+    def keyframe_requested(self, kind: str) -> None:
+        """The viewer asked for a keyframe (PLI, FIR) or its queue overflowed."""
+        self._keyframe_requested(kind)
 
     def _keyframe_requested(self, kind: str) -> None:
         now = time.monotonic()

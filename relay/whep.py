@@ -39,7 +39,7 @@ from rtcc.errors import (
     StoreUnavailable,
     StreamClosed,
 )
-from rtcc.hub import Stream, Subscription
+from rtcc.hub import Stream, StreamHub, Subscription
 from rtcc.policy import Role, allow, public, staff
 from rtcc.principal import principal_of
 from rtcc.transcode import transcoded_profile
@@ -132,6 +132,39 @@ def _check_codec(stream: Stream, offered: OfferedVideo, transcoded: bool = False
     return warnings
 
 
+async def subscribe_view(hub: StreamHub, camera_id: str, profile: str, offered: OfferedVideo,
+                         name: str) -> tuple[Stream, Subscription, list[str]]:
+    """Subscribe a viewer that can receive ``offered`` to the camera's stream (its H.264
+    version when the camera sends H.265 the viewer cannot take and one exists); the
+    subscription holds the cached GOP. Returns it with the warnings for the viewer; raises
+    CodecNotSupported, CameraNotFound, SourceUnavailable..."""
+    profiles = hub.profiles(camera_id)
+    stream = hub.get(camera_id, profile)
+    transcoded = (transcoded_profile(profile) in profiles and offered.h264 is not None
+                  and not offered.h265)
+    _check_codec(stream, offered, transcoded)
+    gop = len(stream.gop_snapshot())
+    subscription = await stream.subscribe(
+        name, maxsize=stream.settings.subscriber_queue + gop, wait=True
+    )
+    try:
+        warnings = _check_codec(stream, offered, transcoded)
+        if transcoded and stream.media_info.video_codec.lower() == "h265":
+            # This viewer takes the H.264 version, shared with every other viewer of it.
+            subscription.close("switched to the transcoded stream")
+            stream = hub.get(camera_id, transcoded_profile(profile))
+            gop = len(stream.gop_snapshot())
+            subscription = await stream.subscribe(
+                name, maxsize=stream.settings.subscriber_queue + gop, wait=True,
+            )
+            warnings.append("the camera sends H.265: this view is transcoded to H.264 "
+                            f"({stream.media_info.width}x{stream.media_info.height})")
+    except BaseException as exc:
+        subscription.close(_failure_reason(exc))
+        raise
+    return stream, subscription, warnings
+
+
 @allow(*VIEW_ROLES)
 async def whep_post(request: web.Request) -> web.Response:
     registry = request.app[SESSIONS]
@@ -193,27 +226,8 @@ async def _open(request: web.Request, registry: RelaySessions, camera_id: str, r
     session: ViewerSession | None = None
     subscription: Subscription | None = None
     try:
-        stream = hub.get(camera_id, profile)
-        transcoded = (transcoded_profile(profile) in profiles and offered.h264 is not None
-                      and not offered.h265)
-        _check_codec(stream, offered, transcoded)
-        gop = len(stream.gop_snapshot())
-        subscription = await stream.subscribe(
-            f"whep:{session_id[:8]}", maxsize=stream.settings.subscriber_queue + gop, wait=True
-        )
-        warnings = _check_codec(stream, offered, transcoded)
-        if transcoded and stream.media_info.video_codec.lower() == "h265":
-            # This viewer takes the H.264 version, shared with every other viewer of it.
-            subscription.close("switched to the transcoded stream")
-            subscription = None
-            stream = hub.get(camera_id, transcoded_profile(profile))
-            gop = len(stream.gop_snapshot())
-            subscription = await stream.subscribe(
-                f"whep:{session_id[:8]}", maxsize=stream.settings.subscriber_queue + gop,
-                wait=True,
-            )
-            warnings.append("the camera sends H.265: this view is transcoded to H.264 "
-                            f"({stream.media_info.width}x{stream.media_info.height})")
+        stream, subscription, warnings = await subscribe_view(
+            hub, camera_id, profile, offered, f"whep:{session_id[:8]}")
         session = ViewerSession(
             session_id=session_id,
             stream=stream,

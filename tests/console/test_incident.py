@@ -52,7 +52,7 @@ async def test_an_incident_opens_emergency_cameras_and_names_stay_text(
                what="the pin to become the incident")
 
     # Dragged onto tile 1 it plays, and the view names the incident (no purpose was typed).
-    async with page.expect_request(lambda r: r.method == "POST" and "/whep/echo?" in r.url
+    async with page.expect_request(lambda r: r.method == "POST" and "/view/echo?" in r.url
                                    ) as posted:
         await page.drag_and_drop(ROW.format("echo"), tile(0))
     assert f"incident={incident['id']}" in (await posted.value).url

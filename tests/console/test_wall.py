@@ -1,6 +1,6 @@
 """The analyst wall in headless Debian Chromium against the real application and simulated
 RTSP cameras: pin, ranking, auto-wall, decoding tiles, focus to the main profile, a camera that
-goes away and comes back, a reload that keeps the wall, and a tile that ends its WHEP session."""
+goes away and comes back, a reload that keeps the wall, and a tile that ends its view."""
 
 from __future__ import annotations
 
@@ -67,14 +67,15 @@ async def test_pin_to_a_live_wall_that_survives_a_camera_restart_and_a_reload(
     await page.fill("#purpose", "test case 7")
     await page.press("#purpose", "Enter")
     await page.click("#layouts button[data-layout='4']")
-    whep_posts: list[str] = []
-    page.on("request", lambda r: whep_posts.append(r.url)
-            if r.method == "POST" and "/whep/" in r.url else None)
+    views: list[str] = []  # a camera bound to one of the wall's standby connections
+    page.on("request", lambda r: views.append(r.url)
+            if r.method == "POST" and "/wall/links/" in r.url else None)
     await page.click("#auto-wall")
     for index in range(4):
         await wait_decoding(page, index)
     assert await wall_cameras(page) == list(LIVE)
-    assert all("profile=sub" in url and "purpose=test+case+7" in url for url in whep_posts)
+    assert len(views) == 4, views
+    assert all("profile=sub" in url and "purpose=test+case+7" in url for url in views)
     for index in range(4):
         assert await attr(page, tile(index), "data-profile") == "sub"
         assert await attr(page, tile(index), "data-state") == "live"
@@ -89,8 +90,8 @@ async def test_pin_to_a_live_wall_that_survives_a_camera_restart_and_a_reload(
         DOCS.mkdir(exist_ok=True)
         shutil.copyfile(shot, DOCS / "wall.png")
 
-    # Key 2 focuses tile 2: it switches to the main profile (a new WHEP view, then the swap).
-    async with page.expect_request(lambda r: r.method == "POST" and "/whep/bravo?" in r.url
+    # Key 2 focuses tile 2: it switches to the main profile (a new view, then the swap).
+    async with page.expect_request(lambda r: r.method == "POST" and "/view/bravo?" in r.url
                                    and "profile=main" in r.url) as focused:
         await page.keyboard.press("2")
     assert (await focused.value).url
@@ -146,9 +147,9 @@ async def test_pin_to_a_live_wall_that_survives_a_camera_restart_and_a_reload(
 
     await poll(ended_by_viewer, timeout=45, what="a view.stop by the viewer for every tile")
 
-    # Closing a tile ends its WHEP session on the server.
-    async with page.expect_request(lambda r: r.method == "DELETE" and "/whep/delta/" in r.url
-                                   ) as deleted:
+    # Closing a tile ends its view on the server.
+    async with page.expect_request(lambda r: r.method == "DELETE" and "/wall/links/" in r.url
+                                   and r.url.endswith("/view")) as deleted:
         await page.click(f"{tile(3)} .tile-close")
     response = await (await deleted.value).response()
     assert response is not None

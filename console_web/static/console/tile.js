@@ -7,7 +7,7 @@
 import { goToLogin } from "./api.js";
 import { el, STATUS_LABELS } from "./dom.js";
 import { TileTools } from "./tiletools.js";
-import { endView, openView, readStats } from "./whep.js";
+import { readStats } from "./whep.js";
 
 const STALL_MS = 2500;
 const RESTART_MS = 15000;
@@ -25,8 +25,11 @@ const FPS_SETTLE_MS = 1000;
 class Session {
   constructor(profile, view, video) {
     this.profile = profile;
+    this.view = view;
     this.pc = view.pc;
     this.location = view.location;
+    // A standby connection counts the frames of the cameras it carried before.
+    this.baseFrames = view.baseFrames || 0;
     this.video = video;
     this.openedAt = performance.now();
     this.frames = 0;
@@ -69,17 +72,11 @@ class Session {
   close(keepalive = false) {
     if (this.closed) return;
     this.closed = true;
-    // The server hears the DELETE before the connection closes, so the view ends as asked
-    // (and is logged so) rather than as a lost connection. When the page goes away, the
-    // browser closes the connection itself after the (keepalive) DELETE has left.
-    if (keepalive) {
-      endView(this.location, { keepalive });
-      return;
+    if (!keepalive) {
+      this.video.srcObject = null;
+      this.video.remove();
     }
-    this.video.srcObject = null;
-    this.video.remove();
-    const pc = this.pc;
-    endView(this.location).then(() => pc.close());
+    this.view.end(keepalive);
   }
 }
 
@@ -239,7 +236,7 @@ export class Tile {
     if (!this.active && this.state !== "reconnecting") this.setState("connecting", "Connecting…");
     let view;
     try {
-      view = await openView(cameraId, profile, query);
+      view = await this.wall.openView(cameraId, profile, query);
     } catch (err) {
       if (generation !== this.generation) return;
       this.opening = false;
@@ -247,8 +244,7 @@ export class Tile {
       return;
     }
     if (generation !== this.generation) {
-      view.pc.close();
-      endView(view.location);
+      view.end();
       return;
     }
     this.opening = false;
@@ -261,7 +257,15 @@ export class Tile {
       video.srcObject = stream;
       video.play().catch(() => undefined);
       if (video.requestVideoFrameCallback) {
-        video.requestVideoFrameCallback(() => this.firstFrame(session));
+        const first = (now, frame) => {
+          // On a standby connection, only a frame received after the bind is this camera's.
+          if (frame && frame.receiveTime && frame.receiveTime < view.boundAt) {
+            video.requestVideoFrameCallback(first);
+          } else {
+            this.firstFrame(session);
+          }
+        };
+        video.requestVideoFrameCallback(first);
       }
     });
     if (!this.active) {
@@ -351,8 +355,9 @@ export class Tile {
     } catch (err) {
       return;
     }
-    if (stats.framesDecoded > session.frames) {
-      session.frames = stats.framesDecoded;
+    const decoded = Math.max(0, stats.framesDecoded - session.baseFrames);
+    if (decoded > session.frames) {
+      session.frames = decoded;
       session.lastFrameAt = now;
       if (!session.firstFrameAt) session.firstFrameAt = now;
     }
@@ -363,7 +368,7 @@ export class Tile {
       session.prevEmitted = stats.jitterEmitted;
     }
     session.rttMs = stats.rtt === null ? null : stats.rtt * 1000;
-    session.sampleFrames(now, stats.framesDecoded);
+    session.sampleFrames(now, decoded);
     if (stats.width) session.size = `${stats.width}×${stats.height}`;
   }
 

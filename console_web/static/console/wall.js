@@ -2,7 +2,9 @@
 // and its layout and cameras kept in localStorage so a reload brings the same wall back.
 "use strict";
 
+import { LinkPool } from "./links.js";
 import { Tile } from "./tile.js";
+import { openView } from "./whep.js";
 
 export const LAYOUTS = { 1: 1, 4: 2, 9: 3, 16: 4 };
 const STORAGE_KEY = "rtcc.console.wall.v1";
@@ -26,6 +28,10 @@ export class Wall extends EventTarget {
     this.focus = null;
     this.solo = false;
     this.tiles = [];
+    // Tiles play over standby connections opened ahead (one request to show a camera);
+    // ?tiles=whep opens one WHEP connection per tile instead.
+    const perTile = new URLSearchParams(window.location.search).get("tiles") === "whep";
+    this.links = perTile || !window.RTCPeerConnection ? null : new LinkPool();
     for (let i = 0; i < 16; i += 1) {
       const tile = new Tile(i, this);
       this.wireTile(tile);
@@ -47,8 +53,23 @@ export class Wall extends EventTarget {
     document.addEventListener("fullscreenchange", () => {
       if (!document.fullscreenElement && this.solo) this.setSolo(false);
     });
-    window.addEventListener("pagehide", () => this.endAll(true));
+    window.addEventListener("pagehide", () => {
+      this.endAll(true);
+      if (this.links) this.links.closeAll(true);
+    });
     this.render();
+  }
+
+  /** A view of one camera for a tile: on a standby connection when there are some. */
+  async openView(cameraId, profile, query) {
+    if (this.links && !this.links.disabled) {
+      try {
+        return await this.links.openView(cameraId, profile, query);
+      } catch (err) {
+        if (!this.links.disabled) throw err;  // a server without wall links: WHEP per tile
+      }
+    }
+    return openView(cameraId, profile, query);
   }
 
   visibleTiles() {
@@ -294,6 +315,7 @@ export class Wall extends EventTarget {
   render() {
     const side = LAYOUTS[this.layout];
     this.root.dataset.layout = String(this.layout);
+    if (this.links) this.links.setTarget(this.layout);
     this.root.style.setProperty("--side", String(side));
     this.root.classList.toggle("solo", this.solo);
     // Tiles are always the first `layout` of the sixteen: only the tail is added or removed,

@@ -17,7 +17,13 @@ export class WhepError extends Error {
   }
 }
 
-function gathered(pc, ms) {
+/** Count a peer connection the page opened (``body[data-peer-connections]``). */
+export function countPeerConnection() {
+  const body = document.body;
+  body.dataset.peerConnections = String(Number(body.dataset.peerConnections || 0) + 1);
+}
+
+export function gathered(pc, ms) {
   if (pc.iceGatheringState === "complete") return Promise.resolve();
   return new Promise((resolve) => {
     const timer = setTimeout(done, ms);
@@ -59,7 +65,7 @@ export function parseIceLinks(header) {
 // The server does not trickle, so the offer must carry the TURN candidates: the ICE servers
 // (with credentials minted for this user) are asked for before the peer connection exists.
 // Without an answer the view still tries the direct path.
-async function iceServersFor(url) {
+export async function iceServersFor(url) {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), OPTIONS_TIMEOUT_MS);
   try {
@@ -75,13 +81,15 @@ async function iceServersFor(url) {
 }
 
 /**
- * Open a view of one camera. Resolves to {pc, location, stream, url} once the answer is applied;
+ * Open a view of one camera on its own peer connection. Resolves to {pc, location, stream,
+ * url, end} once the answer is applied;
  * rejects with WhepError (status 0 when the server could not be reached).
  */
 export async function openView(cameraId, profile, query) {
   const params = new URLSearchParams({ profile, ...query });
   const url = `/whep/${encodeURIComponent(cameraId)}?${params.toString()}`;
   const pc = new RTCPeerConnection({ iceServers: await iceServersFor(url) });
+  countPeerConnection();
   const trackArrived = new Promise((resolve) => {
     pc.addEventListener("track", (event) => {
       resolve(event.streams[0] || new MediaStream([event.track]));
@@ -121,7 +129,15 @@ export async function openView(cameraId, profile, query) {
     }
     const location = response.headers.get("Location");
     await pc.setRemoteDescription({ type: "answer", sdp: text });
-    return { pc, location, stream: trackArrived, url };
+    // The server hears the DELETE before the connection closes, so the view ends as asked
+    // (and is logged so) rather than as a lost connection. When the page goes away, the
+    // browser closes the connection itself after the (keepalive) DELETE has left.
+    const end = (keepalive = false) => {
+      if (keepalive) endView(location, { keepalive });
+      else endView(location).then(() => pc.close());
+    };
+    return { pc, location, stream: trackArrived, url, end, baseFrames: 0, boundAt: 0,
+      kind: "whep" };
   } catch (err) {
     pc.close();
     throw err;

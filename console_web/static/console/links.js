@@ -1,0 +1,230 @@
+// Standby peer connections for the wall (server: relay/wall_link.py). A few are opened and
+// connected (ICE, DTLS) before any camera is chosen; putting a camera on a tile binds it to an
+// idle one with one authenticated request, so the picture comes one round trip and one frame
+// later instead of after a handshake. The server makes the same access decision as for a WHEP
+// view. Unbinding returns the connection to the pool for the next camera.
+"use strict";
+
+import { csrfHeaders } from "./api.js";
+import { WhepError, countPeerConnection, gathered, iceServersFor, readStats } from "./whep.js";
+
+const GATHER_MS = 1500;
+const POST_TIMEOUT_MS = 15000;
+const BIND_TIMEOUT_MS = 15000;
+const DELETE_TIMEOUT_MS = 5000;
+const CONNECT_MS = 10000;
+
+async function refusal(response) {
+  const text = await response.text();
+  let message = text;
+  try {
+    message = JSON.parse(text).error || text;
+  } catch (err) {
+    // plain-text refusal
+  }
+  const retryAfter = Number(response.headers.get("Retry-After")) || 0;
+  return new WhepError(response.status, message || response.statusText, retryAfter);
+}
+
+async function send(url, init, timeoutMs) {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), timeoutMs);
+  try {
+    return await fetch(url, { credentials: "same-origin", signal: controller.signal, ...init });
+  } catch (err) {
+    throw new WhepError(0, controller.signal.aborted
+      ? "the server did not answer in time" : "the server cannot be reached");
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+class Link {
+  constructor(pc, location, track) {
+    this.pc = pc;
+    this.location = location;
+    this.track = track;
+    this.busy = false;
+    this.closed = false;
+  }
+
+  get alive() {
+    return !this.closed && !["failed", "closed"].includes(this.pc.connectionState);
+  }
+
+  connected() {
+    const pc = this.pc;
+    if (pc.connectionState === "connected") return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => finish(false), CONNECT_MS);
+      function check() {
+        if (pc.connectionState === "connected") finish(true);
+        else if (["failed", "closed"].includes(pc.connectionState)) finish(false);
+      }
+      function finish(ok) {
+        clearTimeout(timer);
+        pc.removeEventListener("connectionstatechange", check);
+        resolve(ok);
+      }
+      pc.addEventListener("connectionstatechange", check);
+    });
+  }
+
+  close(keepalive = false) {
+    if (this.closed) return;
+    this.closed = true;
+    const pc = this.pc;
+    const sent = fetch(this.location, { method: "DELETE", keepalive, credentials: "same-origin",
+      headers: csrfHeaders() }).catch(() => undefined);
+    // As the page goes away the browser closes the connection itself, after the DELETE has
+    // left: closing it here could reach the server first and end the view as a lost one.
+    if (!keepalive) sent.finally(() => pc.close());
+  }
+}
+
+/** A view carried by a standby connection: what a tile's session needs (pc, stream, end). */
+class LinkView {
+  constructor(pool, link, baseFrames, boundAt) {
+    this.pool = pool;
+    this.link = link;
+    this.pc = link.pc;
+    this.location = `${link.location}/view`;
+    this.stream = Promise.resolve(new MediaStream([link.track]));
+    this.baseFrames = baseFrames;
+    this.boundAt = boundAt;
+    this.kind = "link";
+  }
+
+  /** Stop the view on the server, then give the connection back for the next camera. */
+  end(keepalive = false) {
+    const link = this.link;
+    if (keepalive) {
+      link.close(true);
+      return;
+    }
+    send(this.location, { method: "DELETE", headers: csrfHeaders() }, DELETE_TIMEOUT_MS)
+      .then(() => this.pool.release(link), () => this.pool.drop(link));
+  }
+}
+
+export class LinkPool {
+  constructor() {
+    this.links = [];
+    this.creating = 0;
+    this.target = 0;
+    this.disabled = false;
+  }
+
+  /** Keep ``count`` connections (bound or idle) open, plus one spare. */
+  setTarget(count) {
+    this.target = count + 1;
+    this.topUp();
+  }
+
+  topUp() {
+    if (this.disabled) return;
+    this.links = this.links.filter((link) => link.alive || link.busy);
+    while (this.links.length + this.creating < this.target) {
+      this.creating += 1;
+      this.create().then((link) => {
+        if (link) this.links.push(link);
+      }, () => undefined).finally(() => { this.creating -= 1; });
+    }
+  }
+
+  async create() {
+    const url = "/wall/links";
+    const pc = new RTCPeerConnection({ iceServers: await iceServersFor(url) });
+    countPeerConnection();
+    try {
+      const transceiver = pc.addTransceiver("video", { direction: "recvonly" });
+      await pc.setLocalDescription(await pc.createOffer());
+      await gathered(pc, GATHER_MS);
+      const response = await send(url, {
+        method: "POST",
+        headers: { "Content-Type": "application/sdp", ...csrfHeaders() },
+        body: pc.localDescription.sdp,
+      }, POST_TIMEOUT_MS);
+      if (response.status === 404 || response.status === 405) this.disabled = true;
+      if (response.status !== 201) throw await refusal(response);
+      const answer = await response.text();
+      await pc.setRemoteDescription({ type: "answer", sdp: answer });
+      const link = new Link(pc, response.headers.get("Location"), transceiver.receiver.track);
+      pc.addEventListener("connectionstatechange", () => {
+        if (!link.alive && !link.busy) this.drop(link);
+      });
+      return link;
+    } catch (err) {
+      pc.close();
+      throw err;
+    }
+  }
+
+  async acquire() {
+    this.links = this.links.filter((link) => link.alive || link.busy);
+    let link = this.links.find((item) => !item.busy && item.alive);
+    if (!link) {
+      this.creating += 1;
+      try {
+        link = await this.create();
+      } finally {
+        this.creating -= 1;
+      }
+      this.links.push(link);
+    }
+    link.busy = true;
+    this.topUp();
+    if (!(await link.connected())) {
+      this.drop(link);
+      throw new WhepError(0, "the connection to the server did not come up");
+    }
+    return link;
+  }
+
+  release(link) {
+    link.busy = false;
+    if (!link.alive) this.drop(link);
+  }
+
+  drop(link) {
+    link.busy = false;
+    link.close();
+    this.links = this.links.filter((item) => item !== link);
+    this.topUp();
+  }
+
+  /**
+   * Show one camera on a standby connection. Resolves to a view like openView's; rejects with
+   * WhepError (the server's refusal, or status 0).
+   */
+  async openView(cameraId, profile, query) {
+    const link = await this.acquire();
+    const params = new URLSearchParams({ profile, ...query });
+    const url = `${link.location}/view/${encodeURIComponent(cameraId)}?${params.toString()}`;
+    const boundAt = performance.now();
+    let response;
+    let before;
+    try {
+      [response, before] = await Promise.all([
+        send(url, { method: "POST", headers: csrfHeaders() }, BIND_TIMEOUT_MS),
+        readStats(link.pc).catch(() => ({ framesDecoded: 0 })),
+      ]);
+    } catch (err) {
+      this.drop(link);
+      throw err;
+    }
+    if (response.status !== 200) {
+      const error = await refusal(response);
+      if (response.status === 404 && /wall link/.test(error.message)) this.drop(link);
+      else this.release(link);
+      throw error;
+    }
+    await response.text();
+    return new LinkView(this, link, before.framesDecoded, boundAt);
+  }
+
+  closeAll(keepalive) {
+    for (const link of this.links) link.close(keepalive);
+    this.links = [];
+  }
+}

@@ -45,11 +45,14 @@ class OnvifDeviceConfig:
     password: str = field(default="", repr=False)
     ptz: bool = False
     serial: str = ""
+    announce: str = ""
+    """Base URL the device names as its own in service and snapshot addresses (empty: its
+    real one)."""
 
     def spec(self) -> dict[str, Any]:
         return {
             "name": self.name, "username": self.username, "password": self.password,
-            "ptz": self.ptz, "serial": self.serial, "port": 0,
+            "ptz": self.ptz, "serial": self.serial, "port": 0, "announce": self.announce,
             "profiles": [
                 {"token": p.token, "path": p.path, "width": p.width, "height": p.height,
                  "fps": p.fps, "encoding": p.encoding}

@@ -82,6 +82,9 @@ class DeviceSpec:
     serial: str = ""
     endpoint: str = ""
     """WS-Discovery endpoint reference (``urn:uuid:...``); made up when empty."""
+    announce: str = ""
+    """Base URL (``http://host:port``) written into the service and snapshot addresses instead
+    of the device's own: a camera behind NAT announcing its LAN address, or a hostile one."""
 
 
 def _profile_from(raw: dict[str, Any]) -> ProfileSpec:
@@ -104,7 +107,7 @@ def device_from(raw: dict[str, Any]) -> DeviceSpec:
         manufacturer=str(raw.get("manufacturer", "RTCC Camsim")),
         model=str(raw.get("model", "Simulated IP Camera")),
         firmware=str(raw.get("firmware", "1.0.0")), serial=str(raw.get("serial", "")),
-        endpoint=str(raw.get("endpoint", "")),
+        endpoint=str(raw.get("endpoint", "")), announce=str(raw.get("announce", "")),
     )
 
 
@@ -202,6 +205,11 @@ class SimulatedDevice:
     def base_url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
+
+    @property
+    def announced_url(self) -> str:
+        """What the device's replies name as its own base URL."""
+        return self.spec.announce.rstrip("/") or self.base_url
 
     @property
     def device_xaddr(self) -> str:
@@ -308,12 +316,13 @@ class SimulatedDevice:
 
     def _services(self) -> list[tuple[str, str]]:
         services = [
-            ("http://www.onvif.org/ver10/device/wsdl", f"{self.base_url}/onvif/device_service"),
-            ("http://www.onvif.org/ver10/media/wsdl", f"{self.base_url}/onvif/media_service"),
+            ("http://www.onvif.org/ver10/device/wsdl",
+             f"{self.announced_url}/onvif/device_service"),
+            ("http://www.onvif.org/ver10/media/wsdl", f"{self.announced_url}/onvif/media_service"),
         ]
         if self.spec.ptz:
             services.append(
-                ("http://www.onvif.org/ver20/ptz/wsdl", f"{self.base_url}/onvif/ptz_service")
+                ("http://www.onvif.org/ver20/ptz/wsdl", f"{self.announced_url}/onvif/ptz_service")
             )
         return services
 
@@ -327,7 +336,7 @@ class SimulatedDevice:
         return f"<tds:GetServicesResponse>{items}</tds:GetServicesResponse>"
 
     def _op_GetCapabilities(self, soap: SoapRequest) -> str:  # noqa: ARG002 -- operation handler signature
-        base = self.base_url
+        base = self.announced_url
         ptz = (f"<tt:PTZ><tt:XAddr>{text(base)}/onvif/ptz_service</tt:XAddr></tt:PTZ>"
                if self.spec.ptz else "")
         return (
@@ -392,7 +401,7 @@ class SimulatedDevice:
     def _op_GetSnapshotUri(self, soap: SoapRequest) -> str:
         profile = self._profile(soap.text("trt:ProfileToken"))
         return self._media_uri("GetSnapshotUri",
-                               f"{self.base_url}/onvif/snapshot/{profile.token}.jpg")
+                               f"{self.announced_url}/onvif/snapshot/{profile.token}.jpg")
 
     def _op_SetSynchronizationPoint(self, soap: SoapRequest) -> str:
         self._profile(soap.text("trt:ProfileToken"))

@@ -11,7 +11,9 @@
 Only where the owner allows PTZ (the camera's consent) and only while the analyst may view the
 camera: every call opens and closes a view grant (the same consent check and audit as a live
 view), and every move, stop and preset recall is written to the audit log before the camera is
-told. The ONVIF address is checked like a stream address (private hosts only when allowlisted).
+told. The ONVIF address is checked like a stream address (private hosts only when allowlisted),
+and the service addresses the camera announces are never followed to another host
+(``ingest.onvif.addresses``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ingest.onvif.addresses import AddressRules
 from ingest.onvif.client import OnvifClient
 from ingest.onvif.models import OnvifError, PtzPreset
 from rtcc.access import ViewGrant
@@ -58,7 +61,8 @@ class OnvifControls:
             checked = await check_camera_url(onvif.url, purpose="onvif",
                                               allow_networks=self._allow)
             client = OnvifClient(checked.address or checked.host, checked.port, onvif.username,
-                                 onvif.password.get_secret_value())
+                                 onvif.password.get_secret_value(),
+                                 rules=AddressRules(tuple(self._allow)))
             await client.connect()
             try:
                 token = onvif.profile or (await client.profiles())[0].token

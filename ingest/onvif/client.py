@@ -4,12 +4,18 @@ Every call has a timeout, replies are parsed with DTDs and entities forbidden an
 size limit (``ingest.onvif.safety``), and library exceptions are turned into the
 ``ingest.onvif.models`` errors, whose messages name the camera by address only (never a
 password). One hostile or broken camera fails alone: nothing here is shared between cameras
-except the WSDL documents the library caches.
+except the WSDL documents the library caches. The library loads each WSDL from disk once, on an
+executor thread, never on the event loop.
+
+Given ``AddressRules`` (``ingest.onvif.addresses``), the client never follows a service address
+to a host other than the configured one and checks every stream and snapshot address the camera
+names before it is used; no HTTP redirect is followed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures.thread  # noqa: F401 -- imported now, not lazily on the event loop
 import logging
 from collections.abc import Awaitable, Callable
 from types import TracebackType
@@ -21,6 +27,7 @@ import zeep.exceptions
 from onvif import ONVIFCamera
 from onvif.exceptions import ONVIFError
 
+from ingest.onvif.addresses import AddressRules, check_announced
 from ingest.onvif.models import (
     Capabilities,
     DeviceInfo,
@@ -103,6 +110,10 @@ def translate(exc: BaseException, where: str, operation: str) -> OnvifError:
         if status in (401, 403):
             return OnvifAuthError(f"{prefix}: the camera refused the user name or password "
                                   f"(HTTP {status})")
+        if 300 <= status < 400:
+            return OnvifProtocolError(f"{prefix}: the camera answered with a redirect (HTTP "
+                                      f"{status}), which is not followed; configure the "
+                                      "camera's ONVIF address itself")
         return OnvifProtocolError(f"{prefix}: HTTP {status} without a usable SOAP reply")
     if isinstance(exc, NETWORK):
         return OnvifUnreachable(f"{prefix}: cannot connect ({type(exc).__name__})")
@@ -156,7 +167,11 @@ class OnvifClient:
         timeout: float = 10.0,
         connect_timeout: float = 20.0,
         max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES,
+        rules: AddressRules | None = None,
     ) -> None:
+        """``host`` is the address to connect to (for the server: the one ``check_camera_url``
+        returned). ``rules``: check what the camera announces (see ``ingest.onvif.addresses``);
+        None on the owner's network (the agent), where addresses are used as given."""
         self.host = host
         self.port = port
         self.where = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
@@ -165,6 +180,7 @@ class OnvifClient:
         self._timeout = timeout
         self._connect_timeout = connect_timeout
         self._max_reply_bytes = max_reply_bytes
+        self._rules = rules
         self._camera: ONVIFCamera | None = None
         self._http: aiohttp.ClientSession | None = None
 
@@ -214,8 +230,10 @@ class OnvifClient:
             return
         # Empty strings, not None: the library always signs requests, and a camera without
         # authentication ignores the (empty) token.
+        # nat_override: every service address the camera announces is rewritten to the host
+        # and port given here, so SOAP requests only ever go where the caller checked.
         camera = ONVIFCamera(self.host, self.port, self._username, self._password,
-                             no_cache=True)
+                             no_cache=True, nat_override=self._rules is not None)
         self._camera = camera
         self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self._timeout))
 
@@ -298,6 +316,9 @@ class OnvifClient:
                 raise OnvifProtocolError(
                     f"ONVIF GetStreamUri at {self.where}: the camera gave no rtsp:// address"
                 )
+            if self._rules is not None:
+                await check_announced(uri, rules=self._rules, purpose="stream",
+                                      camera=self.where, what="the stream address")
             return uri
 
         return await self._call("GetStreamUri", run)
@@ -308,7 +329,12 @@ class OnvifClient:
                 {"ProfileToken": profile_token}
             )
             uri = _text(_get(reply, "Uri"), 2000)
-            return uri if uri.lower().startswith(("http://", "https://")) else None
+            if not uri.lower().startswith(("http://", "https://")):
+                return None
+            if self._rules is not None:
+                await check_announced(uri, rules=self._rules, purpose="onvif",
+                                      camera=self.where, what="the snapshot address")
+            return uri
 
         return await self._call("GetSnapshotUri", run)
 
@@ -332,6 +358,12 @@ class OnvifClient:
         http = self._http
         if http is None:
             raise OnvifError(f"ONVIF camera {self.where} is not connected")
+        if self._rules is not None:
+            # Checked again and pinned: connect to the address just checked, not to a second
+            # DNS answer.
+            checked = await check_announced(uri, rules=self._rules, purpose="onvif",
+                                            camera=self.where, what="the snapshot address")
+            uri = checked.pinned_url
         response = await http.get(uri, allow_redirects=False)
         if response.status == 401 and self._username:
             challenge = response.headers.get("WWW-Authenticate", "").lower()
@@ -347,6 +379,9 @@ class OnvifClient:
             if response.status in (401, 403):
                 raise OnvifAuthError(f"snapshot at {self.where}: the camera refused the user "
                                      "name or password")
+            if 300 <= response.status < 400:
+                raise OnvifFault(f"snapshot at {self.where}: the camera answered with a "
+                                 f"redirect (HTTP {response.status}), which is not followed")
             if response.status != 200:
                 raise OnvifFault(f"snapshot at {self.where}: HTTP {response.status}")
             body = bytearray()

@@ -31,6 +31,11 @@ class OnvifUnsafeReply(OnvifError):
     """The camera's reply was refused: a DTD or entities (XXE, entity bomb), or too large."""
 
 
+class OnvifUnsafeAddress(OnvifError):
+    """The camera named an address the server must not connect to (another host's service, a
+    private or metadata address outside the allowlist); nothing was sent there."""
+
+
 class OnvifProtocolError(OnvifError):
     """The reply was not the SOAP the operation expects."""
 

@@ -5,7 +5,8 @@ trees. Each service this adapter creates gets instead:
 
 - ``SAFE_SETTINGS``: DTDs, entities and external references forbidden, no huge trees (an
   external-entity reply or an entity bomb raises before any expansion);
-- ``LimitedTransport``: the reply body is read in chunks and refused beyond ``max_bytes``.
+- ``LimitedTransport``: the reply body is read in chunks and refused beyond ``max_bytes``;
+  redirects are never followed and GET (which would follow them) is refused.
 
 The WSDLs are the ones shipped inside the ``onvif`` package, loaded from disk by its own
 transport, which refuses any network URL: creating a client needs no network access.
@@ -16,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 import aiohttp
+import zeep.exceptions
 from onvif.client import AsyncTransportProtocolErrorHandler
 from zeep.settings import Settings
 
@@ -52,6 +54,10 @@ class LimitedTransport(AsyncTransportProtocolErrorHandler):  # type: ignore[misc
         response = await self.session.post(address, data=data, headers=headers,
                                            allow_redirects=False)
         try:
+            if 300 <= response.status < 400:
+                # Never followed: the next hop is a host the camera chose.
+                raise zeep.exceptions.TransportError(  # type: ignore[no-untyped-call]
+                    f"redirect (HTTP {response.status}) refused", status_code=response.status)
             declared = response.content_length
             if declared is not None and declared > self.max_bytes:
                 raise ReplyTooLarge(self.max_bytes)
@@ -64,6 +70,13 @@ class LimitedTransport(AsyncTransportProtocolErrorHandler):  # type: ignore[misc
             response.close()
             raise
         return response, bytes(body)
+
+    async def get(self, address: str, params: Any = None,  # noqa: ARG002 -- zeep's signature
+                  headers: Any = None) -> Any:  # noqa: ARG002 -- zeep's signature
+        """Never used by the adapter (WSDLs come from disk); refused so that nothing reaches a
+        URL a camera named through a GET that would follow redirects."""
+        raise zeep.exceptions.TransportError(  # type: ignore[no-untyped-call]
+            "HTTP GET through the SOAP transport is refused")
 
 
 def harden(service: Any, max_bytes: int) -> None:

@@ -14,7 +14,9 @@ The spec::
                   "codec": "h264",                # or "h265"
                   "bframes": 0, "audio": "",      # "", "pcma", "opus" or "aac"
                   "parameter_sets_in_band": true, # false: SPS/PPS only in the SDP
-                  "pattern": "smpte", "username": "", "password": ""}]}
+                  "pattern": "smpte", "username": "", "password": "",
+                  "session_timeout": 0}]}   # >0: sessions expire after that many idle
+                                            # seconds (smallest set wins, for all sessions)
 
 Each camera is one shared mount: one encoder, however many clients. Cameras with a user name
 require RTSP digest authentication. When listening, prints ``READY port=N`` on stdout. Exits on
@@ -98,6 +100,7 @@ def camera_spec(raw, index):
         "audio": str(raw.get("audio", "")),
         "parameter_sets_in_band": bool(raw.get("parameter_sets_in_band", True)),
         "pattern": str(raw.get("pattern", "smpte")),
+        "session_timeout": int(raw.get("session_timeout", 0)),
         "username": str(raw.get("username", "")),
         "password": str(raw.get("password", "")),
     }
@@ -259,6 +262,18 @@ def main(argv):
         else:
             allow_role(factory, "anonymous", construct=True)
         mounts.add_factory(f"/{cam['path']}", factory)
+
+    timeouts = [cam["session_timeout"] for cam in cameras if cam["session_timeout"] > 0]
+    if timeouts:
+        timeout = min(timeouts)
+
+        def new_session(_client, session):
+            session.set_timeout(timeout)
+
+        server.connect("client-connected",
+                       lambda _server, client: client.connect("new-session", new_session))
+        pool = server.get_session_pool()
+        glib.timeout_add(250, lambda: pool.cleanup() >= 0)
 
     try:
         source_id = server.attach(None)

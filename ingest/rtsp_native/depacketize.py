@@ -3,8 +3,8 @@
 A unit closes on the marker bit or when the timestamp changes. A gap in the sequence numbers
 (or a packet that cannot be read) damages the unit it falls in and the one it leads into: both
 are dropped, and nothing is emitted until the next keyframe, so a viewer never gets a picture
-that references data that never arrived. The first unit of a session is emitted only if it
-starts at the beginning of a picture (the session may begin in the middle of one).
+that references data that never arrived. A session's first unit is a keyframe that starts at the
+beginning of a picture (the session may begin in the middle of one).
 
 Packets arrive as memoryviews of the connection buffer; only the NAL bytes are copied, once,
 into the unit being assembled.
@@ -40,7 +40,7 @@ class Depacketizer:
         self._damaged = False
         self._fu = False
         self._key = False
-        self._need_key = False
+        self._need_key = True  # a session starts at a keyframe
         self._fresh = True
         self._check_start = False
         self.packets = 0

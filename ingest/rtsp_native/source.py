@@ -15,7 +15,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ingest.backoff import Backoff
 from ingest.mediainfo import H265_WARNING, complete_from_sps, with_b_frames
@@ -34,8 +34,18 @@ from rtcc.config import IngestConfig
 from rtcc.hub.source import FrameSink
 from rtcc.media import MediaInfo, StreamState
 
-if TYPE_CHECKING:
-    from ingest.rtsp import RtspTarget
+
+class RtspTarget(Protocol):
+    """What is pulled (``ingest.rtsp.RtspTarget``)."""
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def username(self) -> str: ...
+
+    @property
+    def password(self) -> str: ...
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +114,7 @@ class NativeRtspSource:
         self._last_error = ""
         self._refused = ""
         self._keepalives = 0
+        self._keepalives_answered = 0
         self._teardown_status = 0
 
     def __repr__(self) -> str:
@@ -160,6 +171,7 @@ class NativeRtspSource:
             "keyframes_joined": 0,
             "parameter_sets_inserted": normalizer.parameter_sets_inserted if normalizer else 0,
             "keepalives": self._keepalives,
+            "keepalives_answered": self._keepalives_answered,
             "teardown_status": self._teardown_status,
             "last_error": self._last_error,
             "last_packet_age": (round(time.monotonic() - connection.last_progress, 3)
@@ -486,8 +498,14 @@ class NativeRtspSource:
         if header is not None:
             headers.append(("Authorization", header))
         future = playing.connection.send(method, playing.url, headers)
-        future.add_done_callback(_ignore)
+        future.add_done_callback(self._keepalive_done)
         self._keepalives += 1
+
+    def _keepalive_done(self, future: asyncio.Future[Message]) -> None:
+        if future.cancelled() or future.exception() is not None:
+            return
+        if 200 <= future.result().status < 300:
+            self._keepalives_answered += 1
 
     async def _teardown(self, playing: _Playing) -> None:
         headers = [("Session", playing.session)]
@@ -504,11 +522,6 @@ class NativeRtspSource:
 
 class _NoVideoError(Exception):
     """The SDP lists no video."""
-
-
-def _ignore(future: asyncio.Future[Message]) -> None:
-    if not future.cancelled():
-        future.exception()
 
 
 def _channel(value: str | None) -> int:

@@ -1,14 +1,19 @@
 """One RTSP connection on the event loop: requests and their answers, interleaved frames.
 
-Reads are batched once the stream plays: after each read the transport pauses for
-``READ_BATCH`` seconds, so one wakeup takes every packet the kernel gathered (a camera sends
-hundreds of small packets a second; waking the loop for each would cost more than the rest of
-the ingest together).
+Until PLAY the connection is an ordinary asyncio protocol. Once the stream plays, the
+transport stops reading and the connection joins the loop's ``_Poller``: one timer, every
+``READ_BATCH`` seconds, reads whatever the kernel gathered on every playing connection
+(non-blocking ``recv_into`` until the socket is drained). A camera sends hundreds of small
+packets a second; waking the loop (and re-arming epoll) for each would cost more than the rest
+of the ingest together, and one timer for all cameras costs one wakeup per period in total.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import socket
 import time
 
 from ingest.rtsp_messages import Message
@@ -18,7 +23,47 @@ from ingest.rtsp_native.interleave import InterleavedParser
 
 USER_AGENT = "rtcc-ingest"
 READ_BATCH = 0.02
-"""Seconds a playing connection waits between reads (adds at most this much latency)."""
+"""Seconds between reads of playing connections (adds at most this much latency)."""
+READ_SIZE = 262_144
+
+
+class _Poller:
+    """Reads every playing connection of one event loop on one timer."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._connections: dict[RtspConnection, None] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self.buffer = bytearray(READ_SIZE)
+        self.view = memoryview(self.buffer)
+
+    def add(self, connection: RtspConnection) -> None:
+        self._connections[connection] = None
+        if self._timer is None:
+            self._timer = self._loop.call_later(READ_BATCH, self._tick)
+
+    def remove(self, connection: RtspConnection) -> None:
+        self._connections.pop(connection, None)
+        if not self._connections and self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _tick(self) -> None:
+        self._timer = self._loop.call_later(READ_BATCH, self._tick)
+        for connection in list(self._connections):
+            connection.poll(self.buffer, self.view)
+
+
+_pollers: dict[asyncio.AbstractEventLoop, _Poller] = {}
+
+
+def _poller(loop: asyncio.AbstractEventLoop) -> _Poller:
+    poller = _pollers.get(loop)
+    if poller is None:
+        for old in [each for each in _pollers if each.is_closed()]:
+            del _pollers[old]
+        poller = _pollers[loop] = _Poller(loop)
+    return poller
 
 
 class RtspConnection(asyncio.Protocol):
@@ -28,15 +73,13 @@ class RtspConnection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._pending: dict[int, asyncio.Future[Message]] = {}
         self._cseq = 0
-        self._batch = False
-        self._resume: asyncio.TimerHandle | None = None
+        self._sock: socket.socket | None = None
+        """A duplicate of the transport's socket, read by the poller while playing."""
         self.closed: asyncio.Future[None] = self._loop.create_future()
         self.answered = False
         """Any RTSP message arrived: the peer speaks RTSP."""
         self.video_channel = -1
         self.depacketizer: Depacketizer | None = None
-        self.packets = 0
-        self.bytes = 0
         self.rtcp = 0
         self.last_progress = time.monotonic()
         """When video RTP last arrived (keep-alive answers and RTCP are not progress)."""
@@ -48,6 +91,18 @@ class RtspConnection(asyncio.Protocol):
         self._transport = transport
 
     def data_received(self, data: bytes) -> None:
+        self._feed(data)
+
+    @property
+    def packets(self) -> int:
+        """Video RTP packets received."""
+        return self.depacketizer.packets if self.depacketizer is not None else 0
+
+    @property
+    def received_bytes(self) -> int:
+        return self.depacketizer.bytes if self.depacketizer is not None else 0
+
+    def _feed(self, data: bytes | memoryview) -> None:
         before = self.packets
         try:
             self._parser.feed(data)
@@ -56,10 +111,25 @@ class RtspConnection(asyncio.Protocol):
             return
         if self.packets != before:
             self.last_progress = time.monotonic()
-        transport = self._transport
-        if self._batch and transport is not None and not transport.is_closing():
-            transport.pause_reading()
-            self._resume = self._loop.call_later(READ_BATCH, self._resume_reading)
+
+    def poll(self, buffer: bytearray, view: memoryview) -> None:
+        """Read what the kernel holds (called by the poller while playing)."""
+        sock = self._sock
+        while sock is not None:
+            try:
+                size = sock.recv_into(buffer)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                self._end(exc)
+                return
+            if not size:
+                self._end(None)
+                return
+            self._feed(view[:size])
+            if size < len(buffer):
+                return
+            sock = self._sock
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._end(exc)
@@ -91,40 +161,45 @@ class RtspConnection(asyncio.Protocol):
                 del self._pending[cseq]
 
     def play(self, channel: int, depacketizer: Depacketizer) -> None:
-        """From now on, frames on ``channel`` go to ``depacketizer`` and reads are batched."""
+        """From now on, frames on ``channel`` go to ``depacketizer`` and the poller reads."""
         self.video_channel = channel
         self.depacketizer = depacketizer
+        self._parser.route(channel, depacketizer.push)
         self.last_progress = time.monotonic()
-        self._batch = True
+        transport = self._transport
+        if transport is None or transport.is_closing() or self._sock is not None:
+            return
+        raw = transport.get_extra_info("socket")
+        if raw is None:
+            return  # not a socket transport: keep reading through the protocol
+        transport.pause_reading()
+        sock = socket.socket(fileno=os.dup(raw.fileno()))
+        sock.setblocking(False)
+        self._sock = sock
+        _poller(self._loop).add(self)
+
+    def _unpoll(self) -> None:
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            _poller(self._loop).remove(self)
+            with contextlib.suppress(OSError):
+                sock.close()
 
     def close(self) -> None:
-        if self._resume is not None:
-            self._resume.cancel()
+        self._unpoll()
         if self._transport is not None:
             self._transport.close()
 
     def abort(self) -> None:
-        if self._resume is not None:
-            self._resume.cancel()
+        self._unpoll()
         if self._transport is not None:
             self._transport.abort()
 
     # -- incoming -----------------------------------------------------------------------------
 
-    def _resume_reading(self) -> None:
-        self._resume = None
-        transport = self._transport
-        if transport is not None and not transport.is_closing():
-            transport.resume_reading()
-
-    def _frame(self, channel: int, payload: memoryview) -> None:
-        if channel == self.video_channel:
-            depacketizer = self.depacketizer
-            if depacketizer is not None:
-                self.packets += 1
-                self.bytes += len(payload)
-                depacketizer.push(payload)
-        elif channel == self.video_channel + 1:
+    def _frame(self, channel: int, _payload: memoryview) -> None:
+        """Frames on other channels than the video RTP (which the parser routes)."""
+        if channel == self.video_channel + 1:
             self.rtcp += 1  # sender reports: nothing here needs them
 
     def _message(self, message: Message) -> None:
@@ -149,9 +224,7 @@ class RtspConnection(asyncio.Protocol):
             self._transport.write(f"RTSP/1.0 {status}\r\nCSeq: {cseq}\r\n\r\n".encode("latin-1"))
 
     def _end(self, exc: BaseException | None) -> None:
-        if self._resume is not None:
-            self._resume.cancel()
-            self._resume = None
+        self._unpoll()
         error = exc if exc is not None else ConnectionResetError("the camera closed the connection")
         for future in self._pending.values():
             if not future.done():
@@ -164,5 +237,8 @@ class RtspConnection(asyncio.Protocol):
             else:
                 self.closed.set_exception(exc)
                 self.closed.exception()
-        if exc is not None and self._transport is not None:
-            self._transport.abort()
+        if self._transport is not None:
+            if exc is None:
+                self._transport.close()
+            else:
+                self._transport.abort()

@@ -12,6 +12,7 @@ into the unit being assembled.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from typing import Literal
 
@@ -20,6 +21,7 @@ UnitHandler = Callable[[bytes, int, bool], None]
 """Receives (Annex-B access unit, 32-bit RTP timestamp, whether it is a keyframe)."""
 
 _START = b"\x00\x00\x00\x01"
+_HEADER = struct.Struct("!BBHI")
 
 
 class Depacketizer:
@@ -28,7 +30,7 @@ class Depacketizer:
 
     __slots__ = (
         "_au", "_check_start", "_damaged", "_fresh", "_fu", "_h265", "_key", "_need_key",
-        "_on_unit", "_seq", "_ts", "dropped_units", "gaps", "packets", "units",
+        "_on_unit", "_seq", "_ts", "bytes", "dropped_units", "gaps", "packets", "units",
     )
 
     def __init__(self, codec: Codec, on_unit: UnitHandler) -> None:
@@ -44,6 +46,7 @@ class Depacketizer:
         self._fresh = True
         self._check_start = False
         self.packets = 0
+        self.bytes = 0
         self.units = 0
         self.gaps = 0
         """Sequence gaps and unreadable packets."""
@@ -53,28 +56,34 @@ class Depacketizer:
     def push(self, packet: memoryview | bytes) -> None:
         self.packets += 1
         size = len(packet)
-        if size < 12 or packet[0] >> 6 != 2:
+        self.bytes += size
+        if size < 12:
             self._loss()
             return
-        first = packet[0]
-        offset = 12 + ((first & 0x0F) << 2)
-        if first & 0x10:  # header extension
-            if size < offset + 4:
+        first, second, seq, timestamp = _HEADER.unpack_from(packet)
+        if first & 0xC0 != 0x80:
+            self._loss()
+            return
+        offset, end = 12, size
+        if first & 0x3F:  # CSRCs, a header extension or padding: rare
+            offset += (first & 0x0F) << 2
+            if first & 0x10:
+                if size < offset + 4:
+                    self._loss()
+                    return
+                offset += 4 + (((packet[offset + 2] << 8) | packet[offset + 3]) << 2)
+            if first & 0x20:
+                end -= packet[size - 1]
+            if offset > end:
                 self._loss()
                 return
-            offset += 4 + (((packet[offset + 2] << 8) | packet[offset + 3]) << 2)
-        end = size - packet[size - 1] if first & 0x20 else size
-        if offset > end:
-            self._loss()
-            return
-        seq = (packet[2] << 8) | packet[3]
-        gap = self._seq is not None and seq != self._seq
+        expected = self._seq
         self._seq = (seq + 1) & 0xFFFF
+        gap = expected is not None and seq != expected
         if gap:
             self.gaps += 1
             self._damaged = True
             self._need_key = True
-        timestamp = int.from_bytes(packet[4:8], "big")
         if timestamp != self._ts:
             if self._ts is not None:
                 self._close()
@@ -82,11 +91,17 @@ class Depacketizer:
             if gap:
                 self._damaged = True
         if offset < end:
-            if self._h265:
+            if self._fu and not self._h265 and packet[offset] & 0x1F == 28 \
+                    and not packet[offset + 1] & 0x80 and end - offset > 2:
+                # the middle or end of a fragmented NAL unit: most packets of a camera
+                self._au += packet[offset + 2:end]
+                if packet[offset + 1] & 0x40:
+                    self._fu = False
+            elif self._h265:
                 self._h265_payload(packet, offset, end)
             else:
                 self._h264_payload(packet, offset, end)
-        if packet[1] & 0x80:
+        if second & 0x80:
             self._close()
 
     def _loss(self) -> None:

@@ -24,12 +24,19 @@ class InterleavedParser:
     """Feed bytes with ``feed``; complete frames go to ``on_frame(channel, payload)`` and
     complete RTSP messages to ``on_message``. Raises RtspProtocolError on anything else."""
 
-    __slots__ = ("_buffer", "_on_frame", "_on_message")
+    __slots__ = ("_buffer", "_on_frame", "_on_message", "_route", "_routed")
 
     def __init__(self, on_frame: FrameHandler, on_message: MessageHandler) -> None:
         self._buffer = bytearray()
         self._on_frame = on_frame
         self._on_message = on_message
+        self._routed = -1
+        self._route: Callable[[memoryview], None] | None = None
+
+    def route(self, channel: int, handler: Callable[[memoryview], None]) -> None:
+        """Frames on ``channel`` go straight to ``handler(payload)`` (the video RTP)."""
+        self._routed = channel
+        self._route = handler
 
     @property
     def pending(self) -> int:
@@ -42,6 +49,7 @@ class InterleavedParser:
         size = len(buffer)
         pos = 0
         on_frame = self._on_frame
+        routed, route = self._routed, self._route
         with memoryview(buffer) as view:
             while pos < size:
                 if buffer[pos] == 0x24:  # '$'
@@ -50,7 +58,11 @@ class InterleavedParser:
                     end = pos + 4 + ((buffer[pos + 2] << 8) | buffer[pos + 3])
                     if end > size:
                         break
-                    on_frame(buffer[pos + 1], view[pos + 4:end])
+                    channel = buffer[pos + 1]
+                    if channel == routed and route is not None:
+                        route(view[pos + 4:end])
+                    else:
+                        on_frame(channel, view[pos + 4:end])
                     pos = end
                     continue
                 if buffer[pos] in (0x0D, 0x0A):  # a blank line between messages

@@ -144,7 +144,7 @@ class NativeRtspSource:
         packets, nbytes, gaps, dropped = self._totals
         if connection is not None:
             packets += connection.packets
-            nbytes += connection.bytes
+            nbytes += connection.received_bytes
         if depacketizer is not None:
             gaps += depacketizer.gaps
             dropped += depacketizer.dropped_units
@@ -245,14 +245,14 @@ class NativeRtspSource:
 
     def _retire(self, connection: RtspConnection) -> None:
         """Keep an ended session's counters."""
-        self._totals[0] += connection.packets
-        self._totals[1] += connection.bytes
-        if connection.depacketizer is not None:
-            self._totals[2] += connection.depacketizer.gaps
-            self._totals[3] += connection.depacketizer.dropped_units
-        connection.packets = connection.bytes = 0
-        if connection.depacketizer is not None:
-            connection.depacketizer.gaps = connection.depacketizer.dropped_units = 0
+        if self._connection is connection:
+            self._connection = None
+        depacketizer = connection.depacketizer
+        if depacketizer is not None:
+            self._totals[0] += depacketizer.packets
+            self._totals[1] += depacketizer.bytes
+            self._totals[2] += depacketizer.gaps
+            self._totals[3] += depacketizer.dropped_units
 
     async def _session(self) -> Failure | None:
         """One connection: why it ended (None: asked to stop). Raises Unsupported."""

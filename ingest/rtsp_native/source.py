@@ -50,6 +50,8 @@ class RtspTarget(Protocol):
 log = logging.getLogger(__name__)
 
 DEFAULT_SESSION_TIMEOUT = 60.0
+B_FRAME_STEPS = 3
+"""Timestamps stepping back this often in a session mean B-frames."""
 TEARDOWN_WAIT = 1.0
 """Seconds ``aclose`` waits for the camera to answer TEARDOWN before closing anyway."""
 
@@ -105,6 +107,7 @@ class NativeRtspSource:
         self._info = MediaInfo()
         self._delivered = False
         self._last_pts: int | None = None
+        self._steps_back = 0
         self._state = "idle"
         self._connects = 0
         self._reconnects = 0
@@ -410,6 +413,7 @@ class NativeRtspSource:
         normalizer = Normalizer(codec, params=params, wrap_bits=32, join_keyframes=False)
         self._normalizer = normalizer
         self._last_pts = None
+        self._steps_back = 0
         sps = bitstream.first_sps_info(params) if codec == "h264" else None
         fps = (sps.fps if sps is not None else 0.0) or video.framerate
         profile = sps.profile if sps is not None else ""
@@ -440,9 +444,12 @@ class NativeRtspSource:
             return
         sink = self._sink
         for frame in frames:
-            if self._last_pts is not None and frame.pts < self._last_pts and \
-                    not self._info.has_b_frames:
-                self._media(with_b_frames(self._info))  # presentation order != decode order
+            if self._last_pts is not None and frame.pts < self._last_pts:
+                # Presentation order differs from decode order: B-frames, once it repeats (a
+                # single step back may be a camera's clock correction).
+                self._steps_back += 1
+                if self._steps_back == B_FRAME_STEPS and not self._info.has_b_frames:
+                    self._media(with_b_frames(self._info))
             self._last_pts = frame.pts
             if sink is not None:
                 sink.push_frame(frame)

@@ -289,7 +289,9 @@ class NativeRtspSource:
                            fatal=True)
         except OSError as exc:
             connection.abort()
-            return self._describe(exc, "open", time.monotonic() - started)
+            # Classifying may resolve the host name (is it a DNS failure?): not on the loop.
+            return await asyncio.to_thread(self._describe, exc, "open",
+                                           time.monotonic() - started)
         except BaseException:
             connection.abort()
             raise

@@ -9,17 +9,19 @@ import av
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import SecretStr
 
 from camsim.runner import CameraOptions
-from ingest.rtsp import RtspSource
+from ingest.rtsp import RtspSource, RtspTarget
 from ingest.rtsp_native.depacketize import Codec, Depacketizer
 from ingest.rtsp_native.errors import RtspProtocolError
 from ingest.rtsp_native.interleave import InterleavedParser
 from ingest.rtsp_native.sdp import control_url, parse_sdp
 from rtcc.config import CamsimCameraConfig, IngestConfig
+from rtcc.errors import SourceUnavailable
 from rtcc.hub import StreamHub
-from rtcc.media import EncodedFrame
-from tests.fixtures.camsim import CamsimFactory, CamsimHandle
+from rtcc.media import EncodedFrame, StreamState
+from tests.fixtures.camsim import SECURE_PASSWORD, SECURE_USER, CamsimFactory, CamsimHandle
 from tests.ingest.helpers import FAST, register, wait_until
 
 START = b"\x00\x00\x00\x01"
@@ -266,3 +268,25 @@ async def test_a_killed_camera_is_reported_and_reconnected(camsim: CamsimHandle)
         source = stream.stats()["source"]
         assert isinstance(source, dict)
         assert source["reconnects"] >= 1
+
+
+async def test_basic_auth_accepted_and_a_wrong_password_refused(
+    camsim_factory: CamsimFactory,
+) -> None:
+    user, password = SECURE_USER, SECURE_PASSWORD
+    sim = await camsim_factory(
+        [CamsimCameraConfig(name="Basic", path="basic", width=160, height=120, fps=10,
+                            bitrate_kbps=100, gop_seconds=1.0, username=user,
+                            password=SecretStr(password))],
+        options={"basic": CameraOptions(auth="basic")},
+    )
+    async with StreamHub() as hub:
+        stream = register(hub, sim.target("basic"))
+        async with await stream.subscribe("test") as sub:
+            frame = await asyncio.wait_for(sub.get(), 10)
+        assert frame.keyframe
+        wrong = register(hub, RtspTarget(sim.url("basic"), user, password + "-wrong"),
+                         camera_id="wrong")
+        with pytest.raises(SourceUnavailable, match=r"wrong user name or password \(RTSP 401\)"):
+            await wrong.subscribe("test")
+        assert wrong.state is StreamState.ERROR

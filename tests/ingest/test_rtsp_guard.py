@@ -157,6 +157,8 @@ async def test_a_redirect_to_a_refused_address_is_never_followed(
             source = stream.stats()["source"]
             assert isinstance(source, dict)
             assert source["refused"] == stream.reason
+            if client == "native":  # it hands the redirect to the FFmpeg reader and its guard
+                assert source["native_unsupported"] == "the camera redirected to another URL"
             assert SECURE_PASSWORD not in str(hub.stats())
             assert [r.method for r in camera.requests][:2] == ["OPTIONS", "DESCRIBE"]
             await asyncio.sleep(0.3)

@@ -14,11 +14,15 @@ The spec::
                   "codec": "h264",                # or "h265"
                   "bframes": 0, "audio": "",      # "", "pcma", "opus" or "aac"
                   "parameter_sets_in_band": true, # false: SPS/PPS only in the SDP
-                  "pattern": "smpte", "username": "", "password": ""}]}
+                  "pattern": "smpte", "username": "", "password": "",
+                  "auth": "digest",               # or "basic"
+                  "session_timeout": 0}]}         # >0: idle seconds before a session
+                                                  # expires (smallest set, for all sessions)
 
 Each camera is one shared mount: one encoder, however many clients. Cameras with a user name
-require RTSP digest authentication. When listening, prints ``READY port=N`` on stdout. Exits on
-SIGTERM or SIGINT, and, when the spec came from stdin, when stdin closes (its parent is gone).
+require RTSP digest authentication (Basic when every such camera asks for it). When listening,
+prints ``READY port=N`` on stdout. Exits on SIGTERM or SIGINT, and, when the spec came from
+stdin, when stdin closes (its parent is gone).
 
 Exit status: 2 bad spec, 3 python3-gi missing, 4 gst-rtsp-server missing, 5 a GStreamer element
 missing, 6 cannot listen. The reason is printed on stderr as ``MISSING ...`` or ``ERROR ...``.
@@ -98,6 +102,8 @@ def camera_spec(raw, index):
         "audio": str(raw.get("audio", "")),
         "parameter_sets_in_band": bool(raw.get("parameter_sets_in_band", True)),
         "pattern": str(raw.get("pattern", "smpte")),
+        "session_timeout": int(raw.get("session_timeout", 0)),
+        "auth": str(raw.get("auth", "digest")),
         "username": str(raw.get("username", "")),
         "password": str(raw.get("password", "")),
     }
@@ -110,6 +116,8 @@ def camera_spec(raw, index):
         fail(2, f"ERROR {where}.codec must be h264 or h265")
     if cam["audio"] not in ("", "pcma", "opus", "aac"):
         fail(2, f"ERROR {where}.audio must be empty, pcma, opus or aac")
+    if cam["auth"] not in ("digest", "basic"):
+        fail(2, f"ERROR {where}.auth must be digest or basic")
     if cam["pattern"] not in PATTERNS:
         fail(2, f"ERROR {where}.pattern must be one of {sorted(PATTERNS)}")
     if not (1 <= cam["fps"] <= 120 and 16 <= cam["width"] <= 7680 and 16 <= cam["height"] <= 4320):
@@ -237,14 +245,20 @@ def main(argv):
     protected = [cam for cam in cameras if cam["username"]]
     if protected:
         auth = rtsp_server.RTSPAuth()
-        auth.set_supported_methods(gst_rtsp.RTSPAuthMethod.DIGEST)
+        basic_only = all(cam["auth"] == "basic" for cam in protected)
+        auth.set_supported_methods(gst_rtsp.RTSPAuthMethod.BASIC if basic_only
+                                   else gst_rtsp.RTSPAuthMethod.DIGEST)
         anonymous = rtsp_server.RTSPToken()
         anonymous.set_string("media.factory.role", "anonymous")
         auth.set_default_token(anonymous)
         for cam in protected:
             token = rtsp_server.RTSPToken()
             token.set_string("media.factory.role", f"role-{cam['path']}")
-            auth.add_digest(cam["username"], cam["password"], token)
+            if cam["auth"] == "basic":
+                auth.add_basic(rtsp_server.RTSPAuth.make_basic(cam["username"], cam["password"]),
+                               token)
+            else:
+                auth.add_digest(cam["username"], cam["password"], token)
         server.set_auth(auth)
 
     for cam in cameras:
@@ -259,6 +273,18 @@ def main(argv):
         else:
             allow_role(factory, "anonymous", construct=True)
         mounts.add_factory(f"/{cam['path']}", factory)
+
+    timeouts = [cam["session_timeout"] for cam in cameras if cam["session_timeout"] > 0]
+    if timeouts:
+        timeout = min(timeouts)
+
+        def new_session(_client, session):
+            session.set_timeout(timeout)
+
+        server.connect("client-connected",
+                       lambda _server, client: client.connect("new-session", new_session))
+        pool = server.get_session_pool()
+        glib.timeout_add(250, lambda: pool.cleanup() >= 0)
 
     try:
         source_id = server.attach(None)

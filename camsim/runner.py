@@ -62,6 +62,12 @@ class CameraOptions:
     """False: SPS/PPS only in the SDP, never repeated before keyframes (like some cameras)."""
     pattern: str = "smpte"
     """A ``videotestsrc`` pattern (smpte, ball, snow, ...)."""
+    auth: Literal["digest", "basic"] = "digest"
+    """How a camera with a user name asks for it. The server offers Basic only if every such
+    camera uses it."""
+    session_timeout: int = 0
+    """Seconds an RTSP session lives without a request from its client (0: the server's 60).
+    The smallest one set applies to every session of the simulator."""
 
 
 def camera_spec(camera: CamsimCameraConfig, options: CameraOptions) -> dict[str, object]:
@@ -81,6 +87,8 @@ def camera_spec(camera: CamsimCameraConfig, options: CameraOptions) -> dict[str,
         "audio": options.audio,
         "parameter_sets_in_band": options.parameter_sets_in_band,
         "pattern": options.pattern,
+        "session_timeout": options.session_timeout,
+        "auth": options.auth,
     }
 
 

@@ -1,4 +1,10 @@
-"""Pulling a camera over RTSP with PyAV: one demux thread per source, reconnecting on its own.
+"""Pulling a camera over RTSP: ``RtspSource`` chooses the client, ``FfmpegRtspSource`` is PyAV's.
+
+``RtspSource`` uses the native asyncio client (``ingest.rtsp_native``) unless
+``ingest.rtsp_client`` is ``ffmpeg``, and hands a camera the native client cannot pull (rtsps,
+UDP, a redirect, a codec other than H.264/H.265) to the FFmpeg reader, logging why once.
+
+The FFmpeg reader runs one demux thread per source and reconnects on its own.
 
 The thread opens the camera (credentials go into the URL only there), hands every frame to the
 event loop with ``loop.call_soon_threadsafe`` and, when the camera drops, stalls or refuses,
@@ -30,6 +36,7 @@ from ingest.mediainfo import complete_from_sps, probe, with_b_frames
 from ingest.normalizer import Normalizer
 from ingest.rtsp_failures import Failure, describe_failure
 from ingest.rtsp_guard import MAX_REDIRECTS, EgressRules, RtspGuard, first_hop, next_hop
+from ingest.rtsp_native.source import NativeRtspSource
 from rtcc.camera_url import (
     SafeUrl,
     parse_rtsp_url,
@@ -104,8 +111,8 @@ class _LoopClosed(Exception):
     """The event loop that owns the sink is gone: the thread has nobody to deliver to."""
 
 
-class RtspSource:
-    """An ``rtcc.hub.Source`` that pulls one RTSP URL.
+class FfmpegRtspSource:
+    """An ``rtcc.hub.Source`` that pulls one RTSP URL with PyAV/FFmpeg.
 
     ``start`` returns at once; the demux thread then connects, and reconnects until ``aclose``.
     The first frame after every (re)connect is a keyframe marked ``discontinuity``.
@@ -167,7 +174,7 @@ class RtspSource:
         self._last_packet = 0.0
 
     def __repr__(self) -> str:
-        return f"<RtspSource {self.name} {self._redacted}>"
+        return f"<FfmpegRtspSource {self.name} {self._redacted}>"
 
     # -- Source -------------------------------------------------------------------------------
 
@@ -198,6 +205,7 @@ class RtspSource:
         hop = self._hop
         stats: dict[str, object] = {
             "kind": "rtsp",
+            "client": "ffmpeg",
             "url": self._redacted,
             "transport": self._target.transport,
             "connected_to": f"{hop.address}:{hop.port}",
@@ -477,3 +485,96 @@ class RtspSource:
         return Failure(
             f"the camera at {guard.hop.endpoint} ended the stream: reconnecting"
         ), delivered
+
+
+def native_unsupported(target: RtspTarget) -> str:
+    """Why the native client cannot pull ``target`` from the start ("" when it can)."""
+    if target.transport != "tcp":
+        return "the camera is configured for RTP over UDP"
+    if target.url.lower().startswith("rtsps:"):
+        return "the camera uses rtsps (TLS)"
+    return ""
+
+
+class RtspSource:
+    """An ``rtcc.hub.Source`` that pulls one RTSP URL with the configured client (see the
+    module's docstring). Same arguments as ``FfmpegRtspSource``; ``handoff`` and
+    ``join_timeout`` only concern the FFmpeg reader."""
+
+    def __init__(
+        self,
+        name: str,
+        target: RtspTarget,
+        settings: IngestConfig,
+        *,
+        handoff: LoopHandoff | None = None,
+        join_timeout: float = 2.0,
+        egress: EgressRules | None = None,
+        checked: SafeUrl | None = None,
+    ) -> None:
+        self.name = name
+        self._ffmpeg_args = (name, target, settings, handoff, join_timeout, egress, checked)
+        self._fallback = ""
+        self._sink: FrameSink | None = None
+        self._closing = False
+        self._switch: asyncio.Task[None] | None = None
+        self._native: NativeRtspSource | None = None
+        self._ffmpeg: FfmpegRtspSource | None = None
+        reason = native_unsupported(target) if settings.rtsp_client == "native" else ""
+        if settings.rtsp_client == "native" and not reason:
+            self._native = NativeRtspSource(name, target, settings, egress=egress,
+                                            checked=checked, unsupported=self._unsupported)
+        else:
+            self._ffmpeg = self._make_ffmpeg()
+            if reason:
+                self._note_fallback(reason)
+
+    def __repr__(self) -> str:
+        return f"<RtspSource {self.name} {self._ffmpeg_args[1]}>"
+
+    def _make_ffmpeg(self) -> FfmpegRtspSource:
+        name, target, settings, handoff, join_timeout, egress, checked = self._ffmpeg_args
+        return FfmpegRtspSource(name, target, settings, handoff=handoff,
+                                join_timeout=join_timeout, egress=egress, checked=checked)
+
+    def _note_fallback(self, reason: str) -> None:
+        self._fallback = reason
+        log.info("camera %s: pulled with FFmpeg, not the native RTSP client: %s (%s)",
+                 self.name, reason, self._ffmpeg_args[1])
+
+    async def start(self, sink: FrameSink) -> None:
+        self._sink = sink
+        if self._native is not None:
+            await self._native.start(sink)
+        elif self._ffmpeg is not None:
+            await self._ffmpeg.start(sink)
+
+    def _unsupported(self, reason: str) -> None:
+        """The native client gave up on this camera: the FFmpeg reader takes over."""
+        if self._closing or self._switch is not None:
+            return
+        self._note_fallback(reason)
+        self._ffmpeg = self._make_ffmpeg()
+        self._switch = asyncio.get_running_loop().create_task(
+            self._start_ffmpeg(self._ffmpeg), name=f"camera:{self.name}:rtsp-fallback")
+
+    async def _start_ffmpeg(self, source: FfmpegRtspSource) -> None:
+        if self._sink is not None and not self._closing:
+            await source.start(self._sink)
+
+    async def aclose(self) -> None:
+        self._closing = True
+        if self._native is not None:
+            await self._native.aclose()
+        if self._switch is not None:
+            await asyncio.shield(self._switch)
+        if self._ffmpeg is not None and (self._native is None or self._switch is not None):
+            await self._ffmpeg.aclose()
+
+    def stats(self) -> dict[str, object]:
+        inner = self._ffmpeg if self._ffmpeg is not None else self._native
+        assert inner is not None
+        stats = inner.stats()
+        if self._fallback:
+            stats["native_unsupported"] = self._fallback
+        return stats

@@ -302,6 +302,10 @@ class IngestConfig(_Model):
     someone watches, so viewers are waiting: keep it short."""
     fatal_retry: Annotated[float, Field(gt=0)] = 60.0
     """Wait after the camera refused the credentials, so retries do not lock its account."""
+    rtsp_client: Literal["native", "ffmpeg"] = "native"
+    """``native``: the asyncio RTSP client (TCP interleaved, H.264/H.265); it hands cameras it
+    cannot pull (rtsps, UDP, redirects, other codecs) to the FFmpeg reader. ``ffmpeg``: FFmpeg
+    for every camera."""
 
 
 class SecurityConfig(_Model):

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
@@ -31,7 +32,8 @@ from tests.ingest.helpers import decode_keyframe, wait_until
 HOSTILE = "127.0.0.2"
 FORBIDDEN = "127.0.0.3"
 SETTINGS = IngestConfig(open_timeout=2.0, stall_timeout=2.0, backoff_initial=0.2,
-                        backoff_max=1.0, fatal_retry=30.0)
+                        backoff_max=1.0, fatal_retry=30.0, rtsp_client="ffmpeg")
+"""The guard sits in front of FFmpeg; the native client hands redirects to it."""
 SDP = (
     "v=0\r\no=- 0 0 IN IP4 127.0.0.2\r\ns=hostile\r\nt=0 0\r\n"
     "m=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=control:track1\r\n"
@@ -116,13 +118,15 @@ def described(request: Request) -> Answer:
     return 200, {"Session": "12345678"}, ""
 
 
-def register(hub: StreamHub, target: RtspTarget, allow: list[str]) -> Stream:
-    factory = rtsp_source_factory("cam/main", target, SETTINGS,
+def register(hub: StreamHub, target: RtspTarget, allow: list[str],
+             settings: IngestConfig = SETTINGS) -> Stream:
+    factory = rtsp_source_factory("cam/main", target, settings,
                                   SecurityConfig(allow_private_camera_hosts=allow), LoopHandoff(),
                                   allowlisted=True)
     return hub.register("cam", "main", factory, StreamSettings(start_timeout=6))
 
 
+@pytest.mark.parametrize("client", ["ffmpeg", "native"])
 @pytest.mark.parametrize(
     ("where", "why"),
     [
@@ -130,7 +134,9 @@ def register(hub: StreamHub, target: RtspTarget, allow: list[str]) -> Stream:
         ("169.254.169.254", "169.254.169.254 is a cloud metadata address"),
     ],
 )
-async def test_a_redirect_to_a_refused_address_is_never_followed(where: str, why: str) -> None:
+async def test_a_redirect_to_a_refused_address_is_never_followed(
+    where: str, why: str, client: Literal["ffmpeg", "native"]
+) -> None:
     async with forbidden_listener() as (port, connections):
         location = f"rtsp://{where}:{port}/stolen"
 
@@ -141,7 +147,8 @@ async def test_a_redirect_to_a_refused_address_is_never_followed(where: str, why
 
         async with hostile(answer) as camera, StreamHub() as hub:
             target = RtspTarget(camera.url(), "admin", SECURE_PASSWORD)
-            stream = register(hub, target, [f"{HOSTILE}/32"])
+            stream = register(hub, target, [f"{HOSTILE}/32"],
+                              SETTINGS.model_copy(update={"rtsp_client": client}))
             with pytest.raises(SourceUnavailable, match="redirected to"):
                 await stream.subscribe("viewer")
             assert stream.state is StreamState.ERROR
@@ -150,6 +157,8 @@ async def test_a_redirect_to_a_refused_address_is_never_followed(where: str, why
             source = stream.stats()["source"]
             assert isinstance(source, dict)
             assert source["refused"] == stream.reason
+            if client == "native":  # it hands the redirect to the FFmpeg reader and its guard
+                assert source["native_unsupported"] == "the camera redirected to another URL"
             assert SECURE_PASSWORD not in str(hub.stats())
             assert [r.method for r in camera.requests][:2] == ["OPTIONS", "DESCRIBE"]
             await asyncio.sleep(0.3)

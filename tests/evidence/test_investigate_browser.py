@@ -2,7 +2,8 @@
 one-frame step is the recorded frame at that time (compared with the frames decoded from the
 server's segment), a camera without a grant has no timeline, an export made from the screen
 (in, out, case, reason, progress) verifies with ``rtcc verify``, and two cameras played together
-stay within one frame of each other.
+stay within one frame of each other, and a shared camera (whose frames before the moment asked
+for are not the investigator's to see) lands on its next keyframe.
 
 The footage is FFmpeg's ``testsrc2`` (it changes every frame; the camera simulator burns in
 only a clock to the second), written into segments as the recorder writes them."""
@@ -57,7 +58,7 @@ async def site(tmp_path: Path, bootstrap_token: str) -> AsyncIterator[Site]:
     units = make_h264(tmp_path, 8.0)
     store = EvidenceStore.open_in(settings.data_dir)
     try:
-        for camera_id in ("dept", "dept2", "shop"):
+        for camera_id in ("dept", "dept2", "shop", "plaza"):
             write_segments(store, settings.data_dir / "evidence", camera_id,
                            frames_from(units, PAST), 3.0)
     finally:
@@ -66,6 +67,7 @@ async def site(tmp_path: Path, bootstrap_token: str) -> AsyncIterator[Site]:
     directory.add("dept", SharingLevel.REGISTRY_ONLY, owner_id="department")
     directory.add("dept2", SharingLevel.REGISTRY_ONLY, owner_id="department")
     directory.add("shop", SharingLevel.ON_REQUEST, owner_id="shop1")  # no grant asked for
+    directory.add("plaza", SharingLevel.LIVE_ALWAYS, owner_id="city")  # shared: no lead-in
     app = evidence_app(settings, directory)
     console_routes.add_routes(app)
     server = TestServer(app, host="127.0.0.1")
@@ -142,7 +144,7 @@ async def test_seek_step_and_export_from_the_screen(chromium: Browser, site: Sit
     lanes = await page.eval_on_selector_all("#timeline .lane", "nodes => nodes.map(n => n.dataset.camera)")
     assert lanes == ["dept"]
     offered = await page.eval_on_selector_all("#cameras input", "nodes => nodes.map(n => n.value)")
-    assert offered == ["dept", "dept2"]
+    assert offered == ["dept", "dept2", "plaza"]
     assert await page.query_selector(".player[data-camera=shop]") is None
     assert await page.query_selector("#timeline .lane[data-camera=dept] .span.recorded")
 
@@ -225,4 +227,26 @@ async def test_two_cameras_play_within_one_frame_of_each_other(chromium: Browser
              for camera in ("dept", "dept2")]
     log.info("paused at %s", times)
     assert abs(times[0] - times[1]) <= 1 / FPS + 0.001
+    await page.close()
+
+
+async def test_a_shared_camera_lands_on_the_keyframe_after_the_moment(chromium: Browser,
+                                                                      site: Site) -> None:
+    # A shared camera's playback starts at the first keyframe at or after the moment asked for
+    # (one a second here): the player shows that frame rather than waiting for the moment.
+    recorded = await asyncio.to_thread(_recorded_thumbs, site.source)
+    investigator = await create_user(site.client, site.admin, Role.INVESTIGATOR)
+    page = await chromium.new_page(viewport={"width": 1280, "height": 900})
+    await login_form(page, site.base, investigator.username, investigator.password,
+                     investigator.next_code(), start="/investigate/")
+    await page.goto(f"{site.base}/investigate/?from={PAST - 5}&to={PAST + 20}"
+                    f"&cameras=plaza&at={PAST + 4.5}")
+    await page.wait_for_selector("body[data-ready=true]", timeout=30000)
+    player = ".player[data-camera=plaza]"
+    thumb = await _changed(page, player, "thumb", None)
+    shown_at = float(await _data(page, player, "thumb-utc") or "nan")
+    assert shown_at == pytest.approx(PAST + 5.0, abs=0.002)
+    index, difference, runner_up = _closest(thumb, recorded)
+    assert index == 5 * FPS, (index, difference, runner_up)
+    assert difference < 0.8 * runner_up
     await page.close()

@@ -244,7 +244,11 @@ class Player {
         await this.append(value);
         if (first && reset && this.video.buffered.length) {
           first = false;
-          this.video.currentTime = utc - state.origin;
+          // Without the right to see the lead-in, the part starts at the first keyframe after
+          // ``utc``: land on that frame, since ``utc`` itself will never be buffered.
+          const target = Math.max(utc, start) - state.origin;
+          if (this.pendingSeek) this.pendingSeek.t = target;
+          this.video.currentTime = target;
           this.video.playbackRate = Number($("speed").value);
           if (state.playing) this.video.play().catch(() => {});
         }

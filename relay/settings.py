@@ -61,6 +61,10 @@ class RelaySettings:
     udp_gso: bool = True
     """Send each frame's packets with one system call (Linux UDP segmentation offload) when the
     kernel allows; off: one ``sendto`` per packet."""
+    compiled_send: bool = True
+    """Write and protect each run of a frame's packets with the compiled loop
+    (``relay.fastpath``) when the installation has it; off, or not built: the same work in
+    Python."""
     shared_fanout: bool = True
     """Viewers that have caught up are fed by one loop per stream (one wake-up per frame for
     all of them) instead of a loop each."""

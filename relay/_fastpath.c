@@ -9,13 +9,69 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/udp.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
 
 /* libsrtp 2: srtp_err_status_t srtp_protect(srtp_t ctx, void *rtp_hdr, int *len_ptr) */
 typedef int (*srtp_protect_fn)(void *ctx, void *rtp_hdr, int *len_ptr);
 
 #define SRTP_TRAILER_ROOM (16 + 128) /* the largest tag plus the largest MKI */
+
+/* Writes and protects payloads[start:end] at the start of buffer; returns the bytes written
+ * (and the first datagram's size in *segment), -1 with an exception set. */
+static Py_ssize_t
+write_batch(unsigned char *buffer, Py_ssize_t capacity, PyObject *payloads, Py_ssize_t start,
+            Py_ssize_t end, Py_ssize_t last, const char *head, Py_ssize_t head_length,
+            unsigned long seq, srtp_protect_fn protect, void *context, Py_ssize_t *segment_out)
+{
+    Py_ssize_t offset = 0;
+    Py_ssize_t segment = 0;
+    for (Py_ssize_t index = start; index < end; index++) {
+        PyObject *payload = PyTuple_GET_ITEM(payloads, index);
+        if (!PyBytes_Check(payload)) {
+            PyErr_SetString(PyExc_TypeError, "a payload is not bytes");
+            return -1;
+        }
+        Py_ssize_t payload_length = PyBytes_GET_SIZE(payload);
+        Py_ssize_t length = head_length + payload_length;
+        if (offset + length + SRTP_TRAILER_ROOM > capacity || length > INT32_MAX / 2) {
+            PyErr_SetString(PyExc_ValueError, "the batch does not fit the send buffer");
+            return -1;
+        }
+        unsigned char *packet = buffer + offset;
+        memcpy(packet, head, (size_t)head_length);
+        packet[1] = (unsigned char)((packet[1] & 0x7F) | (index == last ? 0x80 : 0));
+        packet[2] = (unsigned char)((seq >> 8) & 0xFF);
+        packet[3] = (unsigned char)(seq & 0xFF);
+        memcpy(packet + head_length, PyBytes_AS_STRING(payload), (size_t)payload_length);
+        int protected_length = (int)length;
+        int status = protect(context, packet, &protected_length);
+        if (status != 0) {
+            PyErr_Format(PyExc_ConnectionError,
+                         "SRTP protection failed (libsrtp status %d)", status);
+            return -1;
+        }
+        if (index == start) {
+            segment = protected_length;
+        }
+        offset += protected_length;
+        seq = (seq + 1) & 0xFFFF;
+    }
+    *segment_out = segment;
+    return offset;
+}
 
 /* protect_batch(buffer, payloads, start, end, last, header, seq, protect, context)
  *     -> (bytes written, size of the first datagram)
@@ -68,41 +124,165 @@ protect_batch(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     }
     unsigned char *buffer = (unsigned char *)view.buf;
     Py_ssize_t capacity = view.len;
-    Py_ssize_t offset = 0;
     Py_ssize_t segment = 0;
-    for (Py_ssize_t index = start; index < end; index++) {
-        PyObject *payload = PyTuple_GET_ITEM(payloads, index);
-        if (!PyBytes_Check(payload)) {
-            PyErr_SetString(PyExc_TypeError, "protect_batch: a payload is not bytes");
-            goto fail;
-        }
-        Py_ssize_t payload_length = PyBytes_GET_SIZE(payload);
-        Py_ssize_t length = head_length + payload_length;
-        if (offset + length + SRTP_TRAILER_ROOM > capacity || length > INT32_MAX / 2) {
-            PyErr_SetString(PyExc_ValueError, "protect_batch: the batch does not fit the buffer");
-            goto fail;
-        }
-        unsigned char *packet = buffer + offset;
-        memcpy(packet, head, (size_t)head_length);
-        packet[1] = (unsigned char)((packet[1] & 0x7F) | (index == last ? 0x80 : 0));
-        packet[2] = (unsigned char)((seq >> 8) & 0xFF);
-        packet[3] = (unsigned char)(seq & 0xFF);
-        memcpy(packet + head_length, PyBytes_AS_STRING(payload), (size_t)payload_length);
-        int protected_length = (int)length;
-        int status = protect(context, packet, &protected_length);
-        if (status != 0) {
-            PyErr_Format(PyExc_ConnectionError,
-                         "SRTP protection failed (libsrtp status %d)", status);
-            goto fail;
-        }
-        if (index == start) {
-            segment = protected_length;
-        }
-        offset += protected_length;
-        seq = (seq + 1) & 0xFFFF;
+    Py_ssize_t offset = write_batch(buffer, capacity, payloads, start, end, last, head,
+                                    head_length, seq, protect, context, &segment);
+    if (offset < 0) {
+        goto fail;
     }
     PyBuffer_Release(&view);
     return Py_BuildValue("(nn)", offset, segment);
+fail:
+    PyBuffer_Release(&view);
+    return NULL;
+}
+
+static int
+gso_unsupported(int error)
+{
+    return error == EIO || error == EINVAL || error == ENOPROTOOPT || error == EOPNOTSUPP;
+}
+
+/* Sends ``count`` datagrams of ``segment`` bytes (the last possibly shorter) laid out in
+ * ``data``, one sendto each; what the socket cannot take now is dropped and counted. */
+static void
+send_each(int fd, const struct sockaddr *address, socklen_t address_length,
+          const unsigned char *data, Py_ssize_t size, Py_ssize_t segment, Py_ssize_t count,
+          Py_ssize_t *dropped, Py_ssize_t *calls)
+{
+    Py_ssize_t offset = 0;
+    for (Py_ssize_t index = 0; index < count && offset < size; index++) {
+        Py_ssize_t length = size - offset < segment ? size - offset : segment;
+        ssize_t sent = sendto(fd, data + offset, (size_t)length, 0, address, address_length);
+        *calls += 1;
+        if (sent < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK) { /* the socket buffer is full */
+                *dropped += count - index;
+                return;
+            }
+            *dropped += 1;
+        }
+        offset += length;
+    }
+}
+
+/* send_frame(fd, address, buffer, payloads, batches, last, header, seq, protect, context, gso)
+ *     -> (datagrams dropped, system calls, errno of a refused segmentation offload or 0)
+ *
+ * A frame to one viewer: each (start, end) run of ``batches`` written and protected into
+ * ``buffer`` as protect_batch does, then sent to ``address`` (a packed sockaddr) on socket
+ * ``fd`` with one sendmsg using UDP segmentation offload (``gso``), or one sendto per datagram.
+ * When the kernel refuses segmentation, the rest of the frame goes one datagram per call and
+ * the errno is returned, so the caller stops asking for it. */
+static PyObject *
+send_frame(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 11) {
+        PyErr_SetString(PyExc_TypeError, "send_frame takes 11 arguments");
+        return NULL;
+    }
+    PyObject *address = args[1];
+    PyObject *payloads = args[3];
+    PyObject *batches = args[4];
+    PyObject *header = args[6];
+    if (!PyBytes_Check(address) || !PyTuple_Check(payloads) || !PyTuple_Check(batches)
+        || !PyBytes_Check(header)) {
+        PyErr_SetString(PyExc_TypeError, "send_frame: address and header must be bytes, "
+                        "payloads and batches tuples");
+        return NULL;
+    }
+    long fd = PyLong_AsLong(args[0]);
+    Py_ssize_t last = PyLong_AsSsize_t(args[5]);
+    unsigned long seq = PyLong_AsUnsignedLong(args[7]);
+    void *protect_address = PyLong_AsVoidPtr(args[8]);
+    void *context = PyLong_AsVoidPtr(args[9]);
+    int gso = PyObject_IsTrue(args[10]);
+    if (PyErr_Occurred() || gso < 0) {
+        return NULL;
+    }
+    if (protect_address == NULL || context == NULL || fd < 0 || fd > INT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "send_frame: no socket, libsrtp function or context");
+        return NULL;
+    }
+    const char *head = PyBytes_AS_STRING(header);
+    Py_ssize_t head_length = PyBytes_GET_SIZE(header);
+    if (head_length < 12) {
+        PyErr_SetString(PyExc_ValueError, "send_frame: an RTP header has at least 12 bytes");
+        return NULL;
+    }
+    const struct sockaddr *to = (const struct sockaddr *)PyBytes_AS_STRING(address);
+    socklen_t to_length = (socklen_t)PyBytes_GET_SIZE(address);
+    Py_ssize_t frame_packets = PyTuple_GET_SIZE(payloads);
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[2], &view, PyBUF_WRITABLE) < 0) {
+        return NULL;
+    }
+    unsigned char *buffer = (unsigned char *)view.buf;
+    Py_ssize_t dropped = 0;
+    Py_ssize_t calls = 0;
+    int refused = 0;
+    Py_ssize_t batch_count = PyTuple_GET_SIZE(batches);
+    for (Py_ssize_t b = 0; b < batch_count; b++) {
+        PyObject *batch = PyTuple_GET_ITEM(batches, b);
+        if (!PyTuple_Check(batch) || PyTuple_GET_SIZE(batch) != 2) {
+            PyErr_SetString(PyExc_TypeError, "send_frame: a batch is not a (start, end) pair");
+            goto fail;
+        }
+        Py_ssize_t start = PyLong_AsSsize_t(PyTuple_GET_ITEM(batch, 0));
+        Py_ssize_t end = PyLong_AsSsize_t(PyTuple_GET_ITEM(batch, 1));
+        if (PyErr_Occurred()) {
+            goto fail;
+        }
+        if (start < 0 || end > frame_packets || start >= end) {
+            PyErr_SetString(PyExc_IndexError, "send_frame: batch outside the frame's payloads");
+            goto fail;
+        }
+        Py_ssize_t segment = 0;
+        Py_ssize_t size = write_batch(buffer, view.len, payloads, start, end, last, head,
+                                      head_length, seq, (srtp_protect_fn)protect_address,
+                                      context, &segment);
+        if (size < 0) {
+            goto fail;
+        }
+        seq = (seq + (unsigned long)(end - start)) & 0xFFFF;
+        Py_ssize_t count = end - start;
+        if (count > 1 && gso) {
+            struct iovec vector = {buffer, (size_t)size};
+            union {
+                char data[CMSG_SPACE(sizeof(uint16_t))];
+                struct cmsghdr align;
+            } control;
+            memset(&control, 0, sizeof(control));
+            struct msghdr message = {0};
+            message.msg_name = (void *)to;
+            message.msg_namelen = to_length;
+            message.msg_iov = &vector;
+            message.msg_iovlen = 1;
+            message.msg_control = control.data;
+            message.msg_controllen = sizeof(control.data);
+            struct cmsghdr *option = CMSG_FIRSTHDR(&message);
+            option->cmsg_level = SOL_UDP;
+            option->cmsg_type = UDP_SEGMENT;
+            option->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+            uint16_t segment_size = (uint16_t)segment;
+            memcpy(CMSG_DATA(option), &segment_size, sizeof(segment_size));
+            calls += 1;
+            if (sendmsg((int)fd, &message, 0) >= 0) {
+                continue;
+            }
+            if (!gso_unsupported(errno)) { /* a full socket buffer, or the path is gone */
+                dropped += count;
+                continue;
+            }
+            refused = errno;
+            gso = 0;
+        }
+        send_each((int)fd, to, to_length, buffer, size, count > 1 ? segment : size, count,
+                  &dropped, &calls);
+    }
+    PyBuffer_Release(&view);
+    return Py_BuildValue("(nni)", dropped, calls, refused);
 fail:
     PyBuffer_Release(&view);
     return NULL;
@@ -229,6 +409,8 @@ fragment(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 static PyMethodDef methods[] = {
     {"protect_batch", (PyCFunction)(void (*)(void))protect_batch, METH_FASTCALL,
      "Write, protect and lay out a run of a frame's RTP packets; (bytes, first datagram size)."},
+    {"send_frame", (PyCFunction)(void (*)(void))send_frame, METH_FASTCALL,
+     "Write, protect and send a frame's packets to one viewer; (dropped, calls, errno)."},
     {"split_annexb", split_annexb, METH_O, "The NAL units of Annex-B data."},
     {"fragment", (PyCFunction)(void (*)(void))fragment, METH_FASTCALL,
      "The fragmentation units of one NAL unit."},

@@ -60,7 +60,9 @@ class RtpSendEngine:
         self._on_keyframe_request = on_keyframe_request
         self._history = NackHistory(history_slots)
         self._scratch = scratch
-        self._direct = DirectResources(scratch, gso, fastpath.BATCH_PROTECT if compiled else None)
+        self._direct = DirectResources(scratch, gso,
+                                       fastpath.BATCH_PROTECT if compiled else None,
+                                       fastpath.SEND_FRAME if compiled else None)
         self._clock = clock
         self._monotonic = clock.monotonic
         self._wall = clock.wall
@@ -148,7 +150,20 @@ class RtpSendEngine:
     def compiled(self) -> bool:
         """True when frames go out through the compiled packet loop (``relay.fastpath``)."""
         route = self._fast
-        return route is not None and route.compiled is not None
+        return route is not None and (route.compiled is not None
+                                      or route.send_frame is not None)
+
+    @property
+    def send_loop(self) -> str:
+        """How frames go out: ``compiled`` (``relay.fastpath``, the send included),
+        ``compiled-protect`` (compiled write and protect, sent from Python), ``python``, or
+        ``checked`` while no frame has gone straight to the socket yet (or a TURN path)."""
+        route = self._fast
+        if route is None:
+            return "checked"
+        if route.send_frame is not None:
+            return "compiled"
+        return "compiled-protect" if route.compiled is not None else "python"
 
     @property
     def direct(self) -> bool:
@@ -175,7 +190,7 @@ class RtpSendEngine:
         if route is None or self._stopped or not self._connected():
             return self._send_checked(frame, timestamp)
         (protect, context, cell, scratch, writer, sendmsg, addr, tag_length, compiled,
-         protect_address, context_address) = route
+         protect_address, context_address, send_frame, fd, packed_address) = route
         extension = self._extensions.block()
         first = 0x90 if extension else 0x80
         pt = self._pt
@@ -184,6 +199,26 @@ class RtpSendEngine:
         buffer = scratch.data
         view = scratch.view
         dropped = writer.dropped
+        if send_frame is not None:
+            # the compiled loop, send included: one call per frame
+            payloads = frame.payloads
+            try:
+                lost, calls, refused = send_frame(
+                    fd, packed_address, buffer, payloads,
+                    frame.batches or plan_batches([len(p) for p in payloads]), len(payloads) - 1,
+                    header_struct(len(extension)).pack(first, pt, 0, timestamp, ssrc, extension),
+                    seq, protect_address, context_address, writer.gso)
+            except ConnectionError:
+                self._fast = None
+                raise
+            writer.calls += calls
+            if lost:
+                writer.dropped += lost
+            if refused:
+                writer.segmentation_refused(refused)
+            self._sent(frame, timestamp, start_seq, (seq + len(payloads)) & 0xFFFF, writer,
+                       dropped, addr)
+            return True
         if compiled is not None:
             # the compiled loop: no shared layout, each run written straight from the payloads
             header = header_struct(len(extension)).pack(first, pt, 0, timestamp, ssrc,
@@ -434,5 +469,5 @@ class RtpSendEngine:
             "packets_lost": reports.packets_lost,
             "jitter_ms": round(reports.jitter / 90, 2),
             "rtt_ms": round(reports.rtt * 1000, 2) if reports.rtt is not None else None,
-            "compiled": self.compiled,
+            "send_loop": self.send_loop,
         }

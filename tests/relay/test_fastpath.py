@@ -6,12 +6,18 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
+from pylibsrtp import Policy, Session
 
 from relay import fastpath, packets
+from relay.rtp_header import RTP_HEADER
+from relay.sender import new_scratch_buffer
 from relay.settings import RelaySettings
+from relay.srtp import InPlaceProtector
+from relay.udp import DatagramWriter, plan_batches
 from rtcc import bitstream
 from rtcc.media import EncodedFrame
 from tests.relay.clip import Clip
@@ -94,7 +100,7 @@ async def test_viewer_decodes_through_either_send_loop_and_nacks_are_answered(
         sender = session.sender
         assert sender is not None
         assert sender.compiled is compiled
-        assert sender.stats()["compiled"] is compiled
+        assert sender.stats()["send_loop"] == ("compiled" if compiled else "python")
         assert sender.packets_dropped == 0
         # the history of packets sent by this loop answers a NACK
         receiver = viewer.pc.getTransceivers()[0].receiver
@@ -107,3 +113,61 @@ async def test_viewer_decodes_through_either_send_loop_and_nacks_are_answered(
         await viewer.wait_frames(viewer.decoded.count + 10)
     finally:
         await viewer.close()
+
+
+class _Receiver(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.datagrams: asyncio.Queue[bytes] = asyncio.Queue()
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:  # noqa: ARG002 -- asyncio's protocol
+        self.datagrams.put_nowait(data)
+
+
+@needs_build
+@pytest.mark.parametrize("gso", [True, False], ids=["segmented", "one-per-call"])
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+async def test_compiled_send_delivers_packets_that_unprotect_to_the_frame(
+    host: str, gso: bool
+) -> None:
+    send_frame = fastpath.SEND_FRAME
+    assert send_frame is not None
+    profile = Policy.SRTP_PROFILE_AES128_CM_SHA1_80
+    key = bytes(range(30))  # 16 bytes of key, 14 of salt
+    outbound = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND, srtp_profile=profile))
+    inbound = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_INBOUND, srtp_profile=profile))
+    loop = asyncio.get_running_loop()
+    try:
+        receiving, receiver = await loop.create_datagram_endpoint(_Receiver, local_addr=(host, 0))
+    except OSError:
+        pytest.skip(f"no {host} on this machine")
+    sending, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol,
+                                                     local_addr=(host, 0))
+    writer = DatagramWriter(sending, gso=gso)
+    try:
+        rng = random.Random(3)
+        payloads = (*(rng.randbytes(1100) for _ in range(60)), rng.randbytes(300))
+        batches = plan_batches([len(p) for p in payloads])
+        assert len(batches) > 1
+        scratch = new_scratch_buffer()
+        raw = InPlaceProtector(outbound, scratch).raw()
+        assert raw is not None
+        address = receiving.get_extra_info("sockname")
+        packed = writer.packed_address(address)
+        assert packed is not None
+        header = RTP_HEADER.pack(0x80, 96, 0, 123456, 0x1234)
+        lost, calls, refused = send_frame(writer.fileno(), packed, scratch.data, payloads,
+                                          batches, len(payloads) - 1, header, 65530,
+                                          raw.protect_address, raw.context_address, gso)
+        assert (lost, refused) == (0, 0)
+        assert calls == (len(batches) if gso else len(payloads))
+        for index, payload in enumerate(payloads):
+            async with asyncio.timeout(10):
+                packet = inbound.unprotect(await receiver.datagrams.get())
+            _, marker_pt, seq, timestamp, ssrc = RTP_HEADER.unpack(packet[:12])
+            assert (seq, timestamp, ssrc) == ((65530 + index) & 0xFFFF, 123456, 0x1234)
+            assert marker_pt == (0x80 if index == len(payloads) - 1 else 0) | 96
+            assert packet[12:] == payload
+    finally:
+        writer.close()
+        sending.close()
+        receiving.close()

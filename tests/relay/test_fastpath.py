@@ -4,8 +4,12 @@ viewer decodes the camera through either."""
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import subprocess
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -24,6 +28,7 @@ from tests.relay.clip import Clip
 from tests.relay.conftest import RelayServer, start_server
 from tests.relay.whep_client import WhepViewer
 
+ROOT = Path(__file__).resolve().parents[2]
 BUILT = fastpath.BATCH_PROTECT is not None
 needs_build = pytest.mark.skipif(not BUILT, reason="relay._fastpath is not built here "
                                  "(no C compiler or Python headers at install time)")
@@ -171,3 +176,30 @@ async def test_compiled_send_delivers_packets_that_unprotect_to_the_frame(
         writer.close()
         sending.close()
         receiving.close()
+
+
+def test_without_the_compiled_module_everything_falls_back_to_python() -> None:
+    """An installation without a C compiler has no ``relay._fastpath``: the relay imports and
+    packetizes all the same."""
+    script = (
+        "import sys\n"
+        "class Missing:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'relay._fastpath':\n"
+        "            raise ImportError('not built')\n"
+        "sys.meta_path.insert(0, Missing())\n"
+        "from relay import fastpath, packets, engine\n"
+        "from rtcc import bitstream\n"
+        "from rtcc.media import EncodedFrame\n"
+        "assert fastpath.SEND_FRAME is None and fastpath.BATCH_PROTECT is None\n"
+        "assert packets._fragment is packets._fragment_python\n"
+        "assert packets._split_annexb is bitstream.split_annexb\n"
+        "nal = bytes([0x65]) + bytes(range(256)) * 20\n"
+        "frame = EncodedFrame('h264', b'\\x00\\x00\\x00\\x01' + nal, 0, True, 0.0)\n"
+        "print(len(packets.packetize_frame(frame).payloads))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, check=False, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) == 5  # 5120 bytes of NAL unit in FU-A fragments of at most 1200

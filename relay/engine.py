@@ -22,6 +22,7 @@ import contextlib
 import random
 from collections.abc import Callable, Iterable, Sequence
 
+from relay import fastpath
 from relay.history import DEFAULT_SLOTS, NackHistory
 from relay.nack import Retransmitter
 from relay.packets import PacketizedFrame
@@ -51,6 +52,7 @@ class RtpSendEngine:
         history_slots: int = DEFAULT_SLOTS,
         gso: bool = True,
         clock: Clock = SYSTEM_CLOCK,
+        compiled: bool = True,
     ) -> None:
         self.name = name
         self._path = path
@@ -58,7 +60,9 @@ class RtpSendEngine:
         self._on_keyframe_request = on_keyframe_request
         self._history = NackHistory(history_slots)
         self._scratch = scratch
-        self._direct = DirectResources(scratch, gso)
+        self._direct = DirectResources(scratch, gso,
+                                       fastpath.BATCH_PROTECT if compiled else None,
+                                       fastpath.SEND_FRAME if compiled else None)
         self._clock = clock
         self._monotonic = clock.monotonic
         self._wall = clock.wall
@@ -143,6 +147,25 @@ class RtpSendEngine:
         return self.negotiated.is_set() and not self._stopped
 
     @property
+    def compiled(self) -> bool:
+        """True when frames go out through the compiled packet loop (``relay.fastpath``)."""
+        route = self._fast
+        return route is not None and (route.compiled is not None
+                                      or route.send_frame is not None)
+
+    @property
+    def send_loop(self) -> str:
+        """How frames go out: ``compiled`` (``relay.fastpath``, the send included),
+        ``compiled-protect`` (compiled write and protect, sent from Python), ``python``, or
+        ``checked`` while no frame has gone straight to the socket yet (or a TURN path)."""
+        route = self._fast
+        if route is None:
+            return "checked"
+        if route.send_frame is not None:
+            return "compiled"
+        return "compiled-protect" if route.compiled is not None else "python"
+
+    @property
     def direct(self) -> bool:
         """True when frames go straight to the viewer's UDP socket (no TURN relay)."""
         try:
@@ -166,9 +189,9 @@ class RtpSendEngine:
         route = self._fast
         if route is None or self._stopped or not self._connected():
             return self._send_checked(frame, timestamp)
-        protect, context, cell, scratch, writer, sendmsg, addr, tag_length = route
+        (protect, context, cell, scratch, writer, sendmsg, addr, tag_length, compiled,
+         protect_address, context_address, send_frame, fd, packed_address) = route
         extension = self._extensions.block()
-        pack_into = header_struct(len(extension)).pack_into
         first = 0x90 if extension else 0x80
         pt = self._pt
         ssrc = self._ssrc_media
@@ -176,6 +199,51 @@ class RtpSendEngine:
         buffer = scratch.data
         view = scratch.view
         dropped = writer.dropped
+        if send_frame is not None:
+            # the compiled loop, send included: one call per frame
+            payloads = frame.payloads
+            try:
+                lost, calls, refused = send_frame(
+                    fd, packed_address, buffer, payloads,
+                    frame.batches or plan_batches([len(p) for p in payloads]), len(payloads) - 1,
+                    header_struct(len(extension)).pack(first, pt, 0, timestamp, ssrc, extension),
+                    seq, protect_address, context_address, writer.gso)
+            except ConnectionError:
+                self._fast = None
+                raise
+            writer.calls += calls
+            if lost:
+                writer.dropped += lost
+            if refused:
+                writer.segmentation_refused(refused)
+            self._sent(frame, timestamp, start_seq, (seq + len(payloads)) & 0xFFFF, writer,
+                       dropped, addr)
+            return True
+        if compiled is not None:
+            # the compiled loop: no shared layout, each run written straight from the payloads
+            header = header_struct(len(extension)).pack(first, pt, 0, timestamp, ssrc,
+                                                        extension)
+            payloads = frame.payloads
+            last = len(payloads) - 1
+            for start, end in frame.batches or plan_batches([len(p) for p in payloads]):
+                try:
+                    size, segment = compiled(buffer, payloads, start, end, last, header, seq,
+                                             protect_address, context_address)
+                except ConnectionError:
+                    self._fast = None
+                    raise
+                seq = (seq + end - start) & 0xFFFF
+                if end - start > 1 and writer.gso:
+                    try:
+                        sendmsg((view[:size],), writer.segment_options(segment), 0, addr)
+                    except OSError as exc:
+                        writer.segmented_send_failed(exc, view[:size], segment, end - start,
+                                                     addr)
+                else:
+                    writer.send_segments(view[:size], segment, end - start, addr)
+            self._sent(frame, timestamp, start_seq, seq, writer, dropped, addr)
+            return True
+        pack_into = header_struct(len(extension)).pack_into
         layout = frame.layout(12 + len(extension), tag_length, scratch)
         template = layout.template
         for start, end, segment, packets in layout.batches:
@@ -198,6 +266,12 @@ class RtpSendEngine:
                     writer.segmented_send_failed(exc, view[:size], segment, len(packets), addr)
             else:
                 writer.send_segments(view[:size], segment, len(packets), addr)
+        self._sent(frame, timestamp, start_seq, seq, writer, dropped, addr)
+        return True
+
+    def _sent(self, frame: PacketizedFrame, timestamp: int, start_seq: int, seq: int,
+              writer: DatagramWriter, dropped: int, addr: tuple[str, int]) -> None:
+        """Book a frame sent directly: history, counters, and a sender report when due."""
         self._seq = seq
         self._history.record_frame(start_seq, timestamp, frame.payloads)
         if writer.dropped != dropped:
@@ -209,7 +283,6 @@ class RtpSendEngine:
         now = self._last_send = self._monotonic()
         if now >= self._reports.next_due:
             self._report_inline(timestamp, writer, addr)
-        return True
 
     def _send_checked(self, frame: PacketizedFrame, timestamp: int) -> bool:
         """``send_now`` with every check made: the first frames of a session, or after a
@@ -396,4 +469,5 @@ class RtpSendEngine:
             "packets_lost": reports.packets_lost,
             "jitter_ms": round(reports.jitter / 90, 2),
             "rtt_ms": round(reports.rtt * 1000, 2) if reports.rtt is not None else None,
+            "send_loop": self.send_loop,
         }

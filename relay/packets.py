@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from relay import fastpath
 from relay.srtp import ScratchBuffer
 from relay.udp import plan_batches
 from rtcc import bitstream
@@ -202,8 +203,8 @@ def _packetize(nals: list[bytes], max_payload: int, header_size: int,
     return payloads
 
 
-def _fragment(nal: bytes, max_payload: int, prefix: bytes, kind: int,
-              nal_header: int) -> list[bytes]:
+def _fragment_python(nal: bytes, max_payload: int, prefix: bytes, kind: int,
+                     nal_header: int) -> list[bytes]:
     """Fragments of one NAL unit, all of one size but the last: ``prefix`` (the FU indicator or
     payload header), an FU header with start/end bits and ``kind``, then the unit's bytes after
     its own ``nal_header`` bytes."""
@@ -223,10 +224,15 @@ def _fragment(nal: bytes, max_payload: int, prefix: bytes, kind: int,
     return fragments
 
 
+_fragment = fastpath.FRAGMENT or _fragment_python
+"""The compiled fragmenter when built (the same bytes), else the Python one."""
+_split_annexb = fastpath.SPLIT_ANNEXB or bitstream.split_annexb
+
+
 def packetize_frame(frame: EncodedFrame, max_payload: int = MAX_PAYLOAD) -> PacketizedFrame:
     """The RTP payloads of one H.264 or H.265 access unit, with the batches a segmented send
     carries."""
-    nals = bitstream.split_annexb(frame.data)
+    nals = _split_annexb(frame.data)
     if frame.codec == "h265":
         params = bitstream.classify_parameter_sets(nals, "h265") if frame.keyframe else None
         missing = params is not None and not params.complete("h265")

@@ -9,6 +9,7 @@ from asyncio import DatagramTransport
 from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple, Protocol
 
+from relay.fastpath import BatchProtect, SendFrame
 from relay.srtp import InPlaceProtector, ScratchBuffer, SrtpSession
 from relay.udp import DatagramWriter
 
@@ -70,6 +71,18 @@ class DirectRoute(NamedTuple):
     sendmsg: Callable[..., int]
     addr: tuple[str, int]
     tag_length: int
+    compiled: BatchProtect | None
+    """The compiled packet loop (``relay.fastpath``), None to use the Python one."""
+    protect_address: int
+    """The address of ``srtp_protect``, for the compiled loop."""
+    context_address: int
+    """The address of the session's libsrtp context, for the compiled loop."""
+    send_frame: SendFrame | None
+    """The compiled loop that also sends (``relay.fastpath``), None when it cannot be used."""
+    fd: int
+    """The writer's socket, for ``send_frame``."""
+    packed_address: bytes
+    """The viewer's address as a ``sockaddr``, for ``send_frame``."""
 
 
 class DirectResources:
@@ -77,9 +90,13 @@ class DirectResources:
     same: a writer on the socket, an in-place protector for the SRTP session, and the session's
     SRTP tag length once a packet has shown it."""
 
-    def __init__(self, scratch: ScratchBuffer, gso: bool) -> None:
+    def __init__(self, scratch: ScratchBuffer, gso: bool,
+                 compiled: BatchProtect | None = None,
+                 send_frame: SendFrame | None = None) -> None:
         self._scratch = scratch
         self._gso = gso
+        self._compiled = compiled
+        self._send_frame = send_frame
         self._writer: DatagramWriter | None = None
         self._transport: DatagramTransport | None = None
         self._protector: InPlaceProtector | None = None
@@ -110,8 +127,12 @@ class DirectResources:
         raw = protector.raw()
         if raw is None or self.tag_length is None:
             return None
+        packed = writer.packed_address(addr) if self._send_frame is not None else None
         return DirectRoute(raw.protect, raw.context, raw.cell, self._scratch, writer,
-                           writer.sendmsg, addr, self.tag_length)
+                           writer.sendmsg, addr, self.tag_length, self._compiled,
+                           raw.protect_address, raw.context_address,
+                           self._send_frame if packed is not None else None,
+                           writer.fileno(), packed or b"")
 
     def close(self) -> None:
         if self._writer is not None:

@@ -93,12 +93,14 @@ class PassthroughSender(RTCRtpSender):
         history_slots: int = DEFAULT_SLOTS,
         gso: bool = True,
         scratch: ScratchBuffer | None = None,
+        compiled: bool = True,
     ) -> None:
         super().__init__("video", transport)
         self.name = name
         self.engine = RtpSendEngine(self, name, on_keyframe_request,
                                     scratch or new_scratch_buffer(),
-                                    history_slots=history_slots, gso=gso)
+                                    history_slots=history_slots, gso=gso,
+                                    compiled=compiled)
         self._stopped = False
         self._registered = False
 

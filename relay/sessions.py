@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from relay.fanout import LiveFanout
+from relay.fanout import LiveFanout, LiveTicker
 from relay.packets import StreamPackets
 from relay.sender import new_scratch_buffer
 from relay.settings import RelaySettings
@@ -36,6 +36,7 @@ class RelaySessions:
         self._sessions: dict[str, ViewerSession] = {}
         self._packets: dict[StreamKey, StreamPackets] = {}
         self._fanouts: dict[StreamKey, LiveFanout] = {}
+        self._ticker = LiveTicker(settings.live_tick) if settings.live_tick > 0 else None
         self.scratch = new_scratch_buffer()
         """The buffer every viewer's packets are built in just before they are sent."""
         self._closing = TaskSupervisor("relay")
@@ -73,7 +74,7 @@ class RelaySessions:
             return None
         fanout = self._fanouts.get(key)
         if fanout is None:
-            fanout = self._fanouts[key] = LiveFanout(str(key))
+            fanout = self._fanouts[key] = LiveFanout(str(key), self._ticker)
         return fanout
 
     def user_sessions(self, user: str) -> int:
@@ -139,6 +140,8 @@ class RelaySessions:
         fanouts = list(self._fanouts.values())
         self._fanouts.clear()
         await asyncio.gather(*(fanout.aclose() for fanout in fanouts), return_exceptions=True)
+        if self._ticker is not None:
+            await self._ticker.aclose()
         await self._closing.aclose()
 
     def stats(self) -> dict[str, object]:

@@ -61,9 +61,17 @@ class RelaySettings:
     udp_gso: bool = True
     """Send each frame's packets with one system call (Linux UDP segmentation offload) when the
     kernel allows; off: one ``sendto`` per packet."""
+    compiled_send: bool = True
+    """Write and protect each run of a frame's packets with the compiled loop
+    (``relay.fastpath``) when the installation has it; off, or not built: the same work in
+    Python."""
     shared_fanout: bool = True
     """Viewers that have caught up are fed by one loop per stream (one wake-up per frame for
     all of them) instead of a loop each."""
+    live_tick: float = 0.005
+    """Seconds between the rounds in which one task sends the new frames of every stream to
+    its live viewers (a frame waits at most this long); 0: one wake-up per frame and stream.
+    With many cameras a round carries frames of several, sent while the code is warm."""
     cors_origins: tuple[str, ...] = ()
     """Origins of other sites' WHEP players allowed to call the endpoint ("*" for any); the
     server's own pages need none."""

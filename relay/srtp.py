@@ -44,6 +44,10 @@ class RawProtect(NamedTuple):
     context: Any
     pointer: Any
     cell: Any
+    protect_address: int
+    """The address of ``srtp_protect`` (for the compiled loop, ``relay.fastpath``)."""
+    context_address: int
+    """The address of the session's context."""
 
 
 class ScratchBuffer:
@@ -64,13 +68,14 @@ class ScratchBuffer:
 class InPlaceProtector:
     """Protects the packet at ``buffer[offset:offset + length]`` where it lies."""
 
-    __slots__ = ("_ctx", "_length", "_pointer", "_protect", "_session", "_view")
+    __slots__ = ("_ctx", "_ffi", "_length", "_pointer", "_protect", "_session", "_view")
 
     def __init__(self, session: SrtpSession, buffer: ScratchBuffer) -> None:
         self._session = session
         self._view = buffer.view
         self._pointer = buffer.pointer
         libsrtp = buffer.libsrtp
+        self._ffi: Any = libsrtp.ffi if libsrtp is not None else None
         self._ctx: Any = libsrtp.context_of(session) if libsrtp is not None else None
         self._length: Any = libsrtp.ffi.new("int *") if libsrtp is not None else None
         self._protect: Any = libsrtp.lib.srtp_protect if libsrtp is not None else None
@@ -89,7 +94,10 @@ class InPlaceProtector:
         cell, for a sender's inner loop; None when packets must go through ``protect``."""
         if not self.direct:
             return None
-        return RawProtect(self._protect, self._ctx, self._pointer, self._length)
+        ffi = self._ffi
+        return RawProtect(self._protect, self._ctx, self._pointer, self._length,
+                          int(ffi.cast("uintptr_t", self._protect)),
+                          int(ffi.cast("uintptr_t", self._ctx)))
 
     def protect(self, offset: int, length: int) -> int:
         """Protect the RTP packet in place; returns its protected length."""

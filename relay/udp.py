@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import socket
 import struct
 import sys
@@ -72,6 +73,33 @@ class DatagramWriter:
 
     def close(self) -> None:
         self._sock.close()
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def packed_address(self, addr: tuple[str, int]) -> bytes | None:
+        """``addr`` as the socket's ``sockaddr`` (for a send made outside Python), None when it
+        is not a plain IP address of the socket's family (it is then sent through Python)."""
+        family = self._sock.family
+        try:
+            if family == socket.AF_INET:
+                return (struct.pack("=H", family) + struct.pack("!H", addr[1])
+                        + socket.inet_pton(family, addr[0]) + bytes(8))
+            if family == socket.AF_INET6:
+                flow = int(addr[2]) if len(addr) > 2 else 0
+                scope = int(addr[3]) if len(addr) > 3 else 0
+                return (struct.pack("=H", family) + struct.pack("!HI", addr[1], flow)
+                        + socket.inet_pton(family, addr[0]) + struct.pack("=I", scope))
+        except (OSError, ValueError, TypeError, struct.error):
+            return None
+        return None
+
+    def segmentation_refused(self, error: int) -> None:
+        """The kernel refused a segmented send made outside Python: one datagram per call from
+        now on."""
+        log.info("UDP segmentation offload unavailable (%s); sending one datagram per call",
+                 os.strerror(error))
+        self.gso = False
 
     def send_segments(
         self, data: memoryview, segment: int, count: int, addr: tuple[str, int]

@@ -141,6 +141,7 @@ class ViewerSession:
                 history_slots=self._settings.history_slots,
                 gso=self._settings.udp_gso,
                 scratch=self._scratch,
+                compiled=self._settings.compiled_send,
             )
 
         async with asyncio.timeout(self._settings.negotiate_timeout):

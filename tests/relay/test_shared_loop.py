@@ -6,9 +6,12 @@ import asyncio
 from typing import Any
 
 import aiohttp
+import pytest
 
 from relay.history import NackHistory
-from tests.relay.conftest import RelayServer
+from relay.settings import RelaySettings
+from tests.relay.clip import Clip
+from tests.relay.conftest import RelayServer, start_server
 from tests.relay.whep_client import WhepViewer
 
 
@@ -93,3 +96,42 @@ def test_frame_history_answers_each_packet_of_the_frames_it_holds() -> None:
     assert history.get(oldest) is None
     history.clear()
     assert history.get(frames[-1][0]) is None
+
+
+@pytest.mark.parametrize("tick", [0.005, 0.0], ids=["one-ticker", "task-per-stream"])
+async def test_live_loops_of_several_cameras_run_on_one_ticker_or_a_task_each(
+    small_clip: Clip, http: aiohttp.ClientSession, tick: float
+) -> None:
+    srv, runner = await start_server({"cam1": {"main": small_clip}, "cam2": {"main": small_clip}},
+                                     RelaySettings(live_tick=tick))
+    viewers = [WhepViewer(srv.url, camera) for camera in ("cam1", "cam1", "cam2", "cam2")]
+    try:
+        await asyncio.gather(*(v.connect(http) for v in viewers))
+        await asyncio.gather(*(v.wait_frames(10) for v in viewers))
+        def streams() -> list[dict[str, Any]]:
+            stats: Any = srv.registry.stats()
+            found: list[dict[str, Any]] = stats["streams"]
+            return found
+
+        async with asyncio.timeout(10):
+            while [s["shared_loop"].get("members") for s in streams()] != [2, 2]:
+                await asyncio.sleep(0.05)
+        before = [dict(stream["shared_loop"]) for stream in streams()]
+        await asyncio.gather(*(v.wait_frames(v.decoded.count + 15) for v in viewers))
+        names = {task.get_name() for task in asyncio.all_tasks()}
+        per_stream = {name for name in names if name.endswith(":fanout")}
+        if tick:
+            assert "relay:live-ticker" in names
+            assert not per_stream
+        else:
+            assert "relay:live-ticker" not in names
+            assert len(per_stream) == 2
+        for first, stream in zip(before, streams(), strict=True):
+            loop = stream["shared_loop"]
+            frames = loop["frames"] - first["frames"]
+            assert frames >= 2 * 10
+            # each round serves both viewers (a viewer may leave and rejoin on a keyframe request)
+            assert (loop["wakeups"] - first["wakeups"]) * 2 <= frames + 4
+    finally:
+        await asyncio.gather(*(v.close() for v in viewers))
+        await runner.cleanup()

@@ -44,6 +44,7 @@ from aiortc.mediastreams import MediaStreamTrack
 import relay
 from benchmarks.relay_media import ReplaySource, read_units
 from benchmarks.stamp import insert_before_first_slice, stamp_nal
+from rtcc import heap
 from rtcc.access import ViewGrant
 from rtcc.appkeys import HUB, MEDIA_ACCESS
 from rtcc.hub import StreamHub, StreamSettings
@@ -242,6 +243,8 @@ async def serve(args: argparse.Namespace) -> None:
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
+    if args.variant == "rtcc":
+        heap.settle_after_start()  # as `rtcc serve` does once it listens
     print(f"READY {runner.addresses[0][1]}", flush=True)
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, sys.stdin.read)

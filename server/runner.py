@@ -24,6 +24,7 @@ from aiohttp import web
 from aiohttp.streams import EMPTY_PAYLOAD
 from aiohttp.web_protocol import RequestHandler
 
+from rtcc import heap
 from rtcc.config import Settings
 from server import cluster
 from server.app import create_app
@@ -207,6 +208,7 @@ async def serving(settings: Settings, worker: int | None = None) -> AsyncIterato
         else:
             await cluster.join(app, f"{scheme}://{shown_host}:{own_port}", port,
                                worker=worker, own_port=own_port)
+        heap.settle_after_start()
         yield settings.server.public_url.rstrip("/") or f"{scheme}://{shown_host}:{port}"
     finally:
         await runner.cleanup()

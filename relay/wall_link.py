@@ -103,6 +103,9 @@ class WallLink:
         self._close_task: asyncio.Task[None] | None = None
         self.created = time.time()
         self.connected_at: float | None = None
+        self.bind_timing: dict[str, float] = {}
+        """The last bind's steps, in ms from its request: ``grant`` (the access decision),
+        ``subscribe`` (the stream holds the GOP), ``answered``; its view's ``first_packet``."""
         self.close_reason = ""
 
     @property
@@ -225,9 +228,18 @@ class WallLink:
             "connected_after": (round(self.connected_at - self.created, 3)
                                 if self.connected_at is not None else None),
             "binds": self.binds,
+            "bind_timing": self._bind_timing(view),
             "camera_id": view.camera_id if view is not None else None,
             "session_id": view.session_id if view is not None else None,
         }
+
+
+    def _bind_timing(self, view: ViewerSession | None) -> dict[str, float]:
+        timing = dict(self.bind_timing)
+        received = timing.pop("received", None)
+        if view is not None and view.first_frame_at is not None and received is not None:
+            timing["first_packet"] = round((view.first_frame_at - received) * 1000, 1)
+        return timing
 
 
 class WallLinks:
@@ -340,6 +352,7 @@ async def link_delete(request: web.Request) -> web.Response:
 
 @allow(*VIEW_ROLES)
 async def view_post(request: web.Request) -> web.Response:
+    received = time.time()
     link = _own_link(request)
     registry = request.app[SESSIONS]
     requested = request.query.get("profile", "main")
@@ -360,6 +373,7 @@ async def view_post(request: web.Request) -> web.Response:
         raise _error(request, web.HTTPServiceUnavailable,
                      "the relay is at its viewer limit; try again shortly", **{"Retry-After": "5"})
     link.binding = True
+    link.bind_timing = {"received": received}
     session_id = registry.new_session_id()
     try:
         _claim(request, registry, session_id)
@@ -379,16 +393,24 @@ async def _bind(request: web.Request, registry: RelaySessions, link: WallLink, r
     profiles = hub.profiles(camera_id)
     profile = requested if requested in profiles or not profiles else "main"
     access = request.app[MEDIA_ACCESS]
+    timing = link.bind_timing
+    received = timing.get("received", time.time())
+
+    def mark(step: str) -> None:
+        timing[step] = round((time.time() - received) * 1000, 1)
+
     try:
         grant = await access.open_view(request, camera_id, profile)
     except StoreUnavailable as exc:
         raise _error(request, web.HTTPServiceUnavailable, str(exc), **{"Retry-After": "5"}
                      ) from None
+    mark("grant")
     session: ViewerSession | None = None
     subscription: Subscription | None = None
     try:
         stream, subscription, warnings = await subscribe_view(
             hub, camera_id, profile, link.offered, f"wall:{session_id[:8]}")
+        mark("subscribe")
 
         def closed(ended: ViewerSession) -> None:
             registry.session_closed(ended)
@@ -422,7 +444,12 @@ async def _bind(request: web.Request, registry: RelaySessions, link: WallLink, r
         raise _http_error(request, exc) from None
     log.info("wall link %s (%s, %s) shows %s/%s", link.name, grant.user, grant.role,
              camera_id, stream.key.profile)
+    mark("answered")
     headers = {WARNING_HEADER: "; ".join(warnings)} if warnings else {}
+    # The page reads the server's steps beside its own clock (same origin: no allow header).
+    headers["Server-Timing"] = ", ".join(
+        [f"{step};dur={timing[step]}" for step in ("grant", "subscribe", "answered")]
+        + [f'received;desc="{received * 1000:.1f}"'])
     return web.json_response(
         {"session_id": session_id, "camera_id": camera_id, "profile": stream.key.profile,
          "warnings": warnings},

@@ -113,6 +113,7 @@ export class IncidentPanel {
     const at = `${lat.toFixed(6)},${lon.toFixed(6)}`;
     let seeing;
     let near;
+    document.body.dataset.searchSentAt = String(performance.now());
     try {
       [seeing, near] = await Promise.all([
         api(`/api/cameras?sees=${at}&radius_m=${SEES_NEAR_M}&limit=50`),
@@ -123,6 +124,7 @@ export class IncidentPanel {
       return;
     }
     if (seq !== this.seq) return;
+    document.body.dataset.searchAnsweredAt = String(performance.now());
     const ranked = [];
     const seen = new Set();
     const take = (features) => {
@@ -145,6 +147,7 @@ export class IncidentPanel {
       this.toast(`Access could not be checked: ${err.message}`);
     }
     if (seq !== this.seq) return;
+    document.body.dataset.accessAnsweredAt = String(performance.now());
     this.map.keepDrawn(ranked);
     this.render();
     document.body.dataset.resultsAt = String(performance.now());

@@ -233,6 +233,7 @@ export class Tile {
     const generation = this.generation;
     const cameraId = this.camera.id;
     this.opening = true;
+    const openedAt = performance.now();
     if (!this.active && this.state !== "reconnecting") this.setState("connecting", "Connecting…");
     let view;
     try {
@@ -251,6 +252,8 @@ export class Tile {
     const video = el("video", { class: "pending", playsinline: true, autoplay: true });
     video.muted = true;
     const session = new Session(profile, view, video);
+    // Where the time to the first picture goes (page clock, ms; the benchmark reads them).
+    session.marks = { open: openedAt, ...(view.marks || {}), viewAt: performance.now() };
     this.videoBox.append(video);
     view.stream.then((stream) => {
       if (session.closed) return;
@@ -262,6 +265,8 @@ export class Tile {
           if (frame && frame.receiveTime && frame.receiveTime < view.boundAt) {
             video.requestVideoFrameCallback(first);
           } else {
+            if (frame && frame.receiveTime) session.marks.received = frame.receiveTime;
+            session.marks.presented = now;
             this.firstFrame(session);
           }
         };
@@ -441,6 +446,8 @@ export class Tile {
     root.dataset.reconnects = String(this.reconnects);
     root.dataset.firstFrameAt = session && session.firstFrameAt
       ? session.firstFrameAt.toFixed(1) : "";
+    root.dataset.marks = session && session.firstFrameAt && session.marks
+      ? JSON.stringify(session.marks) : "";
     root.dataset.cameraStatus = camera ? camera.status : "";
     root.classList.toggle("focused", this.focused);
     this.name.textContent = camera ? camera.name : "";

@@ -141,6 +141,8 @@ export class IncidentPanel {
       .sort((a, b) => (a.properties.distance_m || 0) - (b.properties.distance_m || 0));
     take(others);
     this.ranked = ranked;
+    // Only when the wall fills itself is a pull near-certain to be watched.
+    if (auto && this.autoOnPin.checked) this.wall.prepare(ranked.map((c) => c.id));
     try {
       await this.store.refreshAccess(ranked.map((c) => c.id));
     } catch (err) {

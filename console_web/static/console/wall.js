@@ -2,6 +2,7 @@
 // and its layout and cameras kept in localStorage so a reload brings the same wall back.
 "use strict";
 
+import { csrfHeaders } from "./api.js";
 import { LinkPool } from "./links.js";
 import { Tile } from "./tile.js";
 import { openView } from "./whep.js";
@@ -70,6 +71,22 @@ export class Wall extends EventTarget {
       }
     }
     return openView(cameraId, profile, query);
+  }
+
+  /**
+   * The wall is about to show some of these cameras (a ranked list, best first): ask the
+   * server to start pulling the first ones this analyst may view, so their RTSP connect
+   * overlaps the access check and the binds. The server decides which (nothing is shown or
+   * audited before a tile's own view); the answer is not waited for.
+   */
+  prepare(ids) {
+    if (!this.links || this.links.disabled || !ids.length) return;
+    const query = this.viewQuery(ids[0]);
+    if (!query) return;
+    const params = new URLSearchParams({ cameras: ids.slice(0, 16).join(","),
+      count: String(this.layout), profile: "sub", ...query });
+    fetch(`/wall/links/prepare?${params.toString()}`, { method: "POST",
+      credentials: "same-origin", headers: csrfHeaders() }).catch(() => undefined);
   }
 
   visibleTiles() {

@@ -212,8 +212,11 @@ export class LinkPool {
    * Show one camera on a standby connection. Resolves to a view like openView's; rejects with
    * WhepError (the server's refusal, or status 0).
    */
-  async openView(cameraId, profile, query) {
+  async openView(cameraId, profile, query, beforeBind = null) {
     const link = await this.acquire();
+    // The tile's video is attached before the bind: the keyframe that follows the answer is
+    // then presented as it is decoded, not after a new element has started.
+    if (beforeBind) beforeBind(new MediaStream([link.track]), performance.now());
     const params = new URLSearchParams({ profile, ...query });
     const url = `${link.location}/view/${encodeURIComponent(cameraId)}?${params.toString()}`;
     const boundAt = performance.now();

@@ -62,10 +62,10 @@ export class Wall extends EventTarget {
   }
 
   /** A view of one camera for a tile: on a standby connection when there are some. */
-  async openView(cameraId, profile, query) {
+  async openView(cameraId, profile, query, beforeBind = null) {
     if (this.links && !this.links.disabled) {
       try {
-        return await this.links.openView(cameraId, profile, query);
+        return await this.links.openView(cameraId, profile, query, beforeBind);
       } catch (err) {
         if (!this.links.disabled) throw err;  // a server without wall links: WHEP per tile
       }

@@ -12,7 +12,12 @@ clock (``performance.now()``): the pin (``body[data-pin-at]``), the ranked list
 Modes: ``warm``, the cameras are being pulled already (another viewer just left: the streams
 linger ``close_after`` seconds, the relay starts each viewer from its GOP cache); ``cold``, no
 camera is pulled when the pin drops (on-demand RTSP connect, then the first keyframe). Prints
-JSON with p50/p95/max per mode and the target from TARGETS.md (< 2 s).
+JSON with p50/p95/max per mode and the target from TARGETS.md (< 2 s), and ``steps_ms``: where
+the time goes, per step (p50/p95 over runs, and over tiles for a tile's steps): the search and
+the access check, each tile's bind (sent, received by the server, answered), the keyframe's
+arrival (``requestVideoFrameCallback``'s ``receiveTime``) and presentation, and the server's own
+steps of each bind (``server_grant``, ``server_subscribe``, ``server_answered``,
+``server_first_packet``, ms after the request arrived). Per-tile WHEP has no bind steps.
 
 Tiles: ``links``, the console's standby wall links (connected before the pin, one request binds
 a camera; target p95 < 250 ms warm, < 500 ms cold); ``whep``, one WHEP peer connection per tile

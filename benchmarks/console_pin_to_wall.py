@@ -12,7 +12,12 @@ clock (``performance.now()``): the pin (``body[data-pin-at]``), the ranked list
 Modes: ``warm``, the cameras are being pulled already (another viewer just left: the streams
 linger ``close_after`` seconds, the relay starts each viewer from its GOP cache); ``cold``, no
 camera is pulled when the pin drops (on-demand RTSP connect, then the first keyframe). Prints
-JSON with p50/p95/max per mode and the target from TARGETS.md (< 2 s).
+JSON with p50/p95/max per mode and the target from TARGETS.md (< 2 s), and ``steps_ms``: where
+the time goes, per step (p50/p95 over runs, and over tiles for a tile's steps): the search and
+the access check, each tile's bind (sent, received by the server, answered), the keyframe's
+arrival (``requestVideoFrameCallback``'s ``receiveTime``) and presentation, and the server's own
+steps of each bind (``server_grant``, ``server_subscribe``, ``server_answered``,
+``server_first_packet``, ms after the request arrived). Per-tile WHEP has no bind steps.
 
 Tiles: ``links``, the console's standby wall links (connected before the pin, one request binds
 a camera; target p95 < 250 ms warm, < 500 ms cold); ``whep``, one WHEP peer connection per tile
@@ -136,7 +141,69 @@ async def attribute(page: Page, selector: str, name: str) -> str:
     return await page.get_attribute(selector, name) or ""
 
 
-async def one_run(page: Page, timeout: float) -> dict[str, float]:
+# Steps of pin -> picture, each as (name, from mark, to mark); marks are the page's clock
+# (``performance.now()``), body marks for the search, tile marks for each tile's view.
+PAGE_STEPS = (
+    ("search", "searchSentAt", "searchAnsweredAt"),
+    ("access_check", "searchAnsweredAt", "accessAnsweredAt"),
+    ("rank_and_draw", "accessAnsweredAt", "resultsAt"),
+)
+TILE_STEPS = (
+    ("ranked_to_tile_open", "resultsAt", "open"),
+    ("tile_open_to_bind_sent", "open", "bindSent"),
+    ("bind_round_trip", "bindSent", "bindAnswered"),
+    ("bind_sent_to_server_received", "bindSent", "bindReceived"),
+    ("bind_answered_to_keyframe_received", "bindAnswered", "received"),
+    ("bind_sent_to_keyframe_received", "bindSent", "received"),
+    ("keyframe_received_to_presented", "received", "presented"),
+    ("presented_to_tile_live", "presented", "firstFrameAt"),
+)
+SERVER_STEPS = ("grant", "subscribe", "answered", "first_packet")
+"""Server steps of a bind, ms from the request's arrival (Server-Timing and GET /wall/links)."""
+
+
+async def breakdown(page: Page) -> dict[str, list[float]]:
+    """This run's steps: one value per page step, one per tile (or per bind) for the others."""
+    steps: dict[str, list[float]] = {}
+    body: dict[str, float] = {}
+    for _, start, end in PAGE_STEPS:
+        for name in (start, end):
+            kebab = "".join(f"-{c.lower()}" if c.isupper() else c for c in name)
+            value = await attribute(page, "body", f"data-{kebab}")
+            if value:
+                body[name] = float(value)
+    for step, start, end in PAGE_STEPS:
+        if start in body and end in body:
+            steps.setdefault(step, []).append(body[end] - body[start])
+    results_at = float(await attribute(page, "body", "data-results-at") or "nan")
+    for index in range(4):
+        tile = f"#wall .tile[data-index='{index}']"
+        raw = await attribute(page, tile, "data-marks")
+        if not raw:
+            continue
+        marks: dict[str, Any] = json.loads(raw)
+        marks["resultsAt"] = results_at
+        marks["firstFrameAt"] = float(await attribute(page, tile, "data-first-frame-at") or "nan")
+        for step, start, end in TILE_STEPS:
+            if isinstance(marks.get(start), float | int) and isinstance(marks.get(end),
+                                                                        float | int):
+                spent = float(marks[end]) - float(marks[start])
+                if spent == spent:  # not NaN
+                    steps.setdefault(step, []).append(spent)
+    links = await page.evaluate(
+        "fetch('/wall/links', {credentials: 'same-origin'}).then((r) => r.ok ? r.json() : null)"
+    )
+    for item in (links or {}).get("items", []):
+        timing = item.get("bind_timing") or {}
+        if item.get("camera_id") is None:
+            continue
+        for step in SERVER_STEPS:
+            if step in timing:
+                steps.setdefault(f"server_{step}", []).append(float(timing[step]))
+    return steps
+
+
+async def one_run(page: Page, timeout: float) -> dict[str, Any]:
     await page.fill("#coords", f"{PIN[0]:.6f}, {PIN[1]:.6f}")
     await page.click("#locate button[type=submit]")
     deadline = time.monotonic() + timeout
@@ -156,7 +223,7 @@ async def one_run(page: Page, timeout: float) -> dict[str, float]:
     pin_at = float(await attribute(page, "body", "data-pin-at"))
     results_at = float(await attribute(page, "body", "data-results-at"))
     return {"wall_ms": max(firsts) - pin_at, "first_tile_ms": min(firsts) - pin_at,
-            "ranking_ms": results_at - pin_at}
+            "ranking_ms": results_at - pin_at, "steps": await breakdown(page)}
 
 
 async def empty_wall(page: Page) -> None:
@@ -204,7 +271,7 @@ async def run_mode(mode: str, runs: int, timeout: float, tiles: str = "links"
                 await page.fill("#purpose", "benchmark")
                 await page.press("#purpose", "Enter")
                 await page.check("#auto-on-pin")
-                samples: list[dict[str, float]] = []
+                samples: list[dict[str, Any]] = []
                 # One unmeasured run: Chromium's first WebRTC session pays one-off setup costs.
                 await one_run(page, timeout)
                 for _ in range(runs):
@@ -225,7 +292,19 @@ async def run_mode(mode: str, runs: int, timeout: float, tiles: str = "links"
         "pin_to_first_tile": summary([s["first_tile_ms"] for s in samples]),
         "pin_to_ranked_list": summary([s["ranking_ms"] for s in samples]),
         "samples_ms": [round(s["wall_ms"], 1) for s in samples],
+        "steps_ms": steps_summary([s["steps"] for s in samples]),
     }
+
+
+def steps_summary(runs: list[dict[str, list[float]]]) -> dict[str, dict[str, float]]:
+    """p50/p95 of each step over every run (and every tile of a run for the tile steps)."""
+    pooled: dict[str, list[float]] = {}
+    for steps in runs:
+        for step, values in steps.items():
+            pooled.setdefault(step, []).extend(values)
+    return {step: {"p50": round(statistics.median(values), 1),
+                   "p95": round(percentile(values, 0.95), 1), "n": len(values)}
+            for step, values in pooled.items() if values}
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:

@@ -19,6 +19,14 @@ the per-account share of live views, the shared live loop, a supervisor's WHEP `
 its peer connection outlives it, and RTP sequence numbers and timestamps run on from one camera
 to the next.
 
+``POST /wall/links/prepare?cameras=a,b,c&count=4&profile=sub&purpose=...&incident=...`` starts
+pulling, without a viewer, the first ``count`` of the listed cameras (the console's ranked list,
+best first) that the caller may view live now (the decision of the console's access check:
+owner's consent, role, purpose, the incidents' grants); it answers ``202`` at once with the ones
+it starts. Nothing is sent to anyone and nothing is audited: the view, its decision and its
+``view.start`` entry come with the bind, which then finds the RTSP connection up or under way. A
+pull nobody binds lingers ``hub.close_after`` seconds and stops, as an on-demand camera does.
+
 Bounds: a link answers only the account that opened it (anyone else's link id gets the 404 of an
 unknown one); an account holds at most ``MAX_LINKS_PER_USER`` links; a link carries one camera at
 a time (409 while it is bound or binding) and takes at most ``BIND_BURST`` bind attempts per
@@ -63,9 +71,24 @@ from relay.whep import (
     subscribe_view,
     whep_options,
 )
-from rtcc.appkeys import AUDIT, HUB, MEDIA_ACCESS, VIEW_ENFORCEMENT
-from rtcc.errors import CodecNotSupported, SourceUnavailable, StoreUnavailable
-from rtcc.hub import Subscription
+from rtcc.appkeys import (
+    AUDIT,
+    CAMERA_DIRECTORY,
+    HUB,
+    INCIDENTS,
+    MEDIA_ACCESS,
+    VIEW_ENFORCEMENT,
+    clock_of,
+)
+from rtcc.consent import decide
+from rtcc.errors import (
+    CameraNotFound,
+    CodecNotSupported,
+    SourceUnavailable,
+    StoreUnavailable,
+    StreamClosed,
+)
+from rtcc.hub import StreamHub, Subscription
 from rtcc.policy import allow
 from rtcc.principal import principal_of
 
@@ -75,6 +98,8 @@ MAX_LINKS_PER_USER = 20
 """Standby connections one account may hold: a 4x4 wall, a pool of four spare."""
 BIND_BURST = 40
 BIND_WINDOW = 60.0
+MAX_PREPARE = 16
+"""Cameras one prepare call may name (a 4x4 wall)."""
 _CLOSE_TIMEOUT = 5.0
 
 
@@ -103,6 +128,9 @@ class WallLink:
         self._close_task: asyncio.Task[None] | None = None
         self.created = time.time()
         self.connected_at: float | None = None
+        self.bind_timing: dict[str, float] = {}
+        """The last bind's steps, in ms from its request: ``grant`` (the access decision),
+        ``subscribe`` (the stream holds the GOP), ``answered``; its view's ``first_packet``."""
         self.close_reason = ""
 
     @property
@@ -225,9 +253,18 @@ class WallLink:
             "connected_after": (round(self.connected_at - self.created, 3)
                                 if self.connected_at is not None else None),
             "binds": self.binds,
+            "bind_timing": self._bind_timing(view),
             "camera_id": view.camera_id if view is not None else None,
             "session_id": view.session_id if view is not None else None,
         }
+
+
+    def _bind_timing(self, view: ViewerSession | None) -> dict[str, float]:
+        timing = dict(self.bind_timing)
+        received = timing.pop("received", None)
+        if view is not None and view.first_frame_at is not None and received is not None:
+            timing["first_packet"] = round((view.first_frame_at - received) * 1000, 1)
+        return timing
 
 
 class WallLinks:
@@ -237,6 +274,9 @@ class WallLinks:
         self.sessions = sessions
         self._links: dict[str, WallLink] = {}
         self.opened = 0
+        self.prepared = 0
+        """Pulls started ahead of a bind (``POST /wall/links/prepare``)."""
+        self._pulls: set[asyncio.Task[None]] = set()
 
     def __len__(self) -> int:
         return len(self._links)
@@ -259,7 +299,27 @@ class WallLinks:
     def get(self, link_id: str) -> WallLink | None:
         return self._links.get(link_id)
 
+    def pull(self, hub: StreamHub, camera_id: str, profile: str) -> None:
+        """Start the camera's source with no viewer; it lingers as an on-demand one does."""
+        async def start() -> None:
+            try:
+                sub = await hub.get(camera_id, profile).subscribe(
+                    "wall:prepare", wait=False, replay_gop=False)
+            except (SourceUnavailable, StreamClosed, CameraNotFound) as exc:
+                log.info("wall prepare: %s/%s did not start: %s", camera_id, profile, exc)
+                return
+            sub.close("started ahead of a wall view")  # the linger timer takes it from here
+
+        self.prepared += 1
+        task = asyncio.get_running_loop().create_task(start(),
+                                                      name=f"relay:wall:prepare:{camera_id}")
+        self._pulls.add(task)
+        task.add_done_callback(self._pulls.discard)
+
     async def shutdown(self, app: web.Application | None = None) -> None:  # noqa: ARG002 -- aiohttp on_shutdown signal
+        for task in list(self._pulls):
+            task.cancel()
+        await asyncio.gather(*self._pulls, return_exceptions=True)
         links = list(self._links.values())
         await asyncio.gather(*(link.aclose("server shutting down") for link in links),
                              return_exceptions=True)
@@ -268,7 +328,7 @@ class WallLinks:
         """Every link, or only ``user``'s."""
         links = [link.stats() for link in self._links.values()
                  if user is None or link.user == user]
-        return {"links": len(links), "opened": self.opened,
+        return {"links": len(links), "opened": self.opened, "prepared": self.prepared,
                 "bound": sum(1 for item in links if item["camera_id"] is not None),
                 "items": links}
 
@@ -340,6 +400,7 @@ async def link_delete(request: web.Request) -> web.Response:
 
 @allow(*VIEW_ROLES)
 async def view_post(request: web.Request) -> web.Response:
+    received = time.time()
     link = _own_link(request)
     registry = request.app[SESSIONS]
     requested = request.query.get("profile", "main")
@@ -360,6 +421,7 @@ async def view_post(request: web.Request) -> web.Response:
         raise _error(request, web.HTTPServiceUnavailable,
                      "the relay is at its viewer limit; try again shortly", **{"Retry-After": "5"})
     link.binding = True
+    link.bind_timing = {"received": received}
     session_id = registry.new_session_id()
     try:
         _claim(request, registry, session_id)
@@ -379,16 +441,24 @@ async def _bind(request: web.Request, registry: RelaySessions, link: WallLink, r
     profiles = hub.profiles(camera_id)
     profile = requested if requested in profiles or not profiles else "main"
     access = request.app[MEDIA_ACCESS]
+    timing = link.bind_timing
+    received = timing.get("received", time.time())
+
+    def mark(step: str) -> None:
+        timing[step] = round((time.time() - received) * 1000, 1)
+
     try:
         grant = await access.open_view(request, camera_id, profile)
     except StoreUnavailable as exc:
         raise _error(request, web.HTTPServiceUnavailable, str(exc), **{"Retry-After": "5"}
                      ) from None
+    mark("grant")
     session: ViewerSession | None = None
     subscription: Subscription | None = None
     try:
         stream, subscription, warnings = await subscribe_view(
             hub, camera_id, profile, link.offered, f"wall:{session_id[:8]}")
+        mark("subscribe")
 
         def closed(ended: ViewerSession) -> None:
             registry.session_closed(ended)
@@ -422,11 +492,64 @@ async def _bind(request: web.Request, registry: RelaySessions, link: WallLink, r
         raise _http_error(request, exc) from None
     log.info("wall link %s (%s, %s) shows %s/%s", link.name, grant.user, grant.role,
              camera_id, stream.key.profile)
+    mark("answered")
     headers = {WARNING_HEADER: "; ".join(warnings)} if warnings else {}
+    # The page reads the server's steps beside its own clock (same origin: no allow header).
+    headers["Server-Timing"] = ", ".join(
+        [f"{step};dur={timing[step]}" for step in ("grant", "subscribe", "answered")]
+        + [f'received;desc="{received * 1000:.1f}"'])
     return web.json_response(
         {"session_id": session_id, "camera_id": camera_id, "profile": stream.key.profile,
          "warnings": warnings},
         headers=_cors(request, headers))
+
+
+@allow(*VIEW_ROLES)
+async def prepare_post(request: web.Request) -> web.Response:
+    """Start pulling the best cameras the caller may view, so a bind finds them connecting."""
+    ids = [item for item in request.query.get("cameras", "").split(",") if item]
+    if not ids or len(ids) > MAX_PREPARE:
+        raise _error(request, web.HTTPBadRequest,
+                     f"cameras: give 1 to {MAX_PREPARE} camera ids, comma-separated, best first")
+    try:
+        count = int(request.query.get("count", "4"))
+    except ValueError:
+        count = 0
+    if not 1 <= count <= MAX_PREPARE:
+        raise _error(request, web.HTTPBadRequest, f"count must be 1 to {MAX_PREPARE}")
+    requested = request.query.get("profile", "sub")
+    if requested not in PROFILES:
+        raise _error(request, web.HTTPBadRequest, "profile must be 'main' or 'sub'")
+    principal = principal_of(request)
+    directory = request.config_dict.get(CAMERA_DIRECTORY)
+    incidents = request.config_dict.get(INCIDENTS)
+    if principal is None or directory is None or incidents is None:
+        # Without the security core nothing can be decided, so nothing is pulled.
+        return web.json_response({"pulling": []}, status=202, headers=_cors(request, {}))
+    hub = request.app[HUB]
+    links = request.app[WALL_LINKS]
+    purpose = request.query.get("purpose", "")[:200]
+    incident = request.query.get("incident", "")[:64]
+    now = clock_of(request)()
+    pulling: list[str] = []
+    for camera_id in dict.fromkeys(ids):
+        if len(pulling) >= count:
+            break
+        if not hub.has_camera(camera_id):
+            continue
+        consent = await directory.consent_of(camera_id)
+        if consent is None:
+            continue
+        decision = decide(consent, role=principal.role, owner_id=principal.owner_id,
+                          purpose=purpose, requested_incident=incident,
+                          active_incidents=await incidents.active_for_camera(camera_id), now=now)
+        if not decision.allowed:
+            continue  # the bind would be refused: never touch this camera's source
+        profiles = hub.profiles(camera_id)
+        links.pull(hub, camera_id, requested if requested in profiles or not profiles
+                   else "main")
+        pulling.append(camera_id)
+    return web.json_response({"pulling": pulling}, status=202, headers=_cors(request, {}))
 
 
 @allow(*VIEW_ROLES)
@@ -452,6 +575,7 @@ def add_routes(app: web.Application, sessions: RelaySessions) -> WallLinks:
     router = app.router
     router.add_post("/wall/links", link_post)
     router.add_get("/wall/links", links_get)
+    router.add_post("/wall/links/prepare", prepare_post)
     router.add_route("OPTIONS", "/wall/links", whep_options)
     router.add_delete("/wall/links/{link_id}", link_delete)
     router.add_post("/wall/links/{link_id}/view/{camera_id}", view_post)

@@ -10,6 +10,7 @@ from relay.wall_link import BIND_BURST
 from rtcc.policy import Role
 from tests.console.conftest import ConsoleServer
 from tests.fixtures.auth import role_headers
+from tests.fixtures.browser import poll
 
 
 async def _open_link(server: ConsoleServer, headers: dict[str, str]
@@ -56,3 +57,50 @@ async def test_binds_are_refused_for_others_links_ungranted_cameras_and_floods(
         assert statuses == [403] * (BIND_BURST - 2) + [429, 429]
     finally:
         await pc.close()
+
+
+def _rtsp_connections(port: int) -> int:
+    """Established TCP connections the simulator listening on ``port`` has accepted."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table, encoding="ascii") as rows:
+                lines = rows.readlines()[1:]
+        except FileNotFoundError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
+                count += 1
+    return count
+
+
+async def test_prepare_pulls_only_cameras_the_caller_may_view(
+    console_server: ConsoleServer,
+) -> None:
+    server = console_server
+    client = server.client
+    _, mine = await role_headers(client, server.admin, Role.ANALYST)
+    assert _rtsp_connections(server.alpha_sim.port) == 0
+    assert _rtsp_connections(server.others_sim.port) == 0
+    # echo is shared only in emergencies and no incident is open: it is skipped, and alpha (the
+    # next allowed one) is pulled in its place.
+    answer = await client.post("/wall/links/prepare?cameras=echo,alpha&count=1&purpose=p",
+                               headers=mine)
+    assert answer.status == 202, await answer.text()
+    assert (await answer.json())["pulling"] == ["alpha"]
+
+    async def alpha_pulled() -> bool:
+        return _rtsp_connections(server.alpha_sim.port) > 0
+
+    await poll(alpha_pulled, timeout=20, what="the pre-pull's RTSP connection to alpha")
+    # Both would have been started together: echo's simulator was never contacted.
+    assert _rtsp_connections(server.others_sim.port) == 0
+    # Without a purpose nothing may be viewed, so nothing is pulled.
+    none = await client.post("/wall/links/prepare?cameras=bravo,charlie&count=2", headers=mine)
+    assert (await none.json())["pulling"] == []
+    bad = await client.post("/wall/links/prepare?cameras=&count=2", headers=mine)
+    assert bad.status == 400
+    stats = await (await client.get("/wall/links", headers=mine)).json()
+    assert stats["prepared"] == 1
+    assert _rtsp_connections(server.others_sim.port) == 0

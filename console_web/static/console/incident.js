@@ -113,6 +113,7 @@ export class IncidentPanel {
     const at = `${lat.toFixed(6)},${lon.toFixed(6)}`;
     let seeing;
     let near;
+    document.body.dataset.searchSentAt = String(performance.now());
     try {
       [seeing, near] = await Promise.all([
         api(`/api/cameras?sees=${at}&radius_m=${SEES_NEAR_M}&limit=50`),
@@ -123,6 +124,7 @@ export class IncidentPanel {
       return;
     }
     if (seq !== this.seq) return;
+    document.body.dataset.searchAnsweredAt = String(performance.now());
     const ranked = [];
     const seen = new Set();
     const take = (features) => {
@@ -139,12 +141,15 @@ export class IncidentPanel {
       .sort((a, b) => (a.properties.distance_m || 0) - (b.properties.distance_m || 0));
     take(others);
     this.ranked = ranked;
+    // Only when the wall fills itself is a pull near-certain to be watched.
+    if (auto && this.autoOnPin.checked) this.wall.prepare(ranked.map((c) => c.id));
     try {
       await this.store.refreshAccess(ranked.map((c) => c.id));
     } catch (err) {
       this.toast(`Access could not be checked: ${err.message}`);
     }
     if (seq !== this.seq) return;
+    document.body.dataset.accessAnsweredAt = String(performance.now());
     this.map.keepDrawn(ranked);
     this.render();
     document.body.dataset.resultsAt = String(performance.now());

@@ -39,6 +39,20 @@ async function send(url, init, timeoutMs) {
   }
 }
 
+/** The server's steps of a bind ("grant;dur=3.1, ...") as {grant: 3.1, ...}, in ms. */
+function serverTiming(header) {
+  const steps = {};
+  for (const part of (header || "").split(",")) {
+    const [name, ...params] = part.trim().split(";");
+    const values = params.map((p) => p.trim());
+    const dur = values.find((p) => p.startsWith("dur="));
+    const desc = values.find((p) => p.startsWith("desc="));
+    if (name && dur) steps[name] = Number(dur.slice(4));
+    else if (name && desc) steps[name] = Number(desc.slice(5).replace(/"/g, ""));
+  }
+  return steps;
+}
+
 class Link {
   constructor(pc, location, track) {
     this.pc = pc;
@@ -84,8 +98,9 @@ class Link {
 
 /** A view carried by a standby connection: what a tile's session needs (pc, stream, end). */
 class LinkView {
-  constructor(pool, link, baseFrames, boundAt) {
+  constructor(pool, link, baseFrames, boundAt, marks) {
     this.pool = pool;
+    this.marks = marks;
     this.link = link;
     this.pc = link.pc;
     this.location = `${link.location}/view`;
@@ -197,11 +212,15 @@ export class LinkPool {
    * Show one camera on a standby connection. Resolves to a view like openView's; rejects with
    * WhepError (the server's refusal, or status 0).
    */
-  async openView(cameraId, profile, query) {
+  async openView(cameraId, profile, query, beforeBind = null) {
     const link = await this.acquire();
+    // The tile's video is attached before the bind: the keyframe that follows the answer is
+    // then presented as it is decoded, not after a new element has started.
+    if (beforeBind) beforeBind(new MediaStream([link.track]), performance.now());
     const params = new URLSearchParams({ profile, ...query });
     const url = `${link.location}/view/${encodeURIComponent(cameraId)}?${params.toString()}`;
     const boundAt = performance.now();
+    const marks = { bindSent: boundAt };
     let response;
     let before;
     try {
@@ -219,8 +238,12 @@ export class LinkPool {
       else this.release(link);
       throw error;
     }
+    marks.bindAnswered = performance.now();
+    marks.server = serverTiming(response.headers.get("Server-Timing"));
+    // The server's wall clock (ms since the epoch) on the page's clock: same machine or NTP.
+    if (marks.server.received) marks.bindReceived = marks.server.received - performance.timeOrigin;
     await response.text();
-    return new LinkView(this, link, before.framesDecoded, boundAt);
+    return new LinkView(this, link, before.framesDecoded, boundAt, marks);
   }
 
   closeAll(keepalive) {

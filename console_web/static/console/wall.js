@@ -2,6 +2,7 @@
 // and its layout and cameras kept in localStorage so a reload brings the same wall back.
 "use strict";
 
+import { csrfHeaders } from "./api.js";
 import { LinkPool } from "./links.js";
 import { Tile } from "./tile.js";
 import { openView } from "./whep.js";
@@ -61,15 +62,31 @@ export class Wall extends EventTarget {
   }
 
   /** A view of one camera for a tile: on a standby connection when there are some. */
-  async openView(cameraId, profile, query) {
+  async openView(cameraId, profile, query, beforeBind = null) {
     if (this.links && !this.links.disabled) {
       try {
-        return await this.links.openView(cameraId, profile, query);
+        return await this.links.openView(cameraId, profile, query, beforeBind);
       } catch (err) {
         if (!this.links.disabled) throw err;  // a server without wall links: WHEP per tile
       }
     }
     return openView(cameraId, profile, query);
+  }
+
+  /**
+   * The wall is about to show some of these cameras (a ranked list, best first): ask the
+   * server to start pulling the first ones this analyst may view, so their RTSP connect
+   * overlaps the access check and the binds. The server decides which (nothing is shown or
+   * audited before a tile's own view); the answer is not waited for.
+   */
+  prepare(ids) {
+    if (!this.links || this.links.disabled || !ids.length) return;
+    const query = this.viewQuery(ids[0]);
+    if (!query) return;
+    const params = new URLSearchParams({ cameras: ids.slice(0, 16).join(","),
+      count: String(this.layout), profile: "sub", ...query });
+    fetch(`/wall/links/prepare?${params.toString()}`, { method: "POST",
+      credentials: "same-origin", headers: csrfHeaders() }).catch(() => undefined);
   }
 
   visibleTiles() {

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from catalog.errors import ImportConflict, StoreUnavailable
 from catalog.geo import EARTH_RADIUS_M, Box, Circle, cone_boxes
-from catalog.model import Camera, CameraStatus, camera_extra, camera_from_parts
+from catalog.model import Camera, CameraStatus, camera_extra, camera_from_parts, status_from
 from catalog.pg_copy import copy_rows
 from catalog.query import Candidate, Filters
 from catalog.store import EntityKind, ImportMode, StoreBase
@@ -153,7 +153,7 @@ def _from_row(row: Sequence[Any]) -> Camera:
     (camera_id, lat, lon, heading, fov, range_m, sharing, kind, owner_id, status, doc,
      last_frame_time) = row
     return camera_from_parts(camera_id, lat, lon, heading, fov, range_m, sharing, kind, owner_id,
-                             json.loads(doc), CameraStatus(status), last_frame_time)
+                             json.loads(doc), status_from(status), last_frame_time)
 
 
 def _candidates(rows: Iterable[Sequence[Any]]) -> list[Candidate]:

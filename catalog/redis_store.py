@@ -35,7 +35,7 @@ from catalog.errors import (
     StoreUnavailable,
 )
 from catalog.geo import Box, Circle, circle_extent, haversine_m, wrap_lon
-from catalog.model import Camera, CameraStatus, camera_extra, camera_from_parts
+from catalog.model import Camera, CameraStatus, camera_extra, camera_from_parts, status_from
 from catalog.query import Candidate, Filters
 from catalog.search import FIRST_RADIUS_M
 from catalog.store import EntityKind, ImportMode, StoreBase
@@ -54,6 +54,8 @@ wider, then the exact filter in ``SpatialSearch`` decides."""
 _REDIS_TO_MEAN = 6_371_008.8 / 6_372_797.560856
 """Redis GEO distances use a sphere of radius 6372797.56 m; ours, the mean radius."""
 _NO_FILTERS = Filters()
+_RANK_SLACK_M = 1.0
+"""Extra metres kept beyond the nearest-N cut, on top of the two 2 m error bounds."""
 _LOST = (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError)
 _BATCH = 1000
 _TIMEOUT_S = 5.0
@@ -91,18 +93,20 @@ def _attrs(camera: Camera) -> str:
                      camera.owner_id))
 
 
-def _candidate(camera_id: str, attrs: str, status: str | None) -> Candidate:
+def _candidate(camera_id: str, attrs: str, status: str | None,
+               doc: str | None = None) -> Candidate:
     lat, lon, heading, fov, range_m, sharing, kind, owner = attrs.split("|", 7)
+    state, _, lft = status.partition("|") if status else ("unknown", "", "")
     return Candidate(camera_id, float(lat), float(lon), float(heading), float(fov),
-                     float(range_m), sharing, kind, owner,
-                     status.split("|", 1)[0] if status else "unknown")
+                     float(range_m), sharing, kind, owner, state, doc,
+                     float(lft) if lft else None)
 
 
 def _status(value: str | None) -> tuple[CameraStatus, float | None]:
     if not value:
         return CameraStatus.UNKNOWN, None
     status, _, lft = value.partition("|")
-    return CameraStatus(status), float(lft) if lft else None
+    return status_from(status), float(lft) if lft else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,14 +327,17 @@ class RedisCatalog(StoreBase):
         return max_lat > GEO_MAX_LAT - 0.01 or min_lat < -GEO_MAX_LAT + 0.01
 
     async def _with_attrs(self, ids: Sequence[str]) -> list[Candidate]:
+        """Candidates with their documents, so the hits need no second round trip."""
         if not ids:
             return []
         async with asyncio.timeout(_TIMEOUT_S), self.client.pipeline(transaction=False) as pipe:
             pipe.hmget(self._attrs_key, list(ids))
             pipe.hmget(self._status_key, list(ids))
-            attrs, statuses = await pipe.execute()
-        return [_candidate(i, a, s) for i, a, s in zip(ids, attrs, statuses, strict=True)
-                if a is not None]
+            pipe.hmget(self._cams, list(ids))
+            attrs, statuses, docs = await pipe.execute()
+        return [_candidate(i, a, s, d)
+                for i, a, s, d in zip(ids, attrs, statuses, docs, strict=True)
+                if a is not None and d is not None]
 
     async def _search(self, searches: Sequence[tuple[str, Circle]]) -> list[Candidate]:
         async with asyncio.timeout(_TIMEOUT_S), self.client.pipeline(transaction=False) as pipe:
@@ -350,6 +357,20 @@ class RedisCatalog(StoreBase):
     async def _covering(self, lat: float, lon: float, filters: Filters) -> list[Candidate]:
         return await self._search(
             [(key, Circle(lat, lon, limit)) for limit, key in self._geo.items()])
+
+    @staticmethod
+    def _nearest_ids(classes: Sequence[Sequence[Any]], want: int, sure: float) -> list[str]:
+        """The ids that may be among the ``want`` nearest (no filters): Redis's distance is
+        within 2 m of ours (see ``sure``), so a camera farther than the ``want``-th by more
+        than twice that cannot rank before it. Only those are read, not every camera of
+        every class's reply. Everything within ``sure`` is in the replies; beyond it, all."""
+        measured = sorted((float(item[1]) * _REDIS_TO_MEAN, str(item[0]))
+                          for found in classes for item in found)
+        if len(measured) >= want:
+            limit = measured[want - 1][0] + 4.0 + _RANK_SLACK_M
+            if limit <= sure:
+                return list(dict.fromkeys(i for d, i in measured if d <= limit))
+        return list(dict.fromkeys(i for _, i in measured))
 
     async def _nearest_candidates(
         self, lat: float, lon: float, want: int, radius_m: float, filters: Filters
@@ -386,7 +407,7 @@ class RedisCatalog(StoreBase):
             complete = sure >= radius  # every camera within the radius is here
             if inside >= want or (radius >= radius_m and complete):
                 if candidates is None:
-                    candidates = await self._with_attrs(list(dict.fromkeys(ids)))
+                    candidates = await self._with_attrs(self._nearest_ids(classes, want, sure))
                 return candidates
             if not complete:
                 count *= 4

@@ -24,7 +24,7 @@ from catalog.errors import (
     StoreUnavailable,
 )
 from catalog.geo import Box, Circle, circle_boxes, cone_boxes, haversine_m
-from catalog.model import Camera, CameraStatus, camera_extra, camera_from_parts
+from catalog.model import Camera, CameraStatus, camera_extra, camera_from_parts, status_from
 from catalog.query import Candidate, Filters
 from catalog.search import FIRST_RADIUS_M
 from catalog.store import EntityKind, ImportMode, StoreBase
@@ -74,6 +74,8 @@ _UPDATE = (
     "UPDATE cameras SET id = ?, lat = ?, lon = ?, heading = ?, fov = ?, range_m = ?, "
     "sharing = ?, kind = ?, owner_id = ?, doc = ? WHERE rid = ?"
 )
+_SHRINK_FROM = 4
+"""A nearest-N circle holding more than this many times N cameras is shrunk before reading."""
 _CHUNK = 500
 """Ids per ``IN (...)`` list (well under SQLite's bound-parameter limit)."""
 
@@ -129,7 +131,7 @@ def _from_row(row: Sequence[Any]) -> Camera:
     (camera_id, lat, lon, heading, fov, range_m, sharing, kind, owner_id, doc, status,
      last_frame_time) = row
     return camera_from_parts(camera_id, lat, lon, heading, fov, range_m, sharing, kind, owner_id,
-                             json.loads(doc), CameraStatus(status), last_frame_time)
+                             json.loads(doc), status_from(status), last_frame_time)
 
 
 class SqliteCatalog(StoreBase):
@@ -355,18 +357,30 @@ class SqliteCatalog(StoreBase):
         sql, params = self._region_sql(filters, _CANDIDATE_COLUMNS)
         count_sql, _ = self._region_sql(filters, "count(*)")
 
+        def count_in(conn: sqlite3.Connection, boxes: list[Box]) -> int:
+            return sum(conn.execute(count_sql, (b.min_lat, b.max_lat, b.min_lon, b.max_lon,
+                                                *params)).fetchone()[0] for b in boxes)
+
         def work(conn: sqlite3.Connection) -> list[Candidate]:
             radius = min(radius_m, FIRST_RADIUS_M)
+            shrunk = False
             while True:
                 boxes = circle_boxes(lat, lon, radius)
-                if radius < radius_m:
-                    count = sum(conn.execute(count_sql, (b.min_lat, b.max_lat, b.min_lon,
-                                                         b.max_lon, *params)).fetchone()[0]
-                                for b in boxes)
-                    if count < want:
+                if radius < radius_m or not shrunk:
+                    count = count_in(conn, boxes)
+                    if count < want and radius < radius_m:
                         grow = math.sqrt(want / max(1, count)) * 1.3
                         radius = min(radius_m, radius * max(2.0, min(16.0, grow)))
                         continue
+                    if count > _SHRINK_FROM * want and not shrunk:
+                        # A dense downtown: every row read becomes a Python object, so aim for
+                        # a circle holding about twice what is wanted (counting is index-only
+                        # and cheap); keep the wider one if the smaller falls short.
+                        smaller = radius * math.sqrt(2.0 * want / count)
+                        small_boxes = circle_boxes(lat, lon, smaller)
+                        if count_in(conn, small_boxes) >= want:
+                            radius, boxes = smaller, small_boxes
+                    shrunk = True
                 found = self._fetch(conn, sql, params, boxes)
                 inside = sum(1 for c in found if filters.matches(c)
                              and haversine_m(lat, lon, c.lat, c.lon) <= radius)

@@ -11,11 +11,15 @@ never blocks and a long import does not hold up searches.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
+import queue
 import sqlite3
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -77,6 +81,9 @@ _UPDATE = (
 _SHRINK_FROM = 4
 """A nearest-N circle holding more than this many times N cameras is shrunk before reading."""
 _CHUNK = 500
+_PIPELINE_FROM = 4000
+"""From this many cameras a write is encoded on a worker thread while it is inserted."""
+_PIPELINE_CHUNK = 5000
 """Ids per ``IN (...)`` list (well under SQLite's bound-parameter limit)."""
 
 
@@ -90,6 +97,35 @@ def _cone_rows(rid: int, camera: Camera) -> list[tuple[int, float, float, float,
     boxes = cone_boxes(camera.lat, camera.lon, camera.heading, camera.fov, camera.range_m)
     return [(rid * 2 + i, b.min_lat, b.max_lat, b.min_lon, b.max_lon)
             for i, b in enumerate(boxes)]
+
+
+@dataclass(frozen=True, slots=True)
+class _Chunk:
+    """Rows of consecutive cameras of one write, numbered from 1 for the whole write (the
+    writer adds the highest rid in use)."""
+
+    rows: list[tuple[Any, ...]]
+    cones: list[tuple[int, float, float, float, float]]
+
+
+def _encode_into(cameras: Sequence[Camera], out: queue.SimpleQueue[_Chunk | BaseException | None],
+                 stop: threading.Event) -> None:
+    """Encode ``cameras`` chunk by chunk into ``out``, then None (or the error); ``stop``: the
+    writer no longer reads them."""
+    try:
+        for start in range(0, len(cameras), _PIPELINE_CHUNK):
+            if stop.is_set():
+                return
+            part = cameras[start:start + _PIPELINE_CHUNK]
+            numbered = list(enumerate(part, start=start + 1))
+            cones = [row for rid, c in numbered for row in _cone_rows(rid, c)]
+            cones.sort(key=_morton)
+            out.put(_Chunk([(rid, *_row_values(c), str(c.status), c.last_frame_time)
+                            for rid, c in numbered], cones))
+    except Exception as exc:  # noqa: BLE001 (handed to the writer, which rolls back and raises it)
+        out.put(exc)
+    else:
+        out.put(None)
 
 
 def _spread(value: int) -> int:
@@ -254,8 +290,51 @@ class SqliteCatalog(StoreBase):
         return len(new), len(old)
 
     async def _write_cameras(self, cameras: Sequence[Camera], mode: ImportMode) -> int:
+        if len(cameras) >= _PIPELINE_FROM:
+            chunks: queue.SimpleQueue[_Chunk | BaseException | None] = queue.SimpleQueue()
+            stop = threading.Event()
+            encoding = asyncio.create_task(
+                asyncio.to_thread(_encode_into, cameras, chunks, stop),
+                name="catalog:sqlite:encode")
+            try:
+                written = await self._write(
+                    lambda conn: self._write_fresh(conn, cameras, mode, chunks))
+            finally:
+                stop.set()
+                await encoding
+            if written:
+                return 0
         _, replaced = await self._write(lambda conn: self._write_many(conn, cameras, mode))
         return replaced
+
+    def _write_fresh(self, conn: sqlite3.Connection, cameras: Sequence[Camera], mode: ImportMode,
+                     chunks: queue.SimpleQueue[_Chunk | BaseException | None]) -> bool:
+        """A large write of cameras none of which is registered, in one transaction, inserting
+        each chunk while a worker thread encodes the next (SQLite's inserts run outside the
+        interpreter lock, so encoding and R*Tree inserts share two cores). The rows are the
+        ones ``_upsert_many`` writes, rid for rid. False, having written nothing, when an
+        upsert meets registered ids: the caller then takes the general path."""
+        try:
+            with immediate_transaction(conn):
+                if mode == "upsert" and self._existing(conn, [c.id for c in cameras]):
+                    return False
+                (top,) = conn.execute("SELECT coalesce(max(rid), 0) FROM cameras").fetchone()
+                top = int(top)  # an integer from SQLite, formatted into the statements below
+                insert = _INSERT.replace("VALUES (?,", f"VALUES (? + {top},", 1)
+                index = f"INSERT INTO camera_cones VALUES (? + {top * 2}, ?, ?, ?, ?)"  # noqa: S608 (an integer and ? placeholders only)
+                while (chunk := chunks.get()) is not None:
+                    if isinstance(chunk, BaseException):
+                        raise chunk
+                    conn.executemany(insert, chunk.rows)
+                    conn.executemany(index, chunk.cones)
+                return True
+        except sqlite3.IntegrityError:
+            if mode != "create":
+                raise
+            existing = self._existing(conn, [c.id for c in cameras])
+            if not existing:
+                raise
+            raise ImportConflict(sorted(existing)) from None
 
     async def delete(self, camera_id: str) -> bool:
         def work(conn: sqlite3.Connection) -> bool:

@@ -13,6 +13,7 @@ give it to another owner (``transfer``), which takes effect only when that owner
 from __future__ import annotations
 
 import enum
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -281,6 +282,15 @@ def camera_extra(camera: Camera) -> dict[str, Any]:
     if camera.transfer is not None:
         extra["transfer"] = _transfer_dict(camera.transfer)
     return extra
+
+
+_DOC_ENCODER = json.JSONEncoder(separators=(",", ":"), check_circular=False)
+"""``json.dumps(..., separators=(",", ":"))`` without building an encoder per camera."""
+
+
+def camera_doc(camera: Camera) -> str:
+    """:func:`camera_extra` as the compact JSON text the stores keep."""
+    return _DOC_ENCODER.encode(camera_extra(camera))
 
 
 _PORTAL_CAMERA_ID = re.compile(r"cam-[0-9a-f]{12}")

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from catalog.errors import ImportConflict, StoreUnavailable
 from catalog.geo import EARTH_RADIUS_M, Box, Circle, cone_boxes
-from catalog.model import Camera, CameraStatus, camera_extra, camera_from_parts, status_from
+from catalog.model import Camera, CameraStatus, camera_doc, camera_from_parts, status_from
 from catalog.pg_copy import copy_rows
 from catalog.query import Candidate, Filters
 from catalog.store import EntityKind, ImportMode, StoreBase
@@ -129,7 +129,7 @@ def _rows(cameras: Sequence[Camera]) -> list[tuple[Any, ...]]:
     """One row per camera in ``_ROW_COLUMNS`` order; the point and the cone as EWKT text."""
     out: list[tuple[Any, ...]] = []
     for c in cameras:
-        doc = json.dumps(camera_extra(c), separators=(",", ":"))
+        doc = camera_doc(c)
         lat, lon = float(c.lat), float(c.lon)
         out.append((c.id, lat, lon, float(c.heading), float(c.fov), float(c.range_m),
                     str(c.sharing), str(c.kind), c.owner_id, doc, str(c.status),

@@ -35,7 +35,7 @@ from catalog.errors import (
     StoreUnavailable,
 )
 from catalog.geo import Box, Circle, circle_extent, haversine_m, wrap_lon
-from catalog.model import Camera, CameraStatus, camera_extra, camera_from_parts, status_from
+from catalog.model import Camera, CameraStatus, camera_doc, camera_from_parts, status_from
 from catalog.query import Candidate, Filters
 from catalog.search import FIRST_RADIUS_M
 from catalog.store import EntityKind, ImportMode, StoreBase
@@ -133,7 +133,7 @@ def _encode(cameras: Sequence[Camera]) -> list[_Encoded]:
                 by_class.setdefault(range_class(c.range_m), []).extend((c.lon, c.lat, c.id))
         out.append(_Encoded(
             ids=[c.id for c in chunk],
-            docs={c.id: json.dumps(camera_extra(c), separators=(",", ":")) for c in chunk},
+            docs={c.id: camera_doc(c) for c in chunk},
             attrs={c.id: _attrs(c) for c in chunk},
             by_class=by_class,
             polar=polar,

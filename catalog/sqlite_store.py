@@ -28,7 +28,7 @@ from catalog.errors import (
     StoreUnavailable,
 )
 from catalog.geo import Box, Circle, circle_boxes, cone_boxes, haversine_m
-from catalog.model import Camera, CameraStatus, camera_extra, camera_from_parts, status_from
+from catalog.model import Camera, CameraStatus, camera_doc, camera_from_parts, status_from
 from catalog.query import Candidate, Filters
 from catalog.search import FIRST_RADIUS_M
 from catalog.store import EntityKind, ImportMode, StoreBase
@@ -88,7 +88,7 @@ _PIPELINE_CHUNK = 5000
 
 
 def _row_values(camera: Camera) -> tuple[Any, ...]:
-    doc = json.dumps(camera_extra(camera), separators=(",", ":"))
+    doc = camera_doc(camera)
     return (camera.id, camera.lat, camera.lon, camera.heading, camera.fov, camera.range_m,
             str(camera.sharing), str(camera.kind), camera.owner_id, doc)
 

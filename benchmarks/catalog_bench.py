@@ -1,13 +1,16 @@
 """Catalog benchmark: bulk load and geographic queries, SQLite, Redis and PostGIS side by side.
 
-    python -m benchmarks.catalog_bench --cameras 200000 [--queries 400] [--see-cameras 100000]
+    python -m benchmarks.catalog_bench --cameras 1000000 [--queries 400] [--see-cameras 100000]
+        [--clients 8 --rate 25] [--out benchmarks/results/catalog_bench.json]
 
 A synthetic state-wide registry: 70 % of the cameras in ten cities (Gaussian, sigma 5 km; the
 centres are as dense as a downtown), 30 % spread over a 440 x 340 km area. Cameras are loaded
 from CSV text in batches of 50,000 (each batch is one all-or-nothing import), measuring parsing
 and validation, the store write, and both together. Queries start from points near registered
 cameras (incidents happen where people are): nearest 20, all within 500 m (first page of 100 and
-the total), and "can see" on a registry of ``--see-cameras`` cameras. Prints one JSON document.
+the total), and "can see" on a registry of ``--see-cameras`` cameras: alone, then under load
+(``--clients`` asking ``--rate`` queries a second each), then saturated (the same clients asking
+back to back). Prints one JSON document and writes it to ``--out``, with the load average.
 Needs ``redis-server`` on the PATH for the Redis side, and Debian's PostgreSQL with PostGIS for
 the PostGIS side, which runs a cluster of its own in a temporary folder, started as the tests start
 theirs (``tests.fixtures.postgres``: the same settings, fsync off); each is skipped, and said so,
@@ -46,6 +49,7 @@ from rtcc.config import DatabaseConfig
 from rtcc.db import Database
 
 BATCH = 50_000
+RESULTS = Path(__file__).parent / "results" / "catalog_bench.json"
 BOX = (38.0, 42.0, -91.0, -87.0)
 KINDS = ("public", "business", "residential", "school", "worship", "hospital", "other")
 SHARING = ("registry_only", "on_request", "live_emergency", "live_always")
@@ -139,45 +143,60 @@ def _percentiles(samples: list[float]) -> dict[str, float]:
 
 async def latency(points: list[tuple[float, float]],
                   query: Callable[[float, float], Awaitable[int]],
-                  clients: int = 1) -> dict[str, Any]:
-    """Each query's time from call to answer, with ``clients`` clients asking at once (each
-    sends its next query as soon as its last is answered, as the map views of a busy console
-    do), so a query's time includes its wait behind the others."""
+                  clients: int = 1, rate: float = 0.0) -> dict[str, Any]:
+    """Each query's time from call to answer, with ``clients`` clients asking at once. With a
+    ``rate`` (queries per second per client), each client asks on a schedule whether or not its
+    last answer came back, as the map views of a busy console room do: a query's time includes
+    its wait behind the others, and a store that falls behind shows it. Without, each client
+    asks again as soon as it is answered (the store's saturation throughput)."""
     for lat, lon in points[:20]:  # warm caches
         await query(lat, lon)
     samples: list[float] = []
     found: list[int] = []
 
-    async def client(mine: list[tuple[float, float]]) -> None:
-        for lat, lon in mine:
-            started = time.perf_counter()
-            found.append(await query(lat, lon))
-            samples.append((time.perf_counter() - started) * 1000.0)
+    async def ask(lat: float, lon: float) -> None:
+        started = time.perf_counter()
+        found.append(await query(lat, lon))
+        samples.append((time.perf_counter() - started) * 1000.0)
+
+    async def client(number: int, mine: list[tuple[float, float]]) -> None:
+        if not rate:
+            for lat, lon in mine:
+                await ask(lat, lon)
+            return
+        interval = 1.0 / rate
+        start = time.perf_counter() + interval * number / clients  # clients out of step
+        async with asyncio.TaskGroup() as asked:
+            for k, (lat, lon) in enumerate(mine):
+                await asyncio.sleep(max(0.0, start + k * interval - time.perf_counter()))
+                asked.create_task(ask(lat, lon), name=f"bench:client:{number}:{k}")
 
     wall = time.perf_counter()
     async with asyncio.TaskGroup() as group:
         for number in range(clients):
-            group.create_task(client(points[number::clients]), name=f"bench:client:{number}")
+            group.create_task(client(number, points[number::clients]),
+                              name=f"bench:client:{number}")
     wall = time.perf_counter() - wall
     return {
         **_percentiles(samples),
         "mean_results": round(statistics.fmean(found), 1),
         "queries": len(samples),
         "clients": clients,
+        "offered_per_s": round(clients * rate) if rate else None,
         "queries_per_s": round(len(samples) / wall),
     }
 
 
 async def queries(store: CatalogStore, points: list[tuple[float, float]],
-                  clients: int = 1) -> dict[str, Any]:
+                  clients: int = 1, rate: float = 0.0) -> dict[str, Any]:
     async def nearest(lat: float, lon: float) -> int:
         return len((await store.nearest(lat, lon, limit=20)).hits)
 
     async def radius(lat: float, lon: float) -> int:
         return (await store.within_radius(lat, lon, 500.0)).total or 0
 
-    return {"nearest_20": await latency(points, nearest, clients),
-            "radius_500m": await latency(points, radius, clients)}
+    return {"nearest_20": await latency(points, nearest, clients, rate),
+            "radius_500m": await latency(points, radius, clients, rate)}
 
 
 async def can_see(store: CatalogStore, points: list[tuple[float, float]]) -> dict[str, Any]:
@@ -238,7 +257,8 @@ async def run_engine(opener: Callable[[str], Awaitable[CatalogStore]],
         result["size_mb"] = size()
         result.update(await queries(store, points))
         if args.clients > 1:
-            result["under_load"] = await queries(store, points, args.clients)
+            result["under_load"] = await queries(store, points, args.clients, args.rate)
+            result["saturated"] = await queries(store, points, args.clients)
         if args.see_cameras == args.cameras:
             result["can_see"] = {"cameras": args.cameras, **await can_see(store, points)}
     finally:
@@ -291,7 +311,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     report: dict[str, Any] = {
         "benchmark": "catalog",
         "cameras": args.cameras,
-        "clients": args.clients,
+        "load": {"clients": args.clients, "per_client_per_s": args.rate},
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "platform": platform.platform()},
@@ -339,8 +359,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--clients", type=int, default=8,
                         help="clients asking at once for the figures under load (1: none)")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="also write the JSON document to this file")
+    parser.add_argument("--rate", type=float, default=25.0,
+                        help="queries per second each client asks under load (default 25: "
+                             "200 a second from 8 clients)")
+    parser.add_argument("--out", type=Path, default=RESULTS,
+                        help=f"also write the JSON document to this file (default {RESULTS})")
     parser.add_argument("--engines", default="sqlite,redis,postgis",
                         help="comma-separated: sqlite, redis, postgis (default all three)")
     args = parser.parse_args(argv)
@@ -350,8 +373,7 @@ def main(argv: list[str] | None = None) -> None:
     report["load_average"] = [round(x, 2) for x in os.getloadavg()]
     text = json.dumps(report, indent=2)
     print(text)
-    if args.out is not None:
-        args.out.write_text(text + "\n")
+    args.out.write_text(text + "\n")
 
 
 if __name__ == "__main__":

@@ -81,6 +81,8 @@ _UPDATE = (
 _SHRINK_FROM = 4
 """A nearest-N circle holding more than this many times N cameras is shrunk before reading."""
 _CHUNK = 500
+_READERS = 2
+"""Reader threads, each with its connection (the machines this runs on have two cores or more)."""
 _PIPELINE_FROM = 4000
 """From this many cameras a write is encoded on a worker thread while it is inserted."""
 _PIPELINE_CHUNK = 5000
@@ -176,9 +178,11 @@ class SqliteCatalog(StoreBase):
     def __init__(self, path: Path) -> None:
         self.path = path
         self._writer = StoreThread("catalog-sqlite-writer")
-        self._reader = StoreThread("catalog-sqlite-reader")
+        self._readers = [StoreThread(f"catalog-sqlite-reader-{n}") for n in range(_READERS)]
+        self._busy = [0] * _READERS
+        """Calls queued or running on each reader."""
         self._wconn: sqlite3.Connection | None = None
-        self._rconn: sqlite3.Connection | None = None
+        self._rconns: list[sqlite3.Connection] = []
 
     @classmethod
     async def open(cls, path: Path) -> SqliteCatalog:
@@ -204,7 +208,8 @@ class SqliteCatalog(StoreBase):
                          (SCHEMA_VERSION,))
 
         self._wconn = await self._writer.run(self._connect, create_schema)
-        self._rconn = await self._reader.run(self._connect)
+        for reader in self._readers:
+            self._rconns.append(await reader.run(self._connect))
         log.info("catalog: SQLite store %s opened", self.path)
 
     async def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
@@ -214,16 +219,23 @@ class SqliteCatalog(StoreBase):
         return await self._writer.run(work, conn)
 
     async def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        conn = self._rconn
-        if conn is None:
+        """On the least busy reader: WAL lets readers run side by side, and SQLite's search
+        work runs outside the interpreter lock, so one slow query does not queue the rest."""
+        if len(self._rconns) < _READERS:
             raise StoreUnavailable("the catalog store is closed")
-        return await self._reader.run(work, conn)
+        n = self._busy.index(min(self._busy))
+        self._busy[n] += 1
+        try:
+            return await self._readers[n].run(work, self._rconns[n])
+        finally:
+            self._busy[n] -= 1
 
     async def aclose(self) -> None:
-        wconn, rconn = self._wconn, self._rconn
-        self._wconn = self._rconn = None
+        wconn, rconns = self._wconn, self._rconns
+        self._wconn, self._rconns = None, []
         await self._writer.aclose(wconn.close if wconn is not None else None)
-        await self._reader.aclose(rconn.close if rconn is not None else None)
+        for n, reader in enumerate(self._readers):
+            await reader.aclose(rconns[n].close if n < len(rconns) else None)
 
     # -- writes ---------------------------------------------------------------------------------
 

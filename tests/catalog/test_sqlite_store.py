@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import sqlite3
 from pathlib import Path
@@ -67,5 +68,36 @@ async def test_bulk_create_meeting_a_registered_id_writes_nothing(tmp_path: Path
         await store.import_cameras(cameras, "upsert")  # some registered: the general path
         assert await store.count() == 6000
         assert await store.get_many([c.id for c in cameras]) == {c.id: c for c in cameras}
+    finally:
+        await store.aclose()
+
+
+async def test_searches_side_by_side_answer_as_one_at_a_time(tmp_path: Path) -> None:
+    """Searches spread over the reader threads, next to a write: each answers as it would
+    alone."""
+    store = await SqliteCatalog.open(tmp_path / "catalog.sqlite3")
+    try:
+        rng = random.Random(6)
+        await store.import_cameras([
+            Camera(id=f"s{i:05d}", name=f"Camera {i}", lat=rng.uniform(40.0, 41.0),
+                   lon=rng.uniform(-88.0, -87.0)) for i in range(6000)])
+        points = [(rng.uniform(40.0, 41.0), rng.uniform(-88.0, -87.0)) for _ in range(40)]
+        alone = [[h.camera.id for h in (await store.nearest(*p, limit=20)).hits]
+                 for p in points]
+        assert all(len(found) == 20 for found in alone)
+        later = _registry(8000, 7)[6000:]  # written while the searches run, mostly elsewhere
+        write = asyncio.create_task(store.import_cameras(
+            [Camera(id=f"x{c.id}", name=c.name, lat=c.lat, lon=c.lon) for c in later]))
+        within_metre, nearest = await asyncio.gather(
+            asyncio.gather(*(store.nearest(*p, limit=20, radius_m=1.0) for p in points)),
+            asyncio.gather(*(store.nearest(*p, limit=20) for p in points)))
+        await write
+        assert all(not result.hits for result in within_metre)
+        assert len(nearest) == len(alone)
+        for result, expected in zip(nearest, alone, strict=True):
+            # a camera of the concurrent write may rank; the others keep their order
+            kept = [h.camera.id for h in result.hits if not h.camera.id.startswith("x")]
+            assert kept == expected[:len(kept)]
+            assert len(result.hits) >= len(expected)
     finally:
         await store.aclose()

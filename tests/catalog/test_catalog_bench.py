@@ -39,5 +39,6 @@ def test_small_run_reports_every_engine(capsys: pytest.CaptureFixture[str],
                 loaded = figures[run][query]
                 assert loaded["queries"] == 30
                 assert loaded["clients"] == 3
+                assert loaded["failed"] == 0
                 assert loaded["p99_ms"] >= loaded["p95_ms"] >= loaded["p50_ms"] > 0
         assert figures["under_load"]["nearest_20"]["offered_per_s"] == 150

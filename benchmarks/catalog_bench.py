@@ -1,13 +1,16 @@
 """Catalog benchmark: bulk load and geographic queries, SQLite, Redis and PostGIS side by side.
 
-    python -m benchmarks.catalog_bench --cameras 200000 [--queries 400] [--see-cameras 100000]
+    python -m benchmarks.catalog_bench --cameras 1000000 [--queries 400] [--see-cameras 100000]
+        [--clients 8 --rate 25] [--out benchmarks/results/catalog_bench.json]
 
 A synthetic state-wide registry: 70 % of the cameras in ten cities (Gaussian, sigma 5 km; the
 centres are as dense as a downtown), 30 % spread over a 440 x 340 km area. Cameras are loaded
 from CSV text in batches of 50,000 (each batch is one all-or-nothing import), measuring parsing
 and validation, the store write, and both together. Queries start from points near registered
 cameras (incidents happen where people are): nearest 20, all within 500 m (first page of 100 and
-the total), and "can see" on a registry of ``--see-cameras`` cameras. Prints one JSON document.
+the total), and "can see" on a registry of ``--see-cameras`` cameras: alone, then under load
+(``--clients`` asking ``--rate`` queries a second each), then saturated (the same clients asking
+back to back). Prints one JSON document and writes it to ``--out``, with the load average.
 Needs ``redis-server`` on the PATH for the Redis side, and Debian's PostgreSQL with PostGIS for
 the PostGIS side, which runs a cluster of its own in a temporary folder, started as the tests start
 theirs (``tests.fixtures.postgres``: the same settings, fsync off); each is skipped, and said so,
@@ -41,11 +44,12 @@ from catalog.io import cameras_from_rows, csv_rows
 from catalog.postgis_store import PostgisCatalog
 from catalog.redis_store import RedisCatalog
 from catalog.sqlite_store import SqliteCatalog
-from catalog.store import CatalogStore
+from catalog.store import STORE_ERRORS, CatalogStore
 from rtcc.config import DatabaseConfig
 from rtcc.db import Database
 
 BATCH = 50_000
+RESULTS = Path(__file__).parent / "results" / "catalog_bench.json"
 BOX = (38.0, 42.0, -91.0, -87.0)
 KINDS = ("public", "business", "residential", "school", "worship", "hospital", "other")
 SHARING = ("registry_only", "on_request", "live_emergency", "live_always")
@@ -127,34 +131,81 @@ async def load(store: CatalogStore, count: int, seed: int) -> dict[str, float]:
     }
 
 
+def _percentiles(samples: list[float]) -> dict[str, float]:
+    samples = sorted(samples)
+
+    def at(q: float) -> float:
+        return round(samples[min(len(samples) - 1, int(len(samples) * q))], 3)
+
+    return {"p50_ms": round(statistics.median(samples), 3), "p95_ms": at(0.95),
+            "p99_ms": at(0.99)}
+
+
 async def latency(points: list[tuple[float, float]],
-                  query: Callable[[float, float], Awaitable[int]]) -> dict[str, float]:
+                  query: Callable[[float, float], Awaitable[int]],
+                  clients: int = 1, rate: float = 0.0) -> dict[str, Any]:
+    """Each query's time from call to answer, with ``clients`` clients asking at once. With a
+    ``rate`` (queries per second per client), each client asks on a schedule whether or not its
+    last answer came back, as the map views of a busy console room do: a query's time includes
+    its wait behind the others, and a store that falls behind shows it. Without, each client
+    asks again as soon as it is answered (the store's saturation throughput)."""
     for lat, lon in points[:20]:  # warm caches
         await query(lat, lon)
     samples: list[float] = []
     found: list[int] = []
-    for lat, lon in points:
+    failed: list[str] = []
+
+    async def ask(lat: float, lon: float) -> None:
         started = time.perf_counter()
-        found.append(await query(lat, lon))
+        try:
+            found.append(await query(lat, lon))
+        except STORE_ERRORS as exc:  # a store that falls behind under load: counted, not fatal
+            failed.append(f"{type(exc).__name__}: {exc}")
+            return
         samples.append((time.perf_counter() - started) * 1000.0)
-    samples.sort()
+
+    async def client(number: int, mine: list[tuple[float, float]]) -> None:
+        if not rate:
+            for lat, lon in mine:
+                await ask(lat, lon)
+            return
+        interval = 1.0 / rate
+        start = time.perf_counter() + interval * number / clients  # clients out of step
+        async with asyncio.TaskGroup() as asked:
+            for k, (lat, lon) in enumerate(mine):
+                await asyncio.sleep(max(0.0, start + k * interval - time.perf_counter()))
+                asked.create_task(ask(lat, lon), name=f"bench:client:{number}:{k}")
+
+    wall = time.perf_counter()
+    async with asyncio.TaskGroup() as group:
+        for number in range(clients):
+            group.create_task(client(number, points[number::clients]),
+                              name=f"bench:client:{number}")
+    wall = time.perf_counter() - wall
+    if not samples:
+        return {"failed": len(failed), "first_error": failed[0] if failed else ""}
     return {
-        "p50_ms": round(statistics.median(samples), 3),
-        "p99_ms": round(samples[min(len(samples) - 1, int(len(samples) * 0.99))], 3),
+        **_percentiles(samples),
         "mean_results": round(statistics.fmean(found), 1),
         "queries": len(samples),
+        "failed": len(failed),
+        **({"first_error": failed[0]} if failed else {}),
+        "clients": clients,
+        "offered_per_s": round(clients * rate) if rate else None,
+        "queries_per_s": round(len(samples) / wall),
     }
 
 
-async def queries(store: CatalogStore, points: list[tuple[float, float]]) -> dict[str, Any]:
+async def queries(store: CatalogStore, points: list[tuple[float, float]],
+                  clients: int = 1, rate: float = 0.0) -> dict[str, Any]:
     async def nearest(lat: float, lon: float) -> int:
         return len((await store.nearest(lat, lon, limit=20)).hits)
 
     async def radius(lat: float, lon: float) -> int:
         return (await store.within_radius(lat, lon, 500.0)).total or 0
 
-    return {"nearest_20": await latency(points, nearest),
-            "radius_500m": await latency(points, radius)}
+    return {"nearest_20": await latency(points, nearest, clients, rate),
+            "radius_500m": await latency(points, radius, clients, rate)}
 
 
 async def can_see(store: CatalogStore, points: list[tuple[float, float]]) -> dict[str, Any]:
@@ -214,6 +265,9 @@ async def run_engine(opener: Callable[[str], Awaitable[CatalogStore]],
         result["bulk_load"] = await load(store, args.cameras, args.seed)
         result["size_mb"] = size()
         result.update(await queries(store, points))
+        if args.clients > 1:
+            result["under_load"] = await queries(store, points, args.clients, args.rate)
+            result["saturated"] = await queries(store, points, args.clients)
         if args.see_cameras == args.cameras:
             result["can_see"] = {"cameras": args.cameras, **await can_see(store, points)}
     finally:
@@ -266,6 +320,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     report: dict[str, Any] = {
         "benchmark": "catalog",
         "cameras": args.cameras,
+        "load": {"clients": args.clients, "per_client_per_s": args.rate},
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "platform": platform.platform()},
         "targets": {"nearest_20_p99_ms": 5, "radius_500m_p99_ms": 5, "can_see_100k_p99_ms": 10,
@@ -282,8 +338,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
         if "sqlite" in args.engines:
             report["sqlite"] = await run_engine(sqlite, args, points, sqlite_size)
+            _save(args, report)  # the figures so far, should a later engine fail
         if "postgis" in args.engines:
             report["postgis"] = await run_postgis(args, points, workdir)
+            _save(args, report)  # the figures so far, should a later engine fail
         if "redis" not in args.engines:
             return report
         try:
@@ -302,6 +360,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
+def _save(args: argparse.Namespace, report: dict[str, Any]) -> None:
+    report["load_average"] = [round(x, 2) for x in os.getloadavg()]
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.catalog_bench",
                                      description=__doc__.split("\n\n")[0] if __doc__ else None)
@@ -310,12 +373,21 @@ def main(argv: list[str] | None = None) -> None:
                         help="registry size for the can-see query (default min(cameras, 100000))")
     parser.add_argument("--queries", type=int, default=400)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--clients", type=int, default=8,
+                        help="clients asking at once for the figures under load (1: none)")
+    parser.add_argument("--rate", type=float, default=25.0,
+                        help="queries per second each client asks under load (default 25: "
+                             "200 a second from 8 clients)")
+    parser.add_argument("--out", type=Path, default=RESULTS,
+                        help=f"also write the JSON document to this file (default {RESULTS})")
     parser.add_argument("--engines", default="sqlite,redis,postgis",
                         help="comma-separated: sqlite, redis, postgis (default all three)")
     args = parser.parse_args(argv)
     if args.see_cameras is None:
         args.see_cameras = min(args.cameras, 100_000)
-    print(json.dumps(asyncio.run(run(args)), indent=2))
+    report = asyncio.run(run(args))
+    _save(args, report)
+    print(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":

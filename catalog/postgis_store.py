@@ -22,13 +22,19 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
+import psycopg
+from psycopg.rows import tuple_row
+from psycopg_pool import PoolTimeout
+
 from catalog.errors import ImportConflict, StoreUnavailable
 from catalog.geo import EARTH_RADIUS_M, Box, Circle, cone_boxes
-from catalog.model import Camera, CameraStatus, camera_extra, camera_from_parts
+from catalog.model import Camera, CameraStatus, camera_doc, camera_from_parts, status_from
 from catalog.pg_copy import copy_rows
 from catalog.query import Candidate, Filters
 from catalog.store import EntityKind, ImportMode, StoreBase
-from rtcc.db import Database, Migration, SqlConnection, StoreSchema
+from rtcc.db import Database, DatabaseUnavailable, Migration, SqlConnection, StoreSchema
+from rtcc.db.connection import to_format_style
+from rtcc.db.postgres import PostgresConnection
 from rtcc.errors import ConfigError
 from rtcc.offload import StoreThread
 
@@ -129,7 +135,7 @@ def _rows(cameras: Sequence[Camera]) -> list[tuple[Any, ...]]:
     """One row per camera in ``_ROW_COLUMNS`` order; the point and the cone as EWKT text."""
     out: list[tuple[Any, ...]] = []
     for c in cameras:
-        doc = json.dumps(camera_extra(c), separators=(",", ":"))
+        doc = camera_doc(c)
         lat, lon = float(c.lat), float(c.lon)
         out.append((c.id, lat, lon, float(c.heading), float(c.fov), float(c.range_m),
                     str(c.sharing), str(c.kind), c.owner_id, doc, str(c.status),
@@ -153,7 +159,7 @@ def _from_row(row: Sequence[Any]) -> Camera:
     (camera_id, lat, lon, heading, fov, range_m, sharing, kind, owner_id, status, doc,
      last_frame_time) = row
     return camera_from_parts(camera_id, lat, lon, heading, fov, range_m, sharing, kind, owner_id,
-                             json.loads(doc), CameraStatus(status), last_frame_time)
+                             json.loads(doc), status_from(status), last_frame_time)
 
 
 def _candidates(rows: Iterable[Sequence[Any]]) -> list[Candidate]:
@@ -228,6 +234,8 @@ class PostgisCatalog(StoreBase):
         self._reader = StoreThread("catalog-postgis-reader")
         self._wconn: SqlConnection | None = None
         self._rconn: SqlConnection | None = None
+        self._pinned: psycopg.Connection[Any] | None = None
+        """The reader's own pooled connection, kept between searches (see ``_rows``)."""
 
     @classmethod
     async def open(cls, database: Database, *, owns_database: bool = False,
@@ -260,11 +268,54 @@ class PostgisCatalog(StoreBase):
             raise StoreUnavailable("the catalog store is closed")
         return await self._reader.run(work, conn)
 
+    def _unpin(self) -> None:
+        pinned, self._pinned = self._pinned, None
+        if pinned is not None and isinstance(self._rconn, PostgresConnection):
+            self._rconn.pool.putconn(pinned)  # the pool drops it if it is broken
+
+    def _rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """A search's rows as plain tuples, on the reader thread, over a connection the reader
+        keeps: taking one from the pool per search costs a round trip of its own (the pool's
+        health check) and the pool's locking, a third of a nearest-20 search. A connection
+        lost in between is given back and the search run once more on a fresh one."""
+        rconn = self._rconn
+        if rconn is None:
+            raise StoreUnavailable("the catalog store is closed")
+        if not isinstance(rconn, PostgresConnection):
+            return [tuple(row) for row in rconn.fetchall(sql, params)]
+        statement = to_format_style(sql)
+        for attempt in (1, 2):
+            try:
+                if self._pinned is None:
+                    timeout = self.database.settings.connect_timeout
+                    self._pinned = rconn.pool.getconn(timeout=timeout)
+                with self._pinned.cursor(row_factory=tuple_row) as cursor:
+                    return cursor.execute(statement, tuple(params)).fetchall()
+            except (psycopg.OperationalError, PoolTimeout) as exc:
+                self._unpin()
+                if attempt == 2:
+                    raise DatabaseUnavailable(
+                        f"the catalog's PostgreSQL at {self.database.describe()} did not answer "
+                        f"a search ({exc}); the catalog answers again once it is back") from exc
+        raise AssertionError("unreachable")
+
+    async def _search_rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        if self._rconn is None:
+            raise StoreUnavailable("the catalog store is closed")
+        return await self._reader.run(self._rows, sql, params)
+
     async def aclose(self) -> None:
         wconn, rconn = self._wconn, self._rconn
-        self._wconn = self._rconn = None
+
+        def close_reader() -> None:
+            self._unpin()
+            if rconn is not None:
+                rconn.close()
+
+        self._wconn = None
         await self._writer.aclose(wconn.close if wconn is not None else None)
-        await self._reader.aclose(rconn.close if rconn is not None else None)
+        await self._reader.aclose(close_reader)
+        self._rconn = None
         if self._owns_database:
             self._owns_database = False
             closer = StoreThread("catalog-postgis-close")
@@ -316,16 +367,16 @@ class PostgisCatalog(StoreBase):
     # -- reads ----------------------------------------------------------------------------------
 
     async def get(self, camera_id: str) -> Camera | None:
-        row = await self._read(lambda conn: conn.fetchone(
-            f"SELECT {_COLUMNS} FROM cameras c WHERE c.id = ?", (camera_id,)))  # noqa: S608 (constants and ? placeholders only)
-        return _from_row(row) if row is not None else None
+        rows = await self._search_rows(
+            f"SELECT {_COLUMNS} FROM cameras c WHERE c.id = ?", (camera_id,))  # noqa: S608 (constants and ? placeholders only)
+        return _from_row(rows[0]) if rows else None
 
     async def _load(self, ids: Sequence[str]) -> dict[str, Camera]:
         if not ids:
             return {}
-        rows = await self._read(lambda conn: conn.fetchall(
+        rows = await self._search_rows(
             f"SELECT {_COLUMNS} FROM cameras c WHERE c.id = ANY(?::text[])",  # noqa: S608 (constants and ? placeholders only)
-            (list(ids),)))
+            (list(ids),))
         return {row[0]: _from_row(row) for row in rows}
 
     async def count(self) -> int:
@@ -344,17 +395,17 @@ class PostgisCatalog(StoreBase):
         self, boxes: list[Box], circles: list[Circle], filters: Filters
     ) -> list[Candidate]:
         sql, params = region_sql(boxes, circles, filters)
-        return _candidates(await self._read(lambda conn: conn.fetchall(sql, params)))
+        return _candidates(await self._search_rows(sql, params))
 
     async def _nearest_candidates(
         self, lat: float, lon: float, want: int, radius_m: float, filters: Filters
     ) -> list[Candidate]:
         sql, params = nearest_sql(lat, lon, want, radius_m, filters)
-        return _candidates(await self._read(lambda conn: conn.fetchall(sql, params)))
+        return _candidates(await self._search_rows(sql, params))
 
     async def _covering(self, lat: float, lon: float, filters: Filters) -> list[Candidate]:
         sql, params = covering_sql(lat, lon, filters)
-        return _candidates(await self._read(lambda conn: conn.fetchall(sql, params)))
+        return _candidates(await self._search_rows(sql, params))
 
     # -- documents (owners, sites, agents) -------------------------------------------------------
 

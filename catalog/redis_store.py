@@ -35,7 +35,7 @@ from catalog.errors import (
     StoreUnavailable,
 )
 from catalog.geo import Box, Circle, circle_extent, haversine_m, wrap_lon
-from catalog.model import Camera, CameraStatus, camera_extra, camera_from_parts
+from catalog.model import Camera, CameraStatus, camera_doc, camera_from_parts, status_from
 from catalog.query import Candidate, Filters
 from catalog.search import FIRST_RADIUS_M
 from catalog.store import EntityKind, ImportMode, StoreBase
@@ -54,6 +54,8 @@ wider, then the exact filter in ``SpatialSearch`` decides."""
 _REDIS_TO_MEAN = 6_371_008.8 / 6_372_797.560856
 """Redis GEO distances use a sphere of radius 6372797.56 m; ours, the mean radius."""
 _NO_FILTERS = Filters()
+_RANK_SLACK_M = 1.0
+"""Extra metres kept beyond the nearest-N cut, on top of the two 2 m error bounds."""
 _LOST = (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError)
 _BATCH = 1000
 _TIMEOUT_S = 5.0
@@ -71,6 +73,84 @@ end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2] .. '|' .. lft)
 return 1
 """
+
+_SEARCH = """
+-- KEYS: the GEO sets, then attrs, status, cams and polar.
+-- ARGV: the number of searches; per search: GEO set number, lon, lat, radius (m), COUNT (0:
+-- all, unsorted); then want (0: every id), factor to our sphere, the radius every camera
+-- within which must be found, and 1 to add the polar set.
+local searches = tonumber(ARGV[1])
+local sets = #KEYS - 4
+local base = 2 + searches * 5
+local want = tonumber(ARGV[base])
+local factor = tonumber(ARGV[base + 1])
+local sure = tonumber(ARGV[base + 2])
+local replies, measured, seen, ids = {}, {}, {}, {}
+for s = 0, searches - 1 do
+  local a = 2 + s * 5
+  local count = tonumber(ARGV[a + 4])
+  local key = KEYS[tonumber(ARGV[a])]
+  local found
+  if count > 0 then
+    found = redis.call('GEOSEARCH', key, 'FROMLONLAT', ARGV[a + 1], ARGV[a + 2],
+                       'BYRADIUS', ARGV[a + 3], 'm', 'ASC', 'COUNT', count, 'WITHDIST')
+    local flat = {}
+    for _, item in ipairs(found) do
+      flat[#flat + 1] = item[1]
+      flat[#flat + 1] = item[2]
+      measured[#measured + 1] = {tonumber(item[2]) * factor, item[1]}
+      if not seen[item[1]] then seen[item[1]] = true; ids[#ids + 1] = item[1] end
+    end
+    if #found >= count then
+      sure = math.min(sure, tonumber(found[#found][2]) * factor - 2.0)
+    end
+    replies[#replies + 1] = flat
+  else
+    found = redis.call('GEOSEARCH', key, 'FROMLONLAT', ARGV[a + 1], ARGV[a + 2],
+                       'BYRADIUS', ARGV[a + 3], 'm')
+    for _, id in ipairs(found) do
+      if not seen[id] then seen[id] = true; ids[#ids + 1] = id end
+    end
+    replies[#replies + 1] = found
+  end
+end
+local polar = {}
+if ARGV[base + 3] == '1' then
+  polar = redis.call('SMEMBERS', KEYS[sets + 4])
+  for _, id in ipairs(polar) do
+    if not seen[id] then seen[id] = true; ids[#ids + 1] = id end
+  end
+  want = 0
+end
+if want > 0 and #measured >= want then
+  table.sort(measured, function(x, y) return x[1] < y[1] end)
+  local limit = measured[want][1] + ARGV[base + 4]
+  if limit <= sure then
+    ids = {}
+    seen = {}
+    for _, item in ipairs(measured) do
+      if item[1] <= limit and not seen[item[2]] then
+        seen[item[2]] = true
+        ids[#ids + 1] = item[2]
+      end
+    end
+  end
+end
+local out = {replies, ids, {}, {}, {}, polar}
+for start = 1, #ids, 1000 do  -- unpack has a stack limit
+  local part = {unpack(ids, start, math.min(#ids, start + 999))}
+  for k = 1, 3 do
+    local values = redis.call('HMGET', KEYS[sets + k], unpack(part))
+    for _, v in ipairs(values) do out[k + 2][#out[k + 2] + 1] = v end
+  end
+end
+return out
+"""
+"""Every GEOSEARCH of one query and the records of the cameras found, in one round trip (on a
+busy machine each round trip costs the caller a wake-up of the server and back). For nearest-N
+without filters only the ids that may rank are read: Redis's distance is within 2 m of ours, so
+a camera farther than the N-th by more than twice that (plus slack) cannot rank before it; that
+cut is used only when everything within it was found (``sure``)."""
 
 
 async def _bounded(call: Awaitable[T], seconds: float = _TIMEOUT_S) -> T:
@@ -91,18 +171,20 @@ def _attrs(camera: Camera) -> str:
                      camera.owner_id))
 
 
-def _candidate(camera_id: str, attrs: str, status: str | None) -> Candidate:
+def _candidate(camera_id: str, attrs: str, status: str | None,
+               doc: str | None = None) -> Candidate:
     lat, lon, heading, fov, range_m, sharing, kind, owner = attrs.split("|", 7)
+    state, _, lft = status.partition("|") if status else ("unknown", "", "")
     return Candidate(camera_id, float(lat), float(lon), float(heading), float(fov),
-                     float(range_m), sharing, kind, owner,
-                     status.split("|", 1)[0] if status else "unknown")
+                     float(range_m), sharing, kind, owner, state, doc,
+                     float(lft) if lft else None)
 
 
 def _status(value: str | None) -> tuple[CameraStatus, float | None]:
     if not value:
         return CameraStatus.UNKNOWN, None
     status, _, lft = value.partition("|")
-    return CameraStatus(status), float(lft) if lft else None
+    return status_from(status), float(lft) if lft else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +211,7 @@ def _encode(cameras: Sequence[Camera]) -> list[_Encoded]:
                 by_class.setdefault(range_class(c.range_m), []).extend((c.lon, c.lat, c.id))
         out.append(_Encoded(
             ids=[c.id for c in chunk],
-            docs={c.id: json.dumps(camera_extra(c), separators=(",", ":")) for c in chunk},
+            docs={c.id: camera_doc(c) for c in chunk},
             attrs={c.id: _attrs(c) for c in chunk},
             by_class=by_class,
             polar=polar,
@@ -152,6 +234,10 @@ class RedisCatalog(StoreBase):
         self._ids = prefix + "ids"
         self._geo = {limit: f"{prefix}geo:{int(limit)}" for limit in RANGE_CLASSES}
         self._set_status = client.register_script(_SET_STATUS)
+        self._search_script = client.register_script(_SEARCH)
+        self._geo_number = {key: n for n, key in enumerate(self._geo.values(), start=1)}
+        self._search_keys = [*self._geo.values(), self._attrs_key, self._status_key, self._cams,
+                             self._polar]
         self._closed = False
 
     @property
@@ -310,37 +396,39 @@ class RedisCatalog(StoreBase):
             cursor = f"({ids[-1]}"
         return out
 
-    def _queue_circle(self, pipe: Any, key: str, circle: Circle, count: int | None = None) -> bool:
-        """Queue a GEOSEARCH covering the circle (the ``count`` nearest, with their distances,
-        when given); True when the circle reaches the polar caps."""
+    def _circle_args(self, key: str, circle: Circle, count: int = 0) -> tuple[list[Any], bool]:
+        """A GEOSEARCH covering the circle (the ``count`` nearest, with their distances, when
+        given) as ``_SEARCH`` arguments; True when the circle reaches the polar caps."""
         lat = max(-_GEO_EXACT_LIMIT, min(_GEO_EXACT_LIMIT, circle.lat))
         radius = circle.radius_m + haversine_m(lat, circle.lon, circle.lat, circle.lon)
         # Redis does not wrap a search centred on exactly +180 (it does from -180).
-        pipe.geosearch(key, longitude=wrap_lon(circle.lon), latitude=lat,
-                       radius=radius * _PAD + 2.0, unit="m", count=count,
-                       sort="ASC" if count else None, withdist=bool(count))
+        args = [self._geo_number[key], repr(wrap_lon(circle.lon)), repr(lat),
+                repr(radius * _PAD + 2.0), count]
         min_lat, max_lat, _, _ = circle_extent(circle.lat, circle.lon, circle.radius_m)
-        return max_lat > GEO_MAX_LAT - 0.01 or min_lat < -GEO_MAX_LAT + 0.01
+        return args, max_lat > GEO_MAX_LAT - 0.01 or min_lat < -GEO_MAX_LAT + 0.01
 
-    async def _with_attrs(self, ids: Sequence[str]) -> list[Candidate]:
-        if not ids:
-            return []
-        async with asyncio.timeout(_TIMEOUT_S), self.client.pipeline(transaction=False) as pipe:
-            pipe.hmget(self._attrs_key, list(ids))
-            pipe.hmget(self._status_key, list(ids))
-            attrs, statuses = await pipe.execute()
-        return [_candidate(i, a, s) for i, a, s in zip(ids, attrs, statuses, strict=True)
-                if a is not None]
+    async def _run_search(
+        self, searches: Sequence[tuple[str, Circle, int]], want: int = 0, sure: float = 0.0
+    ) -> tuple[list[list[Any]], list[Candidate], bool]:
+        """(each search's reply, the candidates read, whether the polar set was added)."""
+        args: list[Any] = [len(searches)]
+        polar = False
+        for key, circle, count in searches:
+            more, near_pole = self._circle_args(key, circle, count)
+            args += more
+            polar = polar or near_pole
+        args += [want, repr(_REDIS_TO_MEAN), repr(sure), 1 if polar else 0,
+                 repr(4.0 + _RANK_SLACK_M)]
+        replies, ids, attrs, statuses, docs, _ = await _bounded(
+            self._search_script(keys=self._search_keys, args=args))
+        candidates = [_candidate(i, a, st, d)
+                      for i, a, st, d in zip(ids, attrs, statuses, docs, strict=True)
+                      if a is not None and d is not None]
+        return replies, candidates, polar
 
     async def _search(self, searches: Sequence[tuple[str, Circle]]) -> list[Candidate]:
-        async with asyncio.timeout(_TIMEOUT_S), self.client.pipeline(transaction=False) as pipe:
-            polar = False
-            for key, circle in searches:
-                polar = self._queue_circle(pipe, key, circle) or polar
-            if polar:
-                pipe.smembers(self._polar)
-            results = await pipe.execute()
-        return await self._with_attrs(list(dict.fromkeys(i for found in results for i in found)))
+        _, candidates, _ = await self._run_search([(key, c, 0) for key, c in searches])
+        return candidates
 
     async def _candidates(
         self, boxes: list[Box], circles: list[Circle], filters: Filters
@@ -356,37 +444,29 @@ class RedisCatalog(StoreBase):
     ) -> list[Candidate]:
         """GEOSEARCH ... COUNT k ASC in every range class inside a circle that widens (and k
         that grows) until the ``want`` nearest matching cameras are certainly among the
-        results. Redis sorts everything inside the circle, so the circle starts small."""
+        results. Redis sorts everything inside the circle, so the circle starts small. One
+        round trip per circle (``_SEARCH``), which also reads the records."""
         radius = min(radius_m, FIRST_RADIUS_M)
         count = 2 * want + 10
+        unfiltered = filters == _NO_FILTERS
         while True:
-            async with asyncio.timeout(_TIMEOUT_S), self.client.pipeline(transaction=False) as pipe:
-                polar = False
-                for key in self._geo.values():
-                    polar = self._queue_circle(pipe, key, Circle(lat, lon, radius), count) or polar
-                if polar:
-                    pipe.smembers(self._polar)
-                results = await pipe.execute()
-            classes = results[:len(self._geo)]
+            classes, candidates, polar = await self._run_search(
+                [(key, Circle(lat, lon, radius), count) for key in self._geo.values()],
+                want if unfiltered else 0, radius)
+            pairs = [list(zip(found[::2], found[1::2], strict=True)) for found in classes]
             # Every camera within the radius is here, except beyond the k-th of a full class
             # (Redis measures on a larger sphere from positions quantised to ~0.6 m: convert,
             # keep 2 m of margin).
-            full = [found for found in classes if len(found) >= count]
+            full = [found for found in pairs if len(found) >= count]
             sure = min([radius] + [float(found[-1][1]) * _REDIS_TO_MEAN - 2.0 for found in full])
-            ids = [str(item[0]) for found in classes for item in found]
-            ids += list(results[-1]) if polar else []
-            if filters == _NO_FILTERS and not polar:
-                inside = sum(1 for found in classes for item in found
+            if unfiltered and not polar:
+                inside = sum(1 for found in pairs for item in found
                              if float(item[1]) * _REDIS_TO_MEAN <= sure)
-                candidates: list[Candidate] | None = None
             else:
-                candidates = await self._with_attrs(list(dict.fromkeys(ids)))
                 inside = sum(1 for c in candidates if filters.matches(c)
                              and haversine_m(lat, lon, c.lat, c.lon) <= sure)
             complete = sure >= radius  # every camera within the radius is here
             if inside >= want or (radius >= radius_m and complete):
-                if candidates is None:
-                    candidates = await self._with_attrs(list(dict.fromkeys(ids)))
                 return candidates
             if not complete:
                 count *= 4

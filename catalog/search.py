@@ -24,7 +24,7 @@ from catalog.geo import (
     haversine_many,
     initial_bearing_deg,
 )
-from catalog.model import Camera, CameraStatus, camera_from_parts
+from catalog.model import Camera, camera_from_parts, status_from
 from catalog.query import Candidate, Filters, Hit, Page, SearchResult
 from catalog.shapes import GeoPolygon, GeoRoute
 
@@ -97,7 +97,7 @@ class SpatialSearch(ABC):
             else:
                 out[c.id] = camera_from_parts(
                     c.id, c.lat, c.lon, c.heading, c.fov, c.range_m, c.sharing, c.kind,
-                    c.owner_id, json.loads(c.doc), CameraStatus(c.status), c.last_frame_time)
+                    c.owner_id, json.loads(c.doc), status_from(c.status), c.last_frame_time)
         if missing:
             out.update(await self._load(missing))
         return out

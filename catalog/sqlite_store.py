@@ -11,11 +11,15 @@ never blocks and a long import does not hold up searches.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
+import queue
 import sqlite3
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,7 +28,7 @@ from catalog.errors import (
     StoreUnavailable,
 )
 from catalog.geo import Box, Circle, circle_boxes, cone_boxes, haversine_m
-from catalog.model import Camera, CameraStatus, camera_extra, camera_from_parts
+from catalog.model import Camera, CameraStatus, camera_doc, camera_from_parts, status_from
 from catalog.query import Candidate, Filters
 from catalog.search import FIRST_RADIUS_M
 from catalog.store import EntityKind, ImportMode, StoreBase
@@ -74,12 +78,19 @@ _UPDATE = (
     "UPDATE cameras SET id = ?, lat = ?, lon = ?, heading = ?, fov = ?, range_m = ?, "
     "sharing = ?, kind = ?, owner_id = ?, doc = ? WHERE rid = ?"
 )
+_SHRINK_FROM = 4
+"""A nearest-N circle holding more than this many times N cameras is shrunk before reading."""
 _CHUNK = 500
+_READERS = 2
+"""Reader threads, each with its connection (the machines this runs on have two cores or more)."""
+_PIPELINE_FROM = 4000
+"""From this many cameras a write is encoded on a worker thread while it is inserted."""
+_PIPELINE_CHUNK = 5000
 """Ids per ``IN (...)`` list (well under SQLite's bound-parameter limit)."""
 
 
 def _row_values(camera: Camera) -> tuple[Any, ...]:
-    doc = json.dumps(camera_extra(camera), separators=(",", ":"))
+    doc = camera_doc(camera)
     return (camera.id, camera.lat, camera.lon, camera.heading, camera.fov, camera.range_m,
             str(camera.sharing), str(camera.kind), camera.owner_id, doc)
 
@@ -88,6 +99,35 @@ def _cone_rows(rid: int, camera: Camera) -> list[tuple[int, float, float, float,
     boxes = cone_boxes(camera.lat, camera.lon, camera.heading, camera.fov, camera.range_m)
     return [(rid * 2 + i, b.min_lat, b.max_lat, b.min_lon, b.max_lon)
             for i, b in enumerate(boxes)]
+
+
+@dataclass(frozen=True, slots=True)
+class _Chunk:
+    """Rows of consecutive cameras of one write, numbered from 1 for the whole write (the
+    writer adds the highest rid in use)."""
+
+    rows: list[tuple[Any, ...]]
+    cones: list[tuple[int, float, float, float, float]]
+
+
+def _encode_into(cameras: Sequence[Camera], out: queue.SimpleQueue[_Chunk | BaseException | None],
+                 stop: threading.Event) -> None:
+    """Encode ``cameras`` chunk by chunk into ``out``, then None (or the error); ``stop``: the
+    writer no longer reads them."""
+    try:
+        for start in range(0, len(cameras), _PIPELINE_CHUNK):
+            if stop.is_set():
+                return
+            part = cameras[start:start + _PIPELINE_CHUNK]
+            numbered = list(enumerate(part, start=start + 1))
+            cones = [row for rid, c in numbered for row in _cone_rows(rid, c)]
+            cones.sort(key=_morton)
+            out.put(_Chunk([(rid, *_row_values(c), str(c.status), c.last_frame_time)
+                            for rid, c in numbered], cones))
+    except Exception as exc:  # noqa: BLE001 (handed to the writer, which rolls back and raises it)
+        out.put(exc)
+    else:
+        out.put(None)
 
 
 def _spread(value: int) -> int:
@@ -129,7 +169,7 @@ def _from_row(row: Sequence[Any]) -> Camera:
     (camera_id, lat, lon, heading, fov, range_m, sharing, kind, owner_id, doc, status,
      last_frame_time) = row
     return camera_from_parts(camera_id, lat, lon, heading, fov, range_m, sharing, kind, owner_id,
-                             json.loads(doc), CameraStatus(status), last_frame_time)
+                             json.loads(doc), status_from(status), last_frame_time)
 
 
 class SqliteCatalog(StoreBase):
@@ -138,9 +178,11 @@ class SqliteCatalog(StoreBase):
     def __init__(self, path: Path) -> None:
         self.path = path
         self._writer = StoreThread("catalog-sqlite-writer")
-        self._reader = StoreThread("catalog-sqlite-reader")
+        self._readers = [StoreThread(f"catalog-sqlite-reader-{n}") for n in range(_READERS)]
+        self._busy = [0] * _READERS
+        """Calls queued or running on each reader."""
         self._wconn: sqlite3.Connection | None = None
-        self._rconn: sqlite3.Connection | None = None
+        self._rconns: list[sqlite3.Connection] = []
 
     @classmethod
     async def open(cls, path: Path) -> SqliteCatalog:
@@ -166,7 +208,8 @@ class SqliteCatalog(StoreBase):
                          (SCHEMA_VERSION,))
 
         self._wconn = await self._writer.run(self._connect, create_schema)
-        self._rconn = await self._reader.run(self._connect)
+        for reader in self._readers:
+            self._rconns.append(await reader.run(self._connect))
         log.info("catalog: SQLite store %s opened", self.path)
 
     async def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
@@ -176,16 +219,23 @@ class SqliteCatalog(StoreBase):
         return await self._writer.run(work, conn)
 
     async def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        conn = self._rconn
-        if conn is None:
+        """On the least busy reader: WAL lets readers run side by side, and SQLite's search
+        work runs outside the interpreter lock, so one slow query does not queue the rest."""
+        if len(self._rconns) < _READERS:
             raise StoreUnavailable("the catalog store is closed")
-        return await self._reader.run(work, conn)
+        n = self._busy.index(min(self._busy))
+        self._busy[n] += 1
+        try:
+            return await self._readers[n].run(work, self._rconns[n])
+        finally:
+            self._busy[n] -= 1
 
     async def aclose(self) -> None:
-        wconn, rconn = self._wconn, self._rconn
-        self._wconn = self._rconn = None
+        wconn, rconns = self._wconn, self._rconns
+        self._wconn, self._rconns = None, []
         await self._writer.aclose(wconn.close if wconn is not None else None)
-        await self._reader.aclose(rconn.close if rconn is not None else None)
+        for n, reader in enumerate(self._readers):
+            await reader.aclose(rconns[n].close if n < len(rconns) else None)
 
     # -- writes ---------------------------------------------------------------------------------
 
@@ -252,8 +302,51 @@ class SqliteCatalog(StoreBase):
         return len(new), len(old)
 
     async def _write_cameras(self, cameras: Sequence[Camera], mode: ImportMode) -> int:
+        if len(cameras) >= _PIPELINE_FROM:
+            chunks: queue.SimpleQueue[_Chunk | BaseException | None] = queue.SimpleQueue()
+            stop = threading.Event()
+            encoding = asyncio.create_task(
+                asyncio.to_thread(_encode_into, cameras, chunks, stop),
+                name="catalog:sqlite:encode")
+            try:
+                written = await self._write(
+                    lambda conn: self._write_fresh(conn, cameras, mode, chunks))
+            finally:
+                stop.set()
+                await encoding
+            if written:
+                return 0
         _, replaced = await self._write(lambda conn: self._write_many(conn, cameras, mode))
         return replaced
+
+    def _write_fresh(self, conn: sqlite3.Connection, cameras: Sequence[Camera], mode: ImportMode,
+                     chunks: queue.SimpleQueue[_Chunk | BaseException | None]) -> bool:
+        """A large write of cameras none of which is registered, in one transaction, inserting
+        each chunk while a worker thread encodes the next (SQLite's inserts run outside the
+        interpreter lock, so encoding and R*Tree inserts share two cores). The rows are the
+        ones ``_upsert_many`` writes, rid for rid. False, having written nothing, when an
+        upsert meets registered ids: the caller then takes the general path."""
+        try:
+            with immediate_transaction(conn):
+                if mode == "upsert" and self._existing(conn, [c.id for c in cameras]):
+                    return False
+                (top,) = conn.execute("SELECT coalesce(max(rid), 0) FROM cameras").fetchone()
+                top = int(top)  # an integer from SQLite, formatted into the statements below
+                insert = _INSERT.replace("VALUES (?,", f"VALUES (? + {top},", 1)
+                index = f"INSERT INTO camera_cones VALUES (? + {top * 2}, ?, ?, ?, ?)"  # noqa: S608 (an integer and ? placeholders only)
+                while (chunk := chunks.get()) is not None:
+                    if isinstance(chunk, BaseException):
+                        raise chunk
+                    conn.executemany(insert, chunk.rows)
+                    conn.executemany(index, chunk.cones)
+                return True
+        except sqlite3.IntegrityError:
+            if mode != "create":
+                raise
+            existing = self._existing(conn, [c.id for c in cameras])
+            if not existing:
+                raise
+            raise ImportConflict(sorted(existing)) from None
 
     async def delete(self, camera_id: str) -> bool:
         def work(conn: sqlite3.Connection) -> bool:
@@ -355,18 +448,30 @@ class SqliteCatalog(StoreBase):
         sql, params = self._region_sql(filters, _CANDIDATE_COLUMNS)
         count_sql, _ = self._region_sql(filters, "count(*)")
 
+        def count_in(conn: sqlite3.Connection, boxes: list[Box]) -> int:
+            return sum(conn.execute(count_sql, (b.min_lat, b.max_lat, b.min_lon, b.max_lon,
+                                                *params)).fetchone()[0] for b in boxes)
+
         def work(conn: sqlite3.Connection) -> list[Candidate]:
             radius = min(radius_m, FIRST_RADIUS_M)
+            shrunk = False
             while True:
                 boxes = circle_boxes(lat, lon, radius)
-                if radius < radius_m:
-                    count = sum(conn.execute(count_sql, (b.min_lat, b.max_lat, b.min_lon,
-                                                         b.max_lon, *params)).fetchone()[0]
-                                for b in boxes)
-                    if count < want:
+                if radius < radius_m or not shrunk:
+                    count = count_in(conn, boxes)
+                    if count < want and radius < radius_m:
                         grow = math.sqrt(want / max(1, count)) * 1.3
                         radius = min(radius_m, radius * max(2.0, min(16.0, grow)))
                         continue
+                    if count > _SHRINK_FROM * want and not shrunk:
+                        # A dense downtown: every row read becomes a Python object, so aim for
+                        # a circle holding about twice what is wanted (counting is index-only
+                        # and cheap); keep the wider one if the smaller falls short.
+                        smaller = radius * math.sqrt(2.0 * want / count)
+                        small_boxes = circle_boxes(lat, lon, smaller)
+                        if count_in(conn, small_boxes) >= want:
+                            radius, boxes = smaller, small_boxes
+                    shrunk = True
                 found = self._fetch(conn, sql, params, boxes)
                 inside = sum(1 for c in found if filters.matches(c)
                              and haversine_m(lat, lon, c.lat, c.lon) <= radius)

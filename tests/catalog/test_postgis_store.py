@@ -137,6 +137,8 @@ async def test_an_outage_is_a_store_error_and_the_catalog_recovers(tmp_path: Pat
         store = await PostgisCatalog.open(database, owns_database=True)
         try:
             await store.import_cameras(_cameras(50))
+            # Searches keep their connection between calls: the outage cuts it.
+            assert len((await store.nearest(*CENTER, limit=5)).hits) == 5
             await asyncio.to_thread(server.stop)
             with pytest.raises(STORE_ERRORS):
                 await store.nearest(*CENTER, limit=5)

@@ -407,3 +407,41 @@ async def test_put_changes_the_view_cone(store: CatalogStore) -> None:
     assert ids(await store.can_see(*north)) == []
     assert ids(await store.can_see(*south)) == ["turns"]
     assert ids(await store.can_see(*destination(10.0, 10.0, 180.0, 1400.0))) == ["turns"]
+
+
+async def test_dense_downtown_nearest_matches_brute_force_with_ties(store: CatalogStore) -> None:
+    """Thousands of cameras within a few hundred metres, some sharing a position: nearest-N
+    (which narrows its circle where cameras are dense) and the radius query still rank by
+    distance then id, return whole records with their live status, and honour filters."""
+    rng = random.Random(11)
+    center = (41.8781, -87.6298)
+    cameras: list[Camera] = []
+    for i in range(3000):
+        if i % 10 == 0 and cameras:  # a second camera on the same pole as an earlier one
+            twin = cameras[rng.randrange(len(cameras))]
+            lat, lon = twin.lat, twin.lon
+        else:
+            lat = center[0] + rng.gauss(0, 0.002)
+            lon = center[1] + rng.gauss(0, 0.0027)
+        cameras.append(cam(f"d{i:04d}", lat, lon, heading=rng.uniform(0, 360),
+                           sharing=rng.choice(list(SharingLevel)),
+                           range_m=rng.choice([30.0, 60.0, 200.0])))
+    await store.import_cameras(cameras)
+    for camera in cameras[:300:7]:
+        assert await store.set_status(camera.id, CameraStatus.LIVE, 1_700_000_000.5)
+    stored = await store.get_many([c.id for c in cameras])
+    live = Filters(sharing=frozenset({SharingLevel.LIVE_ALWAYS}))
+    for _ in range(12):
+        p = (center[0] + rng.gauss(0, 0.002), center[1] + rng.gauss(0, 0.0027))
+        ranked = sorted((haversine_m(*p, c.lat, c.lon), c.id) for c in cameras)
+        for limit, offset in ((20, 0), (5, 3), (1, 0)):
+            result = await store.nearest(*p, limit=limit, offset=offset)
+            assert ids(result) == [i for _, i in ranked[offset:offset + limit]]
+            assert [h.camera for h in result.hits] == [stored[h.camera.id] for h in result.hits]
+        shared = [i for _, i in ranked if stored[i].sharing == SharingLevel.LIVE_ALWAYS]
+        assert ids(await store.nearest(*p, limit=20, filters=live)) == shared[:20]
+        within = [i for d, i in ranked if d <= 300.0]
+        got = await store.within_radius(*p, 300.0, page=Page(offset=50, limit=100))
+        assert ids(got) == within[50:150]
+        assert got.total == len(within)
+        assert [h.camera for h in got.hits] == [stored[i] for i in within[50:150]]

@@ -81,11 +81,15 @@ protect_arguments(PyObject *function, PyObject *context, srtp_protect_fn *protec
         PyErr_SetString(PyExc_TypeError, "the libsrtp function and context must be addresses");
         return 0;
     }
-    void *protect = PyLong_AsVoidPtr(function);
-    void *ctx = PyLong_AsVoidPtr(context);
+    /* unsigned: a negative int is no address (PyLong_AsVoidPtr would take it). Any other
+     * int is trusted: only the relay's own code (relay.srtp) makes these from cffi objects. */
+    size_t protect_value = PyLong_AsSize_t(function);
+    size_t context_value = protect_value == (size_t)-1 ? 0 : PyLong_AsSize_t(context);
     if (PyErr_Occurred()) {
         return 0;
     }
+    void *protect = (void *)protect_value;
+    void *ctx = (void *)context_value;
     if (protect == NULL || ctx == NULL) {
         PyErr_SetString(PyExc_ValueError, "no libsrtp function or context");
         return 0;

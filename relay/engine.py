@@ -187,10 +187,11 @@ class RtpSendEngine:
         headers written, its packets protected in place, and sent with one system call.
         """
         route = self._fast
-        if route is None or self._stopped or not self._connected():
+        if (route is None or self._stopped or not self._connected()
+                or self._path.srtp() is not route.srtp):  # new keys: the old context is stale
             return self._send_checked(frame, timestamp)
         (protect, context, cell, scratch, writer, sendmsg, addr, tag_length, compiled,
-         protect_address, context_address, send_frame, fd, packed_address) = route
+         protect_address, context_address, send_frame, fd, packed_address, _) = route
         extension = self._extensions.block()
         first = 0x90 if extension else 0x80
         pt = self._pt
@@ -209,7 +210,9 @@ class RtpSendEngine:
                     header_struct(len(extension)).pack(first, pt, 0, timestamp, ssrc, extension),
                     seq, protect_address, context_address, writer.gso)
             except ConnectionError:
+                # earlier batches may be out: never protect these sequence numbers again
                 self._fast = None
+                self._seq = (start_seq + len(payloads)) & 0xFFFF
                 raise
             writer.calls += calls
             if lost:
@@ -230,7 +233,9 @@ class RtpSendEngine:
                     size, segment = compiled(buffer, payloads, start, end, last, header, seq,
                                              protect_address, context_address)
                 except ConnectionError:
+                    # earlier batches are out: never protect these sequence numbers again
                     self._fast = None
+                    self._seq = (start_seq + len(payloads)) & 0xFFFF
                     raise
                 seq = (seq + end - start) & 0xFFFF
                 if end - start > 1 and writer.gso:
@@ -254,6 +259,7 @@ class RtpSendEngine:
                 cell[0] = length
                 if protect(context, address, cell):
                     self._fast = None
+                    self._seq = (start_seq + len(frame.payloads)) & 0xFFFF  # never reused
                     raise ConnectionError("SRTP protection failed")
                 seq = (seq + 1) & 0xFFFF
             if cell[0] != length + tag_length:  # the layout assumed another tag length

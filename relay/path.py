@@ -83,6 +83,10 @@ class DirectRoute(NamedTuple):
     """The writer's socket, for ``send_frame``."""
     packed_address: bytes
     """The viewer's address as a ``sockaddr``, for ``send_frame``."""
+    srtp: SrtpSession
+    """The session whose context ``context_address`` is: kept here so that the context is not
+    freed while the route may still be used; a route is used only while it is the path's
+    current session."""
 
 
 class DirectResources:
@@ -127,12 +131,16 @@ class DirectResources:
         raw = protector.raw()
         if raw is None or self.tag_length is None:
             return None
-        packed = writer.packed_address(addr) if self._send_frame is not None else None
+        # the compiled loops call srtp_protect by address: only the libsrtp 2 function
+        by_address = raw.protect_address != 0
+        packed = (writer.packed_address(addr)
+                  if self._send_frame is not None and by_address else None)
         return DirectRoute(raw.protect, raw.context, raw.cell, self._scratch, writer,
-                           writer.sendmsg, addr, self.tag_length, self._compiled,
+                           writer.sendmsg, addr, self.tag_length,
+                           self._compiled if by_address else None,
                            raw.protect_address, raw.context_address,
                            self._send_frame if packed is not None else None,
-                           writer.fileno(), packed or b"")
+                           writer.fileno(), packed or b"", raw.session)
 
     def close(self) -> None:
         if self._writer is not None:

@@ -19,6 +19,10 @@ from typing import Any, NamedTuple, Protocol
 SRTP_TRAILER_ROOM = 16 + 128
 """Bytes libsrtp may append to a packet (the largest tag plus the largest MKI)."""
 
+PROTECT_SIGNATURE = "srtp_err_status_t(*)(struct srtp_ctx_t_ *, void *, int *)"
+"""libsrtp 2's ``srtp_protect`` as cffi spells it: the only one the compiled loop may call by
+address (libsrtp 3 takes other arguments; calling it so would corrupt memory)."""
+
 
 class SrtpSession(Protocol):
     """One direction's SRTP keys, as a session object that protects whole packets."""
@@ -45,9 +49,13 @@ class RawProtect(NamedTuple):
     pointer: Any
     cell: Any
     protect_address: int
-    """The address of ``srtp_protect`` (for the compiled loop, ``relay.fastpath``)."""
+    """The address of ``srtp_protect`` (for the compiled loop, ``relay.fastpath``), 0 when
+    this binding's ``srtp_protect`` is not libsrtp 2's (then it is called through cffi only)."""
     context_address: int
-    """The address of the session's context."""
+    """The address of the session's context: valid only while ``session`` lives (its context
+    is freed with it), so whoever keeps the address keeps this tuple."""
+    session: SrtpSession
+    """The session that owns the context."""
 
 
 class ScratchBuffer:
@@ -95,9 +103,10 @@ class InPlaceProtector:
         if not self.direct:
             return None
         ffi = self._ffi
+        abi_ok = ffi.typeof(self._protect).cname == PROTECT_SIGNATURE
         return RawProtect(self._protect, self._ctx, self._pointer, self._length,
-                          int(ffi.cast("uintptr_t", self._protect)),
-                          int(ffi.cast("uintptr_t", self._ctx)))
+                          int(ffi.cast("uintptr_t", self._protect)) if abi_ok else 0,
+                          int(ffi.cast("uintptr_t", self._ctx)), self._session)
 
     def protect(self, offset: int, length: int) -> int:
         """Protect the RTP packet in place; returns its protected length."""

@@ -268,6 +268,9 @@ class PostgisCatalog(StoreBase):
             raise StoreUnavailable("the catalog store is closed")
         return await self._reader.run(work, conn)
 
+    async def _compute(self, work: Callable[[], T]) -> T:
+        return await self._read(lambda _conn: work())
+
     def _unpin(self) -> None:
         pinned, self._pinned = self._pinned, None
         if pinned is not None and isinstance(self._rconn, PostgresConnection):

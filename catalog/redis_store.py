@@ -18,10 +18,11 @@ nothing left to refuse and a failed bulk import changes nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
@@ -60,6 +61,11 @@ _LOST = (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError)
 _BATCH = 1000
 _TIMEOUT_S = 5.0
 """Deadline of a read or a small write."""
+MAX_CONNECTIONS = 100
+"""Connections to Redis per process; more operations at once wait for one to be free."""
+_POOL_WAIT_S = 4.0
+"""Longest wait for a free connection (below ``_TIMEOUT_S``, so the pool's error is the one
+reported when it is the bottleneck)."""
 _BACKSTOP_S = 300.0
 _IMPORT_RATE = 5000.0
 """Cameras per second a bulk write is given at least (on top of _TIMEOUT_S)."""
@@ -153,8 +159,27 @@ a camera farther than the N-th by more than twice that (plus slack) cannot rank 
 cut is used only when everything within it was found (``sure``)."""
 
 
+@contextlib.asynccontextmanager
+async def _deadline(seconds: float = _TIMEOUT_S) -> AsyncIterator[None]:
+    """A deadline for one operation; its expiry, and a pool that stayed full, become
+    ``StoreUnavailable`` errors naming Redis (the API answers 503)."""
+    try:
+        async with asyncio.timeout(seconds):
+            yield
+    except TimeoutError:
+        raise StoreUnavailable(
+            f"Redis did not answer the catalog within {seconds:.0f} s (overloaded or "
+            "unreachable); try again shortly") from None
+    except RedisConnectionError as exc:
+        if "No connection available" not in str(exc):
+            raise
+        raise StoreUnavailable(
+            "every connection to Redis stayed busy for as long as a caller may wait; the catalog "
+            "is overloaded: try again shortly, or raise the connection limit") from exc
+
+
 async def _bounded(call: Awaitable[T], seconds: float = _TIMEOUT_S) -> T:
-    async with asyncio.timeout(seconds):
+    async with _deadline(seconds):
         return await call
 
 
@@ -245,13 +270,19 @@ class RedisCatalog(StoreBase):
         return self.prefix + "events"
 
     @classmethod
-    async def open(cls, url: str, prefix: str = "rtcc:{catalog}:") -> RedisCatalog:
-        client = aioredis.Redis.from_url(
+    async def open(cls, url: str, prefix: str = "rtcc:{catalog}:",
+                   max_connections: int = MAX_CONNECTIONS,
+                   pool_wait_s: float = _POOL_WAIT_S) -> RedisCatalog:
+        # A burst of searches beyond ``max_connections`` waits for a free connection (up to
+        # _POOL_WAIT_S) instead of failing at once as the default pool does.
+        pool = aioredis.BlockingConnectionPool.from_url(
             # Each operation has its own deadline (asyncio.timeout); a bulk import may take
             # longer than a lookup, so the socket's own timeout is only a backstop.
             url, decode_responses=True, socket_timeout=_BACKSTOP_S,
             socket_connect_timeout=_TIMEOUT_S, health_check_interval=30,
+            max_connections=max_connections, timeout=pool_wait_s,
         )
+        client = aioredis.Redis.from_pool(pool)
         try:
             await client.ping()
         except BaseException:
@@ -329,7 +360,7 @@ class RedisCatalog(StoreBase):
             return len(existing)
 
     async def delete(self, camera_id: str) -> bool:
-        async with asyncio.timeout(_TIMEOUT_S), self.client.pipeline(transaction=True) as pipe:
+        async with _deadline(), self.client.pipeline(transaction=True) as pipe:
             pipe.hdel(self._cams, camera_id)
             pipe.hdel(self._attrs_key, camera_id)
             pipe.hdel(self._status_key, camera_id)
@@ -356,7 +387,7 @@ class RedisCatalog(StoreBase):
     async def _load(self, ids: Sequence[str]) -> dict[str, Camera]:
         if not ids:
             return {}
-        async with asyncio.timeout(_TIMEOUT_S), self.client.pipeline(transaction=False) as pipe:
+        async with _deadline(), self.client.pipeline(transaction=False) as pipe:
             pipe.hmget(self._attrs_key, list(ids))
             pipe.hmget(self._cams, list(ids))
             pipe.hmget(self._status_key, list(ids))

@@ -230,6 +230,9 @@ class SqliteCatalog(StoreBase):
         finally:
             self._busy[n] -= 1
 
+    async def _compute(self, work: Callable[[], T]) -> T:
+        return await self._read(lambda _conn: work())
+
     async def aclose(self) -> None:
         wconn, rconns = self._wconn, self._rconns
         self._wconn, self._rconns = None, []

@@ -445,3 +445,38 @@ async def test_dense_downtown_nearest_matches_brute_force_with_ties(store: Catal
         assert ids(got) == within[50:150]
         assert got.total == len(within)
         assert [h.camera for h in got.hits] == [stored[i] for i in within[50:150]]
+
+
+async def test_an_owner_lowering_sharing_shows_in_the_very_next_search(
+    store: CatalogStore,
+) -> None:
+    """Decoded cameras are cached between searches; a consent change must never be served from
+    that cache: the very next search of every kind shows the lowered sharing."""
+    from catalog.search import DECODED
+
+    shared = cam("porch", 20.0, 20.0, owner_id="owner-1", sharing=SharingLevel.LIVE_ALWAYS,
+                 owner_sharing=SharingLevel.LIVE_ALWAYS, heading=0.0, fov=360.0, range_m=100.0)
+    await store.put(shared)
+    await store.put(cam("street", 20.0001, 20.0, sharing=SharingLevel.LIVE_ALWAYS))
+    live = Filters(sharing=frozenset({SharingLevel.LIVE_ALWAYS}))
+    point = destination(20.0, 20.0, 90.0, 30.0)
+
+    async def searches() -> list[dict[str, SharingLevel]]:
+        results = [await store.nearest(*point), await store.within_radius(*point, 500.0),
+                   await store.can_see(*point, near_m=500.0)]
+        return [{h.camera.id: h.camera.sharing for h in r.hits} for r in results]
+
+    await searches()
+    hits_before = DECODED.hits
+    assert all(found["porch"] == SharingLevel.LIVE_ALWAYS for found in await searches())
+    assert DECODED.hits > hits_before  # the cache is warm and answering
+    assert "porch" in ids(await store.within_radius(*point, 500.0, filters=live))
+
+    await store.put(replace(shared, sharing=SharingLevel.REGISTRY_ONLY,
+                            owner_sharing=SharingLevel.REGISTRY_ONLY))
+    assert all(found["porch"] == SharingLevel.REGISTRY_ONLY for found in await searches())
+    assert ids(await store.within_radius(*point, 500.0, filters=live)) == ["street"]
+    assert ids(await store.nearest(*point, filters=live)) == ["street"]
+    consent = await store.consent_of("porch")
+    assert consent is not None
+    assert consent.sharing == SharingLevel.REGISTRY_ONLY

@@ -129,4 +129,6 @@ def complete_from_sps(info: MediaInfo, params: ParameterSets) -> MediaInfo:
         height=info.height or sps.height,
         fps=info.fps or sps.fps,
         profile=info.profile or sps.profile,
+        # The SPS's reorder depth says B-frames before the first B picture arrives.
+        has_b_frames=info.has_b_frames or bool(sps.max_num_reorder_frames),
     )

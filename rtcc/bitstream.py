@@ -410,6 +410,8 @@ class SpsInfo:
     height: int
     fps: float = 0.0
     """From the VUI timing information, 0 when the camera does not say."""
+    max_num_reorder_frames: int | None = None
+    """From the VUI bitstream restriction: above 0 means B-frames; None when not said."""
 
     @property
     def profile(self) -> str:
@@ -493,18 +495,59 @@ def parse_sps(nal: bytes) -> SpsInfo:
         unit_y = (2 if chroma_format_idc == 1 else 1) * (2 - frame_mbs_only)
     width = width_mbs * 16 - unit_x * (crop[0] + crop[1])
     height = (2 - frame_mbs_only) * height_units * 16 - unit_y * (crop[2] + crop[3])
-    fps = 0.0
+    vui = _Vui()
     try:
         if reader.bit():  # vui_parameters_present_flag
-            fps = _vui_fps(reader)
+            _read_vui(reader, vui)
     except BitstreamError:
-        fps = 0.0  # a truncated VUI does not make the picture size wrong
+        pass  # a truncated VUI does not make the picture size wrong: keep what was read
     if width <= 0 or height <= 0:
         raise BitstreamError("sequence parameter set gives an empty picture")
-    return SpsInfo(profile_idc, constraints, level_idc, width, height, fps)
+    return SpsInfo(profile_idc, constraints, level_idc, width, height, vui.fps,
+                   vui.max_num_reorder_frames)
 
 
-def _vui_fps(reader: BitReader) -> float:
+@dataclass(slots=True)
+class _Vui:
+    fps: float = 0.0
+    max_num_reorder_frames: int | None = None
+
+
+def _skip_hrd(reader: BitReader) -> None:
+    count = reader.ue() + 1  # cpb_cnt_minus1
+    if count > 32:
+        raise BitstreamError("invalid HRD parameters")
+    reader.bits(8)  # bit_rate_scale, cpb_size_scale
+    for _ in range(count):
+        reader.ue()  # bit_rate_value_minus1
+        reader.ue()  # cpb_size_value_minus1
+        reader.bit()  # cbr_flag
+    reader.bits(20)  # four delay and offset lengths, 5 bits each
+
+
+def _read_vui(reader: BitReader, vui: _Vui) -> None:
+    timing = _vui_fps(reader)
+    if timing is not None:
+        vui.fps = timing
+        reader.bit()  # fixed_frame_rate_flag
+    nal_hrd = reader.bit()
+    if nal_hrd:
+        _skip_hrd(reader)
+    vcl_hrd = reader.bit()
+    if vcl_hrd:
+        _skip_hrd(reader)
+    if nal_hrd or vcl_hrd:
+        reader.bit()  # low_delay_hrd_flag
+    reader.bit()  # pic_struct_present_flag
+    if reader.bit():  # bitstream_restriction_flag
+        reader.bit()  # motion_vectors_over_pic_boundaries_flag
+        for _ in range(4):  # max_bytes_per_pic_denom .. log2_max_mv_length_vertical
+            reader.ue()
+        vui.max_num_reorder_frames = reader.ue()
+
+
+def _vui_fps(reader: BitReader) -> float | None:
+    """The frame rate of the VUI timing information (0 when unusable); None without one."""
     if reader.bit() and reader.bits(8) == 255:  # aspect_ratio_info, Extended_SAR
         reader.bits(32)
     if reader.bit():  # overscan_info_present_flag
@@ -517,7 +560,7 @@ def _vui_fps(reader: BitReader) -> float:
         reader.ue()
         reader.ue()
     if not reader.bit():  # timing_info_present_flag
-        return 0.0
+        return None
     units = reader.bits(32)
     scale = reader.bits(32)
     if not units or not scale:

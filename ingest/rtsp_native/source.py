@@ -52,6 +52,8 @@ log = logging.getLogger(__name__)
 DEFAULT_SESSION_TIMEOUT = 60.0
 B_FRAME_STEPS = 3
 """Timestamps stepping back this often in a session mean B-frames."""
+B_SLICE_CHECKS = 30
+"""Pictures after a connect whose slice type is read to find B-frames at once."""
 TEARDOWN_WAIT = 1.0
 """Seconds ``aclose`` waits for the camera to answer TEARDOWN before closing anyway."""
 
@@ -108,6 +110,7 @@ class NativeRtspSource:
         self._delivered = False
         self._last_pts: int | None = None
         self._steps_back = 0
+        self._slices_checked = 0
         self._state = "idle"
         self._connects = 0
         self._reconnects = 0
@@ -416,6 +419,7 @@ class NativeRtspSource:
         self._normalizer = normalizer
         self._last_pts = None
         self._steps_back = 0
+        self._slices_checked = 0
         sps = bitstream.first_sps_info(params) if codec == "h264" else None
         fps = (sps.fps if sps is not None else 0.0) or video.framerate
         profile = sps.profile if sps is not None else ""
@@ -425,7 +429,9 @@ class NativeRtspSource:
                         "main or high",)
         info = MediaInfo(video_codec=codec, width=sps.width if sps else 0,
                          height=sps.height if sps else 0, fps=round(fps, 3), profile=profile,
-                         audio_codec=sdp.audio_codec, warnings=warnings)
+                         audio_codec=sdp.audio_codec, warnings=warnings,
+                         # The SPS's reorder depth says B-frames before the first B picture.
+                         has_b_frames=bool(sps is not None and sps.max_num_reorder_frames))
         connection.play(channel, Depacketizer(codec, self._unit))
         self._connects += 1
         self._state = "waiting for keyframe"
@@ -451,6 +457,13 @@ class NativeRtspSource:
                 # single step back may be a camera's clock correction).
                 self._steps_back += 1
                 if self._steps_back == B_FRAME_STEPS and not self._info.has_b_frames:
+                    self._media(with_b_frames(self._info))
+            elif (self._slices_checked < B_SLICE_CHECKS and not frame.keyframe
+                  and frame.codec == "h264" and not self._info.has_b_frames):
+                # The first B picture says it at once (its slice type); checked on the first
+                # pictures of a session only, so the cost stays off the steady state.
+                self._slices_checked += 1
+                if bitstream.has_b_slice(bitstream.split_annexb(frame.data)):
                     self._media(with_b_frames(self._info))
             self._last_pts = frame.pts
             if sink is not None:

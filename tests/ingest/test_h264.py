@@ -45,6 +45,7 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "slices": _encode(folder / "slices.h264", "-x264-params", "slices=2"),
         "baseline": _encode(folder / "base.h264", "-profile:v", "baseline", size="426x240"),
         "main": _encode(folder / "main.h264", "-profile:v", "main", size="640x360"),
+        "bframes": _encode(folder / "bframes.h264", "-bf", "2", "-x264-params", "b-pyramid=0"),
         "hevc": _encode(folder / "clip.h265", "-x265-params", "log-level=error",
                         codec="libx265"),
     }
@@ -201,6 +202,21 @@ def test_sps_profile_level_size_fps(
     assert len(info.profile_level_id) == 6
     with av.open(str(media[name])) as container:
         assert container.streams.video[0].codec_context.profile.lower().endswith(profile)
+
+
+def test_sps_reorder_depth_tells_b_frames_before_any_b_picture(
+    media: dict[str, Path]
+) -> None:
+    reorder: dict[str, int | None] = {}
+    for name in ("annexb", "bframes"):
+        info = bitstream.first_sps_info(bitstream.parse_extradata(_access_units(media[name])[0]))
+        assert info is not None
+        reorder[name] = info.max_num_reorder_frames
+    assert reorder == {"annexb": 0, "bframes": 1}
+    b_pictures = [bitstream.has_b_slice(bitstream.split_annexb(unit))
+                  for unit in _access_units(media["bframes"])]
+    assert any(b_pictures)
+    assert not b_pictures[0]
 
 
 def test_h265_detection_and_keyframes(media: dict[str, Path]) -> None:

@@ -100,7 +100,7 @@ async def register_camera(page: Page, camsim: CamsimHandle) -> None:
     await page.fill("#main-pass", password)
     await page.screenshot(path=str(artifact("portal-3-camera-on-map.png")), full_page=True)
     await page.click("#save")
-    error = await poll(lambda: text_of(page, "#error"), timeout=10, what="the refusal")
+    error = await poll(lambda: text_of(page, "#error"), timeout=30, what="the refusal")
     assert "127.0.0.1 is a loopback address" in error
     assert "through your agent" in error
     assert "saved=" not in page.url

@@ -307,7 +307,10 @@ export class LinkPool {
       return results;
     }
     const answered = performance.now();
-    const views = (await response.json()).views || [];
+    const answer = await response.json();
+    const views = answer.views || [];
+    // The server's wall clock (ms since the epoch) on the page's clock: same machine or NTP.
+    const bindReceived = answer.received ? answer.received - performance.timeOrigin : undefined;
     asked.forEach(({ index, link }, position) => {
       const view = views[position] || { status: 0, error: "the server did not answer" };
       if (view.status !== 200) {
@@ -317,7 +320,7 @@ export class LinkPool {
         return;
       }
       const marks = { bindSent: boundAt, bindAnswered: answered, server: view.timing || {},
-        batch: asked.length };
+        batch: asked.length, bindReceived };
       results[index] = { view: new LinkView(this, link, before[position].framesDecoded, boundAt,
         marks) };
     });

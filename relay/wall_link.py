@@ -341,8 +341,9 @@ def _caller(request: web.Request) -> str:
     return principal.username if principal is not None else ""
 
 
-def _own_link(request: web.Request) -> WallLink:
-    link = request.app[WALL_LINKS].get(request.match_info["link_id"])
+def _own_link(request: web.Request, link_id: str | None = None) -> WallLink:
+    link = request.app[WALL_LINKS].get(
+        request.match_info["link_id"] if link_id is None else link_id)
     if link is None or link.closing or (
         AUDIT in request.config_dict and link.user != _caller(request)
     ):
@@ -400,10 +401,39 @@ async def link_delete(request: web.Request) -> web.Response:
 
 @allow(*VIEW_ROLES)
 async def view_post(request: web.Request) -> web.Response:
-    received = time.time()
-    link = _own_link(request)
+    view = await _bind_one(request, request.match_info["link_id"], request.match_info["camera_id"],
+                           request.query.get("profile", "main"))
+    headers = {WARNING_HEADER: "; ".join(view.warnings)} if view.warnings else {}
+    # The page reads the server's steps beside its own clock (same origin: no allow header).
+    headers["Server-Timing"] = view.server_timing
+    return web.json_response(view.answer(), headers=_cors(request, headers))
+
+
+class _Bound:
+    """A view a bind started: what its answer says."""
+
+    def __init__(self, session_id: str, camera_id: str, profile: str, warnings: list[str],
+                 timing: dict[str, float], received: float) -> None:
+        self.session_id = session_id
+        self.camera_id = camera_id
+        self.profile = profile
+        self.warnings = warnings
+        self.timing = {step: timing[step] for step in ("grant", "subscribe", "answered")}
+        self.server_timing = ", ".join(
+            [f"{step};dur={value}" for step, value in self.timing.items()]
+            + [f'received;desc="{received * 1000:.1f}"'])
+
+    def answer(self) -> dict[str, object]:
+        return {"session_id": self.session_id, "camera_id": self.camera_id,
+                "profile": self.profile, "warnings": self.warnings}
+
+
+async def _bind_one(request: web.Request, link_id: str, camera_id: str, requested: str,
+                    received: float | None = None) -> _Bound:
+    """Bind one camera to one of the caller's links, or raise the refusal (an HTTP error)."""
+    received = time.time() if received is None else received
+    link = _own_link(request, link_id)
     registry = request.app[SESSIONS]
-    requested = request.query.get("profile", "main")
     if requested not in PROFILES:
         raise _error(request, web.HTTPBadRequest, "profile must be 'main' or 'sub'")
     if link.view is not None or link.binding:
@@ -426,7 +456,7 @@ async def view_post(request: web.Request) -> web.Response:
     try:
         _claim(request, registry, session_id)
         try:
-            return await _bind(request, registry, link, requested, session_id)
+            return await _bind(request, registry, link, camera_id, requested, session_id)
         finally:
             if registry.get(session_id) is None:  # refused or failed: it holds no place
                 registry.release(session_id)
@@ -434,9 +464,8 @@ async def view_post(request: web.Request) -> web.Response:
         link.binding = False
 
 
-async def _bind(request: web.Request, registry: RelaySessions, link: WallLink, requested: str,
-                session_id: str) -> web.Response:
-    camera_id = request.match_info["camera_id"]
+async def _bind(request: web.Request, registry: RelaySessions, link: WallLink, camera_id: str,
+                requested: str, session_id: str) -> _Bound:
     hub = request.app[HUB]
     profiles = hub.profiles(camera_id)
     profile = requested if requested in profiles or not profiles else "main"
@@ -493,15 +522,78 @@ async def _bind(request: web.Request, registry: RelaySessions, link: WallLink, r
     log.info("wall link %s (%s, %s) shows %s/%s", link.name, grant.user, grant.role,
              camera_id, stream.key.profile)
     mark("answered")
-    headers = {WARNING_HEADER: "; ".join(warnings)} if warnings else {}
-    # The page reads the server's steps beside its own clock (same origin: no allow header).
-    headers["Server-Timing"] = ", ".join(
-        [f"{step};dur={timing[step]}" for step in ("grant", "subscribe", "answered")]
-        + [f'received;desc="{received * 1000:.1f}"'])
-    return web.json_response(
-        {"session_id": session_id, "camera_id": camera_id, "profile": stream.key.profile,
-         "warnings": warnings},
-        headers=_cors(request, headers))
+    return _Bound(session_id, camera_id, stream.key.profile, warnings, timing, received)
+
+
+MAX_BATCH = MAX_LINKS_PER_USER
+"""Views one batch may ask for (every link an account may hold)."""
+
+
+@allow(*VIEW_ROLES)
+async def views_post(request: web.Request) -> web.Response:
+    """Bind several cameras at once (a wall filling itself): ``POST /wall/links/views?purpose=
+    ...&incident=...`` with ``{"views": [{"link", "camera", "profile"}, ...]}``.
+
+    Each item is decided exactly as its own ``POST /wall/links/{link}/view/{camera}`` would be
+    (the same refusals, audit entries, per-account share and per-link bind attempts), all at
+    once; the answer is ``200`` with ``{"views": [...]}`` in the order asked, each item either
+    the single bind's answer with ``"status": 200`` or ``{"status", "error", "retry_after"}``.
+    """
+    received = time.time()
+    try:
+        body = await request.json()
+    except ValueError:
+        body = None
+    items = body.get("views") if isinstance(body, dict) else None
+    if not isinstance(items, list) or not 1 <= len(items) <= MAX_BATCH or not all(
+        isinstance(item, dict) and isinstance(item.get("link"), str)
+        and isinstance(item.get("camera"), str) and isinstance(item.get("profile", "main"), str)
+        for item in items
+    ):
+        raise _error(request, web.HTTPBadRequest,
+                     f'send {{"views": [{{"link", "camera", "profile"}}, ...]}} with 1 to '
+                     f"{MAX_BATCH} items as JSON")
+    asked = {str(item["link"]) for item in items}
+    if len(asked) != len(items):
+        raise _error(request, web.HTTPBadRequest, "each wall link may appear once in a batch")
+
+    async def one(item: dict[str, object]) -> dict[str, object]:
+        try:
+            view = await _bind_one(request, str(item["link"]), str(item["camera"]),
+                                   str(item.get("profile", "main")), received)
+        except web.HTTPException as exc:
+            return {"status": exc.status, "error": exc.text or exc.reason,
+                    "retry_after": int(exc.headers.get("Retry-After", "0") or 0)}
+        return {"status": 200, **view.answer(), "timing": view.timing}
+
+    # Each decision runs its own audit write; the audit store admits one writer at a time, so
+    # the chain keeps a single head whatever order they land in.
+    results = await asyncio.gather(*(one(item) for item in items))
+    return web.json_response({"views": list(results), "received": round(received * 1000, 1)},
+                             headers=_cors(request, {}))
+
+
+@allow(*VIEW_ROLES)
+async def close_post(request: web.Request) -> web.Response:
+    """Close several of the caller's links in one request (``{"links": [id, ...]}``): a page
+    that goes away ends its views with this one request, which needs one free HTTP connection
+    where a DELETE per link would queue behind the page's event streams."""
+    try:
+        body = await request.json()
+    except ValueError:
+        body = None
+    ids = body.get("links") if isinstance(body, dict) else None
+    if not isinstance(ids, list) or not 1 <= len(ids) <= MAX_BATCH or not all(
+            isinstance(item, str) for item in ids):
+        raise _error(request, web.HTTPBadRequest,
+                     f'send {{"links": [id, ...]}} with 1 to {MAX_BATCH} wall link ids as JSON')
+    links = request.app[WALL_LINKS]
+    caller = _caller(request)
+    owned = [link for link in (links.get(str(link_id)) for link_id in dict.fromkeys(ids))
+             if link is not None and not link.closing
+             and (AUDIT not in request.config_dict or link.user == caller)]
+    await asyncio.gather(*(link.aclose("viewer ended the session") for link in owned))
+    return web.json_response({"closed": len(owned)}, headers=_cors(request, {}))
 
 
 @allow(*VIEW_ROLES)
@@ -576,6 +668,8 @@ def add_routes(app: web.Application, sessions: RelaySessions) -> WallLinks:
     router.add_post("/wall/links", link_post)
     router.add_get("/wall/links", links_get)
     router.add_post("/wall/links/prepare", prepare_post)
+    router.add_post("/wall/links/views", views_post)
+    router.add_post("/wall/links/close", close_post)
     router.add_route("OPTIONS", "/wall/links", whep_options)
     router.add_delete("/wall/links/{link_id}", link_delete)
     router.add_post("/wall/links/{link_id}/view/{camera_id}", view_post)

@@ -4,6 +4,7 @@ goes away and comes back, a reload that keeps the wall, and a tile that ends its
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -67,15 +68,21 @@ async def test_pin_to_a_live_wall_that_survives_a_camera_restart_and_a_reload(
     await page.fill("#purpose", "test case 7")
     await page.press("#purpose", "Enter")
     await page.click("#layouts button[data-layout='4']")
-    views: list[str] = []  # a camera bound to one of the wall's standby connections
-    page.on("request", lambda r: views.append(r.url)
-            if r.method == "POST" and "/wall/links/" in r.url else None)
+    binds: list[tuple[str, str]] = []  # cameras bound to the wall's standby connections
+    page.on("request", lambda r: binds.append((r.url, r.post_data or ""))
+            if r.method == "POST" and "/view" in r.url else None)
     await page.click("#auto-wall")
     for index in range(4):
         await wait_decoding(page, index)
     assert await wall_cameras(page) == list(LIVE)
-    assert len(views) == 4, views
-    assert all("profile=sub" in url and "purpose=test+case+7" in url for url in views)
+    # The four tiles were bound with one request.
+    assert len(binds) == 1, binds
+    url, body = binds[0]
+    assert "/wall/links/views?" in url, url
+    assert "purpose=test+case+7" in url, url
+    asked = json.loads(body)["views"]
+    assert sorted(item["camera"] for item in asked) == sorted(LIVE)
+    assert all(item["profile"] == "sub" for item in asked)
     for index in range(4):
         assert await attr(page, tile(index), "data-profile") == "sub"
         assert await attr(page, tile(index), "data-state") == "live"

@@ -1,8 +1,11 @@
 """The wall link routes against aiortc peers: a link answers only its owner, a bind makes the
 same access decision as a WHEP view (a camera without a grant is refused with its reason), one
-camera at a time, and bind attempts on one link are bounded."""
+camera at a time, and bind attempts on one link are bounded; a batch of binds decides each item
+as its own bind would."""
 
 from __future__ import annotations
+
+import asyncio
 
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
@@ -104,3 +107,58 @@ async def test_prepare_pulls_only_cameras_the_caller_may_view(
     stats = await (await client.get("/wall/links", headers=mine)).json()
     assert stats["prepared"] == 1
     assert _rtsp_connections(server.others_sim.port) == 0
+
+
+async def test_a_batch_of_binds_decides_each_item_as_a_single_bind(
+    console_server: ConsoleServer,
+) -> None:
+    server = console_server
+    client = server.client
+    _, mine = await role_headers(client, server.admin, Role.ANALYST)
+    _, theirs = await role_headers(client, server.admin, Role.ANALYST)
+    allowed_pc, allowed = await _open_link(server, mine)
+    ungranted_pc, ungranted = await _open_link(server, mine)
+    other_pc, others = await _open_link(server, theirs)
+    pcs = [allowed_pc, ungranted_pc, other_pc]
+    try:
+        before = await client.get("/api/audit?action=view.start&limit=500", headers=server.admin)
+        seen = {entry["id"] for entry in (await before.json())["entries"]}
+        answer = await client.post("/wall/links/views?purpose=p", headers=mine, json={"views": [
+            {"link": allowed.rsplit("/", 1)[1], "camera": "alpha", "profile": "sub"},
+            {"link": ungranted.rsplit("/", 1)[1], "camera": "echo", "profile": "sub"},
+            {"link": others.rsplit("/", 1)[1], "camera": "bravo", "profile": "sub"},
+        ]})
+        assert answer.status == 200, await answer.text()
+        views = (await answer.json())["views"]
+        assert [view["status"] for view in views] == [200, 403, 404], views
+        assert views[0]["camera_id"] == "alpha"
+        assert "emergenc" in views[1]["error"]
+        assert "no such wall link" in views[2]["error"]
+        # Only the allowed item carries media: a frame arrives on its track.
+        track = allowed_pc.getTransceivers()[0].receiver.track
+        frame = await asyncio.wait_for(track.recv(), timeout=20)
+        assert frame is not None
+        stats = await (await client.get("/wall/links", headers=mine)).json()
+        shown = {item["link_id"]: item["camera_id"] for item in stats["items"]}
+        assert shown == {allowed.rsplit("/", 1)[1]: "alpha", ungranted.rsplit("/", 1)[1]: None}
+        theirs_stats = await (await client.get("/wall/links", headers=theirs)).json()
+        assert theirs_stats["bound"] == 0
+        # And only it is audited as a view.
+        after = await client.get("/api/audit?action=view.start&limit=500", headers=server.admin)
+        entries = [entry for entry in (await after.json())["entries"] if entry["id"] not in seen]
+        assert [e["camera_id"] for e in entries if e["outcome"] == "ok"] == ["alpha"], entries
+        # The refusal is audited as a single bind's refusal is; someone else's link is not.
+        assert [e["camera_id"] for e in entries if e["outcome"] != "ok"] == ["echo"], entries
+        # Each item counts as a bind attempt on its link: the ungranted link has one fewer.
+        statuses = [(await client.post(f"{ungranted}/view/echo?profile=sub&purpose=p",
+                                        headers=mine)).status for _ in range(BIND_BURST)]
+        assert statuses == [403] * (BIND_BURST - 1) + [429]
+        # One request ends a leaving page's links (only the caller's own).
+        closed = await client.post("/wall/links/close", headers=mine, json={"links": [
+            allowed.rsplit("/", 1)[1], ungranted.rsplit("/", 1)[1], others.rsplit("/", 1)[1]]})
+        assert (await closed.json())["closed"] == 2
+        assert (await (await client.get("/wall/links", headers=mine)).json())["links"] == 0
+        assert (await (await client.get("/wall/links", headers=theirs)).json())["links"] == 1
+    finally:
+        for pc in pcs:
+            await pc.close()

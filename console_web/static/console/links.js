@@ -26,11 +26,12 @@ async function refusal(response) {
   return new WhepError(response.status, message || response.statusText, retryAfter);
 }
 
-async function send(url, init, timeoutMs) {
+async function send(url, { signal, ...init }, timeoutMs) {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), timeoutMs);
+  if (signal) signal.addEventListener("abort", () => controller.abort());
   try {
-    return await fetch(url, { credentials: "same-origin", signal: controller.signal, ...init });
+    return await fetch(url, { credentials: "same-origin", ...init, signal: controller.signal });
   } catch (err) {
     throw new WhepError(0, controller.signal.aborted
       ? "the server did not answer in time" : "the server cannot be reached");
@@ -128,6 +129,7 @@ export class LinkPool {
     this.creating = 0;
     this.target = 0;
     this.disabled = false;
+    this.creations = new Set();
   }
 
   /** Keep ``count`` connections (bound or idle) open, plus one spare. */
@@ -155,11 +157,20 @@ export class LinkPool {
       const transceiver = pc.addTransceiver("video", { direction: "recvonly" });
       await pc.setLocalDescription(await pc.createOffer());
       await gathered(pc, GATHER_MS);
-      const response = await send(url, {
-        method: "POST",
-        headers: { "Content-Type": "application/sdp", ...csrfHeaders() },
-        body: pc.localDescription.sdp,
-      }, POST_TIMEOUT_MS);
+      // Aborted when the page goes away, so its HTTP connection is free for the closing.
+      const controller = new AbortController();
+      this.creations.add(controller);
+      let response;
+      try {
+        response = await send(url, {
+          method: "POST",
+          headers: { "Content-Type": "application/sdp", ...csrfHeaders() },
+          body: pc.localDescription.sdp,
+          signal: controller.signal,
+        }, POST_TIMEOUT_MS);
+      } finally {
+        this.creations.delete(controller);
+      }
       if (response.status === 404 || response.status === 405) this.disabled = true;
       if (response.status !== 201) throw await refusal(response);
       const answer = await response.text();
@@ -246,8 +257,92 @@ export class LinkPool {
     return new LinkView(this, link, before.framesDecoded, boundAt, marks);
   }
 
+  /**
+   * Show several cameras at once (a wall filling itself) with one request: ``items`` are
+   * {cameraId, profile, beforeBind} sharing ``query`` (purpose, incident). Each resolves or
+   * rejects on its own, as openView does; the server decides each as a single bind.
+   */
+  async openViews(items, query) {
+    const acquired = await Promise.allSettled(items.map(() => this.acquire()));
+    const results = new Array(items.length);
+    const asked = [];
+    acquired.forEach((got, index) => {
+      if (got.status === "rejected") {
+        results[index] = { error: got.reason };
+        return;
+      }
+      const link = got.value;
+      const item = items[index];
+      if (item.beforeBind) item.beforeBind(new MediaStream([link.track]), performance.now());
+      asked.push({ index, link });
+    });
+    if (!asked.length) return results;
+    const boundAt = performance.now();
+    const url = `/wall/links/views?${new URLSearchParams(query).toString()}`;
+    const body = JSON.stringify({ views: asked.map(({ index, link }) => ({
+      link: link.location.split("/").pop(), camera: items[index].cameraId,
+      profile: items[index].profile })) });
+    let response;
+    let before;
+    try {
+      [response, before] = await Promise.all([
+        send(url, { method: "POST", body,
+          headers: { "Content-Type": "application/json", ...csrfHeaders() } }, BIND_TIMEOUT_MS),
+        Promise.all(asked.map(({ link }) => readStats(link.pc)
+          .catch(() => ({ framesDecoded: 0 })))),
+      ]);
+    } catch (err) {
+      for (const { index, link } of asked) {
+        this.drop(link);
+        results[index] = { error: err };
+      }
+      return results;
+    }
+    if (response.status !== 200) {
+      const error = await refusal(response);
+      for (const { index, link } of asked) {
+        this.release(link);
+        results[index] = { error };
+      }
+      return results;
+    }
+    const answered = performance.now();
+    const answer = await response.json();
+    const views = answer.views || [];
+    // The server's wall clock (ms since the epoch) on the page's clock: same machine or NTP.
+    const bindReceived = answer.received ? answer.received - performance.timeOrigin : undefined;
+    asked.forEach(({ index, link }, position) => {
+      const view = views[position] || { status: 0, error: "the server did not answer" };
+      if (view.status !== 200) {
+        if (view.status === 404 && /wall link/.test(view.error)) this.drop(link);
+        else this.release(link);
+        results[index] = { error: new WhepError(view.status, view.error, view.retry_after || 0) };
+        return;
+      }
+      const marks = { bindSent: boundAt, bindAnswered: answered, server: view.timing || {},
+        batch: asked.length, bindReceived };
+      results[index] = { view: new LinkView(this, link, before[position].framesDecoded, boundAt,
+        marks) };
+    });
+    return results;
+  }
+
+  /** The page goes away: end every view and connection with one request that outlives it. */
   closeAll(keepalive) {
-    for (const link of this.links) link.close(keepalive);
+    for (const controller of this.creations) controller.abort();
+    const links = this.links.filter((link) => !link.closed);
     this.links = [];
+    if (!keepalive || !links.length) {
+      for (const link of links) link.close(keepalive);
+      return;
+    }
+    // One request, not one DELETE per link: the page's event streams hold three of the
+    // browser's six connections to the server, and DELETEs queued behind them would reach
+    // it after the connections' own closing (views then read as lost, not ended).
+    for (const link of links) link.closed = true;
+    fetch("/wall/links/close", { method: "POST", keepalive: true, credentials: "same-origin",
+      headers: { "Content-Type": "application/json", ...csrfHeaders() },
+      body: JSON.stringify({ links: links.map((link) => link.location.split("/").pop()) }),
+    }).catch(() => undefined);
   }
 }

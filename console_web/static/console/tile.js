@@ -289,9 +289,7 @@ export class Tile {
     session = new Session(profile, view, video);
     // Where the time to the first picture goes (page clock, ms; the benchmark reads them).
     session.marks = { open: openedAt, ...(view.marks || {}), viewAt: performance.now() };
-    if (attached) {
-      if (early) this.frameSeen(session, early);
-    } else {
+    if (!attached) {
       view.stream.then((stream) => {
         if (session.closed) return;
         video.srcObject = stream;
@@ -306,6 +304,9 @@ export class Tile {
       if (this.pending) this.pending.close();
       this.pending = session;
     }
+    // A frame that came before the answer counts once the session is the tile's: the tile
+    // says "live" together with its first decoded frame.
+    if (attached && early) this.frameSeen(session, early);
     this.wall.viewOpened(this, session);
     this.render();
   }

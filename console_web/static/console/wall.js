@@ -54,23 +54,67 @@ export class Wall extends EventTarget {
     document.addEventListener("fullscreenchange", () => {
       if (!document.fullscreenElement && this.solo) this.setSolo(false);
     });
+    // The views end as the page starts to go (a reload or another page keeps this one until
+    // the next arrives), so the request is out before the browser tears the connections down;
+    // ended later, at pagehide, they race it and the server may see them lost, not ended.
+    window.addEventListener("beforeunload", (event) => {
+      if (!event.defaultPrevented && this.links) this.links.closeAll(true);
+    });
     window.addEventListener("pagehide", () => {
-      this.endAll(true);
+      // The links first: one request ends all their views (tiles on WHEP end their own).
       if (this.links) this.links.closeAll(true);
+      this.endAll(true);
     });
     this.render();
   }
 
-  /** A view of one camera for a tile: on a standby connection when there are some. */
+  /** A view of one camera for a tile: on a standby connection when there are some. Tiles
+   * that open in the same moment (a pin filling the wall) are bound with one request. */
   async openView(cameraId, profile, query, beforeBind = null) {
     if (this.links && !this.links.disabled) {
       try {
-        return await this.links.openView(cameraId, profile, query, beforeBind);
+        return await this.bindSoon(cameraId, profile, query, beforeBind);
       } catch (err) {
         if (!this.links.disabled) throw err;  // a server without wall links: WHEP per tile
       }
     }
     return openView(cameraId, profile, query);
+  }
+
+  bindSoon(cameraId, profile, query, beforeBind) {
+    return new Promise((resolve, reject) => {
+      if (!this.batch) {
+        this.batch = [];
+        // Every tile the current task assigns joins; the request leaves once it is done.
+        setTimeout(() => this.bindBatch(this.batch.splice(0)), 0);
+      }
+      this.batch.push({ cameraId, profile, query, beforeBind, resolve, reject });
+    });
+  }
+
+  async bindBatch(asked) {
+    this.batch = null;
+    // One request per purpose and incident (they are the batch's, not each item's).
+    const groups = new Map();
+    for (const item of asked) {
+      const key = JSON.stringify(item.query);
+      if (!groups.has(key)) groups.set(key, []);
+      groups.get(key).push(item);
+    }
+    for (const items of groups.values()) {
+      if (items.length === 1) {
+        const [item] = items;
+        this.links.openView(item.cameraId, item.profile, item.query, item.beforeBind)
+          .then(item.resolve, item.reject);
+        continue;
+      }
+      this.links.openViews(items, items[0].query).then((results) => {
+        results.forEach((result, index) => {
+          if (result.view) items[index].resolve(result.view);
+          else items[index].reject(result.error);
+        });
+      }, (err) => items.forEach((item) => item.reject(err)));
+    }
   }
 
   /**

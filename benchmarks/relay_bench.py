@@ -156,6 +156,13 @@ class Peer:
             data: dict[str, Any] = json.loads(response.read())
             return data
 
+    def release_memory(self) -> dict[str, Any]:
+        """Ask a relay_server process to hand its freed memory back (``rtcc.heap``)."""
+        request = urllib.request.Request(f"{self.url}/bench/release", method="POST")
+        with urllib.request.urlopen(request, timeout=30) as response:
+            data: dict[str, Any] = json.loads(response.read())
+            return data
+
     def rss(self) -> int:
         fields = Path(f"/proc/{self.pid}/statm").read_text().split()
         return int(fields[1]) * os.sysconf("SC_PAGE_SIZE")

@@ -117,7 +117,15 @@ def add_stats_route(app: web.Application, viewers: object,
                                   "live_cameras": live_cameras() if live_cameras else None,
                                   "time": time.time()})
 
+    @public()
+    async def release(request: web.Request) -> web.Response:  # noqa: ARG001 -- aiohttp handler
+        # What `rtcc serve` does every few minutes: freed memory back to the system.
+        before = resident_bytes()
+        await asyncio.to_thread(heap.release_free_memory)
+        return web.json_response({"rss_before": before, "rss_after": resident_bytes()})
+
     app.router.add_get("/bench/stats", stats)
+    app.router.add_post("/bench/release", release)
 
 
 def rtcc_app(args: argparse.Namespace) -> web.Application:

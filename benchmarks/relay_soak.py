@@ -118,6 +118,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         time.sleep(3)
         samples.append(sample(peer, start, "all left"))
         after = samples[-1]
+        released = peer.release_memory() if args.variant == "rtcc" else None
     churn = [(s["t"] / 60, s["rss_mib"]) for s in samples if s["phase"] == "churn"]
     second_half = churn[len(churn) // 2:]
     tasks = [s["tasks"] for s in samples if s["phase"] == "churn"]
@@ -148,6 +149,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "rss_growth_mib_per_minute_second_half": (round(slope(second_half), 3)
                                                   if len(second_half) > 2 else None),
         "rss_mib_after_all_left": after["rss_mib"],
+        # The same process once freed memory went back to the system, as `rtcc serve` does
+        # every few minutes: what stays is live, what went was only kept by the allocator.
+        "rss_mib_after_release": (round(released["rss_after"] / MIB, 2)
+                                  if released else None),
         "tasks_no_viewers": empty["tasks"],
         "tasks_during_churn_min_max": [min(tasks), max(tasks)] if tasks else None,
         "tasks_after_all_left": after["tasks"],

@@ -1,7 +1,8 @@
 """Honest refusals under stress: admission control on event-loop lag, 503 for a store outage.
 
 * ``loop_lag_context`` samples the event loop's lag continuously (``rtcc.looplag``); ``/metrics``
-  reports it.
+  reports it. Beside it, freed heap memory goes back to the system every few minutes
+  (``rtcc.heap``), so a server returns near its idle size after a busy hour.
 * ``admission_middleware``: while the lag has stayed above ``overload.lag_threshold``, requests
   that start new work (a view, a WHIP publication, an export, an upload) get 503 with
   ``Retry-After``; everything else, and the views already open, carry on.
@@ -17,6 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
+from rtcc import heap
 from rtcc.appkeys import SETTINGS
 from rtcc.errors import StoreUnavailable
 from rtcc.looplag import LoopLag
@@ -89,6 +91,7 @@ async def loop_lag_context(app: web.Application) -> AsyncIterator[None]:
     app[LOOP_LAG] = lag
     async with TaskSupervisor("loop-lag") as tasks:
         tasks.start("loop-lag:sample", lag.run)
+        tasks.start("heap:release", heap.release_periodically)
         yield
 
 

@@ -139,12 +139,17 @@ def cameras_rows(data: dict[str, Any]) -> list[list[str]]:
             return text
 
         ratio = data.get("other_over_rtcc_cpu", {})
+        naive = ratio.get("naive_over_rtcc", {}).get(str(cameras))
+        janus = ratio.get("janus_over_rtcc", {}).get(str(cameras))
+        met = None if naive is None or janus is None else (
+            float(naive) >= 4 and float(janus) >= 2 and not by["rtcc"].get("loss"))
         rows.append([
-            f"server CPU, {cameras} cameras x {per_camera} viewers", "(no target; a wall's shape)",
+            f"server CPU, {cameras} cameras x {per_camera} viewers (a wall's shape)",
+            ">= 2x less than Janus, >= 4x less than naive, every packet",
             cell("rtcc"), cell("naive"), cell("janus"),
-            f"naive {ratio.get('naive_over_rtcc', {}).get(str(cameras), '-')}x, "
-            f"Janus {ratio.get('janus_over_rtcc', {}).get(str(cameras), '-')}x",
-            "", f"`{command}`",
+            f"naive {naive if naive is not None else '-'}x, "
+            f"Janus {janus if janus is not None else '-'}x",
+            verdict(met), f"`{command}`",
         ])
     return rows
 
@@ -201,7 +206,15 @@ def soak_rows(data: dict[str, Any]) -> list[list[str]]:
     command = data["command"].strip()
     growth = data.get("rss_growth_mib_per_minute_second_half")
     minutes = data["minutes"]
+    released = data.get("rss_mib_after_release")
+    idle = [] if released is None else [[
+        "resident memory once every viewer has left, after the periodic hand-back of freed "
+        "memory", "near the start",
+        f"{released:.0f} MiB (start {data['rss_mib_no_viewers']:.0f}, before the hand-back "
+        f"{data['rss_mib_after_all_left']:.0f})", "-", "-", "",
+        verdict(released < 1.5 * data["rss_mib_no_viewers"]), f"`{command}`"]]
     return [
+        *idle,
         ["memory per viewer", "< 1 MiB", f"{data['memory_per_viewer_mib']:.2f} MiB "
          f"(first viewers {data['memory_per_viewer_mib_first_viewers']:.2f})", "-", "-", "",
          verdict(data["memory_per_viewer_mib"] < 1), f"`{command}`"],
@@ -218,15 +231,66 @@ def soak_rows(data: dict[str, Any]) -> list[list[str]]:
 
 
 def ingest_rows(data: dict[str, Any]) -> list[list[str]]:
-    marginal = data.get("marginal", {})
-    ours = marginal.get("rtsp_source", {}).get("cameras_per_core")
-    floor = marginal.get("pyav_floor", {}).get("cameras_per_core")
-    return [["ingest cameras per core, demux only (" + data.get("stream", "") + ")",
-             ">= 150 cameras per core",
-             f"{ours} (marginal)" if ours else "-", "-", "-",
-             f"bare PyAV demux loop: {floor}" if floor else "",
-             verdict(None if ours is None else ours >= 150),
-             f"`{data.get('command', '')}`"]]
+    rows = []
+    target = data.get("target_cameras_per_core", 300)
+    for cameras, run in sorted(data.get("runs", {}).items(), key=lambda item: int(item[0])):
+        per_core = run.get("cameras_per_core", {})
+        native = per_core.get("native")
+        others = ", ".join(f"{name}: {value}" for name, value in per_core.items()
+                           if name != "native")
+        rows.append([f"ingest cameras per core at {cameras} cameras, whole process ("
+                     + data.get("stream", "") + ")", f">= {target}",
+                     f"{native} (native RTSP client)" if native else "-", "-", "-", others,
+                     verdict(None if native is None else native >= target),
+                     "`python -m benchmarks ingest_demux`"])
+    return rows
+
+
+def pin_rows(data: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for mode, run in data.get("modes", {}).items():
+        figure = run["pin_to_4_decoding_tiles"]
+        target = run.get("target_ms")
+        tiles, _, warmth = mode.partition(":")
+        path = "standby wall links" if tiles == "links" else "one WHEP connection per tile"
+        rows.append([f"pin to 4 decoding tiles in Chromium, {warmth}, {path}",
+                     f"p95 < {target:g} ms" if target and tiles == "links" else "(the path before)",
+                     f"p95 {figure['p95_ms']:.0f} ms (p50 {figure['p50_ms']:.0f}, "
+                     f"{run['runs']} runs)", "-", "-", "",
+                     verdict(figure["p95_ms"] < target) if target and tiles == "links" else "",
+                     "`python -m benchmarks console_pin_to_wall --runs 10`"])
+    return rows
+
+
+def catalog_rows(data: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    cameras = data.get("cameras", 0)
+    targets = data.get("targets", {})
+    for engine in ("sqlite", "postgis", "redis"):
+        result = data.get(engine)
+        if not isinstance(result, dict) or "under_load" not in result:
+            continue
+        load = data.get("load", {})
+        offered = int(load.get("clients", 0) * load.get("per_client_per_s", 0))
+        for query, key in (("nearest 20", "nearest_20"), ("radius 500 m", "radius_500m")):
+            figure = result["under_load"].get(key)
+            if figure is None:
+                continue
+            limit = targets.get(f"{key}_p99_ms", 5)
+            rows.append([f"catalog {engine}, {cameras:,} cameras, {query}, {offered} queries/s",
+                         f"p99 < {limit} ms", f"p99 {figure['p99_ms']:.1f} ms (p50 "
+                         f"{figure['p50_ms']:.1f}; failed {figure.get('failed', 0)})",
+                         "-", "-", "", verdict(figure["p99_ms"] < limit and
+                                               not figure.get("failed")),
+                         "`python -m benchmarks catalog_bench`"])
+        bulk = result.get("bulk_load", {})
+        if bulk:
+            goal = targets.get("bulk_import_per_s", 50000)
+            rows.append([f"catalog {engine}, bulk import", f">= {goal:,} cameras/s",
+                         f"{bulk['store_write_per_s']:,} cameras/s", "-", "-", "",
+                         verdict(bulk["store_write_per_s"] >= goal),
+                         "`python -m benchmarks catalog_bench`"])
+    return rows
 
 
 def table(prefix: str) -> str:
@@ -236,7 +300,10 @@ def table(prefix: str) -> str:
     for name, build in (("relay_fanout", fanout_rows), ("relay_before_after", before_after_rows),
                         ("relay_cameras", cameras_rows),
                         ("relay_ttff", ttff_rows), ("relay_latency", latency_rows),
-                        ("relay_soak", soak_rows), ("ingest_demux", ingest_rows)):
+                        ("relay_soak", soak_rows), ("relay_soak_30min", soak_rows),
+                        ("relay_soak_60min", soak_rows), ("ingest_demux", ingest_rows),
+                        ("console_pin_to_wall_links", pin_rows),
+                        ("catalog_bench", catalog_rows)):
         data = load(prefix, name)
         if data is not None:
             rows.extend(build(data))

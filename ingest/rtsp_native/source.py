@@ -24,6 +24,7 @@ from ingest.rtsp_failures import Failure, describe_failure
 from ingest.rtsp_guard import EgressRules, first_hop
 from ingest.rtsp_messages import Message, transports
 from ingest.rtsp_native.auth import Authenticator, challenges
+from ingest.rtsp_native.clock import ArrivalClock
 from ingest.rtsp_native.connection import RtspConnection
 from ingest.rtsp_native.depacketize import Codec, Depacketizer
 from ingest.rtsp_native.errors import RtspProtocolError, Unsupported
@@ -106,6 +107,7 @@ class NativeRtspSource:
         self._reported: tuple[StreamState, str] | None = None
         self._connection: RtspConnection | None = None
         self._normalizer: Normalizer | None = None
+        self._clock = ArrivalClock()
         self._info = MediaInfo()
         self._delivered = False
         self._last_pts: int | None = None
@@ -417,6 +419,7 @@ class NativeRtspSource:
         params = parameter_sets(video)
         normalizer = Normalizer(codec, params=params, wrap_bits=32, join_keyframes=False)
         self._normalizer = normalizer
+        self._clock = ArrivalClock()
         self._last_pts = None
         self._steps_back = 0
         self._slices_checked = 0
@@ -429,9 +432,9 @@ class NativeRtspSource:
                         "main or high",)
         info = MediaInfo(video_codec=codec, width=sps.width if sps else 0,
                          height=sps.height if sps else 0, fps=round(fps, 3), profile=profile,
-                         audio_codec=sdp.audio_codec, warnings=warnings,
-                         # The SPS's reorder depth says B-frames before the first B picture.
-                         has_b_frames=bool(sps is not None and sps.max_num_reorder_frames))
+                         audio_codec=sdp.audio_codec, warnings=warnings)
+        if sps is not None and sps.max_num_reorder_frames:
+            info = with_b_frames(info)  # the SPS's reorder depth says so before a B picture
         connection.play(channel, Depacketizer(codec, self._unit))
         self._connects += 1
         self._state = "waiting for keyframe"
@@ -447,7 +450,8 @@ class NativeRtspSource:
         normalizer = self._normalizer
         if normalizer is None or self._closing:
             return
-        frames = normalizer.push(data, timestamp, timestamp, keyframe, time.time())
+        frames = normalizer.push(data, timestamp, timestamp, keyframe,
+                                 self._clock.capture_time(timestamp, time.time()))
         if not frames:
             return
         sink = self._sink

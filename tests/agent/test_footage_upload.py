@@ -110,7 +110,7 @@ async def test_approved_request_uploads_resumably_declined_uploads_nothing(
             first, _ = await wait_for(
                 lambda: (span := _buffered_span(state_dir, camera_id))[1] - span[0] >= 17
                 and span, 60, "17 s of buffered footage")
-            start, end = first + 4.0, first + 14.0
+            start, end = first + 6.0, first + 14.0  # inside a 4 s segment, not on its edge
 
             # Declined: nothing reaches the agent, nothing is uploaded.
             declined = await api.ok("POST", "/api/footage-requests", detective, 201, json={

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 
 import av
@@ -13,6 +14,7 @@ from pydantic import SecretStr
 
 from camsim.runner import CameraOptions
 from ingest.rtsp import RtspSource, RtspTarget
+from ingest.rtsp_native.clock import ArrivalClock
 from ingest.rtsp_native.depacketize import Codec, Depacketizer
 from ingest.rtsp_native.errors import RtspProtocolError
 from ingest.rtsp_native.interleave import InterleavedParser
@@ -290,3 +292,36 @@ async def test_basic_auth_accepted_and_a_wrong_password_refused(
         with pytest.raises(SourceUnavailable, match=r"wrong user name or password \(RTSP 401\)"):
             await wrong.subscribe("test")
         assert wrong.state is StreamState.ERROR
+
+
+def test_capture_times_follow_the_rtp_clock_not_the_batched_reads() -> None:
+    clock = ArrivalClock()
+    frame = 3000  # 30 fps at 90 kHz
+    base = 1_800_000_000.0
+    stamped = []
+    for n in range(300):
+        arrival = base + n / 30 + 0.002  # on the wire 2 ms after capture
+        read = base + 0.04 * (int((arrival - base) / 0.04) + 1)  # seen at the next 40 ms read
+        stamped.append(clock.capture_time((0xFFFF0000 + n * frame) & 0xFFFFFFFF, read))
+    steps = [later - earlier for earlier, later in itertools.pairwise(stamped)]
+    # Evenly spaced as the camera captured them (the 32-bit wrap included), never bunched.
+    assert max(abs(step - 1 / 30) for step in steps[10:]) < 1e-6
+    assert all(later > earlier for earlier, later in itertools.pairwise(stamped))
+    # Placed by the least-delayed arrival: within a few milliseconds of the real capture.
+    assert all(abs(stamped[n] - (base + n / 30)) < 0.01 for n in range(30, 300))
+
+
+def test_capture_times_start_again_when_the_camera_clock_jumps_back() -> None:
+    clock = ArrivalClock()
+    for n in range(60):
+        clock.capture_time(900_000 + n * 3000, 100.0 + n / 30)
+    after = clock.capture_time(3000, 102.0)  # the camera restarted its timestamps
+    assert abs(after - 102.0) < 1e-9  # its arrival, not 10 s in the past
+
+
+def test_capture_times_move_forward_in_decode_order_with_b_frames() -> None:
+    clock = ArrivalClock()
+    order = [0, 3, 1, 2, 6, 4, 5, 9, 7, 8]  # I P B B P B B ...: timestamps out of order
+    stamped = [clock.capture_time(n * 3000, 50.0 + i / 30) for i, n in enumerate(order)]
+    assert all(later > earlier for earlier, later in itertools.pairwise(stamped))
+    assert stamped[-1] <= 50.0 + 9 / 30  # never after its arrival

@@ -21,8 +21,10 @@ CHECK_PURPOSE = "console access check"
 """Stands in for the analyst's purpose: the answer is about the camera, the purpose is asked
 when the view is opened."""
 
-NOT_REGISTERED: dict[str, Any] = {"sharing": None, "allowed": False, "incidents": [],
-                                  "reason": "not registered", "needs_incident": False}
+
+def not_registered() -> dict[str, Any]:
+    return {"sharing": None, "allowed": False, "incidents": [], "reason": "not registered",
+            "needs_incident": False}
 
 
 def access_of(consent: CameraConsent, incidents: list[str], principal: Principal,
@@ -60,5 +62,5 @@ async def access_answers(consents: Mapping[str, CameraConsent | None], principal
                                    for camera_id, _ in known))
     incidents = {camera_id: list(ids) for (camera_id, _), ids in zip(known, found, strict=True)}
     return {camera_id: (access_of(consent, incidents[camera_id], principal, now)
-                        if consent is not None else dict(NOT_REGISTERED))
+                        if consent is not None else not_registered())
             for camera_id, consent in consents.items()}

@@ -34,11 +34,12 @@ from catalog.query import SearchResult
 from catalog.shapes import parse_polygon, parse_route
 from catalog.store import STORE_ERRORS, CatalogStore
 from catalog.validate import check_camera_id, parse_camera, registered
-from rtcc.appkeys import AUDIT, HUB, SECRET_BOX
+from rtcc.access_check import access_answers
+from rtcc.appkeys import AUDIT, HUB, INCIDENTS, SECRET_BOX, clock_of
 from rtcc.config import SharingLevel
-from rtcc.http import MAX_BODY, read_body
+from rtcc.http import MAX_BODY, read_body, required
 from rtcc.policy import Role, allow, public, staff
-from rtcc.principal import principal_of
+from rtcc.principal import principal_of, require_principal
 
 log = logging.getLogger(__name__)
 
@@ -142,12 +143,34 @@ def _end_live_sessions(request: web.Request, camera_id: str, reason: str) -> Non
             log.info("camera %s: ended %d live session(s): %s", camera_id, ended, reason)
 
 
-def _collection(result: SearchResult, offset: int, limit: int, urls: bool) -> dict[str, Any]:
+def _collection(result: SearchResult, offset: int, limit: int, urls: bool,
+                access: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    features = [io.camera_feature(hit.camera, hit, urls=urls) for hit in result.hits]
+    if access is not None:
+        for feature in features:
+            feature["properties"]["access"] = access[feature["id"]]
     return {
         "type": "FeatureCollection",
-        "features": [io.camera_feature(hit.camera, hit, urls=urls) for hit in result.hits],
+        "features": features,
         "total": result.total, "offset": offset, "limit": limit,
     }
+
+
+def _asks_access(request: web.Request) -> bool:
+    raw = request.query.get("access", "0")
+    if raw not in ("0", "1"):
+        raise FieldError("access", "must be 0 or 1", "access=1")
+    return raw == "1"
+
+
+async def _access(request: web.Request, result: SearchResult) -> dict[str, dict[str, Any]]:
+    """Each found camera's live-view decision for the asker, as ``GET /api/console/access``
+    gives it (same rules, same stand-in purpose): a ranked list then needs no second request.
+    The consent is the one just read with the camera."""
+    lookup = required(request, INCIDENTS, "the security core")
+    consents = {hit.camera.id: hit.camera.consent() for hit in result.hits}
+    return await access_answers(consents, require_principal(request), lookup,
+                                clock_of(request)())
 
 
 async def _json_body(request: web.Request, limit: int = MAX_BODY) -> Any:
@@ -173,17 +196,22 @@ async def list_cameras(request: web.Request) -> web.Response:
     sees = params.point(query, "sees")
     if near is not None and sees is not None:
         raise FieldError("sees", "use either near or sees", "near=LAT,LON or sees=LAT,LON")
+    with_access = _asks_access(request)
     if near is not None:
         page = params.page_from(query, default_limit=20)
         result = await store.nearest(*near, limit=page.limit, offset=page.offset,
                                      radius_m=params.radius(query, MAX_RADIUS_M),
                                      filters=filters)
-        return web.json_response(_collection(result, page.offset, page.limit, urls))
+        access = await _access(request, result) if with_access else None
+        return web.json_response(_collection(result, page.offset, page.limit, urls, access))
     if sees is not None:
         page = params.page_from(query, default_limit=50)
         result = await store.can_see(*sees, near_m=params.near_radius(query), filters=filters,
                                      page=page)
-        return web.json_response(_collection(result, page.offset, page.limit, urls))
+        access = await _access(request, result) if with_access else None
+        return web.json_response(_collection(result, page.offset, page.limit, urls, access))
+    if with_access:
+        raise FieldError("access", "only with near or sees", "near=LAT,LON&access=1")
     if "radius_m" in query:
         raise FieldError("radius_m", "needs near or sees", "near=LAT,LON&radius_m=R")
     if "offset" in query:

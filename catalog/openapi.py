@@ -89,6 +89,9 @@ PATHS: dict[str, dict[str, Any]] = {
                 *_PAGE,
                 _query("after", "plain listing: continue after this camera id",
                        {"type": "string"}),
+                _query("access", "with near or sees, 1: each camera's properties.access is "
+                       "the asker's live-view decision, as GET /api/console/access answers",
+                       {"type": "integer", "enum": [0, 1]}),
                 *_FILTERS,
             ],
             "responses": {"200": _ok("cameras", "FeatureCollection"), **_ERRORS},

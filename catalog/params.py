@@ -21,7 +21,8 @@ MAX_OFFSET = 10_000
 DEFAULT_SEES_NEAR_M = 100.0
 """With ``sees``: cameras this close that do not see the point are listed after those that do."""
 
-LIST_PARAMS = frozenset({"near", "sees", "radius_m", "limit", "offset", "after", *FILTER_PARAMS})
+LIST_PARAMS = frozenset({"near", "sees", "radius_m", "limit", "offset", "after", "access",
+                         *FILTER_PARAMS})
 
 
 def _enum_set(values: Iterable[str], enum: type[E], field: str) -> frozenset[E]:

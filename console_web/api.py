@@ -19,26 +19,20 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import Any
 
 from aiohttp import web
 
 from console_web.ptz import onvif_ptz_cameras
 from console_web.tiles import TILE_SOURCE, TILE_URL
 from incidents.routes import INCIDENT_SERVICE
-from rtcc.access import CameraConsent
+from rtcc.access_check import access_answers
 from rtcc.appkeys import CAMERA_DIRECTORY, INCIDENTS, SETTINGS, clock_of
-from rtcc.config import SharingLevel
-from rtcc.consent import Decision, decide
 from rtcc.http import json_error, required
 from rtcc.policy import staff
 from rtcc.principal import require_principal
 
 MAX_CAMERAS = 100
 _CAMERA_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-_CHECK_PURPOSE = "console access check"
-"""Stands in for the analyst's purpose: the answer is about the camera, the purpose is asked
-when the view is opened."""
 
 
 @staff()
@@ -78,31 +72,8 @@ async def camera_access(request: web.Request) -> web.Response:
     if directory is None:
         return json_error(503, "the camera catalog is not available")
     now = clock_of(request)()
-    answer: dict[str, dict[str, Any]] = {}
-    for camera_id in ids:
-        consent = await directory.consent_of(camera_id)
-        if consent is None:
-            answer[camera_id] = {"sharing": None, "allowed": False, "incidents": [],
-                                 "reason": "not registered", "needs_incident": False}
-            continue
-        incidents = await incident_lookup.active_for_camera(camera_id)
-
-        def check(active: list[str], consent: CameraConsent = consent) -> Decision:
-            return decide(consent, role=principal.role, owner_id=principal.owner_id,
-                          purpose=_CHECK_PURPOSE, requested_incident="", active_incidents=active,
-                          now=now)
-
-        decision = check(incidents)
-        needs_incident = (not decision.allowed and not incidents
-                          and consent.sharing == SharingLevel.LIVE_EMERGENCY
-                          and check(["an incident to open"]).allowed)
-        answer[camera_id] = {
-            "sharing": str(consent.sharing),
-            "allowed": decision.allowed,
-            "reason": decision.reason,
-            "incidents": incidents,
-            "needs_incident": needs_incident,
-        }
+    consents = {camera_id: await directory.consent_of(camera_id) for camera_id in ids}
+    answer = await access_answers(consents, principal, incident_lookup, now)
     return web.json_response({"cameras": answer, "time": now})
 
 

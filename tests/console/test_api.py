@@ -202,3 +202,47 @@ async def test_geocoding_without_address_points_says_what_to_configure(
                                      headers=analyst)).json()
     assert answer["found"] is False
     assert "incidents.address_points" in answer["reason"]
+
+
+async def test_a_search_carries_the_same_decisions_as_the_access_check(
+    client: TestClient[Any, Any], bootstrap_token: str
+) -> None:
+    _, analyst = await role_headers(client, bearer(bootstrap_token), Role.ANALYST)
+    ids = ",".join(LEVELS)
+
+    async def checked() -> dict[str, Any]:
+        response = await client.get(f"/api/console/access?cameras={ids}", headers=analyst)
+        assert response.status == 200
+        return (await response.json())["cameras"]  # type: ignore[no-any-return]
+
+    async def searched(where: str) -> dict[str, Any]:
+        response = await client.get(f"/api/cameras?{where}=39.8,-89.6&radius_m=500&access=1",
+                                    headers=analyst)
+        assert response.status == 200
+        features = (await response.json())["features"]
+        return {feature["id"]: feature["properties"]["access"] for feature in features}
+
+    # Allowed (live_always), no grant (on_request, registry_only), emergency-only without an
+    # incident, then the same with one.
+    before = await checked()
+    assert before["always"]["allowed"] is True
+    assert before["emergency"]["needs_incident"] is True
+    assert before["request"]["allowed"] is False
+    for where in ("near", "sees"):
+        assert await searched(where) == before, where
+    opened = await client.post("/api/incidents", json={"title": "search test",
+                                                        "cameras": ["emergency"]},
+                               headers=analyst)
+    assert opened.status == 201
+    after = await checked()
+    assert after["emergency"]["allowed"] is True
+    for where in ("near", "sees"):
+        assert await searched(where) == after, where
+
+    # Without access=1 the search says nothing about access; a plain listing cannot ask.
+    plain = await client.get("/api/cameras?near=39.8,-89.6&radius_m=500", headers=analyst)
+    assert all("access" not in f["properties"] for f in (await plain.json())["features"])
+    for bad in ("/api/cameras?access=1", "/api/cameras?near=39.8,-89.6&access=yes"):
+        response = await client.get(bad, headers=analyst)
+        assert response.status == 400, bad
+        assert "access" in (await response.text())

@@ -47,9 +47,20 @@ async def test_a_pin_plays_four_tiles_over_standby_connections_and_a_withdrawn_c
                what="5 connected wall links")
 
     await page.check("#auto-on-pin")
+    await poll(lambda: _settled(page), timeout=15, what="the map's first cameras listed")
+    access_checks: list[str] = []
+    searches: list[str] = []
+    page.on("request", lambda r: access_checks.append(r.url)
+            if "/api/console/access" in r.url else None)
+    page.on("request", lambda r: searches.append(r.url)
+            if "/api/cameras?" in r.url else None)
     await pin_at(page, *PIN)
     for index in range(4):
         await wait_decoding(page, index)
+    # The search answered with each camera's access decision: no separate check was asked.
+    assert searches
+    assert all("access=1" in url for url in searches), searches
+    assert access_checks == []
     shown = [await attr(page, tile(i), "data-camera") for i in range(4)]
     assert shown == list(LIVE)
     links = await _links(console_server, page)
@@ -75,6 +86,12 @@ async def test_a_pin_plays_four_tiles_over_standby_connections_and_a_withdrawn_c
     links = await _links(console_server, page)
     assert links["bound"] == 3, links
     assert problems.errors == []
+
+
+async def _settled(page: Page) -> bool:
+    # The in-view list asks about access once on load; the pin comes after that answer.
+    return bool(await page.evaluate(
+        "() => !document.querySelector('#results li[data-access=\"unknown\"]')"))
 
 
 async def _connected(server: ConsoleServer, page: Page, count: int) -> bool:

@@ -117,6 +117,16 @@ export class CameraStore extends EventTarget {
     return this.access.get(id) || null;
   }
 
+  /** Decisions the server gave with a search (``access=1``): the same answer as the check. */
+  putAccess(entries) {
+    const ids = [];
+    for (const [id, access] of entries) {
+      this.access.set(id, access);
+      ids.push(id);
+    }
+    this.dispatchEvent(new CustomEvent("access", { detail: { ids } }));
+  }
+
   /** Ask the server whether each camera may be opened now (sharing, windows, incidents). */
   async refreshAccess(ids) {
     const unique = [...new Set(ids)].filter(Boolean);

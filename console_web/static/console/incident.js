@@ -115,9 +115,10 @@ export class IncidentPanel {
     let near;
     document.body.dataset.searchSentAt = String(performance.now());
     try {
+      // Each camera's access decision comes with the search (access=1): no second request.
       [seeing, near] = await Promise.all([
-        api(`/api/cameras?sees=${at}&radius_m=${SEES_NEAR_M}&limit=50`),
-        api(`/api/cameras?near=${at}&radius_m=${NEAR_RADIUS_M}&limit=30`),
+        api(`/api/cameras?sees=${at}&radius_m=${SEES_NEAR_M}&limit=50&access=1`),
+        api(`/api/cameras?near=${at}&radius_m=${NEAR_RADIUS_M}&limit=30&access=1`),
       ]);
     } catch (err) {
       if (seq === this.seq) this.title.textContent = `Search failed: ${err.message}`;
@@ -127,12 +128,14 @@ export class IncidentPanel {
     document.body.dataset.searchAnsweredAt = String(performance.now());
     const ranked = [];
     const seen = new Set();
+    const decided = [];
     const take = (features) => {
       for (const feature of features || []) {
         const camera = this.store.putFeatures([feature])[0];
         if (seen.has(camera.id)) continue;
         seen.add(camera.id);
         ranked.push(camera);
+        if (feature.properties.access) decided.push([camera.id, feature.properties.access]);
       }
     };
     take(seeing.features.filter((f) => f.properties.sees));
@@ -141,19 +144,28 @@ export class IncidentPanel {
       .sort((a, b) => (a.properties.distance_m || 0) - (b.properties.distance_m || 0));
     take(others);
     this.ranked = ranked;
-    // Only when the wall fills itself is a pull near-certain to be watched.
-    if (auto && this.autoOnPin.checked) this.wall.prepare(ranked.map((c) => c.id));
-    try {
-      await this.store.refreshAccess(ranked.map((c) => c.id));
-    } catch (err) {
-      this.toast(`Access could not be checked: ${err.message}`);
+    const filling = auto && this.autoOnPin.checked;
+    if (decided.length === ranked.length) {
+      this.store.putAccess(decided);
+    } else {
+      // A server whose search does not decide: start the pulls, then ask separately.
+      if (filling) this.wall.prepare(ranked.map((c) => c.id));
+      try {
+        await this.store.refreshAccess(ranked.map((c) => c.id));
+      } catch (err) {
+        this.toast(`Access could not be checked: ${err.message}`);
+      }
+      if (seq !== this.seq) return;
     }
-    if (seq !== this.seq) return;
     document.body.dataset.accessAnsweredAt = String(performance.now());
-    this.map.keepDrawn(ranked);
-    this.render();
-    document.body.dataset.resultsAt = String(performance.now());
-    if (auto && this.autoOnPin.checked) this.autoWall();
+    // The wall first: its one bind request leaves before the list and markers are drawn.
+    if (filling) this.autoWall();
+    setTimeout(() => {
+      if (seq !== this.seq) return;
+      this.map.keepDrawn(ranked);
+      this.render();
+      document.body.dataset.resultsAt = String(performance.now());
+    }, 0);
   }
 
   clearPin() {

@@ -6,6 +6,7 @@
 "use strict";
 
 import { csrfHeaders } from "./api.js";
+import { el } from "./dom.js";
 import { WhepError, countPeerConnection, gathered, iceServersFor, readStats } from "./whep.js";
 
 const GATHER_MS = 1500;
@@ -61,6 +62,34 @@ class Link {
     this.track = track;
     this.busy = false;
     this.closed = false;
+    this.spare = null;
+  }
+
+  /** A video element already playing this connection's track, kept out of sight until a tile
+   * takes it: a new element's start then no longer delays the first picture after a bind.
+   * Made while the link waits (never while it carries a view); hidden in the tile until a
+   * frame received after its bind is presented. */
+  readyVideo() {
+    if (this.spare || this.closed) return;
+    let holder = document.getElementById("link-videos");
+    if (!holder) {
+      holder = el("div", { id: "link-videos", "aria-hidden": "true",
+        style: "position:fixed;left:0;top:0;width:2px;height:2px;opacity:0;" +
+          "pointer-events:none;overflow:hidden" });
+      document.body.append(holder);
+    }
+    const video = el("video", { class: "pending", playsinline: true, autoplay: true });
+    video.muted = true;
+    video.srcObject = new MediaStream([this.track]);
+    holder.append(video);
+    video.play().catch(() => undefined);
+    this.spare = video;
+  }
+
+  takeVideo() {
+    const video = this.spare;
+    this.spare = null;
+    return video;
   }
 
   get alive() {
@@ -88,6 +117,11 @@ class Link {
   close(keepalive = false) {
     if (this.closed) return;
     this.closed = true;
+    const spare = this.takeVideo();
+    if (spare) {
+      spare.srcObject = null;
+      spare.remove();
+    }
     const pc = this.pc;
     const sent = fetch(this.location, { method: "DELETE", keepalive, credentials: "same-origin",
       headers: csrfHeaders() }).catch(() => undefined);
@@ -144,7 +178,9 @@ export class LinkPool {
     while (this.links.length + this.creating < this.target) {
       this.creating += 1;
       this.create().then((link) => {
-        if (link) this.links.push(link);
+        if (!link) return;
+        this.links.push(link);
+        link.readyVideo();
       }, () => undefined).finally(() => { this.creating -= 1; });
     }
   }
@@ -210,6 +246,7 @@ export class LinkPool {
   release(link) {
     link.busy = false;
     if (!link.alive) this.drop(link);
+    else link.readyVideo();
   }
 
   drop(link) {
@@ -227,7 +264,7 @@ export class LinkPool {
     const link = await this.acquire();
     // The tile's video is attached before the bind: the keyframe that follows the answer is
     // then presented as it is decoded, not after a new element has started.
-    if (beforeBind) beforeBind(new MediaStream([link.track]), performance.now());
+    if (beforeBind) beforeBind(new MediaStream([link.track]), performance.now(), link.takeVideo());
     const params = new URLSearchParams({ profile, ...query });
     const url = `${link.location}/view/${encodeURIComponent(cameraId)}?${params.toString()}`;
     const boundAt = performance.now();
@@ -273,7 +310,9 @@ export class LinkPool {
       }
       const link = got.value;
       const item = items[index];
-      if (item.beforeBind) item.beforeBind(new MediaStream([link.track]), performance.now());
+      if (item.beforeBind) {
+        item.beforeBind(new MediaStream([link.track]), performance.now(), link.takeVideo());
+      }
       asked.push({ index, link });
     });
     if (!asked.length) return results;

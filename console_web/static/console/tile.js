@@ -238,6 +238,7 @@ export class Tile {
     let view;
     let video = null;
     let early = null;  // the first frame, when it came before the view's answer
+    let reused = false;  // the link's element: it may hold the link's previous camera's frame
     let session = null;
     const newVideo = () => {
       const made = el("video", { class: "pending", playsinline: true, autoplay: true });
@@ -258,9 +259,16 @@ export class Tile {
       };
       target.requestVideoFrameCallback(first);
     };
-    const beforeBind = (stream, since) => {
-      video = newVideo();
-      video.srcObject = stream;
+    const beforeBind = (stream, since, started = null) => {
+      if (started) {
+        // The link's own element, already playing its track: moved here, still hidden.
+        video = started;
+        reused = true;
+        this.videoBox.append(video);
+      } else {
+        video = newVideo();
+        video.srcObject = stream;
+      }
       video.play().catch(() => undefined);
       watch(video, since);
     };
@@ -299,7 +307,8 @@ export class Tile {
     }
     if (!this.active) {
       this.active = session;
-      video.classList.remove("pending");
+      // A reused element is shown with this camera's first frame (firstFrame), not before.
+      if (!reused) video.classList.remove("pending");
     } else {
       if (this.pending) this.pending.close();
       this.pending = session;
@@ -368,6 +377,7 @@ export class Tile {
     if (session.closed || session.firstFrameAt) return;
     session.firstFrameAt = performance.now();
     session.lastFrameAt = session.firstFrameAt;
+    if (this.active === session) session.video.classList.remove("pending");
     if (session.frames === 0) session.frames = 1;
     this.settle(session.firstFrameAt);
   }

@@ -27,10 +27,10 @@ from catalog.errors import (
     ImportConflict,
     StoreUnavailable,
 )
-from catalog.geo import Box, Circle, circle_boxes, cone_boxes, haversine_m
+from catalog.geo import EARTH_RADIUS_M, Box, Circle, circle_boxes, cone_boxes, haversine_m
 from catalog.model import Camera, CameraStatus, camera_doc, camera_from_parts, status_from
-from catalog.query import Candidate, Filters
-from catalog.search import FIRST_RADIUS_M
+from catalog.query import Candidate, Filters, Page, SearchResult
+from catalog.search import FIRST_RADIUS_M, decoded_point_hits
 from catalog.store import EntityKind, ImportMode, StoreBase
 from rtcc.offload import StoreThread
 from rtcc.sqlite import connect, immediate_transaction
@@ -81,6 +81,8 @@ _UPDATE = (
 _SHRINK_FROM = 4
 """A nearest-N circle holding more than this many times N cameras is shrunk before reading."""
 _CHUNK = 500
+_MMAP_BYTES = 1 << 30
+"""Address space each connection maps the file into (a million cameras take about 270 MB)."""
 _READERS = 2
 """Reader threads, each with its connection (the machines this runs on have two cores or more)."""
 _PIPELINE_FROM = 4000
@@ -165,6 +167,46 @@ _READ_COLUMNS = (
 )
 
 
+_DISTANCE = (
+    "(? * asin(min(1.0, sqrt(pow(sin((radians(c.lat) - ?) / 2.0), 2) "
+    "+ ? * cos(radians(c.lat)) * pow(sin(radians(c.lon - ?) / 2.0), 2)))))"
+)
+"""``catalog.geo.haversine_m`` in SQL, operation for operation (SQLite's math functions call
+the same C library as Python's ``math``, so the distances are the same numbers): parameters
+2 R, the query point's latitude in radians and its cosine, its longitude."""
+
+
+def _distance_params(lat: float, lon: float) -> tuple[float, float, float, float]:
+    p1 = math.radians(lat)
+    return 2.0 * EARTH_RADIUS_M, p1, math.cos(p1), float(lon)
+
+
+def _radius_sql(boxes: int, filters: Filters) -> tuple[str, list[Any]]:
+    """Cameras in the index boxes, within a distance, nearest first (ties by id), one page,
+    each row ending with its distance and the count of every row within the distance."""
+    where, params = _filter_sql(filters)
+    box = ("SELECT cid >> 1 FROM camera_cones "
+           "WHERE max_lat >= ? AND min_lat <= ? AND max_lon >= ? AND min_lon <= ?")
+    # The cone boxes reach up to a camera's range past it: the cameras themselves outside the
+    # circle's boxes are dropped with four comparisons before the distance is computed.
+    inside = " OR ".join(["(c.lat BETWEEN ? AND ? AND c.lon BETWEEN ? AND ?)"] * boxes)
+    return (
+        f"SELECT *, count(*) OVER () FROM (SELECT {_CANDIDATE_COLUMNS}, {_DISTANCE} AS d "  # noqa: S608 (constants and ? placeholders only)
+        f"FROM cameras c WHERE c.rid IN ({' UNION '.join([box] * boxes)}) "
+        f"AND ({inside}){where}) "
+        "WHERE d <= ? ORDER BY d, id LIMIT ? OFFSET ?", params)
+
+
+def _has_math(conn: sqlite3.Connection) -> bool:
+    """Whether this SQLite has its math functions (built with them since 3.35, not always)."""
+    try:
+        conn.execute("SELECT asin(0.5), sqrt(2.0), pow(2.0, 2), sin(1.0), cos(1.0), "
+                     "radians(1.0)").fetchone()
+    except sqlite3.OperationalError:
+        return False
+    return True
+
+
 def _from_row(row: Sequence[Any]) -> Camera:
     (camera_id, lat, lon, heading, fov, range_m, sharing, kind, owner_id, doc, status,
      last_frame_time) = row
@@ -183,6 +225,8 @@ class SqliteCatalog(StoreBase):
         """Calls queued or running on each reader."""
         self._wconn: sqlite3.Connection | None = None
         self._rconns: list[sqlite3.Connection] = []
+        self.ranks_in_sql = False
+        """Whether SQLite ranks radius queries itself (``_DISTANCE``)."""
 
     @classmethod
     async def open(cls, path: Path) -> SqliteCatalog:
@@ -196,9 +240,11 @@ class SqliteCatalog(StoreBase):
 
     def _connect(self, setup: Callable[[sqlite3.Connection], object] | None = None
                  ) -> sqlite3.Connection:
-        # cache_size: 64 MiB, for the R*Tree of a large registry
-        return connect(self.path, "synchronous = NORMAL",
-                       "cache_size = -65536", setup=setup, named_rows=False)
+        # cache_size: 64 MiB, for the R*Tree of a large registry; mmap_size: a query reads its
+        # rows from the file's pages in place rather than copying each into the cache (a
+        # 500 m query at a million cameras takes a third less time)
+        return connect(self.path, "synchronous = NORMAL", "cache_size = -65536",
+                       f"mmap_size = {_MMAP_BYTES}", setup=setup, named_rows=False)
 
     async def _open(self) -> None:
         def create_schema(conn: sqlite3.Connection) -> None:
@@ -210,6 +256,7 @@ class SqliteCatalog(StoreBase):
         self._wconn = await self._writer.run(self._connect, create_schema)
         for reader in self._readers:
             self._rconns.append(await reader.run(self._connect))
+        self.ranks_in_sql = await self._readers[0].run(_has_math, self._rconns[0])
         log.info("catalog: SQLite store %s opened", self.path)
 
     async def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
@@ -437,6 +484,34 @@ class SqliteCatalog(StoreBase):
             out += map(Candidate._make, conn.execute(
                 sql, (b.min_lat, b.max_lat, b.min_lon, b.max_lon, *params)))
         return out
+
+    async def _radius_page(
+        self, lat: float, lon: float, radius_m: float, filters: Filters, page: Page
+    ) -> SearchResult:
+        """Ranked, counted and paged by SQLite, so only the page becomes Python objects; the
+        answer is built on the reader thread."""
+        if not self.ranks_in_sql:
+            return await super()._radius_page(lat, lon, radius_m, filters, page)
+        boxes = circle_boxes(lat, lon, radius_m)
+        sql, filter_params = _radius_sql(len(boxes), filters)
+        params = [*_distance_params(lat, lon)]
+        for _ in range(2):  # the index's boxes, then the cameras' positions
+            for b in boxes:
+                params += (b.min_lat, b.max_lat, b.min_lon, b.max_lon)
+        params += [*filter_params, radius_m, page.limit, page.offset]
+
+        def work(conn: sqlite3.Connection) -> SearchResult:
+            rows = conn.execute(sql, params).fetchall()
+            if rows:
+                total = rows[0][-1]
+            elif page.offset:  # past the last page: count them
+                total = len(conn.execute(sql, [*params[:-2], -1, 0]).fetchall())
+            else:
+                total = 0
+            ranked = [(row[12], row[0], Candidate._make(row[:12])) for row in rows]
+            return SearchResult(decoded_point_hits(lat, lon, ranked), total)
+
+        return await self._read(work)
 
     async def _candidates(
         self, boxes: list[Box], circles: list[Circle], filters: Filters

@@ -221,6 +221,13 @@ class SpatialSearch(ABC):
         offset: int = 0,
     ) -> SearchResult:
         """The ``limit`` cameras closest to the point, no farther than ``radius_m``."""
+        return await self._nearest_page(lat, lon, limit, offset, radius_m, filters)
+
+    async def _nearest_page(
+        self, lat: float, lon: float, limit: int, offset: int, radius_m: float,
+        filters: Filters,
+    ) -> SearchResult:
+        """Nearest-N's answer. Engines that can rank inside their index override this."""
         want = offset + limit
         found = await self._nearest_candidates(lat, lon, want, radius_m, filters)
         ranked = _rank(lat, lon, _unique(found, filters), radius_m)

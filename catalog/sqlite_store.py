@@ -197,6 +197,17 @@ def _radius_sql(boxes: int, filters: Filters) -> tuple[str, list[Any]]:
         "WHERE d <= ? ORDER BY d, id LIMIT ? OFFSET ?", params)
 
 
+def _ranked_query(lat: float, lon: float, boxes: list[Box], radius_m: float, filters: Filters,
+                  page: Page) -> tuple[str, list[Any]]:
+    """``_radius_sql`` and its parameters for the cameras in ``boxes`` within ``radius_m``."""
+    sql, filter_params = _radius_sql(len(boxes), filters)
+    params: list[Any] = [*_distance_params(lat, lon)]
+    for _ in range(2):  # the index's boxes, then the cameras' positions
+        for b in boxes:
+            params += (b.min_lat, b.max_lat, b.min_lon, b.max_lon)
+    return sql, [*params, *filter_params, radius_m, page.limit, page.offset]
+
+
 def _has_math(conn: sqlite3.Connection) -> bool:
     """Whether this SQLite has its math functions (built with them since 3.35, not always)."""
     try:
@@ -492,13 +503,8 @@ class SqliteCatalog(StoreBase):
         answer is built on the reader thread."""
         if not self.ranks_in_sql:
             return await super()._radius_page(lat, lon, radius_m, filters, page)
-        boxes = circle_boxes(lat, lon, radius_m)
-        sql, filter_params = _radius_sql(len(boxes), filters)
-        params = [*_distance_params(lat, lon)]
-        for _ in range(2):  # the index's boxes, then the cameras' positions
-            for b in boxes:
-                params += (b.min_lat, b.max_lat, b.min_lon, b.max_lon)
-        params += [*filter_params, radius_m, page.limit, page.offset]
+        sql, params = _ranked_query(lat, lon, circle_boxes(lat, lon, radius_m), radius_m,
+                                    filters, page)
 
         def work(conn: sqlite3.Connection) -> SearchResult:
             rows = conn.execute(sql, params).fetchall()
@@ -519,43 +525,78 @@ class SqliteCatalog(StoreBase):
         sql, params = self._region_sql(filters, _CANDIDATE_COLUMNS)
         return await self._read(lambda conn: self._fetch(conn, sql, params, boxes))
 
-    async def _nearest_candidates(
-        self, lat: float, lon: float, want: int, radius_m: float, filters: Filters
-    ) -> list[Candidate]:
-        """Widens a circle inside one reader call, sizing it with index-only counts first."""
-        sql, params = self._region_sql(filters, _CANDIDATE_COLUMNS)
-        count_sql, _ = self._region_sql(filters, "count(*)")
+    def _sized_circle(
+        self, conn: sqlite3.Connection, lat: float, lon: float, want: int, radius_m: float,
+        filters: Filters, take: Callable[[list[Box], float], tuple[T, int]],
+    ) -> T:
+        """Widens a circle until ``take`` (what it reads in the circle's boxes, and how many
+        matching cameras lie within the radius) finds ``want`` of them, sizing the circle
+        with index-only counts first."""
+        count_sql, params = self._region_sql(filters, "count(*)")
 
-        def count_in(conn: sqlite3.Connection, boxes: list[Box]) -> int:
+        def count_in(boxes: list[Box]) -> int:
             return sum(conn.execute(count_sql, (b.min_lat, b.max_lat, b.min_lon, b.max_lon,
                                                 *params)).fetchone()[0] for b in boxes)
 
+        radius = min(radius_m, FIRST_RADIUS_M)
+        shrunk = False
+        while True:
+            boxes = circle_boxes(lat, lon, radius)
+            if radius < radius_m or not shrunk:
+                count = count_in(boxes)
+                if count < want and radius < radius_m:
+                    grow = math.sqrt(want / max(1, count)) * 1.3
+                    radius = min(radius_m, radius * max(2.0, min(16.0, grow)))
+                    continue
+                if count > _SHRINK_FROM * want and not shrunk:
+                    # A dense downtown: every row read becomes a Python object, so aim for
+                    # a circle holding about twice what is wanted (counting is index-only
+                    # and cheap); keep the wider one if the smaller falls short.
+                    smaller = radius * math.sqrt(2.0 * want / count)
+                    small_boxes = circle_boxes(lat, lon, smaller)
+                    if count_in(small_boxes) >= want:
+                        radius, boxes = smaller, small_boxes
+                shrunk = True
+            found, inside = take(boxes, radius)
+            if inside >= want or radius >= radius_m:
+                return found
+            radius = min(radius_m, radius * 1.5)
+
+    async def _nearest_candidates(
+        self, lat: float, lon: float, want: int, radius_m: float, filters: Filters
+    ) -> list[Candidate]:
+        sql, params = self._region_sql(filters, _CANDIDATE_COLUMNS)
+
         def work(conn: sqlite3.Connection) -> list[Candidate]:
-            radius = min(radius_m, FIRST_RADIUS_M)
-            shrunk = False
-            while True:
-                boxes = circle_boxes(lat, lon, radius)
-                if radius < radius_m or not shrunk:
-                    count = count_in(conn, boxes)
-                    if count < want and radius < radius_m:
-                        grow = math.sqrt(want / max(1, count)) * 1.3
-                        radius = min(radius_m, radius * max(2.0, min(16.0, grow)))
-                        continue
-                    if count > _SHRINK_FROM * want and not shrunk:
-                        # A dense downtown: every row read becomes a Python object, so aim for
-                        # a circle holding about twice what is wanted (counting is index-only
-                        # and cheap); keep the wider one if the smaller falls short.
-                        smaller = radius * math.sqrt(2.0 * want / count)
-                        small_boxes = circle_boxes(lat, lon, smaller)
-                        if count_in(conn, small_boxes) >= want:
-                            radius, boxes = smaller, small_boxes
-                    shrunk = True
+            def take(boxes: list[Box], radius: float) -> tuple[list[Candidate], int]:
                 found = self._fetch(conn, sql, params, boxes)
-                inside = sum(1 for c in found if filters.matches(c)
-                             and haversine_m(lat, lon, c.lat, c.lon) <= radius)
-                if inside >= want or radius >= radius_m:
-                    return found
-                radius = min(radius_m, radius * 1.5)
+                return found, sum(1 for c in found if filters.matches(c)
+                                  and haversine_m(lat, lon, c.lat, c.lon) <= radius)
+
+            return self._sized_circle(conn, lat, lon, want, radius_m, filters, take)
+
+        return await self._read(work)
+
+    async def _nearest_page(
+        self, lat: float, lon: float, limit: int, offset: int, radius_m: float,
+        filters: Filters,
+    ) -> SearchResult:
+        """Once the circle holds ``offset + limit`` cameras, the nearest of them (every camera
+        nearer than the last of those is in the circle too) ranked by SQLite, as radius
+        queries are."""
+        if not self.ranks_in_sql:
+            return await super()._nearest_page(lat, lon, limit, offset, radius_m, filters)
+        want = offset + limit
+
+        def work(conn: sqlite3.Connection) -> SearchResult:
+            def take(boxes: list[Box], radius: float) -> tuple[list[Any], int]:
+                sql, params = _ranked_query(lat, lon, boxes, radius, filters, Page(0, want))
+                rows = conn.execute(sql, params).fetchall()
+                return rows, len(rows)
+
+            rows = self._sized_circle(conn, lat, lon, want, radius_m, filters, take)
+            ranked = [(row[12], row[0], Candidate._make(row[:12])) for row in rows[offset:]]
+            return SearchResult(decoded_point_hits(lat, lon, ranked))
 
         return await self._read(work)
 

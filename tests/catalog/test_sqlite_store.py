@@ -105,13 +105,13 @@ async def test_searches_side_by_side_answer_as_one_at_a_time(tmp_path: Path) -> 
         await store.aclose()
 
 
-async def test_radius_ranked_by_sqlite_answers_exactly_as_the_shared_ranking(
+async def test_queries_ranked_by_sqlite_answer_exactly_as_the_shared_ranking(
     tmp_path: Path,
 ) -> None:
-    """SQLite ranks, counts and pages a radius query itself (its own haversine in SQL): the
-    answer is the one the engine-neutral ranking gives, distance for distance, on every page,
-    with filters, across the antimeridian and past the last page; and without SQLite's math
-    functions the store falls back to the shared ranking."""
+    """SQLite ranks, counts and pages radius and nearest-N queries itself (its own haversine
+    in SQL): the answer is the one the engine-neutral ranking gives, distance for distance, on
+    every page, with filters, across the antimeridian and past the last page; and without
+    SQLite's math functions the store falls back to the shared ranking."""
     rng = random.Random(3)
     cameras: list[Camera] = []
     for i, (lat, lon) in enumerate([(41.88, -87.63)] * 1500 + [(-17.71, 179.999)] * 300):
@@ -137,8 +137,12 @@ async def test_radius_ranked_by_sqlite_answers_exactly_as_the_shared_ranking(
             answers[ranks_in_sql] = [
                 await store.within_radius(*point, 400.0, filters=filters, page=page)
                 for point, filters, page in queries]
+            answers[ranks_in_sql] += [
+                await store.nearest(*point, limit=page.limit, offset=page.offset % 1000,
+                                    radius_m=radius, filters=filters)
+                for point, filters, page in queries for radius in (150.0, 50_000.0)]
         assert answers[True] == answers[False]
-        assert all(answer.total for answer in answers[True])
-        assert sum(len(answer.hits) for answer in answers[True]) > 500
+        assert all(answer.total for answer in answers[True][:len(queries)])
+        assert sum(len(answer.hits) for answer in answers[True]) > 1000
     finally:
         await store.aclose()

@@ -15,16 +15,14 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
-import numpy as np
-
 from catalog.geo import (
+    EARTH_RADIUS_M,
     MAX_RADIUS_M,
     Box,
     Circle,
     circle_boxes,
     cone_contains,
     haversine_m,
-    haversine_many,
     initial_bearing_deg,
 )
 from catalog.model import Camera, camera_from_parts, status_from
@@ -33,8 +31,6 @@ from catalog.shapes import GeoPolygon, GeoRoute
 
 FIRST_RADIUS_M = 400.0
 """Nearest-N starts looking this far out, then widens."""
-_VECTOR_FROM = 48
-"""Candidates from which distances are computed with numpy rather than one by one."""
 _NO_FILTERS = Filters()
 _DEFAULT_PAGE = Page()
 T = TypeVar("T")
@@ -102,21 +98,23 @@ def _unique(candidates: Iterable[Candidate], filters: Filters) -> list[Candidate
 
 def _rank(lat: float, lon: float, candidates: list[Candidate],
           radius_m: float) -> list[tuple[float, str, Candidate]]:
-    """(distance, id, candidate) within the radius, nearest first (ties by id)."""
-    ranked: list[tuple[float, str, Candidate]]
-    if len(candidates) < _VECTOR_FROM:
-        ranked = []
-        for c in candidates:
-            distance = haversine_m(lat, lon, c.lat, c.lon)
-            if distance <= radius_m:
-                ranked.append((distance, c.id, c))
-    else:
-        count = len(candidates)
-        distances = haversine_many(lat, lon,
-                                   np.fromiter((c.lat for c in candidates), float, count),
-                                   np.fromiter((c.lon for c in candidates), float, count))
-        ranked = [(float(distances[i]), candidates[i].id, candidates[i])
-                  for i in np.flatnonzero(distances <= radius_m)]
+    """(distance, id, candidate) within the radius, nearest first (ties by id).
+
+    The distances are :func:`catalog.geo.haversine_m`'s, operation for operation with the
+    query point's terms computed once: the same numbers on every engine (numpy's vectorised
+    sine differs from the C library's in the last bit now and then, which could swap two
+    cameras at the same distance), and the same as SQLite's own ranking."""
+    p1 = math.radians(lat)
+    cos_p1 = math.cos(p1)
+    two_r = 2.0 * EARTH_RADIUS_M
+    radians, sin, cos, asin, sqrt = math.radians, math.sin, math.cos, math.asin, math.sqrt
+    ranked: list[tuple[float, str, Candidate]] = []
+    for c in candidates:
+        p2 = radians(c.lat)
+        a = sin((p2 - p1) / 2.0) ** 2 + cos_p1 * cos(p2) * sin(radians(c.lon - lon) / 2.0) ** 2
+        distance = two_r * asin(min(1.0, sqrt(a)))
+        if distance <= radius_m:
+            ranked.append((distance, c.id, c))
     ranked.sort(key=lambda item: (item[0], item[1]))
     return ranked
 
@@ -132,6 +130,13 @@ def _point_hits(lat: float, lon: float, ranked: Sequence[tuple[float, str, Candi
         hits.append(Hit(camera, distance, initial_bearing_deg(lat, lon, camera.lat, camera.lon),
                         sees))
     return hits
+
+
+def decoded_point_hits(lat: float, lon: float,
+                       ranked: Sequence[tuple[float, str, Candidate]]) -> list[Hit]:
+    """Hits for ranked candidates that carry their stored document (``doc``)."""
+    return _point_hits(lat, lon, ranked, None,
+                       {item[1]: DECODED.camera(item[2]) for item in ranked})
 
 
 class SpatialSearch(ABC):
@@ -204,6 +209,7 @@ class SpatialSearch(ABC):
                 item[1]: DECODED.camera(item[2]) for item in ranked}))
         return _point_hits(lat, lon, ranked, seeing,
                            await self._materialize([item[2] for item in ranked]))
+
     async def nearest(
         self,
         lat: float,
@@ -215,18 +221,32 @@ class SpatialSearch(ABC):
         offset: int = 0,
     ) -> SearchResult:
         """The ``limit`` cameras closest to the point, no farther than ``radius_m``."""
+        return await self._nearest_page(lat, lon, limit, offset, radius_m, filters)
+
+    async def _nearest_page(
+        self, lat: float, lon: float, limit: int, offset: int, radius_m: float,
+        filters: Filters,
+    ) -> SearchResult:
+        """Nearest-N's answer. Engines that can rank inside their index override this."""
         want = offset + limit
         found = await self._nearest_candidates(lat, lon, want, radius_m, filters)
         ranked = _rank(lat, lon, _unique(found, filters), radius_m)
         return SearchResult(await self._point_hits(lat, lon, ranked[offset:want]))
 
+    async def _radius_page(
+        self, lat: float, lon: float, radius_m: float, filters: Filters, page: Page
+    ) -> SearchResult:
+        """One page of the cameras within ``radius_m``, nearest first, and how many there are.
+        Engines that can rank inside their index override this (same answer, less work)."""
+        ranked = await self._in_circle(lat, lon, radius_m, filters)
+        window = ranked[page.offset:page.offset + page.limit]
+        return SearchResult(await self._point_hits(lat, lon, window), len(ranked))
+
     async def within_radius(
         self, lat: float, lon: float, radius_m: float, *, filters: Filters = _NO_FILTERS,
         page: Page = _DEFAULT_PAGE,
     ) -> SearchResult:
-        ranked = await self._in_circle(lat, lon, radius_m, filters)
-        window = ranked[page.offset:page.offset + page.limit]
-        return SearchResult(await self._point_hits(lat, lon, window), len(ranked))
+        return await self._radius_page(lat, lon, radius_m, filters, page)
 
     async def can_see(
         self, lat: float, lon: float, *, near_m: float = 0.0, filters: Filters = _NO_FILTERS,

@@ -11,7 +11,9 @@ import pytest
 
 from catalog.errors import ImportConflict
 from catalog.model import Camera
+from catalog.query import Filters, Page
 from catalog.sqlite_store import SqliteCatalog
+from rtcc.config import SharingLevel
 
 
 def _registry(count: int, seed: int) -> list[Camera]:
@@ -99,5 +101,48 @@ async def test_searches_side_by_side_answer_as_one_at_a_time(tmp_path: Path) -> 
             kept = [h.camera.id for h in result.hits if not h.camera.id.startswith("x")]
             assert kept == expected[:len(kept)]
             assert len(result.hits) >= len(expected)
+    finally:
+        await store.aclose()
+
+
+async def test_queries_ranked_by_sqlite_answer_exactly_as_the_shared_ranking(
+    tmp_path: Path,
+) -> None:
+    """SQLite ranks, counts and pages radius and nearest-N queries itself (its own haversine
+    in SQL): the answer is the one the engine-neutral ranking gives, distance for distance, on
+    every page, with filters, across the antimeridian and past the last page; and without
+    SQLite's math functions the store falls back to the shared ranking."""
+    rng = random.Random(3)
+    cameras: list[Camera] = []
+    for i, (lat, lon) in enumerate([(41.88, -87.63)] * 1500 + [(-17.71, 179.999)] * 300):
+        cameras.append(Camera(
+            id=f"r{i:05d}", name=f"Camera {i}", lat=lat + rng.gauss(0, 0.003),
+            lon=(lon + rng.gauss(0, 0.004) + 180.0) % 360.0 - 180.0,
+            heading=rng.uniform(0, 360), fov=rng.choice([60.0, 360.0]),
+            range_m=rng.choice([30.0, 200.0]),
+            sharing=rng.choice(list(SharingLevel))))
+    store = await SqliteCatalog.open(tmp_path / "catalog.sqlite3")
+    try:
+        assert store.ranks_in_sql  # this SQLite has its math functions
+        await store.import_cameras(cameras)
+        live = Filters(sharing=frozenset({SharingLevel.LIVE_ALWAYS}))
+        queries = [(point, filters, page)
+                   for point in ((41.88, -87.63), (41.881, -87.628), (-17.71, 179.9995),
+                                 (-17.71, -179.999))
+                   for filters in (Filters(), live)
+                   for page in (Page(), Page(offset=30, limit=7), Page(offset=100_000))]
+        answers = {}
+        for ranks_in_sql in (True, False):  # False: as a SQLite without its math functions
+            store.ranks_in_sql = ranks_in_sql
+            answers[ranks_in_sql] = [
+                await store.within_radius(*point, 400.0, filters=filters, page=page)
+                for point, filters, page in queries]
+            answers[ranks_in_sql] += [
+                await store.nearest(*point, limit=page.limit, offset=page.offset % 1000,
+                                    radius_m=radius, filters=filters)
+                for point, filters, page in queries for radius in (150.0, 50_000.0)]
+        assert answers[True] == answers[False]
+        assert all(answer.total for answer in answers[True][:len(queries)])
+        assert sum(len(answer.hits) for answer in answers[True]) > 1000
     finally:
         await store.aclose()

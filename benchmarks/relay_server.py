@@ -251,11 +251,18 @@ async def serve(args: argparse.Namespace) -> None:
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    if args.variant == "rtcc":
-        heap.settle_after_start()  # as `rtcc serve` does once it listens
+    release: asyncio.Task[None] | None = None
+    if args.variant == "rtcc":  # as `rtcc serve` does once it listens
+        heap.settle_after_start()
+        release = asyncio.get_running_loop().create_task(heap.release_periodically(),
+                                                         name="bench:heap-release")
     print(f"READY {runner.addresses[0][1]}", flush=True)
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, sys.stdin.read)
+    if release is not None:
+        release.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await release
     await runner.cleanup()
 
 

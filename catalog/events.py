@@ -14,6 +14,7 @@ instead of trusting that it heard every change.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import json
@@ -160,7 +161,7 @@ class LocalBus:
         return None
 
 
-class _SharedBus:
+class _SharedBus(abc.ABC):
     """What the Redis and PostgreSQL buses share: a listening task started on entry (waited for
     briefly), warnings at most every 30 s, the task stopped on exit."""
 
@@ -179,8 +180,9 @@ class _SharedBus:
             self._last_warning = now
             log.warning(message, *args)
 
+    @abc.abstractmethod
     async def _listen(self) -> None:
-        raise NotImplementedError
+        """Receive the engine's notifications until cancelled (each engine its own way)."""
 
     async def _start(self) -> None:
         self._tasks = TaskSupervisor("catalog-events")

@@ -62,12 +62,13 @@ from relay.whep import (
     WARNING_HEADER,
     _add_ice_links,
     _claim,
-    _close_grant,
     _cors,
     _error,
     _failure_reason,
     _http_error,
     _read_offer,
+    abandon_view,
+    enforce_grant,
     subscribe_view,
     whep_options,
 )
@@ -77,7 +78,6 @@ from rtcc.appkeys import (
     HUB,
     INCIDENTS,
     MEDIA_ACCESS,
-    VIEW_ENFORCEMENT,
     clock_of,
 )
 from rtcc.consent import decide
@@ -505,20 +505,9 @@ async def _bind(request: web.Request, registry: RelaySessions, link: WallLink, c
         link.view = session
         link.binds += 1
         session.start()
-        enforcement = request.config_dict.get(VIEW_ENFORCEMENT)
-        if enforcement is not None:  # ends the view as soon as it is no longer allowed
-            enforcement.attach(grant, session.aclose)
-    except BaseException as exc:
-        reason = _failure_reason(exc)
-        if session is not None:
-            await session.aclose(reason)
-        else:
-            if subscription is not None:
-                subscription.close(reason)
-            await _close_grant(request, grant, reason)
-        if not isinstance(exc, Exception):
-            raise
-        raise _http_error(request, exc) from None
+        enforce_grant(request, grant, session)
+    except BaseException as exc:  # noqa: BLE001 -- undone, then raised again by abandon_view
+        await abandon_view(request, grant, session, subscription, exc)
     log.info("wall link %s (%s, %s) shows %s/%s", link.name, grant.user, grant.role,
              camera_id, stream.key.profile)
     mark("answered")

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
+from typing import NoReturn
 
 from aiohttp import web
 
@@ -245,20 +246,9 @@ async def _open(request: web.Request, registry: RelaySessions, camera_id: str, r
             raise SourceUnavailable("the relay is shutting down or full")
         registry.add(session)
         session.start()
-        enforcement = request.config_dict.get(VIEW_ENFORCEMENT)
-        if enforcement is not None:  # ends the view as soon as it is no longer allowed
-            enforcement.attach(grant, session.aclose)
-    except BaseException as exc:
-        reason = _failure_reason(exc)
-        if session is not None:
-            await session.aclose(reason)
-        else:
-            if subscription is not None:
-                subscription.close(reason)
-            await _close_grant(request, grant, reason)
-        if not isinstance(exc, Exception):
-            raise
-        raise _http_error(request, exc) from None
+        enforce_grant(request, grant, session)
+    except BaseException as exc:  # noqa: BLE001 -- undone, then raised again by abandon_view
+        await abandon_view(request, grant, session, subscription, exc)
     log.info("viewer %s (%s, %s) watches %s/%s", session.name, grant.user, grant.role,
              camera_id, profile)
     headers = {"Location": f"/whep/{camera_id}/{session_id}"}
@@ -277,6 +267,29 @@ def _add_ice_links(response: web.Response, settings: RelaySettings, user: str) -
         response.headers.add("Link", value)
     if any(server.credential for server in servers):
         response.headers["Cache-Control"] = "no-store"  # a credential for this caller alone
+
+
+def enforce_grant(request: web.Request, grant: ViewGrant, session: ViewerSession) -> None:
+    """Have the view's grant re-checked while it runs: the view ends once it is not allowed."""
+    enforcement = request.config_dict.get(VIEW_ENFORCEMENT)
+    if enforcement is not None:
+        enforcement.attach(grant, session.aclose)
+
+
+async def abandon_view(request: web.Request, grant: ViewGrant, session: ViewerSession | None,
+                       subscription: Subscription | None, exc: BaseException) -> NoReturn:
+    """Undo a view that failed to start (its session, or its subscription and grant) and raise
+    the HTTP error that says why; a cancellation goes on as it came."""
+    reason = _failure_reason(exc)
+    if session is not None:
+        await session.aclose(reason)
+    else:
+        if subscription is not None:
+            subscription.close(reason)
+        await _close_grant(request, grant, reason)
+    if not isinstance(exc, Exception):
+        raise exc
+    raise _http_error(request, exc) from None
 
 
 def _failure_reason(exc: BaseException) -> str:
